@@ -1,0 +1,3 @@
+from summitline.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The pure core: plan, policy, call state machine, record. No I/O, no event loop."""

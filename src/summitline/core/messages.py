@@ -1,0 +1,178 @@
+"""Signaling messages: JSON objects with a ``type``, validated on arrival.
+
+``parse_client`` turns raw text from an endpoint into a message or a
+``RemoteProtocolError`` with a stable code; it never lets a pydantic error reach the
+peer. The JSON Schema of both directions is exported for other clients
+(``summitline schema``). docs/protocol.md describes every message.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+PROTOCOL_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+# An SDP offer of aiortc or Chromium with audio and video is 3-8 KiB; 64 KiB leaves room
+# for many candidates and still stops a peer from making the server buffer megabytes.
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_SDP_CHARS = 60 * 1024
+
+Fingerprint = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Generation = Annotated[int, Field(ge=1, le=2**31)]
+Signature = Annotated[str, Field(min_length=80, max_length=100)]
+
+
+class RemoteProtocolError(Exception):
+    """The peer broke the protocol. ``code`` goes on the wire; the text explains it."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- endpoint -> server -------------------------------------------------------------------
+class Hello(_Message):
+    type: Literal["hello"] = "hello"
+    version: int
+    call: Annotated[str, Field(min_length=1, max_length=120)]
+    device: Fingerprint
+    nonce: Annotated[str, Field(min_length=16, max_length=64)]
+    signature: Signature
+
+
+class Offer(_Message):
+    type: Literal["offer"] = "offer"
+    to: Fingerprint
+    generation: Generation
+    sdp: Annotated[str, Field(max_length=MAX_SDP_CHARS)]
+    signature: Signature
+
+
+class Answer(_Message):
+    type: Literal["answer"] = "answer"
+    to: Fingerprint
+    generation: Generation
+    sdp: Annotated[str, Field(max_length=MAX_SDP_CHARS)]
+    signature: Signature
+
+
+class Candidate(_Message):
+    type: Literal["candidate"] = "candidate"
+    to: Fingerprint
+    generation: Generation
+    candidate: Annotated[str, Field(max_length=1024)] | None
+    sdp_mid: Annotated[str, Field(max_length=64)] | None = None
+    sdp_mline_index: Annotated[int, Field(ge=0, le=64)] | None = None
+
+
+class Bye(_Message):
+    type: Literal["bye"] = "bye"
+    to: Fingerprint
+    generation: Generation
+
+
+class Ping(_Message):
+    type: Literal["ping"] = "ping"
+    id: Annotated[int, Field(ge=0)] = 0
+
+
+ClientMessage = Annotated[Hello | Offer | Answer | Candidate | Bye | Ping,
+                          Field(discriminator="type")]
+CLIENT_TYPES = ("hello", "offer", "answer", "candidate", "bye", "ping")
+_client = TypeAdapter(ClientMessage)
+
+
+def parse_client(raw: str | bytes) -> Hello | Offer | Answer | Candidate | Bye | Ping:
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise RemoteProtocolError("too-big", f"message over {MAX_MESSAGE_BYTES} bytes")
+    try:
+        obj = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise RemoteProtocolError("malformed", "message is not valid JSON") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
+        raise RemoteProtocolError("malformed", "message must be a JSON object with a 'type'")
+    if obj["type"] not in CLIENT_TYPES:
+        raise RemoteProtocolError("unknown-type", f"unknown message type {obj['type'][:40]!r}")
+    try:
+        return _client.validate_python(obj)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"][1:]) or "message"
+        raise RemoteProtocolError("invalid", f"{obj['type']}: {where}: {first['msg']}") from None
+
+
+# -- server -> endpoint -------------------------------------------------------------------
+class Challenge(_Message):
+    type: Literal["challenge"] = "challenge"
+    versions: list[int]
+    nonce: str
+
+
+class PeerInfo(_Message):
+    device: Fingerprint
+    generation: int
+
+
+class Welcome(_Message):
+    type: Literal["welcome"] = "welcome"
+    you: Fingerprint
+    signed_plan: dict[str, Any]
+    phase: str
+    peers: list[PeerInfo]
+    press_deadline_ms: int | None
+
+
+class PeerJoined(_Message):
+    type: Literal["peer-joined"] = "peer-joined"
+    device: Fingerprint
+
+
+class PeerLeft(_Message):
+    type: Literal["peer-left"] = "peer-left"
+    device: Fingerprint
+
+
+class PhaseChanged(_Message):
+    type: Literal["phase"] = "phase"
+    phase: str
+    press_deadline_ms: int | None
+
+
+class ErrorMessage(_Message):
+    type: Literal["error"] = "error"
+    code: str
+    message: str
+    fatal: bool
+    ref: str | None = None  # the type of the message that caused it
+
+
+class Pong(_Message):
+    type: Literal["pong"] = "pong"
+    id: int
+
+
+def relayed(msg: Offer | Answer | Candidate | Bye, sender: str) -> dict[str, Any]:
+    """A signaling message as the receiver gets it: ``to`` replaced by ``from``."""
+    out = msg.model_dump()
+    del out["to"]
+    out["from"] = sender
+    return out
+
+
+ServerMessage = Annotated[Challenge | Welcome | PeerJoined | PeerLeft | PhaseChanged
+                          | ErrorMessage | Pong, Field(discriminator="type")]
+
+
+def json_schema() -> dict[str, Any]:
+    return {
+        "client_to_server": _client.json_schema(),
+        "server_to_client": TypeAdapter(ServerMessage).json_schema(),
+        "relayed": "offer, answer, candidate and bye arrive with 'from' in place of 'to'",
+    }

@@ -1,0 +1,229 @@
+"""The call plan: who takes part, in which role, and what the press may see.
+
+A plan is plain data. It becomes binding when both delegations of its link have
+signed its hash (``SignedPlan.verify``). Every endpoint verifies it and enforces it;
+the server enforces it too, as a second wall.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from summitline.core.roles import Role
+from summitline.crypto import statements
+from summitline.crypto.encoding import digest
+from summitline.crypto.keys import PublicKey, SignatureError, short_fingerprint
+
+PLAN_VERSION = 1
+# A bilateral call: the format the reports describe. Briefings (more delegations)
+# are a later issue and will raise this with their own plan kind.
+DELEGATIONS_PER_CALL = 2
+# A plan is a list a person reviews before signing: keep it reviewable.
+MAX_PARTICIPANTS = 64
+MAX_PRESS_WINDOW_S = 3600
+MAX_NAME = 120
+
+
+class PlanError(ValueError):
+    """The plan is malformed or its signatures do not hold. The message says what."""
+
+
+@dataclass(frozen=True)
+class Delegation:
+    id: str  # fingerprint of the delegation key
+    name: str
+    key: PublicKey
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "key": self.key.b64u}
+
+
+@dataclass(frozen=True)
+class Participant:
+    device: str  # fingerprint of the device key
+    key: PublicKey
+    delegation: str
+    role: Role
+    name: str
+    language: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"device": self.device, "key": self.key.b64u, "delegation": self.delegation,
+                "role": str(self.role), "name": self.name, "language": self.language}
+
+
+def _text(obj: dict[str, Any], field: str, limit: int = MAX_NAME) -> str:
+    value = obj.get(field)
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise PlanError(f"'{field}' must be a non-empty string of at most {limit} characters")
+    return value
+
+
+def _key(obj: dict[str, Any], field: str) -> PublicKey:
+    try:
+        return PublicKey.from_b64u(_text(obj, field, 200))
+    except SignatureError as exc:
+        raise PlanError(f"'{field}': {exc}") from exc
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    call: str
+    link: str
+    title: str
+    delegations: tuple[Delegation, ...]
+    participants: tuple[Participant, ...]
+    press_window_s: int = 0
+    interpreter_video: bool = False
+
+    # -- reading -------------------------------------------------------------------------
+    @classmethod
+    def from_json(cls, obj: Any) -> CallPlan:
+        if not isinstance(obj, dict):
+            raise PlanError("a plan is a JSON object")
+        if obj.get("version") != PLAN_VERSION:
+            raise PlanError(f"unsupported plan version {obj.get('version')!r}; "
+                            f"this build reads version {PLAN_VERSION}")
+        delegations = tuple(_delegation(d) for d in _list(obj, "delegations"))
+        participants = tuple(_participant(p) for p in _list(obj, "participants"))
+        window = obj.get("press_window_s", 0)
+        if type(window) is not int or not 0 <= window <= MAX_PRESS_WINDOW_S:
+            raise PlanError(f"'press_window_s' must be an integer 0..{MAX_PRESS_WINDOW_S}")
+        video = obj.get("interpreter_video", False)
+        if not isinstance(video, bool):
+            raise PlanError("'interpreter_video' must be true or false")
+        plan = cls(call=_text(obj, "call"), link=_text(obj, "link"), title=_text(obj, "title"),
+                   delegations=delegations, participants=participants,
+                   press_window_s=window, interpreter_video=video)
+        plan.check()
+        return plan
+
+    def check(self) -> None:
+        """Raise PlanError if the plan is not a well-formed bilateral plan."""
+        if len(self.delegations) != DELEGATIONS_PER_CALL:
+            raise PlanError(f"a bilateral plan names exactly {DELEGATIONS_PER_CALL} delegations")
+        ids = {d.id for d in self.delegations}
+        if len(ids) != DELEGATIONS_PER_CALL:
+            raise PlanError("the two delegations must be different")
+        for d in self.delegations:
+            if d.key.fingerprint != d.id:
+                raise PlanError(f"delegation {d.name!r}: id is not the fingerprint of its key")
+        if not 0 < len(self.participants) <= MAX_PARTICIPANTS:
+            raise PlanError(f"a plan lists 1..{MAX_PARTICIPANTS} participants")
+        devices = Counter(p.device for p in self.participants)
+        if any(n > 1 for n in devices.values()):
+            raise PlanError("a device appears more than once in the plan")
+        for p in self.participants:
+            if p.key.fingerprint != p.device:
+                raise PlanError(f"participant {p.name!r}: device is not the fingerprint of its key")
+            if p.delegation not in ids:
+                raise PlanError(f"participant {p.name!r} belongs to no delegation of this plan")
+            if p.role is Role.PRESS:
+                raise PlanError("press are not plan participants; they get viewer tokens")
+        for d in self.delegations:
+            if not any(p.role is Role.PRINCIPAL and p.delegation == d.id for p in self.participants):
+                raise PlanError(f"delegation {d.name!r} has no principal in the plan")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": PLAN_VERSION, "call": self.call, "link": self.link, "title": self.title,
+            "delegations": [d.to_json() for d in self.delegations],
+            "participants": [p.to_json() for p in self.participants],
+            "press_window_s": self.press_window_s, "interpreter_video": self.interpreter_video,
+        }
+
+    @property
+    def hash(self) -> str:
+        return digest(self.to_json())
+
+    # -- looking up ----------------------------------------------------------------------
+    def participant(self, device: str) -> Participant | None:
+        return next((p for p in self.participants if p.device == device), None)
+
+    def delegation(self, delegation_id: str) -> Delegation | None:
+        return next((d for d in self.delegations if d.id == delegation_id), None)
+
+    def delegation_of(self, device: str) -> Delegation | None:
+        p = self.participant(device)
+        return self.delegation(p.delegation) if p else None
+
+    def label(self, device: str) -> str:
+        p = self.participant(device)
+        return f"{p.name} ({p.role})" if p else f"unknown device {short_fingerprint(device)}"
+
+
+def _list(obj: dict[str, Any], field: str) -> list[dict[str, Any]]:
+    value = obj.get(field)
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise PlanError(f"'{field}' must be a list of objects")
+    return value
+
+
+def _delegation(obj: dict[str, Any]) -> Delegation:
+    return Delegation(id=_text(obj, "id", 64), name=_text(obj, "name"), key=_key(obj, "key"))
+
+
+def _participant(obj: dict[str, Any]) -> Participant:
+    role = obj.get("role")
+    if role not in {str(r) for r in Role}:
+        raise PlanError(f"unknown role {role!r}; roles are {', '.join(Role)}")
+    return Participant(device=_text(obj, "device", 64), key=_key(obj, "key"),
+                       delegation=_text(obj, "delegation", 64), role=Role(role),
+                       name=_text(obj, "name"), language=_text(obj, "language", 16))
+
+
+@dataclass(frozen=True)
+class SignedPlan:
+    """A plan and its delegation signatures, keyed by delegation id."""
+
+    plan: CallPlan
+    signatures: dict[str, str]
+
+    @classmethod
+    def from_json(cls, obj: Any) -> SignedPlan:
+        if not isinstance(obj, dict):
+            raise PlanError("a signed plan is a JSON object with 'plan' and 'signatures'")
+        sigs = obj.get("signatures", {})
+        if not isinstance(sigs, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in sigs.items()
+        ):
+            raise PlanError("'signatures' must map delegation ids to signatures")
+        return cls(CallPlan.from_json(obj.get("plan")), dict(sigs))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"plan": self.plan.to_json(), "signatures": dict(self.signatures)}
+
+    def missing(self) -> list[Delegation]:
+        return [d for d in self.plan.delegations if d.id not in self.signatures]
+
+    def verify(self, pinned: dict[str, PublicKey] | None = None) -> None:
+        """Raise PlanError unless both delegations signed this exact plan.
+
+        ``pinned`` maps delegation ids to the keys this endpoint pinned at link time;
+        when given, the plan's delegation keys must be exactly those.
+        """
+        for d in self.plan.delegations:
+            if pinned is not None and pinned.get(d.id) != d.key:
+                raise PlanError(f"delegation {d.name!r} in the plan is not the pinned key "
+                                f"{short_fingerprint(d.id)}: refusing the plan")
+            sig = self.signatures.get(d.id)
+            if sig is None:
+                raise PlanError(f"the plan is not signed by {d.name!r}; "
+                                "both delegations must sign it")
+            try:
+                d.key.verify(statements.plan(self.plan.hash), sig)
+            except SignatureError as exc:
+                raise PlanError(f"the signature of {d.name!r} on the plan is invalid") from exc
+        extra = set(self.signatures) - {d.id for d in self.plan.delegations}
+        if extra:
+            raise PlanError("the plan carries signatures of delegations it does not name")
+
+    @property
+    def complete(self) -> bool:
+        try:
+            self.verify()
+        except PlanError:
+            return False
+        return True

@@ -1,0 +1,178 @@
+"""The record of a call: a hash chain of events, and the export that verifies offline.
+
+Each entry holds ``seq`` (0, 1, 2, ...), ``at`` (ms since the epoch), ``kind``,
+``data`` and ``prev`` (the hash of the entry before; 64 zeros for the first). Its
+``hash`` is the SHA-256 of its canonical JSON without the hash. Changing, removing or
+reordering any entry breaks the chain at that entry, and ``verify_export`` names it.
+At the end each delegation signs the head (call, plan hash, last seq, last hash).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from summitline.core import call as c
+from summitline.core.plan import PlanError, SignedPlan
+from summitline.crypto import statements
+from summitline.crypto.encoding import canonical, digest
+from summitline.crypto.keys import SignatureError
+
+GENESIS = "0" * 64
+EXPORT_FORMAT = "summitline-record/1"
+
+
+class RecordError(ValueError):
+    """The record does not verify. The message names the entry and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    at: int
+    kind: str
+    data: dict[str, Any]
+    prev: str
+    hash: str
+
+    @classmethod
+    def make(cls, prev: Entry | None, at_ms: int, kind: str, data: dict[str, Any]) -> Entry:
+        seq, prev_hash = (0, GENESIS) if prev is None else (prev.seq + 1, prev.hash)
+        body = {"seq": seq, "at": at_ms, "kind": kind, "data": data, "prev": prev_hash}
+        return cls(seq, at_ms, kind, data, prev_hash, digest(body))
+
+    def body(self) -> dict[str, Any]:
+        return {"seq": self.seq, "at": self.at, "kind": self.kind, "data": self.data,
+                "prev": self.prev}
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.body(), "hash": self.hash}
+
+
+# Record kinds that change the call state, and how to turn them back into core events.
+def to_event(entry: Entry) -> c.Event | None:
+    d = entry.data
+    match entry.kind:
+        case "call.started":
+            return c.Start(entry.at)
+        case "doors.closed":
+            return c.CloseDoors(entry.at)
+        case "call.ended":
+            return c.End(entry.at)
+        case "endpoint.joined":
+            return c.Join(d["device"])
+        case "endpoint.left":
+            return c.Leave(d["device"])
+        case "server.restarted":
+            return c.Reset()
+        case "signal.offer":
+            return c.Offer(d["from"], d["to"], d["generation"])
+        case "signal.answer":
+            return c.Answer(d["from"], d["to"], d["generation"])
+    return None
+
+
+def replay(signed: SignedPlan, entries: list[Entry]) -> c.Call:
+    """The call state the entries lead to. Entries were legal when recorded."""
+    state = c.Call(signed.plan)
+    for entry in entries:
+        event = to_event(entry)
+        if event is not None:
+            state = state.apply(event)
+    return state
+
+
+def summary(entries: list[Entry]) -> dict[str, Any]:
+    """Start, end and duration as the record shows them (ms; None where not yet)."""
+    start = next((e.at for e in entries if e.kind == "call.started"), None)
+    end = next((e.at for e in entries if e.kind == "call.ended"), None)
+    duration = end - start if start is not None and end is not None else None
+    return {"started_ms": start, "ended_ms": end, "duration_ms": duration,
+            "events": len(entries)}
+
+
+# -- export and offline verification ---------------------------------------------------
+def export(signed: SignedPlan, entries: list[Entry], signatures: dict[str, str]) -> bytes:
+    """The exported record: canonical JSON, so that any changed byte is detected."""
+    doc = {
+        "format": EXPORT_FORMAT,
+        "signed_plan": signed.to_json(),
+        "entries": [e.to_json() for e in entries],
+        "head_signatures": signatures,
+    }
+    return canonical(doc) + b"\n"
+
+
+@dataclass(frozen=True)
+class VerifiedRecord:
+    signed: SignedPlan
+    entries: list[Entry]
+    signers: list[str]  # delegation names that signed the head
+
+
+def verify_export(raw: bytes) -> VerifiedRecord:
+    """Check an exported record offline. Raise RecordError naming the first fault."""
+    import json
+
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(f"the file is not valid JSON ({exc}); it was damaged or edited")
+    if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
+        raise RecordError(f"not a summitline record (expected format {EXPORT_FORMAT!r})")
+    if canonical(doc) + b"\n" != raw:
+        raise RecordError("the file is not in the canonical form it was exported in: "
+                          "its bytes were edited (even whitespace counts)")
+    try:
+        signed = SignedPlan.from_json(doc.get("signed_plan"))
+        signed.verify()
+    except PlanError as exc:
+        raise RecordError(f"the call plan does not verify: {exc}") from exc
+    entries = check_chain(doc.get("entries"))
+    signers = _check_head(signed, entries, doc.get("head_signatures"))
+    return VerifiedRecord(signed, entries, signers)
+
+
+def check_chain(raw_entries: Any) -> list[Entry]:
+    if not isinstance(raw_entries, list) or not raw_entries:
+        raise RecordError("the record has no entries")
+    entries: list[Entry] = []
+    prev = GENESIS
+    for i, obj in enumerate(raw_entries):
+        where = f"entry {i}"
+        if not isinstance(obj, dict) or set(obj) != {"seq", "at", "kind", "data", "prev", "hash"}:
+            raise RecordError(f"{where}: malformed (fields seq, at, kind, data, prev, hash)")
+        where = f"entry {i} ({obj['kind']!r})"
+        e = Entry(obj["seq"], obj["at"], obj["kind"], obj["data"], obj["prev"], obj["hash"])
+        if e.seq != i:
+            raise RecordError(f"{where}: has seq {e.seq} where {i} belongs: an entry was "
+                              "removed, inserted or moved before it")
+        if e.prev != prev:
+            raise RecordError(f"{where}: does not follow the entry before it: an entry was "
+                              "removed, changed or reordered")
+        if digest(e.body()) != e.hash:
+            raise RecordError(f"{where}: its content does not match its hash: it was changed")
+        entries.append(e)
+        prev = e.hash
+    return entries
+
+
+def _check_head(signed: SignedPlan, entries: list[Entry], sigs: Any) -> list[str]:
+    if not isinstance(sigs, dict):
+        raise RecordError("'head_signatures' must map delegation ids to signatures")
+    plan = signed.plan
+    head = entries[-1]
+    statement = statements.record_head(plan.call, plan.hash, head.seq, head.hash)
+    signers = []
+    for d in plan.delegations:
+        sig = sigs.get(d.id)
+        if sig is None:
+            raise RecordError(f"the head of the record is not signed by {d.name!r}")
+        try:
+            d.key.verify(statement, sig)
+        except SignatureError as exc:
+            raise RecordError(f"the signature of {d.name!r} on the record's head does not "
+                              f"verify: the record was changed after it was signed, or "
+                              f"truncated") from exc
+        signers.append(d.name)
+    return signers

@@ -1,0 +1,1 @@
+"""Keys, signatures and the keystore: everything that touches private key material."""
