@@ -1,0 +1,326 @@
+"""The REST API: delegations, links, plans (submit, co-sign), calls and records.
+
+Nothing here is taken on the server's word: every request that changes something
+carries a signature by the delegation key it speaks for, and the server checks it.
+(The endpoints check the same signatures again; the server is only a second wall.)
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from summitline.core import call as c
+from summitline.core.plan import PlanError, SignedPlan
+from summitline.core.record import export, summary
+from summitline.crypto import statements
+from summitline.crypto.keys import PublicKey, SignatureError, short_fingerprint
+from summitline.server.hub import Hub
+from summitline.server.room import CallRoom
+from summitline.store import StoreError
+
+# A signed control request is accepted this long after it was made (clock skew and
+# transit); within that time its signature can be used once.
+CONTROL_FRESHNESS_MS = 120_000
+
+Name = Annotated[str, Field(min_length=1, max_length=120)]
+Id = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Sig = Annotated[str, Field(min_length=80, max_length=100)]
+KeyText = Annotated[str, Field(min_length=80, max_length=100)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DelegationIn(_Body):
+    name: Name
+    key: KeyText
+    signature: Sig
+
+
+class LinkIn(_Body):
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,120}$")]
+    proposer: Id
+    acceptor: Id
+    signature: Sig
+
+
+class LinkAccept(_Body):
+    signature: Sig
+
+
+class PlanIn(_Body):
+    plan: dict[str, Any]
+    signatures: dict[str, str]
+
+
+class PlanSignature(_Body):
+    delegation: Id
+    signature: Sig
+
+
+class Control(_Body):
+    action: Literal["start", "close-doors", "end"]
+    delegation: Id
+    at: int
+    signature: Sig
+
+
+class HeadSignature(_Body):
+    delegation: Id
+    seq: int
+    signature: Sig
+
+
+def _bad(status: int, message: str) -> HTTPException:
+    return HTTPException(status_code=status, detail=message)
+
+
+def _verify(key: PublicKey, statement: dict[str, Any], sig: str, what: str) -> None:
+    try:
+        key.verify(statement, sig)
+    except SignatureError:
+        raise _bad(403, f"the signature on {what} does not verify") from None
+
+
+def router() -> APIRouter:  # noqa: C901 - a list of small routes, read top to bottom
+    r = APIRouter(prefix="/api")
+
+    def hub(request: Request) -> Hub:
+        h: Hub = request.app.state.hub
+        return h
+
+    async def delegation_key(h: Hub, id: str) -> tuple[str, PublicKey]:
+        row = await h.store.delegation(id)
+        if row is None:
+            raise _bad(404, f"no delegation {short_fingerprint(id)} on this server")
+        return row["name"], PublicKey.from_b64u(row["key"])
+
+    async def room_of(h: Hub, call: str) -> CallRoom:
+        room = await h.room(call)
+        if room is None:
+            raise _bad(404, f"no call {call!r} on this server")
+        return room
+
+    # -- delegations ---------------------------------------------------------------------
+    @r.post("/delegations", status_code=201)
+    async def add_delegation(body: DelegationIn, request: Request) -> dict[str, Any]:
+        """Register a delegation key. The signature proves possession of the private key."""
+        try:
+            key = PublicKey.from_b64u(body.key)
+        except SignatureError as exc:
+            raise _bad(422, str(exc)) from None
+        _verify(key, statements.register(body.name, body.key), body.signature, "registration")
+        h = hub(request)
+        try:
+            await h.store.add_delegation(key.fingerprint, body.name, body.key, h.clock())
+        except StoreError as exc:
+            raise _bad(409, str(exc)) from None
+        return {"id": key.fingerprint, "name": body.name, "key": body.key,
+                "short_fingerprint": short_fingerprint(key.fingerprint)}
+
+    @r.get("/delegations/{id}")
+    async def get_delegation(id: str, request: Request) -> dict[str, Any]:
+        name, key = await delegation_key(hub(request), id)
+        return {"id": id, "name": name, "key": key.b64u,
+                "short_fingerprint": short_fingerprint(id)}
+
+    # -- links ---------------------------------------------------------------------------
+    @r.post("/links", status_code=201)
+    async def propose_link(body: LinkIn, request: Request) -> dict[str, Any]:
+        """Propose a link to another delegation, signed by the proposer."""
+        h = hub(request)
+        if body.proposer == body.acceptor:
+            raise _bad(422, "a link joins two different delegations")
+        _, key = await delegation_key(h, body.proposer)
+        await delegation_key(h, body.acceptor)
+        _verify(key, statements.link(body.id, [body.proposer, body.acceptor]), body.signature,
+                "the link proposal")
+        try:
+            await h.store.add_link(body.id, body.proposer, body.acceptor, body.signature,
+                                   h.clock())
+        except StoreError as exc:
+            raise _bad(409, str(exc)) from None
+        return await get_link(body.id, request)
+
+    @r.post("/links/{id}/accept")
+    async def accept_link(id: str, body: LinkAccept, request: Request) -> dict[str, Any]:
+        """Accept a proposed link, signed by the other delegation (after checking the
+        proposer's short fingerprint out of band)."""
+        h = hub(request)
+        row = await h.store.link(id)
+        if row is None:
+            raise _bad(404, f"no link {id!r}")
+        _, key = await delegation_key(h, row["acceptor"])
+        _verify(key, statements.link(id, [row["proposer"], row["acceptor"]]), body.signature,
+                "the link acceptance")
+        await h.store.accept_link(id, body.signature)
+        return await get_link(id, request)
+
+    @r.get("/links/{id}")
+    async def get_link(id: str, request: Request) -> dict[str, Any]:
+        h = hub(request)
+        row = await h.store.link(id)
+        if row is None:
+            raise _bad(404, f"no link {id!r}")
+        delegations = []
+        for role in ("proposer", "acceptor"):
+            name, key = await delegation_key(h, row[role])
+            delegations.append({"id": row[role], "name": name, "key": key.b64u,
+                                "short_fingerprint": short_fingerprint(row[role])})
+        return {"id": id, "delegations": delegations,
+                "state": "established" if row["acceptor_signature"] else "proposed",
+                "signatures": {row["proposer"]: row["proposer_signature"],
+                               row["acceptor"]: row["acceptor_signature"]}}
+
+    # -- plans ---------------------------------------------------------------------------
+    @r.post("/plans", status_code=201)
+    async def submit_plan(body: PlanIn, request: Request) -> dict[str, Any]:
+        """Submit a call plan with at least one delegation's signature."""
+        h = hub(request)
+        try:
+            signed = SignedPlan.from_json(body.model_dump())
+        except PlanError as exc:
+            raise _bad(422, f"invalid plan: {exc}") from None
+        plan = signed.plan
+        link = await get_link(plan.link, request)
+        if link["state"] != "established":
+            raise _bad(409, "the link is not yet accepted by both delegations")
+        pinned = {d["id"]: d["key"] for d in link["delegations"]}
+        if {d.id: d.key.b64u for d in plan.delegations} != pinned:
+            raise _bad(422, "the plan's delegations are not the two delegations of its link")
+        if not signed.signatures:
+            raise _bad(422, "a plan is submitted with its proposer's signature")
+        for delegation, sig in signed.signatures.items():
+            d = plan.delegation(delegation)
+            if d is None:
+                raise _bad(422, "a signature is by a delegation the plan does not name")
+            _verify(d.key, statements.plan(plan.hash), sig, f"the plan by {d.name}")
+        try:
+            await h.store.add_plan(signed, h.clock())
+        except StoreError as exc:
+            raise _bad(409, str(exc)) from None
+        room = await room_of(h, plan.call)
+        await room.record("plan.submitted", {"plan": plan.hash,
+                                             "signed_by": sorted(signed.signatures)})
+        return _plan_view(room.signed)
+
+    @r.post("/plans/{plan_hash}/signatures")
+    async def cosign_plan(plan_hash: str, body: PlanSignature,
+                          request: Request) -> dict[str, Any]:
+        """Add a delegation's signature to a submitted plan."""
+        h = hub(request)
+        signed = await h.store.plan(plan_hash)
+        if signed is None:
+            raise _bad(404, "no such plan")
+        d = signed.plan.delegation(body.delegation)
+        if d is None:
+            raise _bad(422, "that delegation is not part of this plan")
+        _verify(d.key, statements.plan(plan_hash), body.signature, f"the plan by {d.name}")
+        try:
+            await h.store.add_plan_signature(plan_hash, body.delegation, body.signature)
+        except StoreError as exc:
+            raise _bad(409, str(exc)) from None
+        h.forget(signed.plan.call)  # reload with the new signature
+        room = await room_of(h, signed.plan.call)
+        await room.record("plan.signed", {"plan": plan_hash, "delegation": body.delegation})
+        return _plan_view(room.signed)
+
+    @r.get("/plans/{plan_hash}")
+    async def get_plan(plan_hash: str, request: Request) -> dict[str, Any]:
+        signed = await hub(request).store.plan(plan_hash)
+        if signed is None:
+            raise _bad(404, "no such plan")
+        return _plan_view(signed)
+
+    # -- calls ---------------------------------------------------------------------------
+    @r.get("/calls/{call}")
+    async def get_call(call: str, request: Request) -> dict[str, Any]:
+        room = await room_of(hub(request), call)
+        entries = await room.store.entries(call)
+        plan = room.signed.plan
+        return {"call": call, "title": plan.title, "plan": plan.hash,
+                "phase": str(room.state.phase), "press_deadline_ms": room.state.press_deadline_ms,
+                "connected": [{"device": d, "label": plan.label(d)}
+                              for d in sorted(room.state.admitted)],
+                **summary(entries)}
+
+    @r.post("/calls/{call}/control")
+    async def control(call: str, body: Control, request: Request) -> dict[str, Any]:
+        """Start the call, shut the doors on the press, or end it: signed by a delegation."""
+        h = hub(request)
+        room = await room_of(h, call)
+        if not room.signed.complete:
+            raise _bad(409, "the plan is not signed by both delegations yet")
+        d = room.signed.plan.delegation(body.delegation)
+        if d is None:
+            raise _bad(403, "that delegation is not part of this call")
+        now = h.clock()
+        if abs(now - body.at) > CONTROL_FRESHNESS_MS:
+            raise _bad(403, "the control request is stale (or the clocks disagree)")
+        _verify(d.key, statements.control(call, body.action, d.id, body.at), body.signature,
+                "the control request")
+        try:
+            await h.store.use_control(body.signature, now)
+        except StoreError:
+            raise _bad(403, "this control request was already used (replayed?)") from None
+        make, kind = {"start": (c.Start, "call.started"),
+                      "close-doors": (c.CloseDoors, "doors.closed"),
+                      "end": (c.End, "call.ended")}[body.action]
+        try:
+            await room.change_phase(kind, {"by": d.id}, make)
+        except c.IllegalEvent as exc:
+            raise _bad(409, str(exc)) from None
+        return await get_call(call, request)
+
+    @r.get("/calls/{call}/record")
+    async def get_record(call: str, request: Request) -> dict[str, Any]:
+        room = await room_of(hub(request), call)
+        entries = await room.store.entries(call)
+        return {"call": call, "entries": [e.to_json() for e in entries],
+                "head_signatures": await room.store.head_signatures(call), **summary(entries)}
+
+    @r.post("/calls/{call}/record/signatures")
+    async def sign_record(call: str, body: HeadSignature, request: Request) -> dict[str, Any]:
+        """A delegation signs the head of the ended call's record."""
+        room = await room_of(hub(request), call)
+        if room.state.phase is not c.Phase.ENDED or room.head is None:
+            raise _bad(409, "the record's head is signed after the call has ended")
+        d = room.signed.plan.delegation(body.delegation)
+        if d is None:
+            raise _bad(403, "that delegation is not part of this call")
+        if body.seq != room.head.seq:
+            raise _bad(409, f"the head is entry {room.head.seq}, not {body.seq}")
+        plan_hash = room.signed.plan.hash
+        _verify(d.key, statements.record_head(call, plan_hash, room.head.seq, room.head.hash),
+                body.signature, "the record's head")
+        try:
+            await room.store.add_head_signature(call, d.id, body.seq, body.signature)
+        except StoreError as exc:
+            raise _bad(409, str(exc)) from None
+        return await get_record(call, request)
+
+    @r.get("/calls/{call}/record/export")
+    async def export_record(call: str, request: Request) -> Response:
+        """The record as one canonical JSON file, for ``summitline verify``."""
+        room = await room_of(hub(request), call)
+        body = export(room.signed, await room.store.entries(call),
+                      await room.store.head_signatures(call))
+        return Response(body, media_type="application/json", headers={
+            "content-disposition": f'attachment; filename="{call}.record.json"'})
+
+    @r.get("/nonce")
+    async def nonce() -> dict[str, str]:
+        """A random value, for clients that want one (ids of links and calls)."""
+        return {"nonce": secrets.token_urlsafe(16)}
+
+    return r
+
+
+def _plan_view(signed: SignedPlan) -> dict[str, Any]:
+    return {"hash": signed.plan.hash, "call": signed.plan.call, **signed.to_json(),
+            "complete": signed.complete, "missing": [d.name for d in signed.missing()]}

@@ -1,0 +1,14 @@
+"""WebSocket close codes for fatal signaling errors (4000-4999 are ours)."""
+
+MESSAGE_TOO_BIG = 1009
+POLICY = 1008  # rate limit, too many errors
+OVERLOADED = 1013  # a reader too slow for its queue
+INTERNAL = 1011
+
+BAD_HANDSHAKE = 4000  # the first message was not a valid hello
+UNSUPPORTED_VERSION = 4001
+AUTH_FAILED = 4002  # bad or replayed signature, device not in the plan
+PLAN_UNSIGNED = 4003  # the plan lacks a delegation's signature
+UNKNOWN_CALL = 4004
+SEAT_TAKEN = 4005  # a second principal of a delegation, or the same device twice
+CALL_ENDED = 4010

@@ -1,0 +1,49 @@
+"""The hub: the live call rooms of this server process, loaded from the store on demand."""
+
+from __future__ import annotations
+
+import asyncio
+
+from summitline.core import call as c
+from summitline.server.room import CallRoom, Clock
+from summitline.store import Store
+
+
+class Hub:
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+        self._rooms: dict[str, CallRoom] = {}
+        self._lock = asyncio.Lock()
+
+    async def room(self, call_id: str) -> CallRoom | None:
+        async with self._lock:
+            room = self._rooms.get(call_id)
+            if room is None:
+                room = await self._load(call_id)
+                if room is not None:
+                    self._rooms[call_id] = room
+            return room
+
+    async def _load(self, call_id: str) -> CallRoom | None:
+        signed = await self.store.plan_for_call(call_id)
+        if signed is None:
+            return None
+        room = CallRoom(self.store, self.clock, signed, await self.store.entries(call_id))
+        if room.state.admitted:
+            # Endpoints were connected when this process (or an earlier one) stopped. Their
+            # signaling is gone; their peer-to-peer media may well go on. They rejoin.
+            await room.record("server.restarted", {"admitted": sorted(room.state.admitted)},
+                              c.Reset())
+        room.arm_press_timer()
+        return room
+
+    def forget(self, call_id: str) -> None:
+        room = self._rooms.pop(call_id, None)
+        if room is not None:
+            room.stop()
+
+    def close(self) -> None:
+        for room in self._rooms.values():
+            room.stop()
+        self._rooms.clear()

@@ -1,0 +1,122 @@
+"""A call room: the live state of one call and the one writer of its record.
+
+Every change goes through ``CallRoom.record``: under the room's lock it applies the
+core event (which may raise ``IllegalEvent`` and change nothing), appends the entry
+to the store durably, and only then makes the new state current. So memory never
+runs ahead of the record, and after a crash the record replays to the same state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from summitline.core import call as c
+from summitline.core import policy
+from summitline.core.plan import SignedPlan
+from summitline.core.record import Entry, replay
+from summitline.core.roles import Phase
+from summitline.server.closecodes import CALL_ENDED
+from summitline.store import Store
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], int]  # milliseconds since the epoch
+
+
+class Endpoint(Protocol):
+    """What a room needs of a signaling connection."""
+
+    device: str
+
+    def send(self, message: dict[str, Any]) -> None: ...
+    def finish(self, code: int, reason: str) -> None: ...
+
+
+class CallRoom:
+    def __init__(self, store: Store, clock: Clock, signed: SignedPlan,
+                 entries: list[Entry]) -> None:
+        self.store = store
+        self.clock = clock
+        self.signed = signed
+        self.state = replay(signed, entries)
+        self.head: Entry | None = entries[-1] if entries else None
+        self.endpoints: dict[str, Endpoint] = {}
+        self._lock = asyncio.Lock()
+        self._press_timer: asyncio.Task[None] | None = None
+        self.on_phase: list[Callable[[CallRoom], Awaitable[None]]] = []
+
+    @property
+    def call_id(self) -> str:
+        return self.signed.plan.call
+
+    async def record(self, kind: str, data: dict[str, Any], event: c.Event | None = None,
+                     at_ms: int | None = None) -> Entry:
+        async with self._lock:
+            return await self._record_locked(kind, data, event, at_ms)
+
+    async def _record_locked(self, kind: str, data: dict[str, Any], event: c.Event | None,
+                             at_ms: int | None) -> Entry:
+        new_state = self.state.apply(event) if event is not None else self.state
+        entry = Entry.make(self.head, self.clock() if at_ms is None else at_ms, kind, data)
+        await self.store.append(self.call_id, entry)
+        self.state, self.head = new_state, entry
+        return entry
+
+    async def note(self, kind: str, data: dict[str, Any], remote: str = "") -> None:
+        """Record something that changes no state (a refusal). After the end the record
+        is closed and its head signed, so such notes go to the server's incidents."""
+        if self.state.phase is Phase.ENDED:
+            await self.store.add_incident(self.clock(), remote, kind, str(data)[:400])
+        else:
+            await self.record(kind, data)
+
+    # -- phases --------------------------------------------------------------------------
+    async def change_phase(self, kind: str, data: dict[str, Any],
+                           make: Callable[[int], c.Event]) -> None:
+        now = self.clock()
+        await self.record(kind, data, make(now), at_ms=now)
+        self.broadcast({"type": "phase", "phase": str(self.state.phase),
+                        "press_deadline_ms": self.state.press_deadline_ms})
+        self.arm_press_timer()
+        if self.state.phase is Phase.ENDED:
+            for endpoint in list(self.endpoints.values()):
+                endpoint.finish(CALL_ENDED, "the call has ended")
+            self.endpoints.clear()
+        for hook in self.on_phase:
+            await hook(self)
+
+    def arm_press_timer(self) -> None:
+        """While the press window is open, shut the doors at its deadline."""
+        deadline = self.state.press_deadline_ms
+        if deadline is None or self._press_timer is not None:
+            return
+        self._press_timer = asyncio.create_task(self._close_at(deadline))
+
+    async def _close_at(self, deadline_ms: int) -> None:
+        await asyncio.sleep(max(0.0, (deadline_ms - self.clock()) / 1000))
+        if self.state.phase is Phase.OPEN:
+            await self.change_phase("doors.closed", {"reason": "press window ended"},
+                                    c.CloseDoors)
+
+    def stop(self) -> None:
+        if self._press_timer is not None:
+            self._press_timer.cancel()
+
+    # -- presence ------------------------------------------------------------------------
+    def presence_of(self, device: str) -> list[str]:
+        """Admitted devices that ``device`` may ever connect to (and so may know about)."""
+        plan = self.signed.plan
+        return [d for d in policy.peers_of(plan, Phase.CLOSED, device)
+                if d in self.state.admitted]
+
+    def broadcast(self, message: dict[str, Any]) -> None:
+        for endpoint in list(self.endpoints.values()):
+            endpoint.send(message)
+
+    def tell_peers(self, device: str, message: dict[str, Any]) -> None:
+        for peer in self.presence_of(device):
+            if peer in self.endpoints:
+                self.endpoints[peer].send(message)

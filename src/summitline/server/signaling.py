@@ -1,0 +1,266 @@
+"""WebSocket signaling: one connection per endpoint device and call.
+
+Per connection: one reader (this coroutine), one writer task draining a bounded queue
+(a reader too slow for it is dropped, not buffered for), a token bucket on incoming
+messages. The first exchange is the versioned handshake: the server sends a fresh
+nonce, the device signs it. After that, messages dispatch by type to small handlers.
+Bad input gets an ``error`` message with a stable code; fatal errors close the
+connection with a code from ``closecodes``. Every refusal is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from summitline.core import call as c
+from summitline.core import messages as m
+from summitline.crypto import statements
+from summitline.crypto.keys import SignatureError
+from summitline.server import closecodes as cc
+from summitline.server import limits
+from summitline.server.hub import Hub
+from summitline.server.room import CallRoom
+
+log = logging.getLogger(__name__)
+
+
+class Fatal(Exception):
+    def __init__(self, code: str, message: str, close_code: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.close_code = close_code
+
+
+_JOIN_CLOSE = {"seat-taken": cc.SEAT_TAKEN, "already-joined": cc.SEAT_TAKEN,
+               "call-ended": cc.CALL_ENDED, "not-in-plan": cc.AUTH_FAILED}
+
+
+class Connection:
+    def __init__(self, ws: WebSocket, hub: Hub) -> None:
+        self.ws = ws
+        self.hub = hub
+        self.remote = f"{ws.client.host}:{ws.client.port}" if ws.client else "unknown"
+        self.device = ""
+        self.room: CallRoom | None = None
+        # Bounded by ``send`` (not by the queue) so that the closing marker always fits.
+        self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._bucket = limits.TokenBucket()
+        self._errors = 0
+        self._closing: tuple[int, str] | None = None
+
+    # -- writing -------------------------------------------------------------------------
+    def send(self, message: dict[str, Any]) -> None:
+        if self._closing is not None:
+            return
+        if self._queue.qsize() >= limits.SEND_QUEUE:
+            log.warning("dropping %s: its send queue is full", self.remote)
+            self.finish(cc.OVERLOADED, "too slow: send queue full")
+            return
+        self._queue.put_nowait(message)
+
+    def finish(self, code: int, reason: str) -> None:
+        """Close once what is already queued has been sent; send nothing more."""
+        if self._closing is None:
+            self._closing = (code, reason)
+            self._queue.put_nowait(None)
+
+    async def _writer(self) -> None:
+        while (message := await self._queue.get()) is not None:
+            await self.ws.send_text(json.dumps(message))
+        code, reason = self._closing or (1000, "")
+        await self.close(code, reason)
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.ws.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
+                await self.ws.close(code, reason[:120])
+
+    def error(self, code: str, message: str, fatal: bool = False,
+              ref: str | None = None) -> None:
+        self.send(m.ErrorMessage(code=code, message=message, fatal=fatal, ref=ref).model_dump())
+
+    # -- the connection's life -----------------------------------------------------------
+    async def serve(self) -> None:
+        await self.ws.accept()
+        writer = asyncio.create_task(self._writer())
+        try:
+            await self._handshake()
+            await self._read_loop()
+        except Fatal as exc:
+            self.error(exc.code, str(exc), fatal=True)
+            self.finish(exc.close_code, exc.code)
+        except WebSocketDisconnect:
+            pass
+        except Exception:
+            log.exception("signaling connection %s failed", self.remote)
+            self.error("internal", "the server failed; try again", fatal=True)
+            self.finish(cc.INTERNAL, "internal error")
+        finally:
+            await self._leave()
+            self.finish(1000, "")
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer, timeout=5)
+            writer.cancel()
+
+    async def _receive(self) -> m.Hello | m.Offer | m.Answer | m.Candidate | m.Bye | m.Ping:
+        msg = await self.ws.receive()
+        if msg["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(msg.get("code", 1000))
+        raw = msg.get("text") if msg.get("text") is not None else msg.get("bytes", b"")
+        if len(raw) > limits.MAX_MESSAGE_BYTES:
+            raise Fatal("too-big", f"message over {limits.MAX_MESSAGE_BYTES} bytes",
+                        cc.MESSAGE_TOO_BIG)
+        if not self._bucket.take():
+            raise Fatal("rate-limit", "too many messages; slow down", cc.POLICY)
+        return m.parse_client(raw)
+
+    async def _handshake(self) -> None:
+        nonce = secrets.token_urlsafe(24)
+        self.send(m.Challenge(versions=list(m.SUPPORTED_VERSIONS), nonce=nonce).model_dump())
+        try:
+            hello = await asyncio.wait_for(self._receive(), limits.HANDSHAKE_TIMEOUT_S)
+        except TimeoutError:
+            raise Fatal("handshake-timeout", "no hello within "
+                        f"{limits.HANDSHAKE_TIMEOUT_S:.0f} s", cc.BAD_HANDSHAKE) from None
+        except m.RemoteProtocolError as exc:
+            await self._incident(exc.code, str(exc))
+            raise Fatal(exc.code, f"bad handshake: {exc}", cc.BAD_HANDSHAKE) from None
+        if not isinstance(hello, m.Hello):
+            await self._incident("bad-handshake", f"first message was {hello.type}")
+            raise Fatal("bad-handshake", "the first message must be a hello", cc.BAD_HANDSHAKE)
+        if hello.version not in m.SUPPORTED_VERSIONS:
+            raise Fatal("unsupported-version", f"protocol version {hello.version} is not "
+                        f"supported; this server speaks {list(m.SUPPORTED_VERSIONS)}",
+                        cc.UNSUPPORTED_VERSION)
+        room = await self.hub.room(hello.call)
+        if room is None:
+            await self._incident("unknown-call", hello.call[:80])
+            raise Fatal("unknown-call", "there is no such call on this server", cc.UNKNOWN_CALL)
+        await self._authenticate(room, hello, nonce)
+        await self._join(room, hello.device)
+
+    async def _authenticate(self, room: CallRoom, hello: m.Hello, nonce: str) -> None:
+        async def refuse(code: str, message: str, close_code: int) -> None:
+            await room.note("endpoint.refused", {"device": hello.device, "code": code},
+                            self.remote)
+            raise Fatal(code, message, close_code)
+
+        if not room.signed.complete:
+            missing = ", ".join(d.name for d in room.signed.missing()) or "a delegation"
+            await refuse("plan-unsigned", f"the call plan is not signed by {missing}; "
+                         "both delegations must sign it", cc.PLAN_UNSIGNED)
+        participant = room.signed.plan.participant(hello.device)
+        if participant is None:
+            await refuse("not-in-plan", "this device is not in the call plan", cc.AUTH_FAILED)
+            return
+        if not secrets.compare_digest(hello.nonce, nonce):
+            await refuse("stale-nonce", "the hello does not answer this connection's "
+                         "challenge (replayed?)", cc.AUTH_FAILED)
+        try:
+            participant.key.verify(statements.join(hello.call, hello.device, nonce),
+                                   hello.signature)
+        except SignatureError:
+            await refuse("bad-signature", "the hello signature does not verify with the "
+                         "device key in the plan", cc.AUTH_FAILED)
+
+    async def _join(self, room: CallRoom, device: str) -> None:
+        p = room.signed.plan.participant(device)
+        assert p is not None
+        try:
+            await room.record("endpoint.joined", {"device": device, "role": str(p.role),
+                                                  "delegation": p.delegation, "name": p.name},
+                              c.Join(device))
+        except c.IllegalEvent as exc:
+            if exc.code != "call-ended":
+                await room.note("endpoint.refused", {"device": device, "code": exc.code},
+                                self.remote)
+            raise Fatal(exc.code, str(exc), _JOIN_CLOSE.get(exc.code, cc.AUTH_FAILED)) from None
+        self.room, self.device = room, device
+        room.endpoints[device] = self
+        peers = [m.PeerInfo(device=d, generation=room.state.generation(device, d))
+                 for d in room.presence_of(device)]
+        self.send(m.Welcome(you=device, signed_plan=room.signed.to_json(),
+                            phase=str(room.state.phase), peers=peers,
+                            press_deadline_ms=room.state.press_deadline_ms).model_dump())
+        room.tell_peers(device, m.PeerJoined(device=device).model_dump())
+        log.info("%s joined %s", room.signed.plan.label(device), room.call_id)
+
+    async def _leave(self) -> None:
+        room, device = self.room, self.device
+        if room is None or room.endpoints.get(device) is not self:
+            return
+        del room.endpoints[device]
+        with contextlib.suppress(c.IllegalEvent):
+            await room.record("endpoint.left", {"device": device}, c.Leave(device))
+            room.tell_peers(device, m.PeerLeft(device=device).model_dump())
+
+    async def _incident(self, code: str, detail: str) -> None:
+        await self.hub.store.add_incident(self.hub.clock(), self.remote, code, detail)
+
+    # -- after the handshake -------------------------------------------------------------
+    async def _read_loop(self) -> None:
+        while True:
+            try:
+                msg = await self._receive()
+            except m.RemoteProtocolError as exc:
+                await self._refused(exc.code, str(exc), None)
+                continue
+            await self._HANDLERS[msg.type](self, msg)
+
+    async def _refused(self, code: str, message: str, ref: str | None,
+                       data: dict[str, Any] | None = None) -> None:
+        assert self.room is not None
+        self._errors += 1
+        await self.room.note("signal.refused", {"device": self.device, "code": code,
+                                                **(data or {})}, self.remote)
+        self.error(code, message, ref=ref)
+        if self._errors > limits.MAX_ERRORS:
+            raise Fatal("too-many-errors", "too many protocol errors", cc.POLICY)
+
+    async def _signal(self, msg: m.Offer | m.Answer) -> None:
+        assert self.room is not None
+        event = (c.Offer if isinstance(msg, m.Offer) else c.Answer)(
+            self.device, msg.to, msg.generation)
+        data = {"from": self.device, "to": msg.to, "generation": msg.generation}
+        try:
+            await self.room.record(f"signal.{msg.type}", data, event)
+        except c.IllegalEvent as exc:
+            await self._refused(exc.code, str(exc), msg.type, {"to": msg.to,
+                                                               "generation": msg.generation})
+            return
+        self.room.endpoints[msg.to].send(m.relayed(msg, self.device))
+
+    async def _candidate(self, msg: m.Candidate) -> None:
+        assert self.room is not None
+        state = self.room.state
+        if msg.to not in self.room.endpoints or msg.generation != state.generation(
+                self.device, msg.to) or not c.policy.may_connect(
+                    state.plan, state.phase, self.device, msg.to):
+            self.error("not-permitted", "no peer connection of that generation with that "
+                       "endpoint", ref="candidate")
+            return
+        self.room.endpoints[msg.to].send(m.relayed(msg, self.device))
+
+    async def _bye(self, msg: m.Bye) -> None:
+        assert self.room is not None
+        if msg.to in self.room.presence_of(self.device) and msg.to in self.room.endpoints:
+            self.room.endpoints[msg.to].send(m.relayed(msg, self.device))
+
+    async def _ping(self, msg: m.Ping) -> None:
+        self.send(m.Pong(id=msg.id).model_dump())
+
+    async def _hello(self, msg: m.Hello) -> None:
+        await self._refused("already-joined", "this connection has already joined", "hello")
+
+    _HANDLERS: dict[str, Callable[[Connection, Any], Awaitable[None]]] = {
+        "hello": _hello, "offer": _signal, "answer": _signal, "candidate": _candidate,
+        "bye": _bye, "ping": _ping,
+    }

@@ -1,0 +1,93 @@
+"""The tables. Nothing of media is stored: only keys, links, plans and records."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+FP = String(64)  # hex SHA-256 fingerprints and hashes
+
+delegations = Table(
+    "delegations", metadata,
+    Column("id", FP, primary_key=True),
+    Column("name", String(120), nullable=False),
+    Column("key", String(120), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+links = Table(
+    "links", metadata,
+    Column("id", String(120), primary_key=True),
+    Column("proposer", FP, ForeignKey("delegations.id"), nullable=False),
+    Column("acceptor", FP, ForeignKey("delegations.id"), nullable=False),
+    Column("proposer_signature", String(100), nullable=False),
+    Column("acceptor_signature", String(100)),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+plans = Table(
+    "plans", metadata,
+    Column("hash", FP, primary_key=True),
+    Column("call", String(120), nullable=False, unique=True),
+    Column("link", String(120), ForeignKey("links.id"), nullable=False),
+    Column("body", Text, nullable=False),  # canonical JSON of the plan
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+plan_signatures = Table(
+    "plan_signatures", metadata,
+    Column("plan", FP, ForeignKey("plans.hash"), nullable=False),
+    Column("delegation", FP, nullable=False),
+    Column("signature", String(100), nullable=False),
+    PrimaryKeyConstraint("plan", "delegation"),
+)
+
+# The record: one row per entry. The primary key (call, seq) makes a fork impossible.
+entries = Table(
+    "entries", metadata,
+    Column("call", String(120), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("prev", FP, nullable=False),
+    Column("hash", FP, nullable=False),
+    PrimaryKeyConstraint("call", "seq"),
+)
+
+head_signatures = Table(
+    "head_signatures", metadata,
+    Column("call", String(120), nullable=False),
+    Column("delegation", FP, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("signature", String(100), nullable=False),
+    PrimaryKeyConstraint("call", "delegation"),
+)
+
+# Signed control requests already used: a captured request cannot be replayed.
+used_controls = Table(
+    "used_controls", metadata,
+    Column("signature", String(100), primary_key=True),
+    Column("at", BigInteger, nullable=False),
+)
+
+# Bad input that belongs to no call (a malformed first message, an unknown call).
+incidents = Table(
+    "incidents", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False),
+    Column("remote", String(80), nullable=False),
+    Column("code", String(40), nullable=False),
+    Column("detail", String(400), nullable=False),
+)

@@ -1,0 +1,164 @@
+"""``Store``: the one storage interface, on SQLAlchemy 2 Core (async).
+
+SQLite in a data directory is the embedded default, in WAL mode with synchronous=FULL
+so that an entry the store acknowledged survives a crash of the process or machine.
+PostgreSQL works through the same code with a ``postgresql+asyncpg://`` URL.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from summitline.core.plan import SignedPlan
+from summitline.core.record import Entry
+from summitline.crypto.encoding import canonical
+from summitline.store import schema as t
+
+
+class StoreError(Exception):
+    """A write conflicts with what is stored (a duplicate, a fork of the record)."""
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite+aiosqlite:///{data_dir / 'summitline.db'}"
+
+
+async def open_store(url: str) -> Store:
+    engine = create_async_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    async with engine.begin() as conn:
+        await conn.run_sync(t.metadata.create_all)
+    return Store(engine)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def _insert(self, table: Any, conflict: str, **values: Any) -> None:
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(table).values(**values))
+        except IntegrityError as exc:
+            raise StoreError(conflict) from exc
+
+    async def _one(self, query: Any) -> Any:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query)).mappings().first()
+
+    async def _all(self, query: Any) -> list[Any]:
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query)).mappings().all())
+
+    # -- delegations and links -----------------------------------------------------------
+    async def add_delegation(self, id: str, name: str, key: str, now_ms: int) -> None:
+        await self._insert(t.delegations, "this delegation key is already registered",
+                           id=id, name=name, key=key, created_ms=now_ms)
+
+    async def delegation(self, id: str) -> dict[str, Any] | None:
+        row = await self._one(select(t.delegations).where(t.delegations.c.id == id))
+        return dict(row) if row else None
+
+    async def add_link(self, id: str, proposer: str, acceptor: str, signature: str,
+                       now_ms: int) -> None:
+        await self._insert(t.links, "a link with this id exists", id=id, proposer=proposer,
+                           acceptor=acceptor, proposer_signature=signature, created_ms=now_ms)
+
+    async def accept_link(self, id: str, signature: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(t.links.update().where(t.links.c.id == id)
+                               .values(acceptor_signature=signature))
+
+    async def link(self, id: str) -> dict[str, Any] | None:
+        row = await self._one(select(t.links).where(t.links.c.id == id))
+        return dict(row) if row else None
+
+    # -- plans ---------------------------------------------------------------------------
+    async def add_plan(self, signed: SignedPlan, now_ms: int) -> None:
+        plan = signed.plan
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(t.plans).values(
+                    hash=plan.hash, call=plan.call, link=plan.link,
+                    body=canonical(plan.to_json()).decode(), created_ms=now_ms))
+                for delegation, sig in signed.signatures.items():
+                    await conn.execute(insert(t.plan_signatures).values(
+                        plan=plan.hash, delegation=delegation, signature=sig))
+        except IntegrityError as exc:
+            raise StoreError(f"a plan for call {plan.call!r} was already submitted") from exc
+
+    async def add_plan_signature(self, plan_hash: str, delegation: str, sig: str) -> None:
+        await self._insert(t.plan_signatures, "this delegation has already signed the plan",
+                           plan=plan_hash, delegation=delegation, signature=sig)
+
+    async def plan_for_call(self, call: str) -> SignedPlan | None:
+        row = await self._one(select(t.plans).where(t.plans.c.call == call))
+        return await self._signed(row) if row else None
+
+    async def plan(self, plan_hash: str) -> SignedPlan | None:
+        row = await self._one(select(t.plans).where(t.plans.c.hash == plan_hash))
+        return await self._signed(row) if row else None
+
+    async def _signed(self, row: Any) -> SignedPlan:
+        sigs = await self._all(select(t.plan_signatures)
+                               .where(t.plan_signatures.c.plan == row["hash"]))
+        return SignedPlan.from_json({"plan": json.loads(row["body"]),
+                                     "signatures": {s["delegation"]: s["signature"]
+                                                    for s in sigs}})
+
+    async def calls(self) -> list[str]:
+        rows = await self._all(select(t.plans.c.call))
+        return [r["call"] for r in rows]
+
+    # -- the record ----------------------------------------------------------------------
+    async def append(self, call: str, entry: Entry) -> None:
+        """Durably append ``entry``; it is on disk when this returns."""
+        await self._insert(t.entries, f"record of {call!r} already has entry {entry.seq}",
+                           call=call, seq=entry.seq, at=entry.at, kind=entry.kind,
+                           data=json.dumps(entry.data), prev=entry.prev, hash=entry.hash)
+
+    async def entries(self, call: str) -> list[Entry]:
+        rows = await self._all(select(t.entries).where(t.entries.c.call == call)
+                               .order_by(t.entries.c.seq))
+        return [Entry(r["seq"], r["at"], r["kind"], json.loads(r["data"]), r["prev"], r["hash"])
+                for r in rows]
+
+    async def add_head_signature(self, call: str, delegation: str, seq: int, sig: str) -> None:
+        await self._insert(t.head_signatures, "this delegation has already signed the record",
+                           call=call, delegation=delegation, seq=seq, signature=sig)
+
+    async def head_signatures(self, call: str) -> dict[str, str]:
+        rows = await self._all(select(t.head_signatures)
+                               .where(t.head_signatures.c.call == call))
+        return {r["delegation"]: r["signature"] for r in rows}
+
+    # -- replay protection and incidents -------------------------------------------------
+    async def use_control(self, signature: str, now_ms: int) -> None:
+        await self._insert(t.used_controls, "this signed request was already used",
+                           signature=signature, at=now_ms)
+
+    async def add_incident(self, now_ms: int, remote: str, code: str, detail: str) -> None:
+        await self._insert(t.incidents, "incident", at=now_ms, remote=remote[:80],
+                           code=code[:40], detail=detail[:400])
+
+    async def incidents(self) -> list[dict[str, Any]]:
+        rows = await self._all(select(t.incidents).order_by(t.incidents.c.id))
+        return [dict(r) for r in rows]
