@@ -1,0 +1,119 @@
+"""The ``summitline`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from summitline import __version__
+
+DEFAULT_PORT = 8750
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from summitline.server.app import Settings
+    from summitline.server.run import config
+
+    settings = Settings(data_dir=args.data, database_url=args.database_url)
+    print(f"summitline {__version__}: serving on http://{args.host}:{args.port} "
+          f"(API docs at /docs), data in {args.data}", file=sys.stderr)
+    uvicorn.Server(config(settings, args.host, args.port)).run()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from summitline.demo import run_demo
+
+    if args.seconds <= 0:
+        print("summitline demo: --seconds must be positive", file=sys.stderr)
+        return 2
+    return asyncio.run(run_demo(args.seconds, args.data, args.export))
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from summitline.core.record import RecordError, summary, verify_export
+
+    try:
+        raw = args.record.read_bytes()
+    except OSError as exc:
+        print(f"summitline verify: cannot read {args.record}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        record = verify_export(raw)
+    except RecordError as exc:
+        print(f"REJECTED {args.record}: {exc}", file=sys.stderr)
+        return 1
+    s = summary(record.entries)
+    duration = f"{s['duration_ms'] / 1000:.3f} s" if s["duration_ms"] is not None else "-"
+    print(f"OK {args.record}: call {record.signed.plan.call!r}, {s['events']} events, "
+          f"duration {duration}, chain intact, head signed by {' and '.join(record.signers)}")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from summitline.core.messages import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="summitline", description=(
+        "Confidential, interpreted one-on-one video talks on a co-signed call plan."))
+    p.add_argument("--version", action="version", version=f"summitline {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("serve", help="run the server (REST API, signaling, web client)",
+                       description="Run the summitline server in the foreground. With no "
+                       "options it keeps its data in SQLite under ./summitline-data and "
+                       f"listens on 127.0.0.1:{DEFAULT_PORT}.")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=DEFAULT_PORT,
+                   help=f"port (default {DEFAULT_PORT})")
+    s.add_argument("--data", type=Path, default=Path("summitline-data"),
+                   help="data directory for the SQLite store (default ./summitline-data)")
+    s.add_argument("--database-url", default=None,
+                   help="SQLAlchemy URL of another store, e.g. postgresql+asyncpg://…")
+    s.set_defaults(func=_serve)
+
+    d = sub.add_parser("demo", help="hold a headless demo call between two principals",
+                       description="Start a server on loopback, create two delegations, a "
+                       "link and a co-signed plan, hold a call between two synthetic "
+                       "principals, end it, print and verify the record. Sends nothing "
+                       "beyond 127.0.0.1. Exits 0 when media flowed both ways.")
+    d.add_argument("--seconds", type=float, default=10.0,
+                   help="how long to hold the call once media flows (default 10)")
+    d.add_argument("--data", type=Path, default=None,
+                   help="keep the server's data here (default: a temporary directory)")
+    d.add_argument("--export", type=Path, default=None,
+                   help="where to write the exported record (default ./CALL.record.json)")
+    d.set_defaults(func=_demo)
+
+    v = sub.add_parser("verify", help="check an exported record offline",
+                       description="Check the hash chain, the plan signatures and both "
+                       "delegations' signatures on the head of an exported record. Exits 0 "
+                       "if it verifies, 1 naming the fault if not, 2 if it cannot be read.")
+    v.add_argument("record", type=Path, metavar="RECORD", help="an exported .record.json")
+    v.set_defaults(func=_verify)
+
+    sc = sub.add_parser("schema", help="print the JSON Schema of the signaling messages",
+                        description="Print the JSON Schema of every signaling message, "
+                        "both directions, for writing other clients.")
+    sc.set_defaults(func=_schema)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    code: int = args.func(args)
+    return code

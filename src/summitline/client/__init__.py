@@ -1,0 +1,1 @@
+"""The Python endpoint (aiortc): tests, bots, the headless demo, kiosk terminals."""

@@ -1,0 +1,129 @@
+"""The operator of a delegation, in Python: the REST side of links, plans and calls.
+
+Holds the delegation key and signs what the delegation agrees to: its registration,
+a link, a plan, control of a call, the head of a record. Used by the demo, the tests
+and scripts; the web operator console (a later issue) does the same in the browser.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from summitline.core.record import check_chain
+from summitline.core.plan import CallPlan, Delegation, Participant
+from summitline.core.roles import Role
+from summitline.crypto import statements
+from summitline.crypto.keys import PrivateKey, PublicKey
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"{status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class Operator:
+    def __init__(self, http: httpx.AsyncClient, name: str, key: PrivateKey) -> None:
+        self.http = http
+        self.name = name
+        self.key = key
+        self.pinned: dict[str, PublicKey] = {key.fingerprint: key.public}
+
+    @property
+    def id(self) -> str:
+        return self.key.fingerprint
+
+    def delegation(self) -> Delegation:
+        return Delegation(self.id, self.name, self.key.public)
+
+    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+        r = await self.http.request(method, path, json=body)
+        if r.status_code >= 400:
+            detail = r.json().get("detail", r.text) if r.headers.get(
+                "content-type", "").startswith("application/json") else r.text
+            raise ApiError(r.status_code, str(detail))
+        return r.json()
+
+    async def register(self) -> dict[str, Any]:
+        key = self.key.public.b64u
+        result: dict[str, Any] = await self._call("POST", "/api/delegations", {
+            "name": self.name, "key": key,
+            "signature": self.key.sign(statements.register(self.name, key))})
+        return result
+
+    async def propose_link(self, link_id: str, other: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("POST", "/api/links", {
+            "id": link_id, "proposer": self.id, "acceptor": other,
+            "signature": self.key.sign(statements.link(link_id, [self.id, other]))})
+        return result
+
+    async def accept_link(self, link_id: str, expected_short: str) -> dict[str, Any]:
+        """Accept after the out-of-band check: ``expected_short`` is the short fingerprint
+        the other delegation read out; the link is refused if the server shows another."""
+        link = await self._call("GET", f"/api/links/{link_id}")
+        other = next(d for d in link["delegations"] if d["id"] != self.id)
+        if other["short_fingerprint"] != expected_short:
+            raise ApiError(0, f"the proposer's key {other['short_fingerprint']} is not the "
+                              f"one checked out of band ({expected_short}); not accepting")
+        ids = [d["id"] for d in link["delegations"]]
+        result: dict[str, Any] = await self._call(
+            "POST", f"/api/links/{link_id}/accept",
+            {"signature": self.key.sign(statements.link(link_id, ids))})
+        self.pin(other["id"], other["key"])
+        return result
+
+    def pin(self, delegation_id: str, key: str) -> None:
+        public = PublicKey.from_b64u(key)
+        if public.fingerprint != delegation_id:
+            raise ApiError(0, "the server returned a key that does not match its id")
+        self.pinned[delegation_id] = public
+
+    async def pin_link(self, link_id: str) -> None:
+        """The proposer pins the acceptor's key once the link is established."""
+        link = await self._call("GET", f"/api/links/{link_id}")
+        for d in link["delegations"]:
+            if d["id"] != self.id:
+                self.pin(d["id"], d["key"])
+
+    async def submit_plan(self, plan: CallPlan) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("POST", "/api/plans", {
+            "plan": plan.to_json(),
+            "signatures": {self.id: self.key.sign(statements.plan(plan.hash))}})
+        return result
+
+    async def cosign_plan(self, plan: CallPlan) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("POST", f"/api/plans/{plan.hash}/signatures", {
+            "delegation": self.id, "signature": self.key.sign(statements.plan(plan.hash))})
+        return result
+
+    async def control(self, call: str, action: str) -> dict[str, Any]:
+        at = time.time_ns() // 1_000_000
+        result: dict[str, Any] = await self._call("POST", f"/api/calls/{call}/control", {
+            "action": action, "delegation": self.id, "at": at,
+            "signature": self.key.sign(statements.control(call, action, self.id, at))})
+        return result
+
+    async def sign_record(self, call: str, plan_hash: str) -> dict[str, Any]:
+        record = await self._call("GET", f"/api/calls/{call}/record")
+        head = check_chain(record["entries"])[-1].to_json()  # never sign a broken chain
+        result: dict[str, Any] = await self._call(
+            "POST", f"/api/calls/{call}/record/signatures", {
+                "delegation": self.id, "seq": head["seq"],
+                "signature": self.key.sign(statements.record_head(call, plan_hash, head["seq"],
+                                                                  head["hash"]))})
+        return result
+
+    async def export_record(self, call: str) -> bytes:
+        r = await self.http.get(f"/api/calls/{call}/record/export")
+        r.raise_for_status()
+        return r.content
+
+
+def participant(key: PrivateKey, delegation: str, role: Role, name: str,
+                language: str) -> Participant:
+    return Participant(device=key.fingerprint, key=key.public, delegation=delegation,
+                       role=role, name=name, language=language)

@@ -1,0 +1,83 @@
+"""One peer connection of the Python endpoint to one remote device, at one generation.
+
+It sends what the plan grants the remote device and consumes what the plan lets the
+remote device send; a track the plan does not allow raises an alarm and is not read.
+It counts decoded frames per kind and notes when the first one arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from aiortc import MediaStreamTrack, RTCPeerConnection
+from aiortc.mediastreams import MediaStreamError
+
+from summitline.client.ice import IceSettings
+from summitline.client.media import MediaSource
+from summitline.core.roles import MediaKind
+
+log = logging.getLogger(__name__)
+
+_LIVE = {"new", "connecting", "connected"}
+
+
+class PeerLink:
+    def __init__(self, remote: str, generation: int, ice: IceSettings, *,
+                 send: frozenset[MediaKind], receive: frozenset[MediaKind],
+                 source: MediaSource, alarm: Callable[[str], None]) -> None:
+        self.remote = remote
+        self.generation = generation
+        self.send = send
+        self.receive = receive
+        self.pc = RTCPeerConnection(ice.configuration())
+        self._source = source
+        self._alarm = alarm
+        self.frames: dict[MediaKind, int] = {MediaKind.AUDIO: 0, MediaKind.VIDEO: 0}
+        self.first_frame: dict[MediaKind, float] = {}
+        self.first_video = asyncio.Event()
+        self._readers: list[asyncio.Task[None]] = []
+        self.pc.on("track", self._on_track)
+
+    @property
+    def live(self) -> bool:
+        return self.pc.connectionState in _LIVE
+
+    @property
+    def connected(self) -> bool:
+        return self.pc.connectionState == "connected"
+
+    def add_media(self, offering: bool) -> None:
+        """Attach what we send; as offerer, also ask for what we may receive."""
+        for kind in (MediaKind.AUDIO, MediaKind.VIDEO):
+            track = self._source.track(kind) if kind in self.send else None
+            if track is not None:
+                self.pc.addTrack(track)
+            elif offering and kind in self.receive:
+                self.pc.addTransceiver(str(kind), direction="recvonly")
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        kind = MediaKind(track.kind)
+        if kind not in self.receive:
+            self._alarm(f"{self.remote[:12]} sent {kind} that the plan does not allow; "
+                        "ignored")
+            return
+        self._readers.append(asyncio.create_task(self._consume(kind, track)))
+
+    async def _consume(self, kind: MediaKind, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
+            while True:
+                await track.recv()
+                self.frames[kind] += 1
+                if kind not in self.first_frame:
+                    self.first_frame[kind] = time.monotonic()
+                    if kind is MediaKind.VIDEO:
+                        self.first_video.set()
+
+    async def close(self) -> None:
+        for task in self._readers:
+            task.cancel()
+        await self.pc.close()

@@ -1,0 +1,352 @@
+"""A call session of the Python endpoint: signaling, plan checks, peer connections.
+
+The session trusts nothing the server says without a signature it can check:
+the plan must be signed by both pinned delegation keys and list this device; every
+offer and answer must be signed by the sending device over the DTLS fingerprints in
+its SDP, for this call, plan, pair and generation. What fails a check raises an
+alarm (``alarms``) and is not used; no media is sent on the strength of it.
+
+Who offers: an endpoint offers to the peers that were present before it joined
+(they arrive in ``welcome``); peers that join later offer to it. So exactly one side
+of each pair offers, and after a server restart (both rejoin) a pair whose peer
+connection is still alive negotiates nothing: the media never noticed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import websockets
+from aiortc import RTCSessionDescription
+from aiortc.sdp import candidate_from_sdp
+
+from summitline.client.ice import IceSettings
+from summitline.client.media import MediaSource
+from summitline.client.peer import PeerLink
+from summitline.core import messages as m
+from summitline.core import policy
+from summitline.core.plan import PlanError, SignedPlan
+from summitline.core.roles import MediaKind, Phase
+from summitline.core.sas import sas
+from summitline.crypto import sdp as signed_sdp
+from summitline.crypto import statements
+from summitline.crypto.keys import PrivateKey, PublicKey, SignatureError
+
+log = logging.getLogger(__name__)
+
+# Reconnection backoff of the signaling connection: quick first, then patient.
+RECONNECT_MIN_S = 0.2
+RECONNECT_MAX_S = 5.0
+OPEN_TIMEOUT_S = 10.0
+
+
+class SessionRefused(Exception):
+    """The server refused this endpoint for good (a fatal error). Not retried."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+class PlanRejected(Exception):
+    """The plan the server served does not verify. The session stops; no media flows."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    key: PrivateKey  # this device's key
+    pinned: dict[str, PublicKey]  # the delegation keys pinned at link time
+
+    @property
+    def device(self) -> str:
+        return self.key.fingerprint
+
+
+class CallSession:
+    def __init__(self, url: str, call: str, identity: Identity, *,
+                 source: MediaSource | None = None, ice: IceSettings | None = None,
+                 reconnect: bool = True) -> None:
+        self.url = url
+        self.call = call
+        self.identity = identity
+        self.source = source or MediaSource.synthetic()
+        self.ice = ice or IceSettings()
+        self.reconnect = reconnect
+        self.signed: SignedPlan | None = None
+        self.phase = Phase.PLANNED
+        self.press_deadline_ms: int | None = None
+        self.links: dict[str, PeerLink] = {}
+        self.generations: dict[str, int] = {}
+        self.present: dict[str, bool] = {}  # remote -> was there before me (so I offer)
+        self.alarms: list[str] = []
+        self.errors: list[dict[str, Any]] = []
+        self.connects = 0
+        self.joined = asyncio.Event()
+        self.ended = asyncio.Event()
+        self._ws: Any = None
+        self._leaving = False
+        self._fatal: dict[str, Any] | None = None
+        self._retired = dict.fromkeys(MediaKind, 0)
+
+    # -- what tests and the demo read ----------------------------------------------------
+    @property
+    def device(self) -> str:
+        return self.identity.device
+
+    def frames(self, kind: MediaKind) -> int:
+        """Frames of ``kind`` decoded so far, over all peer connections, closed ones too."""
+        return self._retired[kind] + sum(link.frames[kind] for link in self.links.values())
+
+    async def _retire(self, link: PeerLink) -> None:
+        for kind, n in link.frames.items():
+            self._retired[kind] += n
+        await link.close()
+
+    def link(self, remote: str) -> PeerLink | None:
+        return self.links.get(remote)
+
+    def short_authentication_string(self, remote: str) -> str | None:
+        link = self.links.get(remote)
+        if link is None or link.pc.localDescription is None or link.pc.remoteDescription is None:
+            return None
+        return sas(self.call, signed_sdp.fingerprints(link.pc.localDescription.sdp),
+                   signed_sdp.fingerprints(link.pc.remoteDescription.sdp))
+
+    def alarm(self, text: str) -> None:
+        log.warning("ALARM %s: %s", self.device[:12], text)
+        self.alarms.append(text)
+
+    # -- the connection loop -------------------------------------------------------------
+    async def run(self) -> None:
+        """Hold the signaling connection until the call ends or ``leave``; reconnect."""
+        backoff = RECONNECT_MIN_S
+        while not (self.ended.is_set() or self._leaving):
+            try:
+                async with websockets.connect(self.url, max_size=m.MAX_MESSAGE_BYTES,
+                                              open_timeout=OPEN_TIMEOUT_S) as ws:
+                    self._ws, backoff = ws, RECONNECT_MIN_S
+                    self.connects += 1
+                    await self._serve(ws)
+            except (OSError, TimeoutError, websockets.ConnectionClosed,
+                    websockets.InvalidHandshake) as exc:
+                if not self.reconnect:
+                    raise
+                log.info("%s: signaling lost (%s); reconnecting", self.device[:12], exc)
+            finally:
+                self._ws = None
+            if self._fatal is not None:
+                raise SessionRefused(self._fatal["code"], self._fatal["message"])
+            if self.ended.is_set() or self._leaving:
+                break
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, RECONNECT_MAX_S)
+
+    async def leave(self) -> None:
+        self._leaving = True
+        if self._ws is not None:
+            await self._ws.close()
+        await self.close_links()
+        self.source.stop()
+
+    async def close_links(self) -> None:
+        links, self.links = list(self.links.values()), {}
+        for link in links:
+            await self._retire(link)
+
+    async def _serve(self, ws: Any) -> None:
+        async for raw in ws:
+            msg = json.loads(raw)
+            handler = self._HANDLERS.get(msg.get("type"))
+            if handler is None:
+                log.warning("ignoring unknown server message %r", msg.get("type"))
+                continue
+            await handler(self, msg)
+            if self.ended.is_set() or self._fatal is not None:
+                return
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        if self._ws is not None:
+            await self._ws.send(json.dumps(message))
+
+    # -- handshake and plan --------------------------------------------------------------
+    async def _on_challenge(self, msg: dict[str, Any]) -> None:
+        if m.PROTOCOL_VERSION not in msg["versions"]:
+            self._fatal = {"code": "unsupported-version",
+                           "message": f"server speaks {msg['versions']}"}
+            return
+        nonce = msg["nonce"]
+        await self._send(m.Hello(version=m.PROTOCOL_VERSION, call=self.call, device=self.device,
+                                 nonce=nonce, signature=self.identity.key.sign(
+                                     statements.join(self.call, self.device, nonce)),
+                                 ).model_dump())
+
+    async def _on_welcome(self, msg: dict[str, Any]) -> None:
+        try:
+            signed = SignedPlan.from_json(msg["signed_plan"])
+            signed.verify(self.identity.pinned)
+        except PlanError as exc:
+            self._reject_plan(str(exc))
+        if signed.plan.call != self.call:
+            self._reject_plan("the server served the plan of another call")
+        if signed.plan.participant(self.device) is None:
+            self._reject_plan("this device is not in the plan")
+        if self.signed is not None and signed.plan.hash != self.signed.plan.hash:
+            self._reject_plan("the server now serves a different plan for this call")
+        self.signed = signed
+        self.present = {p["device"]: True for p in msg["peers"]}
+        for p in msg["peers"]:
+            self.generations[p["device"]] = max(self.generations.get(p["device"], 0),
+                                                p["generation"])
+        self.phase, self.press_deadline_ms = Phase(msg["phase"]), msg["press_deadline_ms"]
+        self.joined.set()
+        await self._connect_peers()
+
+    def _reject_plan(self, why: str) -> None:
+        self.alarm(f"plan refused: {why}")
+        self._fatal = {"code": "plan-rejected", "message": why}
+        raise PlanRejected(why)
+
+    async def _on_phase(self, msg: dict[str, Any]) -> None:
+        self.phase, self.press_deadline_ms = Phase(msg["phase"]), msg["press_deadline_ms"]
+        if self.phase is Phase.ENDED:
+            await self.close_links()
+            self.ended.set()
+            return
+        await self._connect_peers()
+
+    async def _on_peer_joined(self, msg: dict[str, Any]) -> None:
+        self.present[msg["device"]] = False  # it joined after me: it offers
+
+    async def _on_peer_left(self, msg: dict[str, Any]) -> None:
+        # Its signaling is gone; its media may not be. The peer connection stays until
+        # it fails or the peer says bye.
+        self.present.pop(msg["device"], None)
+
+    async def _on_error(self, msg: dict[str, Any]) -> None:
+        self.errors.append(msg)
+        log.warning("%s: server error %s: %s", self.device[:12], msg["code"], msg["message"])
+        if msg.get("fatal"):
+            self._fatal = msg
+
+    async def _on_pong(self, msg: dict[str, Any]) -> None:
+        return
+
+    # -- negotiation ---------------------------------------------------------------------
+    def _kinds(self, remote: str) -> tuple[frozenset[MediaKind], frozenset[MediaKind]]:
+        assert self.signed is not None
+        plan = self.signed.plan
+        return (policy.media(plan, self.phase, self.device, remote),
+                policy.media(plan, self.phase, remote, self.device))
+
+    def _new_link(self, remote: str, generation: int) -> PeerLink:
+        send, receive = self._kinds(remote)
+        return PeerLink(remote, generation, self.ice, send=send, receive=receive,
+                        source=self.source, alarm=self.alarm)
+
+    async def _install(self, link: PeerLink) -> None:
+        old = self.links.get(link.remote)
+        self.links[link.remote] = link
+        self.generations[link.remote] = link.generation
+        if old is not None:
+            await self._retire(old)
+
+    async def _connect_peers(self) -> None:
+        for remote, i_offer in list(self.present.items()):
+            send, receive = self._kinds(remote)
+            current = self.links.get(remote)
+            if i_offer and (send or receive) and (current is None or not current.live):
+                await self._offer(remote)
+
+    async def _offer(self, remote: str) -> None:
+        assert self.signed is not None
+        link = self._new_link(remote, self.generations.get(remote, 0) + 1)
+        link.add_media(offering=True)
+        await link.pc.setLocalDescription(await link.pc.createOffer())
+        await self._install(link)
+        await self._send(self._signed_sdp("offer", link))
+
+    def _signed_sdp(self, kind: str, link: PeerLink) -> dict[str, Any]:
+        assert self.signed is not None
+        sdp = link.pc.localDescription.sdp
+        signature = signed_sdp.sign(self.identity.key, call=self.call,
+                                    plan_hash=self.signed.plan.hash, receiver=link.remote,
+                                    generation=link.generation, kind=kind, sdp=sdp)
+        return {"type": kind, "to": link.remote, "generation": link.generation, "sdp": sdp,
+                "signature": signature}
+
+    def _check_signed(self, kind: str, msg: dict[str, Any]) -> bool:
+        """Whether a received offer/answer is signed by its sender for us. Alarms if not."""
+        assert self.signed is not None
+        sender = self.signed.plan.participant(msg["from"])
+        if sender is None:
+            self.alarm(f"{kind} from a device outside the plan; ignored")
+            return False
+        try:
+            signed_sdp.verify(sender.key, msg["signature"], call=self.call,
+                              plan_hash=self.signed.plan.hash, receiver=self.device,
+                              generation=msg["generation"], kind=kind, sdp=msg["sdp"])
+        except SignatureError as exc:
+            self.alarm(f"{kind} from {sender.name} fails its signature ({exc}): the DTLS "
+                       "fingerprint may have been swapped; no media sent")
+            return False
+        return True
+
+    async def _on_offer(self, msg: dict[str, Any]) -> None:
+        remote, generation = msg["from"], msg["generation"]
+        if not self._check_signed("offer", msg):
+            return
+        send, receive = self._kinds(remote)
+        if not (send or receive):
+            self.alarm("offer from a device the plan does not let us connect to; ignored")
+            return
+        if generation <= self.generations.get(remote, 0) and remote in self.links:
+            self.alarm(f"offer of old generation {generation} (replayed?); ignored")
+            return
+        link = self._new_link(remote, generation)
+        await link.pc.setRemoteDescription(RTCSessionDescription(msg["sdp"], "offer"))
+        link.add_media(offering=False)
+        await link.pc.setLocalDescription(await link.pc.createAnswer())
+        await self._install(link)
+        await self._send(self._signed_sdp("answer", link))
+
+    async def _on_answer(self, msg: dict[str, Any]) -> None:
+        link = self.links.get(msg["from"])
+        if link is None or link.generation != msg["generation"] or \
+                link.pc.signalingState != "have-local-offer":
+            self.alarm("answer to no offer of ours; ignored")
+            return
+        if not self._check_signed("answer", msg):
+            self.links.pop(link.remote, None)
+            await self._retire(link)
+            return
+        await link.pc.setRemoteDescription(RTCSessionDescription(msg["sdp"], "answer"))
+
+    async def _on_candidate(self, msg: dict[str, Any]) -> None:
+        link = self.links.get(msg["from"])
+        if link is None or link.generation != msg["generation"] or not msg.get("candidate"):
+            return
+        text = msg["candidate"].removeprefix("candidate:")
+        candidate = candidate_from_sdp(text)
+        candidate.sdpMid = msg.get("sdp_mid")
+        candidate.sdpMLineIndex = msg.get("sdp_mline_index")
+        with contextlib.suppress(ValueError):
+            await link.pc.addIceCandidate(candidate)
+
+    async def _on_bye(self, msg: dict[str, Any]) -> None:
+        link = self.links.get(msg["from"])
+        if link is not None and link.generation == msg["generation"]:
+            self.links.pop(link.remote)
+            await self._retire(link)
+
+    _HANDLERS: dict[str, Callable[[CallSession, dict[str, Any]], Awaitable[None]]] = {
+        "challenge": _on_challenge, "welcome": _on_welcome, "phase": _on_phase,
+        "peer-joined": _on_peer_joined, "peer-left": _on_peer_left, "error": _on_error,
+        "pong": _on_pong, "offer": _on_offer, "answer": _on_answer,
+        "candidate": _on_candidate, "bye": _on_bye,
+    }
