@@ -86,7 +86,9 @@ class CallSession:
         self.present: dict[str, bool] = {}  # remote -> was there before me (so I offer)
         self.alarms: list[str] = []
         self.errors: list[dict[str, Any]] = []
-        self.connects = 0
+        self.connects = 0  # signaling connections opened
+        self.welcomes = 0  # times the server admitted us (rejoins after a restart count)
+        self.rejoined = asyncio.Event()  # set on every welcome after the first
         self.joined = asyncio.Event()
         self.ended = asyncio.Event()
         self._ws: Any = None
@@ -204,7 +206,8 @@ class CallSession:
             self.generations[p["device"]] = max(self.generations.get(p["device"], 0),
                                                 p["generation"])
         self.phase, self.press_deadline_ms = Phase(msg["phase"]), msg["press_deadline_ms"]
-        self.joined.set()
+        self.welcomes += 1
+        (self.rejoined if self.joined.is_set() else self.joined).set()
         await self._connect_peers()
 
     def _reject_plan(self, why: str) -> None:

@@ -54,6 +54,13 @@ class Participant:
                 "role": str(self.role), "name": self.name, "language": self.language}
 
 
+def _fields(obj: dict[str, Any], what: str, allowed: set[str]) -> None:
+    """Refuse unknown fields: what is signed must be exactly what is read."""
+    unknown = set(obj) - allowed
+    if unknown:
+        raise PlanError(f"{what} has unknown field(s) {', '.join(sorted(unknown))}")
+
+
 def _text(obj: dict[str, Any], field: str, limit: int = MAX_NAME) -> str:
     value = obj.get(field)
     if not isinstance(value, str) or not value or len(value) > limit:
@@ -83,6 +90,8 @@ class CallPlan:
     def from_json(cls, obj: Any) -> CallPlan:
         if not isinstance(obj, dict):
             raise PlanError("a plan is a JSON object")
+        _fields(obj, "the plan", {"version", "call", "link", "title", "delegations",
+                                  "participants", "press_window_s", "interpreter_video"})
         if obj.get("version") != PLAN_VERSION:
             raise PlanError(f"unsupported plan version {obj.get('version')!r}; "
                             f"this build reads version {PLAN_VERSION}")
@@ -162,10 +171,12 @@ def _list(obj: dict[str, Any], field: str) -> list[dict[str, Any]]:
 
 
 def _delegation(obj: dict[str, Any]) -> Delegation:
+    _fields(obj, "a delegation", {"id", "name", "key"})
     return Delegation(id=_text(obj, "id", 64), name=_text(obj, "name"), key=_key(obj, "key"))
 
 
 def _participant(obj: dict[str, Any]) -> Participant:
+    _fields(obj, "a participant", {"device", "key", "delegation", "role", "name", "language"})
     role = obj.get("role")
     if role not in {str(r) for r in Role}:
         raise PlanError(f"unknown role {role!r}; roles are {', '.join(Role)}")
@@ -185,6 +196,7 @@ class SignedPlan:
     def from_json(cls, obj: Any) -> SignedPlan:
         if not isinstance(obj, dict):
             raise PlanError("a signed plan is a JSON object with 'plan' and 'signatures'")
+        _fields(obj, "the signed plan", {"plan", "signatures"})
         sigs = obj.get("signatures", {})
         if not isinstance(sigs, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in sigs.items()

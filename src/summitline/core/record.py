@@ -120,6 +120,8 @@ def verify_export(raw: bytes) -> VerifiedRecord:
         raise RecordError(f"the file is not valid JSON ({exc}); it was damaged or edited")
     if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
         raise RecordError(f"not a summitline record (expected format {EXPORT_FORMAT!r})")
+    if set(doc) != {"format", "signed_plan", "entries", "head_signatures"}:
+        raise RecordError("the record has missing or unknown top-level fields")
     if canonical(doc) + b"\n" != raw:
         raise RecordError("the file is not in the canonical form it was exported in: "
                           "its bytes were edited (even whitespace counts)")

@@ -23,9 +23,14 @@ def unb64u(text: str) -> bytes:
         raise ValueError("expected a base64url string")
     padded = text + "=" * (-len(text) % 4)
     try:
-        return base64.urlsafe_b64decode(padded.encode("ascii"))
+        data = base64.urlsafe_b64decode(padded.encode("ascii"))
     except (ValueError, UnicodeEncodeError) as exc:
         raise ValueError("not valid base64url") from exc
+    # One spelling per value: unused trailing bits set would give a second encoding of
+    # the same key or signature, and a signed document that can change without notice.
+    if b64u(data) != text:
+        raise ValueError("not canonical base64url")
+    return data
 
 
 def canonical(value: Any) -> bytes:

@@ -313,6 +313,11 @@ def router() -> APIRouter:  # noqa: C901 - a list of small routes, read top to b
         return Response(body, media_type="application/json", headers={
             "content-disposition": f'attachment; filename="{call}.record.json"'})
 
+    @r.get("/incidents")
+    async def incidents(request: Request) -> list[dict[str, Any]]:
+        """Bad input that belonged to no call (or came after a call's end), oldest first."""
+        return await hub(request).store.incidents()
+
     @r.get("/nonce")
     async def nonce() -> dict[str, str]:
         """A random value, for clients that want one (ids of links and calls)."""

@@ -18,6 +18,10 @@ SEND_QUEUE = 256
 # Transport keepalive (WebSocket ping): a dead peer is noticed within about 40 s.
 PING_INTERVAL_S = 20.0
 PING_TIMEOUT_S = 20.0
+# The WebSocket layer itself refuses frames over this (close 1009 without a word).
+# It is above MAX_MESSAGE_BYTES so that an oversized message up to here reaches the
+# server, which records it and says why it closes.
+TRANSPORT_MAX_BYTES = 4 * MAX_MESSAGE_BYTES
 # Non-fatal protocol errors tolerated on one connection before it is closed.
 MAX_ERRORS = 20
 

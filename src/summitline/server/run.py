@@ -14,7 +14,7 @@ from summitline.server.app import Settings, create_app
 
 def config(settings: Settings, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
     return uvicorn.Config(create_app(settings), host=host, port=port, log_level=log_level,
-                          ws_max_size=limits.MAX_MESSAGE_BYTES,
+                          ws_max_size=limits.TRANSPORT_MAX_BYTES,
                           ws_ping_interval=limits.PING_INTERVAL_S,
                           ws_ping_timeout=limits.PING_TIMEOUT_S, lifespan="on")
 

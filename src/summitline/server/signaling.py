@@ -33,10 +33,15 @@ log = logging.getLogger(__name__)
 
 
 class Fatal(Exception):
-    def __init__(self, code: str, message: str, close_code: int) -> None:
+    """Ends the connection. ``room`` and ``device``: whom to record it against."""
+
+    def __init__(self, code: str, message: str, close_code: int,
+                 room: CallRoom | None = None, device: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.close_code = close_code
+        self.room = room
+        self.device = device
 
 
 _JOIN_CLOSE = {"seat-taken": cc.SEAT_TAKEN, "already-joined": cc.SEAT_TAKEN,
@@ -95,6 +100,7 @@ class Connection:
             await self._handshake()
             await self._read_loop()
         except Fatal as exc:
+            await self._record_fatal(exc)
             self.error(exc.code, str(exc), fatal=True)
             self.finish(exc.close_code, exc.code)
         except WebSocketDisconnect:
@@ -109,6 +115,15 @@ class Connection:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer, timeout=5)
             writer.cancel()
+
+    async def _record_fatal(self, exc: Fatal) -> None:
+        room = self.room or exc.room
+        if room is None:
+            await self._incident(exc.code, str(exc))
+            return
+        kind = "protocol.error" if self.room is not None else "endpoint.refused"
+        await room.note(kind, {"device": self.device or exc.device, "code": exc.code},
+                        self.remote)
 
     async def _receive(self) -> m.Hello | m.Offer | m.Answer | m.Candidate | m.Bye | m.Ping:
         msg = await self.ws.receive()
@@ -131,10 +146,8 @@ class Connection:
             raise Fatal("handshake-timeout", "no hello within "
                         f"{limits.HANDSHAKE_TIMEOUT_S:.0f} s", cc.BAD_HANDSHAKE) from None
         except m.RemoteProtocolError as exc:
-            await self._incident(exc.code, str(exc))
             raise Fatal(exc.code, f"bad handshake: {exc}", cc.BAD_HANDSHAKE) from None
         if not isinstance(hello, m.Hello):
-            await self._incident("bad-handshake", f"first message was {hello.type}")
             raise Fatal("bad-handshake", "the first message must be a hello", cc.BAD_HANDSHAKE)
         if hello.version not in m.SUPPORTED_VERSIONS:
             raise Fatal("unsupported-version", f"protocol version {hello.version} is not "
@@ -142,33 +155,29 @@ class Connection:
                         cc.UNSUPPORTED_VERSION)
         room = await self.hub.room(hello.call)
         if room is None:
-            await self._incident("unknown-call", hello.call[:80])
             raise Fatal("unknown-call", "there is no such call on this server", cc.UNKNOWN_CALL)
         await self._authenticate(room, hello, nonce)
         await self._join(room, hello.device)
 
     async def _authenticate(self, room: CallRoom, hello: m.Hello, nonce: str) -> None:
-        async def refuse(code: str, message: str, close_code: int) -> None:
-            await room.note("endpoint.refused", {"device": hello.device, "code": code},
-                            self.remote)
-            raise Fatal(code, message, close_code)
+        def refuse(code: str, message: str, close_code: int) -> Fatal:
+            return Fatal(code, message, close_code, room, hello.device)
 
         if not room.signed.complete:
             missing = ", ".join(d.name for d in room.signed.missing()) or "a delegation"
-            await refuse("plan-unsigned", f"the call plan is not signed by {missing}; "
+            raise refuse("plan-unsigned", f"the call plan is not signed by {missing}; "
                          "both delegations must sign it", cc.PLAN_UNSIGNED)
         participant = room.signed.plan.participant(hello.device)
         if participant is None:
-            await refuse("not-in-plan", "this device is not in the call plan", cc.AUTH_FAILED)
-            return
+            raise refuse("not-in-plan", "this device is not in the call plan", cc.AUTH_FAILED)
         if not secrets.compare_digest(hello.nonce, nonce):
-            await refuse("stale-nonce", "the hello does not answer this connection's "
+            raise refuse("stale-nonce", "the hello does not answer this connection's "
                          "challenge (replayed?)", cc.AUTH_FAILED)
         try:
             participant.key.verify(statements.join(hello.call, hello.device, nonce),
                                    hello.signature)
         except SignatureError:
-            await refuse("bad-signature", "the hello signature does not verify with the "
+            raise refuse("bad-signature", "the hello signature does not verify with the "
                          "device key in the plan", cc.AUTH_FAILED)
 
     async def _join(self, room: CallRoom, device: str) -> None:
@@ -179,10 +188,8 @@ class Connection:
                                                   "delegation": p.delegation, "name": p.name},
                               c.Join(device))
         except c.IllegalEvent as exc:
-            if exc.code != "call-ended":
-                await room.note("endpoint.refused", {"device": device, "code": exc.code},
-                                self.remote)
-            raise Fatal(exc.code, str(exc), _JOIN_CLOSE.get(exc.code, cc.AUTH_FAILED)) from None
+            raise Fatal(exc.code, str(exc), _JOIN_CLOSE.get(exc.code, cc.AUTH_FAILED),
+                        room, device) from None
         self.room, self.device = room, device
         room.endpoints[device] = self
         peers = [m.PeerInfo(device=d, generation=room.state.generation(device, d))

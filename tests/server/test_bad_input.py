@@ -1,0 +1,245 @@
+"""Bad input: each gets a clear error (and a close code where fatal), is recorded, and
+leaves the server and every other call unharmed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import time
+
+import httpx
+
+from summitline.client.bilateral import Bilateral, provision
+from summitline.core.messages import MAX_MESSAGE_BYTES
+from summitline.core.roles import Role
+from summitline.crypto import statements
+from summitline.crypto.keys import PrivateKey
+from summitline.server import closecodes as cc
+from summitline.server.limits import RATE_BURST
+from tests import wire
+
+
+async def record_kinds(http: httpx.AsyncClient, call: str) -> list[dict[str, Any]]:
+    r = await http.get(f"/api/calls/{call}/record")
+    return [e for e in r.json()["entries"]]
+
+
+async def refusals(http: httpx.AsyncClient, call: str, kind: str) -> list[str]:
+    return [e["data"]["code"] for e in await record_kinds(http, call) if e["kind"] == kind]
+
+
+async def incidents(http: httpx.AsyncClient) -> list[str]:
+    return [i["code"] for i in (await http.get("/api/incidents")).json()]
+
+
+async def assert_unharmed(http: httpx.AsyncClient, ws_url: str) -> None:
+    """A fresh call on the same server still works: both principals join and see each other."""
+    other = await provision(http)
+    a, _ = await wire.join(ws_url, other.call, other.a.principal)
+    b, welcome = await wire.join(ws_url, other.call, other.b.principal)
+    assert [p["device"] for p in welcome["peers"]] == [other.a.principal.fingerprint]
+    assert (await wire.next_of(a, "peer-joined"))["device"] == other.b.principal.fingerprint
+    await wire.send(b, {"type": "ping", "id": 7})
+    assert (await wire.next_of(b, "pong"))["id"] == 7
+    await a.close()
+    await b.close()
+
+
+async def test_malformed_json_as_first_message(http: httpx.AsyncClient, ws_url: str) -> None:
+    ws, _ = await wire.connect(ws_url)
+    await ws.send("{this is not json")
+    err = await wire.refused(ws, "malformed", cc.BAD_HANDSHAKE)
+    assert "not valid JSON" in err["message"]
+    assert "malformed" in await incidents(http)
+    await assert_unharmed(http, ws_url)
+
+
+async def test_malformed_json_after_joining_is_refused_and_the_connection_goes_on(
+        http: httpx.AsyncClient, ws_url: str, bilateral: Bilateral) -> None:
+    ws, _ = await wire.join(ws_url, bilateral.call, bilateral.a.principal)
+    await ws.send("[1, 2")
+    err = await wire.next_of(ws, "error")
+    assert (err["code"], err["fatal"]) == ("malformed", False)
+    await wire.send(ws, {"type": "ping", "id": 1})
+    assert (await wire.next_of(ws, "pong"))["id"] == 1
+    assert await refusals(http, bilateral.call, "signal.refused") == ["malformed"]
+    await assert_unharmed(http, ws_url)
+
+
+async def test_unknown_message_type(http: httpx.AsyncClient, ws_url: str,
+                                    bilateral: Bilateral) -> None:
+    ws, _ = await wire.join(ws_url, bilateral.call, bilateral.a.principal)
+    await wire.send(ws, {"type": "launch", "target": "everything"})
+    err = await wire.next_of(ws, "error")
+    assert (err["code"], err["fatal"]) == ("unknown-type", False)
+    assert "'launch'" in err["message"]
+    assert await refusals(http, bilateral.call, "signal.refused") == ["unknown-type"]
+    await assert_unharmed(http, ws_url)
+
+
+async def test_invalid_fields_name_the_field(http: httpx.AsyncClient, ws_url: str,
+                                             bilateral: Bilateral) -> None:
+    ws, _ = await wire.join(ws_url, bilateral.call, bilateral.a.principal)
+    await wire.send(ws, {"type": "offer", "to": "nobody", "generation": 1, "sdp": "",
+                         "signature": wire.FAKE_SIG})
+    err = await wire.next_of(ws, "error")
+    assert err["code"] == "invalid" and "offer: to:" in err["message"]
+
+
+async def test_message_over_the_size_limit(http: httpx.AsyncClient, ws_url: str,
+                                           bilateral: Bilateral) -> None:
+    ws, _ = await wire.join(ws_url, bilateral.call, bilateral.a.principal)
+    await ws.send('{"type":"ping","pad":"' + "x" * MAX_MESSAGE_BYTES + '"}')
+    await wire.refused(ws, "too-big", cc.MESSAGE_TOO_BIG)
+    assert await refusals(http, bilateral.call, "protocol.error") == ["too-big"]
+    # its seat is free again: the principal can rejoin
+    ws, _ = await wire.join(ws_url, bilateral.call, bilateral.a.principal)
+    await assert_unharmed(http, ws_url)
+
+
+async def test_a_bad_handshake_signature(http: httpx.AsyncClient, ws_url: str,
+                                         bilateral: Bilateral) -> None:
+    ws, nonce = await wire.connect(ws_url)
+    forged = wire.hello(bilateral.call, bilateral.a.principal, nonce)
+    forged["signature"] = PrivateKey.generate().sign({"purpose": "summitline/join"})
+    await wire.send(ws, forged)
+    await wire.refused(ws, "bad-signature", cc.AUTH_FAILED)
+    assert await refusals(http, bilateral.call, "endpoint.refused") == ["bad-signature"]
+    await assert_unharmed(http, ws_url)
+
+
+async def test_a_replayed_handshake(http: httpx.AsyncClient, ws_url: str,
+                                    bilateral: Bilateral) -> None:
+    first, nonce = await wire.connect(ws_url)
+    captured = wire.hello(bilateral.call, bilateral.a.principal, nonce)
+    await wire.send(first, captured)
+    assert (await wire.recv(first))["type"] == "welcome"
+    await first.close()
+    second, _ = await wire.connect(ws_url)
+    await wire.send(second, captured)  # the same valid hello, on a new connection
+    await wire.refused(second, "stale-nonce", cc.AUTH_FAILED)
+    assert await refusals(http, bilateral.call, "endpoint.refused") == ["stale-nonce"]
+    await assert_unharmed(http, ws_url)
+
+
+async def test_an_unsupported_protocol_version(http: httpx.AsyncClient, ws_url: str,
+                                               bilateral: Bilateral) -> None:
+    ws, nonce = await wire.connect(ws_url)
+    await wire.send(ws, {**wire.hello(bilateral.call, bilateral.a.principal, nonce),
+                         "version": 99})
+    err = await wire.refused(ws, "unsupported-version", cc.UNSUPPORTED_VERSION)
+    assert "[1]" in err["message"]
+
+
+async def test_a_device_outside_the_plan_and_an_unknown_call(
+        http: httpx.AsyncClient, ws_url: str, bilateral: Bilateral) -> None:
+    ws, nonce = await wire.connect(ws_url)
+    await wire.send(ws, wire.hello(bilateral.call, PrivateKey.generate(), nonce))
+    await wire.refused(ws, "not-in-plan", cc.AUTH_FAILED)
+    ws, nonce = await wire.connect(ws_url)
+    await wire.send(ws, wire.hello("call-nobody", bilateral.a.principal, nonce))
+    await wire.refused(ws, "unknown-call", cc.UNKNOWN_CALL)
+    assert await refusals(http, bilateral.call, "endpoint.refused") == ["not-in-plan"]
+    assert "unknown-call" in await incidents(http)
+    await assert_unharmed(http, ws_url)
+
+
+async def test_a_plan_not_signed_by_both_delegations(http: httpx.AsyncClient,
+                                                     ws_url: str) -> None:
+    half = await provision(http, cosign=False)
+    ws, nonce = await wire.connect(ws_url)
+    await wire.send(ws, wire.hello(half.call, half.a.principal, nonce))
+    err = await wire.refused(ws, "plan-unsigned", cc.PLAN_UNSIGNED)
+    assert "not signed by Russian Federation" in err["message"]
+    assert await refusals(http, half.call, "endpoint.refused") == ["plan-unsigned"]
+    # and the server refuses a co-signature that does not verify
+    r = await http.post(f"/api/plans/{half.plan.hash}/signatures", json={
+        "delegation": half.b.operator.id, "signature": PrivateKey.generate().sign({"x": 1})})
+    assert r.status_code == 403 and "does not verify" in r.json()["detail"]
+    await assert_unharmed(http, ws_url)
+
+
+async def test_an_offer_to_an_endpoint_it_may_not_talk_to(http: httpx.AsyncClient,
+                                                          ws_url: str) -> None:
+    aide = PrivateKey.generate()
+    call = await provision(http, extra=[(1, aide, Role.AIDE, "RU aide")])
+    a, _ = await wire.join(ws_url, call.call, call.a.principal)
+    b_aide, welcome = await wire.join(ws_url, call.call, aide)
+    assert welcome["peers"] == []  # an aide is told of nobody it may not talk to
+    await call.a.operator.control(call.call, "start")
+    await wire.send(a, {"type": "offer", "to": aide.fingerprint, "generation": 1,
+                        "sdp": "v=0", "signature": wire.FAKE_SIG})
+    err = await wire.next_of(a, "error")
+    assert (err["code"], err["fatal"], err["ref"]) == ("not-permitted", False, "offer")
+    assert await refusals(http, call.call, "signal.refused") == ["not-permitted"]
+    # the aide got the phase change and nothing else
+    assert (await wire.recv(b_aide))["type"] == "phase"
+    await wire.send(b_aide, {"type": "ping", "id": 3})
+    assert await wire.recv(b_aide) == {"type": "pong", "id": 3}
+    await assert_unharmed(http, ws_url)
+
+
+async def test_a_second_principal_of_a_delegation(http: httpx.AsyncClient, ws_url: str) -> None:
+    spare = PrivateKey.generate()
+    call = await provision(http, extra=[(0, spare, Role.PRINCIPAL, "US spare terminal")])
+    first, _ = await wire.join(ws_url, call.call, call.a.principal)
+    ws, nonce = await wire.connect(ws_url)
+    await wire.send(ws, wire.hello(call.call, spare, nonce))
+    err = await wire.refused(ws, "seat-taken", cc.SEAT_TAKEN)
+    assert "only one principal per delegation" in err["message"]
+    ws, nonce = await wire.connect(ws_url)  # the same device a second time
+    await wire.send(ws, wire.hello(call.call, call.a.principal, nonce))
+    await wire.refused(ws, "already-joined", cc.SEAT_TAKEN)
+    assert await refusals(http, call.call, "endpoint.refused") == ["seat-taken",
+                                                                   "already-joined"]
+    await first.close()
+    await assert_unharmed(http, ws_url)
+
+
+async def test_a_flood_of_messages_is_cut_off(http: httpx.AsyncClient, ws_url: str,
+                                              bilateral: Bilateral) -> None:
+    ws, _ = await wire.join(ws_url, bilateral.call, bilateral.a.principal)
+    for i in range(int(RATE_BURST) + 50):
+        await wire.send(ws, {"type": "ping", "id": i})
+    while (msg := await wire.recv(ws))["type"] == "pong":
+        pass
+    assert (msg["code"], msg["fatal"]) == ("rate-limit", True)
+    assert await wire.closed_with(ws) == cc.POLICY
+    assert await refusals(http, bilateral.call, "protocol.error") == ["rate-limit"]
+    await assert_unharmed(http, ws_url)
+
+
+async def test_offers_are_relayed_to_their_target_only_and_not_replayed(
+        http: httpx.AsyncClient, ws_url: str, bilateral: Bilateral) -> None:
+    a, _ = await wire.join(ws_url, bilateral.call, bilateral.a.principal)
+    b, _ = await wire.join(ws_url, bilateral.call, bilateral.b.principal)
+    await bilateral.a.operator.control(bilateral.call, "start")
+    offer = {"type": "offer", "to": bilateral.a.principal.fingerprint, "generation": 1,
+             "sdp": "v=0", "signature": wire.FAKE_SIG}
+    await wire.send(b, offer)
+    got = await wire.next_of(a, "offer")
+    assert got["from"] == bilateral.b.principal.fingerprint and "to" not in got
+    await wire.send(b, offer)  # the same offer again
+    err = await wire.next_of(b, "error")
+    assert err["code"] == "stale-generation"
+    kinds = [e["kind"] for e in await record_kinds(http, bilateral.call)]
+    assert kinds.count("signal.offer") == 1 and "signal.refused" in kinds
+
+
+async def test_control_requests_cannot_be_replayed_or_forged(
+        http: httpx.AsyncClient, bilateral: Bilateral) -> None:
+    action, op = "start", bilateral.a.operator
+    at = time.time_ns() // 1_000_000
+    body = {"action": action, "delegation": op.id, "at": at,
+            "signature": op.key.sign(statements.control(bilateral.call, action, op.id, at))}
+    assert (await http.post(f"/api/calls/{bilateral.call}/control", json=body)).status_code == 200
+    again = await http.post(f"/api/calls/{bilateral.call}/control", json=body)
+    assert again.status_code == 403 and "already used" in again.json()["detail"]
+    stale_at = at - 10 * 60_000
+    stale = {**body, "at": stale_at, "signature": op.key.sign(
+        statements.control(bilateral.call, "end", op.id, stale_at)), "action": "end"}
+    r = await http.post(f"/api/calls/{bilateral.call}/control", json=stale)
+    assert r.status_code == 403 and "stale" in r.json()["detail"]
+    forged = {**body, "action": "end"}  # signature was for "start"
+    r = await http.post(f"/api/calls/{bilateral.call}/control", json=forged)
+    assert r.status_code == 403 and "does not verify" in r.json()["detail"]
