@@ -12,6 +12,7 @@ import asyncio
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -20,7 +21,7 @@ import httpx
 from summitline.client.bilateral import Bilateral, provision
 from summitline.client.ice import loopback
 from summitline.client.session import CallSession
-from summitline.core.record import verify_export
+from summitline.core.record import Entry, summary, verify_export
 from summitline.core.roles import MediaKind
 from summitline.server.app import Settings
 from summitline.server.run import running
@@ -55,13 +56,11 @@ async def _hold(call: Bilateral, base: str, seconds: float, out: TextIO) -> list
     print("  both principals joined; the US operator starts the call", file=out)
     await call.a.operator.control(call.call, "start")
 
-    async def first_frames() -> None:
-        while not all(s.links for s in sessions):
-            await asyncio.sleep(0.05)
-        await asyncio.gather(*(link.first_video.wait() for s in sessions
-                               for link in s.links.values()))
+    def video_arrived(s: CallSession) -> Callable[[], bool]:
+        return lambda: s.frames(MediaKind.VIDEO) > 0
 
-    await asyncio.wait_for(first_frames(), FIRST_FRAME_TIMEOUT_S)
+    await asyncio.wait_for(asyncio.gather(*(s.wait_for(video_arrived(s)) for s in sessions)),
+                           FIRST_FRAME_TIMEOUT_S)
     for s, peer in ((sessions[0], call.b.principal.fingerprint),
                     (sessions[1], call.a.principal.fingerprint)):
         print(f"  media flowing; short authentication string on {s.device[:8]}: "
@@ -114,9 +113,7 @@ def _short(value: object) -> str:
     return text[:12] if len(text) == 64 else text[:48]
 
 
-def _print_record(entries: list, signers: list[str], path: Path, out: TextIO) -> None:  # type: ignore[type-arg]
-    from summitline.core.record import summary
-
+def _print_record(entries: list[Entry], signers: list[str], path: Path, out: TextIO) -> None:
     s = summary(entries)
     print("record:", file=out)
     print(f"  start    {_fmt_ms(s['started_ms'])}", file=out)

@@ -17,12 +17,10 @@ from summitline.crypto.keys import PrivateKey
 WAIT_S = 30.0  # bounds a hang; media on loopback starts within a second
 
 
-async def until(condition: Callable[[], bool], timeout: float = WAIT_S) -> None:
-    """Wait for a condition that no event announces (a frame counter), bounded."""
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.02)
-    await asyncio.wait_for(poll(), timeout)
+async def until(sessions: list[CallSession], condition: Callable[[CallSession], bool]) -> None:
+    """Wait until ``condition`` holds for every session (woken by their frames), bounded."""
+    await asyncio.wait_for(asyncio.gather(*(s.wait_for(lambda s=s: condition(s))
+                                            for s in sessions)), WAIT_S)
 
 
 def sessions_for(ws_url: str, call: Bilateral) -> list[CallSession]:
@@ -36,7 +34,7 @@ async def test_two_principals_hold_a_call_and_the_record_verifies(
     tasks = [asyncio.create_task(s.run()) for s in (a, b)]
     await asyncio.wait_for(asyncio.gather(a.joined.wait(), b.joined.wait()), WAIT_S)
     await bilateral.a.operator.control(bilateral.call, "start")
-    await until(lambda: all(s.frames(k) > 20 for s in (a, b) for k in MediaKind))
+    await until([a, b], lambda s: all(s.frames(k) > 20 for k in MediaKind))
     pa, pb = bilateral.a.principal.fingerprint, bilateral.b.principal.fingerprint
     # both ends derive the same short authentication string from the DTLS fingerprints
     assert a.short_authentication_string(pb) == b.short_authentication_string(pa) is not None

@@ -3,9 +3,8 @@ leaves the server and every other call unharmed."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import time
+from typing import Any
 
 import httpx
 

@@ -25,11 +25,11 @@ _gather_all = aioice.ice.get_host_addresses
 LOOPBACK = ("127.0.0.1",)
 
 
-def _no_default_servers() -> list[RTCIceServer]:
+def _no_default_servers(cls: type) -> list[RTCIceServer]:
     return []
 
 
-RTCIceGatherer.getDefaultIceServers = classmethod(lambda cls: _no_default_servers())
+setattr(RTCIceGatherer, "getDefaultIceServers", classmethod(_no_default_servers))  # noqa: B010
 
 
 @dataclass(frozen=True)

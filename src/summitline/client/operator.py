@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from summitline.core.record import check_chain
 from summitline.core.plan import CallPlan, Delegation, Participant
+from summitline.core.record import check_chain
 from summitline.core.roles import Role
 from summitline.crypto import statements
 from summitline.crypto.keys import PrivateKey, PublicKey

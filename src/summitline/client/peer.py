@@ -28,7 +28,8 @@ _LIVE = {"new", "connecting", "connected"}
 class PeerLink:
     def __init__(self, remote: str, generation: int, ice: IceSettings, *,
                  send: frozenset[MediaKind], receive: frozenset[MediaKind],
-                 source: MediaSource, alarm: Callable[[str], None]) -> None:
+                 source: MediaSource, alarm: Callable[[str], None],
+                 on_frame: Callable[[], None] = lambda: None) -> None:
         self.remote = remote
         self.generation = generation
         self.send = send
@@ -36,11 +37,13 @@ class PeerLink:
         self.pc = RTCPeerConnection(ice.configuration())
         self._source = source
         self._alarm = alarm
+        self._on_frame = on_frame
         self.frames: dict[MediaKind, int] = {MediaKind.AUDIO: 0, MediaKind.VIDEO: 0}
         self.first_frame: dict[MediaKind, float] = {}
         self.first_video = asyncio.Event()
         self._readers: list[asyncio.Task[None]] = []
         self.pc.on("track", self._on_track)
+        self.pc.on("connectionstatechange", on_frame)
 
     @property
     def live(self) -> bool:
@@ -72,6 +75,7 @@ class PeerLink:
             while True:
                 await track.recv()
                 self.frames[kind] += 1
+                self._on_frame()
                 if kind not in self.first_frame:
                     self.first_frame[kind] = time.monotonic()
                     if kind is MediaKind.VIDEO:

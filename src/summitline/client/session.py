@@ -95,6 +95,7 @@ class CallSession:
         self._leaving = False
         self._fatal: dict[str, Any] | None = None
         self._retired = dict.fromkeys(MediaKind, 0)
+        self._changed = asyncio.Event()  # set on every decoded frame and state change
 
     # -- what tests and the demo read ----------------------------------------------------
     @property
@@ -109,6 +110,13 @@ class CallSession:
         for kind, n in link.frames.items():
             self._retired[kind] += n
         await link.close()
+
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate()`` holds; re-checked on every frame and state change.
+        Bound it with ``asyncio.wait_for``."""
+        while not predicate():
+            self._changed.clear()
+            await self._changed.wait()
 
     def link(self, remote: str) -> PeerLink | None:
         return self.links.get(remote)
@@ -250,7 +258,7 @@ class CallSession:
     def _new_link(self, remote: str, generation: int) -> PeerLink:
         send, receive = self._kinds(remote)
         return PeerLink(remote, generation, self.ice, send=send, receive=receive,
-                        source=self.source, alarm=self.alarm)
+                        source=self.source, alarm=self.alarm, on_frame=self._changed.set)
 
     async def _install(self, link: PeerLink) -> None:
         old = self.links.get(link.remote)

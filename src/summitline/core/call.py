@@ -17,11 +17,16 @@ the pending offer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from summitline.core import policy
 from summitline.core.plan import CallPlan
 from summitline.core.roles import Phase, Role
+
+__all__ = ["TRANSITIONS", "Answer", "Call", "CloseDoors", "End", "Event", "IllegalEvent",
+           "Join", "Leave", "Offer", "Phase", "Reset", "Start", "pair"]
 
 
 class IllegalEvent(Exception):
@@ -198,7 +203,7 @@ def _answer(call: Call, e: Answer) -> Call:
     return replace(call, pending=pending)
 
 
-_HANDLERS = {
+_HANDLERS: dict[type, Callable[[Call, Any], Call]] = {
     Start: _start, CloseDoors: _close_doors, End: _end, Join: _join, Leave: _leave,
     Reset: _reset, Offer: _offer, Answer: _answer,
 }

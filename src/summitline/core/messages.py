@@ -83,13 +83,13 @@ class Ping(_Message):
     id: Annotated[int, Field(ge=0)] = 0
 
 
-ClientMessage = Annotated[Hello | Offer | Answer | Candidate | Bye | Ping,
-                          Field(discriminator="type")]
+AnyClientMessage = Hello | Offer | Answer | Candidate | Bye | Ping
+ClientMessage = Annotated[AnyClientMessage, Field(discriminator="type")]
 CLIENT_TYPES = ("hello", "offer", "answer", "candidate", "bye", "ping")
-_client = TypeAdapter(ClientMessage)
+_client: TypeAdapter[AnyClientMessage] = TypeAdapter(ClientMessage)
 
 
-def parse_client(raw: str | bytes) -> Hello | Offer | Answer | Candidate | Bye | Ping:
+def parse_client(raw: str | bytes) -> AnyClientMessage:
     if len(raw) > MAX_MESSAGE_BYTES:
         raise RemoteProtocolError("too-big", f"message over {MAX_MESSAGE_BYTES} bytes")
     try:

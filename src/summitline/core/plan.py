@@ -132,7 +132,8 @@ class CallPlan:
             if p.role is Role.PRESS:
                 raise PlanError("press are not plan participants; they get viewer tokens")
         for d in self.delegations:
-            if not any(p.role is Role.PRINCIPAL and p.delegation == d.id for p in self.participants):
+            if not any(p.role is Role.PRINCIPAL and p.delegation == d.id
+                       for p in self.participants):
                 raise PlanError(f"delegation {d.name!r} has no principal in the plan")
 
     def to_json(self) -> dict[str, Any]:

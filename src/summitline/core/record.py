@@ -117,7 +117,8 @@ def verify_export(raw: bytes) -> VerifiedRecord:
     try:
         doc = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RecordError(f"the file is not valid JSON ({exc}); it was damaged or edited")
+        raise RecordError(f"the file is not valid JSON ({exc}); it was damaged or "
+                          "edited") from None
     if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
         raise RecordError(f"not a summitline record (expected format {EXPORT_FORMAT!r})")
     if set(doc) != {"format", "signed_plan", "entries", "head_signatures"}:

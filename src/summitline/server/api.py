@@ -8,6 +8,7 @@ carries a signature by the delegation key it speaks for, and the server checks i
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -268,9 +269,7 @@ def router() -> APIRouter:  # noqa: C901 - a list of small routes, read top to b
             await h.store.use_control(body.signature, now)
         except StoreError:
             raise _bad(403, "this control request was already used (replayed?)") from None
-        make, kind = {"start": (c.Start, "call.started"),
-                      "close-doors": (c.CloseDoors, "doors.closed"),
-                      "end": (c.End, "call.ended")}[body.action]
+        make, kind = _CONTROLS[body.action]
         try:
             await room.change_phase(kind, {"by": d.id}, make)
         except c.IllegalEvent as exc:
@@ -324,6 +323,13 @@ def router() -> APIRouter:  # noqa: C901 - a list of small routes, read top to b
         return {"nonce": secrets.token_urlsafe(16)}
 
     return r
+
+
+_CONTROLS: dict[str, tuple[Callable[[int], c.Event], str]] = {
+    "start": (c.Start, "call.started"),
+    "close-doors": (c.CloseDoors, "doors.closed"),
+    "end": (c.End, "call.ended"),
+}
 
 
 def _plan_view(signed: SignedPlan) -> dict[str, Any]:

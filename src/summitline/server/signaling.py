@@ -22,6 +22,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from summitline.core import call as c
 from summitline.core import messages as m
+from summitline.core import policy
 from summitline.crypto import statements
 from summitline.crypto.keys import SignatureError
 from summitline.server import closecodes as cc
@@ -125,11 +126,11 @@ class Connection:
         await room.note(kind, {"device": self.device or exc.device, "code": exc.code},
                         self.remote)
 
-    async def _receive(self) -> m.Hello | m.Offer | m.Answer | m.Candidate | m.Bye | m.Ping:
+    async def _receive(self) -> m.AnyClientMessage:
         msg = await self.ws.receive()
         if msg["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(msg.get("code", 1000))
-        raw = msg.get("text") if msg.get("text") is not None else msg.get("bytes", b"")
+        raw: str | bytes = msg.get("text") or msg.get("bytes") or b""
         if len(raw) > limits.MAX_MESSAGE_BYTES:
             raise Fatal("too-big", f"message over {limits.MAX_MESSAGE_BYTES} bytes",
                         cc.MESSAGE_TOO_BIG)
@@ -178,7 +179,7 @@ class Connection:
                                    hello.signature)
         except SignatureError:
             raise refuse("bad-signature", "the hello signature does not verify with the "
-                         "device key in the plan", cc.AUTH_FAILED)
+                         "device key in the plan", cc.AUTH_FAILED) from None
 
     async def _join(self, room: CallRoom, device: str) -> None:
         p = room.signed.plan.participant(device)
@@ -249,7 +250,7 @@ class Connection:
         assert self.room is not None
         state = self.room.state
         if msg.to not in self.room.endpoints or msg.generation != state.generation(
-                self.device, msg.to) or not c.policy.may_connect(
+                self.device, msg.to) or not policy.may_connect(
                     state.plan, state.phase, self.device, msg.to):
             self.error("not-permitted", "no peer connection of that generation with that "
                        "endpoint", ref="candidate")
