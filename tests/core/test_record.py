@@ -123,3 +123,18 @@ def test_the_verify_command_accepts_and_rejects(tmp_path: Path) -> None:
     missing = subprocess.run([sys.executable, "-m", "summitline", "verify",
                               str(tmp_path / "nope.json")], capture_output=True, text=True)
     assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def test_numbers_json_cannot_carry_exactly_are_rejected_not_crashed_on() -> None:
+    doc = json.loads(exported())
+    doc["entries"][1]["at"] = 2**60
+    raw = json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+    with pytest.raises(RecordError, match="cannot carry exactly"):
+        verify_export(raw)
+
+
+def test_extra_head_signatures_are_refused() -> None:
+    doc = json.loads(exported())
+    doc["head_signatures"]["f" * 64] = doc["head_signatures"][W.us.fingerprint]
+    with pytest.raises(RecordError, match="does not name"):
+        verify_export(reexport(doc))

@@ -43,6 +43,13 @@ async def test_a_link_is_accepted_only_after_the_fingerprint_check(
     with pytest.raises(ApiError, match="not the one checked out of band"):
         await b.accept_link("link-x", "0000-0000-0000-0000-0000")
     assert (await http.get("/api/links/link-x")).json()["state"] == "proposed"
+    spoken = (await http.get(f"/api/delegations/{a.id}")).json()["short_fingerprint"]
+    await b.accept_link("link-x", spoken)
+    await a.pin_link("link-x")
+    assert a.pinned[b.id] == b.key.public and b.pinned[a.id] == a.key.public
+    with pytest.raises(ApiError) as err:
+        await b.accept_link("link-x", spoken)  # once only
+    assert err.value.status == 409
 
 
 async def test_plans_must_fit_their_link(http: httpx.AsyncClient, bilateral: Bilateral) -> None:

@@ -32,6 +32,7 @@ class Operator:
         self.name = name
         self.key = key
         self.pinned: dict[str, PublicKey] = {key.fingerprint: key.public}
+        self._proposed: dict[str, str] = {}  # link id -> the delegation we proposed it to
 
     @property
     def id(self) -> str:
@@ -56,6 +57,7 @@ class Operator:
         return result
 
     async def propose_link(self, link_id: str, other: str) -> dict[str, Any]:
+        self._proposed[link_id] = other
         result: dict[str, Any] = await self._call("POST", "/api/links", {
             "id": link_id, "proposer": self.id, "acceptor": other,
             "signature": self.key.sign(statements.link(link_id, [self.id, other]))})
@@ -83,11 +85,16 @@ class Operator:
         self.pinned[delegation_id] = public
 
     async def pin_link(self, link_id: str) -> None:
-        """The proposer pins the acceptor's key once the link is established."""
+        """The proposer pins the acceptor's key once the link is established: the key
+        whose fingerprint is the delegation id it proposed the link to."""
         link = await self._call("GET", f"/api/links/{link_id}")
-        for d in link["delegations"]:
-            if d["id"] != self.id:
-                self.pin(d["id"], d["key"])
+        if link["state"] != "established":
+            raise ApiError(0, "the link is not yet accepted")
+        expected = self._proposed.get(link_id)
+        others = [d for d in link["delegations"] if d["id"] != self.id]
+        if expected is None or [d["id"] for d in others] != [expected]:
+            raise ApiError(0, "the link the server shows is not the one proposed")
+        self.pin(others[0]["id"], others[0]["key"])
 
     async def submit_plan(self, plan: CallPlan) -> dict[str, Any]:
         result: dict[str, Any] = await self._call("POST", "/api/plans", {

@@ -191,9 +191,9 @@ class CallSession:
                            "message": f"server speaks {msg['versions']}"}
             return
         nonce = msg["nonce"]
-        await self._send(m.Hello(version=m.PROTOCOL_VERSION, call=self.call, device=self.device,
-                                 nonce=nonce, signature=self.identity.key.sign(
-                                     statements.join(self.call, self.device, nonce)),
+        signature = self.identity.key.sign(statements.join(self.call, self.device, nonce))
+        await self._send(m.Hello(type="hello", version=m.PROTOCOL_VERSION, call=self.call,
+                                 device=self.device, nonce=nonce, signature=signature,
                                  ).model_dump())
 
     async def _on_welcome(self, msg: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ MAX_MESSAGE_BYTES = 64 * 1024
 MAX_SDP_CHARS = 60 * 1024
 
 Fingerprint = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-Generation = Annotated[int, Field(ge=1, le=2**31)]
+Generation = Annotated[int, Field(ge=1, le=2**31 - 1)]
 Signature = Annotated[str, Field(min_length=80, max_length=100)]
 
 
@@ -33,13 +33,19 @@ class RemoteProtocolError(Exception):
         self.code = code
 
 
+def size_of(raw: str | bytes) -> int:
+    return len(raw.encode()) if isinstance(raw, str) else len(raw)
+
+
 class _Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Serialization schemas list every field as required: the server always sends them.
+    model_config = ConfigDict(extra="forbid", frozen=True,
+                              json_schema_serialization_defaults_required=True)
 
 
 # -- endpoint -> server -------------------------------------------------------------------
 class Hello(_Message):
-    type: Literal["hello"] = "hello"
+    type: Literal["hello"]
     version: int
     call: Annotated[str, Field(min_length=1, max_length=120)]
     device: Fingerprint
@@ -48,7 +54,7 @@ class Hello(_Message):
 
 
 class Offer(_Message):
-    type: Literal["offer"] = "offer"
+    type: Literal["offer"]
     to: Fingerprint
     generation: Generation
     sdp: Annotated[str, Field(max_length=MAX_SDP_CHARS)]
@@ -56,7 +62,7 @@ class Offer(_Message):
 
 
 class Answer(_Message):
-    type: Literal["answer"] = "answer"
+    type: Literal["answer"]
     to: Fingerprint
     generation: Generation
     sdp: Annotated[str, Field(max_length=MAX_SDP_CHARS)]
@@ -64,7 +70,7 @@ class Answer(_Message):
 
 
 class Candidate(_Message):
-    type: Literal["candidate"] = "candidate"
+    type: Literal["candidate"]
     to: Fingerprint
     generation: Generation
     candidate: Annotated[str, Field(max_length=1024)] | None
@@ -73,13 +79,13 @@ class Candidate(_Message):
 
 
 class Bye(_Message):
-    type: Literal["bye"] = "bye"
+    type: Literal["bye"]
     to: Fingerprint
     generation: Generation
 
 
 class Ping(_Message):
-    type: Literal["ping"] = "ping"
+    type: Literal["ping"]
     id: Annotated[int, Field(ge=0)] = 0
 
 
@@ -90,7 +96,7 @@ _client: TypeAdapter[AnyClientMessage] = TypeAdapter(ClientMessage)
 
 
 def parse_client(raw: str | bytes) -> AnyClientMessage:
-    if len(raw) > MAX_MESSAGE_BYTES:
+    if size_of(raw) > MAX_MESSAGE_BYTES:
         raise RemoteProtocolError("too-big", f"message over {MAX_MESSAGE_BYTES} bytes")
     try:
         obj = json.loads(raw)
@@ -170,9 +176,19 @@ ServerMessage = Annotated[Challenge | Welcome | PeerJoined | PeerLeft | PhaseCha
                           | ErrorMessage | Pong, Field(discriminator="type")]
 
 
+def _relayed_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The schema of ``model`` as the receiver gets it: ``from`` in place of ``to``."""
+    schema = model.model_json_schema()
+    schema["title"] = f"Relayed{schema['title']}"
+    schema["properties"]["from"] = schema["properties"].pop("to")
+    schema["required"] = ["from" if f == "to" else f for f in schema["required"]]
+    return schema
+
+
 def json_schema() -> dict[str, Any]:
     return {
         "client_to_server": _client.json_schema(),
-        "server_to_client": TypeAdapter(ServerMessage).json_schema(),
-        "relayed": "offer, answer, candidate and bye arrive with 'from' in place of 'to'",
+        "server_to_client": TypeAdapter(ServerMessage).json_schema(mode="serialization"),
+        "relayed_to_client": {m.__name__: _relayed_schema(m)
+                              for m in (Offer, Answer, Candidate, Bye)},
     }

@@ -130,7 +130,7 @@ class CallPlan:
             if p.delegation not in ids:
                 raise PlanError(f"participant {p.name!r} belongs to no delegation of this plan")
             if p.role is Role.PRESS:
-                raise PlanError("press are not plan participants; they get viewer tokens")
+                raise PlanError("press are not plan participants (they never hold keys)")
         for d in self.delegations:
             if not any(p.role is Role.PRINCIPAL and p.delegation == d.id
                        for p in self.participants):

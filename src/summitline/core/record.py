@@ -123,7 +123,11 @@ def verify_export(raw: bytes) -> VerifiedRecord:
         raise RecordError(f"not a summitline record (expected format {EXPORT_FORMAT!r})")
     if set(doc) != {"format", "signed_plan", "entries", "head_signatures"}:
         raise RecordError("the record has missing or unknown top-level fields")
-    if canonical(doc) + b"\n" != raw:
+    try:
+        canonical_bytes = canonical(doc)
+    except ValueError as exc:
+        raise RecordError(f"the record holds a value JSON cannot carry exactly ({exc})") from None
+    if canonical_bytes + b"\n" != raw:
         raise RecordError("the file is not in the canonical form it was exported in: "
                           "its bytes were edited (even whitespace counts)")
     try:
@@ -164,6 +168,8 @@ def _check_head(signed: SignedPlan, entries: list[Entry], sigs: Any) -> list[str
     if not isinstance(sigs, dict):
         raise RecordError("'head_signatures' must map delegation ids to signatures")
     plan = signed.plan
+    if set(sigs) - {d.id for d in plan.delegations}:
+        raise RecordError("the head carries signatures of delegations the plan does not name")
     head = entries[-1]
     statement = statements.record_head(plan.call, plan.hash, head.seq, head.hash)
     signers = []

@@ -20,11 +20,6 @@ def link(link_id: str, delegations: list[str]) -> Statement:
     return {"purpose": "summitline/link", "link": link_id, "delegations": sorted(delegations)}
 
 
-def device(delegation: str, device_key: str, name: str) -> Statement:
-    return {"purpose": "summitline/device", "delegation": delegation, "device": device_key,
-            "name": name}
-
-
 def join(call: str, device: str, nonce: str) -> Statement:
     return {"purpose": "summitline/join", "call": call, "device": device, "nonce": nonce}
 

@@ -18,6 +18,7 @@ from summitline.core import call as c
 from summitline.core.plan import PlanError, SignedPlan
 from summitline.core.record import export, summary
 from summitline.crypto import statements
+from summitline.crypto.encoding import digest
 from summitline.crypto.keys import PublicKey, SignatureError, short_fingerprint
 from summitline.server.hub import Hub
 from summitline.server.room import CallRoom
@@ -156,6 +157,8 @@ def router() -> APIRouter:  # noqa: C901 - a list of small routes, read top to b
         row = await h.store.link(id)
         if row is None:
             raise _bad(404, f"no link {id!r}")
+        if row["acceptor_signature"] is not None:
+            raise _bad(409, "this link is already established")
         _, key = await delegation_key(h, row["acceptor"])
         _verify(key, statements.link(id, [row["proposer"], row["acceptor"]]), body.signature,
                 "the link acceptance")
@@ -263,10 +266,12 @@ def router() -> APIRouter:  # noqa: C901 - a list of small routes, read top to b
         now = h.clock()
         if abs(now - body.at) > CONTROL_FRESHNESS_MS:
             raise _bad(403, "the control request is stale (or the clocks disagree)")
-        _verify(d.key, statements.control(call, body.action, d.id, body.at), body.signature,
-                "the control request")
+        statement = statements.control(call, body.action, d.id, body.at)
+        _verify(d.key, statement, body.signature, "the control request")
         try:
-            await h.store.use_control(body.signature, now)
+            # Keyed on what was signed: an ECDSA signature has a second valid form (r, n-s),
+            # so the signature itself cannot tell a replay from a first use.
+            await h.store.use_control(digest(statement), now)
         except StoreError:
             raise _bad(403, "this control request was already used (replayed?)") from None
         make, kind = _CONTROLS[body.action]

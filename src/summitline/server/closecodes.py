@@ -10,5 +10,6 @@ UNSUPPORTED_VERSION = 4001
 AUTH_FAILED = 4002  # bad or replayed signature, device not in the plan
 PLAN_UNSIGNED = 4003  # the plan lacks a delegation's signature
 UNKNOWN_CALL = 4004
-SEAT_TAKEN = 4005  # a second principal of a delegation, or the same device twice
+SEAT_TAKEN = 4005  # a second principal of a delegation
+REPLACED = 4006  # the same device connected again; the new connection took over
 CALL_ENDED = 4010

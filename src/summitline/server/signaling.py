@@ -46,7 +46,7 @@ class Fatal(Exception):
 
 
 _JOIN_CLOSE = {"seat-taken": cc.SEAT_TAKEN, "already-joined": cc.SEAT_TAKEN,
-               "call-ended": cc.CALL_ENDED, "not-in-plan": cc.AUTH_FAILED}
+               "call-ended": cc.CALL_ENDED}
 
 
 class Connection:
@@ -131,7 +131,7 @@ class Connection:
         if msg["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(msg.get("code", 1000))
         raw: str | bytes = msg.get("text") or msg.get("bytes") or b""
-        if len(raw) > limits.MAX_MESSAGE_BYTES:
+        if m.size_of(raw) > limits.MAX_MESSAGE_BYTES:
             raise Fatal("too-big", f"message over {limits.MAX_MESSAGE_BYTES} bytes",
                         cc.MESSAGE_TOO_BIG)
         if not self._bucket.take():
@@ -161,29 +161,43 @@ class Connection:
         await self._join(room, hello.device)
 
     async def _authenticate(self, room: CallRoom, hello: m.Hello, nonce: str) -> None:
-        def refuse(code: str, message: str, close_code: int) -> Fatal:
-            return Fatal(code, message, close_code, room, hello.device)
+        """Prove the device holds a key of the plan. Until it has, a refusal goes to the
+        server's incidents, not the call's record (strangers cannot write there)."""
+        def refuse(code: str, message: str) -> Fatal:
+            return Fatal(code, f"{message} (call {hello.call[:40]}, device "
+                         f"{hello.device[:12]})", cc.AUTH_FAILED)
 
-        if not room.signed.complete:
-            missing = ", ".join(d.name for d in room.signed.missing()) or "a delegation"
-            raise refuse("plan-unsigned", f"the call plan is not signed by {missing}; "
-                         "both delegations must sign it", cc.PLAN_UNSIGNED)
         participant = room.signed.plan.participant(hello.device)
         if participant is None:
-            raise refuse("not-in-plan", "this device is not in the call plan", cc.AUTH_FAILED)
+            raise refuse("not-in-plan", "this device is not in the call plan")
         if not secrets.compare_digest(hello.nonce, nonce):
             raise refuse("stale-nonce", "the hello does not answer this connection's "
-                         "challenge (replayed?)", cc.AUTH_FAILED)
+                         "challenge (replayed?)")
         try:
             participant.key.verify(statements.join(hello.call, hello.device, nonce),
                                    hello.signature)
         except SignatureError:
             raise refuse("bad-signature", "the hello signature does not verify with the "
-                         "device key in the plan", cc.AUTH_FAILED) from None
+                         "device key in the plan") from None
+        if not room.signed.complete:
+            missing = ", ".join(d.name for d in room.signed.missing()) or "a delegation"
+            raise Fatal("plan-unsigned", f"the call plan is not signed by {missing}; both "
+                        "delegations must sign it", cc.PLAN_UNSIGNED, room, hello.device)
 
     async def _join(self, room: CallRoom, device: str) -> None:
         p = room.signed.plan.participant(device)
         assert p is not None
+        old = room.endpoints.get(device)
+        if old is not None:
+            # The same device, freshly authenticated, on a new connection: it lost the old
+            # one before the server noticed. The new connection takes over.
+            with contextlib.suppress(c.IllegalEvent):
+                await room.record("endpoint.left", {"device": device, "reason": "replaced"},
+                                  c.Leave(device))
+            if room.endpoints.get(device) is old:
+                del room.endpoints[device]
+            old.error("replaced", "a new connection of this device took over", fatal=True)
+            old.finish(cc.REPLACED, "replaced by a new connection of this device")
         try:
             await room.record("endpoint.joined", {"device": device, "role": str(p.role),
                                                   "delegation": p.delegation, "name": p.name},
@@ -205,10 +219,15 @@ class Connection:
         room, device = self.room, self.device
         if room is None or room.endpoints.get(device) is not self:
             return
-        del room.endpoints[device]
-        with contextlib.suppress(c.IllegalEvent):
+        # Record first: once the leave is in the state, offers to this device are refused.
+        try:
             await room.record("endpoint.left", {"device": device}, c.Leave(device))
-            room.tell_peers(device, m.PeerLeft(device=device).model_dump())
+        except c.IllegalEvent:
+            return
+        finally:
+            if room.endpoints.get(device) is self:
+                del room.endpoints[device]
+        room.tell_peers(device, m.PeerLeft(device=device).model_dump())
 
     async def _incident(self, code: str, detail: str) -> None:
         await self.hub.store.add_incident(self.hub.clock(), self.remote, code, detail)
@@ -244,23 +263,29 @@ class Connection:
             await self._refused(exc.code, str(exc), msg.type, {"to": msg.to,
                                                                "generation": msg.generation})
             return
-        self.room.endpoints[msg.to].send(m.relayed(msg, self.device))
+        target = self.room.endpoints.get(msg.to)
+        if target is not None:  # else it left just now; the record has the attempt
+            target.send(m.relayed(msg, self.device))
 
     async def _candidate(self, msg: m.Candidate) -> None:
         assert self.room is not None
         state = self.room.state
-        if msg.to not in self.room.endpoints or msg.generation != state.generation(
-                self.device, msg.to) or not policy.may_connect(
-                    state.plan, state.phase, self.device, msg.to):
-            self.error("not-permitted", "no peer connection of that generation with that "
-                       "endpoint", ref="candidate")
+        target = self.room.endpoints.get(msg.to)
+        if target is None or msg.generation != state.generation(self.device, msg.to) or \
+                not policy.may_connect(state.plan, state.phase, self.device, msg.to):
+            await self._refused("not-permitted", "no peer connection of that generation with "
+                                "that endpoint", "candidate", {"to": msg.to})
             return
-        self.room.endpoints[msg.to].send(m.relayed(msg, self.device))
+        target.send(m.relayed(msg, self.device))
 
     async def _bye(self, msg: m.Bye) -> None:
         assert self.room is not None
-        if msg.to in self.room.presence_of(self.device) and msg.to in self.room.endpoints:
-            self.room.endpoints[msg.to].send(m.relayed(msg, self.device))
+        target = self.room.endpoints.get(msg.to)
+        if target is None or msg.to not in self.room.presence_of(self.device):
+            await self._refused("not-permitted", "no such peer to say bye to", "bye",
+                                {"to": msg.to})
+            return
+        target.send(m.relayed(msg, self.device))
 
     async def _ping(self, msg: m.Ping) -> None:
         self.send(m.Pong(id=msg.id).model_dump())

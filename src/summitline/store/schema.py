@@ -75,10 +75,11 @@ head_signatures = Table(
     PrimaryKeyConstraint("call", "delegation"),
 )
 
-# Signed control requests already used: a captured request cannot be replayed.
+# Signed control requests already used (by hash of the signed statement): a captured
+# request cannot be replayed.
 used_controls = Table(
     "used_controls", metadata,
-    Column("signature", String(100), primary_key=True),
+    Column("statement", FP, primary_key=True),
     Column("at", BigInteger, nullable=False),
 )
 

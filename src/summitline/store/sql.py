@@ -151,9 +151,9 @@ class Store:
         return {r["delegation"]: r["signature"] for r in rows}
 
     # -- replay protection and incidents -------------------------------------------------
-    async def use_control(self, signature: str, now_ms: int) -> None:
+    async def use_control(self, statement_hash: str, now_ms: int) -> None:
         await self._insert(t.used_controls, "this signed request was already used",
-                           signature=signature, at=now_ms)
+                           statement=statement_hash, at=now_ms)
 
     async def add_incident(self, now_ms: int, remote: str, code: str, detail: str) -> None:
         await self._insert(t.incidents, "incident", at=now_ms, remote=remote[:80],
