@@ -78,8 +78,15 @@ def test_a_signature_over_another_plan_is_refused() -> None:
 def test_a_plan_whose_delegation_key_is_not_the_pinned_one_is_refused() -> None:
     w, impostor = World(), World()
     # the impostor's plan is perfectly signed, by the wrong keys
-    with pytest.raises(PlanError, match="not the pinned key"):
+    with pytest.raises(PlanError, match="no delegation of the plan is one this device trusts"):
         impostor.signed().verify({w.us.fingerprint: w.us.public, w.ru.fingerprint: w.ru.public})
+
+
+def test_a_device_that_pins_only_its_own_delegation_trusts_what_it_signed() -> None:
+    w = World()
+    w.signed().verify({w.us.fingerprint: w.us.public})
+    with pytest.raises(PlanError, match="not the pinned key"):
+        w.signed().verify({w.us.fingerprint: w.ru.public})
 
 
 def test_signed_plan_json_round_trip() -> None:

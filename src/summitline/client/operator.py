@@ -7,6 +7,8 @@ and scripts; the web operator console (a later issue) does the same in the brows
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import time
 from typing import Any
 
@@ -96,6 +98,19 @@ class Operator:
             raise ApiError(0, "the link the server shows is not the one proposed")
         self.pin(others[0]["id"], others[0]["key"])
 
+    async def open_enrolment(self, name: str, role: Role) -> str:
+        """Open a seat for one device; the code goes to the device (in its link)."""
+        code = secrets.token_urlsafe(24)
+        code_hash = hashlib.sha256(code.encode()).hexdigest()
+        await self._call("POST", f"/api/delegations/{self.id}/enrolments", {
+            "code_hash": code_hash, "name": name, "role": str(role),
+            "signature": self.key.sign(statements.enrolment(self.id, code_hash, name,
+                                                            str(role)))})
+        return code
+
+    def enrolment_url(self, base: str, code: str) -> str:
+        return f"{base}/#/enrol/{code}/{self.id}"
+
     async def submit_plan(self, plan: CallPlan) -> dict[str, Any]:
         result: dict[str, Any] = await self._call("POST", "/api/plans", {
             "plan": plan.to_json(),
@@ -130,7 +145,8 @@ class Operator:
         return r.content
 
 
-def participant(key: PrivateKey, delegation: str, role: Role, name: str,
+def participant(key: PrivateKey | PublicKey, delegation: str, role: Role, name: str,
                 language: str) -> Participant:
-    return Participant(device=key.fingerprint, key=key.public, delegation=delegation,
+    public = key.public if isinstance(key, PrivateKey) else key
+    return Participant(device=public.fingerprint, key=public, delegation=delegation,
                        role=role, name=name, language=language)

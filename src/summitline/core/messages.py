@@ -84,14 +84,38 @@ class Bye(_Message):
     generation: Generation
 
 
+class PeerHealth(_Message):
+    """One peer connection as its endpoint's getStats() sees it."""
+
+    peer: Fingerprint
+    state: Annotated[str, Field(max_length=20)]
+    rtt_ms: Annotated[float, Field(ge=0, le=600_000)] | None = None
+    loss: Annotated[float, Field(ge=0, le=1)] | None = None  # fraction of packets lost
+    bitrate_kbps: Annotated[float, Field(ge=0, le=1_000_000)] | None = None  # received
+    width: Annotated[int, Field(ge=0, le=16384)] | None = None
+    height: Annotated[int, Field(ge=0, le=16384)] | None = None
+    path: Literal["direct", "relayed"] | None = None
+
+
+class Stats(_Message):
+    type: Literal["stats"]
+    peers: Annotated[list[PeerHealth], Field(max_length=32)]
+
+
+class End(_Message):
+    """A principal ends the call (operators end it over REST with the delegation key)."""
+
+    type: Literal["end"]
+
+
 class Ping(_Message):
     type: Literal["ping"]
     id: Annotated[int, Field(ge=0)] = 0
 
 
-AnyClientMessage = Hello | Offer | Answer | Candidate | Bye | Ping
+AnyClientMessage = Hello | Offer | Answer | Candidate | Bye | Stats | End | Ping
 ClientMessage = Annotated[AnyClientMessage, Field(discriminator="type")]
-CLIENT_TYPES = ("hello", "offer", "answer", "candidate", "bye", "ping")
+CLIENT_TYPES = ("hello", "offer", "answer", "candidate", "bye", "stats", "end", "ping")
 _client: TypeAdapter[AnyClientMessage] = TypeAdapter(ClientMessage)
 
 

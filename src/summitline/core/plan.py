@@ -214,13 +214,21 @@ class SignedPlan:
     def verify(self, pinned: dict[str, PublicKey] | None = None) -> None:
         """Raise PlanError unless both delegations signed this exact plan.
 
-        ``pinned`` maps delegation ids to the keys this endpoint pinned at link time;
-        when given, the plan's delegation keys must be exactly those.
+        ``pinned`` maps delegation ids to keys this endpoint pinned: at least its own
+        delegation's (from enrolment), perhaps also the other's (from the link). At least
+        one delegation of the plan must be pinned, and each pinned one must match. The
+        pinned delegation's signature then vouches for the rest of the plan, the other
+        delegation's key included, and that key must have signed too.
         """
+        if pinned is not None:
+            for d in self.plan.delegations:
+                if d.id in pinned and pinned[d.id] != d.key:
+                    raise PlanError(f"delegation {d.name!r} in the plan is not the pinned key "
+                                    f"{short_fingerprint(d.id)}: refusing the plan")
+            if not any(d.id in pinned for d in self.plan.delegations):
+                raise PlanError("no delegation of the plan is one this device trusts "
+                                "(pinned): refusing the plan")
         for d in self.plan.delegations:
-            if pinned is not None and pinned.get(d.id) != d.key:
-                raise PlanError(f"delegation {d.name!r} in the plan is not the pinned key "
-                                f"{short_fingerprint(d.id)}: refusing the plan")
             sig = self.signatures.get(d.id)
             if sig is None:
                 raise PlanError(f"the plan is not signed by {d.name!r}; "

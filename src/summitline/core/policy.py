@@ -50,3 +50,13 @@ def may_connect(plan: CallPlan, phase: Phase, a: str, b: str) -> bool:
 def peers_of(plan: CallPlan, phase: Phase, device: str) -> list[str]:
     """Devices ``device`` may hold a peer connection with, in plan order."""
     return [p.device for p in plan.participants if may_connect(plan, phase, device, p.device)]
+
+
+# Roles whose devices may end the call from the call itself. (Operators end it with the
+# delegation key over the REST API.)
+MAY_END = frozenset({Role.PRINCIPAL})
+
+
+def may_end(plan: CallPlan, device: str) -> bool:
+    p = plan.participant(device)
+    return p is not None and p.role in MAY_END

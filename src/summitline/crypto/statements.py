@@ -48,3 +48,14 @@ def control(call: str, action: str, delegation: str, at_ms: int) -> Statement:
 def register(name: str, key: str) -> Statement:
     """Proof that whoever registers a delegation holds its private key."""
     return {"purpose": "summitline/register", "name": name, "key": key}
+
+
+def enrolment(delegation: str, code_hash: str, name: str, role: str) -> Statement:
+    """A delegation opens a seat for one device: the device that shows the code."""
+    return {"purpose": "summitline/enrolment", "delegation": delegation, "code": code_hash,
+            "name": name, "role": role}
+
+
+def enrol(code: str, key: str) -> Statement:
+    """A device takes the seat the code opens, with its key."""
+    return {"purpose": "summitline/enrol", "code": code, "key": key}

@@ -78,35 +78,38 @@ class HeadSignature(_Body):
     signature: Sig
 
 
-def _bad(status: int, message: str) -> HTTPException:
+def bad(status: int, message: str) -> HTTPException:
     return HTTPException(status_code=status, detail=message)
 
 
-def _verify(key: PublicKey, statement: dict[str, Any], sig: str, what: str) -> None:
+def verify(key: PublicKey, statement: dict[str, Any], sig: str, what: str) -> None:
     try:
         key.verify(statement, sig)
     except SignatureError:
-        raise _bad(403, f"the signature on {what} does not verify") from None
+        raise bad(403, f"the signature on {what} does not verify") from None
 
 
-def router() -> APIRouter:  # noqa: C901 - a list of small routes, read top to bottom
+def hub(request: Request) -> Hub:
+    h: Hub = request.app.state.hub
+    return h
+
+
+async def delegation_key(h: Hub, id: str) -> tuple[str, PublicKey]:
+    row = await h.store.delegation(id)
+    if row is None:
+        raise bad(404, f"no delegation {short_fingerprint(id)} on this server")
+    return row["name"], PublicKey.from_b64u(row["key"])
+
+
+async def room_of(h: Hub, call: str) -> CallRoom:
+    room = await h.room(call)
+    if room is None:
+        raise bad(404, f"no call {call!r} on this server")
+    return room
+
+
+def router() -> APIRouter:  # a list of small routes, read top to bottom
     r = APIRouter(prefix="/api")
-
-    def hub(request: Request) -> Hub:
-        h: Hub = request.app.state.hub
-        return h
-
-    async def delegation_key(h: Hub, id: str) -> tuple[str, PublicKey]:
-        row = await h.store.delegation(id)
-        if row is None:
-            raise _bad(404, f"no delegation {short_fingerprint(id)} on this server")
-        return row["name"], PublicKey.from_b64u(row["key"])
-
-    async def room_of(h: Hub, call: str) -> CallRoom:
-        room = await h.room(call)
-        if room is None:
-            raise _bad(404, f"no call {call!r} on this server")
-        return room
 
     # -- delegations ---------------------------------------------------------------------
     @r.post("/delegations", status_code=201)
@@ -115,13 +118,13 @@ def router() -> APIRouter:  # noqa: C901 - a list of small routes, read top to b
         try:
             key = PublicKey.from_b64u(body.key)
         except SignatureError as exc:
-            raise _bad(422, str(exc)) from None
-        _verify(key, statements.register(body.name, body.key), body.signature, "registration")
+            raise bad(422, str(exc)) from None
+        verify(key, statements.register(body.name, body.key), body.signature, "registration")
         h = hub(request)
         try:
             await h.store.add_delegation(key.fingerprint, body.name, body.key, h.clock())
         except StoreError as exc:
-            raise _bad(409, str(exc)) from None
+            raise bad(409, str(exc)) from None
         return {"id": key.fingerprint, "name": body.name, "key": body.key,
                 "short_fingerprint": short_fingerprint(key.fingerprint)}
 
@@ -137,16 +140,16 @@ def router() -> APIRouter:  # noqa: C901 - a list of small routes, read top to b
         """Propose a link to another delegation, signed by the proposer."""
         h = hub(request)
         if body.proposer == body.acceptor:
-            raise _bad(422, "a link joins two different delegations")
+            raise bad(422, "a link joins two different delegations")
         _, key = await delegation_key(h, body.proposer)
         await delegation_key(h, body.acceptor)
-        _verify(key, statements.link(body.id, [body.proposer, body.acceptor]), body.signature,
+        verify(key, statements.link(body.id, [body.proposer, body.acceptor]), body.signature,
                 "the link proposal")
         try:
             await h.store.add_link(body.id, body.proposer, body.acceptor, body.signature,
                                    h.clock())
         except StoreError as exc:
-            raise _bad(409, str(exc)) from None
+            raise bad(409, str(exc)) from None
         return await get_link(body.id, request)
 
     @r.post("/links/{id}/accept")
@@ -156,11 +159,11 @@ def router() -> APIRouter:  # noqa: C901 - a list of small routes, read top to b
         h = hub(request)
         row = await h.store.link(id)
         if row is None:
-            raise _bad(404, f"no link {id!r}")
+            raise bad(404, f"no link {id!r}")
         if row["acceptor_signature"] is not None:
-            raise _bad(409, "this link is already established")
+            raise bad(409, "this link is already established")
         _, key = await delegation_key(h, row["acceptor"])
-        _verify(key, statements.link(id, [row["proposer"], row["acceptor"]]), body.signature,
+        verify(key, statements.link(id, [row["proposer"], row["acceptor"]]), body.signature,
                 "the link acceptance")
         await h.store.accept_link(id, body.signature)
         return await get_link(id, request)
@@ -170,7 +173,7 @@ def router() -> APIRouter:  # noqa: C901 - a list of small routes, read top to b
         h = hub(request)
         row = await h.store.link(id)
         if row is None:
-            raise _bad(404, f"no link {id!r}")
+            raise bad(404, f"no link {id!r}")
         delegations = []
         for role in ("proposer", "acceptor"):
             name, key = await delegation_key(h, row[role])
@@ -189,25 +192,25 @@ def router() -> APIRouter:  # noqa: C901 - a list of small routes, read top to b
         try:
             signed = SignedPlan.from_json(body.model_dump())
         except PlanError as exc:
-            raise _bad(422, f"invalid plan: {exc}") from None
+            raise bad(422, f"invalid plan: {exc}") from None
         plan = signed.plan
         link = await get_link(plan.link, request)
         if link["state"] != "established":
-            raise _bad(409, "the link is not yet accepted by both delegations")
+            raise bad(409, "the link is not yet accepted by both delegations")
         pinned = {d["id"]: d["key"] for d in link["delegations"]}
         if {d.id: d.key.b64u for d in plan.delegations} != pinned:
-            raise _bad(422, "the plan's delegations are not the two delegations of its link")
+            raise bad(422, "the plan's delegations are not the two delegations of its link")
         if not signed.signatures:
-            raise _bad(422, "a plan is submitted with its proposer's signature")
+            raise bad(422, "a plan is submitted with its proposer's signature")
         for delegation, sig in signed.signatures.items():
             d = plan.delegation(delegation)
             if d is None:
-                raise _bad(422, "a signature is by a delegation the plan does not name")
-            _verify(d.key, statements.plan(plan.hash), sig, f"the plan by {d.name}")
+                raise bad(422, "a signature is by a delegation the plan does not name")
+            verify(d.key, statements.plan(plan.hash), sig, f"the plan by {d.name}")
         try:
             await h.store.add_plan(signed, h.clock())
         except StoreError as exc:
-            raise _bad(409, str(exc)) from None
+            raise bad(409, str(exc)) from None
         room = await room_of(h, plan.call)
         await room.record("plan.submitted", {"plan": plan.hash,
                                              "signed_by": sorted(signed.signatures)})
@@ -220,15 +223,15 @@ def router() -> APIRouter:  # noqa: C901 - a list of small routes, read top to b
         h = hub(request)
         signed = await h.store.plan(plan_hash)
         if signed is None:
-            raise _bad(404, "no such plan")
+            raise bad(404, "no such plan")
         d = signed.plan.delegation(body.delegation)
         if d is None:
-            raise _bad(422, "that delegation is not part of this plan")
-        _verify(d.key, statements.plan(plan_hash), body.signature, f"the plan by {d.name}")
+            raise bad(422, "that delegation is not part of this plan")
+        verify(d.key, statements.plan(plan_hash), body.signature, f"the plan by {d.name}")
         try:
             await h.store.add_plan_signature(plan_hash, body.delegation, body.signature)
         except StoreError as exc:
-            raise _bad(409, str(exc)) from None
+            raise bad(409, str(exc)) from None
         h.forget(signed.plan.call)  # reload with the new signature
         room = await room_of(h, signed.plan.call)
         await room.record("plan.signed", {"plan": plan_hash, "delegation": body.delegation})
@@ -238,7 +241,7 @@ def router() -> APIRouter:  # noqa: C901 - a list of small routes, read top to b
     async def get_plan(plan_hash: str, request: Request) -> dict[str, Any]:
         signed = await hub(request).store.plan(plan_hash)
         if signed is None:
-            raise _bad(404, "no such plan")
+            raise bad(404, "no such plan")
         return _plan_view(signed)
 
     # -- calls ---------------------------------------------------------------------------
@@ -251,6 +254,7 @@ def router() -> APIRouter:  # noqa: C901 - a list of small routes, read top to b
                 "phase": str(room.state.phase), "press_deadline_ms": room.state.press_deadline_ms,
                 "connected": [{"device": d, "label": plan.label(d)}
                               for d in sorted(room.state.admitted)],
+                "health": room.health,
                 **summary(entries)}
 
     @r.post("/calls/{call}/control")
@@ -259,26 +263,26 @@ def router() -> APIRouter:  # noqa: C901 - a list of small routes, read top to b
         h = hub(request)
         room = await room_of(h, call)
         if not room.signed.complete:
-            raise _bad(409, "the plan is not signed by both delegations yet")
+            raise bad(409, "the plan is not signed by both delegations yet")
         d = room.signed.plan.delegation(body.delegation)
         if d is None:
-            raise _bad(403, "that delegation is not part of this call")
+            raise bad(403, "that delegation is not part of this call")
         now = h.clock()
         if abs(now - body.at) > CONTROL_FRESHNESS_MS:
-            raise _bad(403, "the control request is stale (or the clocks disagree)")
+            raise bad(403, "the control request is stale (or the clocks disagree)")
         statement = statements.control(call, body.action, d.id, body.at)
-        _verify(d.key, statement, body.signature, "the control request")
+        verify(d.key, statement, body.signature, "the control request")
         try:
             # Keyed on what was signed: an ECDSA signature has a second valid form (r, n-s),
             # so the signature itself cannot tell a replay from a first use.
             await h.store.use_control(digest(statement), now)
         except StoreError:
-            raise _bad(403, "this control request was already used (replayed?)") from None
+            raise bad(403, "this control request was already used (replayed?)") from None
         make, kind = _CONTROLS[body.action]
         try:
             await room.change_phase(kind, {"by": d.id}, make)
         except c.IllegalEvent as exc:
-            raise _bad(409, str(exc)) from None
+            raise bad(409, str(exc)) from None
         return await get_call(call, request)
 
     @r.get("/calls/{call}/record")
@@ -293,19 +297,19 @@ def router() -> APIRouter:  # noqa: C901 - a list of small routes, read top to b
         """A delegation signs the head of the ended call's record."""
         room = await room_of(hub(request), call)
         if room.state.phase is not c.Phase.ENDED or room.head is None:
-            raise _bad(409, "the record's head is signed after the call has ended")
+            raise bad(409, "the record's head is signed after the call has ended")
         d = room.signed.plan.delegation(body.delegation)
         if d is None:
-            raise _bad(403, "that delegation is not part of this call")
+            raise bad(403, "that delegation is not part of this call")
         if body.seq != room.head.seq:
-            raise _bad(409, f"the head is entry {room.head.seq}, not {body.seq}")
+            raise bad(409, f"the head is entry {room.head.seq}, not {body.seq}")
         plan_hash = room.signed.plan.hash
-        _verify(d.key, statements.record_head(call, plan_hash, room.head.seq, room.head.hash),
+        verify(d.key, statements.record_head(call, plan_hash, room.head.seq, room.head.hash),
                 body.signature, "the record's head")
         try:
             await room.store.add_head_signature(call, d.id, body.seq, body.signature)
         except StoreError as exc:
-            raise _bad(409, str(exc)) from None
+            raise bad(409, str(exc)) from None
         return await get_record(call, request)
 
     @r.get("/calls/{call}/record/export")

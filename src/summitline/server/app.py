@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI, WebSocket
+from fastapi.staticfiles import StaticFiles
 
 from summitline import __version__
 from summitline.core import messages
-from summitline.server import api
+from summitline.server import api, devices
 from summitline.server.hub import Hub
 from summitline.server.room import Clock
 from summitline.server.signaling import Connection
@@ -21,6 +22,8 @@ from summitline.store import open_store
 from summitline.store.sql import sqlite_url
 
 log = logging.getLogger(__name__)
+
+WEB = Path(__file__).resolve().parent.parent / "web"  # the web client: static, no build step
 
 
 def wall_clock_ms() -> int:
@@ -54,6 +57,7 @@ def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
                   description="Co-signed call plans, signaling and records for "
                               "confidential one-on-one video talks.")
     app.include_router(api.router())
+    app.include_router(devices.router())
 
     @app.get("/api/protocol")
     async def protocol() -> dict[str, object]:
@@ -63,5 +67,7 @@ def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
     @app.websocket("/ws")
     async def signaling(ws: WebSocket) -> None:
         await Connection(ws, app.state.hub).serve()
+
+    app.mount("/", StaticFiles(directory=WEB, html=True), name="web")
 
     return app

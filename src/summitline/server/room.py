@@ -46,6 +46,8 @@ class CallRoom:
         self.state = replay(signed, entries)
         self.head: Entry | None = entries[-1] if entries else None
         self.endpoints: dict[str, Endpoint] = {}
+        # Latest connection health each endpoint reported (not recorded: it is telemetry).
+        self.health: dict[str, dict[str, Any]] = {}
         self._lock = asyncio.Lock()
         self._press_timer: asyncio.Task[None] | None = None
         self.on_phase: list[Callable[[CallRoom], Awaitable[None]]] = []

@@ -287,6 +287,22 @@ class Connection:
             return
         target.send(m.relayed(msg, self.device))
 
+    async def _stats(self, msg: m.Stats) -> None:
+        assert self.room is not None
+        self.room.health[self.device] = {"at": self.hub.clock(),
+                                         "peers": [p.model_dump() for p in msg.peers]}
+
+    async def _end(self, msg: m.End) -> None:
+        assert self.room is not None
+        if not policy.may_end(self.room.signed.plan, self.device):
+            await self._refused("not-permitted", "only a principal may end the call from "
+                                "the call", "end")
+            return
+        try:
+            await self.room.change_phase("call.ended", {"by": self.device}, c.End)
+        except c.IllegalEvent as exc:
+            await self._refused(exc.code, str(exc), "end")
+
     async def _ping(self, msg: m.Ping) -> None:
         self.send(m.Pong(id=msg.id).model_dump())
 
@@ -295,5 +311,5 @@ class Connection:
 
     _HANDLERS: dict[str, Callable[[Connection, Any], Awaitable[None]]] = {
         "hello": _hello, "offer": _signal, "answer": _signal, "candidate": _candidate,
-        "bye": _bye, "ping": _ping,
+        "bye": _bye, "stats": _stats, "end": _end, "ping": _ping,
     }

@@ -53,6 +53,26 @@ plan_signatures = Table(
     PrimaryKeyConstraint("plan", "delegation"),
 )
 
+# Which devices each plan names, to find a device's calls.
+plan_devices = Table(
+    "plan_devices", metadata,
+    Column("plan", FP, ForeignKey("plans.hash"), nullable=False),
+    Column("device", FP, nullable=False),
+    PrimaryKeyConstraint("plan", "device"),
+)
+
+# A seat a delegation opens for one device; the device that shows the code takes it.
+enrolments = Table(
+    "enrolments", metadata,
+    Column("code_hash", FP, primary_key=True),
+    Column("delegation", FP, ForeignKey("delegations.id"), nullable=False),
+    Column("name", String(120), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("device", FP),
+    Column("key", String(120)),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
 # The record: one row per entry. The primary key (call, seq) makes a fork impossible.
 entries = Table(
     "entries", metadata,

@@ -102,6 +102,9 @@ class Store:
                 for delegation, sig in signed.signatures.items():
                     await conn.execute(insert(t.plan_signatures).values(
                         plan=plan.hash, delegation=delegation, signature=sig))
+                for p in plan.participants:
+                    await conn.execute(insert(t.plan_devices).values(plan=plan.hash,
+                                                                     device=p.device))
         except IntegrityError as exc:
             raise StoreError(f"a plan for call {plan.call!r} was already submitted") from exc
 
@@ -124,9 +127,51 @@ class Store:
                                      "signatures": {s["delegation"]: s["signature"]
                                                     for s in sigs}})
 
-    async def calls(self) -> list[str]:
-        rows = await self._all(select(t.plans.c.call))
-        return [r["call"] for r in rows]
+    async def plans_of_device(self, device: str) -> list[SignedPlan]:
+        rows = await self._all(select(t.plans).join(t.plan_devices,
+                                                    t.plan_devices.c.plan == t.plans.c.hash)
+                               .where(t.plan_devices.c.device == device)
+                               .order_by(t.plans.c.created_ms))
+        return [await self._signed(r) for r in rows]
+
+    async def plans_of_link(self, link: str) -> list[SignedPlan]:
+        rows = await self._all(select(t.plans).where(t.plans.c.link == link)
+                               .order_by(t.plans.c.created_ms))
+        return [await self._signed(r) for r in rows]
+
+    async def links_of(self, delegation: str) -> list[dict[str, Any]]:
+        rows = await self._all(select(t.links).where(
+            (t.links.c.proposer == delegation) | (t.links.c.acceptor == delegation))
+            .order_by(t.links.c.created_ms))
+        return [dict(r) for r in rows]
+
+    # -- enrolment -----------------------------------------------------------------------
+    async def add_enrolment(self, code_hash: str, delegation: str, name: str, role: str,
+                            now_ms: int) -> None:
+        await self._insert(t.enrolments, "this enrolment code is already in use",
+                           code_hash=code_hash, delegation=delegation, name=name, role=role,
+                           created_ms=now_ms)
+
+    async def enrolment(self, code_hash: str) -> dict[str, Any] | None:
+        row = await self._one(select(t.enrolments)
+                              .where(t.enrolments.c.code_hash == code_hash))
+        return dict(row) if row else None
+
+    async def enrol(self, code_hash: str, device: str, key: str) -> bool:
+        """Seat the device; False if the seat was taken already."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                t.enrolments.update()
+                .where((t.enrolments.c.code_hash == code_hash)
+                       & t.enrolments.c.device.is_(None))
+                .values(device=device, key=key))
+            return bool(result.rowcount == 1)
+
+    async def enrolments_of(self, delegation: str) -> list[dict[str, Any]]:
+        rows = await self._all(select(t.enrolments)
+                               .where(t.enrolments.c.delegation == delegation)
+                               .order_by(t.enrolments.c.created_ms))
+        return [dict(r) for r in rows]
 
     # -- the record ----------------------------------------------------------------------
     async def append(self, call: str, entry: Entry) -> None:

@@ -1,0 +1,123 @@
+"""REST routes for devices: enrolment, and what an enrolled device or operator lists.
+
+Enrolment: an operator opens a seat for one device (name, role) with a random code it
+keeps, signing the code's hash with the delegation key; the device shows the code,
+sends its new public key and signs (code, key). The operator then compares the
+device's short fingerprint on the device's screen with the one its console shows
+before it puts the device in a plan: the server could swap keys, but not unseen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from pydantic import Field
+
+from summitline.core.record import summary
+from summitline.core.roles import Role
+from summitline.crypto import statements
+from summitline.crypto.keys import PublicKey, SignatureError, short_fingerprint
+from summitline.server.api import Id, Name, Sig, _Body, bad, delegation_key, hub, verify
+from summitline.store import StoreError
+
+# Roles a device can be enrolled for (press never hold keys).
+DEVICE_ROLES = tuple(str(r) for r in Role if r is not Role.PRESS)
+Code = Annotated[str, Field(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class EnrolmentIn(_Body):
+    code_hash: Id
+    name: Name
+    role: Annotated[str, Field(pattern="^(" + "|".join(DEVICE_ROLES) + ")$")]
+    signature: Sig
+
+
+class EnrolIn(_Body):
+    code: Code
+    key: Annotated[str, Field(min_length=80, max_length=100)]
+    signature: Sig
+
+
+def code_hash(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+def router() -> APIRouter:
+    r = APIRouter(prefix="/api")
+
+    @r.post("/delegations/{id}/enrolments", status_code=201)
+    async def open_enrolment(id: str, body: EnrolmentIn, request: Request) -> dict[str, Any]:
+        """Open a seat for one device of this delegation, signed by the delegation."""
+        h = hub(request)
+        _, key = await delegation_key(h, id)
+        verify(key, statements.enrolment(id, body.code_hash, body.name, body.role),
+               body.signature, "the enrolment")
+        try:
+            await h.store.add_enrolment(body.code_hash, id, body.name, body.role, h.clock())
+        except StoreError as exc:
+            raise bad(409, str(exc)) from None
+        return {"code_hash": body.code_hash, "name": body.name, "role": body.role}
+
+    @r.post("/enrolments")
+    async def enrol(body: EnrolIn, request: Request) -> dict[str, Any]:
+        """A device takes the seat its code opens, with its public key."""
+        h = hub(request)
+        seat = await h.store.enrolment(code_hash(body.code))
+        if seat is None:
+            raise bad(404, "this enrolment code is not known; ask your communications "
+                      "officer for a new one")
+        try:
+            key = PublicKey.from_b64u(body.key)
+        except SignatureError as exc:
+            raise bad(422, str(exc)) from None
+        verify(key, statements.enrol(body.code, body.key), body.signature, "the enrolment")
+        if not await h.store.enrol(code_hash(body.code), key.fingerprint, body.key):
+            raise bad(409, "this enrolment code was used already")
+        name, dkey = await delegation_key(h, seat["delegation"])
+        return {"device": key.fingerprint, "short_fingerprint": short_fingerprint(
+                key.fingerprint), "name": seat["name"], "role": seat["role"],
+                "delegation": {"id": seat["delegation"], "name": name, "key": dkey.b64u}}
+
+    @r.get("/delegations/{id}/devices")
+    async def devices(id: str, request: Request) -> list[dict[str, Any]]:
+        """The seats this delegation opened, and the devices that took them."""
+        rows = await hub(request).store.enrolments_of(id)
+        return [{"name": e["name"], "role": e["role"], "device": e["device"], "key": e["key"],
+                 "short_fingerprint": short_fingerprint(e["device"]) if e["device"] else None,
+                 "code_hash": e["code_hash"]} for e in rows]
+
+    @r.get("/delegations/{id}/links")
+    async def links(id: str, request: Request) -> list[dict[str, Any]]:
+        rows = await hub(request).store.links_of(id)
+        return [{"id": row["id"], "proposer": row["proposer"], "acceptor": row["acceptor"],
+                 "state": "established" if row["acceptor_signature"] else "proposed"}
+                for row in rows]
+
+    @r.get("/links/{id}/plans")
+    async def plans_of_link(id: str, request: Request) -> list[dict[str, Any]]:
+        h = hub(request)
+        out = []
+        for signed in await h.store.plans_of_link(id):
+            room = await h.room(signed.plan.call)
+            out.append({"hash": signed.plan.hash, **signed.to_json(),
+                        "complete": signed.complete,
+                        "missing": [d.id for d in signed.missing()],
+                        "phase": str(room.state.phase) if room else "planned"})
+        return out
+
+    @r.get("/devices/{device}/calls")
+    async def calls_of_device(device: Id, request: Request) -> list[dict[str, Any]]:
+        """The calls whose plans name this device, newest last."""
+        h = hub(request)
+        out = []
+        for signed in await h.store.plans_of_device(device):
+            room = await h.room(signed.plan.call)
+            entries = await h.store.entries(signed.plan.call)
+            out.append({"call": signed.plan.call, "title": signed.plan.title,
+                        "phase": str(room.state.phase) if room else "planned",
+                        "complete": signed.complete, **summary(entries)})
+        return out
+
+    return r

@@ -1,0 +1,132 @@
+// Keys, signatures and canonical JSON in the browser, byte-compatible with
+// summitline.crypto (Python). No DOM.
+//
+// - Canonical JSON is RFC 8785 (JCS) for the values summitline signs: objects, arrays,
+//   strings, integers and booleans. Keys sort by UTF-16 code units; strings and
+//   integers serialise as JSON.stringify does, which JCS adopts.
+// - Keys are ECDSA P-256. Public keys travel as the raw uncompressed point, base64url.
+//   Private keys are generated non-extractable and kept in IndexedDB as CryptoKeys.
+// - Signatures are IEEE P1363 (r || s), which is what WebCrypto produces.
+
+const ALG = { name: "ECDSA", namedCurve: "P-256" };
+const SIGN = { name: "ECDSA", hash: "SHA-256" };
+const enc = new TextEncoder();
+
+export function canonical(value) {
+  if (value === null || typeof value === "boolean" || typeof value === "string") {
+    return JSON.stringify(value);
+  }
+  if (typeof value === "number") {
+    if (!Number.isSafeInteger(value)) throw new Error("only safe integers are signed");
+    return JSON.stringify(value);
+  }
+  if (Array.isArray(value)) return "[" + value.map(canonical).join(",") + "]";
+  if (typeof value === "object") {
+    const keys = Object.keys(value).sort(); // default sort compares UTF-16 code units
+    return "{" + keys.map((k) => JSON.stringify(k) + ":" + canonical(value[k])).join(",") + "}";
+  }
+  throw new Error(`cannot canonicalise a ${typeof value}`);
+}
+
+export function b64u(bytes) {
+  let s = "";
+  for (const b of new Uint8Array(bytes)) s += String.fromCharCode(b);
+  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+export function unb64u(text) {
+  const s = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
+  const out = Uint8Array.from(s, (c) => c.charCodeAt(0));
+  if (b64u(out) !== text) throw new Error("not canonical base64url");
+  return out;
+}
+
+export function hex(bytes) {
+  return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export async function sha256(data) {
+  const bytes = typeof data === "string" ? enc.encode(data) : data;
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+}
+
+export async function digest(value) {
+  return hex(await sha256(canonical(value)));
+}
+
+export async function fingerprintOf(rawPublic) {
+  return hex(await sha256(rawPublic));
+}
+
+export function shortFingerprint(fp) {
+  const head = fp.slice(0, 20).toUpperCase();
+  return head.match(/.{4}/g).join("-");
+}
+
+// A key pair whose private half can sign but never leave this browser.
+export async function generateKeyPair() {
+  const pair = await crypto.subtle.generateKey(ALG, false, ["sign", "verify"]);
+  const raw = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
+  return { privateKey: pair.privateKey, publicKey: pair.publicKey, raw,
+           key: b64u(raw), fingerprint: await fingerprintOf(raw) };
+}
+
+export async function sign(privateKey, statement) {
+  const sig = await crypto.subtle.sign(SIGN, privateKey, enc.encode(canonical(statement)));
+  return b64u(sig);
+}
+
+export async function verify(publicKeyB64u, statement, signature) {
+  let raw, sig;
+  try {
+    raw = unb64u(publicKeyB64u);
+    sig = unb64u(signature);
+  } catch {
+    return false;
+  }
+  if (sig.length !== 64) return false;
+  try {
+    const key = await crypto.subtle.importKey("raw", raw, ALG, false, ["verify"]);
+    return await crypto.subtle.verify(SIGN, key, sig, enc.encode(canonical(statement)));
+  } catch {
+    return false;
+  }
+}
+
+// The statements, exactly as summitline/crypto/statements.py builds them.
+export const statements = {
+  register: (name, key) => ({ purpose: "summitline/register", name, key }),
+  link: (link, delegations) => ({ purpose: "summitline/link", link,
+                                  delegations: [...delegations].sort() }),
+  plan: (planHash) => ({ purpose: "summitline/plan", plan: planHash }),
+  join: (call, device, nonce) => ({ purpose: "summitline/join", call, device, nonce }),
+  sdp: ({ call, planHash, sender, receiver, generation, kind, fingerprints }) => ({
+    purpose: "summitline/sdp", call, plan: planHash, from: sender, to: receiver,
+    generation, kind, fingerprints: [...fingerprints].sort() }),
+  recordHead: (call, planHash, seq, hash) => ({ purpose: "summitline/record-head", call,
+                                                plan: planHash, seq, hash }),
+  control: (call, action, delegation, at) => ({ purpose: "summitline/control", call,
+                                                action, delegation, at }),
+  enrol: (code, key) => ({ purpose: "summitline/enrol", code, key }),
+  enrolment: (delegation, codeHash, name, role) => ({
+    purpose: "summitline/enrolment", delegation, code: codeHash, name, role }),
+};
+
+// DTLS fingerprints of an SDP, normalised as in summitline/crypto/sdp.py.
+export function sdpFingerprints(sdp) {
+  const found = new Set();
+  for (const m of sdp.matchAll(/^a=fingerprint:(\S+) ([0-9A-Fa-f:]+)\s*$/gm)) {
+    found.add(`${m[1].toLowerCase()} ${m[2].toUpperCase()}`);
+  }
+  return [...found].sort();
+}
+
+// The six-digit short authentication string, as summitline/core/sas.py.
+export async function sas(call, fingerprintsA, fingerprintsB) {
+  const ends = [[...fingerprintsA].sort().join("|"), [...fingerprintsB].sort().join("|")].sort();
+  const h = await sha256(["summitline/sas", call, ...ends].join("\n"));
+  let n = 0n;
+  for (const b of h.slice(0, 8)) n = (n << 8n) | BigInt(b);
+  const text = (n % 1000000n).toString().padStart(6, "0");
+  return `${text.slice(0, 3)} ${text.slice(3)}`;
+}

@@ -1,0 +1,122 @@
+// The call plan as an endpoint checks it, and the permission table, mirroring
+// summitline/core/plan.py and summitline/core/policy.py. No DOM.
+
+import { digest, fingerprintOf, statements, unb64u, verify } from "./crypto.js";
+
+export const ROLES = ["principal", "interpreter", "aide", "operator", "press"];
+export const PHASES = ["planned", "open", "closed", "ended"];
+
+export class PlanError extends Error {}
+
+const PLAN_FIELDS = ["version", "call", "link", "title", "delegations", "participants",
+                     "press_window_s", "interpreter_video"];
+const DELEGATION_FIELDS = ["id", "name", "key"];
+const PARTICIPANT_FIELDS = ["device", "key", "delegation", "role", "name", "language"];
+
+function onlyFields(obj, allowed, what) {
+  const unknown = Object.keys(obj).filter((k) => !allowed.includes(k));
+  if (unknown.length) throw new PlanError(`${what} has unknown field(s) ${unknown.join(", ")}`);
+}
+
+async function keyMatches(id, key) {
+  try {
+    return (await fingerprintOf(unb64u(key))) === id;
+  } catch {
+    return false;
+  }
+}
+
+// Check the structure of a bilateral plan, as CallPlan.check does.
+export async function checkPlan(plan) {
+  if (typeof plan !== "object" || plan === null) throw new PlanError("a plan is an object");
+  onlyFields(plan, PLAN_FIELDS, "the plan");
+  if (plan.version !== 1) throw new PlanError(`unsupported plan version ${plan.version}`);
+  const ds = plan.delegations, ps = plan.participants;
+  if (!Array.isArray(ds) || ds.length !== 2 || ds[0].id === ds[1].id) {
+    throw new PlanError("a bilateral plan names exactly 2 different delegations");
+  }
+  for (const d of ds) {
+    onlyFields(d, DELEGATION_FIELDS, "a delegation");
+    if (!(await keyMatches(d.id, d.key))) {
+      throw new PlanError(`delegation ${d.name}: id is not the fingerprint of its key`);
+    }
+  }
+  if (!Array.isArray(ps) || ps.length === 0) throw new PlanError("a plan lists participants");
+  const seen = new Set();
+  for (const p of ps) {
+    onlyFields(p, PARTICIPANT_FIELDS, "a participant");
+    if (seen.has(p.device)) throw new PlanError("a device appears more than once in the plan");
+    seen.add(p.device);
+    if (!(await keyMatches(p.device, p.key))) {
+      throw new PlanError(`participant ${p.name}: device is not the fingerprint of its key`);
+    }
+    if (!ds.some((d) => d.id === p.delegation)) {
+      throw new PlanError(`participant ${p.name} belongs to no delegation of this plan`);
+    }
+    if (!ROLES.includes(p.role) || p.role === "press") {
+      throw new PlanError(`participant ${p.name} has an invalid role ${p.role}`);
+    }
+  }
+  for (const d of ds) {
+    if (!ps.some((p) => p.role === "principal" && p.delegation === d.id)) {
+      throw new PlanError(`delegation ${d.name} has no principal in the plan`);
+    }
+  }
+}
+
+// Verify a signed plan: well formed, signed by both delegations, and at least one of
+// them pinned by this device (its own delegation, from enrolment). Returns the hash.
+export async function verifySignedPlan(signed, pinned) {
+  onlyFields(signed, ["plan", "signatures"], "the signed plan");
+  const plan = signed.plan;
+  await checkPlan(plan);
+  const hash = await digest(plan);
+  for (const d of plan.delegations) {
+    if (pinned[d.id] !== undefined && pinned[d.id] !== d.key) {
+      throw new PlanError(`delegation ${d.name} in the plan is not the pinned key`);
+    }
+  }
+  if (!plan.delegations.some((d) => pinned[d.id] !== undefined)) {
+    throw new PlanError("no delegation of the plan is one this device trusts");
+  }
+  for (const d of plan.delegations) {
+    const sig = signed.signatures[d.id];
+    if (!sig) throw new PlanError(`the plan is not signed by ${d.name}`);
+    if (!(await verify(d.key, statements.plan(hash), sig))) {
+      throw new PlanError(`the signature of ${d.name} on the plan is invalid`);
+    }
+  }
+  const ids = plan.delegations.map((d) => d.id);
+  if (Object.keys(signed.signatures).some((k) => !ids.includes(k))) {
+    throw new PlanError("the plan carries signatures of delegations it does not name");
+  }
+  return hash;
+}
+
+export function participant(plan, device) {
+  return plan.participants.find((p) => p.device === device) || null;
+}
+
+// -- the permission table (summitline/core/policy.py) --------------------------------
+const MEDIA_PHASES = ["open", "closed"];
+const SENDS = {
+  "principal>principal": ["audio", "video"],
+  "principal>interpreter": ["audio"],
+  "interpreter>principal": ["audio"],
+  "interpreter>interpreter": ["audio"],
+};
+
+// What `sender` may send `receiver` (device fingerprints) in `phase`.
+export function media(plan, phase, sender, receiver) {
+  if (!MEDIA_PHASES.includes(phase) || sender === receiver) return [];
+  const s = participant(plan, sender), r = participant(plan, receiver);
+  if (!s || !r) return [];
+  if (s.role === "principal" && r.role === "interpreter" && plan.interpreter_video) {
+    return ["audio", "video"];
+  }
+  return SENDS[`${s.role}>${r.role}`] || [];
+}
+
+export function mayConnect(plan, phase, a, b) {
+  return media(plan, phase, a, b).length > 0 || media(plan, phase, b, a).length > 0;
+}

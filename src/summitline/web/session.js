@@ -1,0 +1,415 @@
+// A call session in the browser: signaling, plan checks, peer connections. No DOM.
+// The same rules as summitline/client/session.py (Python): trust nothing the server
+// says without a signature this device can check; refuse and raise an alarm otherwise.
+//
+// Events (CustomEvent, `detail` as noted):
+//   plan {plan, hash}   the verified plan       phase {phase, deadline}
+//   track {remote, stream}                      sas {remote, sas}
+//   peers {}            the set of links changed
+//   alarm {text}        a check failed; nothing was sent on its strength
+//   fatal {code, message}  the session stopped for good   ended {}
+
+import { sdpFingerprints, sas, sign, statements, verify } from "./crypto.js";
+import { mayConnect, media, participant, verifySignedPlan } from "./plan.js";
+
+const VERSION = 1;
+const RECONNECT_MIN_MS = 200;
+const RECONNECT_MAX_MS = 5000;
+const GATHER_TIMEOUT_MS = 5000; // non-trickle: offers carry their candidates
+const STATS_EVERY_MS = 2000;
+
+class Link {
+  constructor(remote, generation, pc, send, receive) {
+    Object.assign(this, { remote, generation, pc, send, receive });
+    this.stream = new MediaStream();
+    this.last = null; // previous stats sample, for bitrates
+  }
+  get live() {
+    return ["new", "connecting", "connected"].includes(this.pc.connectionState);
+  }
+}
+
+function gathered(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      if (pc.iceGatheringState === "complete") {
+        pc.removeEventListener("icegatheringstatechange", done);
+        resolve();
+      }
+    };
+    pc.addEventListener("icegatheringstatechange", done);
+    setTimeout(resolve, GATHER_TIMEOUT_MS);
+  });
+}
+
+export class CallSession extends EventTarget {
+  constructor({ url, call, identity, pinned, localStream, iceServers = [] }) {
+    super();
+    Object.assign(this, { url, call, identity, pinned, localStream, iceServers });
+    this.device = identity.fingerprint;
+    this.signed = null;
+    this.planHash = null;
+    this.phase = "planned";
+    this.deadline = null;
+    this.links = new Map();
+    this.generations = new Map();
+    this.present = new Map(); // remote -> true if it was there before me (so I offer)
+    this.alarms = [];
+    this.ws = null;
+    this.stopped = false;
+    this.fatal = null;
+    this.statsTimer = null;
+  }
+
+  emit(type, detail = {}) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  alarm(text) {
+    this.alarms.push(text);
+    console.warn("summitline alarm:", text);
+    this.emit("alarm", { text });
+  }
+
+  // -- connection ---------------------------------------------------------------------
+  start() {
+    let backoff = RECONNECT_MIN_MS;
+    const connect = () => {
+      if (this.stopped) return;
+      const ws = new WebSocket(this.url);
+      this.ws = ws;
+      let queue = Promise.resolve(); // handle messages one at a time, in order
+      ws.onopen = () => { backoff = RECONNECT_MIN_MS; };
+      ws.onmessage = (ev) => {
+        queue = queue.then(() => this.handle(JSON.parse(ev.data))).catch((err) => {
+          this.stop("internal", String(err));
+        });
+      };
+      ws.onclose = () => {
+        if (this.ws === ws) this.ws = null;
+        if (this.stopped) return;
+        setTimeout(connect, backoff);
+        backoff = Math.min(backoff * 2, RECONNECT_MAX_MS);
+      };
+    };
+    connect();
+    this.statsTimer = setInterval(() => this.reportStats(), STATS_EVERY_MS);
+  }
+
+  stop(code, message) {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.statsTimer);
+    if (code) {
+      this.fatal = { code, message };
+      this.emit("fatal", this.fatal);
+    }
+    if (this.ws) this.ws.close();
+    this.closeLinks();
+  }
+
+  closeLinks() {
+    for (const link of this.links.values()) link.pc.close();
+    this.links.clear();
+    this.emit("peers");
+  }
+
+  send(message) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
+  }
+
+  endCall() {
+    this.send({ type: "end" });
+  }
+
+  leave() {
+    this.stop();
+  }
+
+  async handle(msg) {
+    const handler = this[`on_${msg.type.replace("-", "_")}`];
+    if (handler) await handler.call(this, msg);
+  }
+
+  // -- handshake and plan -------------------------------------------------------------
+  async on_challenge(msg) {
+    if (!msg.versions.includes(VERSION)) {
+      this.stop("unsupported-version", `the server speaks ${msg.versions}`);
+      return;
+    }
+    const signature = await sign(this.identity.privateKey,
+                                 statements.join(this.call, this.device, msg.nonce));
+    this.send({ type: "hello", version: VERSION, call: this.call, device: this.device,
+                nonce: msg.nonce, signature });
+  }
+
+  async on_welcome(msg) {
+    let hash;
+    try {
+      hash = await verifySignedPlan(msg.signed_plan, this.pinned);
+      const plan = msg.signed_plan.plan;
+      if (plan.call !== this.call) throw new Error("the server served the plan of another call");
+      if (!participant(plan, this.device)) throw new Error("this device is not in the plan");
+      if (this.planHash && hash !== this.planHash) {
+        throw new Error("the server now serves a different plan for this call");
+      }
+    } catch (err) {
+      this.alarm(`plan refused: ${err.message}`);
+      this.stop("plan-rejected", err.message);
+      return;
+    }
+    this.signed = msg.signed_plan;
+    this.planHash = hash;
+    this.emit("plan", { plan: this.signed.plan, hash });
+    this.present = new Map(msg.peers.map((p) => [p.device, true]));
+    for (const p of msg.peers) {
+      this.generations.set(p.device, Math.max(this.generations.get(p.device) || 0, p.generation));
+    }
+    this.setPhase(msg.phase, msg.press_deadline_ms);
+    await this.connectPeers();
+  }
+
+  setPhase(phase, deadline) {
+    this.phase = phase;
+    this.deadline = deadline;
+    this.emit("phase", { phase, deadline });
+  }
+
+  async on_phase(msg) {
+    this.setPhase(msg.phase, msg.press_deadline_ms);
+    if (msg.phase === "ended") {
+      this.stopped = true;
+      clearInterval(this.statsTimer);
+      this.closeLinks();
+      this.emit("ended");
+      return;
+    }
+    await this.connectPeers();
+  }
+
+  async on_peer_joined(msg) { this.present.set(msg.device, false); }
+  async on_peer_left(msg) { this.present.delete(msg.device); }
+  async on_pong() {}
+
+  async on_error(msg) {
+    console.warn("summitline server error", msg.code, msg.message);
+    if (msg.fatal) this.stop(msg.code, msg.message);
+  }
+
+  // -- negotiation --------------------------------------------------------------------
+  kinds(remote) {
+    const plan = this.signed.plan;
+    return [media(plan, this.phase, this.device, remote),
+            media(plan, this.phase, remote, this.device)];
+  }
+
+  newLink(remote, generation) {
+    const [send, receive] = this.kinds(remote);
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    const link = new Link(remote, generation, pc, send, receive);
+    pc.ontrack = (ev) => {
+      if (!receive.includes(ev.track.kind)) {
+        this.alarm(`${remote.slice(0, 12)} sent ${ev.track.kind} that the plan does not allow`);
+        return;
+      }
+      link.stream.addTrack(ev.track);
+      this.emit("track", { remote, stream: link.stream });
+    };
+    pc.onconnectionstatechange = async () => {
+      if (pc.connectionState === "connected") {
+        const code = await sas(this.call, sdpFingerprints(pc.localDescription.sdp),
+                               sdpFingerprints(pc.remoteDescription.sdp));
+        link.sas = code;
+        this.emit("sas", { remote, sas: code });
+      }
+      this.emit("peers");
+    };
+    return link;
+  }
+
+  install(link) {
+    const old = this.links.get(link.remote);
+    this.links.set(link.remote, link);
+    this.generations.set(link.remote, link.generation);
+    if (old) old.pc.close();
+    this.emit("peers");
+  }
+
+  localTrack(kind) {
+    return this.localStream ? this.localStream.getTracks().find((t) => t.kind === kind) : null;
+  }
+
+  async connectPeers() {
+    if (!this.signed) return;
+    for (const [remote, iOffer] of this.present) {
+      const [send, receive] = this.kinds(remote);
+      const current = this.links.get(remote);
+      if (iOffer && (send.length || receive.length) && (!current || !current.live)) {
+        await this.offer(remote);
+      }
+    }
+  }
+
+  async offer(remote) {
+    const link = this.newLink(remote, (this.generations.get(remote) || 0) + 1);
+    for (const kind of ["audio", "video"]) {
+      const track = link.send.includes(kind) ? this.localTrack(kind) : null;
+      if (track) link.pc.addTrack(track, this.localStream);
+      else if (link.receive.includes(kind)) link.pc.addTransceiver(kind, { direction: "recvonly" });
+    }
+    await link.pc.setLocalDescription(await link.pc.createOffer());
+    await gathered(link.pc);
+    this.install(link);
+    this.send(await this.signedSdp("offer", link));
+  }
+
+  async signedSdp(kind, link) {
+    const sdp = link.pc.localDescription.sdp;
+    const signature = await sign(this.identity.privateKey, statements.sdp({
+      call: this.call, planHash: this.planHash, sender: this.device, receiver: link.remote,
+      generation: link.generation, kind, fingerprints: sdpFingerprints(sdp) }));
+    return { type: kind, to: link.remote, generation: link.generation, sdp, signature };
+  }
+
+  async checkSigned(kind, msg) {
+    const sender = participant(this.signed.plan, msg.from);
+    if (!sender) {
+      this.alarm(`${kind} from a device outside the plan; ignored`);
+      return false;
+    }
+    const prints = sdpFingerprints(msg.sdp);
+    const ok = prints.length > 0 && await verify(sender.key, statements.sdp({
+      call: this.call, planHash: this.planHash, sender: msg.from, receiver: this.device,
+      generation: msg.generation, kind, fingerprints: prints }), msg.signature);
+    if (!ok) {
+      this.alarm(`${kind} from ${sender.name} fails its signature: the DTLS fingerprint ` +
+                 "may have been swapped; no media sent");
+    }
+    return ok;
+  }
+
+  async on_offer(msg) {
+    if (!this.signed || !(await this.checkSigned("offer", msg))) return;
+    const remote = msg.from;
+    if (!mayConnect(this.signed.plan, this.phase, this.device, remote)) {
+      this.alarm("offer from a device the plan does not let us connect to; ignored");
+      return;
+    }
+    if (msg.generation <= (this.generations.get(remote) || 0) && this.links.has(remote)) {
+      this.alarm(`offer of old generation ${msg.generation} (replayed?); ignored`);
+      return;
+    }
+    const link = this.newLink(remote, msg.generation);
+    await link.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+    for (const t of link.pc.getTransceivers()) {
+      const kind = t.receiver.track.kind;
+      const sends = link.send.includes(kind), receives = link.receive.includes(kind);
+      if (sends && this.localTrack(kind)) await t.sender.replaceTrack(this.localTrack(kind));
+      t.direction = sends && receives ? "sendrecv" : sends ? "sendonly" : receives ? "recvonly"
+        : "inactive";
+      if (sends && this.localStream) t.sender.setStreams(this.localStream);
+    }
+    await link.pc.setLocalDescription(await link.pc.createAnswer());
+    await gathered(link.pc);
+    this.install(link);
+    this.send(await this.signedSdp("answer", link));
+  }
+
+  async on_answer(msg) {
+    const link = this.links.get(msg.from);
+    if (!link || link.generation !== msg.generation ||
+        link.pc.signalingState !== "have-local-offer") {
+      this.alarm("answer to no offer of ours; ignored");
+      return;
+    }
+    if (!(await this.checkSigned("answer", msg))) {
+      this.links.delete(link.remote);
+      link.pc.close();
+      this.emit("peers");
+      return;
+    }
+    await link.pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+  }
+
+  async on_candidate(msg) {
+    const link = this.links.get(msg.from);
+    if (!link || link.generation !== msg.generation || !msg.candidate) return;
+    await link.pc.addIceCandidate({ candidate: msg.candidate, sdpMid: msg.sdp_mid,
+                                    sdpMLineIndex: msg.sdp_mline_index }).catch(() => {});
+  }
+
+  async on_bye(msg) {
+    const link = this.links.get(msg.from);
+    if (link && link.generation === msg.generation) {
+      this.links.delete(link.remote);
+      link.pc.close();
+      this.emit("peers");
+    }
+  }
+
+  // -- media controls and health ------------------------------------------------------
+  setMuted(muted) {
+    for (const t of this.localStream?.getAudioTracks() || []) t.enabled = !muted;
+  }
+
+  setCamera(on) {
+    for (const t of this.localStream?.getVideoTracks() || []) t.enabled = on;
+  }
+
+  // Connection health per peer connection, from getStats().
+  async health() {
+    const out = [];
+    for (const link of this.links.values()) {
+      out.push({ peer: link.remote, ...(await linkHealth(link)) });
+    }
+    return out;
+  }
+
+  async reportStats() {
+    if (!this.signed || this.links.size === 0) return;
+    const peers = await this.health();
+    this.send({ type: "stats", peers: peers.map((p) => ({
+      peer: p.peer, state: p.state, rtt_ms: p.rtt_ms, loss: p.loss,
+      bitrate_kbps: p.bitrate_kbps, width: p.width, height: p.height, path: p.path })) });
+  }
+}
+
+// One link's health: round-trip time, loss, received bitrate, resolution, path, and
+// the raw counters tests look at.
+export async function linkHealth(link) {
+  const report = await link.pc.getStats();
+  const h = { state: link.pc.connectionState, rtt_ms: null, loss: null, bitrate_kbps: null,
+              width: null, height: null, path: null, framesDecoded: 0,
+              audioPacketsReceived: 0, bytesReceived: 0 };
+  let lost = 0, received = 0;
+  const byId = new Map();
+  report.forEach((s) => byId.set(s.id, s));
+  report.forEach((s) => {
+    if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") {
+      if (s.currentRoundTripTime !== undefined) h.rtt_ms = s.currentRoundTripTime * 1000;
+      const local = byId.get(s.localCandidateId), remote = byId.get(s.remoteCandidateId);
+      const relayed = [local, remote].some((c) => c && c.candidateType === "relay");
+      h.path = relayed ? "relayed" : "direct";
+    }
+    if (s.type === "inbound-rtp") {
+      lost += s.packetsLost || 0;
+      received += s.packetsReceived || 0;
+      h.bytesReceived += s.bytesReceived || 0;
+      if (s.kind === "video") {
+        h.framesDecoded += s.framesDecoded || 0;
+        if (s.frameWidth) { h.width = s.frameWidth; h.height = s.frameHeight; }
+      } else if (s.kind === "audio") {
+        h.audioPacketsReceived += s.packetsReceived || 0;
+      }
+    }
+  });
+  if (received + lost > 0) h.loss = Math.max(0, lost) / (received + Math.max(0, lost));
+  const now = performance.now();
+  if (link.last) {
+    const seconds = (now - link.last.at) / 1000;
+    if (seconds > 0) h.bitrate_kbps = ((h.bytesReceived - link.last.bytes) * 8) / 1000 / seconds;
+  }
+  link.last = { at: now, bytes: h.bytesReceived };
+  return h;
+}

@@ -1,0 +1,312 @@
+// The operator console of a delegation's communications officer: the delegation, its
+// links, its devices, call plans to draft and co-sign, and the call to start, watch
+// and end. The delegation's private key never leaves this browser (IndexedDB,
+// non-extractable); everything the console agrees to, it signs.
+
+import { get, post } from "../api.js";
+import { b64u, digest, generateKeyPair, sha256, hex, shortFingerprint, sign, statements }
+  from "../crypto.js";
+import { h, mount } from "../dom.js";
+import { loadIdentity, saveIdentity } from "../keystore.js";
+import { checkPlan } from "../plan.js";
+
+const ROLES = ["principal", "interpreter", "aide", "operator"];
+const REFRESH_MS = 1000; // the console redraws what the server reports, once a second
+
+export async function operatorView(root) {
+  const me = await loadIdentity("operator");
+  if (!me) return createDelegation(root);
+  const view = new Console(root, me);
+  await view.refresh();
+  return view;
+}
+
+function createDelegation(root) {
+  const name = h("input", { id: "delegation-name", required: true, maxLength: 120,
+                            placeholder: "e.g. United States" });
+  const error = h("p", { class: "error", role: "alert" });
+  const form = h("form", { class: "card", onsubmit: async (ev) => {
+    ev.preventDefault();
+    try {
+      const pair = await generateKeyPair();
+      await post("/api/delegations", { name: name.value, key: pair.key,
+        signature: await sign(pair.privateKey, statements.register(name.value, pair.key)) });
+      await saveIdentity("operator", { ...pair, name: name.value, pins: {}, proposed: {} });
+      await operatorView(root);
+    } catch (err) {
+      error.textContent = err.message;
+    }
+  } }, h("label", {}, "Name of your delegation", name),
+     h("button", { class: "primary", id: "create-delegation" }, "Create delegation"), error);
+  mount(root, h("main", {}, h("h1", {}, "Operator console"),
+    h("p", {}, "Create your delegation. Its key is made in this browser and never leaves it."),
+    form));
+}
+
+class Console {
+  constructor(root, me) {
+    this.root = root;
+    this.me = me;
+    this.selectedCall = null;
+    this.timer = setInterval(() => this.refreshCall(), REFRESH_MS);
+    this.callPanel = h("section", { class: "card", id: "call-panel" });
+  }
+
+  async save() {
+    await saveIdentity("operator", this.me);
+  }
+
+  async control(call, action) {
+    const at = Date.now();
+    await post(`/api/calls/${call}/control`, { action, delegation: this.me.fingerprint, at,
+      signature: await sign(this.me.privateKey,
+                            statements.control(call, action, this.me.fingerprint, at)) });
+    this.selectedCall = call;
+    await this.refresh();
+  }
+
+  async refresh() {
+    const me = this.me;
+    const [links, devices] = await Promise.all([
+      get(`/api/delegations/${me.fingerprint}/links`),
+      get(`/api/delegations/${me.fingerprint}/devices`)]);
+    const plans = (await Promise.all(links.filter((l) => l.state === "established")
+      .map((l) => get(`/api/links/${l.id}/plans`)))).flat();
+    await this.pinEstablished(links);
+    mount(this.root, h("main", { class: "console" },
+      h("header", {}, h("h1", {}, "Operator console"),
+        h("div", { class: "who" }, h("strong", {}, me.name), " · delegation fingerprint ",
+          h("span", { class: "fingerprint", id: "own-fingerprint" },
+            shortFingerprint(me.fingerprint)),
+          h("details", {}, h("summary", {}, "Full id (send it to the other office)"),
+            h("code", { id: "own-id" }, me.fingerprint)))),
+      h("div", { class: "columns" },
+        h("div", {}, this.linksCard(links), this.devicesCard(devices)),
+        h("div", {}, this.plansCard(links, devices, plans), this.callPanel))));
+    await this.refreshCall();
+  }
+
+  // The proposer pins the acceptor once the link is established: the key whose
+  // fingerprint is the delegation id it proposed to.
+  async pinEstablished(links) {
+    for (const link of links) {
+      const other = link.proposer === this.me.fingerprint ? link.acceptor : link.proposer;
+      if (link.state !== "established" || this.me.pins[other]) continue;
+      if (link.proposer === this.me.fingerprint && this.me.proposed[link.id] === other) {
+        const d = await get(`/api/delegations/${other}`);
+        this.me.pins[other] = d.key;
+        await this.save();
+      }
+    }
+  }
+
+  linksCard(links) {
+    const otherId = h("input", { id: "link-other", placeholder: "the other delegation's full id",
+                                 pattern: "[0-9a-f]{64}", required: true });
+    const error = h("p", { class: "error", role: "alert" });
+    const propose = h("form", { onsubmit: async (ev) => {
+      ev.preventDefault();
+      try {
+        const id = `link-${b64u(crypto.getRandomValues(new Uint8Array(6)))}`;
+        const other = otherId.value.trim();
+        await post("/api/links", { id, proposer: this.me.fingerprint, acceptor: other,
+          signature: await sign(this.me.privateKey,
+                                statements.link(id, [this.me.fingerprint, other])) });
+        this.me.proposed[id] = other;
+        await this.save();
+        await this.refresh();
+      } catch (err) { error.textContent = err.message; }
+    } }, h("label", {}, "Propose a link to", otherId),
+       h("button", { id: "propose-link" }, "Propose link"), error);
+    return h("section", { class: "card", id: "links" }, h("h2", {}, "Links"),
+      links.length === 0 ? h("p", { class: "muted" }, "No link yet.") : h("ul", {},
+        links.map((l) => this.linkRow(l))), propose);
+  }
+
+  linkRow(link) {
+    const mine = link.proposer === this.me.fingerprint;
+    const other = mine ? link.acceptor : link.proposer;
+    const row = h("li", { "data-link": link.id }, h("span", { class: "mono" }, link.id), " ",
+      h("span", { class: `badge ${link.state}` }, link.state));
+    if (link.state === "proposed" && !mine) {
+      const spoken = h("input", { class: "spoken", placeholder: "XXXX-XXXX-XXXX-XXXX-XXXX" });
+      const error = h("span", { class: "error", role: "alert" });
+      row.append(h("form", { onsubmit: async (ev) => {
+        ev.preventDefault();
+        try {
+          const d = await get(`/api/delegations/${other}`);
+          if (d.short_fingerprint !== spoken.value.trim().toUpperCase()) {
+            throw new Error(`the server shows ${d.short_fingerprint}; that is not what the ` +
+                            "other office read out. Do not accept.");
+          }
+          await post(`/api/links/${link.id}/accept`, { signature: await sign(
+            this.me.privateKey, statements.link(link.id, [link.proposer, link.acceptor])) });
+          this.me.pins[other] = d.key;
+          await this.save();
+          await this.refresh();
+        } catch (err) { error.textContent = err.message; }
+      } }, h("label", {}, "Fingerprint read out by the other office", spoken),
+         h("button", { class: "accept-link" }, "Accept"), error));
+    }
+    return row;
+  }
+
+  devicesCard(devices) {
+    const name = h("input", { id: "device-name", required: true, placeholder: "e.g. President" });
+    const role = h("select", { id: "device-role" }, ROLES.map((r) => h("option", { value: r }, r)));
+    const out = h("div", { id: "enrolment-link" });
+    const form = h("form", { onsubmit: async (ev) => {
+      ev.preventDefault();
+      const code = b64u(crypto.getRandomValues(new Uint8Array(24)));
+      const codeHash = hex(await sha256(code));
+      await post(`/api/delegations/${this.me.fingerprint}/enrolments`, {
+        code_hash: codeHash, name: name.value, role: role.value,
+        signature: await sign(this.me.privateKey, statements.enrolment(
+          this.me.fingerprint, codeHash, name.value, role.value)) });
+      const url = `${location.origin}/#/enrol/${code}/${this.me.fingerprint}`;
+      await this.refresh();
+      document.getElementById("enrolment-link").replaceChildren(
+        h("p", {}, `Open this link on the device for ${name.value}:`),
+        h("a", { href: url, class: "mono", id: "enrol-url", target: "_blank" }, url));
+    } }, h("label", {}, "Device for", name), h("label", {}, "Role", role),
+       h("button", { id: "enrol-device" }, "Create enrolment link"));
+    return h("section", { class: "card", id: "devices" }, h("h2", {}, "Devices"),
+      h("table", {}, h("tr", {}, h("th", {}, "Name"), h("th", {}, "Role"),
+                       h("th", {}, "Fingerprint (compare with the device)")),
+        devices.map((d) => h("tr", { "data-device": d.device || "" }, h("td", {}, d.name),
+          h("td", {}, d.role), h("td", { class: "mono" },
+            d.short_fingerprint || h("span", { class: "muted" }, "waiting for the device"))))),
+      form, out);
+  }
+
+  plansCard(links, ownDevices, plans) {
+    const established = links.filter((l) => l.state === "established");
+    const card = h("section", { class: "card", id: "plans" }, h("h2", {}, "Call plans"));
+    for (const p of plans) card.append(this.planRow(p));
+    if (established.length === 0) {
+      card.append(h("p", { class: "muted" }, "Plans are drafted on an established link."));
+      return card;
+    }
+    card.append(this.draftForm(established[0], ownDevices));
+    return card;
+  }
+
+  planRow(p) {
+    const mineMissing = p.missing.includes(this.me.fingerprint);
+    const names = Object.fromEntries(p.plan.delegations.map((d) => [d.id, d.name]));
+    const row = h("div", { class: "plan", "data-call": p.call },
+      h("h3", {}, p.plan.title, " ", h("span", { class: `badge ${p.phase}` },
+        p.complete ? p.phase : "awaiting signature")),
+      h("ul", { class: "participants" }, p.plan.participants.map((x) => h("li", {},
+        `${x.name} — ${x.role}, ${names[x.delegation]}, ${x.language} · `,
+        h("span", { class: "mono" }, shortFingerprint(x.device))))),
+      h("p", { class: "muted" }, `Press window: ${p.plan.press_window_s} s · plan `,
+        h("span", { class: "mono" }, p.hash.slice(0, 16))));
+    if (mineMissing) {
+      row.append(h("button", { class: "primary cosign", onclick: async () => {
+        await checkPlan(p.plan);
+        const hash = await digest(p.plan);
+        if (hash !== p.hash) throw new Error("the plan does not hash to what the server says");
+        await post(`/api/plans/${hash}/signatures`, { delegation: this.me.fingerprint,
+          signature: await sign(this.me.privateKey, statements.plan(hash)) });
+        await this.refresh();
+      } }, "I have checked the participants: co-sign"));
+    } else if (p.complete && p.phase === "planned") {
+      row.append(h("button", { class: "primary start", onclick: () => this.control(p.call, "start") },
+        "Start the call"));
+    } else if (p.complete && p.phase !== "ended") {
+      row.append(h("button", { class: "danger end", onclick: () => this.control(p.call, "end") },
+        "End the call"));
+    }
+    if (p.complete) {
+      row.append(h("button", { class: "watch", onclick: () => {
+        this.selectedCall = p.call;
+        this.refreshCall();
+      } }, "Watch"));
+    }
+    return row;
+  }
+
+  draftForm(link, ownDevices) {
+    const other = link.proposer === this.me.fingerprint ? link.acceptor : link.proposer;
+    const title = h("input", { id: "plan-title", value: "Secure video call", required: true });
+    const press = h("input", { id: "plan-press", type: "number", min: 0, max: 3600, value: 0 });
+    const rows = h("tbody");
+    const error = h("p", { class: "error", role: "alert" });
+    const addRows = (devices, delegation) => {
+      for (const d of devices.filter((x) => x.device)) {
+        const lang = h("select", { class: "lang" }, ["en", "ru"].map((l) => h("option", { value: l }, l)));
+        if (delegation !== this.me.fingerprint) lang.value = "ru";
+        rows.append(h("tr", {}, h("td", {}, h("input", { type: "checkbox", checked: true,
+          class: "pick", "data-device": d.device, "data-key": d.key, "data-name": d.name,
+          "data-role": d.role, "data-delegation": delegation })),
+          h("td", {}, d.name), h("td", {}, d.role), h("td", {}, lang),
+          h("td", { class: "mono" }, d.short_fingerprint)));
+      }
+    };
+    addRows(ownDevices, this.me.fingerprint);
+    get(`/api/delegations/${other}/devices`).then((devices) => addRows(devices, other));
+    return h("form", { id: "draft-plan", onsubmit: async (ev) => {
+      ev.preventDefault();
+      try {
+        const [mine, theirs] = await Promise.all([get(`/api/delegations/${this.me.fingerprint}`),
+                                                  get(`/api/delegations/${other}`)]);
+        const participants = [...rows.querySelectorAll("tr")].filter(
+          (tr) => tr.querySelector(".pick").checked).map((tr) => {
+          const pick = tr.querySelector(".pick").dataset;
+          return { device: pick.device, key: pick.key, delegation: pick.delegation,
+                   role: pick.role, name: pick.name, language: tr.querySelector(".lang").value };
+        });
+        const plan = { version: 1, call: `call-${b64u(crypto.getRandomValues(new Uint8Array(6)))}`,
+          link: link.id, title: title.value,
+          delegations: [{ id: mine.id, name: mine.name, key: mine.key },
+                        { id: theirs.id, name: theirs.name, key: this.me.pins[other] || theirs.key }],
+          participants, press_window_s: Number(press.value), interpreter_video: false };
+        await checkPlan(plan);
+        const hash = await digest(plan);
+        await post("/api/plans", { plan, signatures: {
+          [this.me.fingerprint]: await sign(this.me.privateKey, statements.plan(hash)) } });
+        await this.refresh();
+      } catch (err) { error.textContent = err.message; }
+    } }, h("h3", {}, "Draft a plan"), h("label", {}, "Title", title),
+       h("label", {}, "Press window (seconds; 0 for none)", press),
+       h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, ""), h("th", {}, "Name"),
+         h("th", {}, "Role"), h("th", {}, "Language"), h("th", {}, "Fingerprint"))), rows),
+       h("button", { class: "primary", id: "submit-plan" }, "Sign and propose the plan"), error);
+  }
+
+  async refreshCall() {
+    if (!document.body.contains(this.callPanel)) {
+      clearInterval(this.timer);
+      return;
+    }
+    if (!this.selectedCall) {
+      mount(this.callPanel, h("h2", {}, "Call"), h("p", { class: "muted" },
+        "Start or watch a call to see it here."));
+      return;
+    }
+    const call = this.selectedCall;
+    const [info, record] = await Promise.all([get(`/api/calls/${call}`),
+                                              get(`/api/calls/${call}/record`)]);
+    const health = Object.entries(info.health || {}).flatMap(([device, h0]) =>
+      h0.peers.map((p) => ({ from: device, ...p })));
+    const label = (d) => info.connected.find((c) => c.device === d)?.label || d.slice(0, 12);
+    const num = (v, digits = 0) => (v === null || v === undefined ? "–" : v.toFixed(digits));
+    mount(this.callPanel,
+      h("h2", {}, `Call: ${info.title}`),
+      h("p", {}, "Phase ", h("span", { class: `badge ${info.phase}`, id: "call-phase" }, info.phase),
+        info.duration_ms !== null ? ` · lasted ${(info.duration_ms / 1000).toFixed(0)} s` : ""),
+      h("h3", {}, "Connected"),
+      h("ul", { id: "connected" }, info.connected.map((c) => h("li", {}, c.label))),
+      h("h3", {}, "Connection health"),
+      h("table", { id: "health" }, h("tr", {}, ["Endpoint", "Peer", "State", "RTT ms", "Loss %",
+        "kbit/s in", "Video", "Path"].map((x) => h("th", {}, x))),
+        health.map((p) => h("tr", {}, h("td", {}, label(p.from)), h("td", {}, label(p.peer)),
+          h("td", {}, p.state), h("td", {}, num(p.rtt_ms)), h("td", {}, num(p.loss * 100, 1)),
+          h("td", {}, num(p.bitrate_kbps)), h("td", {}, p.width ? `${p.width}×${p.height}` : "–"),
+          h("td", {}, p.path || "–")))),
+      h("h3", {}, `Record (${record.entries.length} events)`),
+      h("ol", { class: "record", id: "record", start: 0 }, record.entries.map((e) => h("li", {},
+        h("span", { class: "mono" }, new Date(e.at).toISOString().slice(11, 23)), " ", e.kind))));
+  }
+}

@@ -1,0 +1,144 @@
+// The principal's view: the other principal large, oneself small, the phase at a
+// glance, the verification code, and three large controls. Made for someone who is not
+// technical and is under pressure: few things on screen, all reachable by keyboard.
+
+import { get, wsUrl } from "../api.js";
+import { shortFingerprint } from "../crypto.js";
+import { h, mount } from "../dom.js";
+import { browserLanguage, strings } from "../i18n.js";
+import { loadIdentity } from "../keystore.js";
+import { participant } from "../plan.js";
+import { CallSession } from "../session.js";
+
+export async function principalView(root) {
+  const identity = await loadIdentity("device");
+  const t = await strings(identity?.language || browserLanguage());
+  document.title = t("title");
+  if (!identity) {
+    mount(root, h("main", { class: "narrow" }, h("h1", {}, t("not_enrolled")),
+                  h("p", {}, t("not_enrolled_help"))));
+    return;
+  }
+  const calls = await get(`/api/devices/${identity.fingerprint}/calls`);
+  const open = calls.filter((c) => c.complete && c.phase !== "ended");
+  mount(root, h("main", { class: "narrow" },
+    h("p", { class: "muted" }, `${t("device")}: ${identity.name} · `,
+      h("span", { class: "mono" }, shortFingerprint(identity.fingerprint))),
+    h("h1", {}, t("your_calls")),
+    open.length === 0 ? h("p", {}, t("no_calls")) : h("ul", { class: "calls" },
+      open.map((c) => h("li", {}, h("span", { class: "call-title" }, c.title),
+        h("button", { class: "primary big", "data-call": c.call,
+                      onclick: () => inCall(root, identity, c.call) }, t("join")))))));
+}
+
+async function inCall(root, identity, call) {
+  let t = await strings(identity.language || browserLanguage());
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+  } catch (err) {
+    mount(root, h("main", { class: "narrow" }, h("p", { class: "error", role: "alert" },
+      t("camera_error", { error: err.message }))));
+    return;
+  }
+  const session = new CallSession({
+    url: wsUrl(), call, identity, localStream: stream,
+    pinned: { [identity.delegation.id]: identity.delegation.key },
+  });
+  window.summitlineSession = session; // for tests and for a look from the console
+
+  const remoteVideo = h("video", { class: "remote", autoplay: true, playsInline: true,
+                                   id: "remote-video" });
+  const selfVideo = h("video", { class: "self", autoplay: true, playsInline: true, muted: true,
+                                 id: "self-video", srcObject: stream });
+  const phase = h("div", { class: "phase", id: "phase", role: "status" });
+  const waiting = h("div", { class: "waiting", id: "waiting" });
+  const code = h("div", { class: "sas-code", id: "sas" });
+  const sasHelp = h("div", { class: "sas-help" });
+  const sasTitle = h("div", { class: "sas-title" });
+  const mute = h("button", { class: "control", id: "mute", "aria-pressed": "false" });
+  const camera = h("button", { class: "control", id: "camera", "aria-pressed": "false" });
+  const end = h("button", { class: "control danger", id: "end" });
+  const keys = h("div", { class: "keys muted" });
+  const stage = h("div", { class: "stage" }, remoteVideo, waiting, selfVideo, phase,
+                  h("aside", { class: "sas", "aria-live": "polite" }, sasTitle, code, sasHelp),
+                  h("nav", { class: "controls" }, mute, camera, end), keys);
+  mount(root, stage);
+
+  let muted = false, cameraOn = true, otherName = "";
+  const render = () => {
+    mute.textContent = muted ? t("unmute") : t("mute");
+    mute.setAttribute("aria-pressed", String(muted));
+    camera.textContent = cameraOn ? t("camera_off") : t("camera_on");
+    camera.setAttribute("aria-pressed", String(!cameraOn));
+    end.textContent = t("end");
+    sasTitle.textContent = t("verify_title");
+    sasHelp.textContent = code.textContent ? t("verify_help") : t("verify_pending");
+    keys.textContent = t("keys");
+    phase.textContent = t(`phase_${session.phase}`) + (session.phase === "open" && session.deadline
+      ? ` · ${t("press_until", { time: new Date(session.deadline).toLocaleTimeString() })}` : "");
+    phase.dataset.phase = session.phase;
+    waiting.textContent = remoteVideo.srcObject ? "" : t("waiting_other", { name: otherName });
+  };
+  const toggleMute = () => { muted = !muted; session.setMuted(muted); render(); };
+  const toggleCamera = () => { cameraOn = !cameraOn; session.setCamera(cameraOn); render(); };
+  const confirmEnd = () => {
+    const dialog = h("dialog", { class: "confirm", id: "end-dialog" },
+      h("p", {}, t("end_confirm")),
+      h("button", { class: "control danger", id: "end-yes",
+                    onclick: () => { dialog.close(); session.endCall(); } }, t("end_yes")),
+      h("button", { class: "control", autofocus: true, onclick: () => dialog.close() },
+        t("end_no")));
+    stage.append(dialog);
+    dialog.showModal();
+  };
+  mute.onclick = toggleMute;
+  camera.onclick = toggleCamera;
+  end.onclick = confirmEnd;
+  const onKey = (ev) => {
+    if (ev.target.tagName === "INPUT" || document.querySelector("dialog[open]")) return;
+    const key = ev.key.toLowerCase();
+    if (key === "m") toggleMute();
+    else if (key === "v") toggleCamera();
+    else if (key === "e") confirmEnd();
+  };
+  document.addEventListener("keydown", onKey);
+
+  session.addEventListener("plan", async (ev) => {
+    const me = participant(ev.detail.plan, identity.fingerprint);
+    const other = ev.detail.plan.participants.find(
+      (p) => p.role === "principal" && p.delegation !== me.delegation);
+    otherName = other ? other.name : "";
+    t = await strings(me.language);
+    document.documentElement.lang = me.language;
+    render();
+  });
+  session.addEventListener("phase", render);
+  session.addEventListener("track", (ev) => {
+    if (remoteVideo.srcObject !== ev.detail.stream) remoteVideo.srcObject = ev.detail.stream;
+    render();
+  });
+  session.addEventListener("sas", (ev) => { code.textContent = ev.detail.sas; render(); });
+  const stop = (title, detail) => {
+    document.removeEventListener("keydown", onKey);
+    for (const track of stream.getTracks()) track.stop();
+    mount(root, h("main", { class: "narrow stop", role: "alert", id: "stop" },
+      h("h1", {}, title), h("p", {}, detail.help),
+      detail.technical ? h("details", {}, h("summary", {}, t("technical_detail")),
+                           h("p", { class: "mono", id: "stop-detail" }, detail.technical)) : "",
+      h("a", { class: "button", href: "#/principal" }, t("back"))));
+  };
+  session.addEventListener("fatal", (ev) => {
+    const planProblem = ev.detail.code === "plan-rejected";
+    stop(planProblem ? t("stop_title") : t("refused_title"),
+         { help: planProblem ? t("stop_help") : "", technical: ev.detail.message });
+  });
+  session.addEventListener("alarm", (ev) => {
+    if (ev.detail.text.includes("signature")) {
+      session.stop("plan-rejected", ev.detail.text);
+    }
+  });
+  session.addEventListener("ended", () => stop(t("phase_ended"), { help: t("ended_help") }));
+  render();
+  session.start();
+}
