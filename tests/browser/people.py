@@ -75,7 +75,10 @@ def principal(op: Operator, key: PrivateKey | PublicKey, name: str, lang: str) -
 
 
 async def join_in_browser(page: Page, base: str, call: str) -> None:
-    await page.goto(f"{base}/#/principal")
+    if page.url == f"{base}/#/principal":
+        await page.locator("#back").click()  # from the end of an earlier call
+    else:
+        await page.goto(f"{base}/#/principal")
     await page.locator(f'button[data-call="{call}"]').click()
 
 

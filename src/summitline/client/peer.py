@@ -41,6 +41,8 @@ class PeerLink:
         self.frames: dict[MediaKind, int] = {MediaKind.AUDIO: 0, MediaKind.VIDEO: 0}
         self.first_frame: dict[MediaKind, float] = {}
         self.first_video = asyncio.Event()
+        self.sent_sdp = ""  # our offer or answer as signed and sent
+        self.received_sdp = ""  # theirs, as received and verified
         self._readers: list[asyncio.Task[None]] = []
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", on_frame)

@@ -122,11 +122,14 @@ class CallSession:
         return self.links.get(remote)
 
     def short_authentication_string(self, remote: str) -> str | None:
+        # From the SDP as this end sent it and as it received it over signaling (a peer
+        # connection's descriptions are re-serialised and may drop fingerprint lines): if
+        # anyone swapped a fingerprint in between, the two ends' digits differ.
         link = self.links.get(remote)
-        if link is None or link.pc.localDescription is None or link.pc.remoteDescription is None:
+        if link is None or not link.sent_sdp or not link.received_sdp:
             return None
-        return sas(self.call, signed_sdp.fingerprints(link.pc.localDescription.sdp),
-                   signed_sdp.fingerprints(link.pc.remoteDescription.sdp))
+        return sas(self.call, signed_sdp.fingerprints(link.sent_sdp),
+                   signed_sdp.fingerprints(link.received_sdp))
 
     def alarm(self, text: str) -> None:
         log.warning("ALARM %s: %s", self.device[:12], text)
@@ -284,7 +287,7 @@ class CallSession:
 
     def _signed_sdp(self, kind: str, link: PeerLink) -> dict[str, Any]:
         assert self.signed is not None
-        sdp = link.pc.localDescription.sdp
+        sdp = link.sent_sdp = link.pc.localDescription.sdp
         signature = signed_sdp.sign(self.identity.key, call=self.call,
                                     plan_hash=self.signed.plan.hash, receiver=link.remote,
                                     generation=link.generation, kind=kind, sdp=sdp)
@@ -320,6 +323,7 @@ class CallSession:
             self.alarm(f"offer of old generation {generation} (replayed?); ignored")
             return
         link = self._new_link(remote, generation)
+        link.received_sdp = msg["sdp"]
         await link.pc.setRemoteDescription(RTCSessionDescription(msg["sdp"], "offer"))
         link.add_media(offering=False)
         await link.pc.setLocalDescription(await link.pc.createAnswer())
@@ -336,6 +340,7 @@ class CallSession:
             self.links.pop(link.remote, None)
             await self._retire(link)
             return
+        link.received_sdp = msg["sdp"]
         await link.pc.setRemoteDescription(RTCSessionDescription(msg["sdp"], "answer"))
 
     async def _on_candidate(self, msg: dict[str, Any]) -> None:

@@ -18,3 +18,9 @@ export function h(tag, attrs = {}, ...children) {
 export function mount(root, ...children) {
   root.replaceChildren(...children.flat());
 }
+
+// Show the view for `hash`, even when it is the current one (a plain link would not).
+export function go(hash) {
+  if (location.hash === hash) window.dispatchEvent(new HashChangeEvent("hashchange"));
+  else location.hash = hash;
+}

@@ -218,8 +218,10 @@ export class CallSession extends EventTarget {
     };
     pc.onconnectionstatechange = async () => {
       if (pc.connectionState === "connected") {
-        const code = await sas(this.call, sdpFingerprints(pc.localDescription.sdp),
-                               sdpFingerprints(pc.remoteDescription.sdp));
+        // From the SDP as sent and as received over signaling: the peer connection's own
+        // descriptions are re-serialised and may drop fingerprint lines.
+        const code = await sas(this.call, sdpFingerprints(link.sentSdp),
+                               sdpFingerprints(link.receivedSdp));
         link.sas = code;
         this.emit("sas", { remote, sas: code });
       }
@@ -265,7 +267,7 @@ export class CallSession extends EventTarget {
   }
 
   async signedSdp(kind, link) {
-    const sdp = link.pc.localDescription.sdp;
+    const sdp = link.sentSdp = link.pc.localDescription.sdp;
     const signature = await sign(this.identity.privateKey, statements.sdp({
       call: this.call, planHash: this.planHash, sender: this.device, receiver: link.remote,
       generation: link.generation, kind, fingerprints: sdpFingerprints(sdp) }));
@@ -301,6 +303,7 @@ export class CallSession extends EventTarget {
       return;
     }
     const link = this.newLink(remote, msg.generation);
+    link.receivedSdp = msg.sdp;
     await link.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
     for (const t of link.pc.getTransceivers()) {
       const kind = t.receiver.track.kind;
@@ -329,6 +332,7 @@ export class CallSession extends EventTarget {
       this.emit("peers");
       return;
     }
+    link.receivedSdp = msg.sdp;
     await link.pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
   }
 

@@ -4,7 +4,7 @@
 
 import { get, wsUrl } from "../api.js";
 import { shortFingerprint } from "../crypto.js";
-import { h, mount } from "../dom.js";
+import { go, h, mount } from "../dom.js";
 import { browserLanguage, strings } from "../i18n.js";
 import { loadIdentity } from "../keystore.js";
 import { participant } from "../plan.js";
@@ -126,7 +126,7 @@ async function inCall(root, identity, call) {
       h("h1", {}, title), h("p", {}, detail.help),
       detail.technical ? h("details", {}, h("summary", {}, t("technical_detail")),
                            h("p", { class: "mono", id: "stop-detail" }, detail.technical)) : "",
-      h("a", { class: "button", href: "#/principal" }, t("back"))));
+      h("button", { class: "big", id: "back", onclick: () => go("#/principal") }, t("back"))));
   };
   session.addEventListener("fatal", (ev) => {
     const planProblem = ev.detail.code === "plan-rejected";

@@ -1,0 +1,56 @@
+"""The shared vectors (tests/vectors/shared.json), from the Python side. The browser
+checks the same file in tests/browser/test_keys.py."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from summitline.core import policy
+from summitline.core.plan import SignedPlan
+from summitline.core.roles import Phase, Role
+from summitline.core.sas import sas
+from summitline.crypto import sdp
+from summitline.crypto.encoding import canonical
+from summitline.crypto.keys import PublicKey
+from tests.factories import World
+
+VECTORS: dict[str, Any] = json.loads(
+    (Path(__file__).parents[1] / "vectors" / "shared.json").read_text())
+
+
+def test_canonical_json() -> None:
+    for v in VECTORS["canonical"]:
+        assert canonical(v["value"]).decode() == v["canonical"]
+
+
+def test_signatures_verify() -> None:
+    key = PublicKey.from_b64u(VECTORS["key"])
+    for v in VECTORS["signatures"]:
+        key.verify(v["statement"], v["signature"])
+
+
+def test_sdp_fingerprints_and_sas() -> None:
+    assert sdp.fingerprints(VECTORS["sdp"]["sdp"]) == VECTORS["sdp"]["fingerprints"]
+    for v in VECTORS["sas"]:
+        assert sas(v["call"], v["a"], v["b"]) == v["sas"]
+
+
+def test_signed_plan() -> None:
+    signed = SignedPlan.from_json(VECTORS["signed_plan"])
+    assert signed.plan.hash == VECTORS["plan_hash"]
+    signed.verify({k: PublicKey.from_b64u(v) for k, v in VECTORS["pinned"].items()})
+
+
+def test_policy_table_is_what_the_code_says() -> None:
+    plan = World().plan()
+    assert len(VECTORS["policy"]) > 50
+    for row in VECTORS["policy"]:
+        p = replace(plan, interpreter_video=row["interpreter_video"])
+        a = next(x for x in p.participants if x.role is Role(row["sender"]))
+        b = next(x for x in p.participants if x.role is Role(row["receiver"])
+                 and x.device != a.device)
+        got = sorted(str(k) for k in policy.media(p, Phase(row["phase"]), a.device, b.device))
+        assert got == row["media"], row
