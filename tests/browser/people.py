@@ -47,11 +47,18 @@ class BrowserDevice:
 
 
 async def enrol_browser(browser: Browser, base: str, op: Operator, name: str,
-                        role: Role = Role.PRINCIPAL,
-                        errors: list[str] | None = None) -> BrowserDevice:
-    """Open a seat and let a fresh browser context take it, as a device would."""
+                        role: Role = Role.PRINCIPAL, errors: list[str] | None = None,
+                        tab_of: Page | None = None) -> BrowserDevice:
+    """Open a seat and let a fresh browser context take it, as a device would (or a new
+    tab of the browser context of ``tab_of``: two devices in one browser)."""
     code = await op.open_enrolment(name, role)
-    page = await new_page(browser, errors)
+    if tab_of is None:
+        page = await new_page(browser, errors)
+    else:
+        page = await tab_of.context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        if errors is not None:
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
     await page.goto(op.enrolment_url(base, code))
     shown = await page.locator("#device-fingerprint").text_content()
     devices = (await op.http.get(f"/api/delegations/{op.id}/devices")).json()
@@ -74,12 +81,13 @@ def principal(op: Operator, key: PrivateKey | PublicKey, name: str, lang: str) -
     return participant(key, op.id, Role.PRINCIPAL, name, lang)
 
 
-async def join_in_browser(page: Page, base: str, call: str) -> None:
-    if page.url == f"{base}/#/principal":
-        await page.locator("#back").click()  # from the end of an earlier call
+async def join_in_browser(device: BrowserDevice, base: str, call: str) -> None:
+    own = f"{base}/#/principal/{device.device}"
+    if device.page.url == own:
+        await device.page.locator("#back").click()  # from the end of an earlier call
     else:
-        await page.goto(f"{base}/#/principal")
-    await page.locator(f'button[data-call="{call}"]').click()
+        await device.page.goto(own)
+    await device.page.locator(f'button[data-call="{call}"]').click()
 
 
 async def health(page: Page) -> list[dict[str, Any]]:

@@ -46,8 +46,8 @@ SIGN = """async () => {
   const c = await import("/crypto.js");
   const ks = await import("/keystore.js");
   const pair = await c.generateKeyPair();
-  await ks.saveIdentity("test", pair);
-  const back = await ks.loadIdentity("test");
+  await ks.saveIdentity("device", pair);
+  const back = await ks.loadIdentity("device", pair.fingerprint);
   const statement = c.statements.join("call-ü", back.fingerprint, "nonce-\\u00e9-\\n");
   const extractable = await crypto.subtle.exportKey("pkcs8", back.privateKey)
     .then(() => true, () => false);

@@ -37,14 +37,18 @@ async def frames(page: Page) -> tuple[int, int]:
 async def test_two_browser_principals_hold_a_call(browser: Browser, server: str,
                                                   http: httpx.AsyncClient,
                                                   screenshots: Path) -> None:
+    # two tabs of one browser, as a newcomer tries it on one machine
     errors: list[str] = []
     us, ru, link = await linked_operators(http)
     a = await enrol_browser(browser, server, us, US_NAME, errors=errors)
-    b = await enrol_browser(browser, server, ru, RU_NAME, errors=errors)
+    b = await enrol_browser(browser, server, ru, RU_NAME, errors=errors, tab_of=a.page)
+    await a.page.goto(f"{server}/#/principal")  # two devices here: the view asks which
+    await expect(a.page.locator("nav.choices a")).to_have_count(2)
+    await a.page.screenshot(path=str(screenshots / "principal-choose-device.png"))
     plan = await cosigned_plan(us, ru, link, [principal(us, a.key, US_NAME, "en"),
                                               principal(ru, b.key, RU_NAME, "ru")])
-    await join_in_browser(a.page, server, plan.call)
-    await join_in_browser(b.page, server, plan.call)
+    await join_in_browser(a, server, plan.call)
+    await join_in_browser(b, server, plan.call)
     await expect(a.page.locator("#phase")).to_have_text("Waiting for the call to start")
     await us.control(plan.call, "start")
     for page in (a.page, b.page):
@@ -91,7 +95,7 @@ async def test_browser_and_python_principals_each_offering_once(
         if python_first:
             task = asyncio.create_task(py.run())
             await asyncio.wait_for(py.joined.wait(), WAIT_S)
-        await join_in_browser(web.page, server, plan.call)
+        await join_in_browser(web, server, plan.call)
         if not python_first:
             await web.page.wait_for_function(  # this call's session has joined
                 "(call) => window.summitlineSession?.call === call && "
@@ -140,7 +144,7 @@ async def test_a_plan_with_a_forged_signature_is_refused(
         server_side.on_message(lambda m: ws.send(forge(m)))
 
     await web.page.route_web_socket("**/ws", route)
-    await join_in_browser(web.page, server, plan.call)
+    await join_in_browser(web, server, plan.call)
     await expect(web.page.locator("#stop h1")).to_have_text("This call cannot be verified")
     await web.page.locator("#stop summary").click()
     await expect(web.page.locator("#stop-detail")).to_contain_text(

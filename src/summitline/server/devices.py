@@ -101,7 +101,7 @@ def router() -> APIRouter:
         out = []
         for signed in await h.store.plans_of_link(id):
             room = await h.room(signed.plan.call)
-            out.append({"hash": signed.plan.hash, **signed.to_json(),
+            out.append({"hash": signed.plan.hash, "call": signed.plan.call, **signed.to_json(),
                         "complete": signed.complete,
                         "missing": [d.id for d in signed.missing()],
                         "phase": str(room.state.phase) if room else "planned"})

@@ -1,6 +1,7 @@
 // The web client's entry: routes by the URL's hash to a view.
-//   #/operator            the operator console
-//   #/principal           the principal view (an enrolled device)
+//   #/operator[/FP]       the operator console (of delegation FP, if this browser has several)
+//   #/operator/new        create another delegation in this browser
+//   #/principal[/FP]      the principal view (of enrolled device FP, if several)
 //   #/enrol/CODE/ID       enrol this device with a delegation
 
 import { h, mount } from "./dom.js";
@@ -21,8 +22,8 @@ function home() {
 async function route() {
   const parts = location.hash.replace(/^#\/?/, "").split("/");
   try {
-    if (parts[0] === "operator") await operatorView(root);
-    else if (parts[0] === "principal") await principalView(root);
+    if (parts[0] === "operator") await operatorView(root, parts[1]);
+    else if (parts[0] === "principal") await principalView(root, parts[1]);
     else if (parts[0] === "enrol" && parts.length === 3) await enrolView(root, parts[1], parts[2]);
     else home();
   } catch (err) {

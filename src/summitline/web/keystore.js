@@ -1,5 +1,9 @@
-// Identities kept in this browser's IndexedDB: the CryptoKey pair (private half
-// non-extractable) with what the device knows about itself. No DOM.
+// Identities kept in this browser's IndexedDB: CryptoKey pairs (private halves
+// non-extractable) with what each knows about itself. No DOM.
+//
+// A browser may hold several: normally one device, but on a demo machine two tabs can
+// be two principals, or one browser can hold two delegations' operator keys.
+// Kinds: "operator" (a delegation key) and "device" (a device key).
 
 const DB = "summitline";
 const STORE = "identities";
@@ -23,7 +27,22 @@ async function tx(mode, fn) {
   });
 }
 
-// name: "operator" (a delegation key) or "device" (this device's key).
-export const saveIdentity = (name, identity) => tx("readwrite", (s) => s.put(identity, name));
-export const loadIdentity = (name) => tx("readonly", (s) => s.get(name));
-export const forgetIdentity = (name) => tx("readwrite", (s) => s.delete(name));
+const keyOf = (kind, fingerprint) => `${kind}:${fingerprint}`;
+
+export const saveIdentity = (kind, identity) =>
+  tx("readwrite", (s) => s.put(identity, keyOf(kind, identity.fingerprint)));
+
+export const loadIdentity = (kind, fingerprint) =>
+  tx("readonly", (s) => s.get(keyOf(kind, fingerprint)));
+
+export async function listIdentities(kind) {
+  const range = IDBKeyRange.bound(`${kind}:`, `${kind}:\uffff`);
+  return tx("readonly", (s) => s.getAll(range));
+}
+
+// The identity of `kind` this view should use: the one named, or the only one.
+export async function chooseIdentity(kind, fingerprint) {
+  if (fingerprint) return loadIdentity(kind, fingerprint);
+  const all = await listIdentities(kind);
+  return all.length === 1 ? all[0] : null;
+}

@@ -27,7 +27,7 @@ export async function enrolView(root, code, delegationId) {
       h("p", {}, `${seat.name} (${seat.role}) of ${delegation.name}.`),
       h("p", {}, "Show this fingerprint to your communications officer; it must match the one on the console:"),
       h("p", { class: "fingerprint", id: "device-fingerprint" }, shortFingerprint(pair.fingerprint)),
-      h("a", { class: "button primary", href: "#/principal" }, "Continue")));
+      h("a", { class: "button primary", href: `#/principal/${pair.fingerprint}` }, "Continue")));
   } catch (err) {
     mount(root, h("main", { class: "narrow" },
       h("h1", {}, "Enrolment failed"),

@@ -7,15 +7,25 @@ import { get, post } from "../api.js";
 import { b64u, digest, generateKeyPair, sha256, hex, shortFingerprint, sign, statements }
   from "../crypto.js";
 import { h, mount } from "../dom.js";
-import { loadIdentity, saveIdentity } from "../keystore.js";
+import { chooseIdentity, listIdentities, saveIdentity } from "../keystore.js";
 import { checkPlan } from "../plan.js";
 
 const ROLES = ["principal", "interpreter", "aide", "operator"];
 const REFRESH_MS = 1000; // the console redraws what the server reports, once a second
 
-export async function operatorView(root) {
-  const me = await loadIdentity("operator");
-  if (!me) return createDelegation(root);
+export async function operatorView(root, fingerprint) {
+  if (fingerprint === "new") return createDelegation(root);
+  const me = await chooseIdentity("operator", fingerprint);
+  if (!me) {
+    const all = await listIdentities("operator");
+    if (all.length === 0) return createDelegation(root);
+    mount(root, h("main", { class: "narrow" }, h("h1", {}, "Operator console"),
+      h("p", {}, "This browser holds the keys of several delegations. Which one?"),
+      h("nav", { class: "choices column" }, all.map((d) =>
+        h("a", { class: "button big", href: `#/operator/${d.fingerprint}` }, d.name)),
+        h("a", { class: "button", href: "#/operator/new" }, "Create another delegation"))));
+    return null;
+  }
   const view = new Console(root, me);
   await view.refresh();
   return view;
@@ -32,7 +42,7 @@ function createDelegation(root) {
       await post("/api/delegations", { name: name.value, key: pair.key,
         signature: await sign(pair.privateKey, statements.register(name.value, pair.key)) });
       await saveIdentity("operator", { ...pair, name: name.value, pins: {}, proposed: {} });
-      await operatorView(root);
+      location.hash = `#/operator/${pair.fingerprint}`;
     } catch (err) {
       error.textContent = err.message;
     }
@@ -50,6 +60,20 @@ class Console {
     this.selectedCall = null;
     this.timer = setInterval(() => this.refreshCall(), REFRESH_MS);
     this.callPanel = h("section", { class: "card", id: "call-panel" });
+    this.status = h("p", { class: "error", role: "alert", id: "console-error" });
+  }
+
+  // Run a console action; a failure is shown, never swallowed.
+  act(fn) {
+    return async (ev) => {
+      ev?.preventDefault?.();
+      this.status.textContent = "";
+      try {
+        await fn(ev);
+      } catch (err) {
+        this.status.textContent = err.message;
+      }
+    };
   }
 
   async save() {
@@ -80,6 +104,7 @@ class Console {
             shortFingerprint(me.fingerprint)),
           h("details", {}, h("summary", {}, "Full id (send it to the other office)"),
             h("code", { id: "own-id" }, me.fingerprint)))),
+      this.status,
       h("div", { class: "columns" },
         h("div", {}, this.linksCard(links), this.devicesCard(devices)),
         h("div", {}, this.plansCard(links, devices, plans), this.callPanel))));
@@ -155,8 +180,7 @@ class Console {
     const name = h("input", { id: "device-name", required: true, placeholder: "e.g. President" });
     const role = h("select", { id: "device-role" }, ROLES.map((r) => h("option", { value: r }, r)));
     const out = h("div", { id: "enrolment-link" });
-    const form = h("form", { onsubmit: async (ev) => {
-      ev.preventDefault();
+    const form = h("form", { onsubmit: this.act(async () => {
       const code = b64u(crypto.getRandomValues(new Uint8Array(24)));
       const codeHash = hex(await sha256(code));
       await post(`/api/delegations/${this.me.fingerprint}/enrolments`, {
@@ -168,7 +192,7 @@ class Console {
       document.getElementById("enrolment-link").replaceChildren(
         h("p", {}, `Open this link on the device for ${name.value}:`),
         h("a", { href: url, class: "mono", id: "enrol-url", target: "_blank" }, url));
-    } }, h("label", {}, "Device for", name), h("label", {}, "Role", role),
+    }) }, h("label", {}, "Device for", name), h("label", {}, "Role", role),
        h("button", { id: "enrol-device" }, "Create enrolment link"));
     return h("section", { class: "card", id: "devices" }, h("h2", {}, "Devices"),
       h("table", {}, h("tr", {}, h("th", {}, "Name"), h("th", {}, "Role"),
@@ -194,7 +218,7 @@ class Console {
   planRow(p) {
     const mineMissing = p.missing.includes(this.me.fingerprint);
     const names = Object.fromEntries(p.plan.delegations.map((d) => [d.id, d.name]));
-    const row = h("div", { class: "plan", "data-call": p.call },
+    const row = h("div", { class: "plan", "data-call": p.plan.call },
       h("h3", {}, p.plan.title, " ", h("span", { class: `badge ${p.phase}` },
         p.complete ? p.phase : "awaiting signature")),
       h("ul", { class: "participants" }, p.plan.participants.map((x) => h("li", {},
@@ -203,24 +227,26 @@ class Console {
       h("p", { class: "muted" }, `Press window: ${p.plan.press_window_s} s · plan `,
         h("span", { class: "mono" }, p.hash.slice(0, 16))));
     if (mineMissing) {
-      row.append(h("button", { class: "primary cosign", onclick: async () => {
+      row.append(h("button", { class: "primary cosign", onclick: this.act(async () => {
         await checkPlan(p.plan);
         const hash = await digest(p.plan);
         if (hash !== p.hash) throw new Error("the plan does not hash to what the server says");
         await post(`/api/plans/${hash}/signatures`, { delegation: this.me.fingerprint,
           signature: await sign(this.me.privateKey, statements.plan(hash)) });
         await this.refresh();
-      } }, "I have checked the participants: co-sign"));
+      }) }, "I have checked the participants: co-sign"));
     } else if (p.complete && p.phase === "planned") {
-      row.append(h("button", { class: "primary start", onclick: () => this.control(p.call, "start") },
+      row.append(h("button", { class: "primary start",
+                               onclick: this.act(() => this.control(p.plan.call, "start")) },
         "Start the call"));
     } else if (p.complete && p.phase !== "ended") {
-      row.append(h("button", { class: "danger end", onclick: () => this.control(p.call, "end") },
+      row.append(h("button", { class: "danger end",
+                               onclick: this.act(() => this.control(p.plan.call, "end")) },
         "End the call"));
     }
     if (p.complete) {
       row.append(h("button", { class: "watch", onclick: () => {
-        this.selectedCall = p.call;
+        this.selectedCall = p.plan.call;
         this.refreshCall();
       } }, "Watch"));
     }

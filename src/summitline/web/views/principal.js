@@ -6,17 +6,20 @@ import { get, wsUrl } from "../api.js";
 import { shortFingerprint } from "../crypto.js";
 import { go, h, mount } from "../dom.js";
 import { browserLanguage, strings } from "../i18n.js";
-import { loadIdentity } from "../keystore.js";
+import { chooseIdentity, listIdentities, saveIdentity } from "../keystore.js";
 import { participant } from "../plan.js";
 import { CallSession } from "../session.js";
 
-export async function principalView(root) {
-  const identity = await loadIdentity("device");
+export async function principalView(root, fingerprint) {
+  const identity = await chooseIdentity("device", fingerprint);
   const t = await strings(identity?.language || browserLanguage());
   document.title = t("title");
   if (!identity) {
-    mount(root, h("main", { class: "narrow" }, h("h1", {}, t("not_enrolled")),
-                  h("p", {}, t("not_enrolled_help"))));
+    const all = await listIdentities("device");
+    mount(root, h("main", { class: "narrow" }, all.length === 0
+      ? [h("h1", {}, t("not_enrolled")), h("p", {}, t("not_enrolled_help"))]
+      : [h("h1", {}, t("choose_device")), h("nav", { class: "choices column" }, all.map((d) =>
+          h("a", { class: "button big", href: `#/principal/${d.fingerprint}` }, d.name)))]));
     return;
   }
   const calls = await get(`/api/devices/${identity.fingerprint}/calls`);
@@ -111,6 +114,10 @@ async function inCall(root, identity, call) {
     otherName = other ? other.name : "";
     t = await strings(me.language);
     document.documentElement.lang = me.language;
+    if (identity.language !== me.language) {  // the next screen speaks it from the start
+      identity.language = me.language;
+      await saveIdentity("device", identity);
+    }
     render();
   });
   session.addEventListener("phase", render);
@@ -126,7 +133,8 @@ async function inCall(root, identity, call) {
       h("h1", {}, title), h("p", {}, detail.help),
       detail.technical ? h("details", {}, h("summary", {}, t("technical_detail")),
                            h("p", { class: "mono", id: "stop-detail" }, detail.technical)) : "",
-      h("button", { class: "big", id: "back", onclick: () => go("#/principal") }, t("back"))));
+      h("button", { class: "big", id: "back",
+                    onclick: () => go(`#/principal/${identity.fingerprint}`) }, t("back"))));
   };
   session.addEventListener("fatal", (ev) => {
     const planProblem = ev.detail.code === "plan-rejected";
