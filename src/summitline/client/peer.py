@@ -39,6 +39,7 @@ class PeerLink:
         self._alarm = alarm
         self._on_frame = on_frame
         self.frames: dict[MediaKind, int] = {MediaKind.AUDIO: 0, MediaKind.VIDEO: 0}
+        self.tracks: list[str] = []  # the kind of every track the peer sent us
         self.first_frame: dict[MediaKind, float] = {}
         self.first_video = asyncio.Event()
         self.sent_sdp = ""  # our offer or answer as signed and sent
@@ -65,6 +66,7 @@ class PeerLink:
                 self.pc.addTransceiver(str(kind), direction="recvonly")
 
     def _on_track(self, track: MediaStreamTrack) -> None:
+        self.tracks.append(track.kind)
         kind = MediaKind(track.kind)
         if kind not in self.receive:
             self._alarm(f"{self.remote[:12]} sent {kind} that the plan does not allow; "

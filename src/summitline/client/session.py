@@ -134,6 +134,7 @@ class CallSession:
     def alarm(self, text: str) -> None:
         log.warning("ALARM %s: %s", self.device[:12], text)
         self.alarms.append(text)
+        self._changed.set()
 
     # -- the connection loop -------------------------------------------------------------
     async def run(self) -> None:
@@ -180,6 +181,7 @@ class CallSession:
                 log.warning("ignoring unknown server message %r", msg.get("type"))
                 continue
             await handler(self, msg)
+            self._changed.set()  # waiters re-check after every message
             if self.ended.is_set() or self._fatal is not None:
                 return
 

@@ -1,0 +1,244 @@
+"""A hostile server against the Python endpoint. For each attack the endpoint raises an
+alarm and no media reaches anyone outside the plan (nor, where the attack breaks the
+trust between the principals, anyone at all)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import httpx
+import pytest
+from aiortc import RTCPeerConnection
+
+from summitline.client.bilateral import Bilateral, provision
+from summitline.client.ice import loopback
+from summitline.client.session import CallSession, PlanRejected
+from summitline.core.roles import MediaKind, Role
+from summitline.core.sas import sas
+from summitline.crypto import sdp as signed_sdp
+from summitline.crypto.keys import PrivateKey
+from tests.client.test_session import WAIT_S
+from tests.hostile import Message, Wire, hostile, swap_fingerprint
+
+
+def sessions_via(url: str, call: Bilateral) -> list[CallSession]:
+    return [CallSession(url, call.call, side.identity(), ice=loopback(), reconnect=False)
+            for side in (call.a, call.b)]
+
+
+async def first_alarm(sessions: list[CallSession]) -> CallSession:
+    waits = {asyncio.ensure_future(s.wait_for(lambda s=s: bool(s.alarms))): s
+             for s in sessions}
+    done, pending = await asyncio.wait(waits, timeout=WAIT_S,
+                                       return_when=asyncio.FIRST_COMPLETED)
+    for p in pending:
+        p.cancel()
+    assert done, "no endpoint raised an alarm"
+    return waits[done.pop()]
+
+
+def no_media(sessions: list[CallSession]) -> None:
+    for s in sessions:
+        assert s.frames(MediaKind.AUDIO) == s.frames(MediaKind.VIDEO) == 0
+        assert not any(link.connected for link in s.links.values())
+
+
+async def stop(sessions: list[CallSession], tasks: list[asyncio.Task[None]]) -> None:
+    for s in sessions:
+        await s.leave()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@pytest.mark.parametrize("where", ["offer", "answer", "both"])
+async def test_a_swapped_dtls_fingerprint_is_caught(where: str, ws_url: str,
+                                                     bilateral: Bilateral,
+                                                     http: httpx.AsyncClient) -> None:
+    targets = {"offer", "answer"} if where == "both" else {where}
+
+    def down(wire: Wire, msg: Message) -> Message:
+        if msg["type"] in targets:
+            msg = {**msg, "sdp": swap_fingerprint(msg["sdp"])}
+        return msg
+
+    async with hostile(ws_url, down=down) as proxy:
+        await bilateral.a.operator.control(bilateral.call, "start")
+        a, b = sessions_via(proxy.url, bilateral)
+        tasks = [asyncio.create_task(a.run())]
+        await asyncio.wait_for(a.joined.wait(), WAIT_S)
+        tasks.append(asyncio.create_task(b.run()))  # b joins later: b offers, a answers
+        alarmed = await first_alarm([a, b])
+        assert alarmed is (b if where == "answer" else a)
+        assert "fails its signature" in alarmed.alarms[0]
+        assert "fingerprint may have been swapped" in alarmed.alarms[0]
+        no_media([a, b])
+        # what each principal would read aloud differs: a MITM cannot hide behind the SAS
+        sent = next(m for m in proxy.wire_of(b.device).seen_up if m["type"] == "offer")
+        got = next(m for m in proxy.wire_of(a.device).seen_down if m["type"] == "offer")
+        if "offer" in targets:
+            x = ["sha-256 00"]
+            assert sas(a.call, signed_sdp.fingerprints(sent["sdp"]), x) != sas(
+                a.call, signed_sdp.fingerprints(got["sdp"]), x)
+        await stop([a, b], tasks)
+    entries = (await http.get(f"/api/calls/{bilateral.call}/record")).json()["entries"]
+    answered = [e for e in entries if e["kind"] == "signal.answer"]
+    assert answered == [] if "offer" in targets else len(answered) == 1
+
+
+def tamper_welcome(change: Any) -> Any:
+    def down(wire: Wire, msg: Message) -> Message:
+        if msg["type"] == "welcome":
+            msg = copy.deepcopy(msg)
+            change(msg["signed_plan"])
+        return msg
+    return down
+
+
+async def assert_plan_refused(url: str, call: Bilateral, http: httpx.AsyncClient,
+                              why: str) -> None:
+    await call.a.operator.control(call.call, "start")
+    sessions = sessions_via(url, call)
+    results = await asyncio.wait_for(asyncio.gather(*(s.run() for s in sessions),
+                                                    return_exceptions=True), WAIT_S)
+    for s, result in zip(sessions, results, strict=True):
+        assert isinstance(result, PlanRejected), result
+        assert why in str(result) and s.alarms and s.alarms[0].startswith("plan refused")
+        assert not s.links
+    no_media(sessions)
+    entries = (await http.get(f"/api/calls/{call.call}/record")).json()["entries"]
+    assert not [e for e in entries if e["kind"] == "signal.offer"]
+    for s in sessions:
+        await s.leave()
+
+
+async def test_a_substituted_device_key_in_the_plan(ws_url: str, bilateral: Bilateral,
+                                                    http: httpx.AsyncClient) -> None:
+    attacker = PrivateKey.generate()
+
+    def change(signed: dict[str, Any]) -> None:
+        other = signed["plan"]["participants"][1]
+        other["key"], other["device"] = attacker.public.b64u, attacker.fingerprint
+
+    async with hostile(ws_url, down=tamper_welcome(change)) as proxy:
+        await assert_plan_refused(proxy.url, bilateral, http, "invalid")
+
+
+async def test_a_plan_signed_by_one_delegation_only(ws_url: str, bilateral: Bilateral,
+                                                    http: httpx.AsyncClient) -> None:
+    def change(signed: dict[str, Any]) -> None:
+        del signed["signatures"][bilateral.b.operator.id]
+
+    async with hostile(ws_url, down=tamper_welcome(change)) as proxy:
+        await assert_plan_refused(proxy.url, bilateral, http, "not signed by")
+
+
+async def test_an_old_plan_served_again(ws_url: str, http: httpx.AsyncClient) -> None:
+    old = await provision(http)  # an earlier call: complete, validly signed, but not this one
+    new = await provision(http)
+    old_signed = (await http.get(f"/api/plans/{old.plan.hash}")).json()
+    new.a.operator.pinned.update(old.a.operator.pinned)  # even if it knew those keys
+
+    def change(signed: dict[str, Any]) -> None:
+        signed["plan"], signed["signatures"] = old_signed["plan"], old_signed["signatures"]
+
+    async with hostile(ws_url, down=tamper_welcome(change)) as proxy:
+        await assert_plan_refused(proxy.url, new, http, "")
+
+
+async def test_an_interpreter_grant_widened_to_video(ws_url: str,
+                                                     http: httpx.AsyncClient) -> None:
+    interpreter = PrivateKey.generate()
+    call = await provision(http, extra=[(1, interpreter, Role.INTERPRETER, "RU interpreter")])
+
+    def change(signed: dict[str, Any]) -> None:
+        signed["plan"]["interpreter_video"] = True
+
+    async with hostile(ws_url, down=tamper_welcome(change)) as proxy:
+        await assert_plan_refused(proxy.url, call, http, "invalid")
+
+
+async def test_an_interpreter_without_video_grant_receives_no_video(
+        ws_url: str, http: httpx.AsyncClient) -> None:
+    interpreter = PrivateKey.generate()
+    call = await provision(http, extra=[(1, interpreter, Role.INTERPRETER, "RU interpreter")])
+    await call.a.operator.control(call.call, "start")
+    a, b = sessions_via(ws_url, call)
+    i = CallSession(ws_url, call.call, call.b.identity(interpreter), ice=loopback())
+    tasks = [asyncio.create_task(s.run()) for s in (a, b, i)]
+    await asyncio.wait_for(i.wait_for(
+        lambda: len(i.links) == 2 and all(link.frames[MediaKind.AUDIO] > 20
+                                          for link in i.links.values())), WAIT_S)
+    for link in i.links.values():
+        assert link.tracks == ["audio"]  # every track it was sent: floor audio, no video
+        assert link.frames[MediaKind.VIDEO] == 0
+    await a.wait_for(lambda: a.frames(MediaKind.VIDEO) > 10)  # the principals see each other
+    assert i.alarms == [] and a.alarms == []
+    await stop([a, b, i], tasks)
+
+
+async def test_a_listener_not_in_the_plan_is_refused(ws_url: str, bilateral: Bilateral,
+                                                     http: httpx.AsyncClient) -> None:
+    outsider = PrivateKey.generate()
+    pc = RTCPeerConnection(loopback().configuration())
+    pc.addTransceiver("audio", direction="recvonly")
+    pc.addTransceiver("video", direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    injected: list[str] = []
+
+    def down(wire: Wire, msg: Message) -> Message:
+        if msg["type"] == "welcome":
+            # tell the endpoint an outsider is present, and have the outsider ask for media
+            msg = {**msg, "peers": [*msg["peers"], {"device": outsider.fingerprint,
+                                                    "generation": 0}]}
+            offer_sdp = pc.localDescription.sdp
+            sig = signed_sdp.sign(outsider, call=bilateral.call,
+                                  plan_hash=bilateral.plan.hash, receiver=wire.device,
+                                  generation=1, kind="offer", sdp=offer_sdp)
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(wire.inject({
+                "type": "offer", "from": outsider.fingerprint, "generation": 1,
+                "sdp": offer_sdp, "signature": sig})))
+            injected.append(wire.device)
+        return msg
+
+    async with hostile(ws_url, down=down) as proxy:
+        await bilateral.a.operator.control(bilateral.call, "start")
+        a, b = sessions_via(proxy.url, bilateral)
+        tasks = [asyncio.create_task(s.run()) for s in (a, b)]
+        await asyncio.wait_for(asyncio.gather(*(s.wait_for(
+            lambda s=s: bool(s.alarms) and s.frames(MediaKind.VIDEO) > 10) for s in (a, b))),
+            WAIT_S)
+        for s in (a, b):
+            assert any("outside the plan" in text for text in s.alarms)
+        # nothing was ever sent towards the outsider, and it received no media
+        for wire in proxy.wires:
+            assert not [m for m in wire.seen_up if m.get("to") == outsider.fingerprint]
+        assert pc.remoteDescription is None and pc.connectionState == "new"
+        await stop([a, b], tasks)
+    await pc.close()
+    assert len(injected) == 2
+
+
+async def test_an_old_offer_replayed(ws_url: str, bilateral: Bilateral) -> None:
+    replay: dict[str, Message] = {}
+
+    def down(wire: Wire, msg: Message) -> Message:
+        if msg["type"] == "offer":
+            replay["offer"] = msg
+            replay["to"] = wire  # type: ignore[assignment]
+        return msg
+
+    async with hostile(ws_url, down=down) as proxy:
+        await bilateral.a.operator.control(bilateral.call, "start")
+        a, b = sessions_via(proxy.url, bilateral)
+        tasks = [asyncio.create_task(a.run())]
+        await asyncio.wait_for(a.joined.wait(), WAIT_S)
+        tasks.append(asyncio.create_task(b.run()))
+        await a.wait_for(lambda: a.frames(MediaKind.VIDEO) > 10)
+        await replay["to"].inject(replay["offer"])  # type: ignore[attr-defined]
+        await asyncio.wait_for(a.wait_for(lambda: bool(a.alarms)), WAIT_S)
+        assert "old generation" in a.alarms[0]
+        (link,) = a.links.values()
+        assert link.generation == 1 and link.connected  # the call went on untouched
+        await stop([a, b], tasks)
+        assert proxy.wires
