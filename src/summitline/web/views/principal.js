@@ -63,7 +63,8 @@ async function inCall(root, identity, call) {
   const camera = h("button", { class: "control", id: "camera", "aria-pressed": "false" });
   const end = h("button", { class: "control danger", id: "end" });
   const keys = h("div", { class: "keys muted" });
-  const stage = h("div", { class: "stage" }, remoteVideo, waiting, selfVideo, phase,
+  const alarm = h("div", { class: "alarm", id: "alarm", role: "alert", hidden: true });
+  const stage = h("div", { class: "stage" }, remoteVideo, waiting, selfVideo, phase, alarm,
                   h("aside", { class: "sas", "aria-live": "polite" }, sasTitle, code, sasHelp),
                   h("nav", { class: "controls" }, mute, camera, end), keys);
   mount(root, stage);
@@ -142,9 +143,14 @@ async function inCall(root, identity, call) {
          { help: planProblem ? t("stop_help") : "", technical: ev.detail.message });
   });
   session.addEventListener("alarm", (ev) => {
+    // A signature that fails between the principals breaks the call's trust: stop.
+    // Anything else (a stranger knocking, a replay) was refused; say so and go on.
     if (ev.detail.text.includes("signature")) {
       session.stop("plan-rejected", ev.detail.text);
+      return;
     }
+    alarm.hidden = false;
+    alarm.textContent = `${t("alarm_refused")} ${ev.detail.text}`;
   });
   session.addEventListener("ended", () => stop(t("phase_ended"), { help: t("ended_help") }));
   render();

@@ -1,0 +1,219 @@
+"""A hostile server against the browser endpoint: Playwright's WebSocket routing puts
+the attacker between the page and the real server. The other principal is an honest
+Python endpoint. For each attack the browser raises an alarm (and stops where trust
+between the principals is broken), and no media reaches anyone outside the plan."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from aiortc import RTCPeerConnection
+from playwright.async_api import Browser, WebSocketRoute, expect
+
+from summitline.client.ice import loopback
+from summitline.client.operator import participant
+from summitline.client.session import CallSession, Identity
+from summitline.core.roles import MediaKind, Role
+from summitline.crypto import sdp as signed_sdp
+from summitline.crypto.keys import PrivateKey
+from tests.browser.people import (
+    cosigned_plan,
+    enrol_browser,
+    join_in_browser,
+    linked_operators,
+    principal,
+    wait_for_media,
+)
+from tests.client.test_session import WAIT_S
+from tests.hostile import Message, swap_fingerprint
+
+Tamper = Callable[[Message], Message | None]
+
+
+@dataclass
+class Attack:
+    python_first: bool  # who joins first (the later joiner offers)
+    down: Tamper  # server -> browser
+    alarm: str  # what the browser's alarm says
+    stops: bool  # the call stops (trust broken) or goes on (a stranger refused)
+    interpreter: bool = False
+
+
+def on_type(kind: str, change: Callable[[Message], None]) -> Tamper:
+    def tamper(msg: Message) -> Message:
+        if msg["type"] == kind:
+            msg = copy.deepcopy(msg)
+            change(msg)
+        return msg
+    return tamper
+
+
+ATTACKER = PrivateKey.generate()
+
+
+def substitute_key(msg: Message) -> None:
+    other = msg["signed_plan"]["plan"]["participants"][1]
+    other["key"], other["device"] = ATTACKER.public.b64u, ATTACKER.fingerprint
+
+
+def one_signature(msg: Message) -> None:
+    sigs = msg["signed_plan"]["signatures"]
+    del sigs[sorted(sigs)[0]]
+
+
+def widen_grant(msg: Message) -> None:
+    msg["signed_plan"]["plan"]["interpreter_video"] = True
+
+
+def swap(msg: Message) -> None:
+    msg["sdp"] = swap_fingerprint(msg["sdp"])
+
+
+ATTACKS = {
+    # the browser receives the offer when it joined first (the later joiner offers)
+    "fingerprint swapped in the offer": Attack(False, on_type("offer", swap),
+                                               "fails its signature", True),
+    "fingerprint swapped in the answer": Attack(True, on_type("answer", swap),
+                                                "fails its signature", True),
+    "device key substituted in the plan": Attack(True, on_type("welcome", substitute_key),
+                                                 "on the plan is invalid", True),
+    "plan signed by one delegation only": Attack(True, on_type("welcome", one_signature),
+                                                 "not signed by", True),
+    "interpreter grant widened to video": Attack(True, on_type("welcome", widen_grant),
+                                                 "on the plan is invalid", True, True),
+}
+
+
+@dataclass
+class Route:
+    """The attacker's hold on the page's signaling connection."""
+
+    down: Tamper
+    page_side: WebSocketRoute | None = None
+    sent_up: list[Message] = field(default_factory=list)
+
+    def __call__(self, ws: WebSocketRoute) -> None:
+        self.page_side = ws
+        server = ws.connect_to_server()
+
+        def up(m: str | bytes) -> None:
+            self.sent_up.append(json.loads(m))
+            server.send(m)
+
+        def down(m: str | bytes) -> None:
+            out = self.down(json.loads(m))
+            if out is not None:
+                ws.send(json.dumps(out))
+
+        ws.on_message(up)
+        server.on_message(down)
+
+    def inject(self, msg: Message) -> None:
+        assert self.page_side is not None
+        self.page_side.send(json.dumps(msg))
+
+
+async def setup(browser: Browser, server: str, http: httpx.AsyncClient,
+                interpreter: bool = False) -> tuple[Any, Any, PrivateKey, Any, Any]:
+    us, ru, link = await linked_operators(http)
+    web = await enrol_browser(browser, server, us, "President of the United States")
+    py_key = PrivateKey.generate()
+    people = [principal(us, web.key, "President of the United States", "en"),
+              principal(ru, py_key, "President of the Russian Federation", "ru")]
+    if interpreter:
+        people.append(participant(PrivateKey.generate(), ru.id, Role.INTERPRETER,
+                                  "RU interpreter", "ru"))
+    plan = await cosigned_plan(us, ru, link, people)
+    await us.control(plan.call, "start")
+    return us, ru, py_key, web, plan
+
+
+@pytest.mark.parametrize("name", list(ATTACKS))
+async def test_the_browser_catches(name: str, browser: Browser, server: str, ws_url: str,
+                                   http: httpx.AsyncClient) -> None:
+    attack = ATTACKS[name]
+    us, ru, py_key, web, plan = await setup(browser, server, http, attack.interpreter)
+    route = Route(attack.down)
+    await web.page.route_web_socket("**/ws", route)
+    py = CallSession(ws_url, plan.call, Identity(py_key, dict(ru.pinned)), ice=loopback())
+    task: asyncio.Task[None] | None = None
+    if attack.python_first:
+        task = asyncio.create_task(py.run())
+        await asyncio.wait_for(py.joined.wait(), WAIT_S)
+    await join_in_browser(web, server, plan.call)
+    if not attack.python_first:
+        await web.page.wait_for_function(  # joined: the plan is verified
+            "(c) => window.summitlineSession?.call === c && window.summitlineSession.signed",
+            arg=plan.call)
+        task = asyncio.create_task(py.run())
+    await expect(web.page.locator("#stop h1")).to_have_text("This call cannot be verified")
+    await web.page.locator("#stop summary").click()
+    await expect(web.page.locator("#stop-detail")).to_contain_text(attack.alarm)
+    alarms = await web.page.evaluate("() => window.summitlineSession.alarms")
+    assert alarms and attack.alarm in alarms[0]
+    # no media: the browser holds no peer connection and stopped its camera; the Python
+    # principal received nothing
+    assert await web.page.evaluate("() => window.summitlineSession.links.size") == 0
+    assert await web.page.evaluate("() => window.summitlineSession.localStream"
+                                   ".getTracks().every(t => t.readyState === 'ended')")
+    assert py.frames(MediaKind.VIDEO) == py.frames(MediaKind.AUDIO) == 0
+    assert not any(link.connected for link in py.links.values())
+    await us.control(plan.call, "end")
+    assert task is not None
+    await asyncio.wait_for(task, WAIT_S)
+    await py.leave()
+
+
+async def test_the_browser_refuses_a_listener_not_in_the_plan_and_a_replayed_offer(
+        browser: Browser, server: str, ws_url: str, http: httpx.AsyncClient,
+        screenshots: Any) -> None:
+    us, ru, py_key, web, plan = await setup(browser, server, http)
+    offers: list[Message] = []
+
+    def keep_offers(msg: Message) -> Message:
+        if msg["type"] == "offer":
+            offers.append(msg)
+        return msg
+
+    route = Route(keep_offers)
+    await web.page.route_web_socket("**/ws", route)
+    await join_in_browser(web, server, plan.call)  # the browser first: Python offers to it
+    await web.page.wait_for_function(
+        "(c) => window.summitlineSession?.call === c && window.summitlineSession.signed",
+        arg=plan.call)
+    py = CallSession(ws_url, plan.call, Identity(py_key, dict(ru.pinned)), ice=loopback())
+    task = asyncio.create_task(py.run())
+    await wait_for_media(web.page, frames=10, audio=10)
+
+    # a stranger, with a key of its own, asks the browser for its media
+    outsider = PrivateKey.generate()
+    pc = RTCPeerConnection(loopback().configuration())
+    pc.addTransceiver("video", direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = pc.localDescription.sdp
+    route.inject({"type": "offer", "from": outsider.fingerprint, "generation": 1, "sdp": sdp,
+                  "signature": signed_sdp.sign(outsider, call=plan.call, plan_hash=plan.hash,
+                                               receiver=web.device, generation=1,
+                                               kind="offer", sdp=sdp)})
+    await expect(web.page.locator("#alarm")).to_contain_text("outside the plan")
+    # and the old offer of the real peer, replayed
+    route.inject(offers[0])
+    await expect(web.page.locator("#alarm")).to_contain_text("old generation")
+    await web.page.screenshot(path=str(screenshots / "principal-alarm.png"))
+    assert not [m for m in route.sent_up if m.get("to") == outsider.fingerprint]
+    assert pc.remoteDescription is None
+    # the call itself went on
+    assert await web.page.evaluate("() => window.summitlineSession.links.size") == 1
+    before = py.frames(MediaKind.VIDEO)
+    await py.wait_for(lambda: py.frames(MediaKind.VIDEO) > before + 10)
+    await pc.close()
+    await us.control(plan.call, "end")
+    await asyncio.wait_for(task, WAIT_S)
+    await py.leave()
