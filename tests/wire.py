@@ -32,6 +32,13 @@ async def connect(url: str) -> tuple[Any, str]:
     return ws, challenge["nonce"]
 
 
+async def connect_from(url: str, address: str) -> tuple[Any, str]:
+    """Like ``connect``, from another loopback address (a different remote host)."""
+    ws = await websockets.connect(url, max_size=2**22, local_addr=(address, 0))
+    challenge = await recv(ws)
+    return ws, challenge["nonce"]
+
+
 def hello(call: str, key: PrivateKey, nonce: str) -> dict[str, Any]:
     return {"type": "hello", "version": 1, "call": call, "device": key.fingerprint,
             "nonce": nonce, "signature": key.sign(statements.join(call, key.fingerprint, nonce))}
@@ -67,3 +74,16 @@ async def next_of(ws: Any, kind: str) -> dict[str, Any]:
         if msg["type"] == kind:
             return msg
         assert msg["type"] in {"peer-joined", "peer-left", "phase"}, msg
+
+
+async def until_admitted(url: str, call: str, key: PrivateKey) -> Any:
+    """Join, retrying while the server still counts an old connection (it learns of a
+    close asynchronously); returns the joined connection."""
+    while True:
+        ws, nonce = await connect(url)
+        await send(ws, hello(call, key, nonce))
+        msg = await recv(ws)
+        if msg["type"] == "welcome":
+            return ws
+        assert msg["code"] == "too-many-connections", msg
+        await closed_with(ws)

@@ -20,10 +20,29 @@ def _serve(args: argparse.Namespace) -> int:
     from summitline.server.app import Settings
     from summitline.server.run import config
 
-    settings = Settings(data_dir=args.data, database_url=args.database_url)
-    print(f"summitline {__version__}: serving on http://{args.host}:{args.port} "
-          f"(API docs at /docs), data in {args.data}", file=sys.stderr)
-    uvicorn.Server(config(settings, args.host, args.port)).run()
+    if (args.cert is None) != (args.key is None):
+        print("summitline serve: --cert and --key go together", file=sys.stderr)
+        return 2
+    tls = (args.cert, args.key) if args.cert else None
+    for path in tls or ():
+        if not path.is_file():
+            print(f"summitline serve: no such file {path}", file=sys.stderr)
+            return 2
+    settings = Settings(data_dir=args.data, database_url=args.database_url,
+                        allowed_origins=tuple(args.allow_origin))
+    scheme = "https" if tls else "http"
+    print(f"summitline {__version__}: serving on {scheme}://{args.host}:{args.port} "
+          f"(OpenAPI at /openapi.json), data in {args.data}", file=sys.stderr)
+    uvicorn.Server(config(settings, args.host, args.port, tls=tls)).run()
+    return 0
+
+
+def _dev_cert(args: argparse.Namespace) -> int:
+    from summitline.devcert import VALID_DAYS, make_dev_cert
+
+    cert, key = make_dev_cert(args.out, args.host or ["localhost", "127.0.0.1", "::1"])
+    print(f"wrote {cert} and {key} (valid {VALID_DAYS} days); serve with\n"
+          f"  summitline serve --cert {cert} --key {key}")
     return 0
 
 
@@ -82,7 +101,23 @@ def parser() -> argparse.ArgumentParser:
                    help="data directory for the SQLite store (default ./summitline-data)")
     s.add_argument("--database-url", default=None,
                    help="SQLAlchemy URL of another store, e.g. postgresql+asyncpg://…")
+    s.add_argument("--cert", type=Path, default=None, help="TLS certificate (PEM)")
+    s.add_argument("--key", type=Path, default=None, help="TLS private key (PEM)")
+    s.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="another origin whose pages may open signaling (repeatable); "
+                   "by default only the server's own")
     s.set_defaults(func=_serve)
+
+    dc = sub.add_parser("dev-cert", help="make a self-signed TLS certificate for development",
+                        description="Write cert.pem and key.pem (readable by you only) for "
+                        "local development. Browsers need TLS for camera and microphone on "
+                        "any address but localhost.")
+    dc.add_argument("--out", type=Path, default=Path("summitline-tls"),
+                    help="directory to write to (default ./summitline-tls)")
+    dc.add_argument("--host", action="append", default=None, metavar="NAME",
+                    help="a host name or address the certificate is for (repeatable; "
+                    "default localhost, 127.0.0.1, ::1)")
+    dc.set_defaults(func=_dev_cert)
 
     d = sub.add_parser("demo", help="hold a headless demo call between two principals",
                        description="Start a server on loopback, create two delegations, a "

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl as ssl_module
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -71,13 +72,14 @@ class Identity:
 class CallSession:
     def __init__(self, url: str, call: str, identity: Identity, *,
                  source: MediaSource | None = None, ice: IceSettings | None = None,
-                 reconnect: bool = True) -> None:
+                 reconnect: bool = True, ssl: ssl_module.SSLContext | None = None) -> None:
         self.url = url
         self.call = call
         self.identity = identity
         self.source = source or MediaSource.synthetic()
         self.ice = ice or IceSettings()
         self.reconnect = reconnect
+        self.ssl = ssl  # for wss:// with a CA of the deployment's own
         self.signed: SignedPlan | None = None
         self.phase = Phase.PLANNED
         self.press_deadline_ms: int | None = None
@@ -142,8 +144,9 @@ class CallSession:
         backoff = RECONNECT_MIN_S
         while not (self.ended.is_set() or self._leaving):
             try:
+                tls = self.ssl if self.url.startswith("wss:") else None
                 async with websockets.connect(self.url, max_size=m.MAX_MESSAGE_BYTES,
-                                              open_timeout=OPEN_TIMEOUT_S) as ws:
+                                              open_timeout=OPEN_TIMEOUT_S, ssl=tls) as ws:
                     self._ws, backoff = ws, RECONNECT_MIN_S
                     self.connects += 1
                     await self._serve(ws)

@@ -14,9 +14,16 @@ from fastapi.staticfiles import StaticFiles
 
 from summitline import __version__
 from summitline.core import messages
-from summitline.server import api, devices
+from summitline.server import api, closecodes, devices
 from summitline.server.hub import Hub
 from summitline.server.room import Clock
+from summitline.server.security import (
+    MAX_CONNECTIONS_PER_ADDRESS,
+    MAX_CONNECTIONS_PER_CALL,
+    ConnectionLimits,
+    SecurityHeaders,
+    origin_allowed,
+)
 from summitline.server.signaling import Connection
 from summitline.store import open_store
 from summitline.store.sql import sqlite_url
@@ -34,6 +41,11 @@ def wall_clock_ms() -> int:
 class Settings:
     data_dir: Path
     database_url: str | None = None  # default: SQLite in data_dir
+    # Origins besides the server's own whose pages may open signaling (e.g. a console
+    # served elsewhere). Empty: same origin only.
+    allowed_origins: tuple[str, ...] = ()
+    max_connections_per_address: int = MAX_CONNECTIONS_PER_ADDRESS
+    max_connections_per_call: int = MAX_CONNECTIONS_PER_CALL
 
     @property
     def url(self) -> str:
@@ -46,6 +58,8 @@ def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = await open_store(settings.url)
         app.state.hub = Hub(store, clock)
+        app.state.limits = ConnectionLimits(settings.max_connections_per_address,
+                                            settings.max_connections_per_call)
         log.info("summitline %s: data in %s", __version__, settings.data_dir)
         try:
             yield
@@ -53,9 +67,13 @@ def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
             app.state.hub.close()
             await store.close()
 
+    # No /docs or /redoc: they load scripts from a CDN, which a confidential deployment
+    # must not. The OpenAPI document is at /openapi.json.
     app = FastAPI(title="summitline", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,
                   description="Co-signed call plans, signaling and records for "
                               "confidential one-on-one video talks.")
+    app.add_middleware(SecurityHeaders)
     app.include_router(api.router())
     app.include_router(devices.router())
 
@@ -66,7 +84,23 @@ def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
 
     @app.websocket("/ws")
     async def signaling(ws: WebSocket) -> None:
-        await Connection(ws, app.state.hub).serve()
+        hub: Hub = app.state.hub
+        address = ws.client.host if ws.client else "unknown"
+        if not origin_allowed(ws.headers.get("origin"), ws.headers.get("host"),
+                              settings.allowed_origins):
+            await hub.store.add_incident(clock(), address, "bad-origin",
+                                         str(ws.headers.get("origin"))[:200])
+            await ws.close(code=closecodes.BAD_ORIGIN)  # before accept: HTTP 403
+            return
+        limits: ConnectionLimits = app.state.limits
+        if not limits.open(address):
+            await hub.store.add_incident(clock(), address, "too-many-connections", "")
+            await ws.close(code=closecodes.POLICY)
+            return
+        try:
+            await Connection(ws, hub, limits).serve()
+        finally:
+            limits.close(address)
 
     app.mount("/", StaticFiles(directory=WEB, html=True), name="web")
 

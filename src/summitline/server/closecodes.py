@@ -12,4 +12,6 @@ PLAN_UNSIGNED = 4003  # the plan lacks a delegation's signature
 UNKNOWN_CALL = 4004
 SEAT_TAKEN = 4005  # a second principal of a delegation
 REPLACED = 4006  # the same device connected again; the new connection took over
+BAD_ORIGIN = 4007  # a page of another origin (sent before accept: the client sees 403)
+TOO_MANY = 4008  # too many connections for this call
 CALL_ENDED = 4010

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import uvicorn
 
@@ -12,18 +13,25 @@ from summitline.server import limits
 from summitline.server.app import Settings, create_app
 
 
-def config(settings: Settings, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
+def config(settings: Settings, host: str, port: int, log_level: str = "info",
+           tls: tuple[Path, Path] | None = None) -> uvicorn.Config:
+    """``tls``: (certificate, key) PEM files; None serves plain HTTP."""
+    cert, key = tls or (None, None)
     return uvicorn.Config(create_app(settings), host=host, port=port, log_level=log_level,
                           ws_max_size=limits.TRANSPORT_MAX_BYTES,
                           ws_ping_interval=limits.PING_INTERVAL_S,
-                          ws_ping_timeout=limits.PING_TIMEOUT_S, lifespan="on")
+                          ws_ping_timeout=limits.PING_TIMEOUT_S, lifespan="on",
+                          ssl_certfile=str(cert) if cert else None,
+                          ssl_keyfile=str(key) if key else None,
+                          server_header=False)
 
 
 @contextlib.asynccontextmanager
 async def running(settings: Settings, host: str = "127.0.0.1", port: int = 0,
-                  log_level: str = "warning") -> AsyncIterator[str]:
-    """Serve in this event loop; yields the base URL (http://host:port)."""
-    server = uvicorn.Server(config(settings, host, port, log_level))
+                  log_level: str = "warning",
+                  tls: tuple[Path, Path] | None = None) -> AsyncIterator[str]:
+    """Serve in this event loop; yields the base URL (http(s)://host:port)."""
+    server = uvicorn.Server(config(settings, host, port, log_level, tls))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -32,7 +40,7 @@ async def running(settings: Settings, host: str = "127.0.0.1", port: int = 0,
         await asyncio.sleep(0.02)
     bound = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://{host}:{bound}"
+        yield f"{'https' if tls else 'http'}://{host}:{bound}"
     finally:
         server.should_exit = True
         await task

@@ -29,6 +29,7 @@ from summitline.server import closecodes as cc
 from summitline.server import limits
 from summitline.server.hub import Hub
 from summitline.server.room import CallRoom
+from summitline.server.security import ConnectionLimits
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,11 @@ _JOIN_CLOSE = {"seat-taken": cc.SEAT_TAKEN, "already-joined": cc.SEAT_TAKEN,
 
 
 class Connection:
-    def __init__(self, ws: WebSocket, hub: Hub) -> None:
+    def __init__(self, ws: WebSocket, hub: Hub, quota: ConnectionLimits | None = None) -> None:
         self.ws = ws
         self.hub = hub
+        self.quota = quota or ConnectionLimits()
+        self._call_slot = ""  # the call this connection counts against, once it names one
         self.remote = f"{ws.client.host}:{ws.client.port}" if ws.client else "unknown"
         self.device = ""
         self.room: CallRoom | None = None
@@ -112,6 +115,8 @@ class Connection:
             self.finish(cc.INTERNAL, "internal error")
         finally:
             await self._leave()
+            if self._call_slot:
+                self.quota.leave_call(self._call_slot)
             self.finish(1000, "")
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer, timeout=5)
@@ -154,6 +159,10 @@ class Connection:
             raise Fatal("unsupported-version", f"protocol version {hello.version} is not "
                         f"supported; this server speaks {list(m.SUPPORTED_VERSIONS)}",
                         cc.UNSUPPORTED_VERSION)
+        if not self.quota.enter_call(hello.call):
+            raise Fatal("too-many-connections", "too many connections for this call",
+                        cc.TOO_MANY)
+        self._call_slot = hello.call
         room = await self.hub.room(hello.call)
         if room is None:
             raise Fatal("unknown-call", "there is no such call on this server", cc.UNKNOWN_CALL)

@@ -1,0 +1,95 @@
+"""What the server does for its own safety, whatever the endpoints check.
+
+- Security headers on every HTTP response (CSP, no-sniff, no-referrer, frame denial).
+- A WebSocket origin check: a browser page from another origin cannot open signaling
+  (non-browser clients send no Origin and are judged by their signatures instead).
+- Limits on concurrent signaling connections per remote address and per call.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# The web client is same-origin ES modules and media from the camera; nothing else.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+       "media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; "
+       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(self), microphone=(self), geolocation=()"),
+]
+HSTS = (b"strict-transport-security", b"max-age=31536000")
+
+# One office behind one address runs a handful of devices and consoles; 32 concurrent
+# signaling connections is ample, and stops one address from exhausting the server.
+MAX_CONNECTIONS_PER_ADDRESS = 32
+# Connections naming one call, authenticated or not: a plan lists at most 64 devices.
+MAX_CONNECTIONS_PER_CALL = 64
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        tls = scope.get("scheme") == "https"
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *HEADERS,
+                                      *([HSTS] if tls else [])]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def origin_allowed(origin: str | None, host: str | None, extra: Iterable[str] = ()) -> bool:
+    """Same origin as the Host the client reached, or one listed; no Origin: not a browser."""
+    if origin is None:
+        return True
+    if origin in extra:
+        return True
+    parts = urlsplit(origin)
+    return bool(host) and parts.netloc == host and parts.scheme in ("http", "https")
+
+
+@dataclass
+class ConnectionLimits:
+    per_address: int = MAX_CONNECTIONS_PER_ADDRESS
+    per_call: int = MAX_CONNECTIONS_PER_CALL
+    addresses: Counter[str] = field(default_factory=Counter)
+    calls: Counter[str] = field(default_factory=Counter)
+
+    def open(self, address: str) -> bool:
+        if self.addresses[address] >= self.per_address:
+            return False
+        self.addresses[address] += 1
+        return True
+
+    def close(self, address: str) -> None:
+        self.addresses[address] -= 1
+        if self.addresses[address] <= 0:
+            del self.addresses[address]
+
+    def enter_call(self, call: str) -> bool:
+        if self.calls[call] >= self.per_call:
+            return False
+        self.calls[call] += 1
+        return True
+
+    def leave_call(self, call: str) -> None:
+        self.calls[call] -= 1
+        if self.calls[call] <= 0:
+            del self.calls[call]
