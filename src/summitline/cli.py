@@ -28,8 +28,22 @@ def _serve(args: argparse.Namespace) -> int:
         if not path.is_file():
             print(f"summitline serve: no such file {path}", file=sys.stderr)
             return 2
+    turn = None
+    if args.turn_url:
+        if args.turn_secret_file is None:
+            print("summitline serve: --turn-url needs --turn-secret-file", file=sys.stderr)
+            return 2
+        try:
+            secret = args.turn_secret_file.read_text().strip()
+        except OSError as exc:
+            print(f"summitline serve: cannot read {args.turn_secret_file}: {exc.strerror}",
+                  file=sys.stderr)
+            return 2
+        from summitline.server.turn import TurnSettings
+
+        turn = TurnSettings(tuple(args.turn_url), secret)
     settings = Settings(data_dir=args.data, database_url=args.database_url,
-                        allowed_origins=tuple(args.allow_origin))
+                        allowed_origins=tuple(args.allow_origin), turn=turn)
     scheme = "https" if tls else "http"
     print(f"summitline {__version__}: serving on {scheme}://{args.host}:{args.port} "
           f"(OpenAPI at /openapi.json), data in {args.data}", file=sys.stderr)
@@ -106,6 +120,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="another origin whose pages may open signaling (repeatable); "
                    "by default only the server's own")
+    s.add_argument("--turn-url", action="append", default=[], metavar="URL",
+                   help="a TURN server for the endpoints, e.g. turn:turn.example.org:3478 "
+                   "(repeatable); see deploy/coturn/turnserver.conf")
+    s.add_argument("--turn-secret-file", type=Path, default=None, metavar="FILE",
+                   help="file holding coturn's static-auth-secret (a file, so that the "
+                   "secret is not in the process list)")
     s.set_defaults(func=_serve)
 
     dc = sub.add_parser("dev-cert", help="make a self-signed TLS certificate for development",

@@ -15,7 +15,8 @@ Two facts of aiortc/aioice shape this module:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import aioice.ice
 from aiortc import RTCConfiguration, RTCIceServer, RTCIceTransportPolicy
@@ -37,6 +38,12 @@ class IceSettings:
     servers: tuple[RTCIceServer, ...] = ()  # STUN/TURN of the deployment only
     host_addresses: tuple[str, ...] | None = None  # None: every non-loopback interface
     relay_only: bool = False
+
+    def with_servers(self, servers: list[dict[str, Any]]) -> IceSettings:
+        """These settings plus the servers the signaling server handed out (``welcome``)."""
+        extra = tuple(RTCIceServer(urls=s["urls"], username=s.get("username"),
+                                   credential=s.get("credential")) for s in servers)
+        return replace(self, servers=self.servers + extra)
 
     def configuration(self) -> RTCConfiguration:
         self.apply_host_addresses()

@@ -42,11 +42,18 @@ class PeerLink:
         self.tracks: list[str] = []  # the kind of every track the peer sent us
         self.first_frame: dict[MediaKind, float] = {}
         self.first_video = asyncio.Event()
+        self.settled = asyncio.Event()  # connected, failed or closed
         self.sent_sdp = ""  # our offer or answer as signed and sent
         self.received_sdp = ""  # theirs, as received and verified
         self._readers: list[asyncio.Task[None]] = []
         self.pc.on("track", self._on_track)
-        self.pc.on("connectionstatechange", on_frame)
+        self.pc.on("connectionstatechange", self._on_state)
+        self._on_state_change = on_frame
+
+    def _on_state(self) -> None:
+        if self.pc.connectionState in ("connected", "failed", "closed"):
+            self.settled.set()
+        self._on_state_change()
 
     @property
     def live(self) -> bool:

@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 RECONNECT_MIN_S = 0.2
 RECONNECT_MAX_S = 5.0
 OPEN_TIMEOUT_S = 10.0
+# A peer connection that has not connected by then never will on its own: aiortc waits
+# forever when it has no candidate pair (an expired TURN credential, say) and takes about
+# a minute to fail otherwise. Loopback connects in well under a second.
+CONNECT_TIMEOUT_S = 15.0
 
 
 class SessionRefused(Exception):
@@ -78,6 +82,7 @@ class CallSession:
         self.identity = identity
         self.source = source or MediaSource.synthetic()
         self.ice = ice or IceSettings()
+        self._ice = self.ice  # plus what the server hands out in welcome
         self.reconnect = reconnect
         self.ssl = ssl  # for wss:// with a CA of the deployment's own
         self.signed: SignedPlan | None = None
@@ -98,6 +103,7 @@ class CallSession:
         self._fatal: dict[str, Any] | None = None
         self._retired = dict.fromkeys(MediaKind, 0)
         self._changed = asyncio.Event()  # set on every decoded frame and state change
+        self._watchdogs: set[asyncio.Task[None]] = set()
 
     # -- what tests and the demo read ----------------------------------------------------
     @property
@@ -172,6 +178,8 @@ class CallSession:
         self.source.stop()
 
     async def close_links(self) -> None:
+        for task in self._watchdogs:
+            task.cancel()
         links, self.links = list(self.links.values()), {}
         for link in links:
             await self._retire(link)
@@ -217,6 +225,7 @@ class CallSession:
         if self.signed is not None and signed.plan.hash != self.signed.plan.hash:
             self._reject_plan("the server now serves a different plan for this call")
         self.signed = signed
+        self._ice = self.ice.with_servers(msg.get("ice_servers", []))
         self.present = {p["device"]: True for p in msg["peers"]}
         for p in msg["peers"]:
             self.generations[p["device"]] = max(self.generations.get(p["device"], 0),
@@ -265,15 +274,33 @@ class CallSession:
 
     def _new_link(self, remote: str, generation: int) -> PeerLink:
         send, receive = self._kinds(remote)
-        return PeerLink(remote, generation, self.ice, send=send, receive=receive,
+        return PeerLink(remote, generation, self._ice, send=send, receive=receive,
                         source=self.source, alarm=self.alarm, on_frame=self._changed.set)
 
-    async def _install(self, link: PeerLink) -> None:
+    async def _install(self, link: PeerLink) -> bool:
+        """Make ``link`` the current one with its peer; False if it cannot work."""
+        if self._ice.relay_only and "typ relay" not in link.pc.localDescription.sdp:
+            self.alarm("no TURN relay: the relay refused the credentials (expired?) or "
+                       "cannot be reached; nothing sent")
+            await link.close()
+            return False
         old = self.links.get(link.remote)
         self.links[link.remote] = link
         self.generations[link.remote] = link.generation
         if old is not None:
             await self._retire(old)
+        self._watchdogs.add(asyncio.create_task(self._watch(link)))
+        return True
+
+    async def _watch(self, link: PeerLink) -> None:
+        try:
+            await asyncio.wait_for(link.settled.wait(), CONNECT_TIMEOUT_S)
+        except TimeoutError:
+            if self.links.get(link.remote) is link:
+                self.alarm(f"no media path to {link.remote[:12]} within "
+                           f"{CONNECT_TIMEOUT_S:.0f} s; closing that peer connection")
+                self.links.pop(link.remote)
+                await self._retire(link)
 
     async def _connect_peers(self) -> None:
         for remote, i_offer in list(self.present.items()):
@@ -287,8 +314,8 @@ class CallSession:
         link = self._new_link(remote, self.generations.get(remote, 0) + 1)
         link.add_media(offering=True)
         await link.pc.setLocalDescription(await link.pc.createOffer())
-        await self._install(link)
-        await self._send(self._signed_sdp("offer", link))
+        if await self._install(link):
+            await self._send(self._signed_sdp("offer", link))
 
     def _signed_sdp(self, kind: str, link: PeerLink) -> dict[str, Any]:
         assert self.signed is not None
@@ -332,8 +359,8 @@ class CallSession:
         await link.pc.setRemoteDescription(RTCSessionDescription(msg["sdp"], "offer"))
         link.add_media(offering=False)
         await link.pc.setLocalDescription(await link.pc.createAnswer())
-        await self._install(link)
-        await self._send(self._signed_sdp("answer", link))
+        if await self._install(link):
+            await self._send(self._signed_sdp("answer", link))
 
     async def _on_answer(self, msg: dict[str, Any]) -> None:
         link = self.links.get(msg["from"])

@@ -157,6 +157,8 @@ class Welcome(_Message):
     phase: str
     peers: list[PeerInfo]
     press_deadline_ms: int | None
+    # STUN/TURN servers of this deployment, with credentials minted for this device
+    ice_servers: list[dict[str, Any]] = []
 
 
 class PeerJoined(_Message):

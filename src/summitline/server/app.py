@@ -25,6 +25,7 @@ from summitline.server.security import (
     origin_allowed,
 )
 from summitline.server.signaling import Connection
+from summitline.server.turn import TurnSettings
 from summitline.store import open_store
 from summitline.store.sql import sqlite_url
 
@@ -46,6 +47,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     max_connections_per_address: int = MAX_CONNECTIONS_PER_ADDRESS
     max_connections_per_call: int = MAX_CONNECTIONS_PER_CALL
+    turn: TurnSettings | None = None  # coturn with use-auth-secret, if any
 
     @property
     def url(self) -> str:
@@ -57,7 +59,7 @@ def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = await open_store(settings.url)
-        app.state.hub = Hub(store, clock)
+        app.state.hub = Hub(store, clock, settings.turn)
         app.state.limits = ConnectionLimits(settings.max_connections_per_address,
                                             settings.max_connections_per_call)
         log.info("summitline %s: data in %s", __version__, settings.data_dir)

@@ -6,13 +6,15 @@ import asyncio
 
 from summitline.core import call as c
 from summitline.server.room import CallRoom, Clock
+from summitline.server.turn import TurnSettings, credentials
 from summitline.store import Store
 
 
 class Hub:
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, turn: TurnSettings | None = None) -> None:
         self.store = store
         self.clock = clock
+        self.turn = turn
         self._rooms: dict[str, CallRoom] = {}
         self._lock = asyncio.Lock()
 
@@ -47,3 +49,9 @@ class Hub:
         for room in self._rooms.values():
             room.stop()
         self._rooms.clear()
+
+    def ice_servers(self, device: str) -> list[dict[str, object]]:
+        """The relay servers for an authenticated device, with fresh credentials."""
+        if self.turn is None:
+            return []
+        return [credentials(self.turn, device, self.clock() // 1000)]

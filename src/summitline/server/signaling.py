@@ -220,7 +220,8 @@ class Connection:
                  for d in room.presence_of(device)]
         self.send(m.Welcome(you=device, signed_plan=room.signed.to_json(),
                             phase=str(room.state.phase), peers=peers,
-                            press_deadline_ms=room.state.press_deadline_ms).model_dump())
+                            press_deadline_ms=room.state.press_deadline_ms,
+                            ice_servers=self.hub.ice_servers(device)).model_dump())
         room.tell_peers(device, m.PeerJoined(device=device).model_dump())
         log.info("%s joined %s", room.signed.plan.label(device), room.call_id)
 

@@ -161,6 +161,7 @@ export class CallSession extends EventTarget {
     }
     this.signed = msg.signed_plan;
     this.planHash = hash;
+    this.serverIce = msg.ice_servers || []; // TURN credentials minted for this device
     this.emit("plan", { plan: this.signed.plan, hash });
     this.present = new Map(msg.peers.map((p) => [p.device, true]));
     for (const p of msg.peers) {
@@ -206,7 +207,8 @@ export class CallSession extends EventTarget {
 
   newLink(remote, generation) {
     const [send, receive] = this.kinds(remote);
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    const pc = new RTCPeerConnection({ iceServers: [...this.iceServers,
+                                                    ...(this.serverIce || [])] });
     const link = new Link(remote, generation, pc, send, receive);
     pc.ontrack = (ev) => {
       if (!receive.includes(ev.track.kind)) {
