@@ -84,6 +84,12 @@ def _verify(args: argparse.Namespace) -> int:
         return 1
     s = summary(record.entries)
     duration = f"{s['duration_ms'] / 1000:.3f} s" if s["duration_ms"] is not None else "-"
+    if args.html is not None:
+        from summitline.report import render
+
+        args.html.write_text(render(record.signed, record.entries,
+                                    "Verified offline: the chain is intact and its head is "
+                                    f"signed by {' and '.join(record.signers)}.", True))
     print(f"OK {args.record}: call {record.signed.plan.call!r}, {s['events']} events, "
           f"duration {duration}, chain intact, head signed by {' and '.join(record.signers)}")
     return 0
@@ -157,6 +163,8 @@ def parser() -> argparse.ArgumentParser:
                        "delegations' signatures on the head of an exported record. Exits 0 "
                        "if it verifies, 1 naming the fault if not, 2 if it cannot be read.")
     v.add_argument("record", type=Path, metavar="RECORD", help="an exported .record.json")
+    v.add_argument("--html", type=Path, default=None, metavar="FILE",
+                   help="also write a readable HTML page of the verified record")
     v.set_defaults(func=_verify)
 
     sc = sub.add_parser("schema", help="print the JSON Schema of the signaling messages",

@@ -138,3 +138,16 @@ def test_extra_head_signatures_are_refused() -> None:
     doc["head_signatures"]["f" * 64] = doc["head_signatures"][W.us.fingerprint]
     with pytest.raises(RecordError, match="does not name"):
         verify_export(reexport(doc))
+
+
+def test_the_readable_page_of_a_verified_record(tmp_path: Path) -> None:
+    good, page = tmp_path / "good.record.json", tmp_path / "record.html"
+    good.write_bytes(exported())
+    ok = subprocess.run([sys.executable, "-m", "summitline", "verify", str(good), "--html",
+                         str(page)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    html = page.read_text()
+    assert "Verified offline" in html and "United States and Russian Federation" in html
+    for kind in ("plan.submitted", "call.started", "signal.offer", "call.ended"):
+        assert kind in html
+    assert "Duration</th><td>1.500 s" in html

@@ -85,3 +85,20 @@ async def test_the_record_head_is_signed_only_after_the_end(
     with pytest.raises(ApiError) as err:
         await bilateral.a.operator.control(bilateral.call, "start")
     assert err.value.status == 409 and "ended" in err.value.detail
+
+
+async def test_the_record_as_a_readable_page_escapes_what_it_shows(
+        http: httpx.AsyncClient) -> None:
+    from summitline.client.bilateral import provision
+
+    call = await provision(http, title="<script>alert(1)</script> talks")
+    await call.a.operator.control(call.call, "start")
+    await call.a.operator.control(call.call, "end")
+    page = (await http.get(f"/api/calls/{call.call}/record/export.html"))
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<script>alert" not in page.text and "&lt;script&gt;" in page.text
+    assert "Not verified" in page.text and "not signed" in page.text  # not yet signed
+    for side in (call.a, call.b):
+        await side.operator.sign_record(call.call, call.plan.hash)
+    page = (await http.get(f"/api/calls/{call.call}/record/export.html"))
+    assert "Verified: the chain is intact" in page.text and "call.ended" in page.text

@@ -14,9 +14,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from summitline import report
 from summitline.core import call as c
 from summitline.core.plan import PlanError, SignedPlan
-from summitline.core.record import export, summary
+from summitline.core.record import RecordError, export, summary, verify_export
 from summitline.crypto import statements
 from summitline.crypto.encoding import digest
 from summitline.crypto.keys import PublicKey, SignatureError, short_fingerprint
@@ -320,6 +321,22 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
                       await room.store.head_signatures(call))
         return Response(body, media_type="application/json", headers={
             "content-disposition": f'attachment; filename="{call}.record.json"'})
+
+    @r.get("/calls/{call}/record/export.html")
+    async def export_record_html(call: str, request: Request) -> Response:
+        """The record as a readable page, with whether it verifies now."""
+        room = await room_of(hub(request), call)
+        entries = await room.store.entries(call)
+        raw = export(room.signed, entries, await room.store.head_signatures(call))
+        try:
+            verified = verify_export(raw)
+            verdict = ("Verified: the chain is intact and its head is signed by "
+                       f"{' and '.join(verified.signers)}.")
+            ok = True
+        except RecordError as exc:
+            verdict, ok = f"Not verified: {exc}", False
+        return Response(report.render(room.signed, entries, verdict, ok),
+                        media_type="text/html; charset=utf-8")
 
     @r.get("/incidents")
     async def incidents(request: Request) -> list[dict[str, Any]]:

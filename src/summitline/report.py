@@ -1,0 +1,64 @@
+"""A readable HTML page of a record, for people; the JSON export stays the evidence.
+
+The page says whether the record verified, and shows the call's facts, the plan's
+participants, and every entry. Everything from the record is escaped.
+"""
+
+from __future__ import annotations
+
+import time
+from html import escape
+
+from summitline.core.plan import SignedPlan
+from summitline.core.record import Entry, summary
+from summitline.crypto.keys import short_fingerprint
+
+STYLE = """body{font-family:'DejaVu Sans',system-ui,sans-serif;color:#1b2430;margin:2rem auto;
+max-width:60rem;padding:0 1rem}table{border-collapse:collapse;width:100%;font-size:.9rem}
+th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #d9dee5;vertical-align:top}
+th{color:#5b6675}.mono{font-family:'DejaVu Sans Mono',monospace;font-size:.85em}
+.ok{color:#22663a;font-weight:600}.bad{color:#9b1c1c;font-weight:600}"""
+
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "–"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d} UTC"
+
+
+def _data(entry: Entry) -> str:
+    return ", ".join(f"{escape(k)}={escape(str(v))}" for k, v in entry.data.items())
+
+
+def render(signed: SignedPlan, entries: list[Entry], verdict: str, verified: bool) -> str:
+    plan = signed.plan
+    facts = summary(entries)
+    duration = (f"{facts['duration_ms'] / 1000:.3f} s" if facts["duration_ms"] is not None
+                else "–")
+    rows = "\n".join(
+        f"<tr><td>{e.seq}</td><td class=mono>{_when(e.at)[11:]}</td><td>{escape(e.kind)}</td>"
+        f"<td class=mono>{_data(e)}</td></tr>" for e in entries)
+    people = "\n".join(
+        f"<tr><td>{escape(p.name)}</td><td>{escape(str(p.role))}</td>"
+        f"<td>{escape(d.name if (d := plan.delegation(p.delegation)) else '?')}</td>"
+        f"<td>{escape(p.language)}</td><td class=mono>{short_fingerprint(p.device)}</td></tr>"
+        for p in plan.participants)
+    delegations = ", ".join(f"{escape(d.name)} ({short_fingerprint(d.id)})"
+                            for d in plan.delegations)
+    return f"""<!doctype html><html lang=en><head><meta charset=utf-8>
+<title>Record of {escape(plan.title)}</title><style>{STYLE}</style></head><body>
+<h1>Record of “{escape(plan.title)}”</h1>
+<p class="{'ok' if verified else 'bad'}" id=verdict>{escape(verdict)}</p>
+<table><tr><th>Call</th><td class=mono>{escape(plan.call)}</td></tr>
+<tr><th>Plan</th><td class=mono>{plan.hash}</td></tr>
+<tr><th>Delegations</th><td>{delegations}</td></tr>
+<tr><th>Start</th><td>{_when(facts['started_ms'])}</td></tr>
+<tr><th>End</th><td>{_when(facts['ended_ms'])}</td></tr>
+<tr><th>Duration</th><td>{duration}</td></tr></table>
+<h2>Participants</h2><table><tr><th>Name</th><th>Role</th><th>Delegation</th>
+<th>Language</th><th>Device</th></tr>{people}</table>
+<h2>Events ({len(entries)})</h2><table><tr><th>#</th><th>Time (UTC)</th><th>Event</th>
+<th>Detail</th></tr>{rows}</table>
+<p>This page is a reading aid. The evidence is the JSON export; check it with
+<code>summitline verify</code>.</p></body></html>
+"""
