@@ -7,9 +7,10 @@ participants, and every entry. Everything from the record is escaped.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from html import escape
 
-from summitline.core.plan import SignedPlan
+from summitline.core.plan import CallPlan, SignedPlan
 from summitline.core.record import Entry, summary
 from summitline.crypto.keys import short_fingerprint
 
@@ -26,8 +27,24 @@ def _when(ms: int | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d} UTC"
 
 
-def _data(entry: Entry) -> str:
-    return ", ".join(f"{escape(k)}={escape(str(v))}" for k, v in entry.data.items())
+def _namer(plan: CallPlan) -> Callable[[object], str]:
+    """Shows a device or delegation id by its name from the plan; other ids shortened."""
+    names = {p.device: p.name for p in plan.participants}
+    names.update({d.id: d.name for d in plan.delegations})
+
+    def name(value: object) -> str:
+        if isinstance(value, list):
+            return ", ".join(name(v) for v in value)
+        text = str(value)
+        if text in names:
+            return names[text]
+        return text[:12] + "…" if len(text) == 64 else text
+
+    return name
+
+
+def _data(entry: Entry, name: Callable[[object], str]) -> str:
+    return ", ".join(f"{escape(k)}: {escape(name(v))}" for k, v in entry.data.items())
 
 
 def render(signed: SignedPlan, entries: list[Entry], verdict: str, verified: bool) -> str:
@@ -35,9 +52,10 @@ def render(signed: SignedPlan, entries: list[Entry], verdict: str, verified: boo
     facts = summary(entries)
     duration = (f"{facts['duration_ms'] / 1000:.3f} s" if facts["duration_ms"] is not None
                 else "–")
+    name = _namer(plan)
     rows = "\n".join(
-        f"<tr><td>{e.seq}</td><td class=mono>{_when(e.at)[11:]}</td><td>{escape(e.kind)}</td>"
-        f"<td class=mono>{_data(e)}</td></tr>" for e in entries)
+        f"<tr><td>{e.seq}</td><td class=mono>{_when(e.at)[11:23]}</td>"
+        f"<td>{escape(e.kind)}</td><td>{_data(e, name)}</td></tr>" for e in entries)
     people = "\n".join(
         f"<tr><td>{escape(p.name)}</td><td>{escape(str(p.role))}</td>"
         f"<td>{escape(d.name if (d := plan.delegation(p.delegation)) else '?')}</td>"
