@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -104,3 +105,11 @@ async def wait_for_media(page: Page, frames: int = 1, audio: int = 1) -> None:
              && window.__h && window.__h.some(h => h.framesDecoded >= frames &&
                                                   h.audioPacketsReceived >= audio)""",
         arg=[frames, audio], polling=250)
+
+
+async def end_with_python(op: Operator, call: str, task: Any, py: Any) -> None:
+    """End the call from an operator and let the Python principal's session finish."""
+    await op.control(call, "end")
+    assert task is not None
+    await asyncio.wait_for(task, TIMEOUT_MS / 1000)
+    await py.leave()

@@ -25,6 +25,7 @@ from summitline.crypto import sdp as signed_sdp
 from summitline.crypto.keys import PrivateKey
 from tests.browser.people import (
     cosigned_plan,
+    end_with_python,
     enrol_browser,
     join_in_browser,
     linked_operators,
@@ -165,10 +166,7 @@ async def test_the_browser_catches(name: str, browser: Browser, server: str, ws_
                                    ".getTracks().every(t => t.readyState === 'ended')")
     assert py.frames(MediaKind.VIDEO) == py.frames(MediaKind.AUDIO) == 0
     assert not any(link.connected for link in py.links.values())
-    await us.control(plan.call, "end")
-    assert task is not None
-    await asyncio.wait_for(task, WAIT_S)
-    await py.leave()
+    await end_with_python(us, plan.call, task, py)
 
 
 async def test_the_browser_refuses_a_listener_not_in_the_plan_and_a_replayed_offer(
@@ -214,6 +212,4 @@ async def test_the_browser_refuses_a_listener_not_in_the_plan_and_a_replayed_off
     before = py.frames(MediaKind.VIDEO)
     await py.wait_for(lambda: py.frames(MediaKind.VIDEO) > before + 10)
     await pc.close()
-    await us.control(plan.call, "end")
-    await asyncio.wait_for(task, WAIT_S)
-    await py.leave()
+    await end_with_python(us, plan.call, task, py)

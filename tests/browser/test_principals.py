@@ -17,6 +17,7 @@ from summitline.core.roles import MediaKind
 from summitline.crypto.keys import PrivateKey
 from tests.browser.people import (
     cosigned_plan,
+    end_with_python,
     enrol_browser,
     health,
     join_in_browser,
@@ -109,10 +110,7 @@ async def test_browser_and_python_principals_each_offering_once(
         assert offer["data"]["from"] == (web.device if python_first else py.device)
         web_sas = await web.page.locator("#sas").inner_text()
         assert py.short_authentication_string(web.device) == web_sas
-        await ru.control(plan.call, "end")
-        assert task is not None
-        await asyncio.wait_for(task, WAIT_S)
-        await py.leave()
+        await end_with_python(ru, plan.call, task, py)
 
 
 async def test_a_plan_with_a_forged_signature_is_refused(
@@ -158,6 +156,4 @@ async def test_a_plan_with_a_forged_signature_is_refused(
     assert py.frames(MediaKind.VIDEO) == py.frames(MediaKind.AUDIO) == 0 and not py.links
     record = (await http.get(f"/api/calls/{plan.call}/record")).json()["entries"]
     assert not [e for e in record if e["kind"] == "signal.offer"]
-    await us.control(plan.call, "end")
-    await asyncio.wait_for(task, WAIT_S)
-    await py.leave()
+    await end_with_python(us, plan.call, task, py)

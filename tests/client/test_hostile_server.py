@@ -28,6 +28,17 @@ def sessions_via(url: str, call: Bilateral) -> list[CallSession]:
             for side in (call.a, call.b)]
 
 
+async def a_then_b(url: str, call: Bilateral) -> tuple[CallSession, CallSession,
+                                                     list[asyncio.Task[None]]]:
+    """Start the call; a joins, then b: the later joiner, b, offers and a answers."""
+    await call.a.operator.control(call.call, "start")
+    a, b = sessions_via(url, call)
+    tasks = [asyncio.create_task(a.run())]
+    await asyncio.wait_for(a.joined.wait(), WAIT_S)
+    tasks.append(asyncio.create_task(b.run()))
+    return a, b, tasks
+
+
 async def first_alarm(sessions: list[CallSession]) -> CallSession:
     waits = {asyncio.ensure_future(s.wait_for(lambda s=s: bool(s.alarms))): s
              for s in sessions}
@@ -63,11 +74,7 @@ async def test_a_swapped_dtls_fingerprint_is_caught(where: str, ws_url: str,
         return msg
 
     async with hostile(ws_url, down=down) as proxy:
-        await bilateral.a.operator.control(bilateral.call, "start")
-        a, b = sessions_via(proxy.url, bilateral)
-        tasks = [asyncio.create_task(a.run())]
-        await asyncio.wait_for(a.joined.wait(), WAIT_S)
-        tasks.append(asyncio.create_task(b.run()))  # b joins later: b offers, a answers
+        a, b, tasks = await a_then_b(proxy.url, bilateral)
         alarmed = await first_alarm([a, b])
         assert alarmed is (b if where == "answer" else a)
         assert "fails its signature" in alarmed.alarms[0]
@@ -229,11 +236,7 @@ async def test_an_old_offer_replayed(ws_url: str, bilateral: Bilateral) -> None:
         return msg
 
     async with hostile(ws_url, down=down) as proxy:
-        await bilateral.a.operator.control(bilateral.call, "start")
-        a, b = sessions_via(proxy.url, bilateral)
-        tasks = [asyncio.create_task(a.run())]
-        await asyncio.wait_for(a.joined.wait(), WAIT_S)
-        tasks.append(asyncio.create_task(b.run()))
+        a, b, tasks = await a_then_b(proxy.url, bilateral)
         await a.wait_for(lambda: a.frames(MediaKind.VIDEO) > 10)
         await replay["to"].inject(replay["offer"])  # type: ignore[attr-defined]
         await asyncio.wait_for(a.wait_for(lambda: bool(a.alarms)), WAIT_S)

@@ -100,11 +100,10 @@ def router() -> APIRouter:
         h = hub(request)
         out = []
         for signed in await h.store.plans_of_link(id):
-            room = await h.room(signed.plan.call)
             out.append({"hash": signed.plan.hash, "call": signed.plan.call, **signed.to_json(),
                         "complete": signed.complete,
                         "missing": [d.id for d in signed.missing()],
-                        "phase": str(room.state.phase) if room else "planned"})
+                        "phase": await h.phase_of(signed.plan.call)})
         return out
 
     @r.get("/devices/{device}/calls")
@@ -113,10 +112,9 @@ def router() -> APIRouter:
         h = hub(request)
         out = []
         for signed in await h.store.plans_of_device(device):
-            room = await h.room(signed.plan.call)
             entries = await h.store.entries(signed.plan.call)
             out.append({"call": signed.plan.call, "title": signed.plan.title,
-                        "phase": str(room.state.phase) if room else "planned",
+                        "phase": await h.phase_of(signed.plan.call),
                         "complete": signed.complete, **summary(entries)})
         return out
 

@@ -40,6 +40,10 @@ class Hub:
         room.arm_press_timer()
         return room
 
+    async def phase_of(self, call_id: str) -> str:
+        room = await self.room(call_id)
+        return str(room.state.phase) if room else "planned"
+
     def forget(self, call_id: str) -> None:
         room = self._rooms.pop(call_id, None)
         if room is not None:
