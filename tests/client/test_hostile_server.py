@@ -20,7 +20,7 @@ from summitline.core.sas import sas
 from summitline.crypto import sdp as signed_sdp
 from summitline.crypto.keys import PrivateKey
 from tests.client.test_session import WAIT_S
-from tests.hostile import Message, Wire, hostile, swap_fingerprint
+from tests.hostile import Message, Wire, hide_fingerprints, hostile, swap_fingerprint
 
 
 def sessions_via(url: str, call: Bilateral) -> list[CallSession]:
@@ -245,3 +245,34 @@ async def test_an_old_offer_replayed(ws_url: str, bilateral: Bilateral) -> None:
         assert link.generation == 1 and link.connected  # the call went on untouched
         await stop([a, b], tasks)
         assert proxy.wires
+
+
+async def test_hidden_fingerprints_cannot_pass_for_the_signed_ones(
+        ws_url: str, bilateral: Bilateral) -> None:
+    # Found by review: a server hid its own fingerprints where only aiortc's parser looks
+    # and moved the genuine ones where a naive extractor finds them. The signature now
+    # covers the whole SDP text, so the rewritten offer fails it.
+    attacker = RTCPeerConnection(loopback().configuration())
+    for kind in ("audio", "video"):
+        attacker.addTransceiver(kind, direction="recvonly")
+    await attacker.setLocalDescription(await attacker.createOffer())
+    forged: list[str] = []
+
+    def down(wire: Wire, msg: Message) -> Message:
+        if msg["type"] == "offer":
+            msg = {**msg, "sdp": hide_fingerprints(attacker.localDescription.sdp,
+                                                   signed_sdp.fingerprints(msg["sdp"]))}
+            forged.append(msg["sdp"])
+        return msg
+
+    async with hostile(ws_url, down=down) as proxy:
+        a, b, tasks = await a_then_b(proxy.url, bilateral)
+        await asyncio.wait_for(a.wait_for(lambda: bool(a.alarms)), WAIT_S)
+        assert "fails its signature" in a.alarms[0]
+        # the forgery carries the genuine fingerprints, as a naive extractor sees them
+        sent = next(m for m in proxy.wire_of(b.device).seen_up if m["type"] == "offer")
+        assert signed_sdp.fingerprints(forged[0]) == signed_sdp.fingerprints(sent["sdp"])
+        no_media([a, b])
+        assert attacker.remoteDescription is None  # a never answered the attacker
+        await stop([a, b], tasks)
+    await attacker.close()

@@ -12,6 +12,7 @@ import pytest
 from summitline.core.record import Entry, RecordError, export, summary, verify_export
 from summitline.crypto import statements
 from summitline.crypto.encoding import canonical
+from summitline.crypto.keys import short_fingerprint
 from tests.factories import World
 
 W = World()
@@ -116,6 +117,7 @@ def test_the_verify_command_accepts_and_rejects(tmp_path: Path) -> None:
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert "OK" in ok.stdout and "United States and Russian Federation" in ok.stdout
+    assert f"United States: key {short_fingerprint(W.us.fingerprint)}" in ok.stdout
     no = subprocess.run([sys.executable, "-m", "summitline", "verify", str(bad)],
                         capture_output=True, text=True)
     assert no.returncode == 1

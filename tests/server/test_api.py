@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -42,6 +44,28 @@ async def test_a_link_is_accepted_only_after_the_fingerprint_check(
     await a.propose_link("link-x", b.id)
     with pytest.raises(ApiError, match="not the one checked out of band"):
         await b.accept_link("link-x", "0000-0000-0000-0000-0000")
+
+    class Lying(httpx.AsyncBaseTransport):
+        """A server that shows the short fingerprint the victim expects, whatever the key."""
+
+        def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+            self.inner = inner
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await self.inner.handle_async_request(request)
+            if request.url.path == "/api/links/link-x":
+                await response.aread()
+                body = json.loads(response.content)
+                for d in body["delegations"]:
+                    d["short_fingerprint"] = "0000-0000-0000-0000-0000"
+                return httpx.Response(response.status_code, json=body)
+            return response
+
+    async with httpx.AsyncClient(base_url=str(http.base_url),
+                                 transport=Lying(httpx.AsyncHTTPTransport())) as lying:
+        fooled = Operator(lying, "B", b.key)
+        with pytest.raises(ApiError, match="not the one checked out of band"):
+            await fooled.accept_link("link-x", "0000-0000-0000-0000-0000")
     assert (await http.get("/api/links/link-x")).json()["state"] == "proposed"
     spoken = (await http.get(f"/api/delegations/{a.id}")).json()["short_fingerprint"]
     await b.accept_link("link-x", spoken)
@@ -102,3 +126,6 @@ async def test_the_record_as_a_readable_page_escapes_what_it_shows(
         await side.operator.sign_record(call.call, call.plan.hash)
     page = (await http.get(f"/api/calls/{call.call}/record/export.html"))
     assert "Verified: the chain is intact" in page.text and "call.ended" in page.text
+    assert "<style>" not in page.text  # the server's CSP forbids inline style
+    css = await http.get("/api/record.css")
+    assert css.headers["content-type"].startswith("text/css") and "table" in css.text

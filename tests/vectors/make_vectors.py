@@ -6,6 +6,7 @@ both test suites then check the new file.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from dataclasses import replace
@@ -41,7 +42,8 @@ def main() -> None:
         statements.link("link-1", ["f" * 64, "0" * 64]),
         statements.join("call-1", "a" * 64, "nonce-nonce-nonce"),
         statements.sdp(call="call-1", plan_hash="b" * 64, sender="a" * 64, receiver="c" * 64,
-                       generation=3, kind="offer", fingerprints=sdp.fingerprints(sdp_text)),
+                       generation=3, kind="offer",
+                       sdp_hash=hashlib.sha256(sdp_text.encode()).hexdigest()),
         statements.control("call-1", "start", "d" * 64, 1_700_000_000_000),
         statements.enrolment("d" * 64, "e" * 64, "President", "principal"),
         statements.enrol("code-code-code-code", key.public.b64u),

@@ -18,7 +18,7 @@ from summitline.core.plan import CallPlan, Delegation, Participant
 from summitline.core.record import check_chain
 from summitline.core.roles import Role
 from summitline.crypto import statements
-from summitline.crypto.keys import PrivateKey, PublicKey
+from summitline.crypto.keys import PrivateKey, PublicKey, short_fingerprint
 
 
 class ApiError(Exception):
@@ -67,12 +67,16 @@ class Operator:
 
     async def accept_link(self, link_id: str, expected_short: str) -> dict[str, Any]:
         """Accept after the out-of-band check: ``expected_short`` is the short fingerprint
-        the other delegation read out; the link is refused if the server shows another."""
+        the other delegation read out. It is compared with the fingerprint of the key the
+        server returns, computed here (never the server's own rendering of it), and that
+        very key is pinned."""
         link = await self._call("GET", f"/api/links/{link_id}")
         other = next(d for d in link["delegations"] if d["id"] != self.id)
-        if other["short_fingerprint"] != expected_short:
-            raise ApiError(0, f"the proposer's key {other['short_fingerprint']} is not the "
-                              f"one checked out of band ({expected_short}); not accepting")
+        key = PublicKey.from_b64u(other["key"])
+        if short_fingerprint(key.fingerprint) != expected_short.strip().upper():
+            raise ApiError(0, f"the proposer's key {short_fingerprint(key.fingerprint)} is "
+                              f"not the one checked out of band ({expected_short}); "
+                              "not accepting")
         ids = [d["id"] for d in link["delegations"]]
         result: dict[str, Any] = await self._call(
             "POST", f"/api/links/{link_id}/accept",

@@ -338,8 +338,9 @@ class CallSession:
                               plan_hash=self.signed.plan.hash, receiver=self.device,
                               generation=msg["generation"], kind=kind, sdp=msg["sdp"])
         except SignatureError as exc:
-            self.alarm(f"{kind} from {sender.name} fails its signature ({exc}): the DTLS "
-                       "fingerprint may have been swapped; no media sent")
+            self.alarm(f"{kind} from {sender.name} fails its signature ({exc}): it was "
+                       "changed on the way (the DTLS fingerprint may have been swapped); "
+                       "no media sent")
             return False
         return True
 

@@ -26,12 +26,14 @@ def join(call: str, device: str, nonce: str) -> Statement:
 
 def sdp(
     *, call: str, plan_hash: str, sender: str, receiver: str, generation: int, kind: str,
-    fingerprints: list[str],
+    sdp_hash: str,
 ) -> Statement:
+    """Binds the whole SDP text (its SHA-256), not what one parser extracts from it: two
+    parsers can disagree on which fingerprint lines count, and a server could hide its
+    own where only the WebRTC stack looks."""
     return {
         "purpose": "summitline/sdp", "call": call, "plan": plan_hash, "from": sender,
-        "to": receiver, "generation": generation, "kind": kind,
-        "fingerprints": sorted(fingerprints),
+        "to": receiver, "generation": generation, "kind": kind, "sdp": sdp_hash,
     }
 
 

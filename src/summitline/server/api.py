@@ -335,8 +335,13 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
             ok = True
         except RecordError as exc:
             verdict, ok = f"Not verified: {exc}", False
-        return Response(report.render(room.signed, entries, verdict, ok),
+        return Response(report.render(room.signed, entries, verdict, ok,
+                                      stylesheet="/api/record.css"),
                         media_type="text/html; charset=utf-8")
+
+    @r.get("/record.css", include_in_schema=False)
+    async def record_css() -> Response:
+        return Response(report.STYLE, media_type="text/css")
 
     @r.get("/incidents")
     async def incidents(request: Request) -> list[dict[str, Any]]:

@@ -57,7 +57,7 @@ class Settings:
 def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         store = await open_store(settings.url)
         app.state.hub = Hub(store, clock, settings.turn)
         app.state.limits = ConnectionLimits(settings.max_connections_per_address,

@@ -100,9 +100,10 @@ export const statements = {
                                   delegations: [...delegations].sort() }),
   plan: (planHash) => ({ purpose: "summitline/plan", plan: planHash }),
   join: (call, device, nonce) => ({ purpose: "summitline/join", call, device, nonce }),
-  sdp: ({ call, planHash, sender, receiver, generation, kind, fingerprints }) => ({
+  // Over the SHA-256 of the whole SDP text: see summitline/crypto/sdp.py for why.
+  sdp: ({ call, planHash, sender, receiver, generation, kind, sdpHash }) => ({
     purpose: "summitline/sdp", call, plan: planHash, from: sender, to: receiver,
-    generation, kind, fingerprints: [...fingerprints].sort() }),
+    generation, kind, sdp: sdpHash }),
   recordHead: (call, planHash, seq, hash) => ({ purpose: "summitline/record-head", call,
                                                 plan: planHash, seq, hash }),
   control: (call, action, delegation, at) => ({ purpose: "summitline/control", call,

@@ -9,7 +9,7 @@
 //   alarm {text}        a check failed; nothing was sent on its strength
 //   fatal {code, message}  the session stopped for good   ended {}
 
-import { sdpFingerprints, sas, sign, statements, verify } from "./crypto.js";
+import { hex, sdpFingerprints, sas, sha256, sign, statements, verify } from "./crypto.js";
 import { mayConnect, media, participant, verifySignedPlan } from "./plan.js";
 
 const VERSION = 1;
@@ -272,7 +272,7 @@ export class CallSession extends EventTarget {
     const sdp = link.sentSdp = link.pc.localDescription.sdp;
     const signature = await sign(this.identity.privateKey, statements.sdp({
       call: this.call, planHash: this.planHash, sender: this.device, receiver: link.remote,
-      generation: link.generation, kind, fingerprints: sdpFingerprints(sdp) }));
+      generation: link.generation, kind, sdpHash: hex(await sha256(sdp)) }));
     return { type: kind, to: link.remote, generation: link.generation, sdp, signature };
   }
 
@@ -282,13 +282,12 @@ export class CallSession extends EventTarget {
       this.alarm(`${kind} from a device outside the plan; ignored`);
       return false;
     }
-    const prints = sdpFingerprints(msg.sdp);
-    const ok = prints.length > 0 && await verify(sender.key, statements.sdp({
+    const ok = sdpFingerprints(msg.sdp).length > 0 && await verify(sender.key, statements.sdp({
       call: this.call, planHash: this.planHash, sender: msg.from, receiver: this.device,
-      generation: msg.generation, kind, fingerprints: prints }), msg.signature);
+      generation: msg.generation, kind, sdpHash: hex(await sha256(msg.sdp)) }), msg.signature);
     if (!ok) {
-      this.alarm(`${kind} from ${sender.name} fails its signature: the DTLS fingerprint ` +
-                 "may have been swapped; no media sent");
+      this.alarm(`${kind} from ${sender.name} fails its signature: it was changed on the ` +
+                 "way (the DTLS fingerprint may have been swapped); no media sent");
     }
     return ok;
   }

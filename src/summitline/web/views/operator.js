@@ -4,13 +4,21 @@
 // non-extractable); everything the console agrees to, it signs.
 
 import { get, post } from "../api.js";
-import { b64u, digest, generateKeyPair, sha256, hex, shortFingerprint, sign, statements }
-  from "../crypto.js";
+import { b64u, digest, fingerprintOf, generateKeyPair, hex, sha256, shortFingerprint, sign,
+         statements, unb64u } from "../crypto.js";
 import { h, mount } from "../dom.js";
 import { chooseIdentity, listIdentities, saveIdentity } from "../keystore.js";
 import { checkPlan } from "../plan.js";
 
 const ROLES = ["principal", "interpreter", "aide", "operator"];
+
+// The fingerprint an officer compares with a device's screen, computed here from the
+// key the plan will carry (the server's own rendering of it proves nothing).
+async function withLocalFingerprint(device) {
+  if (!device.key) return { ...device, short: null };
+  const fp = await fingerprintOf(unb64u(device.key));
+  return { ...device, short: fp === device.device ? shortFingerprint(fp) : "KEY MISMATCH" };
+}
 const REFRESH_MS = 1000; // the console redraws what the server reports, once a second
 
 export async function operatorView(root, fingerprint) {
@@ -91,9 +99,10 @@ class Console {
 
   async refresh() {
     const me = this.me;
-    const [links, devices] = await Promise.all([
+    const [links, listed] = await Promise.all([
       get(`/api/delegations/${me.fingerprint}/links`),
       get(`/api/delegations/${me.fingerprint}/devices`)]);
+    const devices = await Promise.all(listed.map(withLocalFingerprint));
     const plans = (await Promise.all(links.filter((l) => l.state === "established")
       .map((l) => get(`/api/links/${l.id}/plans`)))).flat();
     await this.pinEstablished(links);
@@ -119,6 +128,7 @@ class Console {
       if (link.state !== "established" || this.me.pins[other]) continue;
       if (link.proposer === this.me.fingerprint && this.me.proposed[link.id] === other) {
         const d = await get(`/api/delegations/${other}`);
+        if ((await fingerprintOf(unb64u(d.key))) !== other) continue; // not its key: never pin
         this.me.pins[other] = d.key;
         await this.save();
       }
@@ -159,10 +169,14 @@ class Console {
       row.append(h("form", { onsubmit: async (ev) => {
         ev.preventDefault();
         try {
+          // Computed here from the key that will be pinned, never the server's rendering.
           const d = await get(`/api/delegations/${other}`);
-          if (d.short_fingerprint !== spoken.value.trim().toUpperCase()) {
-            throw new Error(`the server shows ${d.short_fingerprint}; that is not what the ` +
-                            "other office read out. Do not accept.");
+          const computed = await fingerprintOf(unb64u(d.key));
+          if (computed !== other) throw new Error("the server returned a key that is not " +
+                                                  "that delegation's. Do not accept.");
+          if (shortFingerprint(computed) !== spoken.value.trim().toUpperCase()) {
+            throw new Error(`the key the server holds is ${shortFingerprint(computed)}; that ` +
+                            "is not what the other office read out. Do not accept.");
           }
           await post(`/api/links/${link.id}/accept`, { signature: await sign(
             this.me.privateKey, statements.link(link.id, [link.proposer, link.acceptor])) });
@@ -199,7 +213,7 @@ class Console {
                        h("th", {}, "Fingerprint (compare with the device)")),
         devices.map((d) => h("tr", { "data-device": d.device || "" }, h("td", {}, d.name),
           h("td", {}, d.role), h("td", { class: "mono" },
-            d.short_fingerprint || h("span", { class: "muted" }, "waiting for the device"))))),
+            d.short || h("span", { class: "muted" }, "waiting for the device"))))),
       form, out);
   }
 
@@ -229,6 +243,11 @@ class Console {
     if (mineMissing) {
       row.append(h("button", { class: "primary cosign", onclick: this.act(async () => {
         await checkPlan(p.plan);
+        for (const d of p.plan.delegations) {  // both keys must be the ones we hold
+          const ours = d.id === this.me.fingerprint ? this.me.key : this.me.pins[d.id];
+          if (ours !== d.key) throw new Error(`the plan carries a key for ${d.name} that ` +
+                                              "this console has not pinned. Do not sign.");
+        }
         const hash = await digest(p.plan);
         if (hash !== p.hash) throw new Error("the plan does not hash to what the server says");
         await post(`/api/plans/${hash}/signatures`, { delegation: this.me.fingerprint,
@@ -267,16 +286,19 @@ class Console {
           class: "pick", "data-device": d.device, "data-key": d.key, "data-name": d.name,
           "data-role": d.role, "data-delegation": delegation })),
           h("td", {}, d.name), h("td", {}, d.role), h("td", {}, lang),
-          h("td", { class: "mono" }, d.short_fingerprint)));
+          h("td", { class: "mono" }, d.short)));
       }
     };
     addRows(ownDevices, this.me.fingerprint);
-    get(`/api/delegations/${other}/devices`).then((devices) => addRows(devices, other));
+    get(`/api/delegations/${other}/devices`)
+      .then((devices) => Promise.all(devices.map(withLocalFingerprint)))
+      .then((devices) => addRows(devices.filter((d) => d.short !== "KEY MISMATCH"), other));
     return h("form", { id: "draft-plan", onsubmit: async (ev) => {
       ev.preventDefault();
       try {
-        const [mine, theirs] = await Promise.all([get(`/api/delegations/${this.me.fingerprint}`),
-                                                  get(`/api/delegations/${other}`)]);
+        const theirs = await get(`/api/delegations/${other}`);
+        const pinned = this.me.pins[other];
+        if (!pinned) throw new Error("the other delegation's key is not pinned yet");
         const participants = [...rows.querySelectorAll("tr")].filter(
           (tr) => tr.querySelector(".pick").checked).map((tr) => {
           const pick = tr.querySelector(".pick").dataset;
@@ -285,8 +307,8 @@ class Console {
         });
         const plan = { version: 1, call: `call-${b64u(crypto.getRandomValues(new Uint8Array(6)))}`,
           link: link.id, title: title.value,
-          delegations: [{ id: mine.id, name: mine.name, key: mine.key },
-                        { id: theirs.id, name: theirs.name, key: this.me.pins[other] || theirs.key }],
+          delegations: [{ id: this.me.fingerprint, name: this.me.name, key: this.me.key },
+                        { id: other, name: theirs.name, key: pinned }],
           participants, press_window_s: Number(press.value), interpreter_video: false };
         await checkPlan(plan);
         const hash = await digest(plan);
