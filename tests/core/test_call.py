@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from summitline.core import call as c
-from summitline.core.record import Entry, check_chain, replay
+from summitline.core.record import Entry, check_chain, describe, replay
 from summitline.core.roles import Phase, Role
 from tests.factories import World
 
@@ -105,19 +105,6 @@ events = st.one_of(
     st.builds(c.Answer, st.sampled_from(DEVICES), st.sampled_from(DEVICES), st.integers(1, 4)),
 )
 
-KIND = {c.Start: "call.started", c.CloseDoors: "doors.closed", c.End: "call.ended",
-        c.Join: "endpoint.joined", c.Leave: "endpoint.left", c.Reset: "server.restarted",
-        c.Offer: "signal.offer", c.Answer: "signal.answer"}
-
-
-def entry_data(e: c.Event) -> dict[str, object]:
-    if isinstance(e, c.Join | c.Leave):
-        return {"device": e.device}
-    if isinstance(e, c.Offer | c.Answer):
-        return {"from": e.sender, "to": e.receiver, "generation": e.generation}
-    return {}
-
-
 @settings(max_examples=300, deadline=None)
 @given(st.lists(events, max_size=60))
 def test_invariants_hold_for_any_sequence_of_events(seq: list[c.Event]) -> None:
@@ -131,8 +118,7 @@ def test_invariants_hold_for_any_sequence_of_events(seq: list[c.Event]) -> None:
             assert state == before  # an illegal event changes nothing
             continue
         at = event.at_ms if isinstance(event, c.Start | c.CloseDoors | c.End) else i
-        entries.append(Entry.make(entries[-1] if entries else None, at, KIND[type(event)],
-                                  entry_data(event)))
+        entries.append(Entry.make(entries[-1] if entries else None, at, *describe(event)))
         # nobody outside the plan is admitted
         assert all(PLAN.participant(d) is not None for d in state.admitted)
         # at most one principal per delegation

@@ -7,6 +7,10 @@ connection generations lives here. ``apply`` either returns the new state or rai
 records every event it applies, and rebuilds a call after a restart by applying the
 recorded events again, so the record and the state cannot disagree.
 
+Interpretation: the interpreters of one channel (language) share a booth; at most one
+of them is live at a time, and only the live one hands over (to a booth partner) or
+falls quiet. An interpreter's source is the floor or another channel (relay).
+
 Phases move by one table, ``TRANSITIONS``. Admission: only devices in the plan, never
 after the end, and at most one principal per delegation at a time (a plan may list a
 spare terminal for a principal; only one of them is on the air). Generations: each
@@ -25,8 +29,9 @@ from summitline.core import policy
 from summitline.core.plan import CallPlan
 from summitline.core.roles import Phase, Role
 
-__all__ = ["TRANSITIONS", "Answer", "Call", "CloseDoors", "End", "Event", "IllegalEvent",
-           "Join", "Leave", "Offer", "Phase", "Reset", "Start", "pair"]
+__all__ = ["FLOOR", "TRANSITIONS", "Answer", "Call", "CloseDoors", "End", "Event", "GoLive",
+           "GoQuiet", "Handover", "IllegalEvent", "Join", "Leave", "Offer", "Phase", "Reset",
+           "SetSource", "Start", "pair"]
 
 
 class IllegalEvent(Exception):
@@ -92,7 +97,32 @@ class Answer:
     generation: int
 
 
-Event = Start | CloseDoors | End | Join | Leave | Reset | Offer | Answer
+@dataclass(frozen=True)
+class GoLive:
+    device: str
+
+
+@dataclass(frozen=True)
+class Handover:
+    sender: str  # the live interpreter
+    receiver: str  # its booth partner, live from now on
+
+
+@dataclass(frozen=True)
+class GoQuiet:
+    device: str
+
+
+@dataclass(frozen=True)
+class SetSource:
+    device: str
+    source: str  # FLOOR or a channel
+
+
+FLOOR = "floor"
+
+Event = (Start | CloseDoors | End | Join | Leave | Reset | Offer | Answer | GoLive | Handover
+         | GoQuiet | SetSource)
 
 
 def pair(a: str, b: str) -> tuple[str, str]:
@@ -109,12 +139,17 @@ class Call:
     # per device pair: the highest generation offered, and who offered it while unanswered
     generations: dict[tuple[str, str], int] = field(default_factory=dict)
     pending: dict[tuple[str, str], str] = field(default_factory=dict)
+    live: dict[str, str] = field(default_factory=dict)  # channel -> its live interpreter
+    sources: dict[str, str] = field(default_factory=dict)  # interpreter -> FLOOR or channel
 
     @property
     def press_deadline_ms(self) -> int | None:
         if self.phase is not Phase.OPEN or self.started_ms is None:
             return None
         return self.started_ms + 1000 * self.plan.press_window_s
+
+    def source_of(self, interpreter: str) -> str:
+        return self.sources.get(interpreter, FLOOR)
 
     def generation(self, a: str, b: str) -> int:
         return self.generations.get(pair(a, b), 0)
@@ -141,7 +176,7 @@ def _close_doors(call: Call, e: CloseDoors) -> Call:
 
 def _end(call: Call, e: End) -> Call:
     return replace(call, phase=call._move("end"), ended_ms=e.at_ms, admitted=frozenset(),
-                   pending={})
+                   pending={}, live={})
 
 
 def _join(call: Call, e: Join) -> Call:
@@ -165,7 +200,8 @@ def _leave(call: Call, e: Leave) -> Call:
     if e.device not in call.admitted:
         raise IllegalEvent("not-joined", "this device is not connected to the call")
     pending = {k: v for k, v in call.pending.items() if e.device not in k}
-    return replace(call, admitted=call.admitted - {e.device}, pending=pending)
+    live = {ch: d for ch, d in call.live.items() if d != e.device}  # its booth falls quiet
+    return replace(call, admitted=call.admitted - {e.device}, pending=pending, live=live)
 
 
 def _reset(call: Call, e: Reset) -> Call:
@@ -203,7 +239,59 @@ def _answer(call: Call, e: Answer) -> Call:
     return replace(call, pending=pending)
 
 
+def _interpreter(call: Call, device: str) -> str:
+    """The channel of an admitted interpreter, in a phase with media; or raise."""
+    p = call.plan.participant(device)
+    if p is None or p.role is not Role.INTERPRETER:
+        raise IllegalEvent("not-interpreter", "only an interpreter of the plan has a booth")
+    if device not in call.admitted:
+        raise IllegalEvent("not-joined", "join the call first")
+    if call.phase not in policy.MEDIA_PHASES:
+        raise IllegalEvent("phase", f"no interpretation while the call is {call.phase}")
+    return p.language
+
+
+def _go_live(call: Call, e: GoLive) -> Call:
+    channel = _interpreter(call, e.device)
+    holder = call.live.get(channel)
+    if holder == e.device:
+        raise IllegalEvent("already-live", "this interpreter is live already")
+    if holder is not None:
+        raise IllegalEvent("booth-busy", f"{call.plan.label(holder)} is live in the "
+                           f"{channel} booth; it hands over")
+    return replace(call, live={**call.live, channel: e.device})
+
+
+def _handover(call: Call, e: Handover) -> Call:
+    channel = _interpreter(call, e.sender)
+    if call.live.get(channel) != e.sender:
+        raise IllegalEvent("not-live", "only the live interpreter hands over")
+    partner = call.plan.participant(e.receiver)
+    if partner is None or partner.role is not Role.INTERPRETER or \
+            partner.language != channel or e.receiver == e.sender:
+        raise IllegalEvent("not-partner", f"hand over to a partner in the {channel} booth")
+    if e.receiver not in call.admitted:
+        raise IllegalEvent("peer-absent", "the booth partner is not connected")
+    return replace(call, live={**call.live, channel: e.receiver})
+
+
+def _go_quiet(call: Call, e: GoQuiet) -> Call:
+    channel = _interpreter(call, e.device)
+    if call.live.get(channel) != e.device:
+        raise IllegalEvent("not-live", "this interpreter is not live")
+    return replace(call, live={c: d for c, d in call.live.items() if c != channel})
+
+
+def _set_source(call: Call, e: SetSource) -> Call:
+    channel = _interpreter(call, e.device)
+    if e.source != FLOOR and (e.source == channel or e.source not in call.plan.channels):
+        raise IllegalEvent("bad-source", f"the source is the floor or another channel "
+                           f"({', '.join(c for c in call.plan.channels if c != channel)})")
+    return replace(call, sources={**call.sources, e.device: e.source})
+
+
 _HANDLERS: dict[type, Callable[[Call, Any], Call]] = {
     Start: _start, CloseDoors: _close_doors, End: _end, Join: _join, Leave: _leave,
-    Reset: _reset, Offer: _offer, Answer: _answer,
+    Reset: _reset, Offer: _offer, Answer: _answer, GoLive: _go_live, Handover: _handover,
+    GoQuiet: _go_quiet, SetSource: _set_source,
 }

@@ -159,6 +159,17 @@ class CallPlan:
         p = self.participant(device)
         return self.delegation(p.delegation) if p else None
 
+    # -- interpretation ------------------------------------------------------------------
+    # A channel is a language some interpreter of the plan speaks into (its participant
+    # language); the interpreters of one channel share its booth, one of them live.
+    @property
+    def channels(self) -> list[str]:
+        return sorted({p.language for p in self.participants if p.role is Role.INTERPRETER})
+
+    def booth(self, channel: str) -> list[Participant]:
+        return [p for p in self.participants
+                if p.role is Role.INTERPRETER and p.language == channel]
+
     def label(self, device: str) -> str:
         p = self.participant(device)
         return f"{p.name} ({p.role})" if p else f"unknown device {short_fingerprint(device)}"

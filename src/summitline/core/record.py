@@ -69,7 +69,52 @@ def to_event(entry: Entry) -> c.Event | None:
             return c.Offer(d["from"], d["to"], d["generation"])
         case "signal.answer":
             return c.Answer(d["from"], d["to"], d["generation"])
+        case "booth.live":
+            return c.GoLive(d["device"])
+        case "booth.handover":
+            return c.Handover(d["from"], d["to"])
+        case "booth.quiet":
+            return c.GoQuiet(d["device"])
+        case "interpreter.source":
+            return c.SetSource(d["device"], d["source"])
     return None
+
+
+def describe(event: c.Event) -> tuple[str, dict[str, Any]]:
+    """The record kind and the least data that ``to_event`` turns back into ``event``."""
+    match event:
+        case c.Start():
+            return "call.started", {}
+        case c.CloseDoors():
+            return "doors.closed", {}
+        case c.End():
+            return "call.ended", {}
+        case c.Join(device) | c.Leave(device) as e:
+            return ("endpoint.joined" if isinstance(e, c.Join) else "endpoint.left",
+                    {"device": device})
+        case c.Reset():
+            return "server.restarted", {}
+        case c.Offer(sender, receiver, generation) | c.Answer(sender, receiver,
+                                                               generation) as e:
+            kind = "signal.offer" if isinstance(e, c.Offer) else "signal.answer"
+            return kind, {"from": sender, "to": receiver, "generation": generation}
+        case c.GoLive(device):
+            return "booth.live", {"device": device}
+        case c.Handover(sender, receiver):
+            return "booth.handover", {"from": sender, "to": receiver}
+        case c.GoQuiet(device):
+            return "booth.quiet", {"device": device}
+        case c.SetSource(device, source):
+            return "interpreter.source", {"device": device, "source": source}
+    raise TypeError(f"not a call event: {event!r}")
+
+
+def advance(state: c.Call, head: Entry | None, at_ms: int, kind: str, data: dict[str, Any],
+            event: c.Event | None) -> tuple[c.Call, Entry]:
+    """One step of a call: the next state (or IllegalEvent, changing nothing) and the
+    entry that records it. The caller stores the entry before it keeps the state."""
+    return (state.apply(event) if event is not None else state,
+            Entry.make(head, at_ms, kind, data))
 
 
 def replay(signed: SignedPlan, entries: list[Entry]) -> c.Call:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from summitline.core import call as c
 from summitline.core import policy
 from summitline.core.plan import SignedPlan
-from summitline.core.record import Entry, replay
+from summitline.core.record import Entry, advance, replay
 from summitline.core.roles import Phase
 from summitline.server.closecodes import CALL_ENDED
 from summitline.store import Store
@@ -63,8 +63,8 @@ class CallRoom:
 
     async def _record_locked(self, kind: str, data: dict[str, Any], event: c.Event | None,
                              at_ms: int | None) -> Entry:
-        new_state = self.state.apply(event) if event is not None else self.state
-        entry = Entry.make(self.head, self.clock() if at_ms is None else at_ms, kind, data)
+        new_state, entry = advance(self.state, self.head,
+                                   self.clock() if at_ms is None else at_ms, kind, data, event)
         await self.store.append(self.call_id, entry)
         self.state, self.head = new_state, entry
         return entry
