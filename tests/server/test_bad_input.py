@@ -273,3 +273,25 @@ async def test_control_requests_cannot_be_replayed_or_forged(
 
 
 N_P256 = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+async def test_booth_requests_that_the_plan_does_not_allow(http: httpx.AsyncClient,
+                                                           ws_url: str) -> None:
+    k1 = PrivateKey.generate()
+    call = await provision(http, extra=[(1, k1, Role.INTERPRETER, "RU interpreter")])
+    a, _ = await wire.join(ws_url, call.call, call.a.principal)
+    i1, welcome = await wire.join(ws_url, call.call, k1)
+    assert welcome["booth"] == {"type": "booth", "live": {}, "sources": {}}
+    await wire.send(i1, {"type": "booth", "action": "live"})  # before the start
+    assert (await wire.next_of(i1, "error"))["code"] == "phase"
+    await call.a.operator.control(call.call, "start")
+    await wire.send(a, {"type": "booth", "action": "live"})  # a principal has no booth
+    assert (await wire.next_of(a, "error"))["code"] == "not-interpreter"
+    await wire.send(i1, {"type": "booth", "action": "handover"})  # to whom?
+    assert (await wire.next_of(i1, "error"))["code"] == "invalid"
+    await wire.send(i1, {"type": "source", "source": "ru"})  # its own channel
+    assert (await wire.next_of(i1, "error"))["code"] == "bad-source"
+    await wire.send(i1, {"type": "booth", "action": "live"})
+    assert (await wire.next_of(a, "booth"))["live"] == {"ru": k1.fingerprint}
+    assert await refusals(http, call.call, "signal.refused") == [
+        "phase", "not-interpreter", "invalid", "bad-source"]

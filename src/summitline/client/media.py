@@ -81,6 +81,78 @@ class ToneAudioTrack(MediaStreamTrack):
         return frame
 
 
+def silence(samples: int, pts: int) -> av.AudioFrame:
+    frame = av.AudioFrame.from_ndarray(np.zeros((1, samples), dtype=np.int16), format="s16",
+                                       layout="mono")
+    frame.sample_rate = AUDIO_RATE
+    frame.pts = pts
+    frame.time_base = fractions.Fraction(1, AUDIO_RATE)
+    return frame
+
+
+def loudness(frame: av.AudioFrame) -> float:
+    """RMS of a frame, 0..1 of full scale."""
+    pcm = frame.to_ndarray().astype(np.float32)
+    return float(np.sqrt(np.mean(pcm * pcm)) / 32768) if pcm.size else 0.0
+
+
+class GatedAudioTrack(MediaStreamTrack):
+    """An interpreter's voice: what ``inner`` says while ``open``, silence otherwise.
+    It keeps the timing of ``inner``, so the listeners' decoders never starve."""
+
+    kind = "audio"
+
+    def __init__(self, inner: MediaStreamTrack) -> None:
+        super().__init__()
+        self.inner = inner
+        self.open = False
+
+    async def recv(self) -> av.AudioFrame:
+        frame = await self.inner.recv()
+        assert isinstance(frame, av.AudioFrame)
+        return frame if self.open else silence(frame.samples, frame.pts or 0)
+
+
+class ParrotAudioTrack(MediaStreamTrack):
+    """Says what it is fed (frames heard from its source), paced at 20 ms; silence when
+    nothing is waiting. The interpreter bot of tests and benchmarks: a perfect
+    interpreter with no delay of its own, so that what it adds is the path's."""
+
+    kind = "audio"
+    BACKLOG = 10  # frames; older ones are dropped so the parrot never drifts behind
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._queue: asyncio.Queue[av.AudioFrame] = asyncio.Queue(self.BACKLOG)
+        self._samples = 0
+        self._start: float | None = None
+        self._per_frame = int(AUDIO_RATE * AUDIO_PTIME)
+
+    def feed(self, frame: av.AudioFrame) -> None:
+        if self._queue.full():
+            self._queue.get_nowait()
+        self._queue.put_nowait(frame)
+
+    async def recv(self) -> av.AudioFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        due = self._start + self._samples / AUDIO_RATE
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        pts = self._samples
+        self._samples += self._per_frame
+        try:
+            heard = self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return silence(self._per_frame, pts)
+        pcm = heard.to_ndarray()
+        mono = pcm.reshape(-1, len(heard.layout.channels))[:, 0] if pcm.ndim == 2 else pcm
+        frame = av.AudioFrame.from_ndarray(mono[: self._per_frame].astype(np.int16)
+                                           .reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate, frame.pts = AUDIO_RATE, pts
+        frame.time_base = fractions.Fraction(1, AUDIO_RATE)
+        return frame
+
+
 class MediaSource:
     """What this endpoint sends: one audio and one video track, shared by all peers."""
 
@@ -101,6 +173,23 @@ class MediaSource:
             raise FileNotFoundError(f"no media file {path}")
         player = MediaPlayer(str(path), loop=True)
         return cls(player.audio, player.video, player)
+
+    @classmethod
+    def interpreter(cls, parrot: bool = False, hz: float = TONE_HZ) -> MediaSource:
+        """An interpreter's voice (a tone, or a parrot of its source), gated: silent
+        unless it is live in its booth. No video: interpreters are never seen."""
+        voice: MediaStreamTrack = ParrotAudioTrack() if parrot else ToneAudioTrack(hz)
+        return cls(GatedAudioTrack(voice), None)
+
+    @property
+    def gate(self) -> GatedAudioTrack | None:
+        audio = self._tracks[MediaKind.AUDIO]
+        return audio if isinstance(audio, GatedAudioTrack) else None
+
+    @property
+    def parrot(self) -> ParrotAudioTrack | None:
+        gate = self.gate
+        return gate.inner if gate and isinstance(gate.inner, ParrotAudioTrack) else None
 
     def track(self, kind: MediaKind) -> MediaStreamTrack | None:
         source = self._tracks[kind]

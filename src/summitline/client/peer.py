@@ -13,23 +13,27 @@ import logging
 import time
 from collections.abc import Callable
 
+import av
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
 from summitline.client.ice import IceSettings
-from summitline.client.media import MediaSource
+from summitline.client.media import MediaSource, loudness
 from summitline.core.roles import MediaKind
 
 log = logging.getLogger(__name__)
 
 _LIVE = {"new", "connecting", "connected"}
+SILENCE = 0.01  # RMS below this (of full scale) counts as silence
 
 
 class PeerLink:
     def __init__(self, remote: str, generation: int, ice: IceSettings, *,
                  send: frozenset[MediaKind], receive: frozenset[MediaKind],
                  source: MediaSource, alarm: Callable[[str], None],
-                 on_frame: Callable[[], None] = lambda: None) -> None:
+                 on_frame: Callable[[], None] = lambda: None,
+                 on_audio: Callable[[str, av.AudioFrame], None] = lambda remote, f: None,
+                 ) -> None:
         self.remote = remote
         self.generation = generation
         self.send = send
@@ -38,8 +42,10 @@ class PeerLink:
         self._source = source
         self._alarm = alarm
         self._on_frame = on_frame
+        self._on_audio = on_audio
         self.frames: dict[MediaKind, int] = {MediaKind.AUDIO: 0, MediaKind.VIDEO: 0}
         self.tracks: list[str] = []  # the kind of every track the peer sent us
+        self.loud = 0  # audio frames received above the silence threshold
         self.first_frame: dict[MediaKind, float] = {}
         self.first_video = asyncio.Event()
         self.settled = asyncio.Event()  # connected, failed or closed
@@ -84,8 +90,12 @@ class PeerLink:
     async def _consume(self, kind: MediaKind, track: MediaStreamTrack) -> None:
         with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
             while True:
-                await track.recv()
+                frame = await track.recv()
                 self.frames[kind] += 1
+                if isinstance(frame, av.AudioFrame):
+                    if loudness(frame) > SILENCE:
+                        self.loud += 1
+                    self._on_audio(self.remote, frame)
                 self._on_frame()
                 if kind not in self.first_frame:
                     self.first_frame[kind] = time.monotonic()

@@ -33,7 +33,7 @@ from summitline.client.peer import PeerLink
 from summitline.core import messages as m
 from summitline.core import policy
 from summitline.core.plan import PlanError, SignedPlan
-from summitline.core.roles import MediaKind, Phase
+from summitline.core.roles import MediaKind, Phase, Role
 from summitline.core.sas import sas
 from summitline.crypto import sdp as signed_sdp
 from summitline.crypto import statements
@@ -102,6 +102,7 @@ class CallSession:
         self._leaving = False
         self._fatal: dict[str, Any] | None = None
         self._retired = dict.fromkeys(MediaKind, 0)
+        self.booth: dict[str, Any] = {"live": {}, "sources": {}}  # as the server announces
         self._changed = asyncio.Event()  # set on every decoded frame and state change
         self._watchdogs: set[asyncio.Task[None]] = set()
 
@@ -226,6 +227,7 @@ class CallSession:
             self._reject_plan("the server now serves a different plan for this call")
         self.signed = signed
         self._ice = self.ice.with_servers(msg.get("ice_servers", []))
+        await self._on_booth(msg.get("booth") or {"live": {}, "sources": {}})
         self.present = {p["device"]: True for p in msg["peers"]}
         for p in msg["peers"]:
             self.generations[p["device"]] = max(self.generations.get(p["device"], 0),
@@ -265,6 +267,51 @@ class CallSession:
     async def _on_pong(self, msg: dict[str, Any]) -> None:
         return
 
+    # -- interpretation ------------------------------------------------------------------
+    @property
+    def channel(self) -> str | None:
+        """The channel this device interprets into, if it is an interpreter."""
+        me = self.signed.plan.participant(self.device) if self.signed else None
+        return me.language if me and me.role is Role.INTERPRETER else None
+
+    @property
+    def live(self) -> bool:
+        return self.channel is not None and self.booth["live"].get(self.channel) == self.device
+
+    async def _on_booth(self, msg: dict[str, Any]) -> None:
+        self.booth = {"live": dict(msg["live"]), "sources": dict(msg["sources"])}
+        gate = self.source.gate
+        if gate is not None:
+            gate.open = self.live  # the voice is heard only while live in the booth
+
+    async def go_live(self) -> None:
+        await self._send({"type": "booth", "action": "live"})
+
+    async def handover(self, partner: str) -> None:
+        await self._send({"type": "booth", "action": "handover", "to": partner})
+
+    async def go_quiet(self) -> None:
+        await self._send({"type": "booth", "action": "quiet"})
+
+    async def set_source(self, source: str) -> None:
+        """The floor ("floor") or another channel (relay)."""
+        await self._send({"type": "source", "source": source})
+
+    def _hear(self, remote: str, frame: Any) -> None:
+        """Audio from ``remote``: the parrot voice repeats it if it is this interpreter's
+        source (the other side's principal on the floor, or the live interpreter of the
+        channel it relays)."""
+        parrot, channel = self.source.parrot, self.channel
+        if parrot is None or channel is None or self.signed is None:
+            return
+        source = self.booth["sources"].get(self.device, "floor")
+        if source == "floor":
+            p = self.signed.plan.participant(remote)
+            if p is not None and p.role is Role.PRINCIPAL and p.language != channel:
+                parrot.feed(frame)
+        elif self.booth["live"].get(source) == remote:
+            parrot.feed(frame)
+
     # -- negotiation ---------------------------------------------------------------------
     def _kinds(self, remote: str) -> tuple[frozenset[MediaKind], frozenset[MediaKind]]:
         assert self.signed is not None
@@ -275,7 +322,8 @@ class CallSession:
     def _new_link(self, remote: str, generation: int) -> PeerLink:
         send, receive = self._kinds(remote)
         return PeerLink(remote, generation, self._ice, send=send, receive=receive,
-                        source=self.source, alarm=self.alarm, on_frame=self._changed.set)
+                        source=self.source, alarm=self.alarm, on_frame=self._changed.set,
+                        on_audio=self._hear)
 
     async def _install(self, link: PeerLink) -> bool:
         """Make ``link`` the current one with its peer; False if it cannot work."""
@@ -397,5 +445,5 @@ class CallSession:
         "challenge": _on_challenge, "welcome": _on_welcome, "phase": _on_phase,
         "peer-joined": _on_peer_joined, "peer-left": _on_peer_left, "error": _on_error,
         "pong": _on_pong, "offer": _on_offer, "answer": _on_answer,
-        "candidate": _on_candidate, "bye": _on_bye,
+        "candidate": _on_candidate, "bye": _on_bye, "booth": _on_booth,
     }

@@ -108,14 +108,31 @@ class End(_Message):
     type: Literal["end"]
 
 
+class BoothAction(_Message):
+    """An interpreter goes live, hands over to its booth partner, or falls quiet."""
+
+    type: Literal["booth"]
+    action: Literal["live", "handover", "quiet"]
+    to: Fingerprint | None = None  # the partner, for a handover
+
+
+class Source(_Message):
+    """An interpreter takes the floor or another channel (relay) as its source."""
+
+    type: Literal["source"]
+    source: Annotated[str, Field(min_length=1, max_length=16)]
+
+
 class Ping(_Message):
     type: Literal["ping"]
     id: Annotated[int, Field(ge=0)] = 0
 
 
-AnyClientMessage = Hello | Offer | Answer | Candidate | Bye | Stats | End | Ping
+AnyClientMessage = (Hello | Offer | Answer | Candidate | Bye | Stats | End | BoothAction
+                    | Source | Ping)
 ClientMessage = Annotated[AnyClientMessage, Field(discriminator="type")]
-CLIENT_TYPES = ("hello", "offer", "answer", "candidate", "bye", "stats", "end", "ping")
+CLIENT_TYPES = ("hello", "offer", "answer", "candidate", "bye", "stats", "end", "booth",
+                "source", "ping")
 _client: TypeAdapter[AnyClientMessage] = TypeAdapter(ClientMessage)
 
 
@@ -159,6 +176,15 @@ class Welcome(_Message):
     press_deadline_ms: int | None
     # STUN/TURN servers of this deployment, with credentials minted for this device
     ice_servers: list[dict[str, Any]] = []
+    booth: dict[str, Any] = {}  # as in BoothState
+
+
+class BoothState(_Message):
+    """Who is live in each booth, and each interpreter's source (absent: the floor)."""
+
+    type: Literal["booth"] = "booth"
+    live: dict[str, Fingerprint]  # channel -> its live interpreter
+    sources: dict[str, str]  # interpreter -> "floor" or a channel
 
 
 class PeerJoined(_Message):
@@ -199,7 +225,7 @@ def relayed(msg: Offer | Answer | Candidate | Bye, sender: str) -> dict[str, Any
 
 
 ServerMessage = Annotated[Challenge | Welcome | PeerJoined | PeerLeft | PhaseChanged
-                          | ErrorMessage | Pong, Field(discriminator="type")]
+                          | BoothState | ErrorMessage | Pong, Field(discriminator="type")]
 
 
 def _relayed_schema(model: type[BaseModel]) -> dict[str, Any]:

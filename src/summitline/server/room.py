@@ -116,6 +116,10 @@ class CallRoom:
         return [d for d in policy.peers_of(plan, Phase.CLOSED, device)
                 if d in self.state.admitted]
 
+    def booth_state(self) -> dict[str, Any]:
+        return {"type": "booth", "live": dict(self.state.live),
+                "sources": dict(self.state.sources)}
+
     def broadcast(self, message: dict[str, Any]) -> None:
         for endpoint in list(self.endpoints.values()):
             endpoint.send(message)

@@ -23,6 +23,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from summitline.core import call as c
 from summitline.core import messages as m
 from summitline.core import policy
+from summitline.core.record import describe
 from summitline.crypto import statements
 from summitline.crypto.keys import SignatureError
 from summitline.server import closecodes as cc
@@ -221,7 +222,8 @@ class Connection:
         self.send(m.Welcome(you=device, signed_plan=room.signed.to_json(),
                             phase=str(room.state.phase), peers=peers,
                             press_deadline_ms=room.state.press_deadline_ms,
-                            ice_servers=self.hub.ice_servers(device)).model_dump())
+                            ice_servers=self.hub.ice_servers(device),
+                            booth=room.booth_state()).model_dump())
         room.tell_peers(device, m.PeerJoined(device=device).model_dump())
         log.info("%s joined %s", room.signed.plan.label(device), room.call_id)
 
@@ -313,6 +315,35 @@ class Connection:
         except c.IllegalEvent as exc:
             await self._refused(exc.code, str(exc), "end")
 
+    async def _booth(self, msg: m.BoothAction) -> None:
+        assert self.room is not None
+        if msg.action == "handover" and msg.to is None:
+            await self._refused("invalid", "a handover names the partner ('to')", "booth")
+            return
+        event: c.Event
+        if msg.action == "live":
+            event = c.GoLive(self.device)
+        elif msg.action == "quiet":
+            event = c.GoQuiet(self.device)
+        else:
+            event = c.Handover(self.device, msg.to or "")
+        await self._interpretation(event, "booth")
+
+    async def _source(self, msg: m.Source) -> None:
+        await self._interpretation(c.SetSource(self.device, msg.source), "source")
+
+    async def _interpretation(self, event: c.Event, ref: str) -> None:
+        """Apply, record and announce a change of the booths."""
+        assert self.room is not None
+        kind, data = describe(event)
+        p = self.room.signed.plan.participant(self.device)
+        try:
+            await self.room.record(kind, {**data, "channel": p.language if p else ""}, event)
+        except c.IllegalEvent as exc:
+            await self._refused(exc.code, str(exc), ref)
+            return
+        self.room.broadcast(self.room.booth_state())
+
     async def _ping(self, msg: m.Ping) -> None:
         self.send(m.Pong(id=msg.id).model_dump())
 
@@ -321,5 +352,6 @@ class Connection:
 
     _HANDLERS: dict[str, Callable[[Connection, Any], Awaitable[None]]] = {
         "hello": _hello, "offer": _signal, "answer": _signal, "candidate": _candidate,
-        "bye": _bye, "stats": _stats, "end": _end, "ping": _ping,
+        "bye": _bye, "stats": _stats, "end": _end, "booth": _booth, "source": _source,
+        "ping": _ping,
     }

@@ -1,0 +1,69 @@
+"""Interpretation with Python endpoints: two principals and two booth partners into
+Russian, on real peer connections. The interpreters parrot the English floor, so what
+the Russian principal hears on the channel is real audio; nothing is heard from a
+booth until an interpreter goes live, and after a handover only the partner is heard."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from summitline.client.bilateral import provision
+from summitline.client.ice import loopback
+from summitline.client.media import MediaSource
+from summitline.client.session import CallSession
+from summitline.core.roles import MediaKind, Role
+from summitline.crypto.keys import PrivateKey
+from tests.client.test_session import WAIT_S
+
+
+async def until(session: CallSession, condition: object) -> None:
+    await asyncio.wait_for(session.wait_for(condition), WAIT_S)  # type: ignore[arg-type]
+
+
+async def test_booth_partners_interpret_and_hand_over(ws_url: str,
+                                                      http: httpx.AsyncClient) -> None:
+    k1, k2 = PrivateKey.generate(), PrivateKey.generate()
+    call = await provision(http, extra=[(1, k1, Role.INTERPRETER, "RU interpreter 1"),
+                                        (1, k2, Role.INTERPRETER, "RU interpreter 2")])
+    await call.a.operator.control(call.call, "start")
+    a = CallSession(ws_url, call.call, call.a.identity(), ice=loopback())
+    b = CallSession(ws_url, call.call, call.b.identity(), ice=loopback())
+    i1, i2 = (CallSession(ws_url, call.call, call.b.identity(k), ice=loopback(),
+                          source=MediaSource.interpreter(parrot=True)) for k in (k1, k2))
+    everyone = [a, b, i1, i2]
+    tasks = [asyncio.create_task(s.run()) for s in everyone]
+    # everyone is connected to everyone the plan allows: 3 peers each
+    for s in everyone:
+        await until(s, lambda s=s: len(s.links) == 3 and all(
+            link.frames[MediaKind.AUDIO] > 25 for link in s.links.values()))
+    booth1, booth2 = b.link(k1.fingerprint), b.link(k2.fingerprint)
+    assert booth1 and booth2
+    assert booth1.loud == booth2.loud == 0  # nobody is live: the booth is silent
+    assert b.link(call.a.principal.fingerprint).loud > 0  # the floor is heard
+
+    await i1.go_live()
+    await until(b, lambda: booth1.loud > 25)  # interpreter 1 parrots the English floor
+    assert booth2.loud == 0 and i1.live and not i2.live
+
+    await i1.handover(k2.fingerprint)
+    await until(b, lambda: booth2.loud > 25)
+    quiet_from = booth1.loud
+    await until(b, lambda: booth2.loud > 75)  # a second later, interpreter 1 is still silent
+    assert booth1.loud - quiet_from <= 3  # at most what was in flight at the handover
+    assert i2.live and not i1.live and b.booth["live"] == {"ru": k2.fingerprint}
+    # the interpreters are never seen, and see nothing
+    for s in (i1, i2):
+        assert all(link.frames[MediaKind.VIDEO] == 0 for link in s.links.values())
+    assert booth1.tracks == ["audio"] and booth2.tracks == ["audio"]
+
+    await call.a.operator.control(call.call, "end")
+    await asyncio.gather(*tasks)
+    for s in everyone:
+        await s.leave()
+    record = (await http.get(f"/api/calls/{call.call}/record")).json()["entries"]
+    booth = [(e["kind"], e["data"]) for e in record if e["kind"].startswith("booth.")]
+    assert booth == [("booth.live", {"device": k1.fingerprint, "channel": "ru"}),
+                     ("booth.handover", {"from": k1.fingerprint, "to": k2.fingerprint,
+                                         "channel": "ru"})]
