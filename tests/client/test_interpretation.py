@@ -12,7 +12,7 @@ import httpx
 from summitline.client.bilateral import provision
 from summitline.client.ice import loopback
 from summitline.client.media import MediaSource
-from summitline.client.session import CallSession
+from summitline.client.session import HANDOVER_TAIL_S, CallSession
 from summitline.core.roles import MediaKind, Role
 from summitline.crypto.keys import PrivateKey
 from tests.client.test_session import WAIT_S
@@ -43,16 +43,24 @@ async def test_booth_partners_interpret_and_hand_over(ws_url: str,
     assert booth1.loud == booth2.loud == 0  # nobody is live: the booth is silent
     assert b.link(call.a.principal.fingerprint).loud > 0  # the floor is heard
 
+    mix = b.listen("ru")  # the Russian principal listens to the Russian channel
+    assert mix is not None
     await i1.go_live()
     await until(b, lambda: booth1.loud > 25)  # interpreter 1 parrots the English floor
-    assert booth2.loud == 0 and i1.live and not i2.live
+    assert booth2.loud == 0 and i1.live and not i2.live and mix.playing == k1.fingerprint
 
     await i1.handover(k2.fingerprint)
-    await until(b, lambda: booth2.loud > 25)
-    quiet_from = booth1.loud
-    await until(b, lambda: booth2.loud > 75)  # a second later, interpreter 1 is still silent
-    assert booth1.loud - quiet_from <= 3  # at most what was in flight at the handover
+    await until(b, lambda: booth2.loud > 25 and mix.playing == k2.fingerprint)
     assert i2.live and not i1.live and b.booth["live"] == {"ru": k2.fingerprint}
+    # the listener switched once, to the partner, and never played the two together
+    who = [w for _, w, _ in mix.played]
+    switch = who.index(k2.fingerprint)
+    assert set(who[:switch]) == {k1.fingerprint} and set(who[switch:]) == {k2.fingerprint}
+    # interpreter 1 speaks on for its tail (no gap for listeners), then falls silent
+    await until(b, lambda: booth2.loud > 25 + 50 * HANDOVER_TAIL_S + 25)
+    quiet_from, partner_from = booth1.loud, booth2.loud
+    await until(b, lambda: booth2.loud > partner_from + 50)  # another second of the partner
+    assert booth1.loud - quiet_from <= 3  # at most what was in flight
     # the interpreters are never seen, and see nothing
     for s in (i1, i2):
         assert all(link.frames[MediaKind.VIDEO] == 0 for link in s.links.values())

@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import ssl as ssl_module
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from aiortc import RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
 from summitline.client.ice import IceSettings
+from summitline.client.listening import ChannelMix
 from summitline.client.media import MediaSource
 from summitline.client.peer import PeerLink
 from summitline.core import messages as m
@@ -45,6 +47,10 @@ log = logging.getLogger(__name__)
 RECONNECT_MIN_S = 0.2
 RECONNECT_MAX_S = 5.0
 OPEN_TIMEOUT_S = 10.0
+# An interpreter that hands over speaks on this long, so that listeners hear no gap
+# while the partner's voice travels to them (see client/listening.py): up to a second
+# on a loaded 2-core machine (bench/interpretation.py). A person finishes a sentence.
+HANDOVER_TAIL_S = 1.5
 # A peer connection that has not connected by then never will on its own: aiortc waits
 # forever when it has no candidate pair (an expired TURN credential, say) and takes about
 # a minute to fail otherwise. Loopback connects in well under a second.
@@ -103,6 +109,10 @@ class CallSession:
         self._fatal: dict[str, Any] | None = None
         self._retired = dict.fromkeys(MediaKind, 0)
         self.booth: dict[str, Any] = {"live": {}, "sources": {}}  # as the server announces
+        # Called with (remote device, audio frame, arrival time) for every frame heard:
+        # where a listener's own mixing or a measurement plugs in.
+        self.audio_listeners: list[Callable[[str, Any, float], None]] = []
+        self.mixes: dict[str, ChannelMix] = {}  # the channel this principal listens to
         self._changed = asyncio.Event()  # set on every decoded frame and state change
         self._watchdogs: set[asyncio.Task[None]] = set()
 
@@ -279,10 +289,30 @@ class CallSession:
         return self.channel is not None and self.booth["live"].get(self.channel) == self.device
 
     async def _on_booth(self, msg: dict[str, Any]) -> None:
+        was_live = self.live
         self.booth = {"live": dict(msg["live"]), "sources": dict(msg["sources"])}
+        now = time.monotonic()
+        for mix in self.mixes.values():
+            mix.booth(self.booth["live"], now)
         gate = self.source.gate
-        if gate is not None:
-            gate.open = self.live  # the voice is heard only while live in the booth
+        if gate is None:
+            return
+        if self.live:
+            gate.open = True  # the voice is heard only while live in the booth
+        elif was_live:  # handed over: speak on until the partner's voice has arrived
+            asyncio.get_running_loop().call_later(HANDOVER_TAIL_S, self._close_gate)
+
+    def _close_gate(self) -> None:
+        gate = self.source.gate
+        if gate is not None and not self.live:
+            gate.open = False
+
+    def listen(self, channel: str | None) -> ChannelMix | None:
+        """A principal chooses a channel (None: the original floor only)."""
+        self.mixes = {} if channel is None else {channel: ChannelMix(channel)}
+        for mix in self.mixes.values():
+            mix.booth(self.booth["live"], time.monotonic())
+        return self.mixes.get(channel) if channel else None
 
     async def go_live(self) -> None:
         await self._send({"type": "booth", "action": "live"})
@@ -301,6 +331,11 @@ class CallSession:
         """Audio from ``remote``: the parrot voice repeats it if it is this interpreter's
         source (the other side's principal on the floor, or the live interpreter of the
         channel it relays)."""
+        now = time.monotonic()
+        for listener in self.audio_listeners:
+            listener(remote, frame, now)
+        for mix in self.mixes.values():
+            mix.hear(remote, frame, now)
         parrot, channel = self.source.parrot, self.channel
         if parrot is None or channel is None or self.signed is None:
             return

@@ -1,0 +1,267 @@
+"""Interpretation: the latency the interpreter's hop adds, and the silence at a handover.
+
+Four Python endpoints in one process, on loopback: the US principal (English), the
+Russian principal (the listener), and two Russian booth partners whose voices are
+parrots (they repeat the floor at once, so what is measured is the path, not a
+person). One process means one clock: the US principal's track notes when each burst
+of noise leaves it.
+
+- value: median latency from a burst leaving the US principal to its onset in the
+  Russian principal's channel audio (principal -> interpreter -> principal).
+- baseline: the same for the direct floor audio (principal -> principal), same run.
+- added_ms: value - baseline (aim < 100 ms on loopback).
+- handover_silence_ms: the longest silence in what the Russian principal hears of the
+  channel (client/listening.py picks one voice at a time) around a handover, while the
+  US principal speaks without pause (a tone); the largest over the handovers
+  (aim < 50 ms). The listener never plays both voices at once. steady_silence_ms is
+  the same figure over as long a stretch of steady interpretation just before each
+  handover: the dropped frames the path has anyway, for comparison.
+
+Runs inside a fresh network namespace with only loopback.
+Usage: python bench/interpretation.py [--bursts N] [--handovers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fractions
+import json
+import logging
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+import numpy as np
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import AUDIO_PTIME
+
+from summitline import netns
+from summitline.client.bilateral import Bilateral, provision
+from summitline.client.ice import loopback
+from summitline.client.media import AUDIO_RATE, MediaSource, PatternVideoTrack
+from summitline.client.session import CallSession
+from summitline.core.roles import MediaKind, Role
+from summitline.crypto.keys import PrivateKey
+from summitline.server.app import Settings
+from summitline.server.run import running
+
+FRAME = int(AUDIO_RATE * AUDIO_PTIME)  # 960 samples, 20 ms
+BURST_MS = 10
+ONSET = 0.05  # |sample| above 5 % of full scale after quiet: a burst begins
+QUIET_MS = 150  # this much below ONSET before an onset counts
+TIMEOUT_S = 30.0
+
+
+class BurstTrack(MediaStreamTrack):
+    """Silence with short bursts of noise at irregular times; notes when each leaves."""
+
+    kind = "audio"
+
+    def __init__(self, seed: int = 7) -> None:
+        super().__init__()
+        self.rng = random.Random(seed)
+        self.sent: list[float] = []  # monotonic time of each burst's first sample
+        self._samples = 0
+        self._start: float | None = None
+        self._next = int(0.5 * AUDIO_RATE)
+
+    async def recv(self) -> av.AudioFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        due = self._start + self._samples / AUDIO_RATE
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        pcm = np.zeros(FRAME, dtype=np.int16)
+        offset = self._next - self._samples
+        if 0 <= offset < FRAME:
+            n = min(FRAME - offset, AUDIO_RATE * BURST_MS // 1000)
+            pcm[offset: offset + n] = (np.random.default_rng(len(self.sent))
+                                       .uniform(-0.6, 0.6, n) * 32767).astype(np.int16)
+            self.sent.append(due + offset / AUDIO_RATE)
+            self._next += int(self.rng.uniform(0.35, 0.6) * AUDIO_RATE)
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate, frame.pts = AUDIO_RATE, self._samples
+        frame.time_base = fractions.Fraction(1, AUDIO_RATE)
+        self._samples += FRAME
+        return frame
+
+
+class Onsets:
+    """Burst onsets in one received stream, timed to the sample from frame arrivals
+    (a frame arrives when its last sample is available)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self._quiet = QUIET_MS / 1000
+
+    def feed(self, frame: av.AudioFrame, arrived: float) -> None:
+        pcm = frame.to_ndarray().reshape(-1)
+        if frame.layout.name == "stereo":
+            pcm = pcm[::2]
+        pcm = np.abs(pcm.astype(np.float32)) / 32768
+        n = len(pcm)
+        for i in np.flatnonzero(pcm > ONSET):
+            t = arrived - (n - i) / AUDIO_RATE
+            if not self.times or t - self._last > self._quiet:
+                self.times.append(t)
+            self._last = t
+        if not len(np.flatnonzero(pcm > ONSET)):
+            return
+
+    _last = -1e9
+
+
+def latencies(sent: list[float], heard: list[float]) -> list[float]:
+    """For each burst sent, ms until its onset was heard (first onset within 1 s)."""
+    out = []
+    for s in sent:
+        later = [h - s for h in heard if 0 <= h - s < 1.0]
+        if later:
+            out.append(1000 * min(later))
+    return out
+
+
+async def setup(http: httpx.AsyncClient, ws: str, floor: MediaSource
+                ) -> tuple[Bilateral, list[CallSession], list[asyncio.Task[None]],
+                           PrivateKey, PrivateKey]:
+    k1, k2 = PrivateKey.generate(), PrivateKey.generate()
+    call = await provision(http, extra=[(1, k1, Role.INTERPRETER, "RU interpreter 1"),
+                                        (1, k2, Role.INTERPRETER, "RU interpreter 2")])
+    await call.a.operator.control(call.call, "start")
+    us = CallSession(ws, call.call, call.a.identity(), ice=loopback(), source=floor)
+    ru = CallSession(ws, call.call, call.b.identity(), ice=loopback())
+    booth = [CallSession(ws, call.call, call.b.identity(k), ice=loopback(),
+                         source=MediaSource.interpreter(parrot=True)) for k in (k1, k2)]
+    everyone = [us, ru, *booth]
+    tasks = [asyncio.create_task(s.run()) for s in everyone]
+    for s in everyone:
+        await asyncio.wait_for(s.wait_for(lambda s=s: len(s.links) == 3 and all(
+            link.frames[MediaKind.AUDIO] > 10 for link in s.links.values())), TIMEOUT_S)
+    return call, everyone, tasks, k1, k2
+
+
+async def teardown(call: Bilateral, everyone: list[CallSession],
+                   tasks: list[asyncio.Task[None]]) -> None:
+    await call.a.operator.control(call.call, "end")
+    await asyncio.gather(*tasks)
+    for s in everyone:
+        await s.leave()
+
+
+async def measure_latency(http: httpx.AsyncClient, ws: str, bursts: int) -> dict[str, Any]:
+    burst = BurstTrack()
+    floor = MediaSource(burst, PatternVideoTrack())
+    call, everyone, tasks, k1, _ = await setup(http, ws, floor)
+    us, ru, i1, _ = everyone
+    await i1.go_live()
+    await asyncio.wait_for(i1.wait_for(lambda: i1.live), TIMEOUT_S)
+    direct, interpreted = Onsets(), Onsets()
+    start = len(burst.sent)
+
+    def listen(remote: str, frame: Any, arrived: float) -> None:
+        if remote == us.device:
+            direct.feed(frame, arrived)
+        elif remote == k1.fingerprint:
+            interpreted.feed(frame, arrived)
+
+    ru.audio_listeners.append(listen)
+    await asyncio.wait_for(ru.wait_for(lambda: len(burst.sent) >= start + bursts + 2),
+                           TIMEOUT_S + bursts)
+    ru.audio_listeners.remove(listen)
+    await teardown(call, everyone, tasks)
+    sent = burst.sent[start: start + bursts]
+    d, i = latencies(sent, direct.times), latencies(sent, interpreted.times)
+    print(f"latency: {len(d)}/{len(sent)} bursts heard directly, {len(i)} through the "
+          f"interpreter", file=sys.stderr)
+    if len(d) < bursts // 2 or len(i) < bursts // 2:
+        raise RuntimeError("too few bursts were heard to measure")
+    return {"direct": d, "interpreted": i}
+
+
+def longest_silence_ms(played: list[tuple[float, str, bool]]) -> float:
+    run = longest = 0
+    for _, _, loud in played:
+        run = 0 if loud else run + 1
+        longest = max(longest, run)
+    return longest * 1000 * AUDIO_PTIME
+
+
+async def measure_handover(http: httpx.AsyncClient, ws: str,
+                           handovers: int) -> tuple[list[float], list[float]]:
+    floor = MediaSource.synthetic()  # a continuous tone: any gap is silence
+    call, everyone, tasks, k1, k2 = await setup(http, ws, floor)
+    _, ru, i1, i2 = everyone
+    mix = ru.listen("ru")  # what the Russian principal hears of the channel
+    assert mix is not None
+    await i1.go_live()
+    await asyncio.wait_for(ru.wait_for(lambda: any(loud for _, _, loud in mix.played)),
+                           TIMEOUT_S)
+    live, partner, sessions = k1, k2, {k1.fingerprint: i1, k2.fingerprint: i2}
+    gaps: list[float] = []
+    steady: list[float] = []
+
+    def later(seconds: float) -> Callable[[], bool]:
+        deadline = time.monotonic() + seconds
+        return lambda: time.monotonic() > deadline
+
+    for n in range(handovers):
+        await asyncio.wait_for(ru.wait_for(later(1.0)), TIMEOUT_S)  # steady interpretation
+        mark = len(mix.played)
+        await sessions[live.fingerprint].handover(partner.fingerprint)
+        new = partner.fingerprint
+        await asyncio.wait_for(ru.wait_for(lambda new=new: mix.playing == new), TIMEOUT_S)
+        await asyncio.wait_for(ru.wait_for(later(0.3)), TIMEOUT_S)
+        # silence is what was played without speech: the longest run of silent frames
+        # (20 ms each) from the handover on, whoever they came from; and, as its
+        # reference, the same over as many frames of steady interpretation just before
+        after_frames = mix.played[mark:]
+        gaps.append(longest_silence_ms(after_frames))
+        steady.append(longest_silence_ms(mix.played[max(0, mark - len(after_frames)):mark]))
+        print(f"handover {n + 1}: {gaps[-1]:.0f} ms of silence "
+              f"(steady before it: {steady[-1]:.0f} ms)", file=sys.stderr)
+        live, partner = partner, live
+    await teardown(call, everyone, tasks)
+    return gaps, steady
+
+
+async def measure(bursts: int, handovers: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        async with running(Settings(data_dir=Path(tmp))) as base, \
+                httpx.AsyncClient(base_url=base) as http:
+            ws = base.replace("http", "ws", 1) + "/ws"
+            lat = await measure_latency(http, ws, bursts)
+            gaps, steady = await measure_handover(http, ws, handovers)
+    value, baseline = statistics.median(lat["interpreted"]), statistics.median(lat["direct"])
+    added = [i - d for i, d in zip(sorted(lat["interpreted"]), sorted(lat["direct"]),
+                                   strict=False)]
+    return {"bench": "interpretation", "unit": "ms", "value": round(value, 1),
+            "baseline": round(baseline, 1), "ratio": round(value / baseline, 2),
+            "added_ms": round(value - baseline, 1),
+            "added_p90_ms": round(statistics.quantiles(added, n=10)[-1], 1),
+            "handover_silence_ms": round(max(gaps), 1),
+            "handover_silence_median_ms": round(statistics.median(gaps), 1),
+            "steady_silence_ms": round(max(steady), 1),
+            "aim": "added_ms < 100 and handover_silence_ms < 50", "runs": len(lat["direct"]),
+            "handovers": len(gaps), "machine": f"{os.cpu_count()} cores"}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--bursts", type=int, default=30, help="bursts measured (default 30)")
+    p.add_argument("--handovers", type=int, default=10, help="handovers (default 10)")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    netns.isolate()
+    print(json.dumps(asyncio.run(measure(args.bursts, args.handovers))))
+
+
+if __name__ == "__main__":
+    main()
