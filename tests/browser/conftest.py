@@ -22,7 +22,7 @@ ARGS = [
     "--allow-loopback-in-peer-connection", "--no-sandbox", "--disable-gpu",
     "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--disable-features=WebRtcHideLocalIpsWithMdns", "--autoplay-policy=no-user-gesture-required",
 ]
 
 

@@ -17,6 +17,9 @@ const RECONNECT_MIN_MS = 200;
 const RECONNECT_MAX_MS = 5000;
 const GATHER_TIMEOUT_MS = 5000; // non-trickle: offers carry their candidates
 const STATS_EVERY_MS = 2000;
+// An interpreter that hands over speaks on this long, so listeners hear no gap while
+// the partner's voice reaches them (as HANDOVER_TAIL_S in client/session.py).
+export const HANDOVER_TAIL_MS = 1500;
 
 class Link {
   constructor(remote, generation, pc, send, receive) {
@@ -60,6 +63,38 @@ export class CallSession extends EventTarget {
     this.stopped = false;
     this.fatal = null;
     this.statsTimer = null;
+    this.booth = { live: {}, sources: {} };
+  }
+
+  // -- interpretation -----------------------------------------------------------------
+  get me() {
+    return this.signed ? participant(this.signed.plan, this.device) : null;
+  }
+
+  get channel() {
+    return this.me && this.me.role === "interpreter" ? this.me.language : null;
+  }
+
+  get live() {
+    return this.channel !== null && this.booth.live[this.channel] === this.device;
+  }
+
+  goLive() { this.send({ type: "booth", action: "live" }); }
+  handover(partner) { this.send({ type: "booth", action: "handover", to: partner }); }
+  goQuiet() { this.send({ type: "booth", action: "quiet" }); }
+  setSource(source) { this.send({ type: "source", source }); }
+
+  async on_booth(msg) {
+    const wasLive = this.live;
+    this.booth = { live: { ...msg.live }, sources: { ...msg.sources } };
+    if (this.channel !== null) {
+      // an interpreter's microphone is open only while live (and for the tail after a
+      // handover, so that listeners hear no gap)
+      if (this.live) this.setMuted(false);
+      else if (wasLive) setTimeout(() => { if (!this.live) this.setMuted(true); }, HANDOVER_TAIL_MS);
+      else this.setMuted(true);
+    }
+    this.emit("booth", this.booth);
   }
 
   emit(type, detail = {}) {
@@ -167,6 +202,7 @@ export class CallSession extends EventTarget {
     for (const p of msg.peers) {
       this.generations.set(p.device, Math.max(this.generations.get(p.device) || 0, p.generation));
     }
+    await this.on_booth(msg.booth || { live: {}, sources: {} });
     this.setPhase(msg.phase, msg.press_deadline_ms);
     await this.connectPeers();
   }
@@ -216,7 +252,7 @@ export class CallSession extends EventTarget {
         return;
       }
       link.stream.addTrack(ev.track);
-      this.emit("track", { remote, stream: link.stream });
+      this.emit("track", { remote, stream: link.stream, role: participant(this.signed.plan, remote)?.role });
     };
     pc.onconnectionstatechange = async () => {
       if (pc.connectionState === "connected") {
@@ -385,7 +421,7 @@ export class CallSession extends EventTarget {
 export async function linkHealth(link) {
   const report = await link.pc.getStats();
   const h = { state: link.pc.connectionState, rtt_ms: null, loss: null, bitrate_kbps: null,
-              width: null, height: null, path: null, framesDecoded: 0,
+              width: null, height: null, path: null, framesDecoded: 0, audioLevel: 0,
               audioPacketsReceived: 0, bytesReceived: 0 };
   let lost = 0, received = 0;
   const byId = new Map();
@@ -406,6 +442,7 @@ export async function linkHealth(link) {
         if (s.frameWidth) { h.width = s.frameWidth; h.height = s.frameHeight; }
       } else if (s.kind === "audio") {
         h.audioPacketsReceived += s.packetsReceived || 0;
+        h.audioLevel = s.audioLevel || 0;
       }
     }
   });

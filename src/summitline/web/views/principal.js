@@ -8,7 +8,27 @@ import { go, h, mount } from "../dom.js";
 import { browserLanguage, strings } from "../i18n.js";
 import { chooseIdentity, listIdentities, saveIdentity } from "../keystore.js";
 import { participant } from "../plan.js";
+import { Listening } from "../listening.js";
 import { CallSession } from "../session.js";
+import { interpreterView } from "./interpreter.js";
+
+const LEVELS_EVERY_MS = 200; // how often audio levels are read, to follow a handover
+
+// Every remote stream also plays, muted, in an element: Chromium feeds Web Audio from a
+// remote WebRTC stream only while some media element holds it.
+export function holdStream(root, stream) {
+  const el = h("audio", { autoplay: true, muted: true, srcObject: stream, hidden: true });
+  root.append(el);
+}
+
+export function followLevels(session, listening) {
+  return setInterval(async () => {
+    if (session.stopped) return;
+    const levels = {};
+    for (const hh of await session.health()) levels[hh.peer] = hh.audioLevel || 0;
+    listening.levels(levels);
+  }, LEVELS_EVERY_MS);
+}
 
 export async function principalView(root, fingerprint) {
   const identity = await chooseIdentity("device", fingerprint);
@@ -31,7 +51,8 @@ export async function principalView(root, fingerprint) {
     open.length === 0 ? h("p", {}, t("no_calls")) : h("ul", { class: "calls" },
       open.map((c) => h("li", {}, h("span", { class: "call-title" }, c.title),
         h("button", { class: "primary big", "data-call": c.call,
-                      onclick: () => inCall(root, identity, c.call) }, t("join")))))));
+                      onclick: () => (identity.role === "interpreter" ? interpreterView
+                        : inCall)(root, identity, c.call) }, t("join")))))));
 }
 
 async function inCall(root, identity, call) {
@@ -51,7 +72,15 @@ async function inCall(root, identity, call) {
   window.summitlineSession = session; // for tests and for a look from the console
 
   const remoteVideo = h("video", { class: "remote", autoplay: true, playsInline: true,
-                                   id: "remote-video" });
+                                   muted: true, id: "remote-video" });  // sound: Web Audio
+  const listening = new Listening(new AudioContext());
+  window.summitlineListening = listening;
+  const channelSelect = h("select", { id: "channel", "aria-label": "listen" });
+  const duck = h("input", { type: "range", id: "duck", min: 0, max: 100, value: 30,
+                            "aria-label": "original" });
+  const listenText = h("span"), duckText = h("span");
+  const listen = h("div", { class: "listen" }, h("label", {}, listenText, channelSelect),
+                   h("label", {}, duckText, duck));
   const selfVideo = h("video", { class: "self", autoplay: true, playsInline: true, muted: true,
                                  id: "self-video", srcObject: stream });
   const phase = h("div", { class: "phase", id: "phase", role: "status" });
@@ -65,6 +94,7 @@ async function inCall(root, identity, call) {
   const keys = h("div", { class: "keys muted" });
   const alarm = h("div", { class: "alarm", id: "alarm", role: "alert", hidden: true });
   const stage = h("div", { class: "stage" }, remoteVideo, waiting, selfVideo, phase, alarm,
+                  listen,
                   h("aside", { class: "sas", "aria-live": "polite" }, sasTitle, code, sasHelp),
                   h("nav", { class: "controls" }, mute, camera, end), keys);
   mount(root, stage);
@@ -79,6 +109,8 @@ async function inCall(root, identity, call) {
     sasTitle.textContent = t("verify_title");
     sasHelp.textContent = code.textContent ? t("verify_help") : t("verify_pending");
     keys.textContent = t("keys");
+    listenText.textContent = t("listen");
+    duckText.textContent = t("original_level");
     phase.textContent = t(`phase_${session.phase}`) + (session.phase === "open" && session.deadline
       ? ` · ${t("press_until", { time: new Date(session.deadline).toLocaleTimeString() })}` : "");
     phase.dataset.phase = session.phase;
@@ -108,9 +140,14 @@ async function inCall(root, identity, call) {
   };
   document.addEventListener("keydown", onKey);
 
+  channelSelect.onchange = () => listening.choose(channelSelect.value || null, session.booth);
+  duck.oninput = () => listening.setDuck(Number(duck.value) / 100);
+  session.addEventListener("booth", () => listening.booth(session.booth));
+  const levelsTimer = followLevels(session, listening);
   session.addEventListener("plan", async (ev) => {
-    const me = participant(ev.detail.plan, identity.fingerprint);
-    const other = ev.detail.plan.participants.find(
+    const plan = ev.detail.plan;
+    const me = participant(plan, identity.fingerprint);
+    const other = plan.participants.find(
       (p) => p.role === "principal" && p.delegation !== me.delegation);
     otherName = other ? other.name : "";
     t = await strings(me.language);
@@ -119,16 +156,30 @@ async function inCall(root, identity, call) {
       identity.language = me.language;
       await saveIdentity("device", identity);
     }
+    const channels = [...new Set(plan.participants.filter((p) => p.role === "interpreter")
+      .map((p) => p.language))].sort();
+    channelSelect.replaceChildren(h("option", { value: "" }, t("original")),
+      ...channels.map((c) => h("option", { value: c }, t("channel", {
+        language: t(`lang_${c}`) === `lang_${c}` ? c : t(`lang_${c}`) }))));
+    listen.hidden = channels.length === 0;
+    if (channels.includes(me.language)) channelSelect.value = me.language; // one's own
+    listening.choose(channelSelect.value || null, session.booth);
     render();
   });
   session.addEventListener("phase", render);
   session.addEventListener("track", (ev) => {
-    if (remoteVideo.srcObject !== ev.detail.stream) remoteVideo.srcObject = ev.detail.stream;
+    holdStream(stage, ev.detail.stream);
+    listening.attach(ev.detail.remote, ev.detail.stream, ev.detail.role);
+    if (ev.detail.role === "principal" && remoteVideo.srcObject !== ev.detail.stream) {
+      remoteVideo.srcObject = ev.detail.stream;
+    }
     render();
   });
   session.addEventListener("sas", (ev) => { code.textContent = ev.detail.sas; render(); });
   const stop = (title, detail) => {
     document.removeEventListener("keydown", onKey);
+    clearInterval(levelsTimer);
+    listening.ctx.close();
     for (const track of stream.getTracks()) track.stop();
     mount(root, h("main", { class: "narrow stop", role: "alert", id: "stop" },
       h("h1", {}, title), h("p", {}, detail.help),

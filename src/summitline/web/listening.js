@@ -1,0 +1,74 @@
+// What a principal hears: the original floor, or an interpretation channel with the
+// original ducked underneath at a level the principal sets. Web Audio, no DOM.
+//
+// Handover: the booth has one live interpreter, but the partners' voices reach us over
+// different paths; we keep playing the voice we play until the newly live interpreter
+// is heard (its audio level from getStats), then switch, never playing both. As
+// summitline/client/listening.py.
+
+const SILENT = 0.01;
+const SWITCH_TIMEOUT_MS = 1500;
+
+export class Listening {
+  constructor(context) {
+    this.ctx = context;
+    this.nodes = new Map(); // remote -> { gain, role }
+    this.channel = null; // null: the original
+    this.duck = 0.3; // the original's level under a channel
+    this.live = null;
+    this.playing = null;
+    this.since = 0;
+  }
+
+  attach(remote, stream, role) {
+    if (this.nodes.has(remote) || stream.getAudioTracks().length === 0) return;
+    const gain = this.ctx.createGain();
+    this.ctx.createMediaStreamSource(stream).connect(gain).connect(this.ctx.destination);
+    this.nodes.set(remote, { gain, role });
+    this.apply();
+  }
+
+  choose(channel, booth) {
+    this.channel = channel;
+    this.live = null;
+    this.playing = null;
+    this.booth(booth);
+  }
+
+  setDuck(level) {
+    this.duck = level;
+    this.apply();
+  }
+
+  booth(booth) {
+    const live = this.channel ? booth.live[this.channel] || null : null;
+    if (live !== this.live) {
+      this.live = live;
+      this.since = performance.now();
+      if (!this.playing) this.playing = live;
+    }
+    this.apply();
+  }
+
+  // levels: remote -> audio level (0..1) from getStats
+  levels(levels) {
+    if (this.live && this.live !== this.playing &&
+        ((levels[this.live] || 0) > SILENT || performance.now() - this.since > SWITCH_TIMEOUT_MS)) {
+      this.playing = this.live;
+      this.apply();
+    }
+  }
+
+  gainOf(remote) {
+    const node = this.nodes.get(remote);
+    return node ? node.gain.gain.value : null;
+  }
+
+  apply() {
+    for (const [remote, { gain, role }] of this.nodes) {
+      const level = role === "interpreter" ? (this.channel && remote === this.playing ? 1 : 0)
+        : this.channel ? this.duck : 1;
+      gain.gain.setValueAtTime(level, this.ctx.currentTime);
+    }
+  }
+}
