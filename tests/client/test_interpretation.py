@@ -75,3 +75,42 @@ async def test_booth_partners_interpret_and_hand_over(ws_url: str,
     assert booth == [("booth.live", {"device": k1.fingerprint, "channel": "ru"}),
                      ("booth.handover", {"from": k1.fingerprint, "to": k2.fingerprint,
                                          "channel": "ru"})]
+
+
+async def test_relay_an_interpreter_takes_another_channel_as_its_source(
+        ws_url: str, http: httpx.AsyncClient) -> None:
+    # Nobody interprets Russian into English directly from the floor here: the Russian
+    # principal's microphone is silent, so the English interpreter can only voice what
+    # it relays from the Russian channel (which parrots the English floor).
+    k_ru, k_en = PrivateKey.generate(), PrivateKey.generate()
+    call = await provision(http, extra=[(1, k_ru, Role.INTERPRETER, "RU interpreter"),
+                                        (0, k_en, Role.INTERPRETER, "US interpreter")])
+    en_channel = call.a.language  # the US interpreter speaks into English
+    await call.a.operator.control(call.call, "start")
+    a = CallSession(ws_url, call.call, call.a.identity(), ice=loopback())
+    b = CallSession(ws_url, call.call, call.b.identity(), ice=loopback(),
+                    source=MediaSource(None, MediaSource.synthetic().video_track))
+    i_ru = CallSession(ws_url, call.call, call.b.identity(k_ru), ice=loopback(),
+                       source=MediaSource.interpreter(parrot=True))
+    i_en = CallSession(ws_url, call.call, call.a.identity(k_en), ice=loopback(),
+                       source=MediaSource.interpreter(parrot=True))
+    everyone = [a, b, i_ru, i_en]
+    tasks = [asyncio.create_task(s.run()) for s in everyone]
+    for s in everyone:
+        await until(s, lambda s=s: len(s.links) == 3)
+    await i_ru.go_live()
+    await i_en.go_live()
+    en_voice = a.link(k_en.fingerprint)
+    assert en_voice is not None and i_en.channel == en_channel
+    await until(a, lambda: en_voice.frames[MediaKind.AUDIO] > 75)  # live, from the floor:
+    assert en_voice.loud == 0  # the silent Russian principal, so nothing to voice
+    await i_en.set_source("ru")
+    await until(a, lambda: en_voice.loud > 25)  # now it voices the Russian channel
+    assert i_en.booth["sources"] == {k_en.fingerprint: "ru"}
+    await call.a.operator.control(call.call, "end")
+    await asyncio.gather(*tasks)
+    for s in everyone:
+        await s.leave()
+    record = (await http.get(f"/api/calls/{call.call}/record")).json()["entries"]
+    assert {"device": k_en.fingerprint, "source": "ru", "channel": "en"} in [
+        e["data"] for e in record if e["kind"] == "interpreter.source"]

@@ -182,6 +182,10 @@ class MediaSource:
         return cls(GatedAudioTrack(voice), None)
 
     @property
+    def video_track(self) -> MediaStreamTrack | None:
+        return self._tracks[MediaKind.VIDEO]
+
+    @property
     def gate(self) -> GatedAudioTrack | None:
         audio = self._tracks[MediaKind.AUDIO]
         return audio if isinstance(audio, GatedAudioTrack) else None
