@@ -28,13 +28,13 @@ import asyncio
 import fractions
 import json
 import logging
+import multiprocessing
 import os
 import random
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +44,13 @@ import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import AUDIO_PTIME
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for bench._endpoint
+
+from bench import _endpoint  # noqa: E402
 from summitline import netns
 from summitline.client.bilateral import Bilateral, provision
-from summitline.client.ice import loopback
-from summitline.client.media import AUDIO_RATE, MediaSource, PatternVideoTrack
-from summitline.client.session import CallSession
-from summitline.core.roles import MediaKind, Role
+from summitline.client.media import AUDIO_RATE
+from summitline.core.roles import Role
 from summitline.crypto.keys import PrivateKey
 from summitline.server.app import Settings
 from summitline.server.run import running
@@ -59,6 +60,7 @@ BURST_MS = 10
 ONSET = 0.05  # |sample| above 5 % of full scale after quiet: a burst begins
 QUIET_MS = 150  # this much below ONSET before an onset counts
 TIMEOUT_S = 30.0
+SPAWN = multiprocessing.get_context("spawn")  # fresh interpreters: no event loop inherited
 
 
 class BurstTrack(MediaStreamTrack):
@@ -129,56 +131,63 @@ def latencies(sent: list[float], heard: list[float]) -> list[float]:
     return out
 
 
-async def setup(http: httpx.AsyncClient, ws: str, floor: MediaSource
-                ) -> tuple[Bilateral, list[CallSession], list[asyncio.Task[None]],
-                           PrivateKey, PrivateKey]:
+class Endpoint:
+    """An endpoint in a process of its own (bench/_endpoint.py), driven over a pipe."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.conn, child = multiprocessing.Pipe()
+        self.proc = SPAWN.Process(target=_endpoint.run, args=(child, spec), daemon=True)
+        self.proc.start()
+
+    async def ask(self, *command: Any) -> Any:
+        self.conn.send(command)
+        loop = asyncio.get_running_loop()
+        return await asyncio.wait_for(loop.run_in_executor(None, self.conn.recv), 150)
+
+    async def stop(self) -> None:
+        await self.ask("stop")
+        self.proc.join(10)
+
+
+async def four_endpoints(http: httpx.AsyncClient, ws: str, floor_voice: str
+                         ) -> tuple[Bilateral, dict[str, Endpoint], dict[str, str]]:
+    """The US principal (``floor_voice``), the Russian principal (listening to the Russian
+    channel), and two Russian booth partners with parrot voices, each its own process."""
     k1, k2 = PrivateKey.generate(), PrivateKey.generate()
     call = await provision(http, extra=[(1, k1, Role.INTERPRETER, "RU interpreter 1"),
                                         (1, k2, Role.INTERPRETER, "RU interpreter 2")])
     await call.a.operator.control(call.call, "start")
-    us = CallSession(ws, call.call, call.a.identity(), ice=loopback(), source=floor)
-    ru = CallSession(ws, call.call, call.b.identity(), ice=loopback())
-    booth = [CallSession(ws, call.call, call.b.identity(k), ice=loopback(),
-                         source=MediaSource.interpreter(parrot=True)) for k in (k1, k2)]
-    everyone = [us, ru, *booth]
-    tasks = [asyncio.create_task(s.run()) for s in everyone]
-    for s in everyone:
-        await asyncio.wait_for(s.wait_for(lambda s=s: len(s.links) == 3 and all(
-            link.frames[MediaKind.AUDIO] > 10 for link in s.links.values())), TIMEOUT_S)
-    return call, everyone, tasks, k1, k2
+    pins = {d: k.b64u for d, k in call.b.operator.pinned.items()}
+
+    def spec(key: PrivateKey, voice: str, listen: str | None = None) -> dict[str, Any]:
+        return {"key": key.to_pem().decode(), "pins": pins, "ws": ws, "call": call.call,
+                "voice": voice, "listen": listen}
+
+    endpoints = {"us": Endpoint(spec(call.a.principal, floor_voice)),
+                 "ru": Endpoint(spec(call.b.principal, "none", listen="ru")),
+                 "i1": Endpoint(spec(k1, "parrot")), "i2": Endpoint(spec(k2, "parrot"))}
+    for e in endpoints.values():
+        await e.ask("ready", 3)
+    ids = {"us": call.a.principal.fingerprint, "i1": k1.fingerprint, "i2": k2.fingerprint}
+    return call, endpoints, ids
 
 
-async def teardown(call: Bilateral, everyone: list[CallSession],
-                   tasks: list[asyncio.Task[None]]) -> None:
+async def finish(call: Bilateral, endpoints: dict[str, Endpoint]) -> None:
     await call.a.operator.control(call.call, "end")
-    await asyncio.gather(*tasks)
-    for s in everyone:
-        await s.leave()
+    for e in endpoints.values():
+        await e.stop()
 
 
 async def measure_latency(http: httpx.AsyncClient, ws: str, bursts: int) -> dict[str, Any]:
-    burst = BurstTrack()
-    floor = MediaSource(burst, PatternVideoTrack())
-    call, everyone, tasks, k1, _ = await setup(http, ws, floor)
-    us, ru, i1, _ = everyone
-    await i1.go_live()
-    await asyncio.wait_for(i1.wait_for(lambda: i1.live), TIMEOUT_S)
-    direct, interpreted = Onsets(), Onsets()
-    start = len(burst.sent)
-
-    def listen(remote: str, frame: Any, arrived: float) -> None:
-        if remote == us.device:
-            direct.feed(frame, arrived)
-        elif remote == k1.fingerprint:
-            interpreted.feed(frame, arrived)
-
-    ru.audio_listeners.append(listen)
-    await asyncio.wait_for(ru.wait_for(lambda: len(burst.sent) >= start + bursts + 2),
-                           TIMEOUT_S + bursts)
-    ru.audio_listeners.remove(listen)
-    await teardown(call, everyone, tasks)
-    sent = burst.sent[start: start + bursts]
-    d, i = latencies(sent, direct.times), latencies(sent, interpreted.times)
+    call, ep, ids = await four_endpoints(http, ws, "bursts")
+    await ep["i1"].ask("live")
+    start = await ep["us"].ask("bursts", 0)
+    await ep["us"].ask("bursts", start + bursts + 2)
+    us, ru = await ep["us"].ask("report"), await ep["ru"].ask("report")
+    await finish(call, ep)
+    sent = us["sent"][start: start + bursts]
+    d = latencies(sent, ru["onsets"].get(ids["us"], []))
+    i = latencies(sent, ru["onsets"].get(ids["i1"], []))
     print(f"latency: {len(d)}/{len(sent)} bursts heard directly, {len(i)} through the "
           f"interpreter", file=sys.stderr)
     if len(d) < bursts // 2 or len(i) < bursts // 2:
@@ -196,39 +205,29 @@ def longest_silence_ms(played: list[tuple[float, str, bool]]) -> float:
 
 async def measure_handover(http: httpx.AsyncClient, ws: str,
                            handovers: int) -> tuple[list[float], list[float]]:
-    floor = MediaSource.synthetic()  # a continuous tone: any gap is silence
-    call, everyone, tasks, k1, k2 = await setup(http, ws, floor)
-    _, ru, i1, i2 = everyone
-    mix = ru.listen("ru")  # what the Russian principal hears of the channel
-    assert mix is not None
-    await i1.go_live()
-    await asyncio.wait_for(ru.wait_for(lambda: any(loud for _, _, loud in mix.played)),
-                           TIMEOUT_S)
-    live, partner, sessions = k1, k2, {k1.fingerprint: i1, k2.fingerprint: i2}
-    gaps: list[float] = []
-    steady: list[float] = []
-
-    def later(seconds: float) -> Callable[[], bool]:
-        deadline = time.monotonic() + seconds
-        return lambda: time.monotonic() > deadline
-
+    call, ep, ids = await four_endpoints(http, ws, "tone")  # a continuous floor: any gap
+    await ep["i1"].ask("live")                              # is silence
+    await ep["ru"].ask("await_playing", ids["i1"])
+    live, partner = "i1", "i2"
+    marks: list[tuple[int, int]] = []
     for n in range(handovers):
-        await asyncio.wait_for(ru.wait_for(later(1.0)), TIMEOUT_S)  # steady interpretation
-        mark = len(mix.played)
-        await sessions[live.fingerprint].handover(partner.fingerprint)
-        new = partner.fingerprint
-        await asyncio.wait_for(ru.wait_for(lambda new=new: mix.playing == new), TIMEOUT_S)
-        await asyncio.wait_for(ru.wait_for(later(0.3)), TIMEOUT_S)
-        # silence is what was played without speech: the longest run of silent frames
-        # (20 ms each) from the handover on, whoever they came from; and, as its
-        # reference, the same over as many frames of steady interpretation just before
-        after_frames = mix.played[mark:]
-        gaps.append(longest_silence_ms(after_frames))
-        steady.append(longest_silence_ms(mix.played[max(0, mark - len(after_frames)):mark]))
-        print(f"handover {n + 1}: {gaps[-1]:.0f} ms of silence "
-              f"(steady before it: {steady[-1]:.0f} ms)", file=sys.stderr)
+        mark = await ep["ru"].ask("settle", 1.0)  # a second of steady interpretation
+        await ep[live].ask("handover", ids[partner])
+        await ep["ru"].ask("await_playing", ids[partner])
+        end = await ep["ru"].ask("settle", 0.3)
+        marks.append((mark, end))
+        print(f"handover {n + 1} done", file=sys.stderr)
         live, partner = partner, live
-    await teardown(call, everyone, tasks)
+    played = (await ep["ru"].ask("report"))["played"]
+    await finish(call, ep)
+    gaps, steady = [], []
+    for mark, end in marks:
+        # silence is what was played without speech: the longest run of silent frames
+        # (20 ms each) from the handover on; and, as its reference, the same over as
+        # many frames of steady interpretation just before
+        gaps.append(longest_silence_ms(played[mark:end]))
+        steady.append(longest_silence_ms(played[max(0, 2 * mark - end):mark]))
+    print(f"silence at handovers {gaps} ms; steady before them {steady} ms", file=sys.stderr)
     return gaps, steady
 
 
@@ -250,7 +249,8 @@ async def measure(bursts: int, handovers: int) -> dict[str, Any]:
             "handover_silence_median_ms": round(statistics.median(gaps), 1),
             "steady_silence_ms": round(max(steady), 1),
             "aim": "added_ms < 100 and handover_silence_ms < 50", "runs": len(lat["direct"]),
-            "handovers": len(gaps), "machine": f"{os.cpu_count()} cores"}
+            "handovers": len(gaps), "machine": f"{os.cpu_count()} cores",
+            "processes": "one per endpoint"}
 
 
 def main() -> None:

@@ -114,18 +114,21 @@ class GatedAudioTrack(MediaStreamTrack):
 
 
 class ParrotAudioTrack(MediaStreamTrack):
-    """Says what it is fed (frames heard from its source), paced at 20 ms; silence when
-    nothing is waiting. The interpreter bot of tests and benchmarks: a perfect
-    interpreter with no delay of its own, so that what it adds is the path's."""
+    """Says what it is fed (frames heard from its source) as soon as it hears them, and
+    silence when nothing comes for a frame's time. The interpreter bot of tests and
+    benchmarks: a perfect interpreter with no delay of its own, so that what it adds to
+    the interpretation is the path's, not a clock's or a queue's."""
 
     kind = "audio"
     BACKLOG = 10  # frames; older ones are dropped so the parrot never drifts behind
+    # No frame for two frames' time: say a frame of silence (a frame that is only late
+    # is not replaced by silence).
+    WAIT_S = 2 * AUDIO_PTIME
 
     def __init__(self) -> None:
         super().__init__()
         self._queue: asyncio.Queue[av.AudioFrame] = asyncio.Queue(self.BACKLOG)
         self._samples = 0
-        self._start: float | None = None
         self._per_frame = int(AUDIO_RATE * AUDIO_PTIME)
 
     def feed(self, frame: av.AudioFrame) -> None:
@@ -134,15 +137,13 @@ class ParrotAudioTrack(MediaStreamTrack):
         self._queue.put_nowait(frame)
 
     async def recv(self) -> av.AudioFrame:
-        if self._start is None:
-            self._start = time.monotonic()
-        due = self._start + self._samples / AUDIO_RATE
-        await asyncio.sleep(max(0.0, due - time.monotonic()))
         pts = self._samples
         self._samples += self._per_frame
+        while self._queue.qsize() > 1:
+            self._queue.get_nowait()  # catch up: speak the newest, drop what is stale
         try:
-            heard = self._queue.get_nowait()
-        except asyncio.QueueEmpty:
+            heard = await asyncio.wait_for(self._queue.get(), self.WAIT_S)
+        except TimeoutError:
             return silence(self._per_frame, pts)
         pcm = heard.to_ndarray()
         mono = pcm.reshape(-1, len(heard.layout.channels))[:, 0] if pcm.ndim == 2 else pcm
