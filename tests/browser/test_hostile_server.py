@@ -213,3 +213,28 @@ async def test_the_browser_refuses_a_listener_not_in_the_plan_and_a_replayed_off
     await py.wait_for(lambda: py.frames(MediaKind.VIDEO) > before + 10)
     await pc.close()
     await end_with_python(us, plan.call, task, py)
+
+
+async def test_the_browser_takes_no_unsigned_start(browser: Browser, server: str,
+                                                   ws_url: str,
+                                                   http: httpx.AsyncClient) -> None:
+    us, ru, link = await linked_operators(http)
+    web = await enrol_browser(browser, server, us, "President of the United States")
+    py_key = PrivateKey.generate()
+    plan = await cosigned_plan(us, ru, link, [
+        principal(us, web.key, "President of the United States", "en"),
+        principal(ru, py_key, "President of the Russian Federation", "ru")])
+    # nobody starts the call; the server tells the browser it has started
+    route = Route(on_type("welcome", lambda m: m.update(phase="closed", start=None)))
+    await web.page.route_web_socket("**/ws", route)
+    py = CallSession(ws_url, plan.call, Identity(py_key, dict(ru.pinned)), ice=loopback())
+    task = asyncio.create_task(py.run())
+    await asyncio.wait_for(py.joined.wait(), WAIT_S)
+    await join_in_browser(web, server, plan.call)  # joins later: it would offer, if started
+    await expect(web.page.locator("#alarm")).to_contain_text(
+        "no delegation of the plan signed the start")
+    await expect(web.page.locator("#phase")).to_have_text("Waiting for the call to start")
+    assert await web.page.evaluate("() => window.summitlineSession.links.size") == 0
+    assert not [m for m in route.sent_up if m["type"] == "offer"]
+    assert py.frames(MediaKind.AUDIO) == 0 and not py.links
+    await end_with_python(us, plan.call, task, py)

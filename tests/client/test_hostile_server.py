@@ -15,7 +15,7 @@ from aiortc import RTCPeerConnection
 from summitline.client.bilateral import Bilateral, provision
 from summitline.client.ice import loopback
 from summitline.client.session import CallSession, PlanRejected
-from summitline.core.roles import MediaKind, Role
+from summitline.core.roles import MediaKind, Phase, Role
 from summitline.core.sas import sas
 from summitline.crypto import sdp as signed_sdp
 from summitline.crypto.keys import PrivateKey
@@ -276,3 +276,46 @@ async def test_hidden_fingerprints_cannot_pass_for_the_signed_ones(
         assert attacker.remoteDescription is None  # a never answered the attacker
         await stop([a, b], tasks)
     await attacker.close()
+
+
+@pytest.mark.parametrize("proof", ["none", "forged"])
+async def test_a_start_no_delegation_signed_sends_no_media(proof: str, ws_url: str,
+                                                           bilateral: Bilateral) -> None:
+    # The call is never started by an operator; the server claims it was.
+    forger = PrivateKey.generate()
+
+    def down(wire: Wire, msg: Message) -> Message:
+        if msg["type"] == "welcome":
+            at = 1_700_000_000_000
+            start = None if proof == "none" else {
+                "delegation": bilateral.a.operator.id, "at": at,
+                "signature": forger.sign({"purpose": "summitline/control", "at": at})}
+            msg = {**msg, "phase": "closed", "start": start}
+        return msg
+
+    async with hostile(ws_url, down=down) as proxy:
+        a, b = sessions_via(proxy.url, bilateral)
+        tasks = [asyncio.create_task(s.run()) for s in (a, b)]
+        for s in (a, b):
+            await asyncio.wait_for(s.wait_for(lambda s=s: bool(s.alarms)), WAIT_S)
+            assert "no delegation of the plan signed the start" in s.alarms[0]
+            assert s.phase is Phase.PLANNED
+        no_media([a, b])
+        for w in proxy.wires:  # neither endpoint even offered
+            assert not [m for m in w.seen_up if m["type"] == "offer"]
+        await stop([a, b], tasks)
+
+
+async def test_the_press_deadline_comes_from_the_signed_start(ws_url: str,
+                                                              http: httpx.AsyncClient) -> None:
+    call = await provision(http, press_window_s=60)
+    a = CallSession(ws_url, call.call, call.a.identity(), ice=loopback())
+    task = asyncio.create_task(a.run())
+    await asyncio.wait_for(a.joined.wait(), WAIT_S)
+    await call.b.operator.control(call.call, "start")
+    await asyncio.wait_for(a.wait_for(lambda: a.phase is Phase.OPEN), WAIT_S)
+    entries = (await http.get(f"/api/calls/{call.call}/record")).json()["entries"]
+    signed_at = next(e["data"]["at"] for e in entries if e["kind"] == "call.started")
+    assert a.started_ms == signed_at and a.press_deadline_ms == signed_at + 60_000
+    await a.leave()
+    await asyncio.gather(task, return_exceptions=True)

@@ -94,6 +94,7 @@ class CallSession:
         self.signed: SignedPlan | None = None
         self.phase = Phase.PLANNED
         self.press_deadline_ms: int | None = None
+        self.started_ms: int | None = None  # from the signed start, not the server's word
         self.links: dict[str, PeerLink] = {}
         self.generations: dict[str, int] = {}
         self.present: dict[str, bool] = {}  # remote -> was there before me (so I offer)
@@ -242,7 +243,7 @@ class CallSession:
         for p in msg["peers"]:
             self.generations[p["device"]] = max(self.generations.get(p["device"], 0),
                                                 p["generation"])
-        self.phase, self.press_deadline_ms = Phase(msg["phase"]), msg["press_deadline_ms"]
+        self._set_phase(msg)
         self.welcomes += 1
         (self.rejoined if self.joined.is_set() else self.joined).set()
         await self._connect_peers()
@@ -252,8 +253,45 @@ class CallSession:
         self._fatal = {"code": "plan-rejected", "message": why}
         raise PlanRejected(why)
 
+    def _set_phase(self, msg: dict[str, Any]) -> None:
+        """Take the phase the server announces, but a start only as a delegation of the
+        plan signed it; the press deadline is computed here from the signed start."""
+        assert self.signed is not None
+        phase = Phase(msg["phase"])
+        if phase in (Phase.OPEN, Phase.CLOSED):
+            start = self._signed_start(msg.get("start"))
+            if start is None:
+                self.alarm("the server says the call has started, but no delegation of the "
+                           "plan signed the start: no media sent")
+                self.phase, self.press_deadline_ms = Phase.PLANNED, None
+                return
+            window = self.signed.plan.press_window_s
+            self.started_ms = start
+            self.press_deadline_ms = start + 1000 * window if phase is Phase.OPEN else None
+        else:
+            self.press_deadline_ms = None
+        self.phase = phase
+
+    def _signed_start(self, proof: Any) -> int | None:
+        """The start time, if ``proof`` is a valid start signed by a plan delegation."""
+        assert self.signed is not None
+        if not isinstance(proof, dict):
+            return None
+        d = self.signed.plan.delegation(str(proof.get("delegation")))
+        at = proof.get("at")
+        if d is None or not isinstance(at, int):
+            return None
+        try:
+            d.key.verify(statements.control(self.call, "start", d.id, at),
+                         str(proof.get("signature")))
+        except SignatureError:
+            return None
+        return at
+
     async def _on_phase(self, msg: dict[str, Any]) -> None:
-        self.phase, self.press_deadline_ms = Phase(msg["phase"]), msg["press_deadline_ms"]
+        if self.signed is None:
+            return
+        self._set_phase(msg)
         if self.phase is Phase.ENDED:
             await self.close_links()
             self.ended.set()

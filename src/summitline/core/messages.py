@@ -177,6 +177,9 @@ class Welcome(_Message):
     # STUN/TURN servers of this deployment, with credentials minted for this device
     ice_servers: list[dict[str, Any]] = []
     booth: dict[str, Any] = {}  # as in BoothState
+    # The start of the call as a delegation signed it ({delegation, at, signature}), for
+    # the endpoint to check; None before the start.
+    start: dict[str, Any] | None = None
 
 
 class BoothState(_Message):
@@ -201,6 +204,7 @@ class PhaseChanged(_Message):
     type: Literal["phase"] = "phase"
     phase: str
     press_deadline_ms: int | None
+    start: dict[str, Any] | None = None  # as in Welcome
 
 
 class ErrorMessage(_Message):

@@ -281,7 +281,10 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
             raise bad(403, "this control request was already used (replayed?)") from None
         make, kind = _CONTROLS[body.action]
         try:
-            await room.change_phase(kind, {"by": d.id}, make)
+            # the signed request goes into the record, and (for the start) to every
+            # endpoint, which checks it rather than take the server's word
+            await room.change_phase(kind, {"by": d.id, "at": body.at,
+                                           "signature": body.signature}, make)
         except c.IllegalEvent as exc:
             raise bad(409, str(exc)) from None
         return await get_call(call, request)

@@ -44,6 +44,8 @@ class CallRoom:
         self.clock = clock
         self.signed = signed
         self.state = replay(signed, entries)
+        self.start_proof = next((_proof(e.data) for e in entries
+                                 if e.kind == "call.started"), None)
         self.head: Entry | None = entries[-1] if entries else None
         self.endpoints: dict[str, Endpoint] = {}
         # Latest connection health each endpoint reported (not recorded: it is telemetry).
@@ -82,8 +84,11 @@ class CallRoom:
                            make: Callable[[int], c.Event]) -> None:
         now = self.clock()
         await self.record(kind, data, make(now), at_ms=now)
+        if kind == "call.started":
+            self.start_proof = _proof(data)
         self.broadcast({"type": "phase", "phase": str(self.state.phase),
-                        "press_deadline_ms": self.state.press_deadline_ms})
+                        "press_deadline_ms": self.state.press_deadline_ms,
+                        "start": self.start_proof})
         self.arm_press_timer()
         if self.state.phase is Phase.ENDED:
             for endpoint in list(self.endpoints.values()):
@@ -128,3 +133,11 @@ class CallRoom:
         for peer in self.presence_of(device):
             if peer in self.endpoints:
                 self.endpoints[peer].send(message)
+
+
+def _proof(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The signed start request as endpoints check it: statements.control(call, "start",
+    delegation, at) under the delegation's key."""
+    if not {"by", "at", "signature"} <= data.keys():
+        return None
+    return {"delegation": data["by"], "at": data["at"], "signature": data["signature"]}

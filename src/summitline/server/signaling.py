@@ -223,7 +223,7 @@ class Connection:
                             phase=str(room.state.phase), peers=peers,
                             press_deadline_ms=room.state.press_deadline_ms,
                             ice_servers=self.hub.ice_servers(device),
-                            booth=room.booth_state()).model_dump())
+                            booth=room.booth_state(), start=room.start_proof).model_dump())
         room.tell_peers(device, m.PeerJoined(device=device).model_dump())
         log.info("%s joined %s", room.signed.plan.label(device), room.call_id)
 

@@ -203,18 +203,42 @@ export class CallSession extends EventTarget {
       this.generations.set(p.device, Math.max(this.generations.get(p.device) || 0, p.generation));
     }
     await this.on_booth(msg.booth || { live: {}, sources: {} });
-    this.setPhase(msg.phase, msg.press_deadline_ms);
+    await this.takePhase(msg);
     await this.connectPeers();
   }
 
-  setPhase(phase, deadline) {
+  // Take the phase the server announces, but a start only as a delegation of the plan
+  // signed it; the press deadline is computed here from the signed start.
+  async takePhase(msg) {
+    let phase = msg.phase, deadline = null;
+    if (phase === "open" || phase === "closed") {
+      const start = await this.signedStart(msg.start);
+      if (start === null) {
+        this.alarm("the server says the call has started, but no delegation of the plan " +
+                   "signed the start: no media sent");
+        phase = "planned";
+      } else {
+        this.startedAt = start;
+        if (phase === "open") deadline = start + 1000 * this.signed.plan.press_window_s;
+      }
+    }
     this.phase = phase;
     this.deadline = deadline;
     this.emit("phase", { phase, deadline });
   }
 
+  async signedStart(proof) {
+    if (!proof || !Number.isSafeInteger(proof.at)) return null;
+    const d = this.signed.plan.delegations.find((x) => x.id === proof.delegation);
+    if (!d) return null;
+    const ok = await verify(d.key, statements.control(this.call, "start", d.id, proof.at),
+                            proof.signature);
+    return ok ? proof.at : null;
+  }
+
   async on_phase(msg) {
-    this.setPhase(msg.phase, msg.press_deadline_ms);
+    if (!this.signed) return;
+    await this.takePhase(msg);
     if (msg.phase === "ended") {
       this.stopped = true;
       clearInterval(this.statsTimer);
