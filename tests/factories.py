@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from summitline.client.operator import participant
+from summitline.core.call import Call, Join, Start
 from summitline.core.plan import CallPlan, Delegation, SignedPlan
 from summitline.core.roles import Role
 from summitline.crypto import statements
@@ -44,3 +45,11 @@ class World:
         plan = plan or self.plan()
         return SignedPlan(plan, {k.fingerprint: k.sign(statements.plan(plan.hash))
                                  for k in (self.us, self.ru)})
+
+
+def started(plan: CallPlan, *devices: str, at_ms: int = 1000) -> Call:
+    """A call on ``plan``, started, with ``devices`` joined."""
+    state = Call(plan).apply(Start(at_ms))
+    for d in devices:
+        state = state.apply(Join(d))
+    return state

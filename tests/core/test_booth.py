@@ -15,7 +15,7 @@ from summitline.core.plan import CallPlan
 from summitline.core.record import Entry, advance, check_chain, describe, replay, summary
 from summitline.core.roles import Role
 from summitline.crypto.keys import PrivateKey
-from tests.factories import World
+from tests.factories import World, started
 
 W = World()
 RU_PARTNER, EN_INTERP = PrivateKey.generate(), PrivateKey.generate()
@@ -30,10 +30,7 @@ I1, I2, IE = W.ru_interpreter.fingerprint, RU_PARTNER.fingerprint, EN_INTERP.fin
 
 
 def in_call(*devices: str) -> c.Call:
-    state = c.Call(PLAN).apply(c.Start(0))
-    for d in devices:
-        state = state.apply(c.Join(d))
-    return state
+    return started(PLAN, *devices)
 
 
 def test_channels_and_booths_come_from_the_plan() -> None:

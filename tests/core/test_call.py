@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from summitline.core import call as c
 from summitline.core.record import Entry, check_chain, describe, replay
 from summitline.core.roles import Phase, Role
+from tests import factories
 from tests.factories import World
 
 W = World()
@@ -20,10 +21,7 @@ AIDE, INTERP, OUT = W.us_aide.fingerprint, W.ru_interpreter.fingerprint, W.outsi
 
 
 def started(*devices: str) -> c.Call:
-    state = c.Call(PLAN).apply(c.Start(1000))
-    for d in devices:
-        state = state.apply(c.Join(d))
-    return state
+    return factories.started(PLAN, *devices)
 
 
 def test_every_transition_of_the_table_is_reachable_and_nothing_else() -> None:
