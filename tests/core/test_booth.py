@@ -138,3 +138,9 @@ def test_a_two_hour_five_minute_call_with_handovers_every_half_hour() -> None:
     assert [e.data["to"] for e in handovers] == [I2, I1, I2, I1]
     assert check_chain([e.to_json() for e in entries]) == entries
     assert replay(SIGNED, entries) == state and state.phase is c.Phase.ENDED
+
+
+def test_a_booth_held_by_someone_gone_after_a_restart_is_free() -> None:
+    state = in_call(I1, I2).apply(c.GoLive(I1)).apply(c.Reset()).apply(c.Join(I2))
+    assert state.live == {"ru": I1} and I1 not in state.admitted
+    assert state.apply(c.GoLive(I2)).live == {"ru": I2}  # not stuck until the end

@@ -31,8 +31,12 @@ class ChannelMix:
     _since: float = 0.0
     played: list[tuple[float, str, bool]] = field(default_factory=list)  # (t, who, loud)
 
+    booth_members: frozenset[str] = frozenset()  # the plan's interpreters of the channel
+
     def booth(self, live: dict[str, str], now: float) -> None:
         new = live.get(self.channel)
+        if new is not None and self.booth_members and new not in self.booth_members:
+            new = None  # the server names someone the plan does not seat in this booth
         if new != self.live:
             self.live, self._since = new, now
             if self.playing is None:

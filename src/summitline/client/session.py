@@ -110,6 +110,7 @@ class CallSession:
         self._fatal: dict[str, Any] | None = None
         self._retired = dict.fromkeys(MediaKind, 0)
         self.booth: dict[str, Any] = {"live": {}, "sources": {}}  # as the server announces
+        self._tail: asyncio.TimerHandle | None = None
         # Called with (remote device, audio frame, arrival time) for every frame heard:
         # where a listener's own mixing or a measurement plugs in.
         self.audio_listeners: list[Callable[[str, Any, float], None]] = []
@@ -203,7 +204,17 @@ class CallSession:
             if handler is None:
                 log.warning("ignoring unknown server message %r", msg.get("type"))
                 continue
-            await handler(self, msg)
+            try:
+                await handler(self, msg)
+            except (KeyError, TypeError, ValueError) as exc:
+                # a server that sends what the protocol does not: trust nothing of it
+                self.alarm(f"malformed {msg.get('type')!r} message from the server ({exc})")
+                self._fatal = {"code": "malformed", "message": str(exc)}
+                gate = self.source.gate
+                if gate is not None:
+                    gate.open = False
+                await self.close_links()
+                return
             self._changed.set()  # waiters re-check after every message
             if self.ended.is_set() or self._fatal is not None:
                 return
@@ -284,7 +295,7 @@ class CallSession:
         try:
             d.key.verify(statements.control(self.call, "start", d.id, at),
                          str(proof.get("signature")))
-        except SignatureError:
+        except (SignatureError, ValueError):  # ValueError: not canonicalisable
             return None
         return at
 
@@ -328,17 +339,28 @@ class CallSession:
 
     async def _on_booth(self, msg: dict[str, Any]) -> None:
         was_live = self.live
-        self.booth = {"live": dict(msg["live"]), "sources": dict(msg["sources"])}
+        live, sources = msg.get("live"), msg.get("sources")
+        if not isinstance(live, dict) or not isinstance(sources, dict):
+            raise ValueError("malformed booth state")
+        self.booth = {"live": dict(live), "sources": dict(sources)}
         now = time.monotonic()
         for mix in self.mixes.values():
             mix.booth(self.booth["live"], now)
         gate = self.source.gate
         if gate is None:
             return
+        if self._tail is not None:
+            self._tail.cancel()  # a later change decides
+            self._tail = None
+        partner_live = self.channel is not None and self.booth["live"].get(
+            self.channel) not in (None, self.device)
         if self.live:
             gate.open = True  # the voice is heard only while live in the booth
-        elif was_live:  # handed over: speak on until the partner's voice has arrived
-            asyncio.get_running_loop().call_later(HANDOVER_TAIL_S, self._close_gate)
+        elif was_live and partner_live:  # handed over: speak on until the partner is heard
+            self._tail = asyncio.get_running_loop().call_later(HANDOVER_TAIL_S,
+                                                               self._close_gate)
+        else:
+            gate.open = False  # off air means off air, at once
 
     def _close_gate(self) -> None:
         gate = self.source.gate
@@ -348,6 +370,10 @@ class CallSession:
     def listen(self, channel: str | None) -> ChannelMix | None:
         """A principal chooses a channel (None: the original floor only)."""
         self.mixes = {} if channel is None else {channel: ChannelMix(channel)}
+        if self.signed is not None:
+            for mix in self.mixes.values():
+                mix.booth_members = frozenset(p.device for p in
+                                              self.signed.plan.booth(mix.channel))
         for mix in self.mixes.values():
             mix.booth(self.booth["live"], time.monotonic())
         return self.mixes.get(channel) if channel else None

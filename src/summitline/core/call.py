@@ -256,7 +256,9 @@ def _go_live(call: Call, e: GoLive) -> Call:
     holder = call.live.get(channel)
     if holder == e.device:
         raise IllegalEvent("already-live", "this interpreter is live already")
-    if holder is not None:
+    # A holder no longer connected (the server restarted and it never came back) does
+    # not keep the booth: the seat is free.
+    if holder is not None and holder in call.admitted:
         raise IllegalEvent("booth-busy", f"{call.plan.label(holder)} is live in the "
                            f"{channel} booth; it hands over")
     return replace(call, live={**call.live, channel: e.device})

@@ -131,6 +131,8 @@ class CallPlan:
                 raise PlanError(f"participant {p.name!r} belongs to no delegation of this plan")
             if p.role is Role.PRESS:
                 raise PlanError("press are not plan participants (they never hold keys)")
+            if p.role is Role.INTERPRETER and p.language == "floor":
+                raise PlanError("'floor' names the original, not a language")
         for d in self.delegations:
             if not any(p.role is Role.PRINCIPAL and p.delegation == d.id
                        for p in self.participants):

@@ -53,8 +53,8 @@ class Entry:
 def to_event(entry: Entry) -> c.Event | None:
     d = entry.data
     match entry.kind:
-        case "call.started":
-            return c.Start(entry.at)
+        case "call.started":  # from the signed start time where the entry has one
+            return c.Start(d["at"] if isinstance(d.get("at"), int) else entry.at)
         case "doors.closed":
             return c.CloseDoors(entry.at)
         case "call.ended":
@@ -83,8 +83,8 @@ def to_event(entry: Entry) -> c.Event | None:
 def describe(event: c.Event) -> tuple[str, dict[str, Any]]:
     """The record kind and the least data that ``to_event`` turns back into ``event``."""
     match event:
-        case c.Start():
-            return "call.started", {}
+        case c.Start(at_ms):
+            return "call.started", {"at": at_ms}
         case c.CloseDoors():
             return "doors.closed", {}
         case c.End():

@@ -283,8 +283,11 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         try:
             # the signed request goes into the record, and (for the start) to every
             # endpoint, which checks it rather than take the server's word
+            # The start counts from the signed time, so that the server and every
+            # endpoint compute one press deadline from it.
+            when = (lambda _now: c.Start(body.at)) if body.action == "start" else make
             await room.change_phase(kind, {"by": d.id, "at": body.at,
-                                           "signature": body.signature}, make)
+                                           "signature": body.signature}, when)
         except c.IllegalEvent as exc:
             raise bad(409, str(exc)) from None
         return await get_call(call, request)

@@ -198,6 +198,7 @@ class Connection:
         p = room.signed.plan.participant(device)
         assert p is not None
         old = room.endpoints.get(device)
+        channels_held = [ch for ch, d in room.state.live.items() if d == device]
         if old is not None:
             # The same device, freshly authenticated, on a new connection: it lost the old
             # one before the server noticed. The new connection takes over.
@@ -217,6 +218,13 @@ class Connection:
                         room, device) from None
         self.room, self.device = room, device
         room.endpoints[device] = self
+        if old is not None and channels_held:
+            # the same device, back on a new connection: it keeps the booth it held
+            with contextlib.suppress(c.IllegalEvent):
+                await room.record("booth.live", {"device": device,
+                                                 "channel": channels_held[0]},
+                                  c.GoLive(device))
+                room.broadcast(room.booth_state())
         peers = [m.PeerInfo(device=d, generation=room.state.generation(device, d))
                  for d in room.presence_of(device)]
         self.send(m.Welcome(you=device, signed_plan=room.signed.to_json(),
@@ -232,6 +240,7 @@ class Connection:
         if room is None or room.endpoints.get(device) is not self:
             return
         # Record first: once the leave is in the state, offers to this device are refused.
+        booth_before = dict(room.state.live)
         try:
             await room.record("endpoint.left", {"device": device}, c.Leave(device))
         except c.IllegalEvent:
@@ -240,6 +249,8 @@ class Connection:
             if room.endpoints.get(device) is self:
                 del room.endpoints[device]
         room.tell_peers(device, m.PeerLeft(device=device).model_dump())
+        if room.state.live != booth_before:  # a live interpreter left: its booth is quiet
+            room.broadcast(room.booth_state())
 
     async def _incident(self, code: str, detail: str) -> None:
         await self.hub.store.add_incident(self.hub.clock(), self.remote, code, detail)

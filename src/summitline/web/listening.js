@@ -12,7 +12,8 @@ const SWITCH_TIMEOUT_MS = 1500;
 export class Listening {
   constructor(context) {
     this.ctx = context;
-    this.nodes = new Map(); // remote -> { gain, role }
+    this.nodes = new Map(); // remote -> { gain, role, stream, source }
+    this.members = new Set(); // the plan's interpreters of the chosen channel
     this.channel = null; // null: the original
     this.duck = 0.3; // the original's level under a channel
     this.live = null;
@@ -20,16 +21,23 @@ export class Listening {
     this.since = 0;
   }
 
+  // A new stream from the same remote (its peer connection was replaced) replaces the
+  // old one, or that remote would fall silent.
   attach(remote, stream, role) {
-    if (this.nodes.has(remote) || stream.getAudioTracks().length === 0) return;
-    const gain = this.ctx.createGain();
-    this.ctx.createMediaStreamSource(stream).connect(gain).connect(this.ctx.destination);
-    this.nodes.set(remote, { gain, role });
+    const old = this.nodes.get(remote);
+    if ((old && old.stream === stream) || stream.getAudioTracks().length === 0) return;
+    if (old) old.source.disconnect();
+    const gain = old ? old.gain : this.ctx.createGain();
+    if (!old) gain.connect(this.ctx.destination);
+    const source = this.ctx.createMediaStreamSource(stream);
+    source.connect(gain);
+    this.nodes.set(remote, { gain, role, stream, source });
     this.apply();
   }
 
-  choose(channel, booth) {
+  choose(channel, booth, members = []) {
     this.channel = channel;
+    this.members = new Set(members);
     this.live = null;
     this.playing = null;
     this.booth(booth);
@@ -41,7 +49,8 @@ export class Listening {
   }
 
   booth(booth) {
-    const live = this.channel ? booth.live[this.channel] || null : null;
+    let live = this.channel ? booth.live[this.channel] || null : null;
+    if (live && this.members.size && !this.members.has(live)) live = null; // not of this booth
     if (live !== this.live) {
       this.live = live;
       this.since = performance.now();

@@ -88,11 +88,14 @@ export class CallSession extends EventTarget {
     const wasLive = this.live;
     this.booth = { live: { ...msg.live }, sources: { ...msg.sources } };
     if (this.channel !== null) {
-      // an interpreter's microphone is open only while live (and for the tail after a
-      // handover, so that listeners hear no gap)
+      // an interpreter's microphone is open only while live, and for the tail after a
+      // handover (so that listeners hear no gap); off air means off air at once
+      clearTimeout(this.tail);
+      const holder = this.booth.live[this.channel];
       if (this.live) this.setMuted(false);
-      else if (wasLive) setTimeout(() => { if (!this.live) this.setMuted(true); }, HANDOVER_TAIL_MS);
-      else this.setMuted(true);
+      else if (wasLive && holder && holder !== this.device) {
+        this.tail = setTimeout(() => { if (!this.live) this.setMuted(true); }, HANDOVER_TAIL_MS);
+      } else this.setMuted(true);
     }
     this.emit("booth", this.booth);
   }

@@ -98,7 +98,13 @@ export async function interpreterView(root, identity, call) {
   session.addEventListener("booth", () => {
     const src = session.booth.sources[identity.fingerprint] || "floor";
     source.value = src;
-    listening.choose(src === "floor" ? null : src, session.booth);  // relay: hear that channel
+    const channel = src === "floor" ? null : src;
+    if (channel !== listening.channel) {  // relay: hear that channel (re-choose on change only)
+      listening.choose(channel, session.booth, session.signed.plan.participants
+        .filter((p) => p.role === "interpreter" && p.language === channel).map((p) => p.device));
+    } else {
+      listening.booth(session.booth);
+    }
     render();
   });
   session.addEventListener("phase", render);

@@ -140,7 +140,10 @@ async function inCall(root, identity, call) {
   };
   document.addEventListener("keydown", onKey);
 
-  channelSelect.onchange = () => listening.choose(channelSelect.value || null, session.booth);
+  const members = (channel) => (session.signed && channel ? session.signed.plan.participants
+    .filter((p) => p.role === "interpreter" && p.language === channel).map((p) => p.device) : []);
+  channelSelect.onchange = () => listening.choose(channelSelect.value || null, session.booth,
+                                                  members(channelSelect.value));
   duck.oninput = () => listening.setDuck(Number(duck.value) / 100);
   session.addEventListener("booth", () => listening.booth(session.booth));
   const levelsTimer = followLevels(session, listening);
@@ -162,8 +165,12 @@ async function inCall(root, identity, call) {
       ...channels.map((c) => h("option", { value: c }, t("channel", {
         language: t(`lang_${c}`) === `lang_${c}` ? c : t(`lang_${c}`) }))));
     listen.hidden = channels.length === 0;
-    if (channels.includes(me.language)) channelSelect.value = me.language; // one's own
-    listening.choose(channelSelect.value || null, session.booth);
+    if (listening.channel === null && channels.includes(me.language)) {
+      channelSelect.value = me.language; // one's own, unless the principal chose already
+    } else {
+      channelSelect.value = listening.channel || "";
+    }
+    listening.choose(channelSelect.value || null, session.booth, members(channelSelect.value));
     render();
   });
   session.addEventListener("phase", render);
