@@ -2,7 +2,7 @@
 
 It sends what the plan grants the remote device and consumes what the plan lets the
 remote device send; a track the plan does not allow raises an alarm and is not read.
-It counts decoded frames per kind and notes when the first one arrived.
+It counts decoded frames per kind, and loud audio frames.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 
 import av
@@ -46,8 +45,6 @@ class PeerLink:
         self.frames: dict[MediaKind, int] = {MediaKind.AUDIO: 0, MediaKind.VIDEO: 0}
         self.tracks: list[str] = []  # the kind of every track the peer sent us
         self.loud = 0  # audio frames received above the silence threshold
-        self.first_frame: dict[MediaKind, float] = {}
-        self.first_video = asyncio.Event()
         self.settled = asyncio.Event()  # connected, failed or closed
         self.sent_sdp = ""  # our offer or answer as signed and sent
         self.received_sdp = ""  # theirs, as received and verified
@@ -97,10 +94,6 @@ class PeerLink:
                         self.loud += 1
                     self._on_audio(self.remote, frame)
                 self._on_frame()
-                if kind not in self.first_frame:
-                    self.first_frame[kind] = time.monotonic()
-                    if kind is MediaKind.VIDEO:
-                        self.first_video.set()
 
     async def close(self) -> None:
         for task in self._readers:

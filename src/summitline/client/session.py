@@ -100,8 +100,6 @@ class CallSession:
         self.present: dict[str, bool] = {}  # remote -> was there before me (so I offer)
         self.alarms: list[str] = []
         self.errors: list[dict[str, Any]] = []
-        self.connects = 0  # signaling connections opened
-        self.welcomes = 0  # times the server admitted us (rejoins after a restart count)
         self.rejoined = asyncio.Event()  # set on every welcome after the first
         self.joined = asyncio.Event()
         self.ended = asyncio.Event()
@@ -167,7 +165,6 @@ class CallSession:
                 async with websockets.connect(self.url, max_size=m.MAX_MESSAGE_BYTES,
                                               open_timeout=OPEN_TIMEOUT_S, ssl=tls) as ws:
                     self._ws, backoff = ws, RECONNECT_MIN_S
-                    self.connects += 1
                     await self._serve(ws)
             except (OSError, TimeoutError, websockets.ConnectionClosed,
                     websockets.InvalidHandshake) as exc:
@@ -255,7 +252,6 @@ class CallSession:
             self.generations[p["device"]] = max(self.generations.get(p["device"], 0),
                                                 p["generation"])
         self._set_phase(msg)
-        self.welcomes += 1
         (self.rejoined if self.joined.is_set() else self.joined).set()
         await self._connect_peers()
 

@@ -157,10 +157,6 @@ class CallPlan:
     def delegation(self, delegation_id: str) -> Delegation | None:
         return next((d for d in self.delegations if d.id == delegation_id), None)
 
-    def delegation_of(self, device: str) -> Delegation | None:
-        p = self.participant(device)
-        return self.delegation(p.delegation) if p else None
-
     # -- interpretation ------------------------------------------------------------------
     # A channel is a language some interpreter of the plan speaks into (its participant
     # language); the interpreters of one channel share its booth, one of them live.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from summitline.core import call as c
@@ -52,7 +52,6 @@ class CallRoom:
         self.health: dict[str, dict[str, Any]] = {}
         self._lock = asyncio.Lock()
         self._press_timer: asyncio.Task[None] | None = None
-        self.on_phase: list[Callable[[CallRoom], Awaitable[None]]] = []
 
     @property
     def call_id(self) -> str:
@@ -94,8 +93,6 @@ class CallRoom:
             for endpoint in list(self.endpoints.values()):
                 endpoint.finish(CALL_ENDED, "the call has ended")
             self.endpoints.clear()
-        for hook in self.on_phase:
-            await hook(self)
 
     def arm_press_timer(self) -> None:
         """While the press window is open, shut the doors at its deadline."""
