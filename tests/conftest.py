@@ -21,6 +21,7 @@ from pathlib import Path  # noqa: E402
 import httpx  # noqa: E402
 
 from summitline.client.bilateral import Bilateral, provision  # noqa: E402
+from summitline.client.ice import LOOPBACK  # noqa: E402
 from summitline.server.app import Settings  # noqa: E402
 from summitline.server.run import running  # noqa: E402
 
@@ -28,7 +29,7 @@ from summitline.server.run import running  # noqa: E402
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[str]:
     """A summitline server in this event loop, on 127.0.0.1; its base URL."""
-    async with running(Settings(data_dir=tmp_path / "server")) as base:
+    async with running(Settings(data_dir=tmp_path / "server", press_hosts=LOOPBACK)) as base:
         yield base
 
 

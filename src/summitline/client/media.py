@@ -18,7 +18,12 @@ import av
 import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.contrib.media import MediaPlayer, MediaRelay
-from aiortc.mediastreams import AUDIO_PTIME, VIDEO_CLOCK_RATE, VIDEO_TIME_BASE
+from aiortc.mediastreams import (
+    AUDIO_PTIME,
+    VIDEO_CLOCK_RATE,
+    VIDEO_TIME_BASE,
+    MediaStreamError,
+)
 
 from summitline.core.roles import MediaKind
 
@@ -154,6 +159,42 @@ class ParrotAudioTrack(MediaStreamTrack):
         return frame
 
 
+class HeldAudioTrack(MediaStreamTrack):
+    """One consumer's copy of the voice: silence while the source is on hold (a
+    principal's aside with an aide), so nobody hears it, the press included."""
+
+    kind = "audio"
+
+    def __init__(self, inner: MediaStreamTrack, source: MediaSource) -> None:
+        super().__init__()
+        self.inner, self.source = inner, source
+
+    async def recv(self) -> av.AudioFrame:
+        frame = await self.inner.recv()
+        assert isinstance(frame, av.AudioFrame)
+        return silence(frame.samples, frame.pts or 0) if self.source.held else frame
+
+
+class CutTrack(MediaStreamTrack):
+    """A copy of a track that ends for good once ``cut``: a frame that arrives after the
+    cut is never handed to the sender (the press feed at its deadline)."""
+
+    def __init__(self, inner: MediaStreamTrack) -> None:
+        super().__init__()
+        self.kind = inner.kind
+        self.inner = inner
+        self.cut = False
+
+    async def recv(self) -> av.frame.Frame:
+        frame = await self.inner.recv()
+        if self.cut:
+            self.inner.stop()
+            self.stop()
+            raise MediaStreamError
+        assert isinstance(frame, av.frame.Frame)
+        return frame
+
+
 class MediaSource:
     """What this endpoint sends: one audio and one video track, shared by all peers."""
 
@@ -162,6 +203,7 @@ class MediaSource:
         self._tracks = {MediaKind.AUDIO: audio, MediaKind.VIDEO: video}
         self._relay = MediaRelay()
         self._player = player
+        self.held = False  # the floor audio is on hold (an aside)
 
     @classmethod
     def synthetic(cls, width: int = DEFAULT_WIDTH, height: int = DEFAULT_HEIGHT,
@@ -198,7 +240,10 @@ class MediaSource:
 
     def track(self, kind: MediaKind) -> MediaStreamTrack | None:
         source = self._tracks[kind]
-        return self._relay.subscribe(source) if source is not None else None
+        if source is None:
+            return None
+        copy = self._relay.subscribe(source)
+        return HeldAudioTrack(copy, self) if kind is MediaKind.AUDIO else copy
 
     def stop(self) -> None:
         for track in self._tracks.values():

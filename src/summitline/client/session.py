@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import ssl as ssl_module
 import time
 from collections.abc import Awaitable, Callable
@@ -25,12 +26,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import websockets
-from aiortc import RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
 from summitline.client.ice import IceSettings
 from summitline.client.listening import ChannelMix
-from summitline.client.media import MediaSource
+from summitline.client.media import CutTrack, MediaSource
 from summitline.client.peer import PeerLink
 from summitline.core import messages as m
 from summitline.core import policy
@@ -55,6 +56,9 @@ HANDOVER_TAIL_S = 1.5
 # forever when it has no candidate pair (an expired TURN credential, say) and takes about
 # a minute to fail otherwise. Loopback connects in well under a second.
 CONNECT_TIMEOUT_S = 15.0
+# After the press deadline the server should announce the doors shut within moments;
+# if it still says "open" after this, it is keeping the window open: an alarm.
+PRESS_GRACE_S = 2.0
 
 
 class SessionRefused(Exception):
@@ -115,6 +119,18 @@ class CallSession:
         self.mixes: dict[str, ChannelMix] = {}  # the channel this principal listens to
         self._changed = asyncio.Event()  # set on every decoded frame and state change
         self._watchdogs: set[asyncio.Task[None]] = set()
+        # The press feed: this principal's floor to the press gateway, during the window.
+        self.press: RTCPeerConnection | None = None
+        self._press_tracks: list[CutTrack] = []
+        self._press_timer: asyncio.TimerHandle | None = None
+        self.press_cut_ms: int | None = None  # when this end stopped sending to the press
+        self.press_answered = asyncio.Event()
+        # The aide button.
+        self.pages: list[dict[str, Any]] = []  # pages of our principal (as an aide)
+        self.acks: dict[str, list[str]] = {}  # our pages -> aides coming (as a principal)
+        self.page_listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.held: set[str] = set()  # principals on hold, as the server announces
+        self.inbox: list[dict[str, Any]] = []  # every server message, for audits and tests
 
     # -- what tests and the demo read ----------------------------------------------------
     @property
@@ -188,6 +204,7 @@ class CallSession:
         self.source.stop()
 
     async def close_links(self) -> None:
+        await self.cut_press("the call's media stopped")
         for task in self._watchdogs:
             task.cancel()
         links, self.links = list(self.links.values()), {}
@@ -197,6 +214,7 @@ class CallSession:
     async def _serve(self, ws: Any) -> None:
         async for raw in ws:
             msg = json.loads(raw)
+            self.inbox.append(msg)
             handler = self._HANDLERS.get(msg.get("type"))
             if handler is None:
                 log.warning("ignoring unknown server message %r", msg.get("type"))
@@ -245,6 +263,7 @@ class CallSession:
         if self.signed is not None and signed.plan.hash != self.signed.plan.hash:
             self._reject_plan("the server now serves a different plan for this call")
         self.signed = signed
+        self.held = set(msg.get("held", []))
         self._ice = self.ice.with_servers(msg.get("ice_servers", []))
         await self._on_booth(msg.get("booth") or {"live": {}, "sources": {}})
         self.present = {p["device"]: True for p in msg["peers"]}
@@ -254,6 +273,7 @@ class CallSession:
         self._set_phase(msg)
         (self.rejoined if self.joined.is_set() else self.joined).set()
         await self._connect_peers()
+        await self._press_window()
 
     def _reject_plan(self, why: str) -> None:
         self.alarm(f"plan refused: {why}")
@@ -304,6 +324,7 @@ class CallSession:
             self.ended.set()
             return
         await self._connect_peers()
+        await self._press_window()
 
     async def _on_peer_joined(self, msg: dict[str, Any]) -> None:
         self.present[msg["device"]] = False  # it joined after me: it offers
@@ -321,6 +342,146 @@ class CallSession:
 
     async def _on_pong(self, msg: dict[str, Any]) -> None:
         return
+
+    # -- the press window ----------------------------------------------------------------
+    @property
+    def role(self) -> Role | None:
+        me = self.signed.plan.participant(self.device) if self.signed else None
+        return me.role if me else None
+
+    async def _press_window(self) -> None:
+        """A principal sends its floor to the press gateway while the window of the signed
+        start is open, and stops at its deadline by itself, whatever the server says."""
+        deadline = self.press_deadline_ms
+        if self.phase is not Phase.OPEN or deadline is None:
+            await self.cut_press("the doors are shut")
+            return
+        if self.role is not Role.PRINCIPAL or self.press is not None or \
+                self.press_cut_ms is not None:
+            return
+        left_s = (deadline - time.time() * 1000) / 1000
+        if left_s <= 0:
+            await self.cut_press("the press window of the signed start is over")
+            return
+        loop = asyncio.get_running_loop()
+        self._press_timer = loop.call_later(left_s, self._press_deadline)
+        pc = self.press = RTCPeerConnection(self._ice.configuration())
+        for kind in (MediaKind.AUDIO, MediaKind.VIDEO):
+            track = self.source.track(kind)
+            if track is not None:
+                cut = CutTrack(track)
+                self._press_tracks.append(cut)
+                pc.addTransceiver(cut, direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        if self.press is pc:  # not cut meanwhile
+            await self._send({"type": "press-offer", "sdp": pc.localDescription.sdp})
+
+    def _press_deadline(self) -> None:
+        self._stop_press_tracks()
+        log.info("%s: press window over by the signed plan; stopped sending to the press",
+                 self.device[:12])
+        loop = asyncio.get_running_loop()
+        loop.create_task(self.cut_press("deadline"))
+        loop.call_later(PRESS_GRACE_S, self._check_doors_shut)
+
+    def _check_doors_shut(self) -> None:
+        if self.phase is Phase.OPEN and not self.ended.is_set():
+            self.alarm("the server keeps the press window open past the deadline of the "
+                       "signed plan; this end stopped sending to the press at the deadline")
+
+    def _stop_press_tracks(self) -> None:
+        """The cut itself: synchronous, so that no frame read after it is sent."""
+        for track in self._press_tracks:
+            track.cut = True
+        if self.press_cut_ms is None and (self.press is not None or self._press_tracks):
+            self.press_cut_ms = time.time_ns() // 1_000_000
+            self._changed.set()
+
+    async def cut_press(self, why: str) -> None:
+        if self._press_timer is not None:
+            self._press_timer.cancel()
+            self._press_timer = None
+        self._stop_press_tracks()
+        pc, self.press, self._press_tracks = self.press, None, []
+        if pc is not None:
+            log.info("%s: press feed closed (%s)", self.device[:12], why)
+            await pc.close()
+
+    async def _on_press_answer(self, msg: dict[str, Any]) -> None:
+        pc = self.press
+        if pc is None or pc.signalingState != "have-local-offer":
+            return  # cut meanwhile
+        await pc.setRemoteDescription(RTCSessionDescription(msg["sdp"], "answer"))
+        self.press_answered.set()
+
+    # -- the aide button -------------------------------------------------------------------
+    def _own(self, device: str, role: Role) -> bool:
+        """Whether ``device`` is a ``role`` of this device's delegation in the plan."""
+        if self.signed is None:
+            return False
+        me, them = (self.signed.plan.participant(d) for d in (self.device, device))
+        return me is not None and them is not None and them.role is role and \
+            them.delegation == me.delegation
+
+    async def page(self) -> str:
+        """A principal calls its aides. Returns the page id; ``acks[id]`` fills as they
+        answer."""
+        page_id = secrets.token_urlsafe(16)
+        at = time.time_ns() // 1_000_000
+        signature = self.identity.key.sign(statements.page(self.call, self.device,
+                                                           page_id, at))
+        self.acks[page_id] = []
+        await self._send({"type": "page", "id": page_id, "at": at, "signature": signature})
+        return page_id
+
+    async def ack(self, page_id: str) -> None:
+        at = time.time_ns() // 1_000_000
+        signature = self.identity.key.sign(statements.ack(self.call, self.device, page_id, at))
+        await self._send({"type": "ack", "page": page_id, "at": at, "signature": signature})
+
+    async def hold(self, on: bool) -> None:
+        """An aside: the floor audio falls silent to everyone (the press included)."""
+        self.source.held = on
+        await self._send({"type": "hold", "on": on})
+
+    def _signed_by(self, device: str, statement: dict[str, Any], signature: str) -> bool:
+        assert self.signed is not None
+        p = self.signed.plan.participant(device)
+        try:
+            assert p is not None
+            p.key.verify(statement, signature)
+        except (AssertionError, SignatureError, ValueError):
+            return False
+        return True
+
+    async def _on_paged(self, msg: dict[str, Any]) -> None:
+        by, page_id, at = msg["by"], msg["id"], msg["at"]
+        if not self._own(by, Role.PRINCIPAL) or not self._signed_by(
+                by, statements.page(self.call, by, page_id, at), msg["signature"]):
+            self.alarm("a page that our principal did not sign; ignored")
+            return
+        if any(p["id"] == page_id for p in self.pages):
+            return  # delivered again after a reconnect
+        page = {"id": page_id, "by": by, "at": at, "acked": False}
+        self.pages.append(page)
+        log.warning("\a%s: PAGED by %s", self.device[:12], self.signed.plan.label(by)
+                    if self.signed else by)
+        for listener in self.page_listeners:
+            listener(page)
+
+    async def _on_acked(self, msg: dict[str, Any]) -> None:
+        by, page_id, at = msg["by"], msg["page"], msg["at"]
+        if not self._own(by, Role.AIDE) or not self._signed_by(
+                by, statements.ack(self.call, by, page_id, at), msg["signature"]):
+            self.alarm("an acknowledgement that no aide of ours signed; ignored")
+            return
+        self.acks.setdefault(page_id, []).append(by)
+        for page in self.pages:
+            if page["id"] == page_id:
+                page["acked"] = True
+
+    async def _on_held(self, msg: dict[str, Any]) -> None:
+        (self.held.add if msg["on"] else self.held.discard)(msg["device"])
 
     # -- interpretation ------------------------------------------------------------------
     @property
@@ -541,4 +702,6 @@ class CallSession:
         "peer-joined": _on_peer_joined, "peer-left": _on_peer_left, "error": _on_error,
         "pong": _on_pong, "offer": _on_offer, "answer": _on_answer,
         "candidate": _on_candidate, "bye": _on_bye, "booth": _on_booth,
+        "press-answer": _on_press_answer, "paged": _on_paged, "acked": _on_acked,
+        "held": _on_held,
     }

@@ -128,11 +128,47 @@ class Ping(_Message):
     id: Annotated[int, Field(ge=0)] = 0
 
 
+class PressOffer(_Message):
+    """A principal offers its floor to the press gateway (send-only, during the window)."""
+
+    type: Literal["press-offer"]
+    sdp: Annotated[str, Field(max_length=MAX_SDP_CHARS)]
+
+
+PageId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
+Millis = Annotated[int, Field(ge=0, le=2**53)]
+
+
+class Page(_Message):
+    """A principal calls its own aides; signed (statements.page) for the aides to check."""
+
+    type: Literal["page"]
+    id: PageId
+    at: Millis
+    signature: Signature
+
+
+class Ack(_Message):
+    """An aide acknowledges a page of its principal: it is coming (statements.ack)."""
+
+    type: Literal["ack"]
+    page: PageId
+    at: Millis
+    signature: Signature
+
+
+class Hold(_Message):
+    """A principal holds its floor audio (an aside with an aide) or releases it."""
+
+    type: Literal["hold"]
+    on: bool
+
+
 AnyClientMessage = (Hello | Offer | Answer | Candidate | Bye | Stats | End | BoothAction
-                    | Source | Ping)
+                    | Source | Ping | PressOffer | Page | Ack | Hold)
 ClientMessage = Annotated[AnyClientMessage, Field(discriminator="type")]
 CLIENT_TYPES = ("hello", "offer", "answer", "candidate", "bye", "stats", "end", "booth",
-                "source", "ping")
+                "source", "ping", "press-offer", "page", "ack", "hold")
 _client: TypeAdapter[AnyClientMessage] = TypeAdapter(ClientMessage)
 
 
@@ -180,6 +216,7 @@ class Welcome(_Message):
     # The start of the call as a delegation signed it ({delegation, at, signature}), for
     # the endpoint to check; None before the start.
     start: dict[str, Any] | None = None
+    held: list[Fingerprint] = []  # principals whose floor audio is on hold
 
 
 class BoothState(_Message):
@@ -220,6 +257,39 @@ class Pong(_Message):
     id: int
 
 
+class PressAnswer(_Message):
+    type: Literal["press-answer"] = "press-answer"
+    sdp: str
+
+
+class Paged(_Message):
+    """To the aides of the paging principal's delegation only."""
+
+    type: Literal["paged"] = "paged"
+    id: str
+    by: Fingerprint  # the principal
+    at: int
+    signature: str
+
+
+class Acked(_Message):
+    """To the paging principal and its delegation's aides only."""
+
+    type: Literal["acked"] = "acked"
+    page: str
+    by: Fingerprint  # the aide
+    at: int
+    signature: str
+
+
+class Held(_Message):
+    """To everyone in the call: a principal's floor audio is on hold (no reason given)."""
+
+    type: Literal["held"] = "held"
+    device: Fingerprint
+    on: bool
+
+
 def relayed(msg: Offer | Answer | Candidate | Bye, sender: str) -> dict[str, Any]:
     """A signaling message as the receiver gets it: ``to`` replaced by ``from``."""
     out = msg.model_dump()
@@ -229,7 +299,8 @@ def relayed(msg: Offer | Answer | Candidate | Bye, sender: str) -> dict[str, Any
 
 
 ServerMessage = Annotated[Challenge | Welcome | PeerJoined | PeerLeft | PhaseChanged
-                          | BoothState | ErrorMessage | Pong, Field(discriminator="type")]
+                          | BoothState | ErrorMessage | Pong | PressAnswer | Paged | Acked
+                          | Held, Field(discriminator="type")]
 
 
 def _relayed_schema(model: type[BaseModel]) -> dict[str, Any]:

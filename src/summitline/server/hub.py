@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 
+from summitline.client.ice import IceSettings
 from summitline.core import call as c
+from summitline.core.roles import Phase
+from summitline.server.press.gateway import PressGateway
 from summitline.server.room import CallRoom, Clock
 from summitline.server.turn import TurnSettings, credentials
 from summitline.store import Store
 
 
 class Hub:
-    def __init__(self, store: Store, clock: Clock, turn: TurnSettings | None = None) -> None:
+    def __init__(self, store: Store, clock: Clock, turn: TurnSettings | None = None,
+                 press: PressGateway | None = None) -> None:
         self.store = store
         self.clock = clock
         self.turn = turn
+        self.press = press or PressGateway(IceSettings(), clock)
         self._rooms: dict[str, CallRoom] = {}
         self._lock = asyncio.Lock()
 
@@ -32,6 +37,7 @@ class Hub:
         if signed is None:
             return None
         room = CallRoom(self.store, self.clock, signed, await self.store.entries(call_id))
+        room.on_doors_shut = lambda: self._doors_shut(room)
         if room.state.admitted:
             # Endpoints were connected when this process (or an earlier one) stopped. Their
             # signaling is gone; their peer-to-peer media may well go on. They rejoin.
@@ -39,6 +45,12 @@ class Hub:
                               c.Reset())
         room.arm_press_timer()
         return room
+
+    async def _doors_shut(self, room: CallRoom) -> None:
+        if room.state.phase is Phase.ENDED:  # nothing of the window is kept after the call
+            await self.press.forget(room.call_id)
+        else:
+            await self.press.close(room.call_id)
 
     async def phase_of(self, call_id: str) -> str:
         room = await self.room(call_id)
@@ -49,10 +61,11 @@ class Hub:
         if room is not None:
             room.stop()
 
-    def close(self) -> None:
+    async def close(self) -> None:
         for room in self._rooms.values():
             room.stop()
         self._rooms.clear()
+        await self.press.shutdown()
 
     def ice_servers(self, device: str) -> list[dict[str, object]]:
         """The relay servers for an authenticated device, with fresh credentials."""

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from summitline.core import call as c
 from summitline.core import policy
 from summitline.core.plan import SignedPlan
 from summitline.core.record import Entry, advance, replay
-from summitline.core.roles import Phase
+from summitline.core.roles import Phase, Role
 from summitline.server.closecodes import CALL_ENDED
 from summitline.store import Store
 
@@ -52,6 +52,12 @@ class CallRoom:
         self.health: dict[str, dict[str, Any]] = {}
         self._lock = asyncio.Lock()
         self._press_timer: asyncio.Task[None] | None = None
+        # the delegation-private parts of the record: delegation -> its chain's head
+        self.private_heads: dict[str, Entry | None] = {}
+        self.pages: dict[str, dict[str, Any]] = {}  # open pages by id, until acknowledged
+        self.held: set[str] = set()  # principals whose floor audio is on hold
+        # Called when the doors shut or the call ends (the press gateway closes its feed).
+        self.on_doors_shut: Callable[[], Awaitable[None]] | None = None
 
     @property
     def call_id(self) -> str:
@@ -69,6 +75,17 @@ class CallRoom:
         await self.store.append(self.call_id, entry)
         self.state, self.head = new_state, entry
         return entry
+
+    async def record_private(self, delegation: str, kind: str, data: dict[str, Any]) -> Entry:
+        """Append to ``delegation``'s private chain: only that delegation ever reads it."""
+        async with self._lock:
+            if delegation not in self.private_heads:
+                entries = await self.store.private_entries(self.call_id, delegation)
+                self.private_heads[delegation] = entries[-1] if entries else None
+            entry = Entry.make(self.private_heads[delegation], self.clock(), kind, data)
+            await self.store.append_private(self.call_id, delegation, entry)
+            self.private_heads[delegation] = entry
+            return entry
 
     async def note(self, kind: str, data: dict[str, Any], remote: str = "") -> None:
         """Record something that changes no state (a refusal). After the end the record
@@ -89,6 +106,8 @@ class CallRoom:
                         "press_deadline_ms": self.state.press_deadline_ms,
                         "start": self.start_proof})
         self.arm_press_timer()
+        if self.state.phase is not Phase.OPEN and self.on_doors_shut is not None:
+            await self.on_doors_shut()
         if self.state.phase is Phase.ENDED:
             for endpoint in list(self.endpoints.values()):
                 endpoint.finish(CALL_ENDED, "the call has ended")
@@ -125,6 +144,17 @@ class CallRoom:
     def broadcast(self, message: dict[str, Any]) -> None:
         for endpoint in list(self.endpoints.values()):
             endpoint.send(message)
+
+    def tell_delegation(self, delegation: str, message: dict[str, Any],
+                        roles: frozenset[Role] = frozenset({Role.AIDE})) -> int:
+        """Send to the connected devices of ``delegation`` in ``roles``; how many got it."""
+        sent = 0
+        for device, endpoint in list(self.endpoints.items()):
+            p = self.signed.plan.participant(device)
+            if p is not None and p.delegation == delegation and p.role in roles:
+                endpoint.send(message)
+                sent += 1
+        return sent
 
     def tell_peers(self, device: str, message: dict[str, Any]) -> None:
         for peer in self.presence_of(device):

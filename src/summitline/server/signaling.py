@@ -23,12 +23,15 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from summitline.core import call as c
 from summitline.core import messages as m
 from summitline.core import policy
+from summitline.core.plan import Participant
 from summitline.core.record import describe
+from summitline.core.roles import Phase, Role
 from summitline.crypto import statements
 from summitline.crypto.keys import SignatureError
 from summitline.server import closecodes as cc
 from summitline.server import limits
 from summitline.server.hub import Hub
+from summitline.server.press.gateway import PressRefused
 from summitline.server.room import CallRoom
 from summitline.server.security import ConnectionLimits
 
@@ -231,8 +234,13 @@ class Connection:
                             phase=str(room.state.phase), peers=peers,
                             press_deadline_ms=room.state.press_deadline_ms,
                             ice_servers=self.hub.ice_servers(device),
-                            booth=room.booth_state(), start=room.start_proof).model_dump())
+                            booth=room.booth_state(), start=room.start_proof,
+                            held=sorted(room.held)).model_dump())
         room.tell_peers(device, m.PeerJoined(device=device).model_dump())
+        if p.role is Role.AIDE:  # pages of its principal that no aide has answered yet
+            for page in room.pages.values():
+                if page["delegation"] == p.delegation:
+                    self.send(page["message"])
         log.info("%s joined %s", room.signed.plan.label(device), room.call_id)
 
     async def _leave(self) -> None:
@@ -355,6 +363,103 @@ class Connection:
             return
         self.room.broadcast(self.room.booth_state())
 
+    # -- the press window ----------------------------------------------------------------
+    async def _press_offer(self, msg: m.PressOffer) -> None:
+        """A principal's floor for the press gateway, while the window is open."""
+        assert self.room is not None
+        room = self.room
+        p = room.signed.plan.participant(self.device)
+        deadline = room.state.press_deadline_ms
+        if p is None or p.role is not Role.PRINCIPAL:
+            await self._refused("not-permitted", "only principals send to the press",
+                                "press-offer")
+            return
+        if room.state.phase is not Phase.OPEN or deadline is None:
+            await self._refused("press-closed", "the press window is not open", "press-offer")
+            return
+        layout = [q.device for q in room.signed.plan.participants if q.role is Role.PRINCIPAL]
+        try:
+            answer = await self.hub.press.feed(room.call_id, self.device, layout, deadline,
+                                               msg.sdp)
+        except PressRefused as exc:
+            await self._refused("press-closed", str(exc), "press-offer")
+            return
+        except ValueError as exc:
+            await self._refused("invalid", f"the press offer is not usable: {exc}",
+                                "press-offer")
+            return
+        await room.note("press.feed", {"device": self.device})
+        self.send(m.PressAnswer(sdp=answer).model_dump())
+
+    # -- the aide button (nothing of it reaches the other delegation) --------------------
+    def _me(self) -> Participant:
+        assert self.room is not None
+        p = self.room.signed.plan.participant(self.device)
+        assert p is not None
+        return p
+
+    async def _page(self, msg: m.Page) -> None:
+        assert self.room is not None
+        me = self._me()
+        if me.role is not Role.PRINCIPAL:
+            await self._refused("not-permitted", "only a principal pages its aides", "page")
+            return
+        try:
+            me.key.verify(statements.page(self.room.call_id, self.device, msg.id, msg.at),
+                          msg.signature)
+        except SignatureError:
+            await self._refused("bad-signature", "the page is not signed by this device",
+                                "page")
+            return
+        if msg.id in self.room.pages:
+            await self._refused("invalid", "that page is already open", "page")
+            return
+        paged = m.Paged(id=msg.id, by=self.device, at=msg.at,
+                        signature=msg.signature).model_dump()
+        await self.room.record_private(me.delegation, "aide.paged",
+                                       {"by": self.device, "page": msg.id, "at": msg.at})
+        self.room.pages[msg.id] = {"delegation": me.delegation, "by": self.device,
+                                   "message": paged}
+        if self.room.tell_delegation(me.delegation, paged) == 0:
+            self.error("no-aide", "no aide of your delegation is connected; the page "
+                       "waits for the first to connect", ref="page")
+
+    async def _ack(self, msg: m.Ack) -> None:
+        assert self.room is not None
+        me = self._me()
+        page = self.room.pages.get(msg.page)
+        if me.role is not Role.AIDE or page is None or page["delegation"] != me.delegation:
+            await self._refused("not-permitted", "no open page of your principal with that "
+                                "id", "ack")
+            return
+        try:
+            me.key.verify(statements.ack(self.room.call_id, self.device, msg.page, msg.at),
+                          msg.signature)
+        except SignatureError:
+            await self._refused("bad-signature", "the acknowledgement is not signed by this "
+                                "device", "ack")
+            return
+        await self.room.record_private(me.delegation, "aide.acked",
+                                       {"by": self.device, "page": msg.page, "at": msg.at})
+        del self.room.pages[msg.page]
+        acked = m.Acked(page=msg.page, by=self.device, at=msg.at,
+                        signature=msg.signature).model_dump()
+        self.room.tell_delegation(me.delegation, acked,
+                                  frozenset({Role.AIDE, Role.PRINCIPAL}))
+
+    async def _hold(self, msg: m.Hold) -> None:
+        assert self.room is not None
+        me = self._me()
+        if me.role is not Role.PRINCIPAL:
+            await self._refused("not-permitted", "only a principal holds its floor", "hold")
+            return
+        if msg.on == (self.device in self.room.held):
+            return  # already so
+        await self.room.record_private(me.delegation, "aside.started" if msg.on
+                                       else "aside.ended", {"by": self.device})
+        (self.room.held.add if msg.on else self.room.held.discard)(self.device)
+        self.room.broadcast(m.Held(device=self.device, on=msg.on).model_dump())
+
     async def _ping(self, msg: m.Ping) -> None:
         self.send(m.Pong(id=msg.id).model_dump())
 
@@ -364,5 +469,6 @@ class Connection:
     _HANDLERS: dict[str, Callable[[Connection, Any], Awaitable[None]]] = {
         "hello": _hello, "offer": _signal, "answer": _signal, "candidate": _candidate,
         "bye": _bye, "stats": _stats, "end": _end, "booth": _booth, "source": _source,
-        "ping": _ping,
+        "ping": _ping, "press-offer": _press_offer, "page": _page, "ack": _ack,
+        "hold": _hold,
     }

@@ -95,6 +95,30 @@ head_signatures = Table(
     PrimaryKeyConstraint("call", "delegation"),
 )
 
+# The delegation-private part of a call's record (pages, acknowledgements, asides): one
+# hash chain per delegation, never shown to the other delegation or in the shared export.
+private_entries = Table(
+    "private_entries", metadata,
+    Column("call", String(120), nullable=False),
+    Column("delegation", FP, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("prev", FP, nullable=False),
+    Column("hash", FP, nullable=False),
+    PrimaryKeyConstraint("call", "delegation", "seq"),
+)
+
+# Press viewer tokens (by SHA-256 of the token; the token itself is never stored).
+press_tokens = Table(
+    "press_tokens", metadata,
+    Column("token", FP, primary_key=True),
+    Column("call", String(120), nullable=False),
+    Column("delegation", FP, nullable=False),
+    Column("expires", BigInteger, nullable=False),
+)
+
 # Signed control requests already used (by hash of the signed statement): a captured
 # request cannot be replayed.
 used_controls = Table(

@@ -186,6 +186,29 @@ class Store:
         return [Entry(r["seq"], r["at"], r["kind"], json.loads(r["data"]), r["prev"], r["hash"])
                 for r in rows]
 
+    async def append_private(self, call: str, delegation: str, entry: Entry) -> None:
+        await self._insert(t.private_entries, "private record already has that entry",
+                           call=call, delegation=delegation, seq=entry.seq, at=entry.at,
+                           kind=entry.kind, data=json.dumps(entry.data), prev=entry.prev,
+                           hash=entry.hash)
+
+    async def private_entries(self, call: str, delegation: str) -> list[Entry]:
+        c = t.private_entries.c
+        rows = await self._all(select(t.private_entries)
+                               .where(c.call == call, c.delegation == delegation)
+                               .order_by(c.seq))
+        return [Entry(r["seq"], r["at"], r["kind"], json.loads(r["data"]), r["prev"], r["hash"])
+                for r in rows]
+
+    async def add_press_token(self, token_hash: str, call: str, delegation: str,
+                              expires_ms: int) -> None:
+        await self._insert(t.press_tokens, "token exists", token=token_hash, call=call,
+                           delegation=delegation, expires=expires_ms)
+
+    async def press_token(self, token_hash: str) -> dict[str, Any] | None:
+        rows = await self._all(select(t.press_tokens).where(t.press_tokens.c.token == token_hash))
+        return dict(rows[0]) if rows else None
+
     async def add_head_signature(self, call: str, delegation: str, seq: int, sig: str) -> None:
         await self._insert(t.head_signatures, "this delegation has already signed the record",
                            call=call, delegation=delegation, seq=seq, signature=sig)

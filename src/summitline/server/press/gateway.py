@@ -1,0 +1,270 @@
+"""The press gateway: the principals' floor in, one programme out to the press.
+
+During the press window each principal's client sends its floor (audio and video) to
+the gateway over a send-only WebRTC connection (``feed``). The gateway composes one
+programme of the call (``Programme``) and serves it:
+
+* to press viewers over WebRTC (``watch``, behind the WHEP-style route of
+  ``server/press/routes.py``): every viewer gets the same encoded packets;
+* as HLS for broadcasters (``hls_file``).
+
+At the press deadline the gateway stops by itself (and the room tells it when the
+doors shut early); but it is the server's, and the server is not trusted with the
+cut: each principal's client stops sending at the deadline of the signed plan,
+whatever the gateway does (client/session.py, web/session.js).
+
+``PressGateway`` is the embedded default. For large audiences the programme can be
+forwarded to a Janus Streaming mountpoint instead of served here: ``Programme``
+publishes encoded packets to ``Subscriber`` objects, and a forwarder subscribes like
+a viewer and sends RTP to the mountpoint's ports (docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+from summitline.client.ice import IceSettings
+from summitline.server.press.programme import Packet, Programme, Subscriber
+
+log = logging.getLogger(__name__)
+
+MAX_VIEWERS = 200
+HLS_NAME = re.compile(r"^(index\.m3u8|segment\d{5}\.ts)$")
+
+
+class PressRefused(Exception):
+    """The gateway cannot do what was asked; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class PacketTrack(MediaStreamTrack):
+    """A viewer's track: the programme's encoded packets, sent as they are."""
+
+    def __init__(self, kind: str, queue: asyncio.Queue[Packet | None]) -> None:
+        super().__init__()
+        self.kind = kind
+        self._queue = queue
+
+    async def recv(self) -> Packet:
+        packet = await self._queue.get()
+        if packet is None:
+            self.stop()
+            raise MediaStreamError
+        return packet
+
+
+@dataclass
+class Feed:
+    """The press side of one call while its window is open."""
+
+    call: str
+    programme: Programme
+    deadline_ms: int
+    workdir: Path
+    senders: dict[str, RTCPeerConnection] = field(default_factory=dict)
+    viewers: dict[RTCPeerConnection, Subscriber] = field(default_factory=dict)
+    closed: bool = False
+    timer: asyncio.Task[None] | None = None
+    readers: list[asyncio.Task[None]] = field(default_factory=list)
+    received: dict[str, int] = field(default_factory=dict)  # frames per principal
+    last_frame_ms: dict[str, int] = field(default_factory=dict)
+
+
+class PressGateway:
+    def __init__(self, ice: IceSettings, clock: Callable[[], int],
+                 max_viewers: int = MAX_VIEWERS, workdir: Path | None = None) -> None:
+        self.ice = ice
+        self.clock = clock
+        self.max_viewers = max_viewers
+        self._root = Path(tempfile.mkdtemp(prefix="summitline-press-", dir=workdir))
+        self.feeds: dict[str, Feed] = {}
+
+    # A hostile server in a test turns this off: the principals' clients cut anyway.
+    enforce_deadline = True
+
+    # -- principals ----------------------------------------------------------------------
+    async def feed(self, call: str, device: str, layout: list[str], deadline_ms: int,
+                   offer_sdp: str) -> str:
+        """Take a principal's send-only offer; answer it. Opens the programme."""
+        if self.clock() >= deadline_ms:
+            raise PressRefused(409, "the press window has closed")
+        feed = self.feeds.get(call)
+        if feed is None:
+            workdir = self._root / f"call-{len(self.feeds)}"
+            feed = Feed(call, Programme(layout, hls_dir=workdir / "hls"), deadline_ms, workdir)
+            self.feeds[call] = feed
+            feed.programme.start()
+            if self.enforce_deadline:
+                feed.timer = asyncio.create_task(self._close_at(feed))
+        if feed.closed:
+            raise PressRefused(409, "the press window has closed")
+        old = feed.senders.pop(device, None)
+        if old is not None:
+            await old.close()
+        pc = RTCPeerConnection(self.ice.configuration())
+        feed.senders[device] = pc
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            feed.readers.append(asyncio.create_task(self._read(feed, device, track)))
+
+        await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+        for transceiver in pc.getTransceivers():
+            transceiver.direction = "recvonly"
+        await pc.setLocalDescription(await pc.createAnswer())
+        return str(pc.localDescription.sdp)
+
+    async def _read(self, feed: Feed, device: str, track: MediaStreamTrack) -> None:
+        programme = feed.programme
+        with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
+            while True:
+                frame = await track.recv()
+                if isinstance(frame, av.VideoFrame):
+                    feed.received[device] = feed.received.get(device, 0) + 1
+                    feed.last_frame_ms[device] = self.clock()
+                    programme.feed_video(device, frame)
+                elif isinstance(frame, av.AudioFrame):
+                    programme.feed_audio(device, frame)
+
+    # -- viewers -------------------------------------------------------------------------
+    async def watch(self, call: str, offer_sdp: str) -> tuple[RTCPeerConnection, str]:
+        feed = self.feeds.get(call)
+        if feed is None or feed.closed:
+            raise PressRefused(409, "the press window is not open: the talks continue "
+                               "behind closed doors" if feed else
+                               "the press window has not opened yet")
+        if len(feed.viewers) >= self.max_viewers:
+            raise PressRefused(503, f"the viewer limit ({self.max_viewers}) is reached")
+        pc = RTCPeerConnection(self.ice.configuration())
+        sub = feed.programme.subscribe()
+        feed.viewers[pc] = sub
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(vp8_first(offer_sdp), "offer"))
+            kinds = {t.kind for t in pc.getTransceivers()}
+            if "video" not in kinds:
+                raise PressRefused(400, "the offer must receive video (VP8)")
+            pc.addTrack(PacketTrack("video", sub.video))
+            if "audio" in kinds:
+                pc.addTrack(PacketTrack("audio", sub.audio))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except (ValueError, PressRefused) as exc:
+            await self._drop_viewer(feed, pc)
+            if isinstance(exc, PressRefused):
+                raise
+            raise PressRefused(400, f"the offer is not usable: {exc}") from None
+        answer = str(pc.localDescription.sdp)
+        if not _codec_of(answer, "video").lower() == "vp8":
+            await self._drop_viewer(feed, pc)
+            raise PressRefused(400, "the offer must accept VP8 video")
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                await self._drop_viewer(feed, pc)
+
+        return pc, answer
+
+    async def _drop_viewer(self, feed: Feed, pc: RTCPeerConnection) -> None:
+        sub = feed.viewers.pop(pc, None)
+        if sub is not None:
+            feed.programme.unsubscribe(sub)
+        await pc.close()
+
+    # -- state ---------------------------------------------------------------------------
+    def state(self, call: str) -> str:
+        feed = self.feeds.get(call)
+        return "none" if feed is None else "closed" if feed.closed else "open"
+
+    def viewers(self, call: str) -> int:
+        feed = self.feeds.get(call)
+        return len(feed.viewers) if feed else 0
+
+    def snapshot(self, call: str) -> bytes | None:
+        feed = self.feeds.get(call)
+        if feed is None or feed.closed:
+            return None
+        return feed.programme.snapshot()
+
+    def hls_file(self, call: str, name: str) -> Path | None:
+        feed = self.feeds.get(call)
+        if feed is None or not HLS_NAME.match(name):
+            return None
+        path = feed.workdir / "hls" / name
+        return path if path.is_file() else None
+
+    # -- closing -------------------------------------------------------------------------
+    async def _close_at(self, feed: Feed) -> None:
+        await asyncio.sleep(max(0.0, (feed.deadline_ms - self.clock()) / 1000))
+        await self.close(feed.call)
+
+    async def close(self, call: str) -> None:
+        """The doors shut: stop the programme, end the playlist, let everyone go."""
+        feed = self.feeds.get(call)
+        if feed is None or feed.closed:
+            return
+        feed.closed = True
+        await feed.programme.stop()  # ends every viewer's tracks and the HLS playlist
+        senders, feed.senders = list(feed.senders.values()), {}
+        viewers = list(feed.viewers)
+        for pc in senders + viewers:
+            await pc.close()
+        feed.viewers.clear()
+        for task in feed.readers:
+            task.cancel()
+        log.info("press window of %s closed", call)
+
+    async def forget(self, call: str) -> None:
+        """The call has ended: close and delete what the window left (HLS segments)."""
+        await self.close(call)
+        feed = self.feeds.pop(call, None)
+        if feed is not None:
+            if feed.timer is not None:
+                feed.timer.cancel()
+            shutil.rmtree(feed.workdir, ignore_errors=True)
+
+    async def shutdown(self) -> None:
+        for call in list(self.feeds):
+            await self.forget(call)
+        shutil.rmtree(self._root, ignore_errors=True)
+
+
+def _codec_of(sdp: str, kind: str) -> str:
+    """The first codec of the first ``kind`` media section."""
+    section = sdp.split(f"m={kind} ", 1)
+    if len(section) < 2:
+        return ""
+    first = section[1].split("\r\n", 1)[0].split()[2:3]
+    if not first:
+        return ""
+    match = re.search(rf"a=rtpmap:{first[0]} ([^/\r\n]+)/", section[1])
+    return match.group(1) if match else ""
+
+
+def vp8_first(sdp: str) -> str:
+    """The offer with VP8 first among its video formats, so that the answer picks the
+    codec of the programme (aiortc answers in the order of the offer)."""
+    lines = sdp.split("\r\n")
+    vp8 = {m.group(1) for line in lines if (m := re.match(r"a=rtpmap:(\d+) VP8/", line))}
+    out = []
+    for line in lines:
+        if line.startswith("m=video "):
+            head, formats = line.split()[:3], line.split()[3:]
+            line = " ".join(head + [f for f in formats if f in vp8] +
+                            [f for f in formats if f not in vp8])
+        out.append(line)
+    return "\r\n".join(out)

@@ -1,0 +1,127 @@
+"""The press's routes: viewer tokens (issued by an operator), watching over WebRTC in the
+manner of WHEP (POST an SDP offer, get the answer), HLS for broadcasters, and the
+window's public state for the press page.
+
+The press hold no keys: a token is a bearer secret the server checks, valid for a short
+time and for one call; with it a viewer receives the programme while the window is open
+and nothing else. Only the token's SHA-256 is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import FileResponse
+from pydantic import Field
+
+from summitline.core.roles import Phase
+from summitline.crypto import statements
+from summitline.crypto.encoding import digest
+from summitline.server.api import CONTROL_FRESHNESS_MS, Id, Sig, _Body, bad, hub, room_of, verify
+from summitline.server.press.gateway import PressRefused
+from summitline.store import StoreError
+
+TOKEN_TTL_MS = 15 * 60 * 1000
+TOKEN = r"^[A-Za-z0-9_-]{43}$"
+
+
+class TokenRequest(_Body):
+    delegation: Id
+    at: int
+    signature: Sig
+    ttl_s: Annotated[int, Field(ge=30, le=TOKEN_TTL_MS // 1000)] = TOKEN_TTL_MS // 1000
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def router() -> APIRouter:
+    r = APIRouter(prefix="/api")
+
+    @r.post("/calls/{call}/press/tokens", status_code=201)
+    async def issue_token(call: str, body: TokenRequest, request: Request) -> dict[str, Any]:
+        """An operator issues a short-lived viewer token (signed control "press-token")."""
+        h = hub(request)
+        room = await room_of(h, call)
+        d = room.signed.plan.delegation(body.delegation)
+        if d is None:
+            raise bad(403, "that delegation is not part of this call")
+        now = h.clock()
+        if abs(now - body.at) > CONTROL_FRESHNESS_MS:
+            raise bad(403, "the request is stale (or the clocks disagree)")
+        statement = statements.control(call, "press-token", d.id, body.at)
+        verify(d.key, statement, body.signature, "the token request")
+        try:
+            await h.store.use_control(digest(statement), now)
+        except StoreError:
+            raise bad(403, "this request was already used (replayed?)") from None
+        if room.signed.plan.press_window_s == 0:
+            raise bad(409, "the plan of this call has no press window")
+        token = secrets.token_urlsafe(32)
+        expires = now + body.ttl_s * 1000
+        await h.store.add_press_token(_hash(token), call, d.id, expires)
+        return {"token": token, "expires_ms": expires,
+                "press_page": f"/#/press/{call}/{token}",
+                "hls": f"/api/press/{call}/hls/{token}/index.m3u8"}
+
+    async def check(request: Request, call: str, token: str) -> None:
+        h = hub(request)
+        row = await h.store.press_token(_hash(token)) if _valid(token) else None
+        if row is None or row["call"] != call:
+            raise bad(401, "no such press token for this call")
+        if row["expires"] <= h.clock():
+            raise bad(401, "the press token has expired; ask the press office for a new one")
+
+    @r.get("/press/{call}")
+    async def window(call: str, request: Request) -> dict[str, Any]:
+        """What the press page shows: the title and whether the window is open."""
+        h = hub(request)
+        room = await room_of(h, call)
+        phase = room.state.phase
+        press = h.press.state(call)
+        state = ("open" if phase is Phase.OPEN and press == "open" else
+                 "waiting" if phase in (Phase.PLANNED, Phase.OPEN) else
+                 "closed" if phase is Phase.CLOSED else "ended")
+        return {"call": call, "title": room.signed.plan.title, "state": state,
+                "delegations": [d.name for d in room.signed.plan.delegations],
+                "press_deadline_ms": room.state.press_deadline_ms}
+
+    @r.post("/press/{call}/whep", status_code=201,
+            responses={201: {"content": {"application/sdp": {}}}})
+    async def watch(call: str, request: Request,
+                    authorization: Annotated[str, Header()] = "") -> Response:
+        """A press viewer: POST an SDP offer (recvonly video VP8, audio Opus) with
+        ``Authorization: Bearer TOKEN``; the answer comes back as application/sdp."""
+        await check(request, call, authorization.removeprefix("Bearer ").strip())
+        if request.headers.get("content-type", "").split(";")[0] != "application/sdp":
+            raise bad(415, "send the offer as application/sdp")
+        offer = (await request.body()).decode("utf-8", "replace")
+        if len(offer) > 64 * 1024 or not offer.startswith("v=0"):
+            raise bad(400, "the body is not an SDP offer")
+        try:
+            _pc, answer = await hub(request).press.watch(call, offer)
+        except PressRefused as exc:
+            raise bad(exc.status, str(exc)) from None
+        return Response(answer, status_code=201, media_type="application/sdp")
+
+    @r.get("/press/{call}/hls/{token}/{name}")
+    async def hls(call: str, token: str, name: str, request: Request) -> FileResponse:
+        """The HLS programme for broadcasters (H.264 + AAC); the playlist ends with the
+        window."""
+        await check(request, call, token)
+        path = hub(request).press.hls_file(call, name)
+        if path is None:
+            raise bad(404, "no such file of this call's press programme")
+        kind = "application/vnd.apple.mpegurl" if name.endswith(".m3u8") else "video/mp2t"
+        return FileResponse(path, media_type=kind, headers={"Cache-Control": "no-cache"})
+
+    return r
+
+
+def _valid(token: str) -> bool:
+    return re.match(TOKEN, token) is not None

@@ -1,0 +1,160 @@
+"""The press window with Python endpoints: the principals' floor reaches the press during
+the window (WebRTC viewers and HLS), and not after its deadline, even when the server
+"forgets" to close it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import numpy as np
+import pytest
+
+from summitline.client.bilateral import Bilateral, provision
+from summitline.client.ice import loopback
+from summitline.client.press import PressRefused, PressViewer
+from summitline.client.session import CallSession
+from summitline.core.roles import MediaKind, Phase
+from summitline.server.press.gateway import PressGateway
+from summitline.server.room import CallRoom
+
+WAIT_S = 30.0
+WINDOW_S = 8  # room for ffprobe on a loaded machine before the deadline
+CUT_SLACK_MS = 250  # the aim of bench/press_cut.py; the test allows a loaded machine 4x
+DARK = 40  # mean luma of a programme with no principal picture in it (black is 16)
+
+
+@dataclass
+class Window:
+    call: Bilateral
+    a: CallSession
+    b: CallSession
+    token: str
+    deadline: int
+
+
+@pytest.fixture
+async def window(http: httpx.AsyncClient, ws_url: str) -> AsyncIterator[Window]:
+    call = await provision(http, press_window_s=WINDOW_S)
+    a, b = (CallSession(ws_url, call.call, side.identity(), ice=loopback())
+            for side in (call.a, call.b))
+    tasks = [asyncio.create_task(s.run()) for s in (a, b)]
+    await asyncio.wait_for(asyncio.gather(a.joined.wait(), b.joined.wait()), WAIT_S)
+    await call.a.operator.control(call.call, "start")
+    await asyncio.wait_for(asyncio.gather(a.press_answered.wait(), b.press_answered.wait()),
+                           WAIT_S)
+    token = (await call.b.operator.press_token(call.call))["token"]
+    assert a.press_deadline_ms is not None
+    yield Window(call, a, b, token, a.press_deadline_ms)
+    for s in (a, b):
+        await s.leave()
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+async def ffprobe(url: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        "ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height",
+        "-of", "compact", url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), WAIT_S)
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
+
+
+def luma(frame: object) -> float:
+    return float(np.mean(frame.to_ndarray(format="gray")))  # type: ignore[attr-defined]
+
+
+async def test_the_press_see_the_window_and_nothing_after_it(
+        window: Window, http: httpx.AsyncClient, server: str) -> None:
+    pictures: list[tuple[int, float]] = []
+    viewer = PressViewer(http, window.call.call, window.token, loopback(),
+                         on_video=lambda f, at: pictures.append((at, luma(f))))
+    await viewer.watch()
+    await asyncio.wait_for(viewer.wait_for(
+        lambda: all(viewer.frames[k] > 10 for k in MediaKind)), WAIT_S)
+    assert max(b for _, b in pictures) > DARK  # the principals are in the picture
+
+    # HLS for broadcasters: readable by ffprobe while the window is open
+    playlist = f"/api/press/{window.call.call}/hls/{window.token}/index.m3u8"
+    while "segment" not in (await http.get(playlist)).text:
+        await asyncio.wait_for(viewer.wait_for(lambda n=viewer.frames[MediaKind.VIDEO]:
+                                               viewer.frames[MediaKind.VIDEO] > n), WAIT_S)
+    streams = await ffprobe(server + playlist)
+    assert "codec_name=h264|width=640|height=480" in streams and "codec_name=aac" in streams
+    assert "#EXT-X-ENDLIST" not in (await http.get(playlist)).text
+
+    # the deadline: both principals cut by themselves, the doors shut, the viewer's
+    # tracks end
+    a, b = window.a, window.b
+    await asyncio.wait_for(asyncio.gather(
+        a.wait_for(lambda: a.phase is Phase.CLOSED), b.wait_for(lambda: b.phase is Phase.CLOSED)),
+        WAIT_S)
+    for s in (a, b):
+        assert s.press_cut_ms is not None and s.press is None
+        assert 0 <= s.press_cut_ms - window.deadline < CUT_SLACK_MS
+    await asyncio.wait_for(asyncio.gather(*viewer._readers), WAIT_S)  # the programme ended
+    last = max(viewer.last_ms.values())
+    assert last - window.deadline < 4 * CUT_SLACK_MS
+    assert all(at <= last for at, _ in pictures)
+    assert (await http.get(f"/api/press/{window.call.call}")).json()["state"] == "closed"
+    assert (await http.get(playlist)).text.rstrip().endswith("#EXT-X-ENDLIST")
+    # no way back in after the deadline, even with a valid token
+    late = PressViewer(http, window.call.call, window.token, loopback())
+    with pytest.raises(PressRefused, match="closed doors") as refused:
+        await late.watch()
+    assert refused.value.status == 409
+    assert a.alarms == b.alarms == []
+    await viewer.close()
+
+
+async def test_principals_cut_the_press_even_when_the_server_keeps_the_window_open(
+        monkeypatch: pytest.MonkeyPatch, http: httpx.AsyncClient, ws_url: str) -> None:
+    # a hostile server: no doors closed at the deadline, and a gateway that goes on
+    monkeypatch.setattr(CallRoom, "arm_press_timer", lambda self: None)
+    monkeypatch.setattr(PressGateway, "enforce_deadline", False)
+    call = await provision(http, press_window_s=WINDOW_S)
+    a, b = (CallSession(ws_url, call.call, side.identity(), ice=loopback())
+            for side in (call.a, call.b))
+    tasks = [asyncio.create_task(s.run()) for s in (a, b)]
+    await asyncio.wait_for(asyncio.gather(a.joined.wait(), b.joined.wait()), WAIT_S)
+    await call.a.operator.control(call.call, "start")
+    await asyncio.wait_for(asyncio.gather(a.press_answered.wait(), b.press_answered.wait()),
+                           WAIT_S)
+    token = (await call.a.operator.press_token(call.call))["token"]
+    pictures: list[tuple[int, float]] = []
+    viewer = PressViewer(http, call.call, token, loopback(),
+                         on_video=lambda f, at: pictures.append((at, luma(f))))
+    await viewer.watch()
+    assert a.press_deadline_ms is not None
+    deadline = a.press_deadline_ms
+    # the alarm of each principal: the server still says "open" after the deadline
+    await asyncio.wait_for(asyncio.gather(a.wait_for(lambda: bool(a.alarms)),
+                                          b.wait_for(lambda: bool(b.alarms))), WAIT_S)
+    for s in (a, b):
+        assert "open past the deadline" in s.alarms[0]
+        assert s.phase is Phase.OPEN and s.press is None  # the server never said closed
+        assert s.press_cut_ms is not None and 0 <= s.press_cut_ms - deadline < CUT_SLACK_MS
+    assert (await http.get(f"/api/press/{call.call}")).json()["state"] == "open"
+    # the gateway goes on sending, but nothing of the principals is in it any more
+    seen = len(pictures)
+    await asyncio.wait_for(viewer.wait_for(lambda: len(pictures) > seen + 10), WAIT_S)
+    before = [lum for at, lum in pictures if at < deadline]
+    after = [lum for at, lum in pictures if at > deadline + 4 * CUT_SLACK_MS]
+    assert before and max(before) > DARK
+    assert after and max(after) < DARK
+    # the peer-to-peer call itself goes on
+    n = a.frames(MediaKind.VIDEO)
+    await asyncio.wait_for(a.wait_for(lambda: a.frames(MediaKind.VIDEO) > n + 10), WAIT_S)
+    await viewer.close()
+    for s in (a, b):
+        await s.leave()
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
