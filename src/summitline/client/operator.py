@@ -133,6 +133,26 @@ class Operator:
             "signature": self.key.sign(statements.control(call, action, self.id, at))})
         return result
 
+    async def private_record(self, call: str) -> list[dict[str, Any]]:
+        """This delegation's private part of the call's record, chain checked."""
+        at = time.time_ns() // 1_000_000
+        result = await self._call("POST", f"/api/calls/{call}/record/private", {
+            "delegation": self.id, "at": at,
+            "signature": self.key.sign(statements.control(call, "read-private", self.id, at))})
+        if result["entries"]:
+            check_chain(result["entries"])  # raises RecordError naming a broken entry
+        entries: list[dict[str, Any]] = result["entries"]
+        return entries
+
+    async def press_token(self, call: str, ttl_s: int = 900) -> dict[str, Any]:
+        """A short-lived press viewer token for ``call`` (token, expires_ms, press_page,
+        hls)."""
+        at = time.time_ns() // 1_000_000
+        result: dict[str, Any] = await self._call("POST", f"/api/calls/{call}/press/tokens", {
+            "delegation": self.id, "at": at, "ttl_s": ttl_s,
+            "signature": self.key.sign(statements.control(call, "press-token", self.id, at))})
+        return result
+
     async def sign_record(self, call: str, plan_hash: str) -> dict[str, Any]:
         record = await self._call("GET", f"/api/calls/{call}/record")
         head = check_chain(record["entries"])[-1].to_json()  # never sign a broken chain
@@ -147,6 +167,46 @@ class Operator:
         r = await self.http.get(f"/api/calls/{call}/record/export")
         r.raise_for_status()
         return r.content
+
+    # -- readouts and photos (each request signed, fresh, used once) ----------------------
+    async def _signed(self, path: str, statement: dict[str, Any], at: int,
+                      **fields: Any) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("POST", path, {
+            "delegation": self.id, "at": at, **fields,
+            "signature": self.key.sign(statement)})
+        return result
+
+    async def draft_readout(self, call: str, text: str) -> dict[str, Any]:
+        """Save (or replace) the delegation's private draft of its readout."""
+        at = time.time_ns() // 1_000_000
+        return await self._signed(f"/api/calls/{call}/readouts/draft", statements.readout(
+            call, self.id, "draft", at, statements.text_hash(text)), at, text=text)
+
+    async def read_draft(self, call: str) -> dict[str, Any]:
+        """The delegation's own draft, published readout and photos of the call."""
+        at = time.time_ns() // 1_000_000
+        return await self._signed(f"/api/calls/{call}/readouts/read",
+                                  statements.readout(call, self.id, "read", at), at)
+
+    async def publish_readout(self, call: str, text: str) -> dict[str, Any]:
+        """Publish ``text`` as the delegation's readout (after the call; final)."""
+        at = time.time_ns() // 1_000_000
+        return await self._signed(f"/api/calls/{call}/readouts/publish", statements.readout(
+            call, self.id, "publish", at, statements.text_hash(text)), at, text=text)
+
+    async def capture_photo(self, call: str) -> str:
+        """Capture a frame of the press programme (press window only); its id."""
+        at = time.time_ns() // 1_000_000
+        result = await self._signed(f"/api/calls/{call}/photos",
+                                    statements.photo(call, self.id, "capture", at), at)
+        captured: str = result["captured"]
+        return captured
+
+    async def publish_photo(self, call: str, photo_id: str) -> dict[str, Any]:
+        """Publish a captured photo as the delegation's official photo of the call."""
+        at = time.time_ns() // 1_000_000
+        return await self._signed(f"/api/calls/{call}/photos/{photo_id}/publish",
+                                  statements.photo(call, self.id, "publish", at, photo_id), at)
 
 
 def participant(key: PrivateKey | PublicKey, delegation: str, role: Role, name: str,

@@ -7,7 +7,10 @@ written down here once (and in docs/protocol.md).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
+
+from summitline.crypto.encoding import b64u
 
 Statement = dict[str, Any]
 
@@ -45,6 +48,46 @@ def record_head(call: str, plan_hash: str, seq: int, head: str) -> Statement:
 def control(call: str, action: str, delegation: str, at_ms: int) -> Statement:
     return {"purpose": "summitline/control", "call": call, "action": action,
             "delegation": delegation, "at": at_ms}
+
+
+def readout(call: str, delegation: str, action: str, at_ms: int,
+            text_hash: str | None = None) -> Statement:
+    """A delegation's readout of a call: ``draft`` or ``publish`` (binding the SHA-256 of
+    the exact text, base64url) or ``read`` its own private draft (no text)."""
+    statement: Statement = {"purpose": "summitline/readout", "call": call,
+                            "delegation": delegation, "action": action, "at": at_ms}
+    if text_hash is not None:
+        statement["text"] = text_hash
+    return statement
+
+
+def text_hash(text: str) -> str:
+    """What a readout statement binds of its text: SHA-256 of the UTF-8 bytes, base64url.
+    (Raises UnicodeEncodeError on a lone surrogate, which no browser would send.)"""
+    return b64u(hashlib.sha256(text.encode("utf-8")).digest())
+
+
+def photo(call: str, delegation: str, action: str, at_ms: int,
+          photo_id: str | None = None) -> Statement:
+    """A delegation's photo of the press programme: ``capture`` one (no photo yet), or
+    ``publish`` the one whose SHA-256 (hex) is ``photo_id``."""
+    statement: Statement = {"purpose": "summitline/photo", "call": call,
+                            "delegation": delegation, "action": action, "at": at_ms}
+    if photo_id is not None:
+        statement["photo"] = photo_id
+    return statement
+
+
+def page(call: str, principal: str, page_id: str, at_ms: int) -> Statement:
+    """A principal calls its aides. Only its own delegation's aides receive it."""
+    return {"purpose": "summitline/page", "call": call, "from": principal, "page": page_id,
+            "at": at_ms}
+
+
+def ack(call: str, aide: str, page_id: str, at_ms: int) -> Statement:
+    """An aide answers a page: it is coming."""
+    return {"purpose": "summitline/ack", "call": call, "from": aide, "page": page_id,
+            "at": at_ms}
 
 
 def register(name: str, key: str) -> Statement:

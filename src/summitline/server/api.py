@@ -73,6 +73,12 @@ class Control(_Body):
     signature: Sig
 
 
+class PrivateRead(_Body):
+    delegation: Id
+    at: int
+    signature: Sig
+
+
 class HeadSignature(_Body):
     delegation: Id
     seq: int
@@ -291,6 +297,29 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         except c.IllegalEvent as exc:
             raise bad(409, str(exc)) from None
         return await get_call(call, request)
+
+    @r.post("/calls/{call}/record/private")
+    async def private_record(call: str, body: PrivateRead, request: Request) -> dict[str, Any]:
+        """A delegation's private part of the record (its principal's pages, its aides'
+        acknowledgements, asides): read only with a fresh request signed by that
+        delegation (control action "read-private")."""
+        h = hub(request)
+        room = await room_of(h, call)
+        d = room.signed.plan.delegation(body.delegation)
+        if d is None:
+            raise bad(403, "that delegation is not part of this call")
+        now = h.clock()
+        if abs(now - body.at) > CONTROL_FRESHNESS_MS:
+            raise bad(403, "the request is stale (or the clocks disagree)")
+        statement = statements.control(call, "read-private", d.id, body.at)
+        verify(d.key, statement, body.signature, "the read request")
+        try:
+            await h.store.use_control(digest(statement), now)
+        except StoreError:
+            raise bad(403, "this request was already used (replayed?)") from None
+        entries = await h.store.private_entries(call, d.id)
+        return {"call": call, "delegation": d.id,
+                "entries": [e.to_json() for e in entries]}
 
     @r.get("/calls/{call}/record")
     async def get_record(call: str, request: Request) -> dict[str, Any]:

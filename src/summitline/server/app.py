@@ -13,9 +13,12 @@ from fastapi import FastAPI, WebSocket
 from fastapi.staticfiles import StaticFiles
 
 from summitline import __version__
+from summitline.client.ice import IceSettings
 from summitline.core import messages
-from summitline.server import api, closecodes, devices
+from summitline.server import api, closecodes, devices, pressroom
 from summitline.server.hub import Hub
+from summitline.server.press import routes as press_routes
+from summitline.server.press.gateway import MAX_VIEWERS, PressGateway
 from summitline.server.room import Clock
 from summitline.server.security import (
     MAX_CONNECTIONS_PER_ADDRESS,
@@ -48,6 +51,10 @@ class Settings:
     max_connections_per_address: int = MAX_CONNECTIONS_PER_ADDRESS
     max_connections_per_call: int = MAX_CONNECTIONS_PER_CALL
     turn: TurnSettings | None = None  # coturn with use-auth-secret, if any
+    # Host candidates of the press gateway's peer connections (None: every non-loopback
+    # interface; tests and the local demo use loopback), and its viewer limit per call.
+    press_hosts: tuple[str, ...] | None = None
+    max_press_viewers: int = MAX_VIEWERS
 
     @property
     def url(self) -> str:
@@ -59,14 +66,16 @@ def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         store = await open_store(settings.url)
-        app.state.hub = Hub(store, clock, settings.turn)
+        press = PressGateway(IceSettings(host_addresses=settings.press_hosts), clock,
+                             settings.max_press_viewers, workdir=settings.data_dir)
+        app.state.hub = Hub(store, clock, settings.turn, press)
         app.state.limits = ConnectionLimits(settings.max_connections_per_address,
                                             settings.max_connections_per_call)
         log.info("summitline %s: data in %s", __version__, settings.data_dir)
         try:
             yield
         finally:
-            app.state.hub.close()
+            await app.state.hub.close()
             await store.close()
 
     # No /docs or /redoc: they load scripts from a CDN, which a confidential deployment
@@ -78,6 +87,8 @@ def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.include_router(api.router())
     app.include_router(devices.router())
+    app.include_router(press_routes.router())
+    app.include_router(pressroom.router())
 
     @app.get("/api/protocol")
     async def protocol() -> dict[str, object]:

@@ -3,10 +3,14 @@
 //   #/operator/new        create another delegation in this browser
 //   #/principal[/FP]      the principal view (of enrolled device FP, if several)
 //   #/enrol/CODE/ID       enrol this device with a delegation
+//   #/press/CALL/TOKEN    the press feed of a call (a viewer token from a press office)
+//   #/pressroom/CALL[/LANG]  the press room of a call (public: what both sides published)
 
 import { h, mount } from "./dom.js";
 import { enrolView } from "./views/enrol.js";
 import { operatorView } from "./views/operator.js";
+import { pressView } from "./views/press.js";
+import { pressroomView } from "./views/pressroom.js";
 import { principalView } from "./views/principal.js";
 
 const root = document.getElementById("app");
@@ -25,6 +29,8 @@ async function route() {
     if (parts[0] === "operator") await operatorView(root, parts[1]);
     else if (parts[0] === "principal") await principalView(root, parts[1]);
     else if (parts[0] === "enrol" && parts.length === 3) await enrolView(root, parts[1], parts[2]);
+    else if (parts[0] === "press" && parts.length === 3) await pressView(root, parts[1], parts[2]);
+    else if (parts[0] === "pressroom" && parts[1]) await pressroomView(root, parts[1], parts[2]);
     else home();
   } catch (err) {
     mount(root, h("main", { class: "narrow" }, h("p", { class: "error", role: "alert" },

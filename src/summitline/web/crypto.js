@@ -109,6 +109,9 @@ export const statements = {
   control: (call, action, delegation, at) => ({ purpose: "summitline/control", call,
                                                 action, delegation, at }),
   enrol: (code, key) => ({ purpose: "summitline/enrol", code, key }),
+  page: (call, principal, page, at) => ({ purpose: "summitline/page", call, from: principal,
+                                          page, at }),
+  ack: (call, aide, page, at) => ({ purpose: "summitline/ack", call, from: aide, page, at }),
   enrolment: (delegation, codeHash, name, role) => ({
     purpose: "summitline/enrolment", delegation, code: codeHash, name, role }),
 };

@@ -8,6 +8,9 @@
 //   peers {}            the set of links changed
 //   alarm {text}        a check failed; nothing was sent on its strength
 //   fatal {code, message}  the session stopped for good   ended {}
+//   press {sending}     the floor goes to the press gateway, or no longer
+//   paged {page}        our principal calls (aides)      acked {page, by} (principal, aides)
+//   held {device, on}   a principal's floor audio is on hold, or back
 
 import { hex, sdpFingerprints, sas, sha256, sign, statements, verify } from "./crypto.js";
 import { mayConnect, media, participant, verifySignedPlan } from "./plan.js";
@@ -20,6 +23,8 @@ const STATS_EVERY_MS = 2000;
 // An interpreter that hands over speaks on this long, so listeners hear no gap while
 // the partner's voice reaches them (as HANDOVER_TAIL_S in client/session.py).
 export const HANDOVER_TAIL_MS = 1500;
+// After the press deadline the server should announce the doors shut within moments.
+const PRESS_GRACE_MS = 2000;
 
 class Link {
   constructor(remote, generation, pc, send, receive) {
@@ -64,6 +69,14 @@ export class CallSession extends EventTarget {
     this.fatal = null;
     this.statsTimer = null;
     this.booth = { live: {}, sources: {} };
+    this.press = null; // the feed to the press gateway, during the window
+    this.pressTimer = null;
+    this.pressCutAt = null;
+    this.pages = []; // pages of our principal (aides): {id, by, at, acked}
+    this.acks = new Map(); // our pages -> the aides coming (principals)
+    this.held = new Set(); // principals on hold
+    this.onHold = false;
+    this.muted = false;
   }
 
   // -- interpretation -----------------------------------------------------------------
@@ -148,6 +161,7 @@ export class CallSession extends EventTarget {
   }
 
   closeLinks() {
+    this.cutPress("the call's media stopped");
     for (const link of this.links.values()) link.pc.close();
     this.links.clear();
     this.emit("peers");
@@ -206,8 +220,10 @@ export class CallSession extends EventTarget {
       this.generations.set(p.device, Math.max(this.generations.get(p.device) || 0, p.generation));
     }
     await this.on_booth(msg.booth || { live: {}, sources: {} });
+    this.held = new Set(msg.held || []);
     await this.takePhase(msg);
     await this.connectPeers();
+    await this.pressWindow();
   }
 
   // Take the phase the server announces, but a start only as a delegation of the plan
@@ -250,6 +266,129 @@ export class CallSession extends EventTarget {
       return;
     }
     await this.connectPeers();
+    await this.pressWindow();
+  }
+
+  // -- the press window ---------------------------------------------------------------
+  // A principal sends its floor to the press gateway while the window of the signed start
+  // is open, and stops at its deadline by itself, whatever the server says.
+  async pressWindow() {
+    if (this.phase !== "open" || this.deadline === null) {
+      this.cutPress("the doors are shut");
+      return;
+    }
+    const me = this.me;
+    if (!me || me.role !== "principal" || this.press || this.pressCutAt !== null) return;
+    const left = this.deadline - Date.now();
+    if (left <= 0) {
+      this.cutPress("the press window of the signed start is over");
+      return;
+    }
+    this.pressTimer = setTimeout(() => this.pressDeadline(), left);
+    const pc = new RTCPeerConnection({ iceServers: [...this.iceServers, ...(this.serverIce || [])] });
+    this.press = pc;
+    for (const track of this.localStream?.getTracks() || []) {
+      pc.addTransceiver(track, { direction: "sendonly" });
+    }
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    if (this.press === pc) this.send({ type: "press-offer", sdp: pc.localDescription.sdp });
+  }
+
+  pressDeadline() {
+    this.cutPress("deadline");
+    setTimeout(() => {
+      if (this.phase === "open" && !this.stopped) {
+        this.alarm("the server keeps the press window open past the deadline of the signed " +
+                   "plan; this end stopped sending to the press at the deadline");
+      }
+    }, PRESS_GRACE_MS);
+  }
+
+  cutPress(why) {
+    clearTimeout(this.pressTimer);
+    const pc = this.press;
+    if (!pc) return;
+    pc.close(); // synchronous: nothing more leaves for the press
+    this.press = null;
+    this.pressCutAt = Date.now();
+    console.info("press feed closed:", why);
+    this.emit("press", { sending: false });
+  }
+
+  async on_press_answer(msg) {
+    const pc = this.press;
+    if (!pc || pc.signalingState !== "have-local-offer") return;
+    await pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+    this.emit("press", { sending: true });
+  }
+
+  // -- the aide button ----------------------------------------------------------------
+  own(device, role) {
+    const me = this.me, them = this.signed && participant(this.signed.plan, device);
+    return !!(me && them && them.role === role && them.delegation === me.delegation);
+  }
+
+  async page() {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    const id = btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_")
+      .replace(/=+$/, "");
+    const at = Date.now();
+    const signature = await sign(this.identity.privateKey,
+                                 statements.page(this.call, this.device, id, at));
+    this.acks.set(id, []);
+    this.send({ type: "page", id, at, signature });
+    return id;
+  }
+
+  async ack(id) {
+    const at = Date.now();
+    const signature = await sign(this.identity.privateKey,
+                                 statements.ack(this.call, this.device, id, at));
+    this.send({ type: "ack", page: id, at, signature });
+  }
+
+  // An aside: the floor audio falls silent to everyone (the press included); the other
+  // side sees only "on hold".
+  hold(on) {
+    this.onHold = on;
+    this.applyMicrophone();
+    this.send({ type: "hold", on });
+  }
+
+  async signedBy(device, statement, signature) {
+    const p = this.signed && participant(this.signed.plan, device);
+    return !!p && await verify(p.key, statement, signature);
+  }
+
+  async on_paged(msg) {
+    if (!this.own(msg.by, "principal") || !await this.signedBy(
+      msg.by, statements.page(this.call, msg.by, msg.id, msg.at), msg.signature)) {
+      this.alarm("a page that our principal did not sign; ignored");
+      return;
+    }
+    if (this.pages.some((p) => p.id === msg.id)) return; // again, after a reconnect
+    const page = { id: msg.id, by: msg.by, at: msg.at, acked: false };
+    this.pages.push(page);
+    this.emit("paged", { page });
+  }
+
+  async on_acked(msg) {
+    if (!this.own(msg.by, "aide") || !await this.signedBy(
+      msg.by, statements.ack(this.call, msg.by, msg.page, msg.at), msg.signature)) {
+      this.alarm("an acknowledgement that no aide of ours signed; ignored");
+      return;
+    }
+    if (!this.acks.has(msg.page)) this.acks.set(msg.page, []);
+    this.acks.get(msg.page).push(msg.by);
+    for (const p of this.pages) if (p.id === msg.page) p.acked = true;
+    this.emit("acked", { page: msg.page, by: msg.by });
+  }
+
+  async on_held(msg) {
+    if (msg.on) this.held.add(msg.device);
+    else this.held.delete(msg.device);
+    this.emit("held", { device: msg.device, on: msg.on });
   }
 
   async on_peer_joined(msg) { this.present.set(msg.device, false); }
@@ -258,6 +397,7 @@ export class CallSession extends EventTarget {
 
   async on_error(msg) {
     console.warn("summitline server error", msg.code, msg.message);
+    this.emit("server-error", msg);
     if (msg.fatal) this.stop(msg.code, msg.message);
   }
 
@@ -418,7 +558,13 @@ export class CallSession extends EventTarget {
 
   // -- media controls and health ------------------------------------------------------
   setMuted(muted) {
-    for (const t of this.localStream?.getAudioTracks() || []) t.enabled = !muted;
+    this.muted = muted;
+    this.applyMicrophone();
+  }
+
+  applyMicrophone() {
+    const on = !this.muted && !this.onHold;
+    for (const t of this.localStream?.getAudioTracks() || []) t.enabled = on;
   }
 
   setCamera(on) {

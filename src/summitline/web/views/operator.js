@@ -69,6 +69,7 @@ class Console {
     this.timer = setInterval(() => this.refreshCall(), REFRESH_MS);
     this.callPanel = h("section", { class: "card", id: "call-panel" });
     this.status = h("p", { class: "error", role: "alert", id: "console-error" });
+    this.readout = new Readout(this);
   }
 
   // Run a console action; a failure is shown, never swallowed.
@@ -116,7 +117,8 @@ class Console {
       this.status,
       h("div", { class: "columns" },
         h("div", {}, this.linksCard(links), this.devicesCard(devices)),
-        h("div", {}, this.plansCard(links, devices, plans), this.callPanel))));
+        h("div", {}, this.plansCard(links, devices, plans), this.callPanel,
+          this.readout.el))));
     await this.refreshCall();
   }
 
@@ -331,6 +333,7 @@ class Console {
     if (!this.selectedCall) {
       mount(this.callPanel, h("h2", {}, "Call"), h("p", { class: "muted" },
         "Start or watch a call to see it here."));
+      await this.readout.show(null);
       return;
     }
     const call = this.selectedCall;
@@ -356,5 +359,210 @@ class Console {
       h("h3", {}, `Record (${record.entries.length} events)`),
       h("ol", { class: "record", id: "record", start: 0 }, record.entries.map((e) => h("li", {},
         h("span", { class: "mono" }, new Date(e.at).toISOString().slice(11, 23)), " ", e.kind))));
+    await this.readout.show(call, info);
+  }
+}
+
+// -- the delegation's readout and official photo of a call -----------------------------
+// Drafts are private: the server shows them only to a request signed by this delegation.
+// What is published (after the call; the photo from the press window) is final.
+
+// The statements, exactly as summitline/crypto/statements.py builds them.
+const readoutStatement = (call, delegation, action, at, text) => ({
+  purpose: "summitline/readout", call, delegation, action, at,
+  ...(text === undefined ? {} : { text }) });
+const photoStatement = (call, delegation, action, at, photo) => ({
+  purpose: "summitline/photo", call, delegation, action, at,
+  ...(photo === undefined ? {} : { photo }) });
+const textHash = async (text) => b64u(await sha256(text)); // of the UTF-8 bytes
+const clockTime = (ms) => new Date(ms).toLocaleString("en-GB", { dateStyle: "medium",
+                                                                   timeStyle: "medium" });
+
+class Readout {
+  constructor(owner) {
+    this.owner = owner;
+    this.call = null;
+    this.phase = null;
+    this.own = null; // what the server holds of ours: draft, published, photos
+    this.confirming = null; // "readout", or the id of a photo, while asking to confirm
+    this.selected = null; // the photo in the preview
+    this.drawn = null;
+    this.text = h("textarea", { id: "readout-text", rows: 12, maxLength: 20000,
+      placeholder: "What your delegation says about the call.", oninput: () => this.draw() });
+    this.state = h("p", { class: "readout-state", id: "readout-state" });
+    this.buttons = h("div", { class: "actions" });
+    this.error = h("p", { class: "error", role: "alert", id: "readout-error" });
+    this.photoArea = h("div", { class: "photo-area", id: "photo-area" });
+    this.el = h("section", { class: "card", id: "readout-panel", hidden: true },
+      h("h2", {}, "Readout and official photo"),
+      h("label", {}, "Readout of your delegation (only you can read it until it is published)",
+        this.text),
+      this.state, this.buttons, this.error,
+      h("h3", {}, "Official photo"), this.photoArea);
+  }
+
+  async show(call, info) {
+    if (!call) {
+      this.el.hidden = true;
+      this.call = null;
+      return;
+    }
+    this.el.hidden = false;
+    this.phase = info.phase;
+    if (call !== this.call) {
+      Object.assign(this, { call, own: null, confirming: null, selected: null });
+      this.text.value = "";
+      this.error.textContent = "";
+      this.draw();
+      try {
+        const own = await this.request("readouts/read",
+                                       (at, me) => readoutStatement(call, me, "read", at));
+        if (this.call !== call) return; // another call was chosen meanwhile
+        this.own = own;
+        this.text.value = own.published?.text ?? own.draft?.text ?? "";
+      } catch (err) {
+        this.error.textContent = err.message;
+      }
+    }
+    this.draw();
+  }
+
+  // A request signed by the delegation key, fresh (the server takes each once).
+  async request(path, statementOf, fields = {}) {
+    const me = this.owner.me, at = Date.now();
+    return post(`/api/calls/${this.call}/${path}`, { delegation: me.fingerprint, at, ...fields,
+      signature: await sign(me.privateKey, statementOf(at, me.fingerprint)) });
+  }
+
+  act(fn) {
+    return async (ev) => {
+      ev?.preventDefault?.();
+      this.error.textContent = "";
+      try {
+        await fn();
+      } catch (err) {
+        this.error.textContent = err.message;
+      }
+      this.draw();
+    };
+  }
+
+  async saveDraft() {
+    const call = this.call, text = this.text.value, hash = await textHash(text);
+    this.own = await this.request("readouts/draft",
+      (at, me) => readoutStatement(call, me, "draft", at, hash), { text });
+  }
+
+  async publish() {
+    // exactly the text on the screen, the one this signature binds
+    const call = this.call, text = this.text.value, hash = await textHash(text);
+    this.confirming = null;
+    this.own = await this.request("readouts/publish",
+      (at, me) => readoutStatement(call, me, "publish", at, hash), { text });
+    this.text.value = this.own.published.text;
+  }
+
+  async capture() {
+    const call = this.call;
+    const own = await this.request("photos", (at, me) => photoStatement(call, me, "capture", at));
+    this.own = own;
+    this.selected = own.captured;
+  }
+
+  async publishPhoto(id) {
+    const call = this.call;
+    this.confirming = null;
+    this.own = await this.request(`photos/${id}/publish`,
+      (at, me) => photoStatement(call, me, "publish", at, id));
+  }
+
+  // Redraw the state, the buttons and the photos (never the text being written), when
+  // something they show has changed.
+  draw() {
+    const own = this.own;
+    const saved = own?.draft?.text ?? "";
+    const dirty = this.text.value !== saved;
+    const key = JSON.stringify([this.call, this.phase, own, this.confirming, this.selected,
+                                dirty, this.text.value.trim() === ""]);
+    if (key === this.drawn) return;
+    this.drawn = key;
+    this.text.readOnly = !own || Boolean(own.published);
+    if (!own) {
+      mount(this.state, "Loading…");
+      mount(this.buttons);
+      mount(this.photoArea);
+      return;
+    }
+    this.drawReadout(own, dirty);
+    this.drawPhotos(own);
+  }
+
+  drawReadout(own, dirty) {
+    const empty = this.text.value.trim() === "";
+    if (own.published) {
+      mount(this.state, h("span", { class: "badge published" }, "published"), " ",
+        `Published ${clockTime(own.published.at)}. A published readout is final. `,
+        h("a", { href: `#/pressroom/${this.call}`, target: "_blank", id: "pressroom-link" },
+          "Open the press room"));
+      mount(this.buttons);
+      return;
+    }
+    mount(this.state, own.draft
+      ? `Draft saved ${clockTime(own.draft.at)}${dirty ? " · unsaved changes" : ""}.`
+      : (dirty ? "Not saved yet." : "No draft yet."),
+      this.phase === "ended" ? "" : " Readouts are published after the call has ended.");
+    if (this.confirming === "readout") {
+      mount(this.buttons, h("div", { class: "confirm-box", id: "publish-confirm" },
+        h("p", {}, `Publish this text as the readout of ${this.owner.me.name}? Everyone can ` +
+                   "read it in the press room, and it cannot be changed afterwards."),
+        h("button", { class: "danger", id: "publish-yes", onclick: this.act(() => this.publish()) },
+          "Publish now"),
+        h("button", { id: "publish-no", onclick: () => { this.confirming = null; this.draw(); } },
+          "Cancel")));
+      return;
+    }
+    mount(this.buttons,
+      h("button", { id: "save-draft", disabled: !dirty || empty,
+                    onclick: this.act(() => this.saveDraft()) }, "Save draft"),
+      h("button", { class: "primary", id: "publish-readout",
+                    disabled: this.phase !== "ended" || empty,
+                    onclick: () => { this.confirming = "readout"; this.draw(); } }, "Publish…"));
+  }
+
+  drawPhotos(own) {
+    const official = own.photos.find((p) => p.official);
+    if (official) {
+      mount(this.photoArea, h("img", { class: "preview", id: "photo-preview", src: official.url,
+                                       alt: "The official photo" }),
+        h("p", { id: "photo-state" }, h("span", { class: "badge published" }, "published"), " ",
+          `Published ${clockTime(official.published_ms)}. It is final.`));
+      return;
+    }
+    const shown = own.photos.find((p) => p.id === this.selected) || own.photos[0];
+    const open = this.phase === "open", over = this.phase === "closed" || this.phase === "ended";
+    mount(this.photoArea, ...[ // (mount would show a null as text)
+      h("p", { class: "muted", id: "photo-state" }, open
+        ? "The press window is open: capture the press programme as it is now."
+        : !over ? "Photos are captured from the press programme during the press window."
+          : shown ? "The press window is over." : "The press window is over; no photo was captured."),
+      over ? null : h("button", { id: "capture-photo", disabled: !open,
+                                  onclick: this.act(() => this.capture()) }, "Capture photo"),
+      shown ? h("img", { class: "preview", id: "photo-preview", src: shown.url,
+                         alt: "Captured from the press programme" }) : null,
+      own.photos.length > 1 ? h("div", { class: "thumbs" }, own.photos.map((p) =>
+        h("button", { class: `thumb${p.id === shown.id ? " selected" : ""}`, "data-photo": p.id,
+                      "aria-pressed": String(p.id === shown.id),
+                      onclick: () => { this.selected = p.id; this.draw(); } },
+          h("img", { src: p.url, alt: `Captured ${clockTime(p.captured_ms)}` })))) : null,
+      !shown ? null : this.confirming === shown.id
+        ? h("div", { class: "confirm-box", id: "publish-photo-confirm" },
+          h("p", {}, "Publish this photo as your delegation's official photo of the call? " +
+                     "It cannot be changed afterwards."),
+          h("button", { class: "danger", id: "publish-photo-yes",
+                        onclick: this.act(() => this.publishPhoto(shown.id)) }, "Publish now"),
+          h("button", { onclick: () => { this.confirming = null; this.draw(); } }, "Cancel"))
+        : h("button", { class: "primary", id: "publish-photo",
+                        onclick: () => { this.confirming = shown.id; this.draw(); } },
+          "Publish photo…")].filter((x) => x));
   }
 }

@@ -10,6 +10,7 @@ import { chooseIdentity, listIdentities, saveIdentity } from "../keystore.js";
 import { participant } from "../plan.js";
 import { Listening } from "../listening.js";
 import { CallSession } from "../session.js";
+import { aideView } from "./aide.js";
 import { interpreterView } from "./interpreter.js";
 
 const LEVELS_EVERY_MS = 200; // how often audio levels are read, to follow a handover
@@ -51,8 +52,8 @@ export async function principalView(root, fingerprint) {
     open.length === 0 ? h("p", {}, t("no_calls")) : h("ul", { class: "calls" },
       open.map((c) => h("li", {}, h("span", { class: "call-title" }, c.title),
         h("button", { class: "primary big", "data-call": c.call,
-                      onclick: () => (identity.role === "interpreter" ? interpreterView
-                        : inCall)(root, identity, c.call) }, t("join")))))));
+                      onclick: () => ({ interpreter: interpreterView, aide: aideView }[
+                        identity.role] || inCall)(root, identity, c.call) }, t("join")))))));
 }
 
 async function inCall(root, identity, call) {
@@ -91,16 +92,39 @@ async function inCall(root, identity, call) {
   const mute = h("button", { class: "control", id: "mute", "aria-pressed": "false" });
   const camera = h("button", { class: "control", id: "camera", "aria-pressed": "false" });
   const end = h("button", { class: "control danger", id: "end" });
+  // The aide button and the aside: the other side learns only "on hold", nothing more.
+  const aides = h("button", { class: "control", id: "call-aides" });
+  const hold = h("button", { class: "control", id: "hold", "aria-pressed": "false" });
+  const aideStatus = h("div", { class: "aide-status", id: "aide-status", role: "status",
+                                hidden: true });
+  const onHold = h("div", { class: "on-hold", id: "on-hold", hidden: true });
+  const remoteHold = h("div", { class: "remote-hold", id: "remote-hold", hidden: true });
   const keys = h("div", { class: "keys muted" });
   const alarm = h("div", { class: "alarm", id: "alarm", role: "alert", hidden: true });
-  const stage = h("div", { class: "stage" }, remoteVideo, waiting, selfVideo, phase, alarm,
-                  listen,
+  const stage = h("div", { class: "stage" }, remoteVideo, waiting, remoteHold, selfVideo,
+                  phase, alarm, listen, aideStatus, onHold,
                   h("aside", { class: "sas", "aria-live": "polite" }, sasTitle, code, sasHelp),
-                  h("nav", { class: "controls" }, mute, camera, end), keys);
+                  h("nav", { class: "controls" }, mute, camera, aides, hold, end), keys);
   mount(root, stage);
 
-  let muted = false, cameraOn = true, otherName = "";
+  let muted = false, cameraOn = true, otherName = "", otherDevice = null, lastPage = null;
+  const nameOf = (device) => (session.signed &&
+    participant(session.signed.plan, device)?.name) || device.slice(0, 12);
   const render = () => {
+    aides.textContent = t("call_aides");
+    hold.textContent = session.onHold ? t("release") : t("hold");
+    hold.setAttribute("aria-pressed", String(session.onHold));
+    onHold.hidden = !session.onHold;
+    onHold.textContent = t("on_hold_self");
+    remoteHold.hidden = !(otherDevice && session.held.has(otherDevice));
+    remoteHold.textContent = t("on_hold_other", { name: otherName });
+    if (lastPage !== null) {
+      const coming = session.acks.get(lastPage) || [];
+      aideStatus.hidden = false;
+      aideStatus.textContent = coming.length
+        ? coming.map((d) => t("aide_coming", { name: nameOf(d) })).join(" · ")
+        : t("aides_called");
+    }
     mute.textContent = muted ? t("unmute") : t("mute");
     mute.setAttribute("aria-pressed", String(muted));
     camera.textContent = cameraOn ? t("camera_off") : t("camera_on");
@@ -128,15 +152,29 @@ async function inCall(root, identity, call) {
     stage.append(dialog);
     dialog.showModal();
   };
+  const callAides = async () => { lastPage = await session.page(); render(); };
+  const toggleHold = () => { session.hold(!session.onHold); render(); };
   mute.onclick = toggleMute;
   camera.onclick = toggleCamera;
   end.onclick = confirmEnd;
+  aides.onclick = callAides;
+  hold.onclick = toggleHold;
+  session.addEventListener("acked", render);
+  session.addEventListener("server-error", (ev) => {
+    if (ev.detail.code === "no-aide") {
+      aideStatus.hidden = false;
+      aideStatus.textContent = t("no_aide");
+    }
+  });
+  session.addEventListener("held", render);
   const onKey = (ev) => {
     if (ev.target.tagName === "INPUT" || document.querySelector("dialog[open]")) return;
     const key = ev.key.toLowerCase();
     if (key === "m") toggleMute();
     else if (key === "v") toggleCamera();
     else if (key === "e") confirmEnd();
+    else if (key === "a") callAides();
+    else if (key === "h") toggleHold();
   };
   document.addEventListener("keydown", onKey);
 
@@ -153,6 +191,7 @@ async function inCall(root, identity, call) {
     const other = plan.participants.find(
       (p) => p.role === "principal" && p.delegation !== me.delegation);
     otherName = other ? other.name : "";
+    otherDevice = other ? other.device : null;
     t = await strings(me.language);
     document.documentElement.lang = me.language;
     if (identity.language !== me.language) {  // the next screen speaks it from the start

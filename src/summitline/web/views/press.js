@@ -1,0 +1,101 @@
+// The press page: the programme of the call while the press window is open, then a
+// notice that the talks continue behind closed doors. The press hold no keys: a viewer
+// token from a press office, in the address, admits this page to the feed.
+
+import { get } from "../api.js";
+import { h, mount } from "../dom.js";
+import { browserLanguage, strings } from "../i18n.js";
+
+const POLL_MS = 1000;
+const GATHER_TIMEOUT_MS = 5000;
+
+function gathered(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    pc.addEventListener("icegatheringstatechange", () => {
+      if (pc.iceGatheringState === "complete") resolve();
+    });
+    setTimeout(resolve, GATHER_TIMEOUT_MS);
+  });
+}
+
+// Receive-only WebRTC in the manner of WHEP: POST the offer, get the answer.
+async function watch(call, token, video) {
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  const vt = pc.addTransceiver("video", { direction: "recvonly" });
+  pc.addTransceiver("audio", { direction: "recvonly" });
+  const vp8 = RTCRtpReceiver.getCapabilities("video").codecs
+    .filter((c) => /video\/(VP8|rtx)/i.test(c.mimeType));
+  vt.setCodecPreferences(vp8); // the programme is VP8, encoded once for every viewer
+  pc.ontrack = (ev) => {
+    if (!video.srcObject) video.srcObject = new MediaStream();
+    video.srcObject.addTrack(ev.track);
+  };
+  await pc.setLocalDescription(await pc.createOffer());
+  await gathered(pc);
+  const res = await fetch(`/api/press/${encodeURIComponent(call)}/whep`, {
+    method: "POST", body: pc.localDescription.sdp,
+    headers: { "content-type": "application/sdp", authorization: `Bearer ${token}` },
+  });
+  if (res.status !== 201) {
+    pc.close();
+    const body = await res.json().catch(() => ({}));
+    throw new Error(body.detail || res.statusText);
+  }
+  await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+  return pc;
+}
+
+export async function pressView(root, call, token) {
+  const t = await strings(browserLanguage());
+  const title = h("h1", {});
+  const status = h("p", { class: "press-state", id: "press-state", role: "status" });
+  const video = h("video", { class: "programme", id: "programme", autoplay: true,
+                             playsInline: true, controls: true, muted: true });
+  const doors = h("div", { class: "doors", id: "doors", hidden: true });
+  mount(root, h("main", { class: "press" }, title, status, video, doors));
+  const page = { pc: null, state: null };
+  window.summitlinePress = page; // for tests and a look from the console
+  let joining = false;
+
+  const render = (info) => {
+    document.title = `${t("press_title")} · ${info.title}`;
+    title.textContent = info.title;
+    status.dataset.state = info.state;
+    status.textContent = {
+      waiting: t("press_waiting"), open: t("press_live"),
+      closed: t("press_closed"), ended: t("press_ended"),
+    }[info.state];
+    const over = info.state === "closed" || info.state === "ended";
+    video.hidden = over;
+    doors.hidden = !over;
+    doors.textContent = over ? t("press_closed") : "";
+  };
+  const tick = async () => {
+    let info;
+    try {
+      info = await get(`/api/press/${encodeURIComponent(call)}`);
+    } catch (err) {
+      status.textContent = t("press_refused", { reason: err.message });
+      return;
+    }
+    page.state = info.state;
+    render(info);
+    if (info.state === "open" && !page.pc && !joining) {
+      joining = true;
+      try {
+        page.pc = await watch(call, token, video);
+      } catch (err) {
+        status.textContent = t("press_refused", { reason: err.message });
+      } finally {
+        joining = false;
+      }
+    } else if ((info.state === "closed" || info.state === "ended") && page.pc) {
+      page.pc.close();
+      page.pc = null;
+      video.srcObject = null;
+    }
+    if (info.state !== "ended") setTimeout(tick, POLL_MS);
+  };
+  await tick();
+}

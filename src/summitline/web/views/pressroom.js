@@ -1,0 +1,94 @@
+// The press room of a call: the readouts both delegations published, side by side with
+// their times, the official photos, and the call's public facts (start, end, duration).
+// Public: no keys, no sign-in. It shows only what the server calls published, and
+// redraws when that changes.
+
+import { get } from "../api.js";
+import { h, mount } from "../dom.js";
+import { browserLanguage, LANGUAGES, strings } from "../i18n.js";
+
+const REFRESH_MS = 5000;
+const ENDONYMS = { en: "English", ru: "Русский" }; // each language in its own words
+
+export async function pressroomView(root, call, language) {
+  const lang = LANGUAGES.includes(language) ? language : browserLanguage();
+  const t = await strings(lang);
+  document.documentElement.lang = lang;
+  const page = h("main", { class: "pressroom", id: "pressroom" });
+  mount(root, page);
+  let shown = null;
+  const draw = async () => {
+    let room;
+    try {
+      room = await get(`/api/pressroom/${encodeURIComponent(call)}`);
+    } catch (err) {
+      if (err.status !== 404) throw err;
+      mount(page, h("p", { class: "error", role: "alert" }, t("pr_no_call")));
+      return;
+    }
+    const text = JSON.stringify(room);
+    if (text === shown) return; // unchanged: keep the page (and its pictures) as it is
+    shown = text;
+    mount(page, render(room, t, lang, call).filter((x) => x)); // mount keeps a null as text
+    document.title = `${room.title} · ${t("pr_title")}`;
+  };
+  await draw();
+  const timer = setInterval(() => {
+    if (!document.body.contains(page)) clearInterval(timer);
+    else draw().catch(() => {}); // a failed poll keeps the last view; the next one retries
+  }, REFRESH_MS);
+}
+
+function render(room, t, lang, call) {
+  const when = new Intl.DateTimeFormat(lang, { dateStyle: "long", timeStyle: "long" });
+  const at = (ms) => h("time", { dateTime: new Date(ms).toISOString() }, when.format(ms));
+  const readouts = new Map(room.readouts.map((r) => [r.delegation, r]));
+  return [
+    h("header", { class: "pressroom-head" },
+      h("div", {}, h("p", { class: "kicker" }, t("pr_title")), h("h1", {}, room.title)),
+      h("nav", { class: "languages", "aria-label": t("pr_language") }, LANGUAGES.map((l) =>
+        h("a", { href: `#/pressroom/${call}/${l}`, lang: l,
+                 "aria-current": l === lang ? "true" : null }, ENDONYMS[l])))),
+    h("section", { class: "card facts", id: "facts" },
+      h("h2", {}, t("pr_facts")),
+      h("dl", {},
+        h("dt", {}, t("pr_delegations")),
+        h("dd", {}, room.delegations.map((d) => d.name).join(" · ")),
+        h("dt", {}, t("pr_started")),
+        h("dd", { id: "fact-start" }, room.started_ms === null ? t("pr_not_started")
+          : at(room.started_ms)),
+        h("dt", {}, t("pr_ended")),
+        h("dd", { id: "fact-end" }, room.ended_ms === null
+          ? (room.started_ms === null ? "–" : t("pr_in_progress")) : at(room.ended_ms)),
+        h("dt", {}, t("pr_duration")),
+        h("dd", { id: "fact-duration" }, room.duration_ms === null ? "–"
+          : duration(room.duration_ms, t)))),
+    room.photos.length === 0 ? null : h("section", { class: "photos-official", id: "photos" },
+      room.photos.map((p) => h("figure", { "data-delegation": p.delegation },
+        h("img", { src: p.url, alt: t("pr_photo_alt", { name: p.name }) }),
+        h("figcaption", {}, t("pr_photo_by", { name: p.name }), " ", at(p.published_ms))))),
+    h("section", { class: "readouts", id: "readouts" }, room.delegations.map((d) => {
+      const r = readouts.get(d.id);
+      return h("article", { class: `card readout${r ? "" : " pending"}`,
+                            "data-delegation": d.id },
+        h("h2", {}, d.name),
+        r ? h("p", { class: "published" }, t("pr_published"), " ", at(r.published_ms))
+          : h("p", { class: "published muted" }, t("pr_not_published")),
+        r ? h("div", { class: "readout-text" }, r.text) : null,
+        r ? h("details", { class: "signature" }, h("summary", {}, t("pr_signature")),
+          h("p", {}, t("pr_signature_help")),
+          h("dl", {}, h("dt", {}, "SHA-256"), h("dd", { class: "mono" }, r.hash),
+            h("dt", {}, t("pr_signature")), h("dd", { class: "mono" }, r.signature),
+            h("dt", {}, t("pr_key")), h("dd", { class: "mono" }, d.id))) : null);
+    })),
+  ];
+}
+
+function duration(ms, t) {
+  const total = Math.round(ms / 1000);
+  const hours = Math.floor(total / 3600), minutes = Math.floor((total % 3600) / 60);
+  const seconds = total % 60;
+  if (hours > 0) return t("pr_duration_hm", { h: hours, m: minutes });
+  if (minutes > 0) return t("pr_duration_ms", { m: minutes, s: seconds });
+  return t("pr_duration_s", { s: seconds });
+}
