@@ -93,6 +93,11 @@ async def test_the_press_room_before_anything_is_published(
     assert (await client.get("/api/pressroom/call-nobody-planned")).status_code == 404
     r = await client.get(f"/api/pressroom/{call.call}/photos/{call.a.operator.id}.jpg")
     assert r.status_code == 404
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    for path in ("/api/pressroom/{call}", "/api/calls/{call}/readouts/draft",
+                 "/api/calls/{call}/readouts/read", "/api/calls/{call}/readouts/publish",
+                 "/api/calls/{call}/photos", "/api/calls/{call}/photos/{photo_id}/publish"):
+        assert path in paths  # and so fuzzed by tests/fuzz/test_openapi.py
 
 
 async def test_a_draft_is_private_to_its_delegation(
@@ -171,6 +176,14 @@ async def test_both_readouts_are_published_once_after_the_call(
     with pytest.raises(ApiError) as err:
         await us.publish_readout(call.call, "   \n")
     assert err.value.status == 422
+    # the text published is the text signed, or nothing is published
+    r = await client.post(f"/api/calls/{call.call}/readouts/publish", json=readout_body(
+        us, call.call, "publish", US_TEXT + " And more.", signed_text=US_TEXT))
+    assert r.status_code == 403 and "does not verify" in r.json()["detail"]
+    r = await client.post(f"/api/calls/{call.call}/readouts/publish", json=readout_body(
+        us, call.call, "publish", US_TEXT, key=ru.key))
+    assert r.status_code == 403
+    assert (await client.get(f"/api/pressroom/{call.call}")).json()["readouts"] == []
     published = (await us.publish_readout(call.call, US_TEXT))["published"]
     assert published["text"] == US_TEXT and published["hash"] == statements.text_hash(US_TEXT)
     mine = await us.read_draft(call.call)

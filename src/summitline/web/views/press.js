@@ -54,8 +54,14 @@ export async function pressView(root, call, token) {
                              playsInline: true, controls: true, muted: true });
   const doors = h("div", { class: "doors", id: "doors", hidden: true });
   mount(root, h("main", { class: "press" }, title, status, video, doors));
-  const page = { pc: null, state: null };
-  window.summitlinePress = page; // for tests and a look from the console
+  // frames: the wall-clock time of every frame shown, for tests and a look from the console
+  const page = { pc: null, state: null, frames: [] };
+  window.summitlinePress = page;
+  const shown = () => {
+    page.frames.push(Date.now());
+    video.requestVideoFrameCallback(shown);
+  };
+  video.requestVideoFrameCallback(shown);
   let joining = false;
 
   const render = (info) => {

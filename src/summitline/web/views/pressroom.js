@@ -66,7 +66,7 @@ function render(room, t, lang, call) {
     room.photos.length === 0 ? null : h("section", { class: "photos-official", id: "photos" },
       room.photos.map((p) => h("figure", { "data-delegation": p.delegation },
         h("img", { src: p.url, alt: t("pr_photo_alt", { name: p.name }) }),
-        h("figcaption", {}, t("pr_photo_by", { name: p.name }), " ", at(p.published_ms))))),
+        h("figcaption", {}, t("pr_photo_by", { name: p.name }), " · ", at(p.published_ms))))),
     h("section", { class: "readouts", id: "readouts" }, room.delegations.map((d) => {
       const r = readouts.get(d.id);
       return h("article", { class: `card readout${r ? "" : " pending"}`,

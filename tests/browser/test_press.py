@@ -1,0 +1,126 @@
+"""The press window in the browser: two browser principals send their floor to the press
+gateway; a press page shows the programme during the window and nothing after it; the
+HLS programme reads with ffprobe and then ends. And a server that keeps the window open:
+the browser principal cuts at the signed deadline anyway, and alarms."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from summitline.client.ice import loopback
+from summitline.client.press import PressViewer
+from summitline.client.session import CallSession, Identity
+from summitline.crypto.keys import PrivateKey
+from summitline.server.press.gateway import PressGateway
+from summitline.server.room import CallRoom
+from tests.browser.people import (
+    cosigned_plan,
+    enrol_browser,
+    join_in_browser,
+    linked_operators,
+    new_page,
+    principal,
+)
+from tests.client.test_press import CUT_SLACK_MS, DARK, WAIT_S, ffprobe, luma
+
+US_NAME, RU_NAME = "President of the United States", "President of the Russian Federation"
+WINDOW_S = 16  # two browsers, a press page and ffprobe on two cores before the deadline
+
+
+async def sending_to_press(page: Page) -> None:
+    await page.wait_for_function(
+        "() => window.summitlineSession && window.summitlineSession.press &&"
+        " window.summitlineSession.press.connectionState === 'connected'")
+
+
+async def test_a_press_viewer_sees_the_window_and_nothing_after(
+        browser: Browser, server: str, http: httpx.AsyncClient, screenshots: Path) -> None:
+    errors: list[str] = []
+    us, ru, link = await linked_operators(http)
+    a = await enrol_browser(browser, server, us, US_NAME, errors=errors)
+    b = await enrol_browser(browser, server, ru, RU_NAME, errors=errors)
+    plan = await cosigned_plan(us, ru, link, [principal(us, a.key, US_NAME, "en"),
+                                              principal(ru, b.key, RU_NAME, "ru")],
+                               press_window_s=WINDOW_S)
+    for device in (a, b):
+        await join_in_browser(device, server, plan.call)
+    # the press come early and wait for the window
+    token = (await ru.press_token(plan.call))["token"]
+    press = await new_page(browser, errors)
+    await press.goto(f"{server}/#/press/{plan.call}/{token}")
+    await expect(press.locator("#press-state")).to_have_attribute("data-state", "waiting")
+    await press.screenshot(path=str(screenshots / "press-page-waiting.png"))
+    await us.control(plan.call, "start")
+    for device in (a, b):
+        await sending_to_press(device.page)
+    deadline = await a.page.evaluate("window.summitlineSession.deadline")
+    await press.wait_for_function("() => window.summitlinePress.frames.length > 20")
+    await expect(press.locator("#press-state")).to_have_attribute("data-state", "open")
+    await press.screenshot(path=str(screenshots / "press-page-live.png"))
+
+    playlist = f"/api/press/{plan.call}/hls/{token}/index.m3u8"
+    await press.wait_for_function(
+        "async (url) => (await (await fetch(url)).text()).includes('segment')", arg=playlist)
+    streams = await ffprobe(server + playlist)
+    assert "codec_name=h264|width=640|height=480" in streams and "codec_name=aac" in streams
+
+    await expect(press.locator("#doors")).to_be_visible(timeout=(WINDOW_S + 30) * 1000)
+    await expect(press.locator("#programme")).to_be_hidden()
+    await expect(press.locator("#doors")).to_have_text(
+        "The talks continue behind closed doors.")
+    await press.screenshot(path=str(screenshots / "press-page-closed.png"))
+    shown: list[int] = await press.evaluate("window.summitlinePress.frames")
+    assert len([t for t in shown if t < deadline]) > 20
+    assert max(shown) - deadline < 4 * CUT_SLACK_MS  # what was on the way, no more
+    assert await press.evaluate("window.summitlinePress.pc") is None
+    for device in (a, b):
+        cut = await device.page.evaluate("window.summitlineSession.pressCutAt")
+        assert 0 <= cut - deadline < CUT_SLACK_MS
+        assert await device.page.evaluate("window.summitlineSession.alarms") == []
+    assert (await http.get(playlist)).text.rstrip().endswith("#EXT-X-ENDLIST")
+    assert errors == []
+
+
+async def test_the_browser_principal_cuts_when_the_server_keeps_the_window_open(
+        monkeypatch: pytest.MonkeyPatch, browser: Browser, server: str,
+        http: httpx.AsyncClient, ws_url: str, screenshots: Path) -> None:
+    monkeypatch.setattr(CallRoom, "arm_press_timer", lambda self: None)
+    monkeypatch.setattr(PressGateway, "enforce_deadline", False)
+    us, ru, link = await linked_operators(http)
+    a = await enrol_browser(browser, server, us, US_NAME)
+    ru_key = PrivateKey.generate()
+    plan = await cosigned_plan(us, ru, link, [principal(us, a.key, US_NAME, "en"),
+                                              principal(ru, ru_key, RU_NAME, "ru")],
+                               press_window_s=6)
+    py = CallSession(ws_url, plan.call, Identity(ru_key, dict(ru.pinned)), ice=loopback())
+    task = asyncio.create_task(py.run())
+    await join_in_browser(a, server, plan.call)
+    await asyncio.wait_for(py.joined.wait(), WAIT_S)
+    await us.control(plan.call, "start")
+    await sending_to_press(a.page)
+    token = (await us.press_token(plan.call))["token"]
+    pictures: list[tuple[int, float]] = []
+    viewer = PressViewer(http, plan.call, token, loopback(),
+                         on_video=lambda f, at: pictures.append((at, luma(f))))
+    await viewer.watch()
+    deadline = await a.page.evaluate("window.summitlineSession.deadline")
+    await expect(a.page.locator("#alarm")).to_contain_text("open past the deadline",
+                                                           timeout=30_000)
+    await a.page.screenshot(path=str(screenshots / "principal-press-window-alarm.png"))
+    cut = await a.page.evaluate("window.summitlineSession.pressCutAt")
+    assert 0 <= cut - deadline < CUT_SLACK_MS
+    assert await a.page.evaluate("window.summitlineSession.phase") == "open"  # server's word
+    seen = len(pictures)
+    await asyncio.wait_for(viewer.wait_for(lambda: len(pictures) > seen + 10), WAIT_S)
+    before = [lum for at, lum in pictures if at < deadline]
+    after = [lum for at, lum in pictures if at > deadline + 4 * CUT_SLACK_MS]
+    assert before and max(before) > DARK
+    assert after and max(after) < DARK  # neither principal is in the programme any more
+    await viewer.close()
+    await py.leave()
+    task.cancel()
