@@ -13,6 +13,9 @@ from summitline.server import limits
 from summitline.server.app import Settings, create_app
 
 
+KEEP_ALIVE_S = 75
+
+
 def config(settings: Settings, host: str, port: int, log_level: str = "info",
            tls: tuple[Path, Path] | None = None) -> uvicorn.Config:
     """``tls``: (certificate, key) PEM files; None serves plain HTTP."""
@@ -23,7 +26,10 @@ def config(settings: Settings, host: str, port: int, log_level: str = "info",
                           ws_ping_timeout=limits.PING_TIMEOUT_S, lifespan="on",
                           ssl_certfile=str(cert) if cert else None,
                           ssl_keyfile=str(key) if key else None,
-                          server_header=False)
+                          server_header=False,
+                          # longer than clients keep idle connections (httpx: 5 s), so a
+                          # client never sends on a connection the server just closed
+                          timeout_keep_alive=KEEP_ALIVE_S)
 
 
 @contextlib.asynccontextmanager
