@@ -176,17 +176,21 @@ class HeldAudioTrack(MediaStreamTrack):
 
 
 class CutTrack(MediaStreamTrack):
-    """A copy of a track that ends for good once ``cut``: a frame that arrives after the
-    cut is never handed to the sender (the press feed at its deadline)."""
+    """A copy of a track that ends for good once ``cut`` or at ``deadline_ms`` (wall
+    clock): a frame captured after either is never handed to the sender. The deadline is
+    checked frame by frame, so a timer that fires late lets nothing through."""
 
-    def __init__(self, inner: MediaStreamTrack) -> None:
+    def __init__(self, inner: MediaStreamTrack, deadline_ms: int | None = None) -> None:
         super().__init__()
         self.kind = inner.kind
         self.inner = inner
+        self.deadline_ms = deadline_ms
         self.cut = False
 
     async def recv(self) -> av.frame.Frame:
         frame = await self.inner.recv()
+        if self.deadline_ms is not None and time.time_ns() // 1_000_000 >= self.deadline_ms:
+            self.cut = True
         if self.cut:
             self.inner.stop()
             self.stop()

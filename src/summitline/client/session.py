@@ -369,7 +369,7 @@ class CallSession:
         for kind in (MediaKind.AUDIO, MediaKind.VIDEO):
             track = self.source.track(kind)
             if track is not None:
-                cut = CutTrack(track)
+                cut = CutTrack(track, deadline)
                 self._press_tracks.append(cut)
                 pc.addTransceiver(cut, direction="sendonly")
         await pc.setLocalDescription(await pc.createOffer())

@@ -134,6 +134,8 @@ class PressGateway:
         with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
             while True:
                 frame = await track.recv()
+                if self.clock() >= feed.deadline_ms and self.enforce_deadline:
+                    continue  # the window is over: nothing more goes into the programme
                 if isinstance(frame, av.VideoFrame):
                     feed.received[device] = feed.received.get(device, 0) + 1
                     feed.last_frame_ms[device] = self.clock()
