@@ -70,6 +70,7 @@ class Console {
     this.callPanel = h("section", { class: "card", id: "call-panel" });
     this.status = h("p", { class: "error", role: "alert", id: "console-error" });
     this.readout = new Readout(this);
+    this.pressLinks = new Map(); // call -> the press link issued last (or its error)
   }
 
   // Run a console action; a failure is shown, never swallowed.
@@ -96,6 +97,34 @@ class Console {
                             statements.control(call, action, this.me.fingerprint, at)) });
     this.selectedCall = call;
     await this.refresh();
+  }
+
+  // A press viewer link: a short-lived token, shown once, for the press office to hand out.
+  async pressToken(call) {
+    const at = Date.now();
+    try {
+      this.pressLinks.set(call, await post(`/api/calls/${call}/press/tokens`, {
+        delegation: this.me.fingerprint, at, ttl_s: 900,
+        signature: await sign(this.me.privateKey,
+                              statements.control(call, "press-token", this.me.fingerprint, at)) }));
+    } catch (err) {
+      this.pressLinks.set(call, { error: err.message });
+    }
+    await this.refreshCall();
+  }
+
+  pressLine(call, info) {
+    if (!["planned", "open"].includes(info.phase)) return "";
+    const issued = this.pressLinks.get(call);
+    return h("div", { class: "press-links" },
+      h("button", { id: "press-token", onclick: () => this.pressToken(call) },
+        "Issue a press link (valid 15 min)"),
+      issued?.error ? h("p", { class: "error" }, issued.error) : "",
+      issued?.token ? h("p", { id: "press-link" }, "Press page: ",
+        h("code", {}, location.origin + issued.press_page), h("br"), "HLS: ",
+        h("code", {}, location.origin + issued.hls), h("br"),
+        h("span", { class: "muted" }, `valid until ${new Date(issued.expires_ms)
+          .toLocaleTimeString()}; hand it only to accredited press`)) : "");
   }
 
   async refresh() {
@@ -347,6 +376,7 @@ class Console {
       h("h2", {}, `Call: ${info.title}`),
       h("p", {}, "Phase ", h("span", { class: `badge ${info.phase}`, id: "call-phase" }, info.phase),
         info.duration_ms !== null ? ` · lasted ${(info.duration_ms / 1000).toFixed(0)} s` : ""),
+      this.pressLine(call, info),
       h("h3", {}, "Connected"),
       h("ul", { id: "connected" }, info.connected.map((c) => h("li", {}, c.label))),
       h("h3", {}, "Connection health"),
