@@ -36,7 +36,6 @@ from typing import Any
 
 import av
 import httpx
-import numpy as np
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
 from summitline import netns

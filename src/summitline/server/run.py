@@ -12,7 +12,6 @@ import uvicorn
 from summitline.server import limits
 from summitline.server.app import Settings, create_app
 
-
 KEEP_ALIVE_S = 75
 
 
