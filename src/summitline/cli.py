@@ -46,8 +46,13 @@ def _serve(args: argparse.Namespace) -> int:
         from summitline.server.turn import TurnSettings
 
         turn = TurnSettings(tuple(args.turn_url), secret)
+    if args.max_press_viewers < 1:
+        print("summitline serve: --max-press-viewers must be at least 1", file=sys.stderr)
+        return 2
     settings = Settings(data_dir=args.data, database_url=args.database_url,
-                        allowed_origins=tuple(args.allow_origin), turn=turn)
+                        allowed_origins=tuple(args.allow_origin), turn=turn,
+                        press_hosts=tuple(args.press_host) if args.press_host else None,
+                        max_press_viewers=args.max_press_viewers)
     scheme = "https" if tls else "http"
     print(f"summitline {__version__}: serving on {scheme}://{args.host}:{args.port} "
           f"(OpenAPI at /openapi.json), data in {args.data}", file=sys.stderr)
@@ -140,6 +145,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--turn-secret-file", type=Path, default=None, metavar="FILE",
                    help="file holding coturn's static-auth-secret (a file, so that the "
                    "secret is not in the process list)")
+    s.add_argument("--press-host", action="append", default=[], metavar="ADDR",
+                   help="an address of this machine the press gateway offers to principals "
+                   "and press viewers (repeatable); by default every non-loopback "
+                   "interface (127.0.0.1 for a server on one machine)")
+    s.add_argument("--max-press-viewers", type=int, default=200, metavar="N",
+                   help="WebRTC press viewers per call (default 200); more press go to the "
+                   "HLS programme or a Janus Streaming mountpoint")
     s.set_defaults(func=_serve)
 
     dc = sub.add_parser("dev-cert", help="make a self-signed TLS certificate for development",

@@ -140,3 +140,14 @@ async def test_no_secret_in_any_log_line(ws_url: str, http: httpx.AsyncClient,
     for secret in secrets:
         assert secret not in text
     assert "PRIVATE KEY" not in text
+
+
+async def test_a_lone_surrogate_gets_a_clear_422_not_a_server_error(
+        http: httpx.AsyncClient) -> None:
+    # JSON may escape a lone surrogate; it is no text. The error must not echo it back.
+    response = await http.post("/api/delegations", content='{"name": "\\ud800"}',
+                               headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    problems = response.json()["detail"]
+    assert {"loc": ["body", "name"], "type": "string_unicode"}.items() <= problems[0].items()
+    assert "\\ud800" not in response.text and "input" not in problems[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -9,7 +10,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI, Request, Response, WebSocket
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 
 from summitline import __version__
@@ -85,6 +87,15 @@ def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
                   description="Co-signed call plans, signaling and records for "
                               "confidential one-on-one video talks.")
     app.add_middleware(SecurityHeaders)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        """422 with where and what, without echoing the input back, in ASCII-escaped
+        JSON: a lone surrogate in a request must not make the error handler fail."""
+        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""),
+                   "type": e.get("type", "")} for e in exc.errors()]
+        return Response(json.dumps({"detail": detail}, ensure_ascii=True, default=str),
+                        status_code=422, media_type="application/json")
     app.include_router(api.router())
     app.include_router(devices.router())
     app.include_router(press_routes.router())

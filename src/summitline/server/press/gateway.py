@@ -16,7 +16,7 @@ whatever the gateway does (client/session.py, web/session.js).
 ``PressGateway`` is the embedded default. For large audiences the programme can be
 forwarded to a Janus Streaming mountpoint instead of served here: ``Programme``
 publishes encoded packets to ``Subscriber`` objects, and a forwarder subscribes like
-a viewer and sends RTP to the mountpoint's ports (docs/operations.md).
+a viewer and sends RTP to the mountpoint's ports (docs/operations.md; not built).
 """
 
 from __future__ import annotations
