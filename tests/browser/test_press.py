@@ -29,7 +29,7 @@ from tests.browser.people import (
 from tests.client.test_press import CUT_SLACK_MS, DARK, WAIT_S, ffprobe, luma
 
 US_NAME, RU_NAME = "President of the United States", "President of the Russian Federation"
-WINDOW_S = 16  # two browsers, a press page and ffprobe on two cores before the deadline
+WINDOW_S = 30  # two browsers, a press page and ffprobe on a loaded 2-core machine
 
 
 async def sending_to_press(page: Page) -> None:
@@ -96,7 +96,7 @@ async def test_the_browser_principal_cuts_when_the_server_keeps_the_window_open(
     ru_key = PrivateKey.generate()
     plan = await cosigned_plan(us, ru, link, [principal(us, a.key, US_NAME, "en"),
                                               principal(ru, ru_key, RU_NAME, "ru")],
-                               press_window_s=6)
+                               press_window_s=12)
     py = CallSession(ws_url, plan.call, Identity(ru_key, dict(ru.pinned)), ice=loopback())
     task = asyncio.create_task(py.run())
     await join_in_browser(a, server, plan.call)

@@ -252,8 +252,13 @@ async def test_an_official_photo_captured_from_the_press_window(
         # wait until the programme carries the principals' pictures, as a viewer sees it
         await asyncio.wait_for(asyncio.gather(*(s.press_answered.wait() for s in sessions)),
                                TIMEOUT_MS / 1000)
+        # the press office issues a press link from the console, for the viewer below
+        await page.locator("#press-token").click()
+        await expect(page.locator("#press-link")).to_contain_text(f"/#/press/{call}/")
+        link_text = await page.locator("#press-link code").first.text_content()
+        token = (link_text or "").rsplit("/", 1)[-1]
         pictures: list[float] = []
-        viewer = PressViewer(http, call, (await ru.press_token(call))["token"], loopback(),
+        viewer = PressViewer(http, call, token, loopback(),
                              on_video=lambda f, _at: pictures.append(
                                  float(np.mean(f.to_ndarray(format="gray")))))
         await viewer.watch()
