@@ -15,15 +15,18 @@ import pytest
 
 from summitline.client.bilateral import Bilateral, provision
 from summitline.client.ice import loopback
+from summitline.client.media import MediaSource
 from summitline.client.press import PressRefused, PressViewer
 from summitline.client.session import CallSession
-from summitline.core.roles import MediaKind, Phase
+from summitline.core.roles import MediaKind, Phase, Role
+from summitline.crypto.keys import PrivateKey
 from summitline.server.press.gateway import PressGateway
 from summitline.server.room import CallRoom
 
 WAIT_S = 30.0
 WINDOW_S = 8  # room for ffprobe on a loaded machine before the deadline
 CUT_SLACK_MS = 250  # the aim of bench/press_cut.py; the test allows a loaded machine 4x
+VOICE_HZ = 660.0  # the interpreters' voice; the principals' tone is 440 Hz
 DARK = 40  # mean luma of a programme with no principal picture in it (black is 16)
 
 
@@ -153,6 +156,63 @@ async def test_principals_cut_the_press_even_when_the_server_keeps_the_window_op
     await asyncio.wait_for(a.wait_for(lambda: a.frames(MediaKind.VIDEO) > n + 10), WAIT_S)
     await viewer.close()
     for s in (a, b):
+        await s.leave()
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+def tone_share(frames: list[object], hz: float) -> float:
+    """The share of the audio's energy within 30 Hz of ``hz``."""
+    pcm = np.concatenate([f.to_ndarray().reshape(-1, len(f.layout.channels))[:, 0]  # type: ignore[attr-defined]
+                          for f in frames]).astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(pcm)) ** 2
+    freqs = np.fft.rfftfreq(len(pcm), 1 / 48_000)
+    return float(spectrum[np.abs(freqs - hz) < 30].sum() / spectrum.sum())
+
+
+async def test_the_press_hear_the_floor_or_a_channel_the_plan_gives_them(
+        http: httpx.AsyncClient, ws_url: str) -> None:
+    interp_key, other_key = PrivateKey.generate(), PrivateKey.generate()
+    call = await provision(http, press_window_s=60, extra=[
+        (1, interp_key, Role.INTERPRETER, "Interpreter"),
+        (0, other_key, Role.INTERPRETER, "US interpreter")], press_channels=("ru",))
+    a, b = (CallSession(ws_url, call.call, side.identity(), ice=loopback())
+            for side in (call.a, call.b))
+    interp = CallSession(ws_url, call.call, call.b.identity(interp_key), ice=loopback(),
+                         source=MediaSource.interpreter(hz=VOICE_HZ))
+    us_interp = CallSession(ws_url, call.call, call.a.identity(other_key), ice=loopback(),
+                            source=MediaSource.interpreter(hz=VOICE_HZ))
+    everyone = [a, b, interp, us_interp]
+    tasks = [asyncio.create_task(s.run()) for s in everyone]
+    await asyncio.wait_for(asyncio.gather(*(s.joined.wait() for s in everyone)), WAIT_S)
+    await call.a.operator.control(call.call, "start")
+    # the Russian booth's voice goes to the press too; the English one's does not
+    await asyncio.wait_for(asyncio.gather(a.press_answered.wait(), b.press_answered.wait(),
+                                          interp.press_answered.wait()), WAIT_S)
+    assert us_interp.press is None and not us_interp.sends_to_press
+    await interp.go_live()
+    await asyncio.wait_for(interp.wait_for(lambda: interp.live), WAIT_S)
+    token = (await call.a.operator.press_token(call.call))["token"]
+    heard: dict[str | None, list[object]] = {None: [], "ru": []}
+    viewers = [PressViewer(http, call.call, token, loopback(), channel=channel,
+                           on_audio=heard[channel].append) for channel in (None, "ru")]
+    for v in viewers:
+        await v.watch()
+    await asyncio.wait_for(asyncio.gather(*(v.wait_for(
+        lambda v=v: v.frames[MediaKind.AUDIO] > 150) for v in viewers)), WAIT_S)
+    floor, channel = (heard[k][-100:] for k in (None, "ru"))
+    assert tone_share(channel, VOICE_HZ) > 0.3  # the interpreter, over the floor
+    assert tone_share(channel, 440) > 0.01  # the floor, ducked underneath
+    assert tone_share(floor, VOICE_HZ) < 0.01 < tone_share(floor, 440)
+    # a channel the plan does not give the press is refused
+    with pytest.raises(PressRefused) as refused:
+        await PressViewer(http, call.call, token, loopback(), channel="en").watch()
+    assert refused.value.status == 400
+    for v in viewers:
+        await v.close()
+    for s in everyone:
         await s.leave()
     for task in tasks:
         task.cancel()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pytest
 
@@ -105,3 +106,27 @@ def test_unknown_fields_are_refused_so_what_is_read_is_what_was_signed() -> None
     raw["participants"][0]["rank"] = "general"
     with pytest.raises(PlanError, match="unknown field"):
         CallPlan.from_json(raw)
+
+
+@pytest.mark.parametrize(("channels", "window", "message"), [
+    (["fr"], 60, "no channel of the plan"),
+    (["ru", "ru"], 60, "sorted, without repeats"),
+    ([], 60, "non-empty list"),
+    ("ru", 60, "non-empty list"),
+    (["ru"], 0, "need a press window"),
+])
+def test_press_channels_must_be_channels_of_the_plan(channels: object, window: int,
+                                                    message: str) -> None:
+    obj = World().plan(press_window_s=window).to_json()
+    obj["press_channels"] = channels
+    with pytest.raises(PlanError, match=message):
+        CallPlan.from_json(obj)
+
+
+def test_press_channels_round_trip_and_plans_without_them_keep_their_hash() -> None:
+    world = World()
+    plain = world.plan(press_window_s=60)
+    assert "press_channels" not in plain.to_json()
+    with_press = replace(plain, press_channels=("ru",))
+    again = CallPlan.from_json(with_press.to_json())
+    assert again.press_channels == ("ru",) and again.hash == with_press.hash != plain.hash

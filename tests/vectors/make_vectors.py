@@ -49,7 +49,8 @@ def main() -> None:
         statements.enrol("code-code-code-code", key.public.b64u),
     ]
     world = World()
-    signed = world.signed(world.plan(press_window_s=90))
+    # with press channels, so that the browser's plan check reads them too
+    signed = world.signed(replace(world.plan(press_window_s=90), press_channels=("ru",)))
     table = []
     for s_role, r_role, phase, video in itertools.product(
             list(Role), list(Role), list(Phase), [False, True]):

@@ -31,7 +31,9 @@ class PressRefused(Exception):
 
 class PressViewer:
     def __init__(self, http: httpx.AsyncClient, call: str, token: str, ice: IceSettings,
-                 on_video: Callable[[av.VideoFrame, int], None] | None = None) -> None:
+                 on_video: Callable[[av.VideoFrame, int], None] | None = None,
+                 channel: str | None = None,
+                 on_audio: Callable[[av.AudioFrame], None] | None = None) -> None:
         self.http = http
         self.call = call
         self.token = token
@@ -40,6 +42,8 @@ class PressViewer:
         self.frames: dict[MediaKind, int] = {MediaKind.AUDIO: 0, MediaKind.VIDEO: 0}
         self.last_ms: dict[MediaKind, int] = {}  # wall-clock ms of the last frame, per kind
         self.on_video = on_video  # (frame, arrival ms), e.g. to read a stamp from it
+        self.on_audio = on_audio
+        self.channel = channel  # an interpretation channel to hear (None: the floor)
         self.changed = asyncio.Event()
         self._readers: list[asyncio.Task[None]] = []
 
@@ -51,6 +55,7 @@ class PressViewer:
         await pc.setLocalDescription(await pc.createOffer())
         response = await self.http.post(
             f"/api/press/{self.call}/whep", content=pc.localDescription.sdp,
+            params={"channel": self.channel} if self.channel else None,
             headers={"Authorization": f"Bearer {self.token}",
                      "Content-Type": "application/sdp"})
         if response.status_code != 201:
@@ -71,6 +76,9 @@ class PressViewer:
                 if kind is MediaKind.VIDEO and self.on_video is not None:
                     assert isinstance(frame, av.VideoFrame)
                     self.on_video(frame, now)
+                elif kind is MediaKind.AUDIO and self.on_audio is not None:
+                    assert isinstance(frame, av.AudioFrame)
+                    self.on_audio(frame)
                 self.changed.set()
 
     async def wait_for(self, predicate: Callable[[], bool]) -> None:

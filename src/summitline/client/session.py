@@ -349,14 +349,24 @@ class CallSession:
         me = self.signed.plan.participant(self.device) if self.signed else None
         return me.role if me else None
 
+    @property
+    def sends_to_press(self) -> bool:
+        """Principals send their floor; interpreters of a channel the plan gives the press
+        send their voice (silent while not live, as to everyone)."""
+        if self.signed is None:
+            return False
+        return self.role is Role.PRINCIPAL or (
+            self.channel is not None and self.channel in self.signed.plan.press_channels)
+
     async def _press_window(self) -> None:
         """A principal sends its floor to the press gateway while the window of the signed
-        start is open, and stops at its deadline by itself, whatever the server says."""
+        start is open (an interpreter of a press channel, its voice), and stops at its
+        deadline by itself, whatever the server says."""
         deadline = self.press_deadline_ms
         if self.phase is not Phase.OPEN or deadline is None:
             await self.cut_press("the doors are shut")
             return
-        if self.role is not Role.PRINCIPAL or self.press is not None or \
+        if not self.sends_to_press or self.press is not None or \
                 self.press_cut_ms is not None:
             return
         left_s = (deadline - time.time() * 1000) / 1000

@@ -84,6 +84,9 @@ class CallPlan:
     participants: tuple[Participant, ...]
     press_window_s: int = 0
     interpreter_video: bool = False
+    # Interpretation channels the press may hear during the window (besides the floor).
+    # Absent from the JSON when empty, so plans without it keep their hash.
+    press_channels: tuple[str, ...] = ()
 
     # -- reading -------------------------------------------------------------------------
     @classmethod
@@ -91,7 +94,8 @@ class CallPlan:
         if not isinstance(obj, dict):
             raise PlanError("a plan is a JSON object")
         _fields(obj, "the plan", {"version", "call", "link", "title", "delegations",
-                                  "participants", "press_window_s", "interpreter_video"})
+                                  "participants", "press_window_s", "interpreter_video",
+                                  "press_channels"})
         if obj.get("version") != PLAN_VERSION:
             raise PlanError(f"unsupported plan version {obj.get('version')!r}; "
                             f"this build reads version {PLAN_VERSION}")
@@ -103,9 +107,14 @@ class CallPlan:
         video = obj.get("interpreter_video", False)
         if not isinstance(video, bool):
             raise PlanError("'interpreter_video' must be true or false")
+        press = obj.get("press_channels", [])
+        if not isinstance(press, list) or not all(isinstance(c, str) for c in press) or \
+                "press_channels" in obj and not press:
+            raise PlanError("'press_channels' must be a non-empty list of channels (or absent)")
         plan = cls(call=_text(obj, "call"), link=_text(obj, "link"), title=_text(obj, "title"),
                    delegations=delegations, participants=participants,
-                   press_window_s=window, interpreter_video=video)
+                   press_window_s=window, interpreter_video=video,
+                   press_channels=tuple(press))
         plan.check()
         return plan
 
@@ -137,6 +146,15 @@ class CallPlan:
             if not any(p.role is Role.PRINCIPAL and p.delegation == d.id
                        for p in self.participants):
                 raise PlanError(f"delegation {d.name!r} has no principal in the plan")
+        if self.press_channels:
+            if list(self.press_channels) != sorted(set(self.press_channels)):
+                raise PlanError("'press_channels' must be sorted, without repeats")
+            unknown = set(self.press_channels) - set(self.channels)
+            if unknown:
+                raise PlanError(f"press channel(s) {', '.join(sorted(unknown))} are no "
+                                "channel of the plan (no interpreter speaks into them)")
+            if self.press_window_s == 0:
+                raise PlanError("press channels need a press window")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -144,6 +162,7 @@ class CallPlan:
             "delegations": [d.to_json() for d in self.delegations],
             "participants": [p.to_json() for p in self.participants],
             "press_window_s": self.press_window_s, "interpreter_video": self.interpreter_video,
+            **({"press_channels": list(self.press_channels)} if self.press_channels else {}),
         }
 
     @property

@@ -370,8 +370,11 @@ class Connection:
         room = self.room
         p = room.signed.plan.participant(self.device)
         deadline = room.state.press_deadline_ms
-        if p is None or p.role is not Role.PRINCIPAL:
-            await self._refused("not-permitted", "only principals send to the press",
+        plan = room.signed.plan
+        channel = p.language if p is not None and p.role is Role.INTERPRETER else None
+        if p is None or not (p.role is Role.PRINCIPAL or channel in plan.press_channels):
+            await self._refused("not-permitted", "only principals, and interpreters of the "
+                                "channels the plan gives the press, send to the press",
                                 "press-offer")
             return
         if room.state.phase is not Phase.OPEN or deadline is None:
@@ -380,7 +383,7 @@ class Connection:
         layout = [q.device for q in room.signed.plan.participants if q.role is Role.PRINCIPAL]
         try:
             answer = await self.hub.press.feed(room.call_id, self.device, layout, deadline,
-                                               msg.sdp)
+                                               msg.sdp, channel, plan.press_channels)
         except PressRefused as exc:
             await self._refused("press-closed", str(exc), "press-offer")
             return

@@ -9,7 +9,7 @@ export const PHASES = ["planned", "open", "closed", "ended"];
 export class PlanError extends Error {}
 
 const PLAN_FIELDS = ["version", "call", "link", "title", "delegations", "participants",
-                     "press_window_s", "interpreter_video"];
+                     "press_window_s", "interpreter_video", "press_channels"];
 const DELEGATION_FIELDS = ["id", "name", "key"];
 const PARTICIPANT_FIELDS = ["device", "key", "delegation", "role", "name", "language"];
 
@@ -62,6 +62,25 @@ export async function checkPlan(plan) {
       throw new PlanError(`delegation ${d.name} has no principal in the plan`);
     }
   }
+  if ("press_channels" in plan) {
+    const pc = plan.press_channels;
+    const channels = new Set(ps.filter((p) => p.role === "interpreter").map((p) => p.language));
+    if (!Array.isArray(pc) || pc.length === 0 || !pc.every((c) => typeof c === "string")) {
+      throw new PlanError("'press_channels' must be a non-empty list of channels (or absent)");
+    }
+    if (pc.join("\n") !== [...new Set(pc)].sort().join("\n")) {
+      throw new PlanError("'press_channels' must be sorted, without repeats");
+    }
+    if (!pc.every((c) => channels.has(c))) {
+      throw new PlanError("a press channel is no channel of the plan");
+    }
+    if (!plan.press_window_s) throw new PlanError("press channels need a press window");
+  }
+}
+
+// The channels the press may hear besides the floor (plan.press_channels).
+export function pressChannels(plan) {
+  return plan.press_channels || [];
 }
 
 // Verify a signed plan: well formed, signed by both delegations, and at least one of

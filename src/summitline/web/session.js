@@ -13,7 +13,7 @@
 //   held {device, on}   a principal's floor audio is on hold, or back
 
 import { hex, sdpFingerprints, sas, sha256, sign, statements, verify } from "./crypto.js";
-import { mayConnect, media, participant, verifySignedPlan } from "./plan.js";
+import { mayConnect, media, participant, pressChannels, verifySignedPlan } from "./plan.js";
 
 const VERSION = 1;
 const RECONNECT_MIN_MS = 200;
@@ -278,7 +278,10 @@ export class CallSession extends EventTarget {
       return;
     }
     const me = this.me;
-    if (!me || me.role !== "principal" || this.press || this.pressCutAt !== null) return;
+    const pressChannel = this.channel !== null && pressChannels(this.signed.plan)
+      .includes(this.channel); // an interpreter of a channel the plan gives the press
+    if (!me || !(me.role === "principal" || pressChannel) || this.press ||
+        this.pressCutAt !== null) return;
     const left = this.deadline - Date.now();
     if (left <= 0) {
       this.cutPress("the press window of the signed start is over");

@@ -99,20 +99,25 @@ class PressGateway:
 
     # -- principals ----------------------------------------------------------------------
     async def feed(self, call: str, device: str, layout: list[str], deadline_ms: int,
-                   offer_sdp: str) -> str:
-        """Take a principal's send-only offer; answer it. Opens the programme."""
+                   offer_sdp: str, channel: str | None = None,
+                   channels: tuple[str, ...] = ()) -> str:
+        """Take a principal's (or, with ``channel``, an interpreter's) send-only offer;
+        answer it. Opens the programme; ``channels``: those the press may hear."""
         if self.clock() >= deadline_ms:
             raise PressRefused(409, "the press window has closed")
         feed = self.feeds.get(call)
         if feed is None:
             workdir = self._root / f"call-{len(self.feeds)}"
-            feed = Feed(call, Programme(layout, hls_dir=workdir / "hls"), deadline_ms, workdir)
+            feed = Feed(call, Programme(layout, hls_dir=workdir / "hls", channels=channels),
+                        deadline_ms, workdir)
             self.feeds[call] = feed
             feed.programme.start()
             if self.enforce_deadline:
                 feed.timer = asyncio.create_task(self._close_at(feed))
         if feed.closed:
             raise PressRefused(409, "the press window has closed")
+        if channel is not None:
+            feed.programme.add_interpreter(device, channel)
         old = feed.senders.pop(device, None)
         if old is not None:
             await old.close()
@@ -144,7 +149,9 @@ class PressGateway:
                     programme.feed_audio(device, frame)
 
     # -- viewers -------------------------------------------------------------------------
-    async def watch(self, call: str, offer_sdp: str) -> tuple[RTCPeerConnection, str]:
+    async def watch(self, call: str, offer_sdp: str,
+                    channel: str | None = None) -> tuple[RTCPeerConnection, str]:
+        """A press viewer: the picture, and the floor or ``channel`` to hear."""
         feed = self.feeds.get(call)
         if feed is None or feed.closed:
             raise PressRefused(409, "the press window is not open: the talks continue "
@@ -152,8 +159,10 @@ class PressGateway:
                                "the press window has not opened yet")
         if len(feed.viewers) >= self.max_viewers:
             raise PressRefused(503, f"the viewer limit ({self.max_viewers}) is reached")
+        if channel is not None and channel not in feed.programme.channels:
+            raise PressRefused(400, f"the press may not hear channel {channel!r}")
         pc = RTCPeerConnection(self.ice.configuration())
-        sub = feed.programme.subscribe()
+        sub = feed.programme.subscribe(channel)
         feed.viewers[pc] = sub
         try:
             await pc.setRemoteDescription(RTCSessionDescription(vp8_first(offer_sdp), "offer"))

@@ -44,13 +44,15 @@ AUDIO_TIME_BASE = fractions.Fraction(1, AUDIO_RATE)
 STALE_S = 0.5  # a principal's picture older than this is not shown
 MAX_AUDIO_BACKLOG = SAMPLES * 10  # 200 ms per principal; older audio is dropped
 HLS_SEGMENT_S = 1
+DUCK = 0.3  # the floor under an interpretation channel, as a principal's listening does
 SUBSCRIBER_QUEUE = 64  # packets; a subscriber that falls further behind skips ahead
 
 
 @dataclass
 class Input:
-    """What one principal sends the programme."""
+    """What one principal (channel None) or interpreter sends the programme."""
 
+    channel: str | None = None
     picture: np.ndarray | None = None  # yuv420p planes stacked, at half the width
     picture_at: float = 0.0
     audio: deque[np.ndarray] = field(default_factory=deque)
@@ -60,9 +62,11 @@ class Input:
 
 
 class Subscriber:
-    """Encoded packets of the programme for one consumer, starting at a keyframe."""
+    """Encoded packets of the programme for one consumer, starting at a keyframe; the
+    audio of the floor (``channel`` None) or of an interpretation channel."""
 
-    def __init__(self) -> None:
+    def __init__(self, channel: str | None = None) -> None:
+        self.channel = channel
         self.video: asyncio.Queue[Packet | None] = asyncio.Queue(SUBSCRIBER_QUEUE)
         self.audio: asyncio.Queue[Packet | None] = asyncio.Queue(SUBSCRIBER_QUEUE)
         self._keyframe_seen = False
@@ -89,12 +93,15 @@ class Subscriber:
 
 
 class Programme:
-    """``layout``: the principals' devices, left to right."""
+    """``layout``: the principals' devices, left to right. ``channels``: interpretation
+    channels the press may hear; each gets its own audio (the floor ducked under the
+    channel's interpreters), encoded once for all its viewers; the picture is shared."""
 
     def __init__(self, layout: list[str], hls_dir: Path | None = None,
-                 fps: int = PROGRAMME_FPS) -> None:
+                 fps: int = PROGRAMME_FPS, channels: tuple[str, ...] = ()) -> None:
         self.layout = layout
         self.fps = fps
+        self.channels = channels
         self.inputs = {device: Input() for device in layout}
         self.subscribers: set[Subscriber] = set()
         self.hls_dir = hls_dir
@@ -105,12 +112,17 @@ class Programme:
         self._picture: av.VideoFrame | None = None  # the latest composed picture
         self._vp8 = _vp8(fps)
         self._opus = _opus()
+        self._opus_channels = {channel: _opus() for channel in channels}
         self._hls: _Hls | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._half = WIDTH // 2
         self._listeners: list[Callable[[], None]] = []
 
     # -- input ---------------------------------------------------------------------------
+    def add_interpreter(self, device: str, channel: str) -> None:
+        if channel in self.channels and device not in self.inputs:
+            self.inputs[device] = Input(channel=channel)
+
     def feed_video(self, device: str, frame: av.VideoFrame) -> None:
         inp = self.inputs.get(device)
         if inp is None or not self.running:
@@ -140,8 +152,8 @@ class Programme:
             inp.buffered -= len(inp.audio.popleft())
 
     # -- output --------------------------------------------------------------------------
-    def subscribe(self) -> Subscriber:
-        sub = Subscriber()
+    def subscribe(self, channel: str | None = None) -> Subscriber:
+        sub = Subscriber(channel)
         if self.ended.is_set():
             sub.end()
             return sub
@@ -245,20 +257,37 @@ class Programme:
         while True:
             due = start + n * PTIME_S
             await asyncio.sleep(max(0.0, due - time.monotonic()))
-            mix = np.zeros(SAMPLES, dtype=np.float32)
+            floor = np.zeros(SAMPLES, dtype=np.float32)
+            voices = {channel: np.zeros(SAMPLES, dtype=np.float32) for channel in self.channels}
             for inp in self.inputs.values():
-                mix += _take(inp, SAMPLES)
-            pcm = np.clip(mix, -32768, 32767).astype(np.int16).reshape(1, -1)
-            frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-            frame.sample_rate = AUDIO_RATE
-            frame.pts = n * SAMPLES
-            frame.time_base = AUDIO_TIME_BASE
-            for packet in self._opus.encode(frame):
-                for sub in list(self.subscribers):
-                    sub.put("audio", packet)
+                if inp.channel is None:
+                    floor += _take(inp, SAMPLES)
+                else:
+                    voices[inp.channel] += _take(inp, SAMPLES)
+            frame = _audio_frame(floor, n)
+            self._send_audio(None, self._opus, frame)
+            for channel, voice in voices.items():
+                mixed = _audio_frame(DUCK * floor + voice, n)
+                self._send_audio(channel, self._opus_channels[channel], mixed)
             if self._hls is not None:
                 self._hls.audio(frame)
             n += 1
+
+    def _send_audio(self, channel: str | None, codec: AudioCodecContext,
+                    frame: av.AudioFrame) -> None:
+        for packet in codec.encode(frame):
+            for sub in list(self.subscribers):
+                if sub.channel == channel:
+                    sub.put("audio", packet)
+
+
+def _audio_frame(mix: np.ndarray, n: int) -> av.AudioFrame:
+    pcm = np.clip(mix, -32768, 32767).astype(np.int16).reshape(1, -1)
+    frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+    frame.sample_rate = AUDIO_RATE
+    frame.pts = n * SAMPLES
+    frame.time_base = AUDIO_TIME_BASE
+    return frame
 
 
 def _take(inp: Input, count: int) -> np.ndarray:

@@ -14,7 +14,7 @@ import re
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import Field
 
@@ -89,14 +89,18 @@ def router() -> APIRouter:
                  "closed" if phase is Phase.CLOSED else "ended")
         return {"call": call, "title": room.signed.plan.title, "state": state,
                 "delegations": [d.name for d in room.signed.plan.delegations],
-                "press_deadline_ms": room.state.press_deadline_ms}
+                "press_deadline_ms": room.state.press_deadline_ms,
+                "channels": list(room.signed.plan.press_channels)}
 
     @r.post("/press/{call}/whep", status_code=201,
             responses={201: {"content": {"application/sdp": {}}}})
     async def watch(call: str, request: Request,
-                    authorization: Annotated[str, Header()] = "") -> Response:
+                    authorization: Annotated[str, Header()] = "",
+                    channel: Annotated[str | None, Query(max_length=16)] = None) -> Response:
         """A press viewer: POST an SDP offer (recvonly video VP8, audio Opus) with
-        ``Authorization: Bearer TOKEN``; the answer comes back as application/sdp."""
+        ``Authorization: Bearer TOKEN``; the answer comes back as application/sdp. With
+        ``?channel=``, the audio is that interpretation channel (if the plan gives it to
+        the press) over the floor, ducked."""
         await check(request, call, authorization.removeprefix("Bearer ").strip())
         if request.headers.get("content-type", "").split(";")[0] != "application/sdp":
             raise bad(415, "send the offer as application/sdp")
@@ -104,7 +108,7 @@ def router() -> APIRouter:
         if len(offer) > 64 * 1024 or not offer.startswith("v=0"):
             raise bad(400, "the body is not an SDP offer")
         try:
-            _pc, answer = await hub(request).press.watch(call, offer)
+            _pc, answer = await hub(request).press.watch(call, offer, channel)
         except PressRefused as exc:
             raise bad(exc.status, str(exc)) from None
         return Response(answer, status_code=201, media_type="application/sdp")

@@ -307,6 +307,7 @@ class Console {
     const other = link.proposer === this.me.fingerprint ? link.acceptor : link.proposer;
     const title = h("input", { id: "plan-title", value: "Secure video call", required: true });
     const press = h("input", { id: "plan-press", type: "number", min: 0, max: 3600, value: 0 });
+    const pressChannels = h("input", { id: "plan-press-channels", placeholder: "e.g. ru" });
     const rows = h("tbody");
     const error = h("p", { class: "error", role: "alert" });
     const addRows = (devices, delegation) => {
@@ -341,6 +342,8 @@ class Console {
           delegations: [{ id: this.me.fingerprint, name: this.me.name, key: this.me.key },
                         { id: other, name: theirs.name, key: pinned }],
           participants, press_window_s: Number(press.value), interpreter_video: false };
+        const heard = [...new Set(pressChannels.value.split(/[\s,]+/).filter(Boolean))].sort();
+        if (heard.length) plan.press_channels = heard;
         await checkPlan(plan);
         const hash = await digest(plan);
         await post("/api/plans", { plan, signatures: {
@@ -349,6 +352,8 @@ class Console {
       } catch (err) { error.textContent = err.message; }
     } }, h("h3", {}, "Draft a plan"), h("label", {}, "Title", title),
        h("label", {}, "Press window (seconds; 0 for none)", press),
+       h("label", {}, "Interpretation channels the press may hear (comma-separated; " +
+         "their interpreters feed the press too)", pressChannels),
        h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, ""), h("th", {}, "Name"),
          h("th", {}, "Role"), h("th", {}, "Language"), h("th", {}, "Fingerprint"))), rows),
        h("button", { class: "primary", id: "submit-plan" }, "Sign and propose the plan"), error);

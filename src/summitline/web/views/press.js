@@ -20,7 +20,7 @@ function gathered(pc) {
 }
 
 // Receive-only WebRTC in the manner of WHEP: POST the offer, get the answer.
-async function watch(call, token, video) {
+async function watch(call, token, video, channel) {
   const pc = new RTCPeerConnection({ iceServers: [] });
   const vt = pc.addTransceiver("video", { direction: "recvonly" });
   pc.addTransceiver("audio", { direction: "recvonly" });
@@ -33,7 +33,8 @@ async function watch(call, token, video) {
   };
   await pc.setLocalDescription(await pc.createOffer());
   await gathered(pc);
-  const res = await fetch(`/api/press/${encodeURIComponent(call)}/whep`, {
+  const query = channel ? `?channel=${encodeURIComponent(channel)}` : "";
+  const res = await fetch(`/api/press/${encodeURIComponent(call)}/whep${query}`, {
     method: "POST", body: pc.localDescription.sdp,
     headers: { "content-type": "application/sdp", authorization: `Bearer ${token}` },
   });
@@ -53,7 +54,10 @@ export async function pressView(root, call, token) {
   const video = h("video", { class: "programme", id: "programme", autoplay: true,
                              playsInline: true, controls: true, muted: true });
   const doors = h("div", { class: "doors", id: "doors", hidden: true });
-  mount(root, h("main", { class: "press" }, title, status, video, doors));
+  // the floor, or an interpretation channel the plan gives the press
+  const channel = h("select", { id: "press-channel", "aria-label": t("listen") });
+  const listen = h("label", { class: "press-listen", hidden: true }, t("listen"), channel);
+  mount(root, h("main", { class: "press" }, title, status, listen, video, doors));
   // frames: the wall-clock time of every frame shown, for tests and a look from the console
   const page = { pc: null, state: null, frames: [] };
   window.summitlinePress = page;
@@ -64,7 +68,18 @@ export async function pressView(root, call, token) {
   video.requestVideoFrameCallback(shown);
   let joining = false;
 
+  channel.onchange = () => { // hear another channel: the next tick connects anew
+    if (page.pc) page.pc.close();
+    page.pc = null;
+    video.srcObject = null;
+  };
   const render = (info) => {
+    if (listen.hidden && info.channels.length) {
+      channel.replaceChildren(h("option", { value: "" }, t("original")),
+        ...info.channels.map((c) => h("option", { value: c }, t("channel", {
+          language: t(`lang_${c}`) === `lang_${c}` ? c : t(`lang_${c}`) }))));
+      listen.hidden = false;
+    }
     document.title = `${t("press_title")} · ${info.title}`;
     title.textContent = info.title;
     status.dataset.state = info.state;
@@ -90,7 +105,7 @@ export async function pressView(root, call, token) {
     if (info.state === "open" && !page.pc && !joining) {
       joining = true;
       try {
-        page.pc = await watch(call, token, video);
+        page.pc = await watch(call, token, video, channel.value || null);
       } catch (err) {
         status.textContent = t("press_refused", { reason: err.message });
       } finally {
