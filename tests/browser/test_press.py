@@ -26,7 +26,7 @@ from tests.browser.people import (
     new_page,
     principal,
 )
-from tests.client.test_press import CUT_SLACK_MS, DARK, WAIT_S, ffprobe, luma
+from tests.client.test_press import CUT_SLACK_MS, DARK, LATE_MS, WAIT_S, ffprobe, luma
 
 US_NAME, RU_NAME = "President of the United States", "President of the Russian Federation"
 WINDOW_S = 30  # two browsers, a press page and ffprobe on a loaded 2-core machine
@@ -115,10 +115,12 @@ async def test_the_browser_principal_cuts_when_the_server_keeps_the_window_open(
     cut = await a.page.evaluate("window.summitlineSession.pressCutAt")
     assert 0 <= cut - deadline < CUT_SLACK_MS
     assert await a.page.evaluate("window.summitlineSession.phase") == "open"  # server's word
-    seen = len(pictures)
-    await asyncio.wait_for(viewer.wait_for(lambda: len(pictures) > seen + 10), WAIT_S)
+    # frames that arrive well after the deadline (a loaded machine delays the programme
+    # by up to a second or two): neither principal is in them
+    await asyncio.wait_for(viewer.wait_for(
+        lambda: sum(at > deadline + LATE_MS for at, _ in pictures) > 10), WAIT_S)
     before = [lum for at, lum in pictures if at < deadline]
-    after = [lum for at, lum in pictures if at > deadline + 4 * CUT_SLACK_MS]
+    after = [lum for at, lum in pictures if at > deadline + LATE_MS]
     assert before and max(before) > DARK
     assert after and max(after) < DARK  # neither principal is in the programme any more
     await viewer.close()

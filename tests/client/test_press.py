@@ -27,6 +27,9 @@ WAIT_S = 30.0
 WINDOW_S = 8  # room for ffprobe on a loaded machine before the deadline
 CUT_SLACK_MS = 250  # the aim of bench/press_cut.py; the test allows a loaded machine 4x
 VOICE_HZ = 660.0  # the interpreters' voice; the principals' tone is 440 Hz
+# Frames that arrive this long after the deadline were composed after it, even on a
+# loaded machine (the programme's own delay is about 300 ms idle; bench/press_cut.py).
+LATE_MS = 3000
 DARK = 40  # mean luma of a programme with no principal picture in it (black is 16)
 
 
@@ -145,10 +148,10 @@ async def test_principals_cut_the_press_even_when_the_server_keeps_the_window_op
         assert s.press_cut_ms is not None and 0 <= s.press_cut_ms - deadline < CUT_SLACK_MS
     assert (await http.get(f"/api/press/{call.call}")).json()["state"] == "open"
     # the gateway goes on sending, but nothing of the principals is in it any more
-    seen = len(pictures)
-    await asyncio.wait_for(viewer.wait_for(lambda: len(pictures) > seen + 10), WAIT_S)
+    await asyncio.wait_for(viewer.wait_for(
+        lambda: sum(at > deadline + LATE_MS for at, _ in pictures) > 10), WAIT_S)
     before = [lum for at, lum in pictures if at < deadline]
-    after = [lum for at, lum in pictures if at > deadline + 4 * CUT_SLACK_MS]
+    after = [lum for at, lum in pictures if at > deadline + LATE_MS]
     assert before and max(before) > DARK
     assert after and max(after) < DARK
     # the peer-to-peer call itself goes on

@@ -376,6 +376,7 @@ class CallSession:
         loop = asyncio.get_running_loop()
         self._press_timer = loop.call_later(left_s, self._press_deadline)
         pc = self.press = RTCPeerConnection(self._ice.configuration())
+        pc.on("connectionstatechange", lambda: self._press_state(pc))
         for kind in (MediaKind.AUDIO, MediaKind.VIDEO):
             track = self.source.track(kind)
             if track is not None:
@@ -385,6 +386,26 @@ class CallSession:
         await pc.setLocalDescription(await pc.createOffer())
         if self.press is pc:  # not cut meanwhile
             await self._send({"type": "press-offer", "sdp": pc.localDescription.sdp})
+
+    def _press_state(self, pc: RTCPeerConnection) -> None:
+        if pc.connectionState == "failed" and self.press is pc:
+            asyncio.get_running_loop().create_task(self._press_failed(pc))
+
+    async def _press_failed(self, pc: RTCPeerConnection) -> None:
+        """The press connection failed (a consent check lost on a loaded path): while the
+        window is open, offer again; the deadline stays the deadline."""
+        if self.press is not pc:
+            return
+        log.warning("%s: press feed lost; offering again", self.device[:12])
+        for track in self._press_tracks:
+            track.cut = True  # these copies end; the new connection gets new ones
+        self.press, self._press_tracks = None, []
+        if self._press_timer is not None:
+            self._press_timer.cancel()
+            self._press_timer = None
+        self.press_answered.clear()
+        await pc.close()
+        await self._press_window()
 
     def _press_deadline(self) -> None:
         self._stop_press_tracks()

@@ -290,6 +290,14 @@ export class CallSession extends EventTarget {
     this.pressTimer = setTimeout(() => this.pressDeadline(), left);
     const pc = new RTCPeerConnection({ iceServers: [...this.iceServers, ...(this.serverIce || [])] });
     this.press = pc;
+    pc.onconnectionstatechange = () => { // lost while the window is open: offer again
+      if (pc.connectionState !== "failed" || this.press !== pc) return;
+      clearTimeout(this.pressTimer);
+      this.press = null;
+      pc.close();
+      console.warn("press feed lost; offering again");
+      this.pressWindow();
+    };
     for (const track of this.localStream?.getTracks() || []) {
       pc.addTransceiver(track, { direction: "sendonly" });
     }
