@@ -45,6 +45,8 @@ class PatternVideoTrack(MediaStreamTrack):
         self._base = np.tile(np.linspace(16, 235, width, dtype=np.uint8), (height, 1))
 
     async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError  # stopped: whoever reads it (a relay) stops too
         if self._start is None:
             self._start = time.monotonic()
         due = self._start + self._count / self.fps
@@ -72,6 +74,8 @@ class ToneAudioTrack(MediaStreamTrack):
         self._per_frame = int(AUDIO_RATE * AUDIO_PTIME)
 
     async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
         if self._start is None:
             self._start = time.monotonic()
         due = self._start + self._samples / AUDIO_RATE
@@ -117,6 +121,10 @@ class GatedAudioTrack(MediaStreamTrack):
         assert isinstance(frame, av.AudioFrame)
         return frame if self.open else silence(frame.samples, frame.pts or 0)
 
+    def stop(self) -> None:
+        super().stop()
+        self.inner.stop()
+
 
 class ParrotAudioTrack(MediaStreamTrack):
     """Says what it is fed (frames heard from its source) as soon as it hears them, and
@@ -142,6 +150,8 @@ class ParrotAudioTrack(MediaStreamTrack):
         self._queue.put_nowait(frame)
 
     async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
         pts = self._samples
         self._samples += self._per_frame
         while self._queue.qsize() > 1:
@@ -174,6 +184,10 @@ class HeldAudioTrack(MediaStreamTrack):
         assert isinstance(frame, av.AudioFrame)
         return silence(frame.samples, frame.pts or 0) if self.source.held else frame
 
+    def stop(self) -> None:
+        super().stop()
+        self.inner.stop()  # a relay's copy: unsubscribes it, so no frames queue up for it
+
 
 class CutTrack(MediaStreamTrack):
     """A copy of a track that ends for good once ``cut`` or at ``deadline_ms`` (wall
@@ -197,6 +211,10 @@ class CutTrack(MediaStreamTrack):
             raise MediaStreamError
         assert isinstance(frame, av.frame.Frame)
         return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self.inner.stop()
 
 
 class MediaSource:

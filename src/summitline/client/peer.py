@@ -49,6 +49,7 @@ class PeerLink:
         self.sent_sdp = ""  # our offer or answer as signed and sent
         self.received_sdp = ""  # theirs, as received and verified
         self._readers: list[asyncio.Task[None]] = []
+        self._sent: list[MediaStreamTrack] = []  # our copies of the source, one per kind
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_state)
         self._on_state_change = on_frame
@@ -72,6 +73,7 @@ class PeerLink:
             track = self._source.track(kind) if kind in self.send else None
             if track is not None:
                 self.pc.addTrack(track)
+                self._sent.append(track)
             elif offering and kind in self.receive:
                 self.pc.addTransceiver(str(kind), direction="recvonly")
 
@@ -99,3 +101,5 @@ class PeerLink:
         for task in self._readers:
             task.cancel()
         await self.pc.close()
+        for track in self._sent:  # else the relay goes on queueing frames for them
+            track.stop()

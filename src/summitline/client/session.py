@@ -399,6 +399,7 @@ class CallSession:
         log.warning("%s: press feed lost; offering again", self.device[:12])
         for track in self._press_tracks:
             track.cut = True  # these copies end; the new connection gets new ones
+            track.stop()
         self.press, self._press_tracks = None, []
         if self._press_timer is not None:
             self._press_timer.cancel()
@@ -433,10 +434,12 @@ class CallSession:
             self._press_timer.cancel()
             self._press_timer = None
         self._stop_press_tracks()
-        pc, self.press, self._press_tracks = self.press, None, []
+        pc, self.press, tracks, self._press_tracks = self.press, None, self._press_tracks, []
         if pc is not None:
             log.info("%s: press feed closed (%s)", self.device[:12], why)
             await pc.close()
+        for track in tracks:
+            track.stop()
 
     async def _on_press_answer(self, msg: dict[str, Any]) -> None:
         pc = self.press
