@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from summitline import __version__
+from summitline.server.limits import MAX_PRESS_VIEWERS
 
 DEFAULT_PORT = 8750
 
@@ -149,9 +150,9 @@ def parser() -> argparse.ArgumentParser:
                    help="an address of this machine the press gateway offers to principals "
                    "and press viewers (repeatable); by default every non-loopback "
                    "interface (127.0.0.1 for a server on one machine)")
-    s.add_argument("--max-press-viewers", type=int, default=200, metavar="N",
-                   help="WebRTC press viewers per call (default 200); more press go to the "
-                   "HLS programme or a Janus Streaming mountpoint")
+    s.add_argument("--max-press-viewers", type=int, default=MAX_PRESS_VIEWERS, metavar="N",
+                   help=f"WebRTC press viewers per call (default {MAX_PRESS_VIEWERS}); more "
+                   "press go to the HLS programme or a Janus Streaming mountpoint")
     s.set_defaults(func=_serve)
 
     dc = sub.add_parser("dev-cert", help="make a self-signed TLS certificate for development",

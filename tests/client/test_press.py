@@ -8,20 +8,23 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
 from summitline.client.bilateral import Bilateral, provision
-from summitline.client.ice import loopback
+from summitline.client.ice import LOOPBACK, loopback
 from summitline.client.media import MediaSource
 from summitline.client.press import PressRefused, PressViewer
 from summitline.client.session import CallSession
 from summitline.core.roles import MediaKind, Phase, Role
 from summitline.crypto.keys import PrivateKey
+from summitline.server.app import Settings
 from summitline.server.press.gateway import PressGateway
 from summitline.server.room import CallRoom
+from summitline.server.run import running
 
 WAIT_S = 30.0
 WINDOW_S = 8  # room for ffprobe on a loaded machine before the deadline
@@ -221,3 +224,37 @@ async def test_the_press_hear_the_floor_or_a_channel_the_plan_gives_them(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+
+
+async def test_viewers_need_a_valid_token_of_the_call_and_are_limited(
+        tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "server", press_hosts=LOOPBACK,
+                        max_press_viewers=1)
+    async with running(settings) as base, httpx.AsyncClient(base_url=base) as http:
+        ws = base.replace("http", "ws", 1) + "/ws"
+        call = await provision(http, press_window_s=60)
+        other = await provision(http, press_window_s=60)
+        a, b = (CallSession(ws, call.call, side.identity(), ice=loopback())
+                for side in (call.a, call.b))
+        tasks = [asyncio.create_task(s.run()) for s in (a, b)]
+        await asyncio.wait_for(asyncio.gather(a.joined.wait(), b.joined.wait()), WAIT_S)
+        await call.a.operator.control(call.call, "start")
+        await asyncio.wait_for(a.press_answered.wait(), WAIT_S)
+        token = (await call.a.operator.press_token(call.call))["token"]
+        foreign = (await other.a.operator.press_token(other.call))["token"]
+        for bad in ("not-a-token", foreign, token[:-1] + ("A" if token[-1] != "A" else "B")):
+            with pytest.raises(PressRefused) as refused:
+                await PressViewer(http, call.call, bad, loopback()).watch()
+            assert refused.value.status == 401
+        first = PressViewer(http, call.call, token, loopback())
+        await first.watch()
+        with pytest.raises(PressRefused, match="viewer limit") as refused:
+            await PressViewer(http, call.call, token, loopback()).watch()
+        assert refused.value.status == 503
+        await first.close()
+        for s in (a, b):
+            await s.leave()
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

@@ -19,8 +19,9 @@ from summitline.client.ice import IceSettings
 from summitline.core import messages
 from summitline.server import api, closecodes, devices, pressroom
 from summitline.server.hub import Hub
+from summitline.server.limits import MAX_PRESS_VIEWERS
 from summitline.server.press import routes as press_routes
-from summitline.server.press.gateway import MAX_VIEWERS, PressGateway
+from summitline.server.press.gateway import PressGateway
 from summitline.server.room import Clock
 from summitline.server.security import (
     MAX_CONNECTIONS_PER_ADDRESS,
@@ -56,7 +57,7 @@ class Settings:
     # Host candidates of the press gateway's peer connections (None: every non-loopback
     # interface; tests and the local demo use loopback), and its viewer limit per call.
     press_hosts: tuple[str, ...] | None = None
-    max_press_viewers: int = MAX_VIEWERS
+    max_press_viewers: int = MAX_PRESS_VIEWERS
 
     @property
     def url(self) -> str:

@@ -44,3 +44,7 @@ class TokenBucket:
             return False
         self.tokens -= 1
         return True
+
+# WebRTC press viewers per call: about what one gateway process serves in one core
+# beside the programme's own encoding (bench/press_fanout.py).
+MAX_PRESS_VIEWERS = 80

@@ -36,11 +36,11 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from summitline.client.ice import IceSettings
+from summitline.server.limits import MAX_PRESS_VIEWERS as MAX_VIEWERS
 from summitline.server.press.programme import Packet, Programme, Subscriber
 
 log = logging.getLogger(__name__)
 
-MAX_VIEWERS = 200
 HLS_NAME = re.compile(r"^(index\.m3u8|segment\d{5}\.ts)$")
 
 
