@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from summitline import report
 from summitline.core import call as c
-from summitline.core.plan import PlanError, SignedPlan
+from summitline.core.plan import Delegation, PlanError, SignedPlan
 from summitline.core.record import RecordError, export, summary, verify_export
 from summitline.crypto import statements
 from summitline.crypto.encoding import digest
@@ -113,6 +113,27 @@ async def room_of(h: Hub, call: str) -> CallRoom:
     if room is None:
         raise bad(404, f"no call {call!r} on this server")
     return room
+
+
+async def signed_control(h: Hub, room: CallRoom, action: str, delegation: str, at: int,
+                         signature: str, what: str) -> Delegation:
+    """The delegation of the call that signed ``statements.control(call, action, ...)``
+    at ``at``, fresh and not used before; else 403 with the reason."""
+    d = room.signed.plan.delegation(delegation)
+    if d is None:
+        raise bad(403, "that delegation is not part of this call")
+    now = h.clock()
+    if abs(now - at) > CONTROL_FRESHNESS_MS:
+        raise bad(403, f"{what} is stale (or the clocks disagree)")
+    statement = statements.control(room.call_id, action, d.id, at)
+    verify(d.key, statement, signature, what)
+    try:
+        # Keyed on what was signed: an ECDSA signature has a second valid form (r, n-s),
+        # so the signature itself cannot tell a replay from a first use.
+        await h.store.use_control(digest(statement), now)
+    except StoreError:
+        raise bad(403, f"{what} was already used (replayed?)") from None
+    return d
 
 
 def router() -> APIRouter:  # a list of small routes, read top to bottom
@@ -271,20 +292,8 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         room = await room_of(h, call)
         if not room.signed.complete:
             raise bad(409, "the plan is not signed by both delegations yet")
-        d = room.signed.plan.delegation(body.delegation)
-        if d is None:
-            raise bad(403, "that delegation is not part of this call")
-        now = h.clock()
-        if abs(now - body.at) > CONTROL_FRESHNESS_MS:
-            raise bad(403, "the control request is stale (or the clocks disagree)")
-        statement = statements.control(call, body.action, d.id, body.at)
-        verify(d.key, statement, body.signature, "the control request")
-        try:
-            # Keyed on what was signed: an ECDSA signature has a second valid form (r, n-s),
-            # so the signature itself cannot tell a replay from a first use.
-            await h.store.use_control(digest(statement), now)
-        except StoreError:
-            raise bad(403, "this control request was already used (replayed?)") from None
+        d = await signed_control(h, room, body.action, body.delegation, body.at,
+                                 body.signature, "the control request")
         make, kind = _CONTROLS[body.action]
         try:
             # the signed request goes into the record, and (for the start) to every
@@ -305,18 +314,8 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         delegation (control action "read-private")."""
         h = hub(request)
         room = await room_of(h, call)
-        d = room.signed.plan.delegation(body.delegation)
-        if d is None:
-            raise bad(403, "that delegation is not part of this call")
-        now = h.clock()
-        if abs(now - body.at) > CONTROL_FRESHNESS_MS:
-            raise bad(403, "the request is stale (or the clocks disagree)")
-        statement = statements.control(call, "read-private", d.id, body.at)
-        verify(d.key, statement, body.signature, "the read request")
-        try:
-            await h.store.use_control(digest(statement), now)
-        except StoreError:
-            raise bad(403, "this request was already used (replayed?)") from None
+        d = await signed_control(h, room, "read-private", body.delegation, body.at,
+                                 body.signature, "the read request")
         entries = await h.store.private_entries(call, d.id)
         return {"call": call, "delegation": d.id,
                 "entries": [e.to_json() for e in entries]}

@@ -19,11 +19,8 @@ from fastapi.responses import FileResponse
 from pydantic import Field
 
 from summitline.core.roles import Phase
-from summitline.crypto import statements
-from summitline.crypto.encoding import digest
-from summitline.server.api import CONTROL_FRESHNESS_MS, Id, Sig, _Body, bad, hub, room_of, verify
+from summitline.server.api import Id, Sig, _Body, bad, hub, room_of, signed_control
 from summitline.server.press.gateway import PressRefused
-from summitline.store import StoreError
 
 TOKEN_TTL_MS = 15 * 60 * 1000
 TOKEN = r"^[A-Za-z0-9_-]{43}$"
@@ -48,18 +45,9 @@ def router() -> APIRouter:
         """An operator issues a short-lived viewer token (signed control "press-token")."""
         h = hub(request)
         room = await room_of(h, call)
-        d = room.signed.plan.delegation(body.delegation)
-        if d is None:
-            raise bad(403, "that delegation is not part of this call")
+        d = await signed_control(h, room, "press-token", body.delegation, body.at,
+                                 body.signature, "the token request")
         now = h.clock()
-        if abs(now - body.at) > CONTROL_FRESHNESS_MS:
-            raise bad(403, "the request is stale (or the clocks disagree)")
-        statement = statements.control(call, "press-token", d.id, body.at)
-        verify(d.key, statement, body.signature, "the token request")
-        try:
-            await h.store.use_control(digest(statement), now)
-        except StoreError:
-            raise bad(403, "this request was already used (replayed?)") from None
         if room.signed.plan.press_window_s == 0:
             raise bad(409, "the plan of this call has no press window")
         token = secrets.token_urlsafe(32)
