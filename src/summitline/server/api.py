@@ -115,17 +115,17 @@ async def room_of(h: Hub, call: str) -> CallRoom:
     return room
 
 
-async def signed_control(h: Hub, room: CallRoom, action: str, delegation: str, at: int,
-                         signature: str, what: str) -> Delegation:
-    """The delegation of the call that signed ``statements.control(call, action, ...)``
-    at ``at``, fresh and not used before; else 403 with the reason."""
+async def signed_request(h: Hub, room: CallRoom, delegation: str, at: int,
+                         statement: dict[str, Any], signature: str,
+                         what: str) -> Delegation:
+    """The delegation of the call that signed ``statement`` (made at ``at``), fresh and
+    not used before; else 403 saying which of these failed."""
     d = room.signed.plan.delegation(delegation)
     if d is None:
         raise bad(403, "that delegation is not part of this call")
     now = h.clock()
     if abs(now - at) > CONTROL_FRESHNESS_MS:
         raise bad(403, f"{what} is stale (or the clocks disagree)")
-    statement = statements.control(room.call_id, action, d.id, at)
     verify(d.key, statement, signature, what)
     try:
         # Keyed on what was signed: an ECDSA signature has a second valid form (r, n-s),
@@ -134,6 +134,14 @@ async def signed_control(h: Hub, room: CallRoom, action: str, delegation: str, a
     except StoreError:
         raise bad(403, f"{what} was already used (replayed?)") from None
     return d
+
+
+async def signed_control(h: Hub, room: CallRoom, action: str, delegation: str, at: int,
+                         signature: str, what: str) -> Delegation:
+    """``signed_request`` for ``statements.control(call, action, delegation, at)``."""
+    return await signed_request(h, room, delegation, at,
+                                statements.control(room.call_id, action, delegation, at),
+                                signature, what)
 
 
 def router() -> APIRouter:  # a list of small routes, read top to bottom

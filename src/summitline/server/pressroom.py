@@ -21,22 +21,18 @@ from fastapi import APIRouter, Request, Response
 from pydantic import Field
 
 from summitline.core import call as c
-from summitline.core.plan import Delegation
 from summitline.core.record import summary
 from summitline.crypto import statements
-from summitline.crypto.encoding import digest
 from summitline.server.api import (
-    CONTROL_FRESHNESS_MS,
     Id,
     Sig,
     _Body,
     bad,
     hub,
     room_of,
-    verify,
+    signed_request,
 )
 from summitline.server.hub import Hub
-from summitline.server.room import CallRoom
 from summitline.store import StoreError
 from summitline.store import pressroom as store
 
@@ -67,24 +63,6 @@ def text_hash(text: str) -> str:
     if "\x00" in text:
         raise bad(422, "the text contains a NUL character")
     return statements.text_hash(text)
-
-
-async def checked(h: Hub, room: CallRoom, delegation: str, at: int,
-                  statement: dict[str, Any], signature: str, what: str) -> Delegation:
-    """The delegation of the call that signed ``statement``, fresh and for the first
-    time; or 403."""
-    d = room.signed.plan.delegation(delegation)
-    if d is None:
-        raise bad(403, "that delegation is not part of this call")
-    now = h.clock()
-    if abs(now - at) > CONTROL_FRESHNESS_MS:
-        raise bad(403, f"the {what} is stale (or the clocks disagree)")
-    verify(d.key, statement, signature, f"the {what}")
-    try:
-        await h.store.use_control(digest(statement), now)  # once (see api.control)
-    except StoreError:
-        raise bad(403, f"this {what} was already used (replayed?)") from None
-    return d
 
 
 def photo_url(call: str, photo_id: str) -> str:
@@ -124,8 +102,8 @@ def router() -> APIRouter:
         h = hub(request)
         room = await room_of(h, call)
         digest_ = text_hash(body.text)
-        d = await checked(h, room, body.delegation, body.at, statements.readout(
-            call, body.delegation, "draft", body.at, digest_), body.signature, "draft")
+        d = await signed_request(h, room, body.delegation, body.at, statements.readout(
+            call, body.delegation, "draft", body.at, digest_), body.signature, "the draft")
         if any(x["delegation"] == d.id for x in await store.published_readouts(h.store, call)):
             raise bad(409, "the readout is published; a published readout is final")
         await store.save_draft(h.store, call, d.id, body.text, body.at)
@@ -137,8 +115,8 @@ def router() -> APIRouter:
         are private to the delegation."""
         h = hub(request)
         room = await room_of(h, call)
-        d = await checked(h, room, body.delegation, body.at, statements.readout(
-            call, body.delegation, "read", body.at), body.signature, "read request")
+        d = await signed_request(h, room, body.delegation, body.at, statements.readout(
+            call, body.delegation, "read", body.at), body.signature, "the read request")
         return await own_view(h, call, d.id)
 
     @r.post("/calls/{call}/readouts/publish")
@@ -147,9 +125,9 @@ def router() -> APIRouter:
         h = hub(request)
         room = await room_of(h, call)
         digest_ = text_hash(body.text)
-        d = await checked(h, room, body.delegation, body.at, statements.readout(
+        d = await signed_request(h, room, body.delegation, body.at, statements.readout(
             call, body.delegation, "publish", body.at, digest_), body.signature,
-            "publication")
+            "the publication")
         if room.state.phase is not c.Phase.ENDED:
             raise bad(409, "a readout is published after the call has ended")
         if not body.text.strip():
@@ -168,8 +146,8 @@ def router() -> APIRouter:
         Only during the press window."""
         h = hub(request)
         room = await room_of(h, call)
-        d = await checked(h, room, body.delegation, body.at, statements.photo(
-            call, body.delegation, "capture", body.at), body.signature, "capture request")
+        d = await signed_request(h, room, body.delegation, body.at, statements.photo(
+            call, body.delegation, "capture", body.at), body.signature, "the capture request")
         if room.state.phase is not c.Phase.OPEN:
             raise bad(409, "a photo is captured during the press window only")
         data = h.press.snapshot(call)  # the programme as the press see it now
@@ -198,9 +176,9 @@ def router() -> APIRouter:
         """Publish one of the delegation's photos as its official photo of the call. Final."""
         h = hub(request)
         room = await room_of(h, call)
-        d = await checked(h, room, body.delegation, body.at, statements.photo(
+        d = await signed_request(h, room, body.delegation, body.at, statements.photo(
             call, body.delegation, "publish", body.at, photo_id), body.signature,
-            "publication")
+            "the publication")
         if not any(p["id"] == photo_id for p in await store.photos_of(h.store, call, d.id)):
             raise bad(404, "this delegation has no such photo of the call")
         try:
