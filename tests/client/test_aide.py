@@ -5,7 +5,6 @@ interpreter and the press learn nothing but "on hold"."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from typing import Any
 
@@ -18,6 +17,7 @@ from summitline.client.press import PressViewer
 from summitline.client.session import CallSession
 from summitline.core.roles import MediaKind, Role
 from summitline.crypto.keys import PrivateKey
+from tests.client.test_session import leave_all
 
 WAIT_S = 30.0
 ALLOWED_TO_OTHERS = {"challenge", "welcome", "phase", "peer-joined", "peer-left", "offer",
@@ -100,13 +100,7 @@ async def test_a_page_reaches_only_our_aides_and_an_aside_holds_the_floor(
     assert not [e for e in shared["entries"] if e["kind"].startswith(("aide", "aside"))]
     assert ra not in {e["data"].get("by") for e in ours}
 
-    await viewer.close()
-    for s in everyone:
-        await s.leave()
-    for task in tasks:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    await leave_all(everyone, tasks, [viewer])
 
 
 async def test_only_principals_page_and_only_signed_pages_count(
@@ -135,9 +129,4 @@ async def test_only_principals_page_and_only_signed_pages_count(
     tasks.append(asyncio.create_task(late.run()))
     await asyncio.wait_for(late.wait_for(lambda: bool(late.pages)), WAIT_S)
     assert late.pages[0]["id"] == page
-    for s in (us, late):
-        await s.leave()
-    for task in tasks:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    await leave_all((us, late), tasks)

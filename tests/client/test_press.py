@@ -5,7 +5,6 @@ the window (WebRTC viewers and HLS), and not after its deadline, even when the s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from summitline.server.app import Settings
 from summitline.server.press.gateway import PressGateway
 from summitline.server.room import CallRoom
 from summitline.server.run import running
+from tests.client.test_session import leave_all
 
 WAIT_S = 30.0
 WINDOW_S = 8  # room for ffprobe on a loaded machine before the deadline
@@ -58,12 +58,7 @@ async def window(http: httpx.AsyncClient, ws_url: str) -> AsyncIterator[Window]:
     token = (await call.b.operator.press_token(call.call))["token"]
     assert a.press_deadline_ms is not None
     yield Window(call, a, b, token, a.press_deadline_ms)
-    for s in (a, b):
-        await s.leave()
-    for task in tasks:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    await leave_all((a, b), tasks)
 
 
 async def ffprobe(url: str) -> str:
@@ -160,13 +155,7 @@ async def test_principals_cut_the_press_even_when_the_server_keeps_the_window_op
     # the peer-to-peer call itself goes on
     n = a.frames(MediaKind.VIDEO)
     await asyncio.wait_for(a.wait_for(lambda: a.frames(MediaKind.VIDEO) > n + 10), WAIT_S)
-    await viewer.close()
-    for s in (a, b):
-        await s.leave()
-    for task in tasks:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    await leave_all((a, b), tasks, [viewer])
 
 
 def tone_share(frames: list[object], hz: float) -> float:
@@ -216,14 +205,7 @@ async def test_the_press_hear_the_floor_or_a_channel_the_plan_gives_them(
     with pytest.raises(PressRefused) as refused:
         await PressViewer(http, call.call, token, loopback(), channel="en").watch()
     assert refused.value.status == 400
-    for v in viewers:
-        await v.close()
-    for s in everyone:
-        await s.leave()
-    for task in tasks:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    await leave_all(everyone, tasks, viewers)
 
 
 async def test_viewers_need_a_valid_token_of_the_call_and_are_limited(
@@ -251,10 +233,4 @@ async def test_viewers_need_a_valid_token_of_the_call_and_are_limited(
         with pytest.raises(PressRefused, match="viewer limit") as refused:
             await PressViewer(http, call.call, token, loopback()).watch()
         assert refused.value.status == 503
-        await first.close()
-        for s in (a, b):
-            await s.leave()
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await leave_all((a, b), tasks, [first])

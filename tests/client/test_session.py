@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import pytest
 
@@ -21,6 +23,19 @@ async def until(sessions: list[CallSession], condition: Callable[[CallSession], 
     """Wait until ``condition`` holds for every session (woken by their frames), bounded."""
     await asyncio.wait_for(asyncio.gather(*(s.wait_for(lambda s=s: condition(s))
                                             for s in sessions)), WAIT_S)
+
+
+async def leave_all(sessions: Iterable[CallSession], tasks: Iterable[asyncio.Task[None]],
+                    viewers: Iterable[Any] = ()) -> None:
+    """Close press viewers, leave every session, and end their run tasks."""
+    for viewer in viewers:
+        await viewer.close()
+    for s in sessions:
+        await s.leave()
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
 
 
 def sessions_for(ws_url: str, call: Bilateral) -> list[CallSession]:
