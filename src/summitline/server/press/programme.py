@@ -138,14 +138,10 @@ class Programme:
         inp = self.inputs.get(device)
         if inp is None or not self.running:
             return
-        pcm = frame.to_ndarray()
-        if frame.format.name != "s16":
-            return
-        channels = len(frame.layout.channels)
-        mono = pcm.reshape(-1, channels).mean(axis=1) if channels > 1 or pcm.ndim > 1 \
-            else pcm.reshape(-1).astype(np.float64)
-        if frame.sample_rate != AUDIO_RATE:
-            return  # aiortc and browsers decode Opus at 48 kHz
+        if frame.format.name != "s16" or frame.sample_rate != AUDIO_RATE:
+            return  # aiortc decodes Opus to s16 at 48 kHz
+        # packed samples, interleaved by channel: average the channels
+        mono = frame.to_ndarray().reshape(-1, len(frame.layout.channels)).mean(axis=1)
         inp.audio.append(mono.astype(np.float32))
         inp.buffered += len(mono)
         inp.last_at = time.monotonic()
