@@ -1,0 +1,313 @@
+"""The lab network: hosts reach each other, cuts and impairments do what they say, and
+nothing of a lab is left once it is closed (or once its owner died)."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from multiprocessing import Pipe
+from multiprocessing.connection import Connection
+from typing import Any
+
+import pytest
+
+from summitline import netns
+from summitline.netlab import Host, Lab
+
+ECHO_PORT = 9000
+SINK_PORT = 9001
+STAMP = struct.Struct("!Id")  # sequence number, send time (CLOCK_MONOTONIC is machine-wide)
+
+
+# --- what runs inside the hosts (module level: spawn pickles them by name) ---------------
+
+
+def echo_server(control: Connection) -> None:
+    """Echo UDP datagrams and TCP connections on ECHO_PORT until the driver hangs up."""
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("0.0.0.0", ECHO_PORT))
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    tcp.bind(("0.0.0.0", ECHO_PORT))
+    tcp.listen()
+    sel = selectors.DefaultSelector()
+    sel.register(udp, selectors.EVENT_READ, "udp")
+    sel.register(tcp, selectors.EVENT_READ, "listen")
+    sel.register(control, selectors.EVENT_READ, "control")
+    control.send(("ready", [name for _, name in socket.if_nameindex()]))
+    while True:
+        for key, _ in sel.select():
+            if key.data == "control":
+                return
+            if key.data == "udp":
+                data, peer = udp.recvfrom(2048)
+                udp.sendto(data, peer)
+            elif key.data == "listen":
+                conn, _ = tcp.accept()
+                sel.register(conn, selectors.EVENT_READ, "tcp")
+            else:
+                conn = key.fileobj
+                assert isinstance(conn, socket.socket)
+                data = conn.recv(2048)
+                if data:
+                    conn.sendall(data)
+                else:
+                    sel.unregister(conn)
+                    conn.close()
+
+
+def prober(control: Connection) -> None:
+    """Answer ("udp"|"tcp", address, timeout_s) with whether an echo came back in time."""
+    control.send("ready")
+    while True:
+        try:
+            kind, address, timeout_s = control.recv()
+        except EOFError:
+            return
+        control.send(_probe(kind, address, timeout_s))
+
+
+def _probe(kind: str, address: str, timeout_s: float) -> bool:
+    token = os.urandom(8)
+    family = socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, family) as s:
+        s.settimeout(timeout_s)
+        try:
+            s.connect((address, ECHO_PORT))
+            s.send(token)
+            return s.recv(64) == token
+        except OSError:  # timeouts included
+            return False
+
+
+def sink(control: Connection, idle_s: float, limit_s: float) -> None:
+    """Receive stamped datagrams; report (sequence, one-way ms) in order of arrival."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    s.bind(("0.0.0.0", SINK_PORT))
+    control.send("ready")
+    arrivals: list[tuple[int, float]] = []
+    deadline = time.monotonic() + limit_s
+    s.settimeout(limit_s)
+    while time.monotonic() < deadline:
+        try:
+            data = s.recv(64)
+        except TimeoutError:
+            break
+        now = time.monotonic()
+        seq, sent = STAMP.unpack(data[: STAMP.size])
+        arrivals.append((seq, (now - sent) * 1000.0))
+        s.settimeout(idle_s)  # after the first packet: done once the stream stops
+    control.send(arrivals)
+
+
+def source(address: str, count: int, burst: int, interval_s: float) -> None:
+    """Send ``count`` stamped datagrams, ``burst`` at a time every ``interval_s``."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    start = time.monotonic()
+    for seq in range(count):
+        if seq % burst == 0:
+            time.sleep(max(0.0, start + (seq // burst) * interval_s - time.monotonic()))
+        s.sendto(STAMP.pack(seq, time.monotonic()) + bytes(100), (address, SINK_PORT))
+
+
+# --- driving them ------------------------------------------------------------------------
+
+
+def ask(control: Connection, message: Any = None, within_s: float = 10.0) -> Any:
+    if message is not None:
+        control.send(message)
+    assert control.poll(within_s), f"no answer within {within_s} s"
+    return control.recv()
+
+
+def start(lab: Lab, host: Host, target: Any, *args: Any) -> Connection:
+    """Run ``target(child_end, *args)`` in ``host``; wait for its "ready"."""
+    driver, child = Pipe()
+    lab.process(host, target, child, *args)
+    child.close()
+    return driver
+
+
+def reaches(control: Connection, kind: str, host: Host, within_s: float) -> bool:
+    """Whether ``kind`` gets through to ``host`` within ``within_s`` (probing again and again)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        if ask(control, (kind, host.address, 0.5)):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+
+
+def lab_namespaces(lab_id: str) -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                         check=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.startswith(lab_id + "-")]
+
+
+def processes_mentioning(text: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if text.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (a reparented child may wait a while to be reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+# --- tests -------------------------------------------------------------------------------
+
+
+def test_two_hosts_reach_each_other_and_pytest_stays_loopback_only() -> None:
+    with Lab() as lab:
+        a, b = lab.host("alice"), lab.host("bob", relayed=True)
+        assert (a.address, b.address, b.gateway) == ("198.18.1.2", "198.18.2.2", "198.18.2.1")
+        server = start(lab, b, echo_server)
+        word, interfaces = ask(server)
+        assert (word, sorted(interfaces)) == ("ready", ["lo", "tun0"])
+        client = start(lab, a, prober)
+        assert ask(client) == "ready"
+        assert reaches(client, "udp", b, within_s=5)
+        assert reaches(client, "tcp", b, within_s=5)
+        assert netns.isolated(), netns.interfaces()
+
+
+@pytest.mark.parametrize("relayed", [False, True], ids=["veth", "relayed"])
+def test_cut_stops_udp_and_tcp_udp_only_spares_tcp_restore_brings_both(relayed: bool) -> None:
+    with Lab() as lab:
+        a, b = lab.host("alice"), lab.host("bob", relayed=relayed)
+        server = start(lab, b, echo_server)
+        assert ask(server)[0] == "ready"
+        client = start(lab, a, prober)
+        assert ask(client) == "ready"
+        assert reaches(client, "udp", b, within_s=5) and reaches(client, "tcp", b, within_s=5)
+
+        lab.cut(b)
+        assert not ask(client, ("udp", b.address, 0.5))
+        assert not ask(client, ("tcp", b.address, 0.5))
+
+        lab.cut(b, udp_only=True)
+        assert not ask(client, ("udp", b.address, 0.5))
+        assert reaches(client, "tcp", b, within_s=5)
+
+        lab.restore(b)
+        assert reaches(client, "udp", b, within_s=5)
+        assert reaches(client, "tcp", b, within_s=5)
+
+
+def measure(lab: Lab, sender: Host, receiver: Host, count: int) -> list[tuple[int, float]]:
+    """Send ``count`` datagrams, 10 every 10 ms; the arrivals as (sequence, one-way ms)."""
+    receiving = start(lab, receiver, sink, 1.0, 30.0)
+    assert ask(receiving) == "ready"
+    lab.process(sender, source, receiver.address, count, 10, 0.010)
+    arrivals: list[tuple[int, float]] = ask(receiving, within_s=count / 1000 + 20)
+    return arrivals
+
+
+def inversions(arrivals: list[tuple[int, float]]) -> int:
+    """Packets that arrived after one sent later than them."""
+    highest, late = -1, 0
+    for seq, _ in arrivals:
+        if seq < highest:
+            late += 1
+        highest = max(highest, seq)
+    return late
+
+
+def test_impair_delays_loses_and_reorders_as_the_profile_says() -> None:
+    with Lab() as lab:
+        far, near = lab.host("far", relayed=True), lab.host("near")
+        lab.impair(far, delay_ms=150, jitter_ms=20, loss=0.02, reorder=True)
+        count = 4000
+        arrivals = measure(lab, far, near, count)
+        delays = [ms for _, ms in arrivals]
+        assert 145 <= statistics.median(delays) <= 160, statistics.median(delays)
+        assert min(delays) >= 129.5, min(delays)  # never earlier than delay - jitter
+        lost = 1 - len({seq for seq, _ in arrivals}) / count
+        assert 0.01 <= lost <= 0.032, lost  # 2 % of 4000: 80 +- 9 (1 sigma)
+        assert inversions(arrivals) > count // 10
+
+        lab.impair(far, delay_ms=150, jitter_ms=20, loss=0.02, reorder=False)
+        arrivals = measure(lab, far, near, 1500)
+        assert inversions(arrivals) == 0
+        assert statistics.median(ms for _, ms in arrivals) >= 145
+
+        lab.impair(far, None)
+        arrivals = measure(lab, far, near, 500)
+        assert len(arrivals) == 500 and inversions(arrivals) == 0
+        assert statistics.median(ms for _, ms in arrivals) < 20
+
+
+async def test_nothing_of_a_lab_is_left_after_it_closes() -> None:
+    with Lab() as lab:
+        a, b = lab.host("alice"), lab.host("bob", relayed=True)
+        server = start(lab, b, echo_server)
+        assert ask(server)[0] == "ready"
+        sleeper = lab.popen(a, ["sleep", "600"])
+        relays = processes_mentioning(lab.id)
+        assert relays, "a relayed host has a relay process"
+        assert sorted(lab_namespaces(lab.id)) == sorted(lab.namespaces())
+    assert lab_namespaces(lab.id) == []
+    assert sleeper.returncode is not None
+    assert not any(running(pid) for pid in relays)
+    assert processes_mentioning(lab.id) == []
+
+
+def test_a_keyboard_interrupt_still_removes_the_lab() -> None:
+    with pytest.raises(KeyboardInterrupt), Lab() as lab:
+        lab.host("alice", relayed=True)
+        lab.host("bob")
+        raise KeyboardInterrupt
+    assert lab_namespaces(lab.id) == []
+    assert processes_mentioning(lab.id) == []
+
+
+ORPHAN = """
+import sys
+from summitline.netlab import Lab
+lab = Lab().__enter__()
+lab.host("alice", relayed=True)
+sleeper = lab.popen(lab.host("bob"), ["sleep", "600"])
+print(lab.id, sleeper.pid, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_new_lab_sweeps_the_labs_of_dead_processes() -> None:
+    owner = subprocess.Popen([sys.executable, "-c", ORPHAN], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None
+        lab_id, sleeper = owner.stdout.readline().split()
+        assert len(lab_namespaces(lab_id)) == 3
+        with Lab() as alive:
+            assert len(lab_namespaces(lab_id)) == 3, "a live owner's lab is left alone"
+            owner.send_signal(signal.SIGKILL)
+            owner.wait(5)
+            with Lab() as fresh:
+                assert lab_namespaces(lab_id) == []
+                assert not running(int(sleeper))
+                assert processes_mentioning(lab_id) == []
+                assert lab_namespaces(alive.id) == [alive.router]
+                assert lab_namespaces(fresh.id) == [fresh.router]
+    finally:
+        owner.kill()
+        owner.wait(5)
