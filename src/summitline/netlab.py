@@ -664,7 +664,12 @@ class _Shovel:
                 os.write(out, packet)
 
 
+RELAY_NICE = -5  # the relay stands for the network: endpoints under test must not starve it
+
+
 def _relay_main(host_ns: str, host_if: str, router_ns: str, router_if: str) -> None:
+    with contextlib.suppress(PermissionError):
+        os.setpriority(os.PRIO_PROCESS, 0, RELAY_NICE)
     enter(host_ns)
     inside = _open_tun(host_if)
     enter(router_ns)

@@ -12,7 +12,9 @@ import struct
 import subprocess
 import sys
 import time
+import urllib.request
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -105,6 +107,21 @@ def sink(control: Connection, idle_s: float, limit_s: float) -> None:
         arrivals.append((seq, (now - sent) * 1000.0))
         s.settimeout(idle_s)  # after the first packet: done once the stream stops
     control.send(arrivals)
+
+
+def http_getter(control: Connection) -> None:
+    """Answer each URL with the HTTP status of a GET (0: no answer in 1 s)."""
+    control.send("ready")
+    while True:
+        try:
+            url = control.recv()
+        except EOFError:
+            return
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as response:
+                control.send(response.status)
+        except OSError:  # refused, timed out, unreachable
+            control.send(0)
 
 
 def source(address: str, count: int, burst: int, interval_s: float) -> None:
@@ -208,6 +225,26 @@ def test_cut_stops_udp_and_tcp_udp_only_spares_tcp_restore_brings_both(relayed: 
         lab.restore(b)
         assert reaches(client, "udp", b, within_s=5)
         assert reaches(client, "tcp", b, within_s=5)
+
+
+def test_the_server_in_one_host_answers_an_endpoint_in_another(tmp_path: Path) -> None:
+    with Lab() as lab:
+        server, alice = lab.host("server"), lab.host("alice", relayed=True)
+        serving = lab.popen(server, [sys.executable, "-m", "summitline", "serve",
+                                     "--host", server.address, "--port", "8750",
+                                     "--data", str(tmp_path / "server")])
+        getter = start(lab, alice, http_getter)
+        assert ask(getter) == "ready"
+        nonce = f"http://{server.address}:8750/api/nonce"
+        deadline = time.monotonic() + 20
+        while (status := ask(getter, nonce)) != 200 and time.monotonic() < deadline:
+            assert serving.poll() is None, "the server exited"
+            time.sleep(0.1)  # not listening yet; nothing outside the server tells when it is
+        assert status == 200
+        lab.cut(alice)
+        assert ask(getter, nonce) == 0
+        lab.restore(alice)
+        assert ask(getter, nonce) == 200
 
 
 def measure(lab: Lab, sender: Host, receiver: Host, count: int) -> list[tuple[int, float]]:
