@@ -12,9 +12,11 @@ machine: the namespaces have no other interfaces.
 Addresses come from 198.18.0.0/15 (RFC 2544, benchmarking). Namespace names are
 ``sl-PID-XXXX-HOST`` and ``sl-PID-XXXX-router``: unique per lab, so parallel runs do
 not collide. Leaving the ``with`` block (normally, on an exception or on
-KeyboardInterrupt) stops every process the lab started, then removes its namespaces,
-veths and relays, within a bounded time (``TEARDOWN_BOUND_S``). Starting a lab first
-removes the labs of processes that died without cleaning up (``sweep_stale``).
+KeyboardInterrupt, which waits until the teardown is done) stops every process the lab
+started, then removes its namespaces, veths and relays. It takes well under a second
+unless a child ignores SIGTERM; every step is bounded (``CHILD_GRACE_S``,
+``KILL_WAIT_S``, ``COMMAND_TIMEOUT_S`` per ``ip`` call). Starting a lab first removes
+the labs of processes that died without cleaning up (``sweep_stale``).
 
 Breaking links, per host, instantly and reversibly:
 
@@ -109,7 +111,6 @@ COMMAND_TIMEOUT_S = 10.0  # one ip/nft call; they take milliseconds unless the m
 RELAY_READY_S = 10.0  # a relay is a fresh Python process: import + two TUN opens
 CHILD_GRACE_S = 3.0  # SIGTERM to SIGKILL for what the lab started
 KILL_WAIT_S = 1.0  # after SIGKILL, how long to wait for the kernel to reap
-TEARDOWN_BOUND_S = CHILD_GRACE_S + 3 * KILL_WAIT_S + 4 * COMMAND_TIMEOUT_S  # worst case
 MAX_HOSTS = 254  # host N is 198.18.N.2
 
 _HOST_NAME = re.compile(r"[a-z][a-z0-9]{0,14}")
@@ -303,7 +304,7 @@ def _interrupts_deferred() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
     if received:
         raise KeyboardInterrupt
 
@@ -328,6 +329,8 @@ class Lab:
     # lifetime
 
     def __enter__(self) -> Lab:
+        if self._lock_fd >= 0:
+            raise LabError("a Lab is entered once; make a new one")
         sweep_stale()
         self._lock_fd = _take_lock(self.id)
         self._open = True
