@@ -1,0 +1,583 @@
+"""Video and audio that heal: what a lossy long-haul path does to a call, undone per link.
+
+aiortc (read from 1.16.0) leaves a call's media to three things that do not hold on a
+150 ms, 2 % loss path:
+
+* its video jitter buffer waits for every missing packet; when NACK cannot bring one
+  back (the NACK or the retransmission is lost too) it asks for a keyframe only once
+  512 packets have piled up behind the hole: half a minute of frozen video at 15
+  packets a second;
+* its encoder sends a keyframe every 3000 frames unless asked;
+* its audio jitter buffer stalls on a lost packet until 16 more have come, then throws
+  away the frame before the hole too, and from then on plays 300 ms late.
+
+``heal(pc)`` replaces, for the receivers of that one peer connection, aiortc's jitter
+buffers by ``VideoFrameBuffer`` and ``AudioReorderBuffer`` below, and makes its video
+senders send a keyframe every ``KEYFRAME_INTERVAL_S``. Nothing is changed process-wide;
+the two private parts of aiortc this touches are in ``_install`` and
+``_force_keyframe``, each with its reason.
+
+Both buffers keep aiortc's ``JitterBuffer.add(packet) -> (send a PLI?, frame or None)``
+contract: the receiver calls ``add`` once per RTP packet and decodes at most the one
+frame it returns, and sends a picture loss indication (PLI) when asked to. The sender
+of the other side answers a PLI with a keyframe (aiortc's ``RTCRtpSender`` forces the
+next encoded frame to be one, for VP8 and H.264 alike).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.codecs.vpx import VpxPayloadDescriptor
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket
+from aiortc.sdp import SessionDescription
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+# --- video ---------------------------------------------------------------------------------
+
+# The round trip assumed until the senders of the link have measured one (RTCP): the
+# long-haul path summitline is built for (150 ms each way).
+DEFAULT_RTT_S = 0.3
+# A retransmission asked for by NACK arrives one round trip later, give or take the
+# path's jitter (+-20 ms each way) and the sender's scheduling on a busy machine. A hole
+# still open after that is given up on: a PLI goes out. Sending it too early costs the
+# sender one keyframe (the buffer still takes the retransmission if it comes first).
+RETRANSMISSION_MARGIN_S = 0.1
+# aiortc's sender keeps the last 128 packets for retransmission, and its receiver stops
+# asking for packets more than 128 behind the newest: a hole further back never fills.
+NACK_REACH = RTP_HISTORY_SIZE
+# A packet after this much silence, behind a hole, is a link coming back: what was lost
+# in between is stale, so a keyframe is asked for at once rather than after a round trip.
+RESUME_QUIET_S = 0.5
+# Complete frames waiting behind the one just decoded, spanning more than this for longer
+# than that, are latency that does not drain: the receiver decodes at most one frame per
+# packet that arrives, and at low bitrates a frame is one packet, so the frames that
+# waited behind a hole stay that late for good. A keyframe is asked for, to jump to.
+VIDEO_BACKLOG_S = 0.15
+VIDEO_BACKLOG_PERSIST_S = 1.0
+# Held packets; beyond this the oldest go and the buffer waits for a keyframe. It only
+# fills when keyframes stop coming: 512 is aiortc's own, 4 s at 1.5 Mbit/s.
+VIDEO_CAPACITY = 512
+VIDEO_CLOCK_RATE = 90_000  # RTP clock of VP8 and H.264
+# The encoder's GOP: a keyframe at least this often, so that a receiver whose PLIs are all
+# lost still resynchronises. Measured on a noisy 15 fps source at aiortc's 500 kbit/s: a
+# keyframe every 1 s costs 10 % (320x240) to 27 % (640x480) of the delta frames' bits,
+# every 3 s 2 % to 7 %, every 5 s 1 % to 3 %.
+KEYFRAME_INTERVAL_S = 3.0
+RTT_POLL_S = 1.0  # how often the link's round trip is read from its senders' statistics
+
+# --- audio ---------------------------------------------------------------------------------
+
+# How many newer packets may arrive before a missing one is given up on. A packet that
+# comes in order is released at once (no added latency on a clean path); one missing
+# holds the packets behind it until it comes or this many have arrived. Three tolerates
+# two packets overtaking one, which is what +-20 ms of jitter does to 20 ms packets
+# sent in small bursts.
+AUDIO_MIN_DEPTH = 3
+# The most it grows to when packets come later than that: 15 packets of 20 ms (aiortc's
+# and browsers' Opus packets) is 300 ms, the lateness a 300 ms round-trip path can show.
+AUDIO_MAX_DEPTH = 15
+# The depth comes back down one packet per this long without a packet that needed it:
+# from the most to the least in half a minute.
+AUDIO_DECAY_S = 2.0
+# Frames waiting beyond the depth (left by a depth that came down) are latency: one is
+# dropped this often until they are gone.
+AUDIO_SHRINK_EVERY_S = 0.5
+
+
+@dataclass
+class HealingStatistics:
+    """What the healing buffers of one peer connection did, summed over its receivers."""
+
+    plis: int = 0  # picture loss indications asked for
+    video_frames: int = 0  # video frames handed to the decoder
+    video_keyframes: int = 0  # of which keyframes
+    video_skipped: int = 0  # video frames given up on to resume at a keyframe
+    video_late: int = 0  # video packets that came after their frame was given up
+    audio_frames: int = 0  # audio frames handed to the decoder
+    audio_lost: int = 0  # audio packets given up on
+    audio_late: int = 0  # audio packets that came after they were given up on
+    audio_shrunk: int = 0  # audio frames dropped to bring the latency back down
+    audio_depth: int = 0  # the largest current reorder depth, in packets
+
+    def __add__(self, other: HealingStatistics) -> HealingStatistics:
+        total = HealingStatistics()
+        for f in fields(self):
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            setattr(total, f.name, max(a, b) if f.name == "audio_depth" else a + b)
+        return total
+
+
+class _Unwrapper:
+    """16-bit RTP sequence numbers to a count that does not wrap."""
+
+    def __init__(self) -> None:
+        self._last: int | None = None
+
+    def extend(self, seq: int) -> int:
+        if self._last is None:
+            self._last = seq
+            return seq
+        step = ((seq - self._last + 0x8000) & 0xFFFF) - 0x8000
+        extended = self._last + step
+        self._last = max(self._last, extended)
+        return extended
+
+
+def _data(packet: RtpPacket) -> bytes:
+    # aiortc's receiver puts the depayloaded bytes on the packet as ``_data`` before it
+    # hands it to the jitter buffer (rtcrtpreceiver.py, 1.16.0); its own buffer reads the
+    # same attribute.
+    data: bytes = getattr(packet, "_data", b"")
+    return data
+
+
+def vp8_keyframe_start(payload: bytes) -> bool:
+    """The first packet of a VP8 key frame (RFC 7741: S=1, partition 0, P bit clear)."""
+    try:
+        descriptor, rest = VpxPayloadDescriptor.parse(payload)
+    except ValueError:
+        return False
+    return (descriptor.partition_start == 1 and descriptor.partition_id == 0
+            and len(rest) > 0 and rest[0] & 0x01 == 0)
+
+
+H264_SPS, H264_STAP_A = 7, 24
+
+
+def h264_keyframe_start(payload: bytes) -> bool:
+    """The first packet of an H.264 IDR access unit: it opens with the sequence parameter
+    set, alone or first in a STAP-A (RFC 6184), as aiortc and browsers send it."""
+    if not payload:
+        return False
+    nal = payload[0] & 0x1F
+    if nal == H264_STAP_A:
+        return len(payload) > 3 and payload[3] & 0x1F == H264_SPS
+    return nal == H264_SPS
+
+
+KEYFRAME_START: dict[str, Callable[[bytes], bool]] = {
+    "vp8": vp8_keyframe_start,
+    "h264": h264_keyframe_start,
+}
+
+
+class VideoFrameBuffer:
+    """Reassembles video frames and never waits on a hole longer than a round trip.
+
+    Frames go to the decoder in order, complete, and only from a keyframe on: after a hole
+    the buffer either gets the missing packets back (NACK) or resumes at the next complete
+    keyframe, whichever comes first, and asks for that keyframe (PLI) as soon as the hole
+    has outlived a retransmission, lies beyond NACK's reach, or follows a silence.
+
+    ``keyframe_start(payload_type, payload)`` tells a keyframe's first packet (None: a
+    codec the buffer cannot read, whose frames are then only ever taken in order);
+    ``round_trip()`` is the link's current round trip in seconds.
+    """
+
+    def __init__(self, keyframe_start: Callable[[int, bytes], bool | None],
+                 round_trip: Callable[[], float] = lambda: DEFAULT_RTT_S,
+                 clock: Clock = time.monotonic, capacity: int = VIDEO_CAPACITY) -> None:
+        self._keyframe_start = keyframe_start
+        self._round_trip = round_trip
+        self._clock = clock
+        self.capacity = capacity
+        self._held: dict[int, RtpPacket] = {}
+        self._keys: set[int] = set()  # held packets that start a keyframe
+        self._seq = _Unwrapper()
+        self._floor: int | None = None  # everything below was decoded or given up
+        self._in_step = False  # the packet at the floor starts a frame the decoder can use
+        self._newest: int | None = None
+        self._hole: int | None = None  # the first missing packet while frames wait behind it
+        self._stuck_since: float | None = None
+        self._last_arrival: float | None = None
+        self._last_pli = float("-inf")
+        self._keyframe_wanted = False
+        self._backlog_since: float | None = None
+        self.stats = HealingStatistics()
+
+    def statistics(self) -> HealingStatistics:
+        return self.stats
+
+    def request_keyframe(self) -> None:
+        """Ask for a keyframe with the next packet (a link that resumed)."""
+        self._keyframe_wanted = True
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        now = self._clock()
+        quiet = 0.0 if self._last_arrival is None else now - self._last_arrival
+        self._last_arrival = now
+        seq = self._seq.extend(packet.sequence_number)
+        if self._floor is not None and seq < self._floor:
+            self.stats.video_late += 1
+        elif seq not in self._held:
+            self._hold(seq, packet)
+        frame = self._next_frame(now)
+        if quiet >= RESUME_QUIET_S and self._stuck_since is not None:
+            self._keyframe_wanted = True
+        return self._pli_due(now), frame
+
+    def _hold(self, seq: int, packet: RtpPacket) -> None:
+        self._held[seq] = packet
+        self._newest = seq if self._newest is None else max(self._newest, seq)
+        starts = self._keyframe_start(packet.payload_type, packet.payload)
+        if starts:
+            self._keys.add(seq)
+        elif starts is None and self._floor is None:
+            # A codec this buffer cannot read: take its frames in order from the first.
+            self._floor, self._in_step = seq, True
+        if len(self._held) > self.capacity:
+            self._overflow()
+
+    def _overflow(self) -> None:
+        """Keyframes stopped coming: keep the newest half and wait for one."""
+        keep = sorted(self._held)[len(self._held) // 2:]
+        self._drop_below(keep[0])
+        self._in_step = False
+        self._keyframe_wanted = True
+
+    def _next_frame(self, now: float) -> JitterFrame | None:
+        key = self._newest_complete_keyframe()
+        if key is not None and (not self._in_step or self._floor is None or key > self._floor):
+            self._drop_below(key)  # nothing before a complete keyframe is needed
+            self._in_step = True
+        if not self._in_step:
+            if not self._held:
+                self._stuck_since = None
+            elif self._stuck_since is None:
+                self._stuck_since = now
+            return None
+        assert self._floor is not None
+        end, missing = self._frame_from(self._floor)
+        if end is not None:
+            return self._deliver(self._floor, end, now)
+        if missing is not None and self._newest is not None and self._newest > missing:
+            self._hole = missing
+            if self._stuck_since is None:
+                self._stuck_since = now
+        return None
+
+    def _frame_from(self, start: int) -> tuple[int | None, int | None]:
+        """The last packet of the complete frame at ``start``, else the first one missing."""
+        first = self._held.get(start)
+        if first is None:
+            return None, start
+        seq = start
+        while True:
+            packet = self._held[seq]
+            if packet.marker:
+                return seq, None
+            following = self._held.get(seq + 1)
+            if following is None:
+                return None, seq + 1
+            if following.timestamp != first.timestamp:
+                return seq, None  # the marker was not set: the next frame has begun
+            seq += 1
+
+    def _newest_complete_keyframe(self) -> int | None:
+        for key in sorted(self._keys, reverse=True):
+            end, _ = self._frame_from(key)
+            if end is not None:
+                return key
+        return None
+
+    def _deliver(self, start: int, end: int, now: float) -> JitterFrame:
+        packets = [self._held.pop(seq) for seq in range(start, end + 1)]
+        if start in self._keys:
+            self.stats.video_keyframes += 1
+        self._keys.difference_update(range(start, end + 1))
+        self._floor = end + 1
+        self._hole = None
+        self._stuck_since = None
+        self.stats.video_frames += 1
+        self._watch_backlog(now)
+        return JitterFrame(data=b"".join(_data(p) for p in packets),
+                           timestamp=packets[0].timestamp)
+
+    def _watch_backlog(self, now: float) -> None:
+        if self._backlog_s() <= VIDEO_BACKLOG_S:
+            self._backlog_since = None
+        elif self._backlog_since is None:
+            self._backlog_since = now
+        elif now - self._backlog_since >= VIDEO_BACKLOG_PERSIST_S:
+            self._backlog_since = None
+            self._keyframe_wanted = True
+
+    def _backlog_s(self) -> float:
+        if self._floor is None or self._newest is None or self._floor not in self._held:
+            return 0.0
+        span = (self._held[self._newest].timestamp - self._held[self._floor].timestamp)
+        return (span & 0xFFFFFFFF) / VIDEO_CLOCK_RATE
+
+    def _drop_below(self, seq: int) -> None:
+        dropped = [s for s in self._held if s < seq]
+        timestamps = {self._held[s].timestamp for s in dropped}
+        for s in dropped:
+            del self._held[s]
+        self._keys.difference_update(dropped)
+        self.stats.video_skipped += len(timestamps)
+        self._floor = seq if self._floor is None else max(self._floor, seq)
+        self._hole = None
+        self._stuck_since = None
+
+    def _pli_due(self, now: float) -> bool:
+        wait = self._round_trip() + RETRANSMISSION_MARGIN_S
+        wanted = self._keyframe_wanted
+        if self._stuck_since is not None:
+            out_of_reach = (self._hole is not None and self._newest is not None
+                            and self._newest - self._hole >= NACK_REACH)
+            wanted = wanted or out_of_reach or now - self._stuck_since >= wait
+        if not wanted or now - self._last_pli < wait:
+            return False
+        self._last_pli = now
+        self._keyframe_wanted = False
+        self.stats.plis += 1
+        return True
+
+
+class AudioReorderBuffer:
+    """Puts audio packets back in order, and waits for a missing one only while it may still
+    come: until ``depth`` newer packets have arrived.
+
+    A packet that comes in order is released at once. The depth starts at
+    ``AUDIO_MIN_DEPTH``, grows to what the late packets it sees needed (up to
+    ``AUDIO_MAX_DEPTH``), and comes back down when they stop.
+    """
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self._held: dict[int, RtpPacket] = {}
+        self._seq = _Unwrapper()
+        self._next: int | None = None  # the packet to release next
+        self._newest: int | None = None
+        self.depth = AUDIO_MIN_DEPTH
+        self._depth_needed_at = clock()
+        self._last_shrink = float("-inf")
+        self.stats = HealingStatistics(audio_depth=self.depth)
+
+    def statistics(self) -> HealingStatistics:
+        self.stats.audio_depth = self.depth
+        return self.stats
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        now = self._clock()
+        seq = self._seq.extend(packet.sequence_number)
+        if self._next is None:
+            self._next = seq
+        if self._newest is not None and seq < self._newest:
+            self._needed(self._newest - seq + 1, now)  # it was overtaken
+        if seq < self._next:
+            self.stats.audio_late += 1
+            return False, None
+        self._held[seq] = packet
+        self._newest = seq if self._newest is None else max(self._newest, seq)
+        self._decay(now)
+        return False, self._release(now)
+
+    def _needed(self, depth: int, now: float) -> None:
+        depth = min(depth, AUDIO_MAX_DEPTH)
+        if depth >= self.depth:
+            self.depth = depth
+            self._depth_needed_at = now
+
+    def _decay(self, now: float) -> None:
+        if self.depth > AUDIO_MIN_DEPTH and now - self._depth_needed_at >= AUDIO_DECAY_S:
+            self.depth -= 1
+            self._depth_needed_at = now
+
+    def _release(self, now: float) -> JitterFrame | None:
+        assert self._next is not None and self._newest is not None
+        if self._next not in self._held:
+            if self._newest - self._next < self.depth:
+                return None  # it may still come
+            resume = min(min(self._held), self._newest - self.depth + 1)
+            self.stats.audio_lost += resume - self._next
+            self._next = resume
+            if resume not in self._held:
+                return None
+        if len(self._held) > self.depth and now - self._last_shrink >= AUDIO_SHRINK_EVERY_S:
+            self._last_shrink = now
+            del self._held[self._next]
+            self._next += 1
+            self.stats.audio_shrunk += 1
+            if self._next not in self._held:
+                return None
+        packet = self._held.pop(self._next)
+        self._next += 1
+        self.stats.audio_frames += 1
+        return JitterFrame(data=_data(packet), timestamp=packet.timestamp)
+
+
+# --- per peer connection ---------------------------------------------------------------------
+
+Buffer = VideoFrameBuffer | AudioReorderBuffer
+
+
+class _Healing:
+    """What ``heal`` keeps for one peer connection."""
+
+    def __init__(self, pc: RTCPeerConnection) -> None:
+        self._pc = weakref.ref(pc)
+        self.buffers: list[Buffer] = []
+        self.round_trip_s: float | None = None  # measured by this link's senders
+        self.codecs: dict[int, str] = {}  # payload type -> lowercase codec name
+        self.task: asyncio.Task[None] | None = None
+
+    def round_trip(self) -> float:
+        return DEFAULT_RTT_S if self.round_trip_s is None else self.round_trip_s
+
+    def keyframe_start(self, payload_type: int, payload: bytes) -> bool | None:
+        if payload_type not in self.codecs:
+            self._learn_codecs()
+        reader = KEYFRAME_START.get(self.codecs.get(payload_type, ""))
+        return None if reader is None else reader(payload)
+
+    def _learn_codecs(self) -> None:
+        """Payload types from the remote description: they are what the remote sends."""
+        pc = self._pc()
+        description = pc.remoteDescription if pc is not None else None
+        if description is None:
+            return
+        for media in SessionDescription.parse(description.sdp).media:
+            for codec in media.rtp.codecs:
+                if codec.payloadType is not None:
+                    self.codecs[codec.payloadType] = codec.mimeType.split("/")[-1].lower()
+
+
+_healed: weakref.WeakKeyDictionary[RTCPeerConnection, _Healing] = weakref.WeakKeyDictionary()
+
+
+def heal(pc: RTCPeerConnection, *, keyframe_interval_s: float = KEYFRAME_INTERVAL_S) -> None:
+    """Make this peer connection's media heal. Call it right after creating ``pc``.
+
+    Receivers made later (by ``setRemoteDescription``) are healed as their track
+    appears, before any packet reaches them; receivers that exist already are healed
+    now, so a call after negotiation works too, as long as no media has flowed yet.
+    Video senders send a keyframe at least every ``keyframe_interval_s``. Calling it
+    twice changes nothing.
+    """
+    if pc in _healed:
+        return
+    healing = _healed[pc] = _Healing(pc)
+    for transceiver in pc.getTransceivers():
+        _heal_receiver(transceiver.receiver, transceiver.kind, healing)
+
+    def on_track(track: MediaStreamTrack) -> None:
+        for transceiver in pc.getTransceivers():
+            if transceiver.receiver.track is track:
+                _heal_receiver(transceiver.receiver, track.kind, healing)
+
+    def on_state() -> None:
+        if pc.connectionState in ("failed", "closed") and healing.task is not None:
+            healing.task.cancel()
+
+    pc.on("track", on_track)
+    pc.on("connectionstatechange", on_state)
+    healing.task = asyncio.get_running_loop().create_task(
+        _keep_link_fresh(weakref.ref(pc), healing, keyframe_interval_s), name="summitline-healing")
+
+
+def request_keyframe(pc: RTCPeerConnection) -> None:
+    """Ask the remote side for a keyframe now (a PLI goes with the next video packet,
+    within the usual rate limit). For a link that resumed; healed buffers also notice a
+    resumed link by themselves."""
+    healing = _healed.get(pc)
+    for buffer in healing.buffers if healing else []:
+        if isinstance(buffer, VideoFrameBuffer):
+            buffer.request_keyframe()
+
+
+def statistics(pc: RTCPeerConnection) -> HealingStatistics:
+    """What healing did on this peer connection so far (zeros if it was not healed)."""
+    total = HealingStatistics()
+    healing = _healed.get(pc)
+    for buffer in healing.buffers if healing else []:
+        total = total + buffer.statistics()
+    return total
+
+
+def _heal_receiver(receiver: RTCRtpReceiver, kind: str, healing: _Healing) -> None:
+    buffer: Buffer
+    if kind == "video":
+        buffer = VideoFrameBuffer(healing.keyframe_start, healing.round_trip)
+    elif kind == "audio":
+        buffer = AudioReorderBuffer()
+    else:
+        return
+    if _install(receiver, buffer):
+        healing.buffers.append(buffer)
+
+
+# aiortc 1.16.0, rtcrtpreceiver.py: RTCRtpReceiver.__init__ makes its jitter buffer
+# (JitterBuffer(capacity=16, prefetch=4) for audio, JitterBuffer(capacity=512,
+# is_video=True) for video) and _handle_rtp_packet only ever calls its add(packet),
+# which returns (send a PLI?, the next frame or None). There is no public way to give a
+# receiver another buffer, so this one name-mangled attribute is replaced, per receiver.
+_RECEIVER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
+
+
+def _install(receiver: RTCRtpReceiver, buffer: Buffer) -> bool:
+    current = getattr(receiver, _RECEIVER_BUFFER, None)
+    if isinstance(current, VideoFrameBuffer | AudioReorderBuffer):
+        return False  # healed already
+    if not isinstance(current, JitterBuffer):
+        log.warning("aiortc's receiver has no jitter buffer where 1.16 had it: "
+                    "this link's media is not healed")
+        return False
+    setattr(receiver, _RECEIVER_BUFFER, buffer)
+    return True
+
+
+def _force_keyframe(sender: RTCRtpSender) -> None:
+    # aiortc 1.16.0, rtcrtpsender.py: _send_keyframe() is what the sender itself calls on
+    # a PLI or FIR: the next frame it encodes is a keyframe (VP8 and H.264 alike).
+    sender._send_keyframe()
+
+
+async def _keep_link_fresh(pc_ref: weakref.ref[RTCPeerConnection], healing: _Healing,
+                           keyframe_interval_s: float) -> None:
+    """While the peer connection lives: track its round trip, and send keyframes. It holds
+    the peer connection only while it works, so a connection nobody closed can still go."""
+    since_keyframe = 0.0
+    while True:
+        await asyncio.sleep(RTT_POLL_S)
+        senders = _live_senders(pc_ref())
+        if senders is None:
+            return
+        healing.round_trip_s = await _round_trip(senders) or healing.round_trip_s
+        since_keyframe += RTT_POLL_S
+        if senders and since_keyframe >= keyframe_interval_s:
+            since_keyframe = 0.0
+            for sender in senders:
+                if sender.kind == "video":
+                    _force_keyframe(sender)
+
+
+def _live_senders(pc: RTCPeerConnection | None) -> list[RTCRtpSender] | None:
+    """The senders with a track of a connected ``pc``; None once it is gone for good."""
+    if pc is None or pc.connectionState in ("failed", "closed"):
+        return None
+    if pc.connectionState != "connected":
+        return []
+    return [s for s in pc.getSenders() if s.track is not None]
+
+
+async def _round_trip(senders: list[RTCRtpSender]) -> float | None:
+    for sender in senders:
+        report = await sender.getStats()
+        for stats in report.values():
+            rtt = getattr(stats, "roundTripTime", None)
+            if stats.type == "remote-inbound-rtp" and isinstance(rtt, float):
+                return rtt
+    return None
