@@ -15,6 +15,7 @@ from aiortc import RTCPeerConnection
 from summitline.client.bilateral import Bilateral, provision
 from summitline.client.ice import loopback
 from summitline.client.session import CallSession, PlanRejected
+from summitline.core.endpoint import offers
 from summitline.core.roles import MediaKind, Phase, Role
 from summitline.core.sas import sas
 from summitline.crypto import sdp as signed_sdp
@@ -30,9 +31,12 @@ def sessions_via(url: str, call: Bilateral) -> list[CallSession]:
 
 async def a_then_b(url: str, call: Bilateral) -> tuple[CallSession, CallSession,
                                                      list[asyncio.Task[None]]]:
-    """Start the call; a joins, then b: the later joiner, b, offers and a answers."""
+    """Start the call; a joins, then b. b offers and a answers: b is the one whose
+    device id sorts first (``core.endpoint.offers``)."""
     await call.a.operator.control(call.call, "start")
     a, b = sessions_via(url, call)
+    if offers(a.device, b.device):
+        a, b = b, a
     tasks = [asyncio.create_task(a.run())]
     await asyncio.wait_for(a.joined.wait(), WAIT_S)
     tasks.append(asyncio.create_task(b.run()))

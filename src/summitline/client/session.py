@@ -6,10 +6,12 @@ offer and answer must be signed by the sending device over the DTLS fingerprints
 its SDP, for this call, plan, pair and generation. What fails a check raises an
 alarm (``alarms``) and is not used; no media is sent on the strength of it.
 
-Who offers: an endpoint offers to the peers that were present before it joined
-(they arrive in ``welcome``); peers that join later offer to it. So exactly one side
-of each pair offers, and after a server restart (both rejoin) a pair whose peer
-connection is still alive negotiates nothing: the media never noticed.
+Which links to hold, who offers, when a link has stalled and how it is repaired are
+the rules of ``core/endpoint.py``: this session feeds them what happens (server
+messages, connection states, decoded frames, time) and carries out the actions they
+return (offer, answer, close, report, show). After a server restart (both rejoin) a
+pair whose peer connection still carries media negotiates nothing: the media never
+noticed.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from summitline.client.ice import IceSettings
 from summitline.client.listening import ChannelMix
 from summitline.client.media import CutTrack, MediaSource
 from summitline.client.peer import PeerLink
+from summitline.core import endpoint as ep
 from summitline.core import messages as m
 from summitline.core import policy
 from summitline.core.plan import PlanError, SignedPlan
@@ -44,18 +47,22 @@ from summitline.crypto.keys import PrivateKey, PublicKey, SignatureError
 
 log = logging.getLogger(__name__)
 
-# Reconnection backoff of the signaling connection: quick first, then patient.
+# Reconnection backoff of the signaling connection: quick first, and never more than a
+# second apart, so that an endpoint rejoins within 2 s of the server's (or the
+# network's) return.
 RECONNECT_MIN_S = 0.2
-RECONNECT_MAX_S = 5.0
-OPEN_TIMEOUT_S = 10.0
+RECONNECT_MAX_S = 1.0
+# A connection attempt that has not opened by then is given up for a fresh one: a SYN
+# sent into an outage is retried by the kernel only after 1, 3, 7 s.
+OPEN_TIMEOUT_S = 2.0
+# The signaling connection is pinged this often and given up when no pong comes within
+# the timeout: a cut network is noticed in seconds, not after TCP's own minutes.
+KEEPALIVE_S = 1.0
+KEEPALIVE_TIMEOUT_S = 3.0
 # An interpreter that hands over speaks on this long, so that listeners hear no gap
 # while the partner's voice travels to them (see client/listening.py): up to a second
 # on a loaded 2-core machine (bench/interpretation.py). A person finishes a sentence.
 HANDOVER_TAIL_S = 1.5
-# A peer connection that has not connected by then never will on its own: aiortc waits
-# forever when it has no candidate pair (an expired TURN credential, say) and takes about
-# a minute to fail otherwise. Loopback connects in well under a second.
-CONNECT_TIMEOUT_S = 15.0
 # After the press deadline the server should announce the doors shut within moments;
 # if it still says "open" after this, it is keeping the window open: an alarm.
 PRESS_GRACE_S = 2.0
@@ -99,9 +106,16 @@ class CallSession:
         self.phase = Phase.PLANNED
         self.press_deadline_ms: int | None = None
         self.started_ms: int | None = None  # from the signed start, not the server's word
-        self.links: dict[str, PeerLink] = {}
-        self.generations: dict[str, int] = {}
-        self.present: dict[str, bool] = {}  # remote -> was there before me (so I offer)
+        self.rules = ep.Endpoint(identity.device)  # core/endpoint.py: the link rules
+        self._peers: dict[tuple[str, int], PeerLink] = {}  # (remote, generation) -> link
+        self._offers: dict[tuple[str, int], dict[str, Any]] = {}  # verified, to answer
+        self._reports: list[dict[str, Any]] = []  # link reports waiting for signaling
+        self.status: dict[str, tuple[str, int]] = {}  # remote -> (state, since), as shown
+        self.status_listeners: list[Callable[[str, str, int], None]] = []
+        self.stalls: list[dict[str, Any]] = []  # every link lost and restored, as reported
+        self.muted: frozenset[str] = frozenset()  # kinds this end announces off
+        self._relay_refused: set[str] = set()
+        self._inputs: asyncio.Queue[ep.Input] = asyncio.Queue()
         self.alarms: list[str] = []
         self.errors: list[dict[str, Any]] = []
         self.rejoined = asyncio.Event()  # set on every welcome after the first
@@ -118,7 +132,7 @@ class CallSession:
         self.audio_listeners: list[Callable[[str, Any, float], None]] = []
         self.mixes: dict[str, ChannelMix] = {}  # the channel this principal listens to
         self._changed = asyncio.Event()  # set on every decoded frame and state change
-        self._watchdogs: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         # The press feed: this principal's floor to the press gateway, during the window.
         self.press: RTCPeerConnection | None = None
         self._press_tracks: list[CutTrack] = []
@@ -137,11 +151,23 @@ class CallSession:
     def device(self) -> str:
         return self.identity.device
 
+    @property
+    def links(self) -> dict[str, PeerLink]:
+        """Per remote device, the link that plays (or, before any did, the one tried)."""
+        out: dict[str, PeerLink] = {}
+        for remote, rules in self.rules.links.items():
+            for t in (rules.playing, rules.trying):
+                link = self._peers.get((remote, t.generation)) if t else None
+                if link is not None and remote not in out:
+                    out[remote] = link
+        return out
+
     def frames(self, kind: MediaKind) -> int:
         """Frames of ``kind`` decoded so far, over all peer connections, closed ones too."""
-        return self._retired[kind] + sum(link.frames[kind] for link in self.links.values())
+        return self._retired[kind] + sum(link.frames[kind] for link in self._peers.values())
 
     async def _retire(self, link: PeerLink) -> None:
+        self._peers.pop((link.remote, link.generation), None)
         for kind, n in link.frames.items():
             self._retired[kind] += n
         await link.close()
@@ -174,12 +200,23 @@ class CallSession:
     # -- the connection loop -------------------------------------------------------------
     async def run(self) -> None:
         """Hold the signaling connection until the call ends or ``leave``; reconnect."""
+        workers = [asyncio.create_task(self._apply_rules()), asyncio.create_task(self._tick())]
+        try:
+            await self._hold_signaling()
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _hold_signaling(self) -> None:
         backoff = RECONNECT_MIN_S
         while not (self.ended.is_set() or self._leaving):
             try:
                 tls = self.ssl if self.url.startswith("wss:") else None
                 async with websockets.connect(self.url, max_size=m.MAX_MESSAGE_BYTES,
-                                              open_timeout=OPEN_TIMEOUT_S, ssl=tls) as ws:
+                                              open_timeout=OPEN_TIMEOUT_S, ssl=tls,
+                                              ping_interval=KEEPALIVE_S,
+                                              ping_timeout=KEEPALIVE_TIMEOUT_S) as ws:
                     self._ws, backoff = ws, RECONNECT_MIN_S
                     await self._serve(ws)
             except (OSError, TimeoutError, websockets.ConnectionClosed,
@@ -188,6 +225,8 @@ class CallSession:
                     raise
                 log.info("%s: signaling lost (%s); reconnecting", self.device[:12], exc)
             finally:
+                if self._ws is not None:
+                    self.feed(ep.SignalingLost(_now_ms()))
                 self._ws = None
             if self._fatal is not None:
                 raise SessionRefused(self._fatal["code"], self._fatal["message"])
@@ -205,10 +244,8 @@ class CallSession:
 
     async def close_links(self) -> None:
         await self.cut_press("the call's media stopped")
-        for task in self._watchdogs:
-            task.cancel()
-        links, self.links = list(self.links.values()), {}
-        for link in links:
+        self.rules = ep.Endpoint(self.device, generations=self.rules.generations)
+        for link in list(self._peers.values()):
             await self._retire(link)
 
     async def _serve(self, ws: Any) -> None:
@@ -236,7 +273,8 @@ class CallSession:
 
     async def _send(self, message: dict[str, Any]) -> None:
         if self._ws is not None:
-            await self._ws.send(json.dumps(message))
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await self._ws.send(json.dumps(message))
 
     # -- handshake and plan --------------------------------------------------------------
     async def _on_challenge(self, msg: dict[str, Any]) -> None:
@@ -266,13 +304,17 @@ class CallSession:
         self.held = set(msg.get("held", []))
         self._ice = self.ice.with_servers(msg.get("ice_servers", []))
         await self._on_booth(msg.get("booth") or {"live": {}, "sources": {}})
-        self.present = {p["device"]: True for p in msg["peers"]}
-        for p in msg["peers"]:
-            self.generations[p["device"]] = max(self.generations.get(p["device"], 0),
-                                                p["generation"])
         self._set_phase(msg)
         (self.rejoined if self.joined.is_set() else self.joined).set()
-        await self._connect_peers()
+        now = _now_ms()
+        self.feed(ep.Welcome(now, tuple(p["device"] for p in msg["peers"]),
+                             tuple((p["device"], p["generation"]) for p in msg["peers"])))
+        self._grant(now)
+        reports, self._reports = self._reports, []
+        for report in reports:  # what happened while signaling was down, for the record
+            await self._send(report)
+        if self.muted:
+            await self._send({"type": "media", "off": sorted(self.muted)})
         await self._press_window()
 
     def _reject_plan(self, why: str) -> None:
@@ -323,16 +365,28 @@ class CallSession:
             await self.close_links()
             self.ended.set()
             return
-        await self._connect_peers()
+        self._grant(_now_ms())
         await self._press_window()
 
+    def _grant(self, now: int) -> None:
+        """Tell the rules which links the plan allows in this phase, and what should
+        arrive on each."""
+        assert self.signed is not None
+        plan = self.signed.plan
+        expect = tuple((remote, frozenset(str(k) for k in policy.media(
+            plan, self.phase, remote, self.device)))
+            for remote in policy.peers_of(plan, self.phase, self.device))
+        self.feed(ep.Grants(now, expect))
+
     async def _on_peer_joined(self, msg: dict[str, Any]) -> None:
-        self.present[msg["device"]] = False  # it joined after me: it offers
+        self.feed(ep.PeerJoined(_now_ms(), msg["device"]))
+        if self.muted:
+            await self._send({"type": "media", "off": sorted(self.muted)})
 
     async def _on_peer_left(self, msg: dict[str, Any]) -> None:
         # Its signaling is gone; its media may not be. The peer connection stays until
-        # it fails or the peer says bye.
-        self.present.pop(msg["device"], None)
+        # it stalls or the peer says bye.
+        self.feed(ep.PeerLeft(_now_ms(), msg["device"]))
 
     async def _on_error(self, msg: dict[str, Any]) -> None:
         self.errors.append(msg)
@@ -611,49 +665,126 @@ class CallSession:
 
     def _new_link(self, remote: str, generation: int) -> PeerLink:
         send, receive = self._kinds(remote)
-        return PeerLink(remote, generation, self._ice, send=send, receive=receive,
+        link = PeerLink(remote, generation, self._ice, send=send, receive=receive,
                         source=self.source, alarm=self.alarm, on_frame=self._changed.set,
                         on_audio=self._hear)
+        link.pc.on("connectionstatechange", lambda: self.feed(ep.State(
+            _now_ms(), remote, generation, link.pc.connectionState)))
+        return link
 
-    async def _install(self, link: PeerLink) -> bool:
-        """Make ``link`` the current one with its peer; False if it cannot work."""
-        if self._ice.relay_only and "typ relay" not in link.pc.localDescription.sdp:
-            self.alarm("no TURN relay: the relay refused the credentials (expired?) or "
-                       "cannot be reached; nothing sent")
-            await link.close()
-            return False
-        old = self.links.get(link.remote)
-        self.links[link.remote] = link
-        self.generations[link.remote] = link.generation
-        if old is not None:
-            await self._retire(old)
-        self._watchdogs.add(asyncio.create_task(self._watch(link)))
-        return True
+    # -- the link rules (core/endpoint.py) -----------------------------------------------
+    def feed(self, event: ep.Input) -> None:
+        """Hand an input to the rules; they are applied in order, one at a time."""
+        self._inputs.put_nowait(event)
 
-    async def _watch(self, link: PeerLink) -> None:
-        try:
-            await asyncio.wait_for(link.settled.wait(), CONNECT_TIMEOUT_S)
-        except TimeoutError:
-            if self.links.get(link.remote) is link:
-                self.alarm(f"no media path to {link.remote[:12]} within "
-                           f"{CONNECT_TIMEOUT_S:.0f} s; closing that peer connection")
-                self.links.pop(link.remote)
-                await self._retire(link)
+    async def _apply_rules(self) -> None:
+        while True:
+            event = await self._inputs.get()
+            self.rules, actions = self.rules.apply(event)
+            for action in actions:
+                try:
+                    await self._ACTIONS[type(action)](self, action)
+                except Exception:  # one failed action must not stop the rules
+                    log.exception("%s: %s failed", self.device[:12], action)
+            self._changed.set()
 
-    async def _connect_peers(self) -> None:
-        for remote, i_offer in list(self.present.items()):
-            send, receive = self._kinds(remote)
-            current = self.links.get(remote)
-            if i_offer and (send or receive) and (current is None or not current.live):
-                await self._offer(remote)
+    async def _tick(self) -> None:
+        """Media health: which kinds brought frames since the last tick, then time."""
+        seen: dict[tuple[str, int], dict[MediaKind, int]] = {}
+        while True:
+            await asyncio.sleep(ep.TICK_MS / 1000)
+            now = _now_ms()
+            for key, link in list(self._peers.items()):
+                before = seen.get(key, {})
+                kinds = frozenset(str(k) for k, n in link.frames.items()
+                                  if n > before.get(k, 0))
+                seen[key] = dict(link.frames)
+                if kinds:
+                    self.feed(ep.Media(now, link.remote, link.generation, kinds))
+            for key in set(seen) - set(self._peers):
+                del seen[key]
+            self.feed(ep.Tick(now))
 
-    async def _offer(self, remote: str) -> None:
+    async def _do_offer(self, action: ep.Offer) -> None:
         assert self.signed is not None
-        link = self._new_link(remote, self.generations.get(remote, 0) + 1)
+        link = self._new_link(action.remote, action.generation)
         link.add_media(offering=True)
         await link.pc.setLocalDescription(await link.pc.createOffer())
         if await self._install(link):
             await self._send(self._signed_sdp("offer", link))
+
+    async def _do_answer(self, action: ep.Answer) -> None:
+        msg = self._offers.pop((action.remote, action.generation), None)
+        if msg is None:
+            return
+        link = self._new_link(action.remote, action.generation)
+        link.received_sdp = msg["sdp"]
+        await link.pc.setRemoteDescription(RTCSessionDescription(msg["sdp"], "offer"))
+        link.add_media(offering=False)
+        await link.pc.setLocalDescription(await link.pc.createAnswer())
+        if await self._install(link):
+            await self._send(self._signed_sdp("answer", link))
+
+    async def _do_close(self, action: ep.Close) -> None:
+        link = self._peers.get((action.remote, action.generation))
+        if link is not None:
+            await self._retire(link)
+
+    async def _do_report(self, action: ep.Report) -> None:
+        report = {"type": "link", "to": action.remote, "generation": action.generation,
+                  "state": action.state, "duration_ms": action.duration_ms}
+        self.stalls.append({**report, "at": _now_ms()})
+        label = self.signed.plan.label(action.remote) if self.signed else action.remote
+        if action.state == "lost":
+            log.warning("%s: link to %s (generation %d) lost; reconnecting",
+                        self.device[:12], label, action.generation)
+        else:
+            log.warning("%s: link to %s back after %.1f s (generation %d)",
+                        self.device[:12], label, action.duration_ms / 1000,
+                        action.generation)
+        if action.generation == 0:
+            return  # no link had carried media: nothing for the record
+        if self._ws is None:
+            self._reports.append(report)
+        else:
+            await self._send(report)
+
+    async def _do_status(self, action: ep.Status) -> None:
+        self.status[action.remote] = (action.state, action.since_ms)
+        for listener in self.status_listeners:
+            listener(action.remote, action.state, action.since_ms)
+
+    async def _do_alarm(self, action: ep.Alarm) -> None:
+        self.alarm(action.text)
+
+    _ACTIONS: dict[type, Callable[[CallSession, Any], Awaitable[None]]] = {
+        ep.Offer: _do_offer, ep.Answer: _do_answer, ep.Close: _do_close,
+        ep.Report: _do_report, ep.Status: _do_status, ep.Alarm: _do_alarm,
+    }
+
+    def reconnecting(self) -> dict[str, float]:
+        """Remote devices whose link is being repaired, and for how many seconds."""
+        now = _now_ms()
+        return {remote: (now - since) / 1000 for remote, (state, since) in self.status.items()
+                if state == "reconnecting"}
+
+    async def set_muted(self, kinds: frozenset[MediaKind]) -> None:
+        """Announce the kinds this end does not send now (their silence is no stall)."""
+        self.muted = frozenset(str(k) for k in kinds)
+        await self._send({"type": "media", "off": sorted(self.muted)})
+
+    async def _install(self, link: PeerLink) -> bool:
+        """Make ``link`` one of this end's open links; False if it cannot work."""
+        if self._ice.relay_only and "typ relay" not in link.pc.localDescription.sdp:
+            if link.remote not in self._relay_refused:  # once, not at every retry
+                self._relay_refused.add(link.remote)
+                self.alarm("no TURN relay: the relay refused the credentials (expired?) "
+                           "or cannot be reached; nothing sent")
+            await link.close()
+            self.feed(ep.State(_now_ms(), link.remote, link.generation, "failed"))
+            return False
+        self._peers[(link.remote, link.generation)] = link
+        return True
 
     def _signed_sdp(self, kind: str, link: PeerLink) -> dict[str, Any]:
         assert self.signed is not None
@@ -684,39 +815,30 @@ class CallSession:
 
     async def _on_offer(self, msg: dict[str, Any]) -> None:
         remote, generation = msg["from"], msg["generation"]
-        if not self._check_signed("offer", msg):
+        if not isinstance(generation, int) or not self._check_signed("offer", msg):
             return
         send, receive = self._kinds(remote)
         if not (send or receive):
             self.alarm("offer from a device the plan does not let us connect to; ignored")
             return
-        if generation <= self.generations.get(remote, 0) and remote in self.links:
-            self.alarm(f"offer of old generation {generation} (replayed?); ignored")
-            return
-        link = self._new_link(remote, generation)
-        link.received_sdp = msg["sdp"]
-        await link.pc.setRemoteDescription(RTCSessionDescription(msg["sdp"], "offer"))
-        link.add_media(offering=False)
-        await link.pc.setLocalDescription(await link.pc.createAnswer())
-        if await self._install(link):
-            await self._send(self._signed_sdp("answer", link))
+        self._offers[(remote, generation)] = msg
+        self.feed(ep.OfferIn(_now_ms(), remote, generation))
 
     async def _on_answer(self, msg: dict[str, Any]) -> None:
-        link = self.links.get(msg["from"])
-        if link is None or link.generation != msg["generation"] or \
-                link.pc.signalingState != "have-local-offer":
+        link = self._peers.get((msg["from"], msg["generation"]))
+        if link is None or link.pc.signalingState != "have-local-offer":
             self.alarm("answer to no offer of ours; ignored")
             return
         if not self._check_signed("answer", msg):
-            self.links.pop(link.remote, None)
             await self._retire(link)
+            self.feed(ep.State(_now_ms(), link.remote, link.generation, "failed"))
             return
         link.received_sdp = msg["sdp"]
         await link.pc.setRemoteDescription(RTCSessionDescription(msg["sdp"], "answer"))
 
     async def _on_candidate(self, msg: dict[str, Any]) -> None:
-        link = self.links.get(msg["from"])
-        if link is None or link.generation != msg["generation"] or not msg.get("candidate"):
+        link = self._peers.get((msg["from"], msg["generation"]))
+        if link is None or not msg.get("candidate"):
             return
         text = msg["candidate"].removeprefix("candidate:")
         candidate = candidate_from_sdp(text)
@@ -726,10 +848,17 @@ class CallSession:
             await link.pc.addIceCandidate(candidate)
 
     async def _on_bye(self, msg: dict[str, Any]) -> None:
-        link = self.links.get(msg["from"])
-        if link is not None and link.generation == msg["generation"]:
-            self.links.pop(link.remote)
-            await self._retire(link)
+        self.feed(ep.Bye(_now_ms(), msg["from"], msg["generation"]))
+
+    async def _on_link(self, msg: dict[str, Any]) -> None:
+        state = msg["state"]
+        if state not in ("lost", "restored"):
+            raise ValueError(f"link state {state!r}")
+        self.feed(ep.PeerReport(_now_ms(), msg["from"], int(msg["generation"]), state))
+
+    async def _on_media(self, msg: dict[str, Any]) -> None:
+        off = frozenset(str(k) for k in msg["off"]) & {"audio", "video"}
+        self.feed(ep.Muted(_now_ms(), msg["from"], off))
 
     _HANDLERS: dict[str, Callable[[CallSession, dict[str, Any]], Awaitable[None]]] = {
         "challenge": _on_challenge, "welcome": _on_welcome, "phase": _on_phase,
@@ -737,5 +866,10 @@ class CallSession:
         "pong": _on_pong, "offer": _on_offer, "answer": _on_answer,
         "candidate": _on_candidate, "bye": _on_bye, "booth": _on_booth,
         "press-answer": _on_press_answer, "paged": _on_paged, "acked": _on_acked,
-        "held": _on_held,
+        "held": _on_held, "link": _on_link, "media": _on_media,
     }
+
+
+def _now_ms() -> int:
+    """The rules' clock: monotonic, so that a changed wall clock cannot fake a stall."""
+    return time.monotonic_ns() // 1_000_000

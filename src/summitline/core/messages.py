@@ -22,6 +22,8 @@ MAX_SDP_CHARS = 60 * 1024
 
 Fingerprint = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Generation = Annotated[int, Field(ge=1, le=2**31 - 1)]
+# A link reported back after more than a day was never lost in any sense that matters.
+MAX_LINK_DURATION_MS = 24 * 3600 * 1000
 Signature = Annotated[str, Field(min_length=80, max_length=100)]
 
 
@@ -82,6 +84,26 @@ class Bye(_Message):
     type: Literal["bye"]
     to: Fingerprint
     generation: Generation
+
+
+class LinkReport(_Message):
+    """The sender's peer connection with ``to`` of ``generation`` stalled ("lost"), or
+    carries media again after ``duration_ms`` ("restored"). Recorded as ``link.lost`` /
+    ``link.restored`` and relayed to ``to``, which may not see the stall itself."""
+
+    type: Literal["link"]
+    to: Fingerprint
+    generation: Generation
+    state: Literal["lost", "restored"]
+    duration_ms: Annotated[int, Field(ge=0, le=MAX_LINK_DURATION_MS)] = 0
+
+
+class MediaOff(_Message):
+    """The kinds the sender does not send now (microphone muted, camera off), so that
+    receivers do not take their silence for a stall. Relayed to its peers."""
+
+    type: Literal["media"]
+    off: Annotated[list[Literal["audio", "video"]], Field(max_length=2)]
 
 
 class PeerHealth(_Message):
@@ -165,10 +187,10 @@ class Hold(_Message):
 
 
 AnyClientMessage = (Hello | Offer | Answer | Candidate | Bye | Stats | End | BoothAction
-                    | Source | Ping | PressOffer | Page | Ack | Hold)
+                    | Source | Ping | PressOffer | Page | Ack | Hold | LinkReport | MediaOff)
 ClientMessage = Annotated[AnyClientMessage, Field(discriminator="type")]
 CLIENT_TYPES = ("hello", "offer", "answer", "candidate", "bye", "stats", "end", "booth",
-                "source", "ping", "press-offer", "page", "ack", "hold")
+                "source", "ping", "press-offer", "page", "ack", "hold", "link", "media")
 _client: TypeAdapter[AnyClientMessage] = TypeAdapter(ClientMessage)
 
 
@@ -290,7 +312,16 @@ class Held(_Message):
     on: bool
 
 
-def relayed(msg: Offer | Answer | Candidate | Bye, sender: str) -> dict[str, Any]:
+class RelayedMedia(_Message):
+    """A peer's ``media`` announcement, to the devices it may connect with."""
+
+    type: Literal["media"] = "media"
+    off: list[str]
+    from_: Fingerprint = Field(alias="from")
+
+
+def relayed(msg: Offer | Answer | Candidate | Bye | LinkReport, sender: str
+            ) -> dict[str, Any]:
     """A signaling message as the receiver gets it: ``to`` replaced by ``from``."""
     out = msg.model_dump()
     del out["to"]
@@ -300,7 +331,7 @@ def relayed(msg: Offer | Answer | Candidate | Bye, sender: str) -> dict[str, Any
 
 ServerMessage = Annotated[Challenge | Welcome | PeerJoined | PeerLeft | PhaseChanged
                           | BoothState | ErrorMessage | Pong | PressAnswer | Paged | Acked
-                          | Held, Field(discriminator="type")]
+                          | Held | RelayedMedia, Field(discriminator="type")]
 
 
 def _relayed_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -317,5 +348,5 @@ def json_schema() -> dict[str, Any]:
         "client_to_server": _client.json_schema(),
         "server_to_client": TypeAdapter(ServerMessage).json_schema(mode="serialization"),
         "relayed_to_client": {m.__name__: _relayed_schema(m)
-                              for m in (Offer, Answer, Candidate, Bye)},
+                              for m in (Offer, Answer, Candidate, Bye, LinkReport)},
     }

@@ -463,6 +463,35 @@ class Connection:
         (self.room.held.add if msg.on else self.room.held.discard)(self.device)
         self.room.broadcast(m.Held(device=self.device, on=msg.on).model_dump())
 
+    # -- link health (see core/endpoint.py) ---------------------------------------------
+    async def _link(self, msg: m.LinkReport) -> None:
+        """An endpoint reports a stalled or restored link: into the record, and on to the
+        peer (which may not see the stall: media may be cut one way only)."""
+        assert self.room is not None
+        state = self.room.state
+        if not policy.may_connect(state.plan, state.phase, self.device, msg.to) or \
+                msg.generation > state.generation(self.device, msg.to):
+            await self._refused("not-permitted", "no peer connection of that generation with "
+                                "that endpoint", "link", {"to": msg.to})
+            return
+        data: dict[str, Any] = {"device": self.device, "peer": msg.to,
+                                "generation": msg.generation}
+        if msg.state == "restored":
+            data["duration_ms"] = msg.duration_ms
+        await self.room.record(f"link.{msg.state}", data)
+        target = self.room.endpoints.get(msg.to)
+        if target is not None:
+            target.send(m.relayed(msg, self.device))
+
+    async def _media(self, msg: m.MediaOff) -> None:
+        assert self.room is not None
+        state = self.room.state
+        out = {"type": "media", "from": self.device, "off": sorted(set(msg.off))}
+        for device, target in list(self.room.endpoints.items()):
+            if device != self.device and policy.may_connect(state.plan, state.phase,
+                                                            self.device, device):
+                target.send(out)
+
     async def _ping(self, msg: m.Ping) -> None:
         self.send(m.Pong(id=msg.id).model_dump())
 
@@ -473,5 +502,5 @@ class Connection:
         "hello": _hello, "offer": _signal, "answer": _signal, "candidate": _candidate,
         "bye": _bye, "stats": _stats, "end": _end, "booth": _booth, "source": _source,
         "ping": _ping, "press-offer": _press_offer, "page": _page, "ack": _ack,
-        "hold": _hold,
+        "hold": _hold, "link": _link, "media": _media,
     }
