@@ -4,15 +4,11 @@ nothing of a lab is left once it is closed (or once its owner died)."""
 from __future__ import annotations
 
 import os
-import selectors
 import signal
-import socket
 import statistics
-import struct
 import subprocess
 import sys
 import time
-import urllib.request
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -21,118 +17,7 @@ import pytest
 
 from summitline import netns
 from summitline.netlab import Host, Lab
-
-ECHO_PORT = 9000
-SINK_PORT = 9001
-STAMP = struct.Struct("!Id")  # sequence number, send time (CLOCK_MONOTONIC is machine-wide)
-
-
-# --- what runs inside the hosts (module level: spawn pickles them by name) ---------------
-
-
-def echo_server(control: Connection) -> None:
-    """Echo UDP datagrams and TCP connections on ECHO_PORT until the driver hangs up."""
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.bind(("0.0.0.0", ECHO_PORT))
-    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    tcp.bind(("0.0.0.0", ECHO_PORT))
-    tcp.listen()
-    sel = selectors.DefaultSelector()
-    sel.register(udp, selectors.EVENT_READ, "udp")
-    sel.register(tcp, selectors.EVENT_READ, "listen")
-    sel.register(control, selectors.EVENT_READ, "control")
-    control.send(("ready", [name for _, name in socket.if_nameindex()]))
-    while True:
-        for key, _ in sel.select():
-            if key.data == "control":
-                return
-            if key.data == "udp":
-                data, peer = udp.recvfrom(2048)
-                udp.sendto(data, peer)
-            elif key.data == "listen":
-                conn, _ = tcp.accept()
-                sel.register(conn, selectors.EVENT_READ, "tcp")
-            else:
-                conn = key.fileobj
-                assert isinstance(conn, socket.socket)
-                data = conn.recv(2048)
-                if data:
-                    conn.sendall(data)
-                else:
-                    sel.unregister(conn)
-                    conn.close()
-
-
-def prober(control: Connection) -> None:
-    """Answer ("udp"|"tcp", address, timeout_s) with whether an echo came back in time."""
-    control.send("ready")
-    while True:
-        try:
-            kind, address, timeout_s = control.recv()
-        except EOFError:
-            return
-        control.send(_probe(kind, address, timeout_s))
-
-
-def _probe(kind: str, address: str, timeout_s: float) -> bool:
-    token = os.urandom(8)
-    family = socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM
-    with socket.socket(socket.AF_INET, family) as s:
-        s.settimeout(timeout_s)
-        try:
-            s.connect((address, ECHO_PORT))
-            s.send(token)
-            return s.recv(64) == token
-        except OSError:  # timeouts included
-            return False
-
-
-def sink(control: Connection, idle_s: float, limit_s: float) -> None:
-    """Receive stamped datagrams; report (sequence, one-way ms) in order of arrival."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-    s.bind(("0.0.0.0", SINK_PORT))
-    control.send("ready")
-    arrivals: list[tuple[int, float]] = []
-    deadline = time.monotonic() + limit_s
-    s.settimeout(limit_s)
-    while time.monotonic() < deadline:
-        try:
-            data = s.recv(64)
-        except TimeoutError:
-            break
-        now = time.monotonic()
-        seq, sent = STAMP.unpack(data[: STAMP.size])
-        arrivals.append((seq, (now - sent) * 1000.0))
-        s.settimeout(idle_s)  # after the first packet: done once the stream stops
-    control.send(arrivals)
-
-
-def http_getter(control: Connection) -> None:
-    """Answer each URL with the HTTP status of a GET (0: no answer in 1 s)."""
-    control.send("ready")
-    while True:
-        try:
-            url = control.recv()
-        except EOFError:
-            return
-        try:
-            with urllib.request.urlopen(url, timeout=1.0) as response:
-                control.send(response.status)
-        except OSError:  # refused, timed out, unreachable
-            control.send(0)
-
-
-def source(address: str, count: int, burst: int, interval_s: float) -> None:
-    """Send ``count`` stamped datagrams, ``burst`` at a time every ``interval_s``."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    start = time.monotonic()
-    for seq in range(count):
-        if seq % burst == 0:
-            time.sleep(max(0.0, start + (seq // burst) * interval_s - time.monotonic()))
-        s.sendto(STAMP.pack(seq, time.monotonic()) + bytes(100), (address, SINK_PORT))
-
+from tests.client.netlab_peers import echo_server, http_getter, prober, sink, source
 
 # --- driving them ------------------------------------------------------------------------
 
@@ -247,13 +132,21 @@ def test_the_server_in_one_host_answers_an_endpoint_in_another(tmp_path: Path) -
         assert ask(getter, nonce) == 200
 
 
-def measure(lab: Lab, sender: Host, receiver: Host, count: int) -> list[tuple[int, float]]:
-    """Send ``count`` datagrams, 10 every 10 ms; the arrivals as (sequence, one-way ms)."""
-    receiving = start(lab, receiver, sink, 0.5, 30.0)
-    assert ask(receiving) == "ready"
-    lab.process(sender, source, receiver.address, count, 10, 0.010)
-    arrivals: list[tuple[int, float]] = ask(receiving, within_s=count / 1000 + 20)
-    return arrivals
+class Stream:
+    """A source in one host and a sink in another: stamped datagrams, 10 every 10 ms."""
+
+    def __init__(self, lab: Lab, sender: Host, receiver: Host) -> None:
+        self.sink = start(lab, receiver, sink)
+        assert ask(self.sink) == "ready"
+        self.source = start(lab, sender, source, receiver.address)
+        assert ask(self.source) == "ready"
+
+    def measure(self, count: int) -> list[tuple[int, float]]:
+        """Send ``count`` datagrams; the arrivals as (sequence, one-way ms)."""
+        self.sink.send(("collect", 0.5, count / 1000 + 10))
+        assert ask(self.source, (count, 10, 0.010), within_s=count / 1000 + 10) == "sent"
+        arrivals: list[tuple[int, float]] = ask(self.sink, within_s=15)
+        return arrivals
 
 
 def inversions(arrivals: list[tuple[int, float]]) -> int:
@@ -269,23 +162,27 @@ def inversions(arrivals: list[tuple[int, float]]) -> int:
 def test_impair_delays_loses_and_reorders_as_the_profile_says() -> None:
     with Lab() as lab:
         far, near = lab.host("far", relayed=True), lab.host("near")
+        stream = Stream(lab, far, near)
         lab.impair(far, delay_ms=150, jitter_ms=20, loss=0.02, reorder=True)
         count = 3000
-        arrivals = measure(lab, far, near, count)
+        arrivals = stream.measure(count)
         delays = [ms for _, ms in arrivals]
         assert 145 <= statistics.median(delays) <= 160, statistics.median(delays)
         assert min(delays) >= 129.5, min(delays)  # never earlier than delay - jitter
         lost = 1 - len({seq for seq, _ in arrivals}) / count
         assert 0.01 <= lost <= 0.032, lost  # 2 % of 3000: 60 +- 7.7 (1 sigma)
         assert inversions(arrivals) > count // 10
+        stats = lab.relay_stats(far)
+        assert stats.forwarded + stats.lost == count, stats  # every packet met the profile
+        assert stats.late_ms_max < 50, stats
 
         lab.impair(far, delay_ms=150, jitter_ms=20, loss=0.02, reorder=False)
-        arrivals = measure(lab, far, near, 1000)
+        arrivals = stream.measure(1000)
         assert inversions(arrivals) == 0
         assert statistics.median(ms for _, ms in arrivals) >= 145
 
         lab.impair(far, None)
-        arrivals = measure(lab, far, near, 300)
+        arrivals = stream.measure(300)
         assert len(arrivals) == 300 and inversions(arrivals) == 0
         assert statistics.median(ms for _, ms in arrivals) < 20
 
