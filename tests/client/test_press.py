@@ -5,6 +5,7 @@ the window (WebRTC viewers and HLS), and not after its deadline, even when the s
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +92,10 @@ async def test_the_press_see_the_window_and_nothing_after_it(
                                                viewer.frames[MediaKind.VIDEO] > n), WAIT_S)
     streams = await ffprobe(server + playlist)
     assert "codec_name=h264|width=640|height=480" in streams and "codec_name=aac" in streams
-    assert "#EXT-X-ENDLIST" not in (await http.get(playlist)).text
+    read_ms = time.time() * 1000
+    text = (await http.get(playlist)).text
+    if read_ms < window.deadline - 1000:  # a loaded machine may have run out the window
+        assert "#EXT-X-ENDLIST" not in text  # not ended before the deadline
 
     # the deadline: both principals cut by themselves, the doors shut, the viewer's
     # tracks end

@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 import av
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
+from summitline.client.closing import close_peer
+from summitline.client.healing import heal, request_keyframe
 from summitline.client.ice import IceSettings
 from summitline.client.media import MediaSource, loudness
 from summitline.core.roles import MediaKind
@@ -32,12 +35,15 @@ class PeerLink:
                  source: MediaSource, alarm: Callable[[str], None],
                  on_frame: Callable[[], None] = lambda: None,
                  on_audio: Callable[[str, av.AudioFrame], None] = lambda remote, f: None,
+                 on_decoded: Callable[[str, MediaKind, float], None] | None = None,
                  ) -> None:
         self.remote = remote
         self.generation = generation
         self.send = send
         self.receive = receive
         self.pc = RTCPeerConnection(ice.configuration())
+        heal(self.pc)  # keyframes after loss and on resume, audio that waits for stragglers
+        self._on_decoded = on_decoded
         self._source = source
         self._alarm = alarm
         self._on_frame = on_frame
@@ -91,15 +97,21 @@ class PeerLink:
             while True:
                 frame = await track.recv()
                 self.frames[kind] += 1
+                if self._on_decoded is not None:
+                    self._on_decoded(self.remote, kind, time.monotonic())
                 if isinstance(frame, av.AudioFrame):
                     if loudness(frame) > SILENCE:
                         self.loud += 1
                     self._on_audio(self.remote, frame)
                 self._on_frame()
 
+    def resumed(self) -> None:
+        """Media came back on this link after a stall: ask for a keyframe at once."""
+        request_keyframe(self.pc)
+
     async def close(self) -> None:
         for task in self._readers:
             task.cancel()
-        await self.pc.close()
+        await close_peer(self.pc)  # bounded, whatever aiortc's decoder threads do
         for track in self._sent:  # else the relay goes on queueing frames for them
             track.stop()

@@ -17,6 +17,7 @@ import httpx
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
+from summitline.client.closing import close_peer
 from summitline.client.ice import IceSettings
 from summitline.core.roles import MediaKind
 
@@ -59,7 +60,7 @@ class PressViewer:
             headers={"Authorization": f"Bearer {self.token}",
                      "Content-Type": "application/sdp"})
         if response.status_code != 201:
-            await pc.close()
+            await close_peer(pc)
             raise PressRefused(response.status_code, response.json().get("detail", ""))
         await pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
 
@@ -90,4 +91,4 @@ class PressViewer:
         for task in self._readers:
             task.cancel()
         if self.pc is not None:
-            await self.pc.close()
+            await close_peer(self.pc)

@@ -31,6 +31,7 @@ import websockets
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
+from summitline.client.closing import close_peer
 from summitline.client.ice import IceSettings
 from summitline.client.listening import ChannelMix
 from summitline.client.media import CutTrack, MediaSource
@@ -112,6 +113,8 @@ class CallSession:
         self._reports: list[dict[str, Any]] = []  # link reports waiting for signaling
         self.status: dict[str, tuple[str, int]] = {}  # remote -> (state, since), as shown
         self.status_listeners: list[Callable[[str, str, int], None]] = []
+        # Called with (remote device, kind, monotonic time) for every decoded frame.
+        self.frame_listeners: list[Callable[[str, MediaKind, float], None]] = []
         self.stalls: list[dict[str, Any]] = []  # every link lost and restored, as reported
         self.muted: frozenset[str] = frozenset()  # kinds this end announces off
         self._relay_refused: set[str] = set()
@@ -459,7 +462,7 @@ class CallSession:
             self._press_timer.cancel()
             self._press_timer = None
         self.press_answered.clear()
-        await pc.close()
+        await close_peer(pc)
         await self._press_window()
 
     def _press_deadline(self) -> None:
@@ -491,7 +494,7 @@ class CallSession:
         pc, self.press, tracks, self._press_tracks = self.press, None, self._press_tracks, []
         if pc is not None:
             log.info("%s: press feed closed (%s)", self.device[:12], why)
-            await pc.close()
+            await close_peer(pc)
         for track in tracks:
             track.stop()
 
@@ -667,10 +670,14 @@ class CallSession:
         send, receive = self._kinds(remote)
         link = PeerLink(remote, generation, self._ice, send=send, receive=receive,
                         source=self.source, alarm=self.alarm, on_frame=self._changed.set,
-                        on_audio=self._hear)
+                        on_audio=self._hear, on_decoded=self._decoded)
         link.pc.on("connectionstatechange", lambda: self.feed(ep.State(
             _now_ms(), remote, generation, link.pc.connectionState)))
         return link
+
+    def _decoded(self, remote: str, kind: MediaKind, at: float) -> None:
+        for listener in self.frame_listeners:
+            listener(remote, kind, at)
 
     # -- the link rules (core/endpoint.py) -----------------------------------------------
     def feed(self, event: ep.Input) -> None:
@@ -750,7 +757,11 @@ class CallSession:
             await self._send(report)
 
     async def _do_status(self, action: ep.Status) -> None:
+        was = self.status.get(action.remote, ("", 0))[0]
         self.status[action.remote] = (action.state, action.since_ms)
+        link = self.links.get(action.remote)
+        if was == "reconnecting" and action.state == "ok" and link is not None:
+            link.resumed()
         for listener in self.status_listeners:
             listener(action.remote, action.state, action.since_ms)
 

@@ -35,6 +35,7 @@ import av
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
+from summitline.client.closing import close_peer
 from summitline.client.ice import IceSettings
 from summitline.server.limits import MAX_PRESS_VIEWERS as MAX_VIEWERS
 from summitline.server.press.programme import Packet, Programme, Subscriber
@@ -120,7 +121,7 @@ class PressGateway:
             feed.programme.add_interpreter(device, channel)
         old = feed.senders.pop(device, None)
         if old is not None:
-            await old.close()
+            await close_peer(old)
         pc = RTCPeerConnection(self.ice.configuration())
         feed.senders[device] = pc
 
@@ -194,7 +195,7 @@ class PressGateway:
         sub = feed.viewers.pop(pc, None)
         if sub is not None:
             feed.programme.unsubscribe(sub)
-        await pc.close()
+        await close_peer(pc)
 
     # -- state ---------------------------------------------------------------------------
     def state(self, call: str) -> str:
@@ -233,7 +234,7 @@ class PressGateway:
         senders, feed.senders = list(feed.senders.values()), {}
         viewers = list(feed.viewers)
         for pc in senders + viewers:
-            await pc.close()
+            await close_peer(pc)
         feed.viewers.clear()
         for task in feed.readers:
             task.cancel()
