@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from summitline import netns
-from summitline.netlab import Host, Lab
+from summitline.netlab import CHILD_GRACE_S, Host, Lab
 from tests.client.netlab_peers import echo_server, http_getter, prober, sink, source
 
 # --- driving them ------------------------------------------------------------------------
@@ -247,3 +247,33 @@ def test_a_new_lab_sweeps_the_labs_of_dead_processes() -> None:
     finally:
         owner.kill()
         owner.wait(5)
+
+
+STUBBORN = """
+import sys
+from summitline.netlab import Lab
+with Lab() as lab:
+    lab.host("alice", relayed=True)
+    lab.popen(lab.host("bob"), ["sh", "-c", "trap '' TERM; sleep 600 & echo $!; wait"])
+    print(lab.id, flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_ctrl_c_during_teardown_waits_for_it_and_children_deaf_to_sigterm_are_killed() -> None:
+    owner = subprocess.Popen([sys.executable, "-c", STUBBORN], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None
+        lines = sorted(owner.stdout.readline().strip() for _ in range(2))  # in either order
+        sleeper, lab_id = int(lines[0]), lines[1]
+        owner.send_signal(signal.SIGINT)  # teardown starts; sh ignores the SIGTERM
+        time.sleep(0.5)  # let the teardown start: a second Ctrl-C must not cut it short
+        owner.send_signal(signal.SIGINT)
+        assert owner.wait(CHILD_GRACE_S + 10) != 0
+        assert lab_namespaces(lab_id) == []
+        assert not running(sleeper)
+    finally:
+        owner.kill()
+        owner.wait(5)
+
