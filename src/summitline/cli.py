@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -16,8 +17,6 @@ DEFAULT_PORT = 8750
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from summitline.server.app import Settings
     from summitline.server.run import config
 
@@ -54,11 +53,25 @@ def _serve(args: argparse.Namespace) -> int:
                         allowed_origins=tuple(args.allow_origin), turn=turn,
                         press_hosts=tuple(args.press_host) if args.press_host else None,
                         max_press_viewers=args.max_press_viewers)
-    scheme = "https" if tls else "http"
-    print(f"summitline {__version__}: serving on {scheme}://{args.host}:{args.port} "
-          f"(OpenAPI at /openapi.json), data in {args.data}", file=sys.stderr)
-    uvicorn.Server(config(settings, args.host, args.port, tls=tls)).run()
-    return 0
+    from summitline.server.run import Server
+    from summitline.shutdown import stop_on_signals
+
+    def started(url: str) -> None:
+        print(f"summitline {__version__}: serving on {url} (OpenAPI at /openapi.json), "
+              f"data in {args.data}", file=sys.stderr, flush=True)
+
+    server = Server(config(settings, args.host, args.port, tls=tls), on_started=started)
+
+    def stop(signum: int) -> None:
+        server.should_exit = True  # uvicorn's main loop looks every 0.1 s
+
+    with stop_on_signals(stop):
+        server.run()
+    if not server.started:
+        return 1  # uvicorn said why (the port is taken, say)
+    print("summitline: stopped; WebSockets closed (going away), store closed",
+          file=sys.stderr, flush=True)
+    return _exit_without_stuck_threads(0)
 
 
 def _dev_cert(args: argparse.Namespace) -> int:
@@ -76,7 +89,41 @@ def _demo(args: argparse.Namespace) -> int:
     if args.seconds <= 0:
         print("summitline demo: --seconds must be positive", file=sys.stderr)
         return 2
-    return asyncio.run(run_demo(args.seconds, args.data, args.export))
+
+    async def until_signalled() -> int:
+        from summitline.shutdown import stop_on_signals
+
+        loop = asyncio.get_running_loop()
+        stop: asyncio.Future[int] = loop.create_future()
+
+        def settle(signum: int) -> None:
+            if not stop.done():
+                stop.set_result(signum)
+
+        def signalled(signum: int) -> None:
+            loop.call_soon_threadsafe(settle, signum)
+
+        with stop_on_signals(signalled):
+            return await run_demo(args.seconds, args.data, args.export, stop=stop)
+
+    return _exit_without_stuck_threads(asyncio.run(until_signalled()))
+
+
+def _exit_without_stuck_threads(code: int) -> int:
+    """aiortc's decoder threads are not daemons: Python would wait at exit for one stuck
+    in a decode (client/closing.py left it behind) for ever. Exit without it."""
+    if "summitline.client.closing" not in sys.modules:
+        return code
+    from summitline.client.closing import abandoned_decoders
+
+    stuck = abandoned_decoders()
+    if stuck:
+        print(f"summitline: {len(stuck)} media decoder thread(s) did not stop; exiting "
+              "without them", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -126,7 +173,9 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the server (REST API, signaling, web client)",
                        description="Run the summitline server in the foreground. With no "
                        "options it keeps its data in SQLite under ./summitline-data and "
-                       f"listens on 127.0.0.1:{DEFAULT_PORT}.")
+                       f"listens on 127.0.0.1:{DEFAULT_PORT}.",
+                       epilog="SIGTERM or SIGINT: stops accepting, closes WebSockets with "
+                       "1001 (going away), closes the store, exits 0; a second one aborts.")
     s.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=DEFAULT_PORT,
@@ -170,7 +219,9 @@ def parser() -> argparse.ArgumentParser:
                        description="Start a server on loopback, create two delegations, a "
                        "link and a co-signed plan, hold a call between two synthetic "
                        "principals, end it, print and verify the record. Sends nothing "
-                       "beyond 127.0.0.1. Exits 0 when media flowed both ways.")
+                       "beyond 127.0.0.1. Exits 0 when media flowed both ways.",
+                       epilog="SIGTERM or SIGINT: ends the call early, then signs, exports "
+                       "and verifies the record as above; a second one aborts.")
     d.add_argument("--seconds", type=float, default=10.0,
                    help="how long to hold the call once media flows (default 10)")
     d.add_argument("--data", type=Path, default=None,

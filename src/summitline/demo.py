@@ -9,16 +9,18 @@ delegations sign the record, exports it and verifies it.
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import httpx
 
 from summitline.client.bilateral import Bilateral, provision
+from summitline.client.closing import guard_decoders
 from summitline.client.ice import loopback
 from summitline.client.session import CallSession
 from summitline.core.record import Entry, summary, verify_export
@@ -29,6 +31,10 @@ from summitline.server.run import running
 # Time for two aiortc endpoints to connect and decode a first frame on a busy 2-core
 # machine; far above the ~0.3 s it takes, so that a timeout means a fault.
 FIRST_FRAME_TIMEOUT_S = 30.0
+JOIN_TIMEOUT_S = 10.0  # two WebSocket handshakes and hellos on loopback
+# Each step of the end (the sessions seeing it, each leaving): a session leaves by closing
+# its peer connections, which client/closing.py bounds at 2 s each.
+END_TIMEOUT_S = 10.0
 
 
 def _fmt_ms(ms: int | None) -> str:
@@ -47,20 +53,39 @@ def _progress(out: TextIO, elapsed: float, total: float, sessions: list[CallSess
     out.flush()
 
 
-async def _hold(call: Bilateral, base: str, seconds: float, out: TextIO) -> list[CallSession]:
-    ws = base.replace("http", "ws", 1) + "/ws"
-    sessions = [CallSession(ws, call.call, side.identity(), ice=loopback())
-                for side in (call.a, call.b)]
-    tasks = [asyncio.create_task(s.run()) for s in sessions]
-    await asyncio.wait_for(asyncio.gather(*(s.joined.wait() for s in sessions)), 10)
+async def _or_stop(waited: Awaitable[object], stop: asyncio.Future[int],
+                   timeout_s: float) -> bool:
+    """Wait for ``waited`` within ``timeout_s``; False, with it cancelled, if ``stop``
+    came first."""
+    task: asyncio.Future[Any] = asyncio.ensure_future(waited)
+    either: set[asyncio.Future[Any]] = {task, stop}
+    done, _ = await asyncio.wait(either, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()
+        return True
+    task.cancel()
+    await asyncio.wait({task}, timeout=timeout_s)  # a cancelled wait ends at once
+    if stop.done():
+        return False
+    raise TimeoutError(f"not within {timeout_s:.0f} s")
+
+
+async def _hold(call: Bilateral, sessions: list[CallSession], seconds: float, out: TextIO,
+                stop: asyncio.Future[int]) -> float | None:
+    """Join, start, hold the call ``seconds`` once media flows. Returns how long it was
+    held when a signal cut it short (None: not cut short)."""
+    if not await _or_stop(asyncio.gather(*(s.joined.wait() for s in sessions)), stop,
+                          JOIN_TIMEOUT_S):
+        return 0.0
     print("  both principals joined; the US operator starts the call", file=out)
     await call.a.operator.control(call.call, "start")
 
     def video_arrived(s: CallSession) -> Callable[[], bool]:
         return lambda: s.frames(MediaKind.VIDEO) > 0
 
-    await asyncio.wait_for(asyncio.gather(*(s.wait_for(video_arrived(s)) for s in sessions)),
-                           FIRST_FRAME_TIMEOUT_S)
+    if not await _or_stop(asyncio.gather(*(s.wait_for(video_arrived(s)) for s in sessions)),
+                          stop, FIRST_FRAME_TIMEOUT_S):
+        return 0.0
     for s, peer in ((sessions[0], call.b.principal.fingerprint),
                     (sessions[1], call.a.principal.fingerprint)):
         print(f"  media flowing; short authentication string on {s.device[:8]}: "
@@ -69,19 +94,43 @@ async def _hold(call: Bilateral, base: str, seconds: float, out: TextIO) -> list
     step = 0.5 if out.isatty() else 2.0
     while (elapsed := time.monotonic() - start) < seconds:
         _progress(out, elapsed, seconds, sessions)
-        await asyncio.sleep(min(step, seconds - elapsed))
+        await asyncio.wait({stop}, timeout=min(step, seconds - elapsed))
+        if stop.done():
+            held = time.monotonic() - start
+            _progress(out, held, seconds, sessions)
+            return held
     _progress(out, seconds, seconds, sessions)
-    if out.isatty():
-        out.write("\n")
-    await call.a.operator.control(call.call, "end")
-    await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    return None
+
+
+async def _end(call: Bilateral, sessions: list[CallSession],
+               tasks: list[asyncio.Task[None]], out: TextIO) -> None:
+    """End the call and leave, bounded (a planned call that never started ends too)."""
     for s in sessions:
-        await s.leave()
-    return sessions
+        # Both ends at once: closing one end makes the other stop its decoders (RTCP
+        # BYE), which must not wait on a busy decoder thread either (client/closing.py).
+        for link in s.links.values():
+            guard_decoders(link.pc)
+    await call.a.operator.control(call.call, "end")
+    done, pending = await asyncio.wait(tasks, timeout=END_TIMEOUT_S) if tasks else (set(), set())
+    for task in pending:
+        print("  a principal did not see the end in time; leaving anyway", file=out)
+        task.cancel()
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            print(f"  a principal's session failed: {task.exception()!r}", file=out)
+    for s in sessions:
+        async with asyncio.timeout(END_TIMEOUT_S):
+            await s.leave()
 
 
 async def run_demo(seconds: float, data_dir: Path | None, export: Path | None,
-                   out: TextIO = sys.stdout) -> int:
+                   out: TextIO = sys.stdout, stop: asyncio.Future[int] | None = None) -> int:
+    """``stop`` resolves to a signal number to end the call early (the record is still
+    signed, exported and verified)."""
+    if stop is None:
+        stop = asyncio.get_running_loop().create_future()
+    held: float | None = None
     with tempfile.TemporaryDirectory(prefix="summitline-demo-") as tmp:
         settings = Settings(data_dir=data_dir or Path(tmp))
         async with running(settings) as base, httpx.AsyncClient(base_url=base) as http:
@@ -90,7 +139,21 @@ async def run_demo(seconds: float, data_dir: Path | None, export: Path | None,
             call = await provision(http)
             print(f"  delegations linked ({call.link_id}); plan {call.plan.hash[:16]} "
                   "signed by both", file=out)
-            sessions = await _hold(call, base, seconds, out)
+            ws = base.replace("http", "ws", 1) + "/ws"
+            sessions = [] if stop.done() else [
+                CallSession(ws, call.call, side.identity(), ice=loopback())
+                for side in (call.a, call.b)]
+            tasks = [asyncio.create_task(s.run()) for s in sessions]
+            try:
+                held = await _hold(call, sessions, seconds, out, stop) if sessions else 0.0
+            finally:
+                if out.isatty():
+                    out.write("\n")
+                if stop.done():
+                    when = f"after {held:.1f} s of media" if held else "before media flowed"
+                    print(f"  {signal.Signals(stop.result()).name}: ending the call {when} "
+                          "(a second signal aborts at once)", file=out, flush=True)
+                await _end(call, sessions, tasks, out)
             for side in (call.a, call.b):
                 await side.operator.sign_record(call.call, call.plan.hash)
             raw = await call.a.operator.export_record(call.call)
@@ -98,7 +161,10 @@ async def run_demo(seconds: float, data_dir: Path | None, export: Path | None,
         path.write_bytes(raw)
     record = verify_export(raw)
     _print_record(record.entries, record.signers, path, out)
-    flowed = all(s.frames(k) > 0 for s in sessions for k in MediaKind)
+    flowed = bool(sessions) and all(s.frames(k) > 0 for s in sessions for k in MediaKind)
+    if stop.done():
+        print(f"stopped early by {signal.Signals(stop.result()).name}: the call was ended, "
+              "its record signed by both delegations, exported and verified", file=out)
     if not flowed:
         print("FAILED: media did not flow both ways", file=out)
         return 1
@@ -118,7 +184,8 @@ def _print_record(entries: list[Entry], signers: list[str], path: Path, out: Tex
     print("record:", file=out)
     print(f"  start    {_fmt_ms(s['started_ms'])}", file=out)
     print(f"  end      {_fmt_ms(s['ended_ms'])}", file=out)
-    print(f"  duration {s['duration_ms'] / 1000:.3f} s", file=out)
+    ms = s["duration_ms"]
+    print(f"  duration {'-' if ms is None else f'{ms / 1000:.3f} s'}", file=out)
     print(f"  events   {s['events']}:", file=out)
     for e in entries:
         detail = ", ".join(f"{k}={_short(v)}" for k, v in e.data.items())
