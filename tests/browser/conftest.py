@@ -13,7 +13,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, async_playwright, expect
+
+from tests.browser.people import TIMEOUT_MS
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
@@ -24,6 +26,11 @@ ARGS = [
     "--disable-component-update", "--disable-sync",
     "--disable-features=WebRtcHideLocalIpsWithMdns", "--autoplay-policy=no-user-gesture-required",
 ]
+
+# An assertion on the page waits as long as any other step of a browser test. Playwright's
+# 5 s is too short on a loaded 2-core machine: there, a mere page.evaluate("1") took up
+# to 13 s, and a click's round trip through the server over a second.
+expect.set_options(timeout=TIMEOUT_MS)
 
 
 @pytest.fixture

@@ -86,7 +86,11 @@ async def test_each_principal_hears_its_language_and_a_handover_is_followed(
 
     # the interpreters go on air; each principal hears the channel of its language
     for device in (us_i, ru_i):
-        await device.page.locator("#onair").click()
+        onair = device.page.locator("#onair")
+        # the control is live once the server let the console in; a press before that
+        # would go nowhere
+        await expect(onair).to_have_text("Go on air")
+        await onair.click()
         await expect(device.page.locator("#indicator")).to_have_text("ON AIR")
     await expect(us_p.page.locator("#channel")).to_have_value("en")
     await expect(ru_p.page.locator("#channel")).to_have_value("ru")

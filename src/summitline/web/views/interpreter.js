@@ -58,11 +58,16 @@ export async function interpreterView(root, identity, call) {
   const partners = () => session.signed ? session.signed.plan.participants.filter(
     (p) => p.role === "interpreter" && p.language === session.channel &&
       p.device !== identity.fingerprint) : [];
+  // The control works only once the server has let this console in (its welcome: the
+  // verified plan and the booth): before that a press would go nowhere, and the
+  // interpreter would believe to be on air.
+  const ready = () => session.signed !== null && !session.stopped;
   const render = () => {
     const live = session.live;
     const holder = session.channel ? session.booth.live[session.channel] : null;
-    onair.textContent = live ? "On air — stop" : holder ? "Your partner is on air" : "Go on air";
-    onair.disabled = !live && Boolean(holder);
+    onair.textContent = !ready() ? "Connecting…" : live ? "On air — stop"
+      : holder ? "Your partner is on air" : "Go on air";
+    onair.disabled = !ready() || (!live && Boolean(holder));
     onair.setAttribute("aria-pressed", String(live));
     indicator.textContent = live ? "ON AIR" : "OFF AIR";
     indicator.classList.toggle("live", live);
@@ -74,7 +79,11 @@ export async function interpreterView(root, identity, call) {
     handover.disabled = !live || !partner;
     phase.textContent = session.phase;
   };
-  const toggle = () => (session.live ? session.goQuiet() : session.goLive());
+  const toggle = () => {
+    if (onair.disabled) return; // the L key obeys what the button shows
+    if (session.live) session.goQuiet();
+    else session.goLive();
+  };
   const handOver = () => { const p = partners()[0]; if (p && session.live) session.handover(p.device); };
   onair.onclick = toggle;
   handover.onclick = handOver;

@@ -58,8 +58,9 @@ export async function pressView(root, call, token) {
   const channel = h("select", { id: "press-channel", "aria-label": t("listen") });
   const listen = h("label", { class: "press-listen", hidden: true }, t("listen"), channel);
   mount(root, h("main", { class: "press" }, title, status, listen, video, doors));
-  // frames: the wall-clock time of every frame shown, for tests and a look from the console
-  const page = { pc: null, state: null, frames: [] };
+  // frames: the wall-clock time of every frame shown; states: every state the page took,
+  // with the time it took it (what a test reads afterwards, however late it looks)
+  const page = { pc: null, state: null, frames: [], states: [] };
   window.summitlinePress = page;
   const shown = () => {
     page.frames.push(Date.now());
@@ -100,6 +101,7 @@ export async function pressView(root, call, token) {
       status.textContent = t("press_refused", { reason: err.message });
       return;
     }
+    if (info.state !== page.state) page.states.push([info.state, Date.now()]);
     page.state = info.state;
     render(info);
     if (info.state === "open" && !page.pc && !joining) {
