@@ -1,6 +1,6 @@
 """Video and audio that heal: what a lossy long-haul path does to a call, undone per link.
 
-aiortc (read from 1.16.0) leaves a call's media to three things that do not hold on a
+aiortc (read from 1.16.0) leaves a call's media to four things that do not hold on a
 150 ms, 2 % loss path:
 
 * its video jitter buffer waits for every missing packet; when NACK cannot bring one
@@ -8,25 +8,29 @@ aiortc (read from 1.16.0) leaves a call's media to three things that do not hold
   512 packets have piled up behind the hole: half a minute of frozen video at 15
   packets a second;
 * its encoder sends a keyframe every 3000 frames unless asked;
-* its audio jitter buffer stalls on a lost packet until 16 more have come, then throws
-  away the frame before the hole too, and from then on plays 300 ms late.
+* its audio jitter buffer holds four packets before it plays one (80 ms on a clean
+  path), stalls on a lost packet until 16 more have come, throws away the frame before
+  the hole too, and from then on plays 300 ms late;
+* its receiver decodes at most one frame per packet that arrives, so frames that waited
+  behind a hole, or came in a burst, stay that late for good.
 
-``heal(pc)`` replaces, for the receivers of that one peer connection, aiortc's jitter
-buffers by ``VideoFrameBuffer`` and ``AudioReorderBuffer`` below, and makes its video
-senders send a keyframe every ``KEYFRAME_INTERVAL_S``. Nothing is changed process-wide;
-the two private parts of aiortc this touches are in ``_install`` and
-``_force_keyframe``, each with its reason.
+``heal(pc)`` gives the receivers of that one peer connection ``VideoFrameBuffer`` and
+``AudioReorderBuffer`` below instead of aiortc's jitter buffers, which hand every frame
+that is ready to the receiver's decoder at once, and makes its video senders send a
+keyframe every ``KEYFRAME_INTERVAL_S``; video receivers say each NACK twice. Nothing is
+changed process-wide; the private parts of aiortc this touches are named in one place
+each (``_install``, ``_nack_twice``, ``_force_keyframe``), with the reason.
 
-Both buffers keep aiortc's ``JitterBuffer.add(packet) -> (send a PLI?, frame or None)``
-contract: the receiver calls ``add`` once per RTP packet and decodes at most the one
-frame it returns, and sends a picture loss indication (PLI) when asked to. The sender
-of the other side answers a PLI with a keyframe (aiortc's ``RTCRtpSender`` forces the
-next encoded frame to be one, for VP8 and H.264 alike).
+A buffer is called as aiortc's is, ``add(packet) -> (send a PLI?, None)``, once per RTP
+packet; the receiver sends a picture loss indication (PLI) when told to. The sender of
+the other side answers a PLI with a keyframe (aiortc's ``RTCRtpSender`` forces the next
+encoded frame to be one, for VP8 and H.264 alike).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import weakref
@@ -43,6 +47,8 @@ from aiortc.sdp import SessionDescription
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+# Where a buffer hands a frame ready for the decoder, with the payload type of its packets.
+Deliver = Callable[[JitterFrame, int], None]
 
 # --- video ---------------------------------------------------------------------------------
 
@@ -50,26 +56,25 @@ Clock = Callable[[], float]
 # long-haul path summitline is built for (150 ms each way).
 DEFAULT_RTT_S = 0.3
 # A retransmission asked for by NACK arrives one round trip later, give or take the
-# path's jitter (+-20 ms each way) and the sender's scheduling on a busy machine. A hole
-# still open after that is given up on: a PLI goes out. Sending it too early costs the
-# sender one keyframe (the buffer still takes the retransmission if it comes first).
-RETRANSMISSION_MARGIN_S = 0.1
+# path's jitter (+-20 ms each way; the measured round trip is an average). A hole still
+# open after that is given up on: a PLI goes out. Sending it too early costs the sender
+# one keyframe (the buffer still takes the retransmission if it comes first); too late
+# is frozen video: on the long-haul path a given-up hole already freezes the picture for
+# about 0.85 s (the hole seen, this wait, the PLI's way there and the keyframe's back).
+RETRANSMISSION_MARGIN_S = 0.06
+# Every PLI is said twice, this far apart: one lost PLI, or one lost keyframe (the
+# second PLI makes the next frame a keyframe too), would otherwise add a round trip to
+# the freeze. The echo goes only if the buffer still waits for a keyframe.
+PLI_ECHO_S = 0.05
 # aiortc's sender keeps the last 128 packets for retransmission, and its receiver stops
 # asking for packets more than 128 behind the newest: a hole further back never fills.
 NACK_REACH = RTP_HISTORY_SIZE
 # A packet after this much silence, behind a hole, is a link coming back: what was lost
 # in between is stale, so a keyframe is asked for at once rather than after a round trip.
 RESUME_QUIET_S = 0.5
-# Complete frames waiting behind the one just decoded, spanning more than this for longer
-# than that, are latency that does not drain: the receiver decodes at most one frame per
-# packet that arrives, and at low bitrates a frame is one packet, so the frames that
-# waited behind a hole stay that late for good. A keyframe is asked for, to jump to.
-VIDEO_BACKLOG_S = 0.15
-VIDEO_BACKLOG_PERSIST_S = 1.0
 # Held packets; beyond this the oldest go and the buffer waits for a keyframe. It only
 # fills when keyframes stop coming: 512 is aiortc's own, 4 s at 1.5 Mbit/s.
 VIDEO_CAPACITY = 512
-VIDEO_CLOCK_RATE = 90_000  # RTP clock of VP8 and H.264
 # The encoder's GOP: a keyframe at least this often, so that a receiver whose PLIs are all
 # lost still resynchronises. Measured on a noisy 15 fps source at aiortc's 500 kbit/s: a
 # keyframe every 1 s costs 10 % (320x240) to 27 % (640x480) of the delta frames' bits,
@@ -79,21 +84,30 @@ RTT_POLL_S = 1.0  # how often the link's round trip is read from its senders' st
 
 # --- audio ---------------------------------------------------------------------------------
 
-# How many newer packets may arrive before a missing one is given up on. A packet that
-# comes in order is released at once (no added latency on a clean path); one missing
-# holds the packets behind it until it comes or this many have arrived. Three tolerates
-# two packets overtaking one, which is what +-20 ms of jitter does to 20 ms packets
-# sent in small bursts.
-AUDIO_MIN_DEPTH = 3
-# The most it grows to when packets come later than that: 15 packets of 20 ms (aiortc's
-# and browsers' Opus packets) is 300 ms, the lateness a 300 ms round-trip path can show.
-AUDIO_MAX_DEPTH = 15
-# The depth comes back down one packet per this long without a packet that needed it:
-# from the most to the least in half a minute.
-AUDIO_DECAY_S = 2.0
-# Frames waiting beyond the depth (left by a depth that came down) are latency: one is
-# dropped this often until they are gone.
-AUDIO_SHRINK_EVERY_S = 0.5
+# How long a missing packet is waited for, from when a packet after it came. A packet that
+# comes in order is handed on at once (nothing added on a clean path); one missing holds
+# those behind it until it comes or this long has passed. In time, not in packets:
+# packets that bunched up on the way (a busy relay, a congested hop) come out of order
+# within the path's jitter however many they are. 30 ms is one 20 ms packet overtaken by
+# the next on the long haul's +-20 ms.
+AUDIO_MIN_WAIT_S = 0.03
+# ...and only on a packet that came at the pace of the stream: not back to back with the
+# one before (less than AUDIO_BACK_TO_BACK_S apart, where 20 ms is the pace), nor first
+# after a silence of AUDIO_SILENCE_S. Those are an endpoint reading what queued up while
+# its event loop stalled (a busy machine), or a burst off a congested hop: the missing
+# packet may be next in line, though the wait has passed by the clock.
+AUDIO_BACK_TO_BACK_S = 0.002
+AUDIO_SILENCE_S = 0.1
+# A packet that comes after it was given up teaches the buffer to wait that long, and this
+# much more...
+AUDIO_WAIT_STEP_S = 0.02
+# ...up to this: the lateness a 300 ms round-trip path can show.
+AUDIO_MAX_WAIT_S = 0.3
+# The wait is kept while packets need most of it, and for this long after the last one
+# did (late packets come in bursts), then comes down AUDIO_WAIT_STEP_S per AUDIO_DECAY_S.
+AUDIO_HOLD_S = 10.0
+AUDIO_DECAY_S = 1.0
+AUDIO_GIVEN_UP_MEMORY = 64  # packets given up on, remembered to learn from their lateness
 
 
 @dataclass
@@ -104,18 +118,17 @@ class HealingStatistics:
     video_frames: int = 0  # video frames handed to the decoder
     video_keyframes: int = 0  # of which keyframes
     video_skipped: int = 0  # video frames given up on to resume at a keyframe
-    video_late: int = 0  # video packets that came after their frame was given up
+    video_late: int = 0  # video packets after their frame went (a second retransmission)
     audio_frames: int = 0  # audio frames handed to the decoder
     audio_lost: int = 0  # audio packets given up on
     audio_late: int = 0  # audio packets that came after they were given up on
-    audio_shrunk: int = 0  # audio frames dropped to bring the latency back down
-    audio_depth: int = 0  # the largest current reorder depth, in packets
+    audio_wait_ms: int = 0  # the longest current wait for a missing audio packet
 
     def __add__(self, other: HealingStatistics) -> HealingStatistics:
         total = HealingStatistics()
         for f in fields(self):
             a, b = getattr(self, f.name), getattr(other, f.name)
-            setattr(total, f.name, max(a, b) if f.name == "audio_depth" else a + b)
+            setattr(total, f.name, max(a, b) if f.name == "audio_wait_ms" else a + b)
         return total
 
 
@@ -181,14 +194,17 @@ class VideoFrameBuffer:
     keyframe, whichever comes first, and asks for that keyframe (PLI) as soon as the hole
     has outlived a retransmission, lies beyond NACK's reach, or follows a silence.
 
+    Every frame ready is handed to ``deliver`` as soon as it is, not one per packet:
+    the frames that waited behind a hole go together once it is filled.
     ``keyframe_start(payload_type, payload)`` tells a keyframe's first packet (None: a
     codec the buffer cannot read, whose frames are then only ever taken in order);
     ``round_trip()`` is the link's current round trip in seconds.
     """
 
-    def __init__(self, keyframe_start: Callable[[int, bytes], bool | None],
+    def __init__(self, deliver: Deliver, keyframe_start: Callable[[int, bytes], bool | None],
                  round_trip: Callable[[], float] = lambda: DEFAULT_RTT_S,
                  clock: Clock = time.monotonic, capacity: int = VIDEO_CAPACITY) -> None:
+        self._deliver = deliver
         self._keyframe_start = keyframe_start
         self._round_trip = round_trip
         self._clock = clock
@@ -203,8 +219,8 @@ class VideoFrameBuffer:
         self._stuck_since: float | None = None
         self._last_arrival: float | None = None
         self._last_pli = float("-inf")
+        self._echo_at: float | None = None  # when to say the last PLI again
         self._keyframe_wanted = False
-        self._backlog_since: float | None = None
         self.stats = HealingStatistics()
 
     def statistics(self) -> HealingStatistics:
@@ -223,10 +239,11 @@ class VideoFrameBuffer:
             self.stats.video_late += 1
         elif seq not in self._held:
             self._hold(seq, packet)
-        frame = self._next_frame(now)
+        while self._next_frame(now):
+            pass
         if quiet >= RESUME_QUIET_S and self._stuck_since is not None:
             self._keyframe_wanted = True
-        return self._pli_due(now), frame
+        return self._pli_due(now), None
 
     def _hold(self, seq: int, packet: RtpPacket) -> None:
         self._held[seq] = packet
@@ -247,9 +264,12 @@ class VideoFrameBuffer:
         self._in_step = False
         self._keyframe_wanted = True
 
-    def _next_frame(self, now: float) -> JitterFrame | None:
+    def _next_frame(self, now: float) -> bool:
+        """Deliver the next frame if it is ready; whether one was."""
         key = self._newest_complete_keyframe()
         if key is not None and (not self._in_step or self._floor is None or key > self._floor):
+            log.debug("video resumes at the keyframe %d (floor %s, hole %s)", key,
+                      self._floor, self._hole)
             self._drop_below(key)  # nothing before a complete keyframe is needed
             self._in_step = True
         if not self._in_step:
@@ -257,16 +277,17 @@ class VideoFrameBuffer:
                 self._stuck_since = None
             elif self._stuck_since is None:
                 self._stuck_since = now
-            return None
+            return False
         assert self._floor is not None
         end, missing = self._frame_from(self._floor)
         if end is not None:
-            return self._deliver(self._floor, end, now)
+            self._take(self._floor, end)
+            return True
         if missing is not None and self._newest is not None and self._newest > missing:
             self._hole = missing
             if self._stuck_since is None:
                 self._stuck_since = now
-        return None
+        return False
 
     def _frame_from(self, start: int) -> tuple[int | None, int | None]:
         """The last packet of the complete frame at ``start``, else the first one missing."""
@@ -292,7 +313,7 @@ class VideoFrameBuffer:
                 return key
         return None
 
-    def _deliver(self, start: int, end: int, now: float) -> JitterFrame:
+    def _take(self, start: int, end: int) -> None:
         packets = [self._held.pop(seq) for seq in range(start, end + 1)]
         if start in self._keys:
             self.stats.video_keyframes += 1
@@ -301,24 +322,9 @@ class VideoFrameBuffer:
         self._hole = None
         self._stuck_since = None
         self.stats.video_frames += 1
-        self._watch_backlog(now)
-        return JitterFrame(data=b"".join(_data(p) for p in packets),
-                           timestamp=packets[0].timestamp)
-
-    def _watch_backlog(self, now: float) -> None:
-        if self._backlog_s() <= VIDEO_BACKLOG_S:
-            self._backlog_since = None
-        elif self._backlog_since is None:
-            self._backlog_since = now
-        elif now - self._backlog_since >= VIDEO_BACKLOG_PERSIST_S:
-            self._backlog_since = None
-            self._keyframe_wanted = True
-
-    def _backlog_s(self) -> float:
-        if self._floor is None or self._newest is None or self._floor not in self._held:
-            return 0.0
-        span = (self._held[self._newest].timestamp - self._held[self._floor].timestamp)
-        return (span & 0xFFFFFFFF) / VIDEO_CLOCK_RATE
+        frame = JitterFrame(data=b"".join(_data(p) for p in packets),
+                            timestamp=packets[0].timestamp)
+        self._deliver(frame, packets[0].payload_type)
 
     def _drop_below(self, seq: int) -> None:
         dropped = [s for s in self._held if s < seq]
@@ -332,6 +338,12 @@ class VideoFrameBuffer:
         self._stuck_since = None
 
     def _pli_due(self, now: float) -> bool:
+        if self._echo_at is not None and now >= self._echo_at:
+            self._echo_at = None
+            if self._stuck_since is not None:
+                self.stats.plis += 1
+                log.debug("PLI again")
+                return True
         wait = self._round_trip() + RETRANSMISSION_MARGIN_S
         wanted = self._keyframe_wanted
         if self._stuck_since is not None:
@@ -340,7 +352,11 @@ class VideoFrameBuffer:
             wanted = wanted or out_of_reach or now - self._stuck_since >= wait
         if not wanted or now - self._last_pli < wait:
             return False
+        log.debug("PLI: hole %s, stuck %.3f s, asked %s", self._hole,
+                  -1.0 if self._stuck_since is None else now - self._stuck_since,
+                  self._keyframe_wanted)
         self._last_pli = now
+        self._echo_at = now + PLI_ECHO_S
         self._keyframe_wanted = False
         self.stats.plis += 1
         return True
@@ -348,75 +364,92 @@ class VideoFrameBuffer:
 
 class AudioReorderBuffer:
     """Puts audio packets back in order, and waits for a missing one only while it may still
-    come: until ``depth`` newer packets have arrived.
+    come: for ``wait_s`` after a packet behind it came, and until one comes at the pace of
+    the stream.
 
-    A packet that comes in order is released at once. The depth starts at
-    ``AUDIO_MIN_DEPTH``, grows to what the late packets it sees needed (up to
-    ``AUDIO_MAX_DEPTH``), and comes back down when they stop.
+    Every frame ready is handed to ``deliver`` at once: in order, a packet goes on as it
+    comes, and those held behind a missing one go together when it comes or is given up.
+    The wait starts at ``AUDIO_MIN_WAIT_S``, grows to what the packets that came too late
+    would have needed (up to ``AUDIO_MAX_WAIT_S``), and comes back down when they stop.
     """
 
-    def __init__(self, clock: Clock = time.monotonic) -> None:
+    def __init__(self, deliver: Deliver, clock: Clock = time.monotonic) -> None:
+        self._deliver = deliver
         self._clock = clock
-        self._held: dict[int, RtpPacket] = {}
+        self._held: dict[int, tuple[RtpPacket, float]] = {}  # with when it came
         self._seq = _Unwrapper()
-        self._next: int | None = None  # the packet to release next
+        self._next: int | None = None  # the packet to hand on next
         self._newest: int | None = None
-        self.depth = AUDIO_MIN_DEPTH
-        self._depth_needed_at = clock()
-        self._last_shrink = float("-inf")
-        self.stats = HealingStatistics(audio_depth=self.depth)
+        self.wait_s = AUDIO_MIN_WAIT_S
+        self._wait_needed_at = clock()
+        self._given_up: dict[int, float] = {}  # packet -> since when a later one was here
+        self._last_came = float("-inf")
+        self.stats = HealingStatistics()
 
     def statistics(self) -> HealingStatistics:
-        self.stats.audio_depth = self.depth
+        self.stats.audio_wait_ms = round(self.wait_s * 1000)
         return self.stats
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         now = self._clock()
+        paced = AUDIO_BACK_TO_BACK_S <= now - self._last_came < AUDIO_SILENCE_S
+        self._last_came = now
         seq = self._seq.extend(packet.sequence_number)
         if self._next is None:
             self._next = seq
-        if self._newest is not None and seq < self._newest:
-            self._needed(self._newest - seq + 1, now)  # it was overtaken
         if seq < self._next:
             self.stats.audio_late += 1
+            seen = self._given_up.pop(seq, None)
+            if seen is not None:
+                self._needed(now - seen, now, grow=True)
             return False, None
-        self._held[seq] = packet
+        if self._held and self._newest is not None and seq < self._newest:
+            self._needed(now - self._first_after(seq), now, grow=False)  # overtaken
+        self._held[seq] = (packet, now)
         self._newest = seq if self._newest is None else max(self._newest, seq)
         self._decay(now)
-        return False, self._release(now)
+        self._release(now, paced)
+        return False, None
 
-    def _needed(self, depth: int, now: float) -> None:
-        depth = min(depth, AUDIO_MAX_DEPTH)
-        if depth >= self.depth:
-            self.depth = depth
-            self._depth_needed_at = now
+    def _first_after(self, seq: int) -> float:
+        """Since when a packet after ``seq`` has been here: how long it was missed."""
+        return min(came for s, (_, came) in self._held.items() if s > seq)
+
+    def _needed(self, lateness: float, now: float, grow: bool) -> None:
+        """A packet came this late: wait that long if it came too late; either way keep
+        the wait while packets need most of it."""
+        if grow and lateness >= self.wait_s:
+            self.wait_s = min(lateness + AUDIO_WAIT_STEP_S, AUDIO_MAX_WAIT_S)
+        if lateness >= self.wait_s / 2:
+            self._wait_needed_at = now
 
     def _decay(self, now: float) -> None:
-        if self.depth > AUDIO_MIN_DEPTH and now - self._depth_needed_at >= AUDIO_DECAY_S:
-            self.depth -= 1
-            self._depth_needed_at = now
+        if self.wait_s > AUDIO_MIN_WAIT_S and now - self._wait_needed_at >= AUDIO_HOLD_S:
+            self.wait_s = max(self.wait_s - AUDIO_WAIT_STEP_S, AUDIO_MIN_WAIT_S)
+            self._wait_needed_at = now - AUDIO_HOLD_S + AUDIO_DECAY_S  # the next step
 
-    def _release(self, now: float) -> JitterFrame | None:
-        assert self._next is not None and self._newest is not None
-        if self._next not in self._held:
-            if self._newest - self._next < self.depth:
-                return None  # it may still come
-            resume = min(min(self._held), self._newest - self.depth + 1)
-            self.stats.audio_lost += resume - self._next
-            self._next = resume
-            if resume not in self._held:
-                return None
-        if len(self._held) > self.depth and now - self._last_shrink >= AUDIO_SHRINK_EVERY_S:
-            self._last_shrink = now
-            del self._held[self._next]
-            self._next += 1
-            self.stats.audio_shrunk += 1
+    def _release(self, now: float, paced: bool) -> None:
+        assert self._next is not None
+        while self._held:
             if self._next not in self._held:
-                return None
-        packet = self._held.pop(self._next)
-        self._next += 1
-        self.stats.audio_frames += 1
-        return JitterFrame(data=_data(packet), timestamp=packet.timestamp)
+                seen = min(came for _, came in self._held.values())
+                if now - seen < self.wait_s or not paced:
+                    return  # it may still come
+                self._give_up(min(self._held), seen)
+            packet, _ = self._held.pop(self._next)
+            self._next += 1
+            self.stats.audio_frames += 1
+            self._deliver(JitterFrame(data=_data(packet), timestamp=packet.timestamp),
+                          packet.payload_type)
+
+    def _give_up(self, resume: int, seen: float) -> None:
+        assert self._next is not None
+        for seq in range(max(self._next, resume - AUDIO_GIVEN_UP_MEMORY), resume):
+            self._given_up[seq] = seen
+        while len(self._given_up) > AUDIO_GIVEN_UP_MEMORY:
+            del self._given_up[next(iter(self._given_up))]
+        self.stats.audio_lost += resume - self._next
+        self._next = resume
 
 
 # --- per peer connection ---------------------------------------------------------------------
@@ -508,35 +541,81 @@ def statistics(pc: RTCPeerConnection) -> HealingStatistics:
 
 
 def _heal_receiver(receiver: RTCRtpReceiver, kind: str, healing: _Healing) -> None:
-    buffer: Buffer
+    make: Callable[[Deliver], Buffer]
     if kind == "video":
-        buffer = VideoFrameBuffer(healing.keyframe_start, healing.round_trip)
+        make = functools.partial(VideoFrameBuffer, keyframe_start=healing.keyframe_start,
+                                 round_trip=healing.round_trip)
     elif kind == "audio":
-        buffer = AudioReorderBuffer()
+        make = AudioReorderBuffer
     else:
         return
-    if _install(receiver, buffer):
+    buffer = _install(receiver, make)
+    if buffer is not None:
         healing.buffers.append(buffer)
+        if kind == "video":
+            _nack_twice(receiver)
 
 
-# aiortc 1.16.0, rtcrtpreceiver.py: RTCRtpReceiver.__init__ makes its jitter buffer
+# aiortc 1.16.0, rtcrtpreceiver.py. A receiver makes its jitter buffer in __init__
 # (JitterBuffer(capacity=16, prefetch=4) for audio, JitterBuffer(capacity=512,
-# is_video=True) for video) and _handle_rtp_packet only ever calls its add(packet),
-# which returns (send a PLI?, the next frame or None). There is no public way to give a
-# receiver another buffer, so this one name-mangled attribute is replaced, per receiver.
-_RECEIVER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
+# is_video=True) for video). _handle_rtp_packet calls its add(packet) once per packet,
+# sends a PLI when told to, and queues at most the one frame returned for its decoder
+# thread:
+#     encoded_frame.timestamp = self.__timestamp_mapper.map(encoded_frame.timestamp)
+#     self.__decoder_queue.put((codec, encoded_frame))      # if self.__decoder_thread
+# One frame per packet is why a backlog never drains there. There is no public way to
+# give a receiver another buffer, nor to queue more frames, so these name-mangled
+# attributes are used, per receiver, here and nowhere else (client/closing.py reads the
+# thread and queue too, for its own reason).
+_BUFFER = "_RTCRtpReceiver__jitter_buffer"
+_CODECS = "_RTCRtpReceiver__codecs"  # payload type -> codec, filled by receive()
+_MAPPER = "_RTCRtpReceiver__timestamp_mapper"
+_THREAD = "_RTCRtpReceiver__decoder_thread"
+_QUEUE = "_RTCRtpReceiver__decoder_queue"
 
 
-def _install(receiver: RTCRtpReceiver, buffer: Buffer) -> bool:
-    current = getattr(receiver, _RECEIVER_BUFFER, None)
+def _install(receiver: RTCRtpReceiver, make: Callable[[Deliver], Buffer]) -> Buffer | None:
+    """Give ``receiver`` the buffer ``make(deliver)``; None if it has one of ours already,
+    or if this aiortc is not the one these names were read from (the link then runs on
+    aiortc's own buffer, unhealed, and says so)."""
+    current = getattr(receiver, _BUFFER, None)
     if isinstance(current, VideoFrameBuffer | AudioReorderBuffer):
-        return False  # healed already
-    if not isinstance(current, JitterBuffer):
-        log.warning("aiortc's receiver has no jitter buffer where 1.16 had it: "
-                    "this link's media is not healed")
-        return False
-    setattr(receiver, _RECEIVER_BUFFER, buffer)
-    return True
+        return None
+    missing = [n for n in (_CODECS, _MAPPER, _THREAD, _QUEUE) if not hasattr(receiver, n)]
+    if missing or not isinstance(current, JitterBuffer):
+        log.warning("aiortc's RTCRtpReceiver is not as in 1.16 (%s): this link's media is "
+                    "not healed", ", ".join(missing) or "no jitter buffer")
+        return None
+
+    def deliver(frame: JitterFrame, payload_type: int) -> None:
+        codec = getattr(receiver, _CODECS).get(payload_type)
+        if codec is None or getattr(receiver, _THREAD) is None:
+            return  # not negotiated, or the receiver stopped: aiortc drops it too
+        frame.timestamp = getattr(receiver, _MAPPER).map(frame.timestamp)
+        getattr(receiver, _QUEUE).put((codec, frame))
+
+    buffer = make(deliver)
+    setattr(receiver, _BUFFER, buffer)
+    return buffer
+
+
+# aiortc 1.16.0, rtcrtpreceiver.py: _handle_rtp_packet awaits _send_rtcp_nack(ssrc, lost)
+# once when a new gap appears, listing every packet still missing, and the sender
+# retransmits each packet listed, once per NACK. One lost NACK or one lost
+# retransmission leaves a hole only a keyframe can close (about 4 % of losses on a 2 %
+# path, each a freeze of nearly a second at 300 ms round trip). Said twice, both must be
+# lost: about 0.1 %. The cost is a second copy of what is retransmitted.
+_NACK = "_send_rtcp_nack"
+
+
+def _nack_twice(receiver: RTCRtpReceiver) -> None:
+    send = getattr(receiver, _NACK)
+
+    async def twice(media_ssrc: int, lost: list[int]) -> None:
+        await send(media_ssrc, lost)
+        await send(media_ssrc, lost)
+
+    setattr(receiver, _NACK, twice)
 
 
 def _force_keyframe(sender: RTCRtpSender) -> None:
