@@ -91,8 +91,12 @@ def test_announced_silence_is_not_a_stall_and_a_kind_back_on_gets_a_fresh_second
 
 def test_the_peer_may_see_what_this_end_does_not() -> None:
     name = "the peer reports its side lost"
-    assert at(name, ep.Offer) == [0, 1000]
-    assert actions(name, ep.Report)[-1] == ep.Report(B, 2, "restored", 900)
+    # its report stood PEER_GRACE_MS without a "restored": repaired then
+    assert at(name, ep.Offer) == [0, 1500]
+    assert ep.Status(B, "reconnecting", 1500) in actions(name)
+    assert actions(name, ep.Report)[-1] == ep.Report(B, 2, "restored", 1900 - 1500)
+    # a late "lost" followed by its "restored" (both queued during an outage) is no stall
+    assert actions("the peer's late lost and restored arrive together", ep.Report) == []
 
 
 def test_failures_and_byes_are_stalls_at_once_and_replays_alarm() -> None:

@@ -57,6 +57,10 @@ CASES: dict[str, tuple[str, list[ep.Input]]] = {
         A, up(A, B) + flowing(B, 1, 500, 1000)
         + [ep.PeerReport(1000, B, 1, "lost")] + flowing(B, 1, 1250, 1750)
         + [ep.State(1800, B, 2, "connected"), ep.Media(1900, B, 2, AV), ep.Tick(1950)]),
+    "the peer's late lost and restored arrive together": (
+        A, up(A, B) + flowing(B, 1, 500, 1000)
+        + [ep.PeerReport(1000, B, 1, "lost"), ep.PeerReport(1010, B, 1, "restored")]
+        + flowing(B, 1, 1250, 3000)),
     "a failed connection is a stall at once": (A, up(A, B) + [ep.State(600, B, 1, "failed")]),
     "a replayed offer is refused": (C, up(C, B) + [ep.OfferIn(700, B, 1)]),
     "the phase ends the links": (A, up(A, B) + [ep.Grants(800, ())]),

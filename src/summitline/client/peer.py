@@ -17,7 +17,7 @@ import av
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
-from summitline.client.closing import close_peer
+from summitline.client.closing import close_peer, guard_decoders
 from summitline.client.healing import heal, request_keyframe
 from summitline.client.ice import IceSettings
 from summitline.client.media import MediaSource, loudness
@@ -84,6 +84,7 @@ class PeerLink:
                 self.pc.addTransceiver(str(kind), direction="recvonly")
 
     def _on_track(self, track: MediaStreamTrack) -> None:
+        guard_decoders(self.pc)  # a BYE or a lost DTLS must not block the loop either
         self.tracks.append(track.kind)
         kind = MediaKind(track.kind)
         if kind not in self.receive:

@@ -17,7 +17,7 @@ import httpx
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from summitline.client.closing import close_peer
+from summitline.client.closing import close_peer, guard_decoders
 from summitline.client.ice import IceSettings
 from summitline.core.roles import MediaKind
 
@@ -65,6 +65,8 @@ class PressViewer:
         await pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
 
     def _on_track(self, track: MediaStreamTrack) -> None:
+        if self.pc is not None:
+            guard_decoders(self.pc)
         self._readers.append(asyncio.create_task(self._consume(MediaKind(track.kind), track)))
 
     async def _consume(self, kind: MediaKind, track: MediaStreamTrack) -> None:

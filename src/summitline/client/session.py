@@ -118,6 +118,7 @@ class CallSession:
         self.stalls: list[dict[str, Any]] = []  # every link lost and restored, as reported
         self.muted: frozenset[str] = frozenset()  # kinds this end announces off
         self._relay_refused: set[str] = set()
+        self._offered: set[tuple[str, int]] = set()  # every (remote, generation) we offered
         self._inputs: asyncio.Queue[ep.Input] = asyncio.Queue()
         self.alarms: list[str] = []
         self.errors: list[dict[str, Any]] = []
@@ -394,6 +395,13 @@ class CallSession:
     async def _on_error(self, msg: dict[str, Any]) -> None:
         self.errors.append(msg)
         log.warning("%s: server error %s: %s", self.device[:12], msg["code"], msg["message"])
+        if msg.get("fatal") and msg.get("code") == "call-ended" and self.signed is not None:
+            # the call ended while this end was reconnecting (its `phase` was lost with
+            # the old connection): the end, not a refusal
+            await self.close_links()
+            self.phase = Phase.ENDED
+            self.ended.set()
+            return
         if msg.get("fatal"):
             self._fatal = msg
 
@@ -714,6 +722,7 @@ class CallSession:
 
     async def _do_offer(self, action: ep.Offer) -> None:
         assert self.signed is not None
+        self._offered.add((action.remote, action.generation))
         link = self._new_link(action.remote, action.generation)
         link.add_media(offering=True)
         await link.pc.setLocalDescription(await link.pc.createOffer())
@@ -836,8 +845,15 @@ class CallSession:
         self.feed(ep.OfferIn(_now_ms(), remote, generation))
 
     async def _on_answer(self, msg: dict[str, Any]) -> None:
-        link = self._peers.get((msg["from"], msg["generation"]))
+        key = (msg["from"], msg["generation"])
+        link = self._peers.get(key)
         if link is None or link.pc.signalingState != "have-local-offer":
+            if key in self._offered and link is None:
+                # a try closed meanwhile (a newer one replaced it, or an old link came
+                # back): its answer arrives late when signaling was stuck; nothing to do
+                log.info("%s: answer to a closed try (generation %s)", self.device[:12],
+                         msg["generation"])
+                return
             self.alarm("answer to no offer of ours; ignored")
             return
         if not self._check_signed("answer", msg):

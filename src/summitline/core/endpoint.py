@@ -23,7 +23,8 @@ The rules:
 * **A stall** is seen when, on the playing link, a kind the plan says should arrive
   (and the sender has not announced off) brought no frame for ``STALL_MS``; or when its
   connection failed or closed (or, in a browser, disconnected); or when the peer
-  reports the link lost (it may see what this end does not).
+  reports the link lost (it may see what this end does not) and has not reported it
+  restored within ``PEER_GRACE_MS``.
 * **Repair is make-before-break.** The offerer offers a new generation at once, and
   again while the stall lasts, each try given ``backoff`` to carry media, the backoff
   doubling from ``FIRST_TRY_MS`` to at most ``MAX_TRY_MS``, for as long as the call
@@ -58,6 +59,10 @@ FIRST_TRY_MS = 1000
 MAX_TRY_MS = 2000
 # A first link that never connects is tried again after this long.
 CONNECT_TRY_MS = 5000
+# The peer's "lost" counts once it has stood this long without its "restored": after an
+# outage both reports of the peer arrive together, late, and the first alone would start
+# a repair of a link that carries again.
+PEER_GRACE_MS = 500
 
 Kind = str  # "audio" | "video"
 LinkState = Literal["new", "connecting", "connected", "disconnected", "failed", "closed"]
@@ -253,7 +258,10 @@ class Link:
     lost_generation: int = 0
     backoff_ms: int = FIRST_TRY_MS
     up_once: bool = False  # the first link carried media once: later breaks are stalls
-    peer_lost: bool = False  # the peer reports the playing link lost: it hears nothing
+    peer_lost_ms: int | None = None  # since when the peer reports the playing link lost
+
+    def peer_stalled(self, now_ms: int) -> bool:
+        return self.peer_lost_ms is not None and now_ms - self.peer_lost_ms >= PEER_GRACE_MS
 
     @property
     def wanted(self) -> frozenset[Kind]:
@@ -345,7 +353,7 @@ class _Step:
         assert link.trying is not None
         if link.playing is not None:
             self.actions.append(Close(link.remote, link.playing.generation))
-        link = replace(link, playing=link.trying, trying=None, peer_lost=False)
+        link = replace(link, playing=link.trying, trying=None, peer_lost_ms=None)
         return self.restored(link, now_ms)
 
     def restored(self, link: Link, now_ms: int) -> Link:
@@ -372,13 +380,14 @@ class _Step:
         trying, playing = link.trying, link.playing
         if trying is not None and trying.carries(wanted, now_ms):
             return self.promote(link, now_ms)
-        if playing is not None and not link.peer_lost and playing.carries(wanted, now_ms):
+        peer_stalled = link.peer_stalled(now_ms)
+        if playing is not None and not peer_stalled and playing.carries(wanted, now_ms):
             if link.lost_ms is not None and trying is not None:  # it came back by itself
                 self.actions.append(Close(link.remote, trying.generation))
                 link = replace(link, trying=None)
             return self.restored(link, now_ms)
         if playing is not None and link.lost_ms is None:
-            stalled = playing.state in DEAD or link.peer_lost or (
+            stalled = playing.state in DEAD or peer_stalled or (
                 bool(wanted) and self._silent_since(playing, wanted, now_ms) is not None)
             if stalled:
                 since = self._silent_since(playing, wanted, now_ms)
@@ -505,7 +514,10 @@ def _peer_report(s: _Step, e: PeerReport) -> None:
     link = s.state.links.get(e.remote)
     if link is None or link.playing is None or link.playing.generation != e.generation:
         return
-    link = replace(link, peer_lost=e.state == "lost")
+    if e.state == "lost":
+        link = replace(link, peer_lost_ms=link.peer_lost_ms or e.now_ms)
+    else:
+        link = replace(link, peer_lost_ms=None)
     s.put(s.settle(link, e.now_ms))
 
 

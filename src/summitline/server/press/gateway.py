@@ -35,7 +35,7 @@ import av
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from summitline.client.closing import close_peer
+from summitline.client.closing import close_peer, guard_decoders
 from summitline.client.ice import IceSettings
 from summitline.server.limits import MAX_PRESS_VIEWERS as MAX_VIEWERS
 from summitline.server.press.programme import Packet, Programme, Subscriber
@@ -127,6 +127,7 @@ class PressGateway:
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
+            guard_decoders(pc)  # a principal's BYE must not block the server's loop
             feed.readers.append(asyncio.create_task(self._read(feed, device, track)))
 
         await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
