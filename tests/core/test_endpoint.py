@@ -63,6 +63,11 @@ def test_retries_back_off_and_never_more_than_2_s_apart() -> None:
     assert ep.Close(B, 1) not in closes and len(closes) == len(times) - 1
 
 
+def test_a_try_that_is_connecting_is_not_cut_short() -> None:
+    name = "an answered try that is connecting is given time"
+    assert at(name, ep.Offer) == [0, 1250, 1250 + ep.NEGOTIATED_TRY_MS]
+
+
 def test_an_old_link_that_resumes_closes_the_try() -> None:
     name = "the old link resumes by itself"
     assert actions(name, ep.Close)[-1] == ep.Close(B, 3)

@@ -41,6 +41,9 @@ CASES: dict[str, tuple[str, list[ep.Input]]] = {
                                   + [ep.State(3600, B, 2, "connected"),
                                      ep.Media(3700, B, 2, AV), ep.Tick(3750)]),
     "retries back off to 2 s": (A, up(A, B) + ticks(500, 12000)),
+    "an answered try that is connecting is given time": (
+        A, up(A, B) + ticks(500, 1500) + [ep.State(1600, B, 2, "connecting")]
+        + ticks(1750, 6000)),
     "the old link resumes by itself": (A, up(A, B) + ticks(500, 2500)
                                        + flowing(B, 1, 2500, 3500)),
     "stall and repair, answerer": (C, up(C, B) + ticks(500, 2500)

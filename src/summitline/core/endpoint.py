@@ -28,7 +28,8 @@ The rules:
 * **Repair is make-before-break.** The offerer offers a new generation at once, and
   again while the stall lasts, each try given ``backoff`` to carry media, the backoff
   doubling from ``FIRST_TRY_MS`` to at most ``MAX_TRY_MS``, for as long as the call
-  lasts. Offers need signaling; while it is down, the next try waits for it. The old
+  lasts; a try already answered and connecting gets up to ``NEGOTIATED_TRY_MS``.
+  Offers need signaling; while it is down, the next try waits for it. The old
   link keeps playing meanwhile. The first link that carries every expected kind again
   is the playing one: a newer one closes the old; an old one that resumes by itself
   closes the try. Each stall is reported once (``link`` lost) and its end once
@@ -59,6 +60,12 @@ FIRST_TRY_MS = 1000
 MAX_TRY_MS = 2000
 # A first link that never connects is tried again after this long.
 CONNECT_TRY_MS = 5000
+# A try that was answered and is connecting gets this long before the next replaces it:
+# on a 150 ms path an answered try needs an ICE round trip and DTLS's two (about 1 s,
+# more on a loaded machine), and closing it at the backoff would close every try before
+# it could connect. Unanswered and failed tries are replaced on the backoff.
+NEGOTIATED_TRY_MS = 4000
+NEGOTIATED: frozenset[str] = frozenset({"connecting", "connected"})
 # The peer's "lost" counts once it has stood this long without its "restored": after an
 # outage both reports of the peer arrive together, late, and the first alone would start
 # a repair of a link that carries again.
@@ -553,8 +560,10 @@ def _tick(s: _Step, e: Tick) -> None:
         trying = link.trying
         if s.may_offer(remote):
             if link.lost_ms is not None:
-                late = trying is None or trying.state in DEAD or \
-                    e.now_ms - trying.started_ms >= link.backoff_ms
+                age = e.now_ms - trying.started_ms if trying is not None else 0
+                late = trying is None or trying.state in DEAD or (
+                    age >= link.backoff_ms and (trying.state not in NEGOTIATED
+                                                or age >= NEGOTIATED_TRY_MS))
                 if late:
                     link = s.retry(link, e.now_ms)
             elif link.playing is None and not link.up_once and (
