@@ -1,7 +1,10 @@
 """A hostile server against the browser endpoint: Playwright's WebSocket routing puts
 the attacker between the page and the real server. The other principal is an honest
 Python endpoint. For each attack the browser raises an alarm (and stops where trust
-between the principals is broken), and no media reaches anyone outside the plan."""
+between the principals is broken), and no media reaches anyone outside the plan.
+
+Who offers is the rule of docs/protocol.md 5.5: the device whose id sorts first, whoever
+joined first. A test picks the direction by picking the Python principal's key."""
 
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from tests.browser.people import (
     principal,
     wait_for_media,
 )
+from tests.browser.test_principals import key_sorting
 from tests.client.test_session import WAIT_S
 from tests.hostile import Message, swap_fingerprint
 
@@ -40,7 +44,8 @@ Tamper = Callable[[Message], Message | None]
 
 @dataclass
 class Attack:
-    python_first: bool  # who joins first (the later joiner offers)
+    python_first: bool  # who joins first
+    python_offers: bool  # the Python principal's id sorts first: it offers, the browser answers
     down: Tamper  # server -> browser
     alarm: str  # what the browser's alarm says
     stops: bool  # the call stops (trust broken) or goes on (a stranger refused)
@@ -78,16 +83,18 @@ def swap(msg: Message) -> None:
 
 
 ATTACKS = {
-    # the browser receives the offer when it joined first (the later joiner offers)
-    "fingerprint swapped in the offer": Attack(False, on_type("offer", swap),
+    # the browser receives the offer when the Python principal's id sorts first
+    "fingerprint swapped in the offer": Attack(False, True, on_type("offer", swap),
                                                "fails its signature", True),
-    "fingerprint swapped in the answer": Attack(True, on_type("answer", swap),
+    "fingerprint swapped in the answer": Attack(True, False, on_type("answer", swap),
                                                 "fails its signature", True),
-    "device key substituted in the plan": Attack(True, on_type("welcome", substitute_key),
+    "device key substituted in the plan": Attack(True, False,
+                                                 on_type("welcome", substitute_key),
                                                  "on the plan is invalid", True),
-    "plan signed by one delegation only": Attack(True, on_type("welcome", one_signature),
+    "plan signed by one delegation only": Attack(True, False,
+                                                 on_type("welcome", one_signature),
                                                  "not signed by", True),
-    "interpreter grant widened to video": Attack(True, on_type("welcome", widen_grant),
+    "interpreter grant widened to video": Attack(True, False, on_type("welcome", widen_grant),
                                                  "on the plan is invalid", True, True),
 }
 
@@ -121,11 +128,11 @@ class Route:
         self.page_side.send(json.dumps(msg))
 
 
-async def setup(browser: Browser, server: str, http: httpx.AsyncClient,
+async def setup(browser: Browser, server: str, http: httpx.AsyncClient, python_offers: bool,
                 interpreter: bool = False) -> tuple[Any, Any, PrivateKey, Any, Any]:
     us, ru, link = await linked_operators(http)
     web = await enrol_browser(browser, server, us, "President of the United States")
-    py_key = PrivateKey.generate()
+    py_key = key_sorting(web.device, first=python_offers)
     people = [principal(us, web.key, "President of the United States", "en"),
               principal(ru, py_key, "President of the Russian Federation", "ru")]
     if interpreter:
@@ -140,7 +147,8 @@ async def setup(browser: Browser, server: str, http: httpx.AsyncClient,
 async def test_the_browser_catches(name: str, browser: Browser, server: str, ws_url: str,
                                    http: httpx.AsyncClient) -> None:
     attack = ATTACKS[name]
-    us, ru, py_key, web, plan = await setup(browser, server, http, attack.interpreter)
+    us, ru, py_key, web, plan = await setup(browser, server, http, attack.python_offers,
+                                            attack.interpreter)
     route = Route(attack.down)
     await web.page.route_web_socket("**/ws", route)
     py = CallSession(ws_url, plan.call, Identity(py_key, dict(ru.pinned)), ice=loopback())
@@ -172,7 +180,7 @@ async def test_the_browser_catches(name: str, browser: Browser, server: str, ws_
 async def test_the_browser_refuses_a_listener_not_in_the_plan_and_a_replayed_offer(
         browser: Browser, server: str, ws_url: str, http: httpx.AsyncClient,
         screenshots: Any) -> None:
-    us, ru, py_key, web, plan = await setup(browser, server, http)
+    us, ru, py_key, web, plan = await setup(browser, server, http, python_offers=True)
     offers: list[Message] = []
 
     def keep_offers(msg: Message) -> Message:
@@ -182,7 +190,7 @@ async def test_the_browser_refuses_a_listener_not_in_the_plan_and_a_replayed_off
 
     route = Route(keep_offers)
     await web.page.route_web_socket("**/ws", route)
-    await join_in_browser(web, server, plan.call)  # the browser first: Python offers to it
+    await join_in_browser(web, server, plan.call)  # the Python id sorts first: it offers
     await web.page.wait_for_function(
         "(c) => window.summitlineSession?.call === c && window.summitlineSession.signed",
         arg=plan.call)
@@ -220,7 +228,7 @@ async def test_the_browser_takes_no_unsigned_start(browser: Browser, server: str
                                                    http: httpx.AsyncClient) -> None:
     us, ru, link = await linked_operators(http)
     web = await enrol_browser(browser, server, us, "President of the United States")
-    py_key = PrivateKey.generate()
+    py_key = key_sorting(web.device, first=False)  # the browser offers, once started
     plan = await cosigned_plan(us, ru, link, [
         principal(us, web.key, "President of the United States", "en"),
         principal(ru, py_key, "President of the Russian Federation", "ru")])
@@ -230,7 +238,7 @@ async def test_the_browser_takes_no_unsigned_start(browser: Browser, server: str
     py = CallSession(ws_url, plan.call, Identity(py_key, dict(ru.pinned)), ice=loopback())
     task = asyncio.create_task(py.run())
     await asyncio.wait_for(py.joined.wait(), WAIT_S)
-    await join_in_browser(web, server, plan.call)  # joins later: it would offer, if started
+    await join_in_browser(web, server, plan.call)  # it would offer, if started
     await expect(web.page.locator("#alarm")).to_contain_text(
         "no delegation of the plan signed the start")
     await expect(web.page.locator("#phase")).to_have_text("Waiting for the call to start")

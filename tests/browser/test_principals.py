@@ -1,5 +1,6 @@
 """Principals in the browser: with each other, with the Python endpoint (each side
-offering once), and refusing a plan with a forged signature."""
+offering once: the device whose id sorts first offers, whoever joined first), and
+refusing a plan with a forged signature."""
 
 from __future__ import annotations
 
@@ -28,6 +29,17 @@ from tests.browser.people import (
 from tests.client.test_session import WAIT_S, until
 
 US_NAME, RU_NAME = "President of the United States", "President of the Russian Federation"
+
+
+def key_sorting(other: str, first: bool) -> PrivateKey:
+    """A device key whose id sorts before ``other`` (``first``) or after it. The device
+    whose id sorts first offers every link of the pair (docs/protocol.md, 5.5), so a test
+    picks who offers by picking the Python principal's key."""
+    for _ in range(100_000):
+        key = PrivateKey.generate()
+        if (key.fingerprint < other) == first:
+            return key
+    raise AssertionError(f"no key sorts {'before' if first else 'after'} {other[:12]}…")
 
 
 async def frames(page: Page) -> tuple[int, int]:
@@ -86,8 +98,11 @@ async def test_browser_and_python_principals_each_offering_once(
         browser: Browser, server: str, ws_url: str, http: httpx.AsyncClient) -> None:
     us, ru, link = await linked_operators(http)
     web = await enrol_browser(browser, server, us, US_NAME)
-    for python_first in (True, False):  # the later joiner offers: each side once
-        py_key = PrivateKey.generate()
+    # The lower id offers, whoever joins first: here each side offers once, each time
+    # having joined in the order in which it would not have offered by the old rule
+    # (the later joiner offered).
+    for python_first, python_offers in ((True, True), (False, False)):
+        py_key = key_sorting(web.device, first=python_offers)
         plan = await cosigned_plan(us, ru, link, [principal(us, web.key, US_NAME, "en"),
                                                   principal(ru, py_key, RU_NAME, "ru")])
         await us.control(plan.call, "start")
@@ -107,7 +122,8 @@ async def test_browser_and_python_principals_each_offering_once(
                     and s.frames(MediaKind.AUDIO) > 10)
         record = (await http.get(f"/api/calls/{plan.call}/record")).json()["entries"]
         (offer,) = [e for e in record if e["kind"] == "signal.offer"]
-        assert offer["data"]["from"] == (web.device if python_first else py.device)
+        assert offer["data"]["from"] == (py.device if python_offers else web.device)
+        assert offer["data"]["from"] == min(py.device, web.device)
         web_sas = await web.page.locator("#sas").inner_text()
         assert py.short_authentication_string(web.device) == web_sas
         await end_with_python(ru, plan.call, task, py)
@@ -118,7 +134,7 @@ async def test_a_plan_with_a_forged_signature_is_refused(
         screenshots: Path) -> None:
     us, ru, link = await linked_operators(http)
     web = await enrol_browser(browser, server, us, US_NAME)
-    py_key = PrivateKey.generate()
+    py_key = key_sorting(web.device, first=False)  # the browser would offer: it must not
     plan = await cosigned_plan(us, ru, link, [principal(us, web.key, US_NAME, "en"),
                                               principal(ru, py_key, RU_NAME, "ru")])
     await us.control(plan.call, "start")

@@ -2,9 +2,20 @@
 // The same rules as summitline/client/session.py (Python): trust nothing the server
 // says without a signature this device can check; refuse and raise an alarm otherwise.
 //
+// Which links to hold, who offers, when a link has stalled and how it is repaired are
+// the rules of web/endpoint.js (a port of core/endpoint.py): this session feeds them
+// what happens (server messages, connection states, decoded frames, time) and carries
+// out the actions they return (offer, answer, close, report, show, alarm).
+//
 // Events (CustomEvent, `detail` as noted):
 //   plan {plan, hash}   the verified plan       phase {phase, deadline}
-//   track {remote, stream}                      sas {remote, sas}
+//   stream {remote, generation, stream}  a link's stream got a track: hold it in a
+//                       (muted) media element, so that its audio plays out and counts
+//   track {remote, stream, role}  the stream that plays for `remote` now: the first
+//                       link once it carries media, and a repair's once it carries
+//                       (make-before-break: the old one plays until then)
+//   sas {remote, sas}   the verification code of the link that plays
+//   status {remote, state, since}  "connecting", "ok" or "reconnecting" (since: clock())
 //   peers {}            the set of links changed
 //   alarm {text}        a check failed; nothing was sent on its strength
 //   fatal {code, message}  the session stopped for good   ended {}
@@ -13,11 +24,27 @@
 //   held {device, on}   a principal's floor audio is on hold, or back
 
 import { hex, sdpFingerprints, sas, sha256, sign, statements, verify } from "./crypto.js";
+import { apply, endpoint, TICK_MS } from "./endpoint.js";
 import { mayConnect, media, participant, pressChannels, verifySignedPlan } from "./plan.js";
 
 const VERSION = 1;
+// Reconnection of the signaling connection: quick first, never more than a second
+// apart, so that the page rejoins within 2 s of the server's (or the network's) return.
 const RECONNECT_MIN_MS = 200;
-const RECONNECT_MAX_MS = 5000;
+const RECONNECT_MAX_MS = 1000;
+// A connection that has not opened by then is given up.
+const OPEN_TIMEOUT_MS = 2000;
+// Once open, the server has 10 s for the handshake (as it gives the hello): a slow
+// welcome is waited for, not raced by a second join of the same device.
+const HANDSHAKE_TIMEOUT_MS = 10000;
+// Pinged this often once joined, and given up after this long without any message
+// from the server: a cut network is noticed in seconds, not after TCP's minutes.
+const KEEPALIVE_MS = 1000;
+const KEEPALIVE_TIMEOUT_MS = 3000;
+const KEEPALIVE_CHECK_MS = 250;
+// Ticks are skipped while this many inputs wait for the rules (an offer gathering its
+// candidates holds them up): time is not lost, it is only not fed twice over.
+const MAX_PENDING_INPUTS = 8;
 const GATHER_TIMEOUT_MS = 5000; // non-trickle: offers carry their candidates
 const STATS_EVERY_MS = 2000;
 // An interpreter that hands over speaks on this long, so listeners hear no gap while
@@ -26,15 +53,49 @@ export const HANDOVER_TAIL_MS = 1500;
 // After the press deadline the server should announce the doors shut within moments.
 const PRESS_GRACE_MS = 2000;
 
+// The rules' clock: monotonic milliseconds, so that a changed wall clock fakes no stall.
+export const clock = () => Math.floor(performance.now());
+
+const keyOf = (remote, generation) => `${remote} ${generation}`;
+
+// One peer connection with a remote device, at a generation.
 class Link {
   constructor(remote, generation, pc, send, receive) {
     Object.assign(this, { remote, generation, pc, send, receive });
     this.stream = new MediaStream();
-    this.last = null; // previous stats sample, for bitrates
+    this.last = {}; // the previous stats sample of each reader, for bitrates
+    this.counts = null; // previous decoded counts, for media health
+    this.sas = null;
   }
-  get live() {
-    return ["new", "connecting", "connected"].includes(this.pc.connectionState);
-  }
+}
+
+// What a peer connection decoded so far, from getStats() inbound-rtp: video frames;
+// audio samples played out, and of them the concealed ones (made up for lost packets),
+// and packets (for a stream nothing plays out, which decodes no samples).
+async function decoded(pc) {
+  const c = { video: 0, samples: 0, concealed: 0, packets: 0 };
+  (await pc.getStats()).forEach((s) => {
+    if (s.type !== "inbound-rtp") return;
+    if (s.kind === "video") c.video += s.framesDecoded || 0;
+    else if (s.kind === "audio") {
+      c.samples += s.totalSamplesReceived || 0;
+      c.concealed += s.concealedSamples || 0;
+      c.packets += s.packetsReceived || 0;
+    }
+  });
+  return c;
+}
+
+// The kinds that brought new frames between two readings of `decoded`. Concealment is
+// not a frame: while audio plays out, only samples that were not concealed count.
+export function progressed(before, after) {
+  const b = before || { video: 0, samples: 0, concealed: 0, packets: 0 };
+  const kinds = [];
+  const playing = after.samples > b.samples;
+  if (playing ? after.samples - after.concealed > b.samples - b.concealed
+    : after.packets > b.packets) kinds.push("audio");
+  if (after.video > b.video) kinds.push("video");
+  return kinds;
 }
 
 function gathered(pc) {
@@ -60,14 +121,24 @@ export class CallSession extends EventTarget {
     this.planHash = null;
     this.phase = "planned";
     this.deadline = null;
-    this.links = new Map();
-    this.generations = new Map();
-    this.present = new Map(); // remote -> true if it was there before me (so I offer)
+    this.rules = endpoint(this.device); // web/endpoint.js: the link rules
+    this.peers = new Map(); // keyOf(remote, generation) -> Link, every open one
+    this.offers = new Map(); // keyOf(remote, generation) -> a verified offer to answer
+    this.shown = new Map(); // remote -> the generation whose stream plays
+    this.status = new Map(); // remote -> {state, since}, as the rules say to show
+    this.stalls = []; // every link report made, lost and restored
+    this.reports = []; // link reports waiting for signaling (for the record)
+    this.ruleQueue = Promise.resolve(); // inputs are applied in order, one at a time
+    this.pending = 0;
+    this.ticking = false;
     this.alarms = [];
     this.ws = null;
+    this.welcomed = false; // the current signaling connection has been welcomed
+    this.pings = 0;
     this.stopped = false;
     this.fatal = null;
     this.statsTimer = null;
+    this.tickTimer = null;
     this.booth = { live: {}, sources: {} };
     this.press = null; // the feed to the press gateway, during the window
     this.pressTimer = null;
@@ -77,6 +148,29 @@ export class CallSession extends EventTarget {
     this.held = new Set(); // principals on hold
     this.onHold = false;
     this.muted = false;
+    this.cameraOn = true;
+    this.announced = null; // the kinds announced off on this signaling connection
+  }
+
+  // Per remote device, the link that plays (or, before any did, the one tried).
+  get links() {
+    const out = new Map();
+    for (const [remote, rules] of this.rules.links) {
+      for (const t of [rules.playing, rules.trying]) {
+        const link = t ? this.peers.get(keyOf(remote, t.generation)) : undefined;
+        if (link && !out.has(remote)) out.set(remote, link);
+      }
+    }
+    return out;
+  }
+
+  // Remote devices whose link is being repaired, and for how many seconds.
+  reconnecting() {
+    const now = clock(), out = new Map();
+    for (const [remote, { state, since }] of this.status) {
+      if (state === "reconnecting") out.set(remote, Math.max(0, (now - since) / 1000));
+    }
+    return out;
   }
 
   // -- interpretation -----------------------------------------------------------------
@@ -130,28 +224,60 @@ export class CallSession extends EventTarget {
       if (this.stopped) return;
       const ws = new WebSocket(this.url);
       this.ws = ws;
+      this.welcomed = false;
       let queue = Promise.resolve(); // handle messages one at a time, in order
-      ws.onopen = () => { backoff = RECONNECT_MIN_MS; };
-      ws.onmessage = (ev) => {
-        queue = queue.then(() => this.handle(JSON.parse(ev.data))).catch((err) => {
-          this.stop("internal", String(err));
-        });
-      };
-      ws.onclose = () => {
-        if (this.ws === ws) this.ws = null;
+      let opened = false, gone = false, heard = performance.now(), pinged = 0;
+      // Closed, or given up on: forget this connection and make the next one. A
+      // connection given up on is not waited for: on a cut path its close never comes.
+      const drop = (why) => {
+        if (gone) return;
+        gone = true;
+        clearInterval(keepalive);
+        ws.onopen = ws.onmessage = ws.onclose = null;
+        if (ws.readyState !== WebSocket.CLOSED) ws.close();
+        if (this.ws === ws) {
+          this.ws = null;
+          this.welcomed = false;
+        }
+        if (opened) this.feed({ type: "signaling-lost", now_ms: clock() });
         if (this.stopped) return;
+        console.info(`signaling lost (${why}); reconnecting in ${backoff} ms`);
         setTimeout(connect, backoff);
         backoff = Math.min(backoff * 2, RECONNECT_MAX_MS);
       };
+      const keepalive = setInterval(() => {
+        const now = performance.now();
+        const limit = !opened ? OPEN_TIMEOUT_MS
+          : this.welcomed ? KEEPALIVE_TIMEOUT_MS : HANDSHAKE_TIMEOUT_MS;
+        if (now - heard > limit) {
+          drop("nothing from the server");
+        } else if (this.welcomed && now - pinged >= KEEPALIVE_MS) {
+          pinged = now;
+          this.send({ type: "ping", id: this.pings++ });
+        }
+      }, KEEPALIVE_CHECK_MS);
+      ws.onopen = () => { opened = true; heard = performance.now(); backoff = RECONNECT_MIN_MS; };
+      ws.onmessage = (ev) => {
+        heard = performance.now();
+        queue = queue.then(() => (gone ? null : this.handle(JSON.parse(ev.data))))
+          .catch((err) => { this.stop("internal", String(err)); });
+      };
+      ws.onclose = () => drop("closed");
     };
     connect();
     this.statsTimer = setInterval(() => this.reportStats(), STATS_EVERY_MS);
+    this.tickTimer = setInterval(() => this.tick(), TICK_MS);
+  }
+
+  halt() {
+    this.stopped = true;
+    clearInterval(this.statsTimer);
+    clearInterval(this.tickTimer);
   }
 
   stop(code, message) {
     if (this.stopped) return;
-    this.stopped = true;
-    clearInterval(this.statsTimer);
+    this.halt();
     if (code) {
       this.fatal = { code, message };
       this.emit("fatal", this.fatal);
@@ -162,8 +288,11 @@ export class CallSession extends EventTarget {
 
   closeLinks() {
     this.cutPress("the call's media stopped");
-    for (const link of this.links.values()) link.pc.close();
-    this.links.clear();
+    this.rules = Object.freeze({ ...endpoint(this.device), generations: this.rules.generations });
+    for (const link of this.peers.values()) link.pc.close();
+    this.peers.clear();
+    this.offers.clear();
+    this.shown.clear();
     this.emit("peers");
   }
 
@@ -214,16 +343,31 @@ export class CallSession extends EventTarget {
     this.signed = msg.signed_plan;
     this.planHash = hash;
     this.serverIce = msg.ice_servers || []; // TURN credentials minted for this device
+    this.welcomed = true;
+    this.announced = null; // this connection has heard nothing of our media yet
     this.emit("plan", { plan: this.signed.plan, hash });
-    this.present = new Map(msg.peers.map((p) => [p.device, true]));
-    for (const p of msg.peers) {
-      this.generations.set(p.device, Math.max(this.generations.get(p.device) || 0, p.generation));
-    }
     await this.on_booth(msg.booth || { live: {}, sources: {} });
     this.held = new Set(msg.held || []);
     await this.takePhase(msg);
-    await this.connectPeers();
+    const now = clock();
+    this.feed({ type: "welcome", now_ms: now, peers: msg.peers.map((p) => p.device),
+                generations: msg.peers.map((p) => [p.device, p.generation]) });
+    this.grant(now);
+    const reports = this.reports; // what happened while signaling was down, for the record
+    this.reports = [];
+    for (const report of reports) this.send(report);
+    this.announce();
     await this.pressWindow();
+  }
+
+  // Tell the rules which links the plan allows in this phase, and what should arrive
+  // on each.
+  grant(now) {
+    const plan = this.signed.plan;
+    const expect = plan.participants
+      .filter((p) => mayConnect(plan, this.phase, this.device, p.device))
+      .map((p) => [p.device, media(plan, this.phase, p.device, this.device)]);
+    this.feed({ type: "grants", now_ms: now, expect });
   }
 
   // Take the phase the server announces, but a start only as a delegation of the plan
@@ -259,13 +403,12 @@ export class CallSession extends EventTarget {
     if (!this.signed) return;
     await this.takePhase(msg);
     if (msg.phase === "ended") {
-      this.stopped = true;
-      clearInterval(this.statsTimer);
+      this.halt();
       this.closeLinks();
       this.emit("ended");
       return;
     }
-    await this.connectPeers();
+    this.grant(clock());
     await this.pressWindow();
   }
 
@@ -402,8 +545,13 @@ export class CallSession extends EventTarget {
     this.emit("held", { device: msg.device, on: msg.on });
   }
 
-  async on_peer_joined(msg) { this.present.set(msg.device, false); }
-  async on_peer_left(msg) { this.present.delete(msg.device); }
+  async on_peer_joined(msg) {
+    this.feed({ type: "peer-joined", now_ms: clock(), remote: msg.device });
+    this.announce(true);
+  }
+
+  // Its signaling is gone; its media may not be: the link stays until it stalls.
+  async on_peer_left(msg) { this.feed({ type: "peer-left", now_ms: clock(), remote: msg.device }); }
   async on_pong() {}
 
   async on_error(msg) {
@@ -430,47 +578,118 @@ export class CallSession extends EventTarget {
         return;
       }
       link.stream.addTrack(ev.track);
-      this.emit("track", { remote, stream: link.stream, role: participant(this.signed.plan, remote)?.role });
+      this.emit("stream", { remote, generation, stream: link.stream });
+      if (this.shown.get(remote) === generation) this.showTrack(link);
     };
     pc.onconnectionstatechange = async () => {
-      if (pc.connectionState === "connected") {
+      this.feed({ type: "state", now_ms: clock(), remote, generation, state: pc.connectionState });
+      if (pc.connectionState === "connected" && link.sas === null) {
         // From the SDP as sent and as received over signaling: the peer connection's own
         // descriptions are re-serialised and may drop fingerprint lines.
-        const code = await sas(this.call, sdpFingerprints(link.sentSdp),
-                               sdpFingerprints(link.receivedSdp));
-        link.sas = code;
-        this.emit("sas", { remote, sas: code });
+        link.sas = await sas(this.call, sdpFingerprints(link.sentSdp),
+                             sdpFingerprints(link.receivedSdp));
+        if (this.shown.get(remote) === generation) this.emit("sas", { remote, sas: link.sas });
       }
       this.emit("peers");
     };
     return link;
   }
 
-  install(link) {
-    const old = this.links.get(link.remote);
-    this.links.set(link.remote, link);
-    this.generations.set(link.remote, link.generation);
-    if (old) old.pc.close();
-    this.emit("peers");
-  }
-
   localTrack(kind) {
     return this.localStream ? this.localStream.getTracks().find((t) => t.kind === kind) : null;
   }
 
-  async connectPeers() {
-    if (!this.signed) return;
-    for (const [remote, iOffer] of this.present) {
-      const [send, receive] = this.kinds(remote);
-      const current = this.links.get(remote);
-      if (iOffer && (send.length || receive.length) && (!current || !current.live)) {
-        await this.offer(remote);
+  // Whether a link the rules asked for is still wanted after an await (the session may
+  // have stopped, or the rules moved on): if not, it is closed here.
+  stillTried(link) {
+    const rules = this.rules.links.get(link.remote);
+    if (!this.stopped && rules?.trying?.generation === link.generation) return true;
+    link.pc.close();
+    return false;
+  }
+
+  install(link) {
+    this.peers.set(keyOf(link.remote, link.generation), link);
+    this.emit("peers");
+  }
+
+  retire(link) {
+    this.peers.delete(keyOf(link.remote, link.generation));
+    link.pc.close();
+    this.emit("peers");
+  }
+
+  // -- the link rules (web/endpoint.js) -----------------------------------------------
+  // Hand an input to the rules; they are applied in order, one at a time, and each
+  // action is carried out before the next input.
+  feed(input) {
+    this.pending += 1;
+    this.ruleQueue = this.ruleQueue.then(() => this.applyRules(input));
+  }
+
+  async applyRules(input) {
+    this.pending -= 1;
+    let actions;
+    try {
+      [this.rules, actions] = apply(this.rules, input);
+    } catch (err) {
+      console.error("the link rules refused an input", input, err);
+      return;
+    }
+    for (const action of actions) {
+      try {
+        await this[`do_${action.type}`](action);
+      } catch (err) { // one failed action must not stop the rules
+        console.error(`${action.type} failed`, action, err);
       }
+    }
+    this.showPlaying();
+  }
+
+  // Media health: which kinds brought frames on each link since the last tick, then time.
+  async tick() {
+    if (this.ticking || this.stopped || this.pending > MAX_PENDING_INPUTS) return;
+    this.ticking = true;
+    try {
+      const links = [...this.peers.values()];
+      const counts = await Promise.all(links.map((l) => decoded(l.pc).catch(() => null)));
+      const now = clock();
+      links.forEach((link, i) => {
+        if (counts[i] === null) return;
+        const kinds = progressed(link.counts, counts[i]);
+        link.counts = counts[i];
+        if (kinds.length) {
+          this.feed({ type: "media", now_ms: now, remote: link.remote,
+                      generation: link.generation, kinds });
+        }
+      });
+      this.feed({ type: "tick", now_ms: now });
+    } finally {
+      this.ticking = false;
     }
   }
 
-  async offer(remote) {
-    const link = this.newLink(remote, (this.generations.get(remote) || 0) + 1);
+  // Make-before-break, as the view sees it: the stream of the link that plays. A
+  // repair's stream replaces the old one only once the rules promoted it.
+  showPlaying() {
+    for (const [remote, rules] of this.rules.links) {
+      const generation = rules.playing?.generation;
+      const link = generation === undefined ? undefined
+        : this.peers.get(keyOf(remote, generation));
+      if (!link || this.shown.get(remote) === generation) continue;
+      this.shown.set(remote, generation);
+      if (link.stream.getTracks().length) this.showTrack(link);
+      if (link.sas !== null) this.emit("sas", { remote, sas: link.sas });
+    }
+  }
+
+  showTrack(link) {
+    this.emit("track", { remote: link.remote, stream: link.stream,
+                         role: participant(this.signed.plan, link.remote)?.role });
+  }
+
+  async do_offer({ remote, generation }) {
+    const link = this.newLink(remote, generation);
     for (const kind of ["audio", "video"]) {
       const track = link.send.includes(kind) ? this.localTrack(kind) : null;
       if (track) link.pc.addTrack(track, this.localStream);
@@ -478,8 +697,56 @@ export class CallSession extends EventTarget {
     }
     await link.pc.setLocalDescription(await link.pc.createOffer());
     await gathered(link.pc);
+    if (!this.stillTried(link)) return;
     this.install(link);
     this.send(await this.signedSdp("offer", link));
+  }
+
+  async do_answer({ remote, generation }) {
+    const msg = this.offers.get(keyOf(remote, generation));
+    this.offers.delete(keyOf(remote, generation));
+    if (!msg) return;
+    const link = this.newLink(remote, generation);
+    link.receivedSdp = msg.sdp;
+    await link.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+    for (const t of link.pc.getTransceivers()) {
+      const kind = t.receiver.track.kind;
+      const sends = link.send.includes(kind), receives = link.receive.includes(kind);
+      if (sends && this.localTrack(kind)) await t.sender.replaceTrack(this.localTrack(kind));
+      t.direction = sends && receives ? "sendrecv" : sends ? "sendonly" : receives ? "recvonly"
+        : "inactive";
+      if (sends && this.localStream) t.sender.setStreams(this.localStream);
+    }
+    await link.pc.setLocalDescription(await link.pc.createAnswer());
+    await gathered(link.pc);
+    if (!this.stillTried(link)) return;
+    this.install(link);
+    this.send(await this.signedSdp("answer", link));
+  }
+
+  async do_close({ remote, generation }) {
+    const link = this.peers.get(keyOf(remote, generation));
+    if (link) this.retire(link);
+  }
+
+  async do_report({ remote, generation, state, duration_ms }) {
+    const report = { type: "link", to: remote, generation, state, duration_ms };
+    this.stalls.push({ ...report, at: Date.now() });
+    const name = (this.signed && participant(this.signed.plan, remote)?.name) || remote.slice(0, 12);
+    console.warn(state === "lost" ? `link to ${name} (generation ${generation}) lost; reconnecting`
+      : `link to ${name} back after ${(duration_ms / 1000).toFixed(1)} s (generation ${generation})`);
+    if (generation === 0) return; // no link had carried media: nothing for the record
+    if (this.welcomed) this.send(report);
+    else this.reports.push(report);
+  }
+
+  async do_status({ remote, state, since_ms }) {
+    this.status.set(remote, { state, since: since_ms });
+    this.emit("status", { remote, state, since: since_ms });
+  }
+
+  async do_alarm({ text }) {
+    this.alarm(text);
   }
 
   async signedSdp(kind, link) {
@@ -506,45 +773,30 @@ export class CallSession extends EventTarget {
     return ok;
   }
 
+  // A verified offer goes to the rules, which answer it or not (an old generation: a
+  // replay).
   async on_offer(msg) {
-    if (!this.signed || !(await this.checkSigned("offer", msg))) return;
+    if (!this.signed || !Number.isSafeInteger(msg.generation) ||
+        !(await this.checkSigned("offer", msg))) return;
     const remote = msg.from;
     if (!mayConnect(this.signed.plan, this.phase, this.device, remote)) {
       this.alarm("offer from a device the plan does not let us connect to; ignored");
       return;
     }
-    if (msg.generation <= (this.generations.get(remote) || 0) && this.links.has(remote)) {
-      this.alarm(`offer of old generation ${msg.generation} (replayed?); ignored`);
-      return;
-    }
-    const link = this.newLink(remote, msg.generation);
-    link.receivedSdp = msg.sdp;
-    await link.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
-    for (const t of link.pc.getTransceivers()) {
-      const kind = t.receiver.track.kind;
-      const sends = link.send.includes(kind), receives = link.receive.includes(kind);
-      if (sends && this.localTrack(kind)) await t.sender.replaceTrack(this.localTrack(kind));
-      t.direction = sends && receives ? "sendrecv" : sends ? "sendonly" : receives ? "recvonly"
-        : "inactive";
-      if (sends && this.localStream) t.sender.setStreams(this.localStream);
-    }
-    await link.pc.setLocalDescription(await link.pc.createAnswer());
-    await gathered(link.pc);
-    this.install(link);
-    this.send(await this.signedSdp("answer", link));
+    this.offers.set(keyOf(remote, msg.generation), msg);
+    this.feed({ type: "offer-in", now_ms: clock(), remote, generation: msg.generation });
   }
 
   async on_answer(msg) {
-    const link = this.links.get(msg.from);
-    if (!link || link.generation !== msg.generation ||
-        link.pc.signalingState !== "have-local-offer") {
+    const link = this.peers.get(keyOf(msg.from, msg.generation));
+    if (!link || link.pc.signalingState !== "have-local-offer") {
       this.alarm("answer to no offer of ours; ignored");
       return;
     }
     if (!(await this.checkSigned("answer", msg))) {
-      this.links.delete(link.remote);
-      link.pc.close();
-      this.emit("peers");
+      this.retire(link);
+      this.feed({ type: "state", now_ms: clock(), remote: link.remote,
+                  generation: link.generation, state: "failed" });
       return;
     }
     link.receivedSdp = msg.sdp;
@@ -552,19 +804,31 @@ export class CallSession extends EventTarget {
   }
 
   async on_candidate(msg) {
-    const link = this.links.get(msg.from);
-    if (!link || link.generation !== msg.generation || !msg.candidate) return;
+    const link = this.peers.get(keyOf(msg.from, msg.generation));
+    if (!link || !msg.candidate) return;
     await link.pc.addIceCandidate({ candidate: msg.candidate, sdpMid: msg.sdp_mid,
                                     sdpMLineIndex: msg.sdp_mline_index }).catch(() => {});
   }
 
   async on_bye(msg) {
-    const link = this.links.get(msg.from);
-    if (link && link.generation === msg.generation) {
-      this.links.delete(link.remote);
-      link.pc.close();
-      this.emit("peers");
+    this.feed({ type: "bye", now_ms: clock(), remote: msg.from, generation: msg.generation });
+  }
+
+  // The peer's view of our link: it may see a stall that this end does not.
+  async on_link(msg) {
+    if (!["lost", "restored"].includes(msg.state) || !Number.isSafeInteger(msg.generation)) {
+      this.alarm(`a malformed link report from the server (${msg.state}); ignored`);
+      return;
     }
+    this.feed({ type: "peer-report", now_ms: clock(), remote: msg.from,
+                generation: msg.generation, state: msg.state });
+  }
+
+  // The peer sends none of these kinds now (microphone muted, camera off): their
+  // silence is no stall.
+  async on_media(msg) {
+    const off = (Array.isArray(msg.off) ? msg.off : []).filter((k) => k === "audio" || k === "video");
+    this.feed({ type: "muted", now_ms: clock(), remote: msg.from, kinds: [...new Set(off)].sort() });
   }
 
   // -- media controls and health ------------------------------------------------------
@@ -576,24 +840,47 @@ export class CallSession extends EventTarget {
   applyMicrophone() {
     const on = !this.muted && !this.onHold;
     for (const t of this.localStream?.getAudioTracks() || []) t.enabled = on;
+    this.announce();
   }
 
   setCamera(on) {
+    this.cameraOn = on;
     for (const t of this.localStream?.getVideoTracks() || []) t.enabled = on;
+    this.announce();
+  }
+
+  // The kinds this end does not send now.
+  mediaOff() {
+    const off = [];
+    if (this.localTrack("audio") && (this.muted || this.onHold)) off.push("audio");
+    if (this.localTrack("video") && !this.cameraOn) off.push("video");
+    return off;
+  }
+
+  // Tell the peers which kinds are off (their silence is then no stall): when that
+  // changes, on every welcome, and (`again`) to a peer that joins, while anything is off.
+  announce(again = false) {
+    const off = this.mediaOff(), key = off.join(",");
+    if (!this.welcomed || (again ? off.length === 0 : key === this.announced)) return;
+    this.announced = key;
+    this.send({ type: "media", off });
   }
 
   // Connection health per peer connection, from getStats().
-  async health() {
+  // `reader` names whose previous sample the bitrate is measured from: Chromium serves
+  // getStats() from a cache for a moment, so a reader of its own (the 2 s report) is not
+  // handed a sample that another (the 200 ms level meter) took just before.
+  async health(reader = "view") {
     const out = [];
     for (const link of this.links.values()) {
-      out.push({ peer: link.remote, ...(await linkHealth(link)) });
+      out.push({ peer: link.remote, ...(await linkHealth(link, reader)) });
     }
     return out;
   }
 
   async reportStats() {
     if (!this.signed || this.links.size === 0) return;
-    const peers = await this.health();
+    const peers = await this.health("report");
     this.send({ type: "stats", peers: peers.map((p) => ({
       peer: p.peer, state: p.state, rtt_ms: p.rtt_ms, loss: p.loss,
       bitrate_kbps: p.bitrate_kbps, width: p.width, height: p.height, path: p.path })) });
@@ -602,7 +889,7 @@ export class CallSession extends EventTarget {
 
 // One link's health: round-trip time, loss, received bitrate, resolution, path, and
 // the raw counters tests look at.
-export async function linkHealth(link) {
+export async function linkHealth(link, reader = "view") {
   const report = await link.pc.getStats();
   const h = { state: link.pc.connectionState, rtt_ms: null, loss: null, bitrate_kbps: null,
               width: null, height: null, path: null, framesDecoded: 0, audioLevel: 0,
@@ -632,10 +919,11 @@ export async function linkHealth(link) {
   });
   if (received + lost > 0) h.loss = Math.max(0, lost) / (received + Math.max(0, lost));
   const now = performance.now();
-  if (link.last) {
-    const seconds = (now - link.last.at) / 1000;
-    if (seconds > 0) h.bitrate_kbps = ((h.bytesReceived - link.last.bytes) * 8) / 1000 / seconds;
+  const last = link.last[reader];
+  if (last) {
+    const seconds = (now - last.at) / 1000;
+    if (seconds > 0) h.bitrate_kbps = ((h.bytesReceived - last.bytes) * 8) / 1000 / seconds;
   }
-  link.last = { at: now, bytes: h.bytesReceived };
+  link.last[reader] = { at: now, bytes: h.bytesReceived };
   return h;
 }

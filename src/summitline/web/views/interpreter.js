@@ -6,10 +6,11 @@
 import { wsUrl } from "../api.js";
 import { shortFingerprint } from "../crypto.js";
 import { go, h, mount } from "../dom.js";
+import { browserLanguage, strings } from "../i18n.js";
 import { Listening } from "../listening.js";
 import { participant } from "../plan.js";
 import { CallSession } from "../session.js";
-import { followLevels, holdStream } from "./principal.js";
+import { followLevels, holdStream, showReconnecting } from "./principal.js";
 
 const SPEAKING = 0.02; // audio level above which a principal is taken to be speaking
 
@@ -23,6 +24,7 @@ export async function interpreterView(root, identity, call) {
     return;
   }
   for (const track of stream.getAudioTracks()) track.enabled = false; // off until live
+  const t = await strings(browserLanguage());
   const session = new CallSession({
     url: wsUrl(), call, identity, localStream: stream,
     pinned: { [identity.delegation.id]: identity.delegation.key },
@@ -44,10 +46,12 @@ export async function interpreterView(root, identity, call) {
   const noVideo = h("p", { class: "muted", id: "no-video" }, "Audio only: the plan does not " +
                     "grant you the picture.");
   const error = h("p", { class: "error", role: "alert" });
+  const reconnecting = h("div", { class: "reconnecting", id: "reconnecting", role: "status",
+                                  "aria-live": "polite", hidden: true });
   const page = h("main", { class: "booth" }, h("h1", {}, "Interpreter console"),
     h("p", {}, indicator, " ", h("span", { class: "muted" }, identity.name, " · ",
       h("span", { class: "mono" }, shortFingerprint(identity.fingerprint)))),
-    h("p", {}, onair), error,
+    h("p", {}, onair), error, reconnecting,
     h("dl", {}, h("dt", {}, "You interpret into"), channel, h("dt", {}, "On the floor now"),
       floor, h("dt", {}, "Booth partner"), partnerInfo, h("dt", {}, "Your source"),
       h("dd", {}, source), h("dt", {}, "Call"), phase),
@@ -78,6 +82,8 @@ export async function interpreterView(root, identity, call) {
     handover.textContent = partner ? `Hand over to ${partner.name}` : "Hand over";
     handover.disabled = !live || !partner;
     phase.textContent = session.phase;
+    showReconnecting(reconnecting, session, t, (d) => (session.signed &&
+      participant(session.signed.plan, d)?.name) || d.slice(0, 12));
   };
   const toggle = () => {
     if (onair.disabled) return; // the L key obeys what the button shows
@@ -118,7 +124,10 @@ export async function interpreterView(root, identity, call) {
   });
   session.addEventListener("phase", render);
   session.addEventListener("peers", render);
-  session.addEventListener("track", (ev) => {
+  session.addEventListener("status", render);
+  const countTimer = setInterval(() => { if (session.reconnecting().size) render(); }, 1000);
+  session.addEventListener("stream", (ev) => holdStream(page, ev.detail.stream));
+  session.addEventListener("track", (ev) => {  // the stream that plays for a remote now
     holdStream(page, ev.detail.stream);
     listening.attach(ev.detail.remote, ev.detail.stream, ev.detail.role);
     if (ev.detail.role === "principal" && ev.detail.stream.getVideoTracks().length) {
@@ -141,6 +150,7 @@ export async function interpreterView(root, identity, call) {
     document.removeEventListener("keydown", onKey);
     clearInterval(levelsTimer);
     clearInterval(floorTimer);
+    clearInterval(countTimer);
     listening.ctx.close();
     for (const track of stream.getTracks()) track.stop();
     mount(root, h("main", { class: "narrow stop", role: "alert", id: "stop" }, h("h1", {}, title),

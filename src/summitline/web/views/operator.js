@@ -7,6 +7,7 @@ import { get, post } from "../api.js";
 import { b64u, digest, fingerprintOf, generateKeyPair, hex, sha256, shortFingerprint, sign,
          statements, unb64u } from "../crypto.js";
 import { h, mount } from "../dom.js";
+import { browserLanguage, strings } from "../i18n.js";
 import { chooseIdentity, listIdentities, saveIdentity } from "../keystore.js";
 import { checkPlan } from "../plan.js";
 
@@ -20,6 +21,45 @@ async function withLocalFingerprint(device) {
   return { ...device, short: fp === device.device ? shortFingerprint(fp) : "KEY MISMATCH" };
 }
 const REFRESH_MS = 1000; // the console redraws what the server reports, once a second
+// A principal's press feed connects within moments of the start (or of its joining);
+// only after this long is its absence shown as a fault.
+const PRESS_GRACE_MS = 5000;
+
+// What the call's record says of its media links and press feeds. The operator is not
+// in the media: a pair whose last report is `link.lost` (section 8.2) is being
+// repaired, since the first report of that stall; `press.feed` says a principal's feed
+// reached the press gateway (the record has no entry for a feed that fails later).
+export function mediaLinks(entries) {
+  const names = new Map(), principals = new Map(); // device -> name; -> when it joined
+  const lost = new Map(); // "a b" (sorted pair) -> when the stall was first reported
+  const press = new Map(); // device -> when its feed connected, since it last joined
+  let started = null, repairs = 0, longest = 0;
+  const pair = (a, b) => [a, b].sort().join(" ");
+  for (const e of entries) {
+    const d = e.data;
+    if (e.kind === "endpoint.joined") {
+      names.set(d.device, d.name);
+      if (d.role === "principal") principals.set(d.device, e.at);
+      press.delete(d.device);
+    } else if (e.kind === "call.started") {
+      started = e.at;
+    } else if (e.kind === "link.lost") {
+      if (!lost.has(pair(d.device, d.peer))) lost.set(pair(d.device, d.peer), e.at);
+    } else if (e.kind === "link.restored") {
+      if (lost.delete(pair(d.device, d.peer))) repairs += 1;
+      longest = Math.max(longest, d.duration_ms || 0);
+    } else if (e.kind === "press.feed") {
+      press.set(d.device, e.at);
+    }
+  }
+  const name = (device) => names.get(device) || device.slice(0, 12);
+  return {
+    lost: [...lost].map(([p, since]) => ({ names: p.split(" ").map(name), since })),
+    repairs, longest,
+    press: [...principals].map(([device, joined]) => ({ device, name: name(device),
+      since: Math.max(joined, started ?? joined), at: press.get(device) ?? null })),
+  };
+}
 
 export async function operatorView(root, fingerprint) {
   if (fingerprint === "new") return createDelegation(root);
@@ -34,7 +74,7 @@ export async function operatorView(root, fingerprint) {
         h("a", { class: "button", href: "#/operator/new" }, "Create another delegation"))));
     return null;
   }
-  const view = new Console(root, me);
+  const view = new Console(root, me, await strings(browserLanguage()));
   await view.refresh();
   return view;
 }
@@ -62,9 +102,13 @@ function createDelegation(root) {
 }
 
 class Console {
-  constructor(root, me) {
+  constructor(root, me, t) {
     this.root = root;
     this.me = me;
+    this.t = t; // the strings of the browser's language (the call view's link health)
+    // live regions, kept across redraws so that a screen reader hears what changes
+    this.linkStatus = h("div", { id: "link-status", role: "status", "aria-live": "polite" });
+    this.pressFeeds = h("div", { id: "press-feeds", role: "status", "aria-live": "polite" });
     this.selectedCall = null;
     this.timer = setInterval(() => this.refreshCall(), REFRESH_MS);
     this.callPanel = h("section", { class: "card", id: "call-panel" });
@@ -359,6 +403,31 @@ class Console {
        h("button", { class: "primary", id: "submit-plan" }, "Sign and propose the plan"), error);
   }
 
+  // "Reconnecting… N s" per pair of devices whose link is being repaired, the repairs
+  // so far; and while the press window is open, each principal's press feed.
+  linksPart(info, entries) {
+    const t = this.t, now = Date.now();
+    const m = mediaLinks(entries);
+    const media = ["open", "closed"].includes(info.phase);
+    const lines = media ? m.lost.map(({ names, since }) => h("li", { class: "reconnecting-line" },
+      h("span", {}, t("reconnecting_to", { name: names.join(" ↔ ") })), " ",
+      h("span", { class: "count", "aria-hidden": "true" },
+        t("seconds", { n: Math.max(0, Math.floor((now - since) / 1000)) })))) : [];
+    const press = info.phase !== "open" ? [] : m.press.map((p) => p.at !== null
+      ? h("li", { class: "press-up" }, t("op_press_up", {
+        name: p.name, time: new Date(p.at).toLocaleTimeString() }))
+      : now - p.since < PRESS_GRACE_MS ? null
+        : h("li", { class: "press-down" }, t("op_press_down", { name: p.name })));
+    mount(this.linkStatus, lines.length ? h("ul", { class: "reconnecting" }, lines)
+      : h("p", { class: "muted" }, media ? t("op_links_ok") : ""),
+    m.repairs ? h("p", { class: "muted", id: "repairs" }, t("op_repairs", {
+      n: m.repairs, s: (m.longest / 1000).toFixed(1) })) : "");
+    mount(this.pressFeeds, info.phase !== "open" ? [] : [h("h3", {}, t("op_press")),
+      h("ul", {}, press.filter((x) => x)), h("p", { class: "muted" }, t("op_press_note"))]);
+    return h("div", { id: "media-links" }, h("h3", {}, t("op_links")), this.linkStatus,
+             this.pressFeeds);
+  }
+
   async refreshCall() {
     if (!document.body.contains(this.callPanel)) {
       clearInterval(this.timer);
@@ -384,6 +453,7 @@ class Console {
       this.pressLine(call, info),
       h("h3", {}, "Connected"),
       h("ul", { id: "connected" }, info.connected.map((c) => h("li", {}, c.label))),
+      this.linksPart(info, record.entries),
       h("h3", {}, "Connection health"),
       h("table", { id: "health" }, h("tr", {}, ["Endpoint", "Peer", "State", "RTT ms", "Loss %",
         "kbit/s in", "Video", "Path"].map((x) => h("th", {}, x))),

@@ -14,12 +14,39 @@ import { aideView } from "./aide.js";
 import { interpreterView } from "./interpreter.js";
 
 const LEVELS_EVERY_MS = 200; // how often audio levels are read, to follow a handover
+const COUNT_EVERY_MS = 1000; // "Reconnecting… N s" counts in seconds
 
 // Every remote stream also plays, muted, in an element: Chromium feeds Web Audio from a
-// remote WebRTC stream only while some media element holds it.
+// remote WebRTC stream only while some media element holds it, and plays out (decodes)
+// its audio only then, which is what the link rules count as audio arriving.
+const held = new WeakSet();
 export function holdStream(root, stream) {
+  if (held.has(stream)) return;
+  held.add(stream);
   const el = h("audio", { autoplay: true, muted: true, srcObject: stream, hidden: true });
   root.append(el);
+  // the element goes when the stream's peer connection closed and its tracks ended
+  for (const track of stream.getTracks()) {
+    track.addEventListener("ended", () => {
+      if (stream.getTracks().every((x) => x.readyState === "ended")) el.remove();
+    });
+  }
+}
+
+// "Reconnecting… N s" for each remote whose link is being repaired (the rules' Status),
+// counting from when its media stopped. The count is hidden from screen readers, so
+// that the live region speaks once, not every second. `label(remote)` names a remote
+// (or returns "" for the one the view is about).
+export function showReconnecting(el, session, t, label) {
+  const lost = [...session.reconnecting()];
+  el.hidden = lost.length === 0;
+  el.replaceChildren(...lost.map(([remote, seconds]) => {
+    const name = label(remote);
+    return h("div", { class: "reconnecting-line", "data-remote": remote },
+      h("span", {}, name ? t("reconnecting_to", { name }) : t("reconnecting")), " ",
+      h("span", { class: "count", "aria-hidden": "true" },
+        t("seconds", { n: Math.floor(seconds) })));
+  }));
 }
 
 export function followLevels(session, listening) {
@@ -85,6 +112,8 @@ async function inCall(root, identity, call) {
   const selfVideo = h("video", { class: "self", autoplay: true, playsInline: true, muted: true,
                                  id: "self-video", srcObject: stream });
   const phase = h("div", { class: "phase", id: "phase", role: "status" });
+  const reconnecting = h("div", { class: "reconnecting", id: "reconnecting", role: "status",
+                                  "aria-live": "polite", hidden: true });
   const waiting = h("div", { class: "waiting", id: "waiting" });
   const code = h("div", { class: "sas-code", id: "sas" });
   const sasHelp = h("div", { class: "sas-help" });
@@ -101,8 +130,8 @@ async function inCall(root, identity, call) {
   const remoteHold = h("div", { class: "remote-hold", id: "remote-hold", hidden: true });
   const keys = h("div", { class: "keys muted" });
   const alarm = h("div", { class: "alarm", id: "alarm", role: "alert", hidden: true });
-  const stage = h("div", { class: "stage" }, remoteVideo, waiting, remoteHold, selfVideo,
-                  phase, alarm, listen, aideStatus, onHold,
+  const stage = h("div", { class: "stage" }, remoteVideo, waiting, reconnecting, remoteHold,
+                  selfVideo, phase, alarm, listen, aideStatus, onHold,
                   h("aside", { class: "sas", "aria-live": "polite" }, sasTitle, code, sasHelp),
                   h("nav", { class: "controls" }, mute, camera, aides, hold, end), keys);
   mount(root, stage);
@@ -139,6 +168,7 @@ async function inCall(root, identity, call) {
       ? ` · ${t("press_until", { time: new Date(session.deadline).toLocaleTimeString() })}` : "");
     phase.dataset.phase = session.phase;
     waiting.textContent = remoteVideo.srcObject ? "" : t("waiting_other", { name: otherName });
+    showReconnecting(reconnecting, session, t, (d) => (d === otherDevice ? "" : nameOf(d)));
   };
   const toggleMute = () => { muted = !muted; session.setMuted(muted); render(); };
   const toggleCamera = () => { cameraOn = !cameraOn; session.setCamera(cameraOn); render(); };
@@ -213,7 +243,11 @@ async function inCall(root, identity, call) {
     render();
   });
   session.addEventListener("phase", render);
-  session.addEventListener("track", (ev) => {
+  session.addEventListener("status", render);
+  const countTimer = setInterval(() => { if (session.reconnecting().size) render(); },
+                                 COUNT_EVERY_MS);
+  session.addEventListener("stream", (ev) => holdStream(stage, ev.detail.stream));
+  session.addEventListener("track", (ev) => {  // the stream that plays for a remote now
     holdStream(stage, ev.detail.stream);
     listening.attach(ev.detail.remote, ev.detail.stream, ev.detail.role);
     if (ev.detail.role === "principal" && remoteVideo.srcObject !== ev.detail.stream) {
@@ -225,6 +259,7 @@ async function inCall(root, identity, call) {
   const stop = (title, detail) => {
     document.removeEventListener("keydown", onKey);
     clearInterval(levelsTimer);
+    clearInterval(countTimer);
     listening.ctx.close();
     for (const track of stream.getTracks()) track.stop();
     mount(root, h("main", { class: "narrow stop", role: "alert", id: "stop" },
