@@ -38,7 +38,7 @@ from summitline.client.healing import (
     vp8_keyframe_start,
 )
 from summitline.client.ice import IceSettings, loopback
-from summitline.client.media import MediaSource
+from summitline.client.media import MediaSource, PatternVideoTrack, ToneAudioTrack
 from summitline.core.roles import MediaKind
 from summitline.netlab import Lab
 
@@ -372,6 +372,18 @@ def test_audio_read_all_at_once_after_the_endpoint_stalled_is_not_given_up() -> 
     assert ears.statistics().audio_wait_ms == AUDIO_MIN_WAIT_S * 1000
 
 
+def test_audio_read_in_bursts_for_ever_still_goes_on() -> None:
+    """An endpoint always behind: every 200 ms it reads what came, all at once."""
+    packets = [p for n, p in enumerate(voice(200)) if n % 20 != 7]  # 5 % lost
+    clock = FakeClock()
+    ears = Ears(clock)
+    for n, packet in enumerate(packets):
+        clock.now = 100 + (n // 10) * 0.2 + (n % 10) * 0.0005
+        ears.add(packet)
+    assert len(ears.out) >= len(packets) - healing.AUDIO_MAX_HELD
+    assert ears.statistics().audio_lost == 9
+
+
 def test_audio_wait_grows_for_late_packets_then_comes_back_down() -> None:
     clock = FakeClock()
     ears = Ears(clock)
@@ -441,34 +453,69 @@ def test_audio_over_the_long_haul_profile_loses_only_what_the_network_lost(
 CALL_WAIT_S = 20.0  # bounds a hang; media on loopback starts within a second
 
 
-class Call:
-    """Two peer connections on loopback: ``sender`` sends the synthetic source, both healed."""
+class StampedTone(ToneAudioTrack):
+    """The synthetic voice, noting when each frame was captured."""
 
-    def __init__(self, keyframe_interval_s: float) -> None:
+    def __init__(self) -> None:
+        super().__init__()
+        self.captured: dict[int, float] = {}  # pts -> time.monotonic()
+
+    async def recv(self) -> av.AudioFrame:
+        frame = await super().recv()
+        self.captured[frame.pts] = time.monotonic()
+        return frame
+
+
+class StampedPattern(PatternVideoTrack):
+    """The synthetic picture, noting when each frame was captured."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.captured: dict[int, float] = {}
+
+    async def recv(self) -> av.VideoFrame:
+        frame = await super().recv()
+        self.captured[frame.pts] = time.monotonic()
+        return frame
+
+
+class Call:
+    """Two peer connections on loopback, ``sender`` sending the synthetic source; both
+    healed, unless not ``healed``."""
+
+    def __init__(self, keyframe_interval_s: float = healing.KEYFRAME_INTERVAL_S,
+                 healed: bool = True) -> None:
         config = loopback().configuration()
         self.sender, self.receiver = RTCPeerConnection(config), RTCPeerConnection(config)
-        healing.heal(self.sender, keyframe_interval_s=keyframe_interval_s)
-        healing.heal(self.receiver)
-        self.source = MediaSource.synthetic()
-        self.decoded = {"audio": 0, "video": 0}
+        if healed:
+            healing.heal(self.sender, keyframe_interval_s=keyframe_interval_s)
+            healing.heal(self.receiver)
+        self.tracks = {"audio": StampedTone(), "video": StampedPattern()}
+        self.decoded: dict[str, list[tuple[float, int]]] = {"audio": [], "video": []}
         self.progress = asyncio.Event()
         self.readers: list[asyncio.Task[None]] = []
         self.receiver.on("track", lambda track: self.readers.append(
             asyncio.create_task(self._read(track))))
 
+    def count(self, kind: str) -> int:
+        return len(self.decoded[kind])
+
+    def latencies(self, kind: str) -> list[float]:
+        """Capture to decode, per frame."""
+        captured = self.tracks[kind].captured
+        return [at - captured[pts] for at, pts in self.decoded[kind] if pts in captured]
+
     async def _read(self, track: MediaStreamTrack) -> None:
         try:
             while True:
-                await track.recv()
-                self.decoded[track.kind] += 1
+                frame = await track.recv()
+                self.decoded[track.kind].append((time.monotonic(), frame.pts))
                 self.progress.set()
         except MediaStreamError:
             pass
 
     async def start(self) -> None:
-        for kind in ("audio", "video"):
-            track = self.source.track(MediaKind(kind))
-            assert track is not None
+        for track in self.tracks.values():
             self.sender.addTrack(track)
         await self.sender.setLocalDescription(await self.sender.createOffer())
         await self.receiver.setRemoteDescription(self.sender.localDescription)
@@ -486,14 +533,15 @@ class Call:
         await close_peer(self.receiver)
         async with asyncio.timeout(CALL_WAIT_S):
             await asyncio.gather(*self.readers)
-        self.source.stop()
+        for track in self.tracks.values():
+            track.stop()
 
 
 async def test_a_healed_call_decodes_both_kinds_and_a_pli_brings_a_keyframe() -> None:
     call = Call(keyframe_interval_s=3600)  # keyframes only when asked
     try:
         await call.start()
-        await call.until(lambda: call.decoded["video"] >= 10 and call.decoded["audio"] >= 50)
+        await call.until(lambda: call.count("video") >= 10 and call.count("audio") >= 50)
         stats = healing.statistics(call.receiver)
         assert stats.video_frames >= 10 and stats.audio_frames >= 50
         assert stats.video_keyframes == 1 and stats.plis == 0  # the first frame only
@@ -510,14 +558,34 @@ async def test_a_healed_sender_sends_a_keyframe_every_interval() -> None:
     call = Call(keyframe_interval_s=1.0)
     try:
         await call.start()
-        await call.until(lambda: call.decoded["video"] >= 1)
-        first = call.decoded["video"]
+        await call.until(lambda: call.count("video") >= 1)
+        first = call.count("video")
         await call.until(lambda: healing.statistics(call.receiver).video_keyframes >= 3)
-        frames = call.decoded["video"] - first
+        frames = call.count("video") - first
         assert healing.statistics(call.receiver).plis == 0
         assert FPS // 2 <= frames <= 3 * FPS  # two intervals of 1 s, give or take a tick
     finally:
         await call.close()
+
+
+async def test_on_a_clean_path_healing_adds_no_latency_and_takes_away_aiortcs() -> None:
+    """Capture to decode on loopback, a healed call beside a stock one: in order, a packet
+    goes on as it comes, where aiortc holds four audio packets and each video frame until
+    the next one begins."""
+    calls = {"healed": Call(), "stock": Call(healed=False)}
+    try:
+        await asyncio.gather(*(call.start() for call in calls.values()))
+        for call in calls.values():
+            await call.until(lambda c=call: c.count("audio") >= 150 and c.count("video") >= 40)
+    finally:
+        for call in calls.values():
+            await call.close()
+    median = {(name, kind): float(np.median(call.latencies(kind)))
+              for name, call in calls.items() for kind in ("audio", "video")}
+    print("\ncapture to decode on loopback, median: " + ", ".join(
+        f"{name} {kind} {value * 1000:.0f} ms" for (name, kind), value in median.items()))
+    assert median["healed", "audio"] <= median["stock", "audio"] - 0.06  # 4 x 20 ms held
+    assert median["healed", "video"] <= median["stock", "video"] - 0.04  # 1 / 15 s held
 
 
 # --- a minute on the long-haul profile, between namespaces -------------------------------

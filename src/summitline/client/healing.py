@@ -37,7 +37,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCPeerConnection, RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs.vpx import VpxPayloadDescriptor
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamTrack
@@ -91,13 +91,17 @@ RTT_POLL_S = 1.0  # how often the link's round trip is read from its senders' st
 # within the path's jitter however many they are. 30 ms is one 20 ms packet overtaken by
 # the next on the long haul's +-20 ms.
 AUDIO_MIN_WAIT_S = 0.03
-# ...and only on a packet that came at the pace of the stream: not back to back with the
-# one before (less than AUDIO_BACK_TO_BACK_S apart, where 20 ms is the pace), nor first
-# after a silence of AUDIO_SILENCE_S. Those are an endpoint reading what queued up while
+# ...and only on a packet that came at the pace of the stream: at least half as long after
+# the one before as the audio between them lasts, and not first after a silence of
+# AUDIO_SILENCE_S. Packets that come faster are an endpoint reading what queued up while
 # its event loop stalled (a busy machine), or a burst off a congested hop: the missing
 # packet may be next in line, though the wait has passed by the clock.
-AUDIO_BACK_TO_BACK_S = 0.002
+AUDIO_PACE = 0.5
 AUDIO_SILENCE_S = 0.1
+# ...unless this many packets wait behind it (320 ms of 20 ms packets): a loop that is
+# always behind reads everything in bursts, and audio must still go on.
+AUDIO_MAX_HELD = 16
+OPUS_CLOCK_RATE = 48_000  # when the payload type is not known
 # A packet that comes after it was given up teaches the buffer to wait that long, and this
 # much more...
 AUDIO_WAIT_STEP_S = 0.02
@@ -373,9 +377,11 @@ class AudioReorderBuffer:
     would have needed (up to ``AUDIO_MAX_WAIT_S``), and comes back down when they stop.
     """
 
-    def __init__(self, deliver: Deliver, clock: Clock = time.monotonic) -> None:
+    def __init__(self, deliver: Deliver, clock: Clock = time.monotonic,
+                 clock_rate: Callable[[int], int | None] = lambda payload_type: None) -> None:
         self._deliver = deliver
         self._clock = clock
+        self._clock_rate = clock_rate
         self._held: dict[int, tuple[RtpPacket, float]] = {}  # with when it came
         self._seq = _Unwrapper()
         self._next: int | None = None  # the packet to hand on next
@@ -383,7 +389,7 @@ class AudioReorderBuffer:
         self.wait_s = AUDIO_MIN_WAIT_S
         self._wait_needed_at = clock()
         self._given_up: dict[int, float] = {}  # packet -> since when a later one was here
-        self._last_came = float("-inf")
+        self._last: tuple[float, int] | None = None  # when the last packet came, its timestamp
         self.stats = HealingStatistics()
 
     def statistics(self) -> HealingStatistics:
@@ -392,8 +398,7 @@ class AudioReorderBuffer:
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         now = self._clock()
-        paced = AUDIO_BACK_TO_BACK_S <= now - self._last_came < AUDIO_SILENCE_S
-        self._last_came = now
+        paced = self._paced(now, packet)
         seq = self._seq.extend(packet.sequence_number)
         if self._next is None:
             self._next = seq
@@ -401,6 +406,8 @@ class AudioReorderBuffer:
             self.stats.audio_late += 1
             seen = self._given_up.pop(seq, None)
             if seen is not None:
+                log.debug("audio packet %d came %.3f s after a later one, given up", seq,
+                          now - seen)
                 self._needed(now - seen, now, grow=True)
             return False, None
         if self._held and self._newest is not None and seq < self._newest:
@@ -410,6 +417,16 @@ class AudioReorderBuffer:
         self._decay(now)
         self._release(now, paced)
         return False, None
+
+    def _paced(self, now: float, packet: RtpPacket) -> bool:
+        """Whether ``packet`` came at the pace of the stream (see AUDIO_PACE)."""
+        last, self._last = self._last, (now, packet.timestamp)
+        if last is None:
+            return False
+        rate = self._clock_rate(packet.payload_type) or OPUS_CLOCK_RATE
+        step = ((packet.timestamp - last[1] + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+        gap = now - last[0]
+        return AUDIO_PACE * abs(step) / rate <= gap < AUDIO_SILENCE_S
 
     def _first_after(self, seq: int) -> float:
         """Since when a packet after ``seq`` has been here: how long it was missed."""
@@ -433,7 +450,7 @@ class AudioReorderBuffer:
         while self._held:
             if self._next not in self._held:
                 seen = min(came for _, came in self._held.values())
-                if now - seen < self.wait_s or not paced:
+                if now - seen < self.wait_s or not (paced or len(self._held) > AUDIO_MAX_HELD):
                     return  # it may still come
                 self._give_up(min(self._held), seen)
             packet, _ = self._held.pop(self._next)
@@ -464,28 +481,31 @@ class _Healing:
         self._pc = weakref.ref(pc)
         self.buffers: list[Buffer] = []
         self.round_trip_s: float | None = None  # measured by this link's senders
-        self.codecs: dict[int, str] = {}  # payload type -> lowercase codec name
+        self.codecs: dict[int, RTCRtpCodecParameters] = {}  # by payload type
         self.task: asyncio.Task[None] | None = None
 
     def round_trip(self) -> float:
         return DEFAULT_RTT_S if self.round_trip_s is None else self.round_trip_s
 
     def keyframe_start(self, payload_type: int, payload: bytes) -> bool | None:
-        if payload_type not in self.codecs:
-            self._learn_codecs()
-        reader = KEYFRAME_START.get(self.codecs.get(payload_type, ""))
+        codec = self._codec(payload_type)
+        reader = None if codec is None else KEYFRAME_START.get(codec.name.lower())
         return None if reader is None else reader(payload)
 
-    def _learn_codecs(self) -> None:
-        """Payload types from the remote description: they are what the remote sends."""
-        pc = self._pc()
-        description = pc.remoteDescription if pc is not None else None
-        if description is None:
-            return
-        for media in SessionDescription.parse(description.sdp).media:
-            for codec in media.rtp.codecs:
-                if codec.payloadType is not None:
-                    self.codecs[codec.payloadType] = codec.mimeType.split("/")[-1].lower()
+    def clock_rate(self, payload_type: int) -> int | None:
+        codec = self._codec(payload_type)
+        return None if codec is None else codec.clockRate
+
+    def _codec(self, payload_type: int) -> RTCRtpCodecParameters | None:
+        """From the remote description: its payload types are what the remote sends."""
+        if payload_type not in self.codecs:
+            pc = self._pc()
+            description = pc.remoteDescription if pc is not None else None
+            for media in SessionDescription.parse(description.sdp).media if description else []:
+                for codec in media.rtp.codecs:
+                    if codec.payloadType is not None:
+                        self.codecs[codec.payloadType] = codec
+        return self.codecs.get(payload_type)
 
 
 _healed: weakref.WeakKeyDictionary[RTCPeerConnection, _Healing] = weakref.WeakKeyDictionary()
@@ -546,7 +566,7 @@ def _heal_receiver(receiver: RTCRtpReceiver, kind: str, healing: _Healing) -> No
         make = functools.partial(VideoFrameBuffer, keyframe_start=healing.keyframe_start,
                                  round_trip=healing.round_trip)
     elif kind == "audio":
-        make = AudioReorderBuffer
+        make = functools.partial(AudioReorderBuffer, clock_rate=healing.clock_rate)
     else:
         return
     buffer = _install(receiver, make)
