@@ -1,28 +1,33 @@
 """Capture-to-decode latency of video and audio: through summitline, against a bare pair.
 
 Each run is a call between two endpoints, each in a process of its own, both sending
-and both receiving the same synthetic media (320x240 VP8 at 15 fps, Opus):
+and both receiving the same synthetic media (320x240 VP8 at 15 fps, Opus), on one of
+three paths:
 
 - summitline: two principals' ``CallSession``s and a summitline server (in this
-  process), as in bench/interpretation.py: signed plan and SDP, the link rules, the
-  healing jitter buffers, the relay copies of the source;
-- bare pair: two aiortc ``RTCPeerConnection``s with the same tracks, their SDP handed
-  across by this process; nothing of summitline.
+  process), as in bench/interpretation.py: signed plan and SDP, the link rules and media
+  health, the healing jitter buffers, the relay copies of the source;
+- bare: two aiortc ``RTCPeerConnection``s with the same tracks, their SDP handed across
+  by this process; nothing of summitline;
+- healed: the bare pair with summitline's jitter buffers (client/healing.py) and
+  nothing else, to tell what the buffers change from what the rest adds.
 
-The two alternate run by run (ABBA), so that the machine's noise falls on both alike.
+The paths take turns going first, run by run, so that the machine's noise falls on all.
 
 - video: every frame carries the CLOCK_MONOTONIC millisecond it was captured (modulo
   2^22), in a row of black and white blocks at its top (bench/press_cut.py's layout,
   which survives VP8); the receiver reads it back from each decoded frame.
 - audio: bursts of noise at irregular times (bench/interpretation.py's BurstTrack),
-  the sender noting when each left; the receiver notes each burst's onset.
+  the sender noting when each left its track; the receiver notes each burst's onset,
+  counting a decoded frame from when it comes out (as a picture).
 
 Both are noted where a decoded frame comes out of the receiving track, the same point
-on both paths. CLOCK_MONOTONIC is the same in every process of the machine. The first
+on every path. CLOCK_MONOTONIC is the same in every process of the machine. The first
 WARMUP_S of each call are not measured.
 
 value:    summitline's median video latency (ms); baseline: the bare pair's; ratio.
-added_ms: value - baseline; the aim is under 10 ms. Audio likewise, and p95s.
+added_ms: value - baseline; the aim is under 10 ms. Audio likewise, p95s, and the
+          healed pair's figures (healed_*).
 
 Runs inside a fresh network namespace with only loopback.
 Usage: python bench/latency.py [--runs N] [--seconds S]
@@ -55,6 +60,7 @@ from bench.interpretation import SPAWN, BurstTrack, Endpoint, Onsets, latencies 
 from bench.press_cut import BITS, BLOCK_H, BLOCK_W  # noqa: E402
 from summitline import netns  # noqa: E402
 from summitline.client.bilateral import Side, provision  # noqa: E402
+from summitline.client.closing import close_peer  # noqa: E402
 from summitline.client.healing import heal  # noqa: E402
 from summitline.client.ice import loopback  # noqa: E402
 from summitline.client.media import MediaSource, PatternVideoTrack  # noqa: E402
@@ -176,7 +182,7 @@ async def _serve(conn: Connection, spec: dict[str, Any]) -> None:
             # bursts that left while measuring, with a second to be heard in
             conn.send({"sent": [t for t in burst.sent if started <= t < ended - 1.0],
                        "onsets": notes.onsets.times, "video_ms": notes.video_ms,
-                       "unread": notes.unread})
+                       "unread": notes.unread, "stalls": peer.stalls()})
         else:
             conn.send(await peer.signal(op, *args))
 
@@ -205,6 +211,10 @@ class SummitlinePeer:
 
     async def signal(self, op: str, *args: Any) -> Any:
         raise ValueError(f"a summitline endpoint signals through its server, not {op}")
+
+    def stalls(self) -> int:
+        """Links lost so far (a repair replaces the link whose frames are noted)."""
+        return len(self.session.stalls)
 
     async def close(self) -> None:
         await self.session.leave()
@@ -245,6 +255,9 @@ class BarePeer:
             self.changed.clear()
             await self.changed.wait()
 
+    def stalls(self) -> int:
+        return 0  # nothing watches a bare pair
+
     async def signal(self, op: str, *args: Any) -> str:
         if op == "offer":
             await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -261,7 +274,7 @@ class BarePeer:
     async def close(self) -> None:
         for task in self.readers:
             task.cancel()
-        await self.pc.close()
+        await close_peer(self.pc)  # bounded, whatever aiortc's decoder threads do
 
 
 class Child(Endpoint):
@@ -334,18 +347,30 @@ class Figures:
         self.audio: list[float] = []
         self.bursts_sent = 0
         self.unread = 0
+        self.stalls = 0
 
     def add(self, reports: list[dict[str, Any]]) -> None:
         a, b = reports
         self.video += a["video_ms"] + b["video_ms"]
         self.unread += a["unread"] + b["unread"]
+        self.stalls += a["stalls"] + b["stalls"]
         for sender, receiver in ((a, b), (b, a)):
             self.audio += latencies(sender["sent"], receiver["onsets"])
             self.bursts_sent += len(sender["sent"])
 
+    def merge(self, other: Figures) -> None:
+        self.video += other.video
+        self.audio += other.audio
+        self.bursts_sent += other.bursts_sent
+        self.unread += other.unread
+        self.stalls += other.stalls
+
     def summary(self) -> str:
-        return (f"video {statistics.median(self.video):.1f} ms ({len(self.video)} frames), "
-                f"audio {statistics.median(self.audio):.1f} ms ({len(self.audio)} bursts)")
+        def median(xs: list[float]) -> float:
+            return statistics.median(xs) if xs else float("nan")
+        return (f"video {median(self.video):.1f} ms ({len(self.video)} frames), "
+                f"audio {median(self.audio):.1f} ms ({len(self.audio)} bursts)"
+                + (f", {self.stalls} links lost" if self.stalls else ""))
 
 
 def p95(values: list[float]) -> float:
@@ -363,9 +388,13 @@ async def measure(runs: int, seconds: float) -> dict[str, Any]:
             ws = base.replace("http", "ws", 1) + "/ws"
             for i in range(runs):
                 for path in PATHS[i % 3:] + PATHS[:i % 3]:  # each path first in turn
-                    figures[path].add(await through_summitline(http, ws, seconds)
-                                      if path == "summitline" else
-                                      await bare_pair(seconds, path))
+                    began = time.monotonic()
+                    call = Figures()
+                    call.add(await through_summitline(http, ws, seconds)
+                             if path == "summitline" else await bare_pair(seconds, path))
+                    figures[path].merge(call)
+                    print(f"run {i + 1}, {path}: {call.summary()} "
+                          f"[{time.monotonic() - began:.0f} s]", file=sys.stderr)
                 print(f"after run {i + 1}: " + "; ".join(
                     f"{path} {f.summary()}" for path, f in figures.items()), file=sys.stderr)
     for path, f in figures.items():
@@ -393,6 +422,7 @@ async def measure(runs: int, seconds: float) -> dict[str, Any]:
             "healed_bursts": len(healed.audio),
             "bursts_sent": ours.bursts_sent, "baseline_bursts_sent": bare.bursts_sent,
             "unreadable_stamps": sum(f.unread for f in figures.values()),
+            "summitline_stalls": ours.stalls,
             "machine": f"{os.cpu_count()} cores", "processes": "one per endpoint"}
 
 
