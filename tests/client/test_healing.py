@@ -237,6 +237,19 @@ def test_the_first_keyframe_is_taken_even_when_its_packets_come_out_of_order() -
     assert decodes(feed.frames) == 2 and feed.plis == []
 
 
+def test_a_stream_that_starts_again_far_behind_is_taken_from_its_keyframe() -> None:
+    clock, camera = FakeClock(), Camera()
+    feed = Feed(clock)
+    for _ in range(3):
+        feed.frame_time(camera.frame())
+    camera.seq -= 2 * healing.STREAM_RESTART  # a new sender on the same receiver
+    camera.encoder = Vp8Encoder()  # which starts with a keyframe
+    for _ in range(3):
+        feed.frame_time(camera.frame())
+    assert len(feed.frames) == 6 and decodes(feed.frames[3:]) == 3
+    assert feed.statistics().video_late == 0
+
+
 def test_frames_that_waited_behind_a_filled_hole_go_to_the_decoder_together() -> None:
     """One packet a frame: aiortc's receiver would decode one frame per packet that comes,
     so the frames behind the hole would stay late for good."""
@@ -382,6 +395,18 @@ def test_audio_read_in_bursts_for_ever_still_goes_on() -> None:
         ears.add(packet)
     assert len(ears.out) >= len(packets) - healing.AUDIO_MAX_HELD
     assert ears.statistics().audio_lost == 9
+
+
+def test_audio_of_a_stream_that_starts_again_far_behind_goes_on() -> None:
+    packets = list(voice(20))
+    for n, packet in enumerate(packets[10:]):
+        packet.sequence_number = (5000 - 2 * healing.STREAM_RESTART + n) & 0xFFFF  # anew
+    clock = FakeClock()
+    ears = Ears(clock)
+    for packet in packets:
+        ears.add(packet)
+        clock.now += 0.02
+    assert ears.timestamps == [p.timestamp for p in packets]
 
 
 def test_audio_wait_grows_for_late_packets_then_comes_back_down() -> None:

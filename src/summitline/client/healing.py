@@ -47,6 +47,9 @@ from aiortc.sdp import SessionDescription
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+# A packet this far behind what a buffer already handed on is no late packet but a stream
+# that started again (a new sender on the same receiver): the buffer starts again too.
+STREAM_RESTART = 3000
 # Where a buffer hands a frame ready for the decoder, with the payload type of its packets.
 Deliver = Callable[[JitterFrame, int], None]
 
@@ -239,6 +242,9 @@ class VideoFrameBuffer:
         quiet = 0.0 if self._last_arrival is None else now - self._last_arrival
         self._last_arrival = now
         seq = self._seq.extend(packet.sequence_number)
+        if self._floor is not None and seq < self._floor - STREAM_RESTART:
+            self._restart()
+            seq = self._seq.extend(packet.sequence_number)
         if self._floor is not None and seq < self._floor:
             self.stats.video_late += 1
         elif seq not in self._held:
@@ -248,6 +254,13 @@ class VideoFrameBuffer:
         if quiet >= RESUME_QUIET_S and self._stuck_since is not None:
             self._keyframe_wanted = True
         return self._pli_due(now), None
+
+    def _restart(self) -> None:
+        self._held.clear()
+        self._keys.clear()
+        self._seq = _Unwrapper()
+        self._floor = self._newest = self._hole = self._stuck_since = None
+        self._in_step = False
 
     def _hold(self, seq: int, packet: RtpPacket) -> None:
         self._held[seq] = packet
@@ -400,6 +413,10 @@ class AudioReorderBuffer:
         now = self._clock()
         paced = self._paced(now, packet)
         seq = self._seq.extend(packet.sequence_number)
+        if self._next is not None and seq < self._next - STREAM_RESTART:
+            self._seq, self._next, self._newest = _Unwrapper(), None, None
+            self._held.clear()
+            seq = self._seq.extend(packet.sequence_number)
         if self._next is None:
             self._next = seq
         if seq < self._next:
@@ -512,7 +529,8 @@ _healed: weakref.WeakKeyDictionary[RTCPeerConnection, _Healing] = weakref.WeakKe
 
 
 def heal(pc: RTCPeerConnection, *, keyframe_interval_s: float = KEYFRAME_INTERVAL_S) -> None:
-    """Make this peer connection's media heal. Call it right after creating ``pc``.
+    """Make this peer connection's media heal. Call it right after creating ``pc``, on
+    the event loop (it starts one small task, which ends with the connection).
 
     Receivers made later (by ``setRemoteDescription``) are healed as their track
     appears, before any packet reaches them; receivers that exist already are healed
