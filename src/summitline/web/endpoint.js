@@ -20,6 +20,14 @@ export const FIRST_TRY_MS = 1000;
 export const MAX_TRY_MS = 2000;
 // A first link that never connects is tried again after this long.
 export const CONNECT_TRY_MS = 5000;
+// A try that was answered and is connecting gets this long before the next replaces it
+// (an ICE round trip and DTLS's two on a long path); unanswered and failed tries are
+// replaced on the backoff.
+export const NEGOTIATED_TRY_MS = 4000;
+const NEGOTIATED = new Set(["connecting", "connected"]);
+// The peer's "lost" counts once it has stood this long without its "restored": after an
+// outage both reports of the peer arrive together, late.
+export const PEER_GRACE_MS = 500;
 
 // Connection states that count as dead (Chromium's "disconnected" too).
 export const DEAD = new Set(["failed", "closed", "disconnected"]);
@@ -52,8 +60,12 @@ function carries(t, kinds, nowMs) {
 function newLink(remote, expect) {
   return Object.freeze({ remote, expect, muted: Object.freeze([]), playing: null, trying: null,
                          lost_ms: null, lost_generation: 0, backoff_ms: FIRST_TRY_MS,
-                         up_once: false, peer_lost: false });
+                         up_once: false, peer_lost_ms: null });
 }
+
+// Whether the peer's report of the playing link lost has stood for PEER_GRACE_MS.
+const peerStalled = (link, nowMs) => link.peer_lost_ms !== null &&
+  nowMs - link.peer_lost_ms >= PEER_GRACE_MS;
 
 const withLink = (link, changes) => Object.freeze({ ...link, ...changes });
 const wanted = (link) => minus(link.expect, link.muted);
@@ -147,7 +159,7 @@ class Step {
   // The try carries media: it plays; the old link closes; a stall ends.
   promote(link, nowMs) {
     if (link.playing !== null) this.act("close", link.remote, link.playing.generation);
-    link = withLink(link, { playing: link.trying, trying: null, peer_lost: false });
+    link = withLink(link, { playing: link.trying, trying: null, peer_lost_ms: null });
     return this.restored(link, nowMs);
   }
 
@@ -178,7 +190,8 @@ class Step {
     const want = wanted(link);
     const { trying, playing } = link;
     if (trying !== null && carries(trying, want, nowMs)) return this.promote(link, nowMs);
-    if (playing !== null && !link.peer_lost && carries(playing, want, nowMs)) {
+    const peerLost = peerStalled(link, nowMs);
+    if (playing !== null && !peerLost && carries(playing, want, nowMs)) {
       if (link.lost_ms !== null && trying !== null) { // it came back by itself
         this.act("close", link.remote, trying.generation);
         link = withLink(link, { trying: null });
@@ -187,7 +200,7 @@ class Step {
     }
     if (playing !== null && link.lost_ms === null) {
       const since = silentSince(playing, want, nowMs);
-      const stalled = isDead(playing) || link.peer_lost || (want.length > 0 && since !== null);
+      const stalled = isDead(playing) || peerLost || (want.length > 0 && since !== null);
       if (stalled) link = this.lose(link, since === null ? nowMs : since, nowMs);
     }
     return link;
@@ -303,7 +316,8 @@ function onMuted(s, e) {
 function onPeerReport(s, e) {
   let link = s.state.links.get(e.remote);
   if (!link || link.playing === null || link.playing.generation !== e.generation) return;
-  link = withLink(link, { peer_lost: e.state === "lost" });
+  const since = e.state === "lost" ? link.peer_lost_ms || e.now_ms : null;
+  link = withLink(link, { peer_lost_ms: since });
   s.put(s.settle(link, e.now_ms));
 }
 
@@ -340,7 +354,9 @@ function onTick(s, e) {
     const trying = link.trying;
     if (s.mayOffer(remote)) {
       if (link.lost_ms !== null) {
-        if (trying === null || isDead(trying) || now - trying.started_ms >= link.backoff_ms) {
+        const age = trying !== null ? now - trying.started_ms : 0;
+        if (trying === null || isDead(trying) || (age >= link.backoff_ms &&
+            (!NEGOTIATED.has(trying.state) || age >= NEGOTIATED_TRY_MS))) {
           link = s.retry(link, now);
         }
       } else if (link.playing === null && !link.up_once && (
