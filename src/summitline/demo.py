@@ -48,6 +48,9 @@ def _progress(out: TextIO, elapsed: float, total: float, sessions: list[CallSess
     line = (f"  in call {elapsed:5.1f}/{total:.0f} s | US receives {a.frames(MediaKind.VIDEO)} "
             f"video / {a.frames(MediaKind.AUDIO)} audio frames | RU receives "
             f"{b.frames(MediaKind.VIDEO)} video / {b.frames(MediaKind.AUDIO)} audio frames")
+    for who, s in zip(("US", "RU"), sessions, strict=True):
+        for seconds in s.reconnecting().values():
+            line += f" | {who}: media lost, reconnecting {seconds:.1f} s"
     # One line rewritten in place on a terminal; a line every step in a log.
     out.write(f"\r{line} " if out.isatty() else f"{line}\n")
     out.flush()
@@ -167,6 +170,13 @@ async def run_demo(seconds: float, data_dir: Path | None, export: Path | None,
               "its record signed by both delegations, exported and verified", file=out)
     if not flowed:
         print("FAILED: media did not flow both ways", file=out)
+        return 1
+    outages = [r for s in sessions for r in s.stalls if r["state"] == "restored"]
+    if outages:
+        print(f"  media was lost {len(outages)} time(s) and came back each time (longest "
+              f"{max(r['duration_ms'] for r in outages) / 1000:.1f} s)", file=out)
+    if any(s.reconnecting() for s in sessions):
+        print("FAILED: media was lost and had not come back when the call ended", file=out)
         return 1
     if any(s.alarms for s in sessions):
         print(f"FAILED: alarms: {[a for s in sessions for a in s.alarms]}", file=out)

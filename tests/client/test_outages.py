@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from summitline.core.endpoint import STALL_MS, TICK_MS
 from summitline.labcall import LabCall
 from summitline.netlab import Lab
 
@@ -46,16 +47,26 @@ def assert_back(call: LabCall, since: float, what: str) -> None:
     call.settled()
 
 
-def assert_recorded(call: LabCall, record: dict[str, object], lost: bool) -> None:
-    """Each principal reported its stall and its end, and the record has both."""
+# A gap of decoded video this long is a stall the endpoint must have seen: STALL_MS plus
+# a tick, plus a frame interval.
+SEEN_STALL_S = (STALL_MS + TICK_MS) / 1000 + 0.1
+
+
+def assert_recorded(call: LabCall, record: dict[str, object]) -> None:
+    """Wherever media stopped, the principal reported the stall and its end, and the
+    record has both."""
     lost_entries, restored = stalls(record, "link.lost"), stalls(record, "link.restored")
-    if lost:
-        assert {e["device"] for e in lost_entries} and restored, record["kinds"]
-        for p in call.principals:
-            reports = [s["state"] for s in p.report()["stalls"]]
-            assert "lost" in reports and reports[-1] == "restored", reports
-        assert len(restored) >= len({e["device"] for e in lost_entries})
-        assert all(int(e["duration_ms"]) > 0 for e in restored)  # type: ignore[call-overload]
+    for p in call.principals:
+        report = p.report()
+        states = [s["state"] for s in report["stalls"]]
+        if report["max_video_gap_s"] >= SEEN_STALL_S:
+            assert "lost" in states, (p.name, report["max_video_gap_s"], states)
+        if states:
+            assert states[-1] == "restored", states
+    reporters = {e["device"] for e in lost_entries}
+    assert reporters <= {e["device"] for e in restored}, record["kinds"]
+    assert all(int(e["duration_ms"]) > 0 for e in restored)  # type: ignore[call-overload]
+    assert any(p.report()["stalls"] for p in call.principals) == bool(lost_entries)
 
 
 @pytest.mark.parametrize("seconds", [1, 3, 10, 30, 35])
@@ -67,7 +78,7 @@ def test_a_cut_network_comes_back_within_2_s(call: LabCall, seconds: int) -> Non
     back_at = time.monotonic()
     assert_back(call, back_at, f"{seconds} s cut")
     record = call.end()
-    assert_recorded(call, record, lost=True)
+    assert_recorded(call, record)
     assert all(p.report()["alarms"] == [] for p in call.principals)
 
 
@@ -79,9 +90,10 @@ def test_udp_cut_with_signaling_up_comes_back_within_2_s(call: LabCall, seconds:
     call.lab.restore(a.host)
     assert_back(call, time.monotonic(), f"{seconds} s UDP cut")
     record = call.end()
-    assert_recorded(call, record, lost=True)
-    # with signaling up, repairs were offered during the outage
-    assert max(g for p in call.principals for g in p.report()["generations"].values()) > 1
+    assert_recorded(call, record)
+    assert stalls(record, "link.lost")  # a cut this long stalls the media
+    if seconds > 30:  # the old link's consent expired: repairs were offered meanwhile
+        assert record["kinds"].count("signal.offer") > 1  # type: ignore[union-attr]
 
 
 def test_an_endpoint_frozen_for_5_s_comes_back(call: LabCall) -> None:
@@ -93,7 +105,7 @@ def test_an_endpoint_frozen_for_5_s_comes_back(call: LabCall) -> None:
         os.kill(a.process.pid, signal.SIGCONT)
     assert_back(call, time.monotonic(), "SIGSTOP 5 s")
     record = call.end()
-    assert_recorded(call, record, lost=True)
+    assert_recorded(call, record)
 
 
 @pytest.mark.parametrize("seconds", [5, 60])
