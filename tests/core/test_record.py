@@ -153,3 +153,16 @@ def test_the_readable_page_of_a_verified_record(tmp_path: Path) -> None:
     for kind in ("plan.submitted", "call.started", "signal.offer", "call.ended"):
         assert kind in html
     assert "Duration</th><td>1.500 s" in html
+
+
+def test_an_event_is_recorded_under_its_own_kind_only() -> None:
+    from summitline.core import call as c
+    from summitline.core.record import advance
+
+    plan = World().signed().plan
+    state = c.Call(plan)
+    a = plan.participants[0].device
+    state, entry = advance(state, None, 1, "endpoint.joined", {"device": a}, c.Join(a))
+    assert entry.kind == "endpoint.joined" and a in state.admitted
+    with pytest.raises(ValueError, match="not the record kind"):
+        advance(state, entry, 2, "endpoint.joined", {"device": a}, c.Leave(a))

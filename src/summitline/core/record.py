@@ -112,7 +112,12 @@ def describe(event: c.Event) -> tuple[str, dict[str, Any]]:
 def advance(state: c.Call, head: Entry | None, at_ms: int, kind: str, data: dict[str, Any],
             event: c.Event | None) -> tuple[c.Call, Entry]:
     """One step of a call: the next state (or IllegalEvent, changing nothing) and the
-    entry that records it. The caller stores the entry before it keeps the state."""
+    entry that records it. The caller stores the entry before it keeps the state.
+
+    The kind of an entry that changes the state is the event's, by ``describe``: one
+    table, so that a replay (``to_event``) cannot differ from the live state."""
+    if event is not None and describe(event)[0] != kind:
+        raise ValueError(f"{kind!r} is not the record kind of {event!r}")
     return (state.apply(event) if event is not None else state,
             Entry.make(head, at_ms, kind, data))
 
