@@ -46,6 +46,28 @@ KEPT_FRAMES = 2000
 # deltas, not one stray frame drained from a buffer).
 FLOWING_FRAMES = 5
 FLOWING_WITHIN_S = 1.0
+# A freeze is a gap between decoded video frames over this long.
+FREEZE_S = 1.0
+# An endpoint's event loop late by more than LOOP_LATE_S on a LOOP_TICK_S sleep has
+# stalled: the machine starved it, not the path. Freezes are also counted less the time
+# either endpoint spent stalled, to tell the network's part from the machine's.
+LOOP_TICK_S = 0.01
+LOOP_LATE_S = 0.1
+KEPT_INTERVALS = 5000
+
+Interval = tuple[float, float]  # (start, end) on CLOCK_MONOTONIC, one clock machine-wide
+
+
+def stalled_within(span: Interval, stalls: list[Interval]) -> float:
+    """How much of ``span`` falls within ``stalls`` (overlaps counted once)."""
+    start, end = span
+    covered, reach = 0.0, start
+    for a, b in sorted(stalls):
+        a, b = max(a, reach), min(b, end)
+        if b > a:
+            covered += b - a
+            reach = b
+    return covered
 
 
 class LabCallError(Exception):
@@ -178,6 +200,16 @@ class LabCall:
             if time.monotonic() > deadline:
                 raise LabCallError(f"links not steady within {timeout_s:.0f} s")
 
+    def freezes(self) -> tuple[list[float], list[float]]:
+        """Every freeze of both principals so far (seconds), and each less the time
+        either endpoint's event loop was stalled within it."""
+        reports = [p.report() for p in self.principals]
+        stalls = [tuple(i) for r in reports for i in r["loop_stalls"]]
+        spans = [tuple(f) for r in reports for f in r["freezes"]]
+        raw = [b - a for a, b in spans]
+        net = [b - a - stalled_within((a, b), stalls) for a, b in spans]
+        return raw, net
+
     def end(self) -> dict[str, Any]:
         """End the call, have both delegations sign the record, export and verify it."""
         self.order("end")
@@ -308,6 +340,8 @@ async def _principal(conn: Connection, spec: dict[str, Any]) -> None:
                           ice=IceSettings(host_addresses=(spec["address"],)))
     video: deque[float] = deque(maxlen=KEPT_FRAMES)
     gaps = {"max_video_gap_s": 0.0, "freezes_over_1s": 0}
+    freezes: deque[Interval] = deque(maxlen=KEPT_INTERVALS)
+    loop_stalls: deque[Interval] = deque(maxlen=KEPT_INTERVALS)
     last = [0.0]
 
     def decoded(remote: str, kind: MediaKind, at: float) -> None:
@@ -315,9 +349,20 @@ async def _principal(conn: Connection, spec: dict[str, Any]) -> None:
             if last[0]:
                 gap = at - last[0]
                 gaps["max_video_gap_s"] = max(gaps["max_video_gap_s"], gap)
-                gaps["freezes_over_1s"] += gap > 1.0
+                if gap > FREEZE_S:
+                    gaps["freezes_over_1s"] += 1
+                    freezes.append((last[0], at))
             last[0] = at
             video.append(at)
+
+    async def watch_loop() -> None:
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(LOOP_TICK_S)
+            if time.monotonic() - before - LOOP_TICK_S > LOOP_LATE_S:
+                loop_stalls.append((before, time.monotonic()))
+
+    watcher = asyncio.create_task(watch_loop())
 
     session.frame_listeners.append(decoded)
     task = asyncio.create_task(session.run())
@@ -335,6 +380,7 @@ async def _principal(conn: Connection, spec: dict[str, Any]) -> None:
                 conn.send([t for t in video if t >= order[1]])
             elif op == "reset-gaps":
                 gaps.update(max_video_gap_s=0.0, freezes_over_1s=0)
+                freezes.clear()
                 last[0] = 0.0
                 conn.send(True)
             elif op == "report":
@@ -345,6 +391,7 @@ async def _principal(conn: Connection, spec: dict[str, Any]) -> None:
                            "signaling": session._ws is not None,
                            "last_messages": [m.get("type") for m in session.inbox[-8:]],
                            "errors": session.errors[-3:],
+                           "freezes": list(freezes), "loop_stalls": list(loop_stalls),
                            **gaps})
             elif op == "ended":
                 await asyncio.wait_for(session.ended.wait(), READY_S)
@@ -352,6 +399,7 @@ async def _principal(conn: Connection, spec: dict[str, Any]) -> None:
             elif op == "leave":
                 await asyncio.wait_for(session.leave(), 10)
                 task.cancel()
+                watcher.cancel()
                 conn.send(True)
                 return
             else:

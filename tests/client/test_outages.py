@@ -141,9 +141,12 @@ def test_three_minutes_on_a_long_haul_path(call: LabCall) -> None:
     start = time.monotonic()
     time.sleep(180)
     elapsed = time.monotonic() - start
+    raw, net = call.freezes()
+    # no gap between decoded frames above 1 s that the path caused: a freeze counts less
+    # the time the machine stalled either endpoint's event loop within it (the suite may
+    # run on a busy machine; starvation has its own test, tests/test_demo_starved.py)
+    assert max(net, default=0.0) <= 1.0, {"freezes": raw, "less stalls": net}
     for p, before in zip(call.principals, audio, strict=True):
-        report = p.report()
-        assert report["max_video_gap_s"] < 1.0, report
         got = p.frames()["audio"] - before
         assert got >= 0.97 * 50 * elapsed, (got, elapsed)  # 20 ms Opus frames
     record = call.end()
