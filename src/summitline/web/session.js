@@ -128,6 +128,11 @@ export class CallSession extends EventTarget {
     this.status = new Map(); // remote -> {state, since}, as the rules say to show
     this.stalls = []; // every link report made, lost and restored
     this.reports = []; // link reports waiting for signaling (for the record)
+    // Link reports sent but not known to have arrived: a report is known to have arrived
+    // once a ping sent after it is answered (the server reads a connection in order).
+    // Those still unknown when the connection is given up go again after the next
+    // welcome: a stall is seen in 1.5 s, a dead connection only after 3.
+    this.unconfirmed = []; // {report, ping: the id of the first ping sent after it}
     this.ruleQueue = Promise.resolve(); // inputs are applied in order, one at a time
     this.pending = 0;
     this.ticking = false;
@@ -238,6 +243,8 @@ export class CallSession extends EventTarget {
         if (this.ws === ws) {
           this.ws = null;
           this.welcomed = false;
+          this.reports = [...this.unconfirmed.map((u) => u.report), ...this.reports];
+          this.unconfirmed = [];
         }
         if (opened) this.feed({ type: "signaling-lost", now_ms: clock() });
         if (this.stopped) return;
@@ -355,7 +362,7 @@ export class CallSession extends EventTarget {
     this.grant(now);
     const reports = this.reports; // what happened while signaling was down, for the record
     this.reports = [];
-    for (const report of reports) this.send(report);
+    for (const report of reports) this.sendReport(report);
     this.announce();
     await this.pressWindow();
   }
@@ -552,7 +559,10 @@ export class CallSession extends EventTarget {
 
   // Its signaling is gone; its media may not be: the link stays until it stalls.
   async on_peer_left(msg) { this.feed({ type: "peer-left", now_ms: clock(), remote: msg.device }); }
-  async on_pong() {}
+  async on_pong(msg) {
+    if (!Number.isSafeInteger(msg.id)) return;
+    this.unconfirmed = this.unconfirmed.filter((u) => msg.id < u.ping); // the rest arrived
+  }
 
   async on_error(msg) {
     console.warn("summitline server error", msg.code, msg.message);
@@ -736,8 +746,13 @@ export class CallSession extends EventTarget {
     console.warn(state === "lost" ? `link to ${name} (generation ${generation}) lost; reconnecting`
       : `link to ${name} back after ${(duration_ms / 1000).toFixed(1)} s (generation ${generation})`);
     if (generation === 0) return; // no link had carried media: nothing for the record
-    if (this.welcomed) this.send(report);
+    if (this.welcomed) this.sendReport(report);
     else this.reports.push(report);
+  }
+
+  sendReport(report) {
+    this.send(report);
+    this.unconfirmed.push({ report, ping: this.pings });
   }
 
   async do_status({ remote, state, since_ms }) {
