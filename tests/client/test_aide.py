@@ -20,9 +20,10 @@ from summitline.crypto.keys import PrivateKey
 from tests.client.test_session import leave_all
 
 WAIT_S = 30.0
+# link health (a stall, a kind switched off) may reach the other side; pages may not
 ALLOWED_TO_OTHERS = {"challenge", "welcome", "phase", "peer-joined", "peer-left", "offer",
                      "answer", "candidate", "bye", "booth", "pong", "held", "press-answer",
-                     "error"}
+                     "error", "link", "media"}
 
 
 async def test_a_page_reaches_only_our_aides_and_an_aside_holds_the_floor(

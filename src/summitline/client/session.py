@@ -111,6 +111,11 @@ class CallSession:
         self._peers: dict[tuple[str, int], PeerLink] = {}  # (remote, generation) -> link
         self._offers: dict[tuple[str, int], dict[str, Any]] = {}  # verified, to answer
         self._reports: list[dict[str, Any]] = []  # link reports waiting for signaling
+        # Reports sent into a connection not yet known to be alive: a dying connection
+        # takes up to KEEPALIVE_TIMEOUT_S to be noticed, and what went into it is lost.
+        # They count as arrived once a ping sent after them is answered; else they go
+        # again after the next welcome (a report twice in the record is harmless).
+        self._unconfirmed: list[tuple[float, dict[str, Any]]] = []
         self.status: dict[str, tuple[str, int]] = {}  # remote -> (state, since), as shown
         self.status_listeners: list[Callable[[str, str, int], None]] = []
         # Called with (remote device, kind, monotonic time) for every decoded frame.
@@ -232,6 +237,8 @@ class CallSession:
                 if self._ws is not None:
                     self.feed(ep.SignalingLost(_now_ms()))
                 self._ws = None
+                self._reports = [r for _, r in self._unconfirmed] + self._reports
+                self._unconfirmed = []
             if self._fatal is not None:
                 raise SessionRefused(self._fatal["code"], self._fatal["message"])
             if self.ended.is_set() or self._leaving:
@@ -316,7 +323,11 @@ class CallSession:
         self._grant(now)
         reports, self._reports = self._reports, []
         for report in reports:  # what happened while signaling was down, for the record
+            self._unconfirmed.append((time.monotonic(), report))
             await self._send(report)
+        if reports and self._ws is not None:
+            self._tasks.add(task := asyncio.create_task(self._confirm(self._ws)))
+            task.add_done_callback(self._tasks.discard)
         if self.muted:
             await self._send({"type": "media", "off": sorted(self.muted)})
         await self._press_window()
@@ -763,7 +774,19 @@ class CallSession:
         if self._ws is None:
             self._reports.append(report)
         else:
+            self._unconfirmed.append((time.monotonic(), report))
             await self._send(report)
+            self._tasks.add(task := asyncio.create_task(self._confirm(self._ws)))
+            task.add_done_callback(self._tasks.discard)
+
+    async def _confirm(self, ws: Any) -> None:
+        """Once a ping sent now is answered, what was sent before it has arrived."""
+        sent = time.monotonic()
+        with contextlib.suppress(websockets.ConnectionClosed, TimeoutError):
+            waiter = await ws.ping()
+            await asyncio.wait_for(waiter, KEEPALIVE_TIMEOUT_S)
+            if self._ws is ws:
+                self._unconfirmed = [(t, r) for t, r in self._unconfirmed if t > sent]
 
     async def _do_status(self, action: ep.Status) -> None:
         was = self.status.get(action.remote, ("", 0))[0]

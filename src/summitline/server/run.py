@@ -90,8 +90,11 @@ class _Socket:
             if self.closed or not self.accepted:
                 return
             self.closed = self.told = True
-            await self._send({"type": "websocket.close", "code": GOING_AWAY,
-                              "reason": "the server is shutting down"})
+            # a client gone meanwhile (uvicorn's ClientDisconnected is an OSError) needs
+            # no goodbye
+            with contextlib.suppress(OSError):
+                await self._send({"type": "websocket.close", "code": GOING_AWAY,
+                                  "reason": "the server is shutting down"})
 
 
 class Server(uvicorn.Server):
