@@ -40,6 +40,7 @@ from summitline.client.healing import (
 from summitline.client.ice import IceSettings, loopback
 from summitline.client.media import MediaSource, PatternVideoTrack, ToneAudioTrack
 from summitline.core.roles import MediaKind
+from summitline.labcall import stalled_within
 from summitline.netlab import Lab
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90_000, payloadType=96)
@@ -665,18 +666,6 @@ class Reception:
                 "over_half_s": sum(b - a > 0.5 for a, b in gaps),
                 "fps": (len(video) - 2) / (end - start), "audio": len(set(pts)) / expected,
                 "stalls": self.stalls}
-
-
-def stalled_within(freeze: Interval, stalls: list[Interval]) -> float:
-    """How much of ``freeze`` either endpoint spent stalled (overlaps counted once)."""
-    start, end = freeze
-    covered, reach = 0.0, start
-    for a, b in sorted(stalls):
-        a, b = max(a, reach), min(b, end)
-        if b > a:
-            covered += b - a
-            reach = b
-    return covered
 
 
 def long_haul_peer(conn: Connection, address: str, offering: bool, healed: bool,
