@@ -48,14 +48,15 @@ from summitline.crypto.keys import PrivateKey, PublicKey, SignatureError
 
 log = logging.getLogger(__name__)
 
-# Reconnection backoff of the signaling connection: quick first, and never more than a
-# second apart, so that an endpoint rejoins within 2 s of the server's (or the
-# network's) return.
+# After the signaling connection is lost, the endpoint dials again after this pause,
+# and while no attempt has opened, starts another every DIAL_EVERY_S without giving up
+# those still pending (each is given OPEN_TIMEOUT_S): a SYN sent into an outage is
+# retried by the kernel only after 1, 3, 7 s, so a lone attempt could sit for seconds
+# after the network came back. The first to open is used, the others closed. So an
+# endpoint rejoins within about a second of the server's (or the network's) return.
 RECONNECT_MIN_S = 0.2
-RECONNECT_MAX_S = 1.0
-# A connection attempt that has not opened by then is given up for a fresh one: a SYN
-# sent into an outage is retried by the kernel only after 1, 3, 7 s.
-OPEN_TIMEOUT_S = 2.0
+DIAL_EVERY_S = 0.5
+OPEN_TIMEOUT_S = 4.0
 # The signaling connection is pinged this often and given up when no pong comes within
 # the timeout: a cut network is noticed in seconds, not after TCP's own minutes.
 KEEPALIVE_S = 1.0
@@ -217,16 +218,40 @@ class CallSession:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
 
+    def _attempt(self) -> asyncio.Future[Any]:
+        tls = self.ssl if self.url.startswith("wss:") else None
+        return asyncio.ensure_future(websockets.connect(
+            self.url, max_size=m.MAX_MESSAGE_BYTES, open_timeout=OPEN_TIMEOUT_S, ssl=tls,
+            ping_interval=KEEPALIVE_S, ping_timeout=KEEPALIVE_TIMEOUT_S))
+
+    async def _dial(self) -> Any:
+        """An open WebSocket to the server. Without ``reconnect``: one attempt, its error
+        raised. Else attempts overlapping every DIAL_EVERY_S until one opens."""
+        if not self.reconnect:
+            return await self._attempt()
+        pending: set[asyncio.Future[Any]] = set()
+        try:
+            while True:
+                pending.add(self._attempt())
+                done, pending = await asyncio.wait(pending, timeout=DIAL_EVERY_S,
+                                                   return_when=asyncio.FIRST_COMPLETED)
+                opened = [f.result() for f in done if f.exception() is None]
+                for extra in opened[1:]:
+                    await extra.close()
+                if opened:
+                    return opened[0]
+                for f in done:
+                    log.debug("%s: dial failed: %s", self.device[:12], f.exception())
+        finally:
+            for f in pending:  # an attempt that opens all the same is closed at once
+                f.cancel()
+                f.add_done_callback(_close_if_open)
+
     async def _hold_signaling(self) -> None:
-        backoff = RECONNECT_MIN_S
         while not (self.ended.is_set() or self._leaving):
             try:
-                tls = self.ssl if self.url.startswith("wss:") else None
-                async with websockets.connect(self.url, max_size=m.MAX_MESSAGE_BYTES,
-                                              open_timeout=OPEN_TIMEOUT_S, ssl=tls,
-                                              ping_interval=KEEPALIVE_S,
-                                              ping_timeout=KEEPALIVE_TIMEOUT_S) as ws:
-                    self._ws, backoff = ws, RECONNECT_MIN_S
+                async with await self._dial() as ws:
+                    self._ws = ws
                     await self._serve(ws)
             except (OSError, TimeoutError, websockets.ConnectionClosed,
                     websockets.InvalidHandshake) as exc:
@@ -243,8 +268,7 @@ class CallSession:
                 raise SessionRefused(self._fatal["code"], self._fatal["message"])
             if self.ended.is_set() or self._leaving:
                 break
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, RECONNECT_MAX_S)
+            await asyncio.sleep(RECONNECT_MIN_S)
 
     async def leave(self) -> None:
         self._leaving = True
@@ -918,6 +942,16 @@ class CallSession:
         "press-answer": _on_press_answer, "paged": _on_paged, "acked": _on_acked,
         "held": _on_held, "link": _on_link, "media": _on_media,
     }
+
+
+_closing: set[asyncio.Task[None]] = set()  # held until done, as the loop holds tasks weakly
+
+
+def _close_if_open(attempt: asyncio.Future[Any]) -> None:
+    if not attempt.cancelled() and attempt.exception() is None:
+        task = asyncio.get_running_loop().create_task(attempt.result().close())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
 
 
 def _now_ms() -> int:
