@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fractions
+import gc
 import os
 import random
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from multiprocessing.connection import Connection
@@ -578,6 +580,27 @@ async def test_a_healed_call_decodes_both_kinds_and_a_pli_brings_a_keyframe() ->
     finally:
         await call.close()
     assert healing.statistics(call.sender).video_frames == 0  # it receives nothing
+
+
+async def a_call_held_and_closed() -> list[weakref.ref[RTCPeerConnection]]:
+    call = Call()
+    try:
+        await call.start()
+        await call.until(lambda: call.count("video") >= 5)
+    finally:
+        await call.close()
+    return [weakref.ref(call.sender), weakref.ref(call.receiver)]
+
+
+async def test_a_closed_healed_call_is_freed() -> None:
+    # Found by the soak: the healed buffers led back to their peer connection (through
+    # the receiver's DTLS transport) and a cancelled keep-fresh task's traceback held its
+    # senders, so every closed connection stayed alive: about 4 MB per link repair.
+    refs = await a_call_held_and_closed()
+    for _ in range(3):  # what a cancelled task leaves goes on the loop's next turns
+        await asyncio.sleep(0)
+        gc.collect()
+    assert [r() for r in refs] == [None, None]
 
 
 async def test_a_healed_sender_sends_a_keyframe_every_interval() -> None:

@@ -551,7 +551,10 @@ def heal(pc: RTCPeerConnection, *, keyframe_interval_s: float = KEYFRAME_INTERVA
 
     def on_state() -> None:
         if pc.connectionState in ("failed", "closed") and healing.task is not None:
-            healing.task.cancel()
+            # Not kept: a cancelled task holds its CancelledError, whose traceback holds
+            # the task's last frame and what it held (the senders, so the connection).
+            task, healing.task = healing.task, None
+            task.cancel()
 
     pc.on("track", on_track)
     pc.on("connectionstatechange", on_state)
@@ -625,7 +628,15 @@ def _install(receiver: RTCRtpReceiver, make: Callable[[Deliver], Buffer]) -> Buf
                     "not healed", ", ".join(missing) or "no jitter buffer")
         return None
 
+    # The buffer is kept in ``_healed`` for as long as the peer connection lives, and the
+    # receiver leads back to it (its DTLS transport's listeners): held strongly here, a
+    # weak dictionary's value would keep its own key, and every closed connection alive.
+    receiver_ref = weakref.ref(receiver)
+
     def deliver(frame: JitterFrame, payload_type: int) -> None:
+        receiver = receiver_ref()
+        if receiver is None:
+            return
         codec = getattr(receiver, _CODECS).get(payload_type)
         if codec is None or getattr(receiver, _THREAD) is None:
             return  # not negotiated, or the receiver stopped: aiortc drops it too
@@ -665,20 +676,32 @@ def _force_keyframe(sender: RTCRtpSender) -> None:
 async def _keep_link_fresh(pc_ref: weakref.ref[RTCPeerConnection], healing: _Healing,
                            keyframe_interval_s: float) -> None:
     """While the peer connection lives: track its round trip, and send keyframes. It holds
-    the peer connection only while it works, so a connection nobody closed can still go."""
+    the peer connection only while it works (each round in ``_refresh``, whose frame is
+    gone before the next sleep), so a connection nobody closed can still go."""
     since_keyframe = 0.0
     while True:
         await asyncio.sleep(RTT_POLL_S)
-        senders = _live_senders(pc_ref())
-        if senders is None:
+        since = await _refresh(pc_ref(), healing, since_keyframe + RTT_POLL_S,
+                               keyframe_interval_s)
+        if since is None:
             return
-        healing.round_trip_s = await _round_trip(senders) or healing.round_trip_s
-        since_keyframe += RTT_POLL_S
-        if senders and since_keyframe >= keyframe_interval_s:
-            since_keyframe = 0.0
-            for sender in senders:
-                if sender.kind == "video":
-                    _force_keyframe(sender)
+        since_keyframe = since
+
+
+async def _refresh(pc: RTCPeerConnection | None, healing: _Healing, since_keyframe: float,
+                   keyframe_interval_s: float) -> float | None:
+    """One round: the round trip, and a keyframe if one is due. The seconds since the last
+    keyframe; None once ``pc`` is gone for good."""
+    senders = _live_senders(pc)
+    if senders is None:
+        return None
+    healing.round_trip_s = await _round_trip(senders) or healing.round_trip_s
+    if not senders or since_keyframe < keyframe_interval_s:
+        return since_keyframe
+    for sender in senders:
+        if sender.kind == "video":
+            _force_keyframe(sender)
+    return 0.0
 
 
 def _live_senders(pc: RTCPeerConnection | None) -> list[RTCRtpSender] | None:
