@@ -132,6 +132,7 @@ class CallSession:
         self.joined = asyncio.Event()
         self.ended = asyncio.Event()
         self._ws: Any = None
+        self._welcomed = False  # the current connection was welcomed: more than hello may go
         self._leaving = False
         self._fatal: dict[str, Any] | None = None
         self._retired = dict.fromkeys(MediaKind, 0)
@@ -251,7 +252,7 @@ class CallSession:
         while not (self.ended.is_set() or self._leaving):
             try:
                 async with await self._dial() as ws:
-                    self._ws = ws
+                    self._ws, self._welcomed = ws, False
                     await self._serve(ws)
             except (OSError, TimeoutError, websockets.ConnectionClosed,
                     websockets.InvalidHandshake) as exc:
@@ -261,7 +262,7 @@ class CallSession:
             finally:
                 if self._ws is not None:
                     self.feed(ep.SignalingLost(_now_ms()))
-                self._ws = None
+                self._ws, self._welcomed = None, False
                 self._reports = [r for _, r in self._unconfirmed] + self._reports
                 self._unconfirmed = []
             if self._fatal is not None:
@@ -307,6 +308,10 @@ class CallSession:
                 return
 
     async def _send(self, message: dict[str, Any]) -> None:
+        # Before the welcome only the hello may go: anything else first is a fatal
+        # bad-handshake for the server (a link report made while the handshake runs).
+        if not self._welcomed and message.get("type") != "hello":
+            return
         if self._ws is not None:
             with contextlib.suppress(websockets.ConnectionClosed):
                 await self._ws.send(json.dumps(message))
@@ -345,6 +350,7 @@ class CallSession:
         self.feed(ep.Welcome(now, tuple(p["device"] for p in msg["peers"]),
                              tuple((p["device"], p["generation"]) for p in msg["peers"])))
         self._grant(now)
+        self._welcomed = True
         reports, self._reports = self._reports, []
         for report in reports:  # what happened while signaling was down, for the record
             self._unconfirmed.append((time.monotonic(), report))
@@ -795,7 +801,7 @@ class CallSession:
                         action.generation)
         if action.generation == 0:
             return  # no link had carried media: nothing for the record
-        if self._ws is None:
+        if self._ws is None or not self._welcomed:
             self._reports.append(report)
         else:
             self._unconfirmed.append((time.monotonic(), report))

@@ -304,6 +304,9 @@ export class CallSession extends EventTarget {
   }
 
   send(message) {
+    // Before the welcome only the hello may go: anything else first (a stats report or a
+    // click while the handshake is slow) is a fatal bad-handshake for the server.
+    if (!this.welcomed && message.type !== "hello") return;
     if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
   }
 
