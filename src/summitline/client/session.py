@@ -31,7 +31,7 @@ import websockets
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
-from summitline.client.closing import close_peer
+from summitline.client.closing import close_peer, fixed_malloc_threshold
 from summitline.client.ice import IceSettings
 from summitline.client.listening import ChannelMix
 from summitline.client.media import CutTrack, MediaSource
@@ -96,6 +96,7 @@ class CallSession:
     def __init__(self, url: str, call: str, identity: Identity, *,
                  source: MediaSource | None = None, ice: IceSettings | None = None,
                  reconnect: bool = True, ssl: ssl_module.SSLContext | None = None) -> None:
+        fixed_malloc_threshold()  # a peer connection per repair must not grow the heap
         self.url = url
         self.call = call
         self.identity = identity
