@@ -210,7 +210,8 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the shared server (REST API, signaling)",
                        description="Run the summitline server in the foreground. With no "
                        "options it keeps its data in SQLite under ./summitline-data and "
-                       f"listens on 127.0.0.1:{DEFAULT_PORT}.",
+                       f"listens on 127.0.0.1:{DEFAULT_PORT}. It serves no web client "
+                       "(unless --serve-client): each delegation runs 'summitline console'.",
                        epilog="SIGTERM or SIGINT: stops accepting, closes WebSockets with "
                        "1001 (going away), closes the store, exits 0; a second one aborts.")
     s.add_argument("--host", default="127.0.0.1",
@@ -260,7 +261,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--server", required=True, metavar="URL",
                    help="the shared summitline server, e.g. https://summit.example.org:8750")
     c.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1: this machine only)")
+                   help="address to listen on (default 127.0.0.1: this machine only; "
+                   "browsers open the camera only on 127.0.0.1, localhost or HTTPS)")
     c.add_argument("--port", type=int, default=CONSOLE_PORT,
                    help=f"port (default {CONSOLE_PORT})")
     c.set_defaults(func=_console)

@@ -38,29 +38,46 @@ from tests.client.test_session import until
 
 THIEF_JS = b"""
 // Served by a hostile server on its own origin, in place of the client.
-const found = { identities: -1, signed: 0, error: null };
-try {
-  const db = await new Promise((resolve, reject) => {
-    const req = indexedDB.open("summitline", 1);
-    req.onupgradeneeded = () => req.result.createObjectStore("identities");
+function request(req) {
+  return new Promise((resolve, reject) => {
     req.onsuccess = () => resolve(req.result);
     req.onerror = () => reject(req.error);
   });
-  const all = await new Promise((resolve, reject) => {
-    const req = db.transaction("identities", "readonly").objectStore("identities").getAll();
-    req.onsuccess = () => resolve(req.result);
-    req.onerror = () => reject(req.error);
-  });
-  found.identities = all.length;
-  for (const identity of all) {
-    await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, identity.privateKey,
-      new TextEncoder().encode('{"seat":"the server\\'s own device"}'))
-      .then(() => { found.signed += 1; }, () => {});
-  }
-} catch (err) {
-  found.error = String(err);
 }
-window.stolen = found;
+function open() {
+  const req = indexedDB.open("summitline", 1);
+  req.onupgradeneeded = () => req.result.createObjectStore("identities");
+  return request(req);
+}
+window.steal = async () => {
+  const found = { identities: -1, signed: 0, error: null };
+  try {
+    const db = await open();
+    const all = await request(
+      db.transaction("identities", "readonly").objectStore("identities").getAll());
+    db.close();
+    found.identities = all.length;
+    for (const identity of all) {
+      await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, identity.privateKey,
+        new TextEncoder().encode('{"seat":"a device of the server"}'))
+        .then(() => { found.signed += 1; }, () => {});
+    }
+  } catch (err) {
+    found.error = String(err);
+  }
+  return found;
+};
+// The control: a key kept the client's way in this origin is found and used.
+window.plant = async () => {
+  const pair = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" },
+                                               false, ["sign", "verify"]);
+  const db = await open();
+  const tx = db.transaction("identities", "readwrite");
+  await request(tx.objectStore("identities").put({ privateKey: pair.privateKey },
+                                                 "device:planted"));
+  db.close();
+};
+window.stolen = await window.steal();
 """
 THIEF_HTML = b'<!doctype html><title>summitline</title><script type="module" src="/app.js">' \
              b"</script>"
@@ -187,6 +204,10 @@ async def test_the_console_keeps_working_and_keys_stay_out_of_the_servers_reach(
         await thief.wait_for_function("() => window.stolen !== undefined")
         stolen = await thief.evaluate("() => window.stolen")
         assert stolen == {"identities": 0, "signed": 0, "error": None}
+        await thief.evaluate("() => window.plant()")  # the thief works where keys are
+        assert await thief.evaluate("() => window.steal()") == \
+            {"identities": 1, "signed": 1, "error": None}
+        assert await identities(us_op) == {"operator": 1, "device": 1}  # not the console's
 
         # the console runs none of the server's scripts and talks to no other origin
         csp = await blocked_by_csp(us_op, server)
