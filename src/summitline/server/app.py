@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from summitline import __version__
 from summitline.client.ice import IceSettings
+from summitline.console import WEB
 from summitline.core import messages
 from summitline.server import api, closecodes, devices, pressroom
 from summitline.server.hub import Hub
@@ -40,7 +41,6 @@ from summitline.store.sql import sqlite_url
 
 log = logging.getLogger(__name__)
 
-WEB = Path(__file__).resolve().parent.parent / "web"  # the web client: static, no build step
 
 
 def wall_clock_ms() -> int:
