@@ -143,6 +143,9 @@ export const statements = {
   ack: (call, aide, page, at) => ({ purpose: "summitline/ack", call, from: aide, page, at }),
   enrolment: (delegation, codeHash, name, role) => ({
     purpose: "summitline/enrolment", delegation, code: codeHash, name, role }),
+  // A signed read (docs/protocol.md §4.2): path is the request target, path and ?query.
+  read: (method, path, signer, at) => ({ purpose: "summitline/read", method, path, signer,
+                                         at }),
 };
 
 // DTLS fingerprints of an SDP, normalised as in summitline/crypto/sdp.py.
