@@ -182,3 +182,15 @@ async def test_incident_rows_are_capped(tmp_path: Path,
         assert rows[0]["remote"] == OVERFLOW and rows[0]["count"] == 5
     finally:
         await store.close()
+
+
+def test_the_read_statement_is_the_one_docs_protocol_shows() -> None:
+    from summitline.crypto.encoding import canonical
+
+    doc = (Path(__file__).parents[2] / "docs" / "protocol.md").read_text()
+    shown = next(line for line in doc.splitlines()
+                 if line.startswith('{"at":1700000000000,"method":"GET"'))
+    signer = "ab" * 32
+    built = canonical(statements.read("GET", "/api/calls/call-1/record", signer,
+                                      1700000000000))
+    assert built.decode() == shown.replace("<64 hex>", signer)
