@@ -121,3 +121,35 @@ async def test_browser_signatures_are_low_s_and_high_twins_are_refused(
         "key": key.public.b64u, "statement": statement, "signature": signature, "twin": twin})
     assert out == {"allLow": True, "twinsRefused": True, "ownVerify": True,
                    "pythonTwin": False, "pythonLow": True}
+
+
+READS = """async (other) => {
+  const c = await import("/crypto.js");
+  const api = await import("/api.js");
+  const pair = await c.generateKeyPair();
+  await api.post("/api/delegations", { name: "Browser delegation", key: pair.key,
+    signature: await c.sign(pair.privateKey, c.statements.register("Browser delegation",
+                                                                    pair.key)) });
+  const status = (p) => p.then(() => 200, (e) => e.status);
+  const own = `/api/delegations/${pair.fingerprint}/links`;
+  const out = { unsigned: await status(api.get(own)) };
+  api.setSigner(pair);
+  out.own = await status(api.get(own));
+  out.query = await status(api.get(own + "?x=%C3%A9&y=1"));
+  out.other = await status(api.get(`/api/delegations/${other}/links`));
+  return out;
+}"""
+
+
+async def test_the_web_client_signs_its_reads(browser: Browser, server: str,
+                                              http: Any) -> None:
+    # web/api.js signs every GET with the identity its view set; the server checks it
+    from summitline.client.operator import Operator
+    from summitline.crypto.keys import PrivateKey
+
+    other = Operator(http, "Other", PrivateKey.generate())
+    await other.register()
+    page = await new_page(browser)
+    await page.goto(server + "/")
+    out: dict[str, Any] = await page.evaluate(READS, other.id)
+    assert out == {"unsigned": 401, "own": 200, "query": 200, "other": 403}

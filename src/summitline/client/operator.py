@@ -45,7 +45,7 @@ class Operator:
         return Delegation(self.id, self.name, self.key.public)
 
     async def _call(self, method: str, path: str, body: Any = None) -> Any:
-        if method == "GET":  # reads are signed by the delegation (docs/protocol.md §4.2)
+        if method == "GET":  # reads are signed by the delegation (docs/protocol.md §4.3)
             r = await signed_get(self.http, self.key, path)
         else:
             r = await self.http.request(method, path, json=body)

@@ -1,5 +1,5 @@
 """Signed reads from Python: the headers that let a delegation or device read what
-concerns it (docs/protocol.md §4.2; the server's side is ``server/reads.py``)."""
+concerns it (docs/protocol.md §4.3; the server's side is ``server/reads.py``)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Closed reads: a GET answers only a signed request by a delegation or device the
 object concerns.
 
-The request carries three headers (docs/protocol.md §4.2):
+The request carries three headers (docs/protocol.md §4.3):
 
 - ``Summitline-Signer``: the signer's fingerprint (a delegation id or a device id);
 - ``Summitline-At``: when it was made, Unix milliseconds;

@@ -1,6 +1,6 @@
 // The REST API of the server, for the views. No DOM.
 //
-// Reads are signed (docs/protocol.md §4.2): every GET carries the current identity's
+// Reads are signed (docs/protocol.md §4.3): every GET carries the current identity's
 // fingerprint, the time and its signature over the request target, so the server answers
 // only a delegation or device the object concerns. A view sets the identity it acts as.
 

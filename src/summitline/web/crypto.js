@@ -143,7 +143,7 @@ export const statements = {
   ack: (call, aide, page, at) => ({ purpose: "summitline/ack", call, from: aide, page, at }),
   enrolment: (delegation, codeHash, name, role) => ({
     purpose: "summitline/enrolment", delegation, code: codeHash, name, role }),
-  // A signed read (docs/protocol.md §4.2): path is the request target, path and ?query.
+  // A signed read (docs/protocol.md §4.3): path is the request target, path and ?query.
   read: (method, path, signer, at) => ({ purpose: "summitline/read", method, path, signer,
                                          at }),
 };
