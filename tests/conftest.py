@@ -51,3 +51,11 @@ async def http(server: str) -> AsyncIterator[httpx.AsyncClient]:
 async def bilateral(http: httpx.AsyncClient) -> Bilateral:
     """Two linked delegations and a co-signed plan for a call between their principals."""
     return await provision(http)
+
+
+@pytest.fixture
+def operator_headers(server: str, tmp_path: Path) -> dict[str, str]:
+    """The server operator's credential (for GET /api/incidents), read from its file in
+    the data directory of ``server``."""
+    token = (tmp_path / "server" / "operator.token").read_text().strip()
+    return {"Authorization": f"Bearer {token}"}

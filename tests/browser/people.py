@@ -11,6 +11,7 @@ import httpx
 from playwright.async_api import Browser, Page
 
 from summitline.client.operator import Operator, participant
+from summitline.client.reads import signed_get
 from summitline.core.plan import CallPlan, Participant
 from summitline.core.roles import Role
 from summitline.crypto.keys import PrivateKey, PublicKey
@@ -62,7 +63,7 @@ async def enrol_browser(browser: Browser, base: str, op: Operator, name: str,
             page.on("pageerror", lambda exc: errors.append(str(exc)))
     await page.goto(op.enrolment_url(base, code))
     shown = await page.locator("#device-fingerprint").text_content()
-    devices = (await op.http.get(f"/api/delegations/{op.id}/devices")).json()
+    devices = (await signed_get(op.http, op.key, f"/api/delegations/{op.id}/devices")).json()
     (seat,) = [d for d in devices if d["name"] == name]
     assert seat["short_fingerprint"] == shown  # what the operator compares by eye
     return BrowserDevice(page, seat["device"], PublicKey.from_b64u(seat["key"]))

@@ -18,6 +18,7 @@ from playwright.async_api import Browser, Page, expect
 from summitline.client.ice import loopback
 from summitline.client.media import MediaSource
 from summitline.client.operator import participant
+from summitline.client.reads import signed_get
 from summitline.client.session import CallSession, Identity
 from summitline.core.roles import Role
 from summitline.crypto.keys import PrivateKey
@@ -125,7 +126,7 @@ async def test_each_principal_hears_its_language_and_a_handover_is_followed(
     await us.control(plan.call, "end")
     await asyncio.wait_for(task, WAIT_S)
     await bot.leave()
-    record = (await http.get(f"/api/calls/{plan.call}/record")).json()["entries"]
+    record = (await signed_get(http, us.key, f"/api/calls/{plan.call}/record")).json()["entries"]
     booth = [(e["kind"], e["data"]["channel"]) for e in record if e["kind"].startswith("booth")]
     assert ("booth.handover", "en") in booth and booth.count(("booth.live", "en")) == 1
     assert errors == []

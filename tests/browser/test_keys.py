@@ -78,3 +78,78 @@ async def test_a_browser_key_signs_what_python_verifies_and_cannot_leave(
     assert key.fingerprint == out["fingerprint"]
     key.verify(out["statement"], out["signature"])  # raises if not
     assert out["extractable"] is False  # the private key never leaves the browser
+
+
+LOW_S = """async (v) => {
+  const c = await import("/crypto.js");
+  const n = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551n;
+  const big = (b) => b.reduce((a, x) => (a << 8n) | BigInt(x), 0n);
+  const pair = await c.generateKeyPair();
+  const out = { allLow: true, twinsRefused: true, ownVerify: true };
+  for (let i = 0; i < 40; i++) {  // about half of WebCrypto's raw signatures are high-S
+    const st = { purpose: "summitline/test", i };
+    const sig = c.unb64u(await c.sign(pair.privateKey, st));
+    const s = big(sig.slice(32));
+    if (s > n / 2n) out.allLow = false;
+    const high = new Uint8Array(sig);
+    let t = n - s;
+    for (let j = 63; j >= 32; j--) { high[j] = Number(t & 0xffn); t >>= 8n; }
+    if (await c.verify(pair.key, st, c.b64u(high))) out.twinsRefused = false;
+    if (!(await c.verify(pair.key, st, c.b64u(sig)))) out.ownVerify = false;
+  }
+  out.pythonTwin = await c.verify(v.key, v.statement, v.twin);
+  out.pythonLow = await c.verify(v.key, v.statement, v.signature);
+  return out;
+}"""
+
+
+async def test_browser_signatures_are_low_s_and_high_twins_are_refused(
+        browser: Browser, server: str) -> None:
+    # attack 7 of issue 11 in the browser: WebCrypto may sign high-S; sign() normalises,
+    # verify() refuses the (r, n - s) twin, also of a Python signature
+    from summitline.crypto.encoding import b64u, unb64u
+    from summitline.crypto.keys import CURVE_ORDER, PrivateKey
+
+    key = PrivateKey.generate()
+    statement = {"purpose": "summitline/test", "n": 1}
+    signature = key.sign(statement)
+    raw = unb64u(signature)
+    twin = b64u(raw[:32] + (CURVE_ORDER - int.from_bytes(raw[32:], "big")).to_bytes(32, "big"))
+    page = await new_page(browser)
+    await page.goto(server + "/")
+    out: dict[str, Any] = await page.evaluate(LOW_S, {
+        "key": key.public.b64u, "statement": statement, "signature": signature, "twin": twin})
+    assert out == {"allLow": True, "twinsRefused": True, "ownVerify": True,
+                   "pythonTwin": False, "pythonLow": True}
+
+
+READS = """async (other) => {
+  const c = await import("/crypto.js");
+  const api = await import("/api.js");
+  const pair = await c.generateKeyPair();
+  await api.post("/api/delegations", { name: "Browser delegation", key: pair.key,
+    signature: await c.sign(pair.privateKey, c.statements.register("Browser delegation",
+                                                                    pair.key)) });
+  const status = (p) => p.then(() => 200, (e) => e.status);
+  const own = `/api/delegations/${pair.fingerprint}/links`;
+  const out = { unsigned: await status(api.get(own)) };
+  api.setSigner(pair);
+  out.own = await status(api.get(own));
+  out.query = await status(api.get(own + "?x=%C3%A9&y=1"));
+  out.other = await status(api.get(`/api/delegations/${other}/links`));
+  return out;
+}"""
+
+
+async def test_the_web_client_signs_its_reads(browser: Browser, server: str,
+                                              http: Any) -> None:
+    # web/api.js signs every GET with the identity its view set; the server checks it
+    from summitline.client.operator import Operator
+    from summitline.crypto.keys import PrivateKey
+
+    other = Operator(http, "Other", PrivateKey.generate())
+    await other.register()
+    page = await new_page(browser)
+    await page.goto(server + "/")
+    out: dict[str, Any] = await page.evaluate(READS, other.id)
+    assert out == {"unsigned": 401, "own": 200, "query": 200, "other": 403}

@@ -85,10 +85,12 @@ async def test_a_press_viewer_sees_the_window_and_nothing_after(
     await press.wait_for_function("() => window.summitlinePress.frames.length > 20")
     await press.screenshot(path=str(screenshots / "press-page-live.png"))
 
-    playlist = f"/api/press/{plan.call}/hls/{token}/index.m3u8"
+    playlist = f"/api/press/{plan.call}/hls/index.m3u8"
     await press.wait_for_function(
-        "async (url) => (await (await fetch(url)).text()).includes('segment')", arg=playlist)
-    streams = await ffprobe(server + playlist)
+        """async ([url, token]) => (await (await fetch(url, {
+             headers: { authorization: `Bearer ${token}` } })).text()).includes('segment')""",
+        arg=[playlist, token])
+    streams = await ffprobe(server + playlist, token)
     assert "codec_name=h264|width=640|height=480" in streams and "codec_name=aac" in streams
 
     await expect(press.locator("#doors")).to_be_visible(timeout=(WINDOW_S + 30) * 1000)
@@ -109,7 +111,8 @@ async def test_a_press_viewer_sees_the_window_and_nothing_after(
         cut = await device.page.evaluate("window.summitlineSession.pressCutAt")
         assert 0 <= cut - deadline < CUT_SLACK_MS
         assert await device.page.evaluate("window.summitlineSession.alarms") == []
-    assert (await http.get(playlist)).text.rstrip().endswith("#EXT-X-ENDLIST")
+    assert (await http.get(playlist, headers={"Authorization": f"Bearer {token}"})
+            ).text.rstrip().endswith("#EXT-X-ENDLIST")
     assert errors == []
 
 

@@ -13,6 +13,7 @@ import httpx
 from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
 from summitline.client.ice import loopback
+from summitline.client.reads import signed_get
 from summitline.client.session import CallSession, Identity
 from summitline.core.roles import MediaKind
 from summitline.crypto.keys import PrivateKey
@@ -89,7 +90,7 @@ async def test_two_browser_principals_hold_a_call(browser: Browser, server: str,
     for page in (a.page, b.page):
         await expect(page.locator("#stop h1")).to_be_visible()
     await expect(a.page.locator("#stop h1")).to_have_text("The call has ended")
-    call = (await http.get(f"/api/calls/{plan.call}")).json()
+    call = (await signed_get(http, us.key, f"/api/calls/{plan.call}")).json()
     assert call["phase"] == "ended" and call["duration_ms"] > 0
     assert errors == []
 
@@ -120,7 +121,8 @@ async def test_browser_and_python_principals_each_offering_once(
         await wait_for_media(web.page, frames=10, audio=10)
         await until([py], lambda s: s.frames(MediaKind.VIDEO) > 10
                     and s.frames(MediaKind.AUDIO) > 10)
-        record = (await http.get(f"/api/calls/{plan.call}/record")).json()["entries"]
+        record = (await signed_get(http, us.key,
+                                   f"/api/calls/{plan.call}/record")).json()["entries"]
         (offer,) = [e for e in record if e["kind"] == "signal.offer"]
         assert offer["data"]["from"] == (py.device if python_offers else web.device)
         assert offer["data"]["from"] == min(py.device, web.device)
@@ -170,6 +172,6 @@ async def test_a_plan_with_a_forged_signature_is_refused(
     assert await web.page.evaluate("() => window.summitlineSession.localStream.getTracks()"
                                    ".every(t => t.readyState === 'ended')")
     assert py.frames(MediaKind.VIDEO) == py.frames(MediaKind.AUDIO) == 0 and not py.links
-    record = (await http.get(f"/api/calls/{plan.call}/record")).json()["entries"]
+    record = (await signed_get(http, us.key, f"/api/calls/{plan.call}/record")).json()["entries"]
     assert not [e for e in record if e["kind"] == "signal.offer"]
     await end_with_python(us, plan.call, task, py)

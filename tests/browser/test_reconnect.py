@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from summitline.client.reads import signed_get
 from summitline.crypto.keys import PrivateKey
 from summitline.labcall import PORT, LabCallError, Principal, _ask, _ready, _serve, principal
 from summitline.netlab import Lab
@@ -74,7 +75,8 @@ async def _control(conn: Connection, data: Path, address: str) -> None:
                     conn.send(us.enrolment_url(base, await us.open_enrolment(
                         US_NAME, Role.PRINCIPAL)))
                 elif op == "plan":  # the browser's device (enrolled) and a Python one
-                    devices = (await http.get(f"/api/delegations/{us.id}/devices")).json()
+                    devices = (await signed_get(http, us.key,
+                                                f"/api/delegations/{us.id}/devices")).json()
                     (web,) = [d for d in devices if d["device"] == order[1]]
                     py_key = PrivateKey.generate()
                     plan = CallPlan(call="call-lab", link="link-lab", title="Secure video call",

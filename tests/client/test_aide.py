@@ -14,6 +14,7 @@ from summitline.client.bilateral import provision
 from summitline.client.ice import loopback
 from summitline.client.media import MediaSource
 from summitline.client.press import PressViewer
+from summitline.client.reads import signed_get
 from summitline.client.session import CallSession
 from summitline.core.roles import MediaKind, Role
 from summitline.crypto.keys import PrivateKey
@@ -96,7 +97,8 @@ async def test_a_page_reaches_only_our_aides_and_an_aside_holds_the_floor(
                                          "aside.ended"]
     assert ours[0]["data"]["page"] == page and ours[1]["data"]["by"] == us_aide.device
     assert await call.b.operator.private_record(call.call) == []
-    shared = (await http.get(f"/api/calls/{call.call}/record")).json()
+    shared = (await signed_get(http, call.a.operator.key,
+                               f"/api/calls/{call.call}/record")).json()
     assert page not in json.dumps(shared)
     assert not [e for e in shared["entries"] if e["kind"].startswith(("aide", "aside"))]
     assert ra not in {e["data"].get("by") for e in ours}

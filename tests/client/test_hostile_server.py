@@ -14,6 +14,7 @@ from aiortc import RTCPeerConnection
 
 from summitline.client.bilateral import Bilateral, provision
 from summitline.client.ice import loopback
+from summitline.client.reads import signed_get
 from summitline.client.session import CallSession, PlanRejected
 from summitline.core.endpoint import offers
 from summitline.core.roles import MediaKind, Phase, Role
@@ -92,7 +93,8 @@ async def test_a_swapped_dtls_fingerprint_is_caught(where: str, ws_url: str,
             assert sas(a.call, signed_sdp.fingerprints(sent["sdp"]), x) != sas(
                 a.call, signed_sdp.fingerprints(got["sdp"]), x)
         await stop([a, b], tasks)
-    entries = (await http.get(f"/api/calls/{bilateral.call}/record")).json()["entries"]
+    entries = (await signed_get(http, bilateral.a.operator.key,
+                                 f"/api/calls/{bilateral.call}/record")).json()["entries"]
     answered = [e for e in entries if e["kind"] == "signal.answer"]
     assert answered == [] if "offer" in targets else len(answered) == 1
 
@@ -117,7 +119,8 @@ async def assert_plan_refused(url: str, call: Bilateral, http: httpx.AsyncClient
         assert why in str(result) and s.alarms and s.alarms[0].startswith("plan refused")
         assert not s.links
     no_media(sessions)
-    entries = (await http.get(f"/api/calls/{call.call}/record")).json()["entries"]
+    entries = (await signed_get(http, call.a.operator.key,
+                                 f"/api/calls/{call.call}/record")).json()["entries"]
     assert not [e for e in entries if e["kind"] == "signal.offer"]
     for s in sessions:
         await s.leave()
@@ -147,7 +150,8 @@ async def test_a_plan_signed_by_one_delegation_only(ws_url: str, bilateral: Bila
 async def test_an_old_plan_served_again(ws_url: str, http: httpx.AsyncClient) -> None:
     old = await provision(http)  # an earlier call: complete, validly signed, but not this one
     new = await provision(http)
-    old_signed = (await http.get(f"/api/plans/{old.plan.hash}")).json()
+    old_signed = (await signed_get(http, old.a.operator.key,
+                                   f"/api/plans/{old.plan.hash}")).json()
     new.a.operator.pinned.update(old.a.operator.pinned)  # even if it knew those keys
 
     def change(signed: dict[str, Any]) -> None:
@@ -318,7 +322,8 @@ async def test_the_press_deadline_comes_from_the_signed_start(ws_url: str,
     await asyncio.wait_for(a.joined.wait(), WAIT_S)
     await call.b.operator.control(call.call, "start")
     await asyncio.wait_for(a.wait_for(lambda: a.phase is Phase.OPEN), WAIT_S)
-    entries = (await http.get(f"/api/calls/{call.call}/record")).json()["entries"]
+    entries = (await signed_get(http, call.a.operator.key,
+                                 f"/api/calls/{call.call}/record")).json()["entries"]
     signed_at = next(e["data"]["at"] for e in entries if e["kind"] == "call.started")
     assert a.started_ms == signed_at and a.press_deadline_ms == signed_at + 60_000
     await a.leave()

@@ -12,6 +12,7 @@ import httpx
 from summitline.client.bilateral import provision
 from summitline.client.ice import loopback
 from summitline.client.media import MediaSource
+from summitline.client.reads import signed_get
 from summitline.client.session import HANDOVER_TAIL_S, CallSession
 from summitline.core.roles import MediaKind, Role
 from summitline.crypto.keys import PrivateKey
@@ -70,7 +71,8 @@ async def test_booth_partners_interpret_and_hand_over(ws_url: str,
     await asyncio.gather(*tasks)
     for s in everyone:
         await s.leave()
-    record = (await http.get(f"/api/calls/{call.call}/record")).json()["entries"]
+    record = (await signed_get(http, call.a.operator.key,
+                               f"/api/calls/{call.call}/record")).json()["entries"]
     booth = [(e["kind"], e["data"]) for e in record if e["kind"].startswith("booth.")]
     assert booth == [("booth.live", {"device": k1.fingerprint, "channel": "ru"}),
                      ("booth.handover", {"from": k1.fingerprint, "to": k2.fingerprint,
@@ -111,6 +113,7 @@ async def test_relay_an_interpreter_takes_another_channel_as_its_source(
     await asyncio.gather(*tasks)
     for s in everyone:
         await s.leave()
-    record = (await http.get(f"/api/calls/{call.call}/record")).json()["entries"]
+    record = (await signed_get(http, call.a.operator.key,
+                               f"/api/calls/{call.call}/record")).json()["entries"]
     assert {"device": k_en.fingerprint, "source": "ru", "channel": "en"} in [
         e["data"] for e in record if e["kind"] == "interpreter.source"]

@@ -5,6 +5,7 @@ the window (WebRTC viewers and HLS), and not after its deadline, even when the s
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -62,9 +63,11 @@ async def window(http: httpx.AsyncClient, ws_url: str) -> AsyncIterator[Window]:
     await leave_all((a, b), tasks)
 
 
-async def ffprobe(url: str) -> str:
+async def ffprobe(url: str, token: str) -> str:
+    # the token goes in a header, for the playlist and every segment, never in the URL
     proc = await asyncio.create_subprocess_exec(
-        "ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height",
+        "ffprobe", "-v", "error", "-headers", f"Authorization: Bearer {token}\r\n",
+        "-show_entries", "stream=codec_name,width,height",
         "-of", "compact", url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), WAIT_S)
     assert proc.returncode == 0, err.decode()
@@ -86,14 +89,16 @@ async def test_the_press_see_the_window_and_nothing_after_it(
     assert max(b for _, b in pictures) > DARK  # the principals are in the picture
 
     # HLS for broadcasters: readable by ffprobe while the window is open
-    playlist = f"/api/press/{window.call.call}/hls/{window.token}/index.m3u8"
-    while "segment" not in (await http.get(playlist)).text:
+    playlist = f"/api/press/{window.call.call}/hls/index.m3u8"
+    bearer = {"Authorization": f"Bearer {window.token}"}
+    assert (await http.get(playlist)).status_code == 401  # no token, no programme
+    while "segment" not in (await http.get(playlist, headers=bearer)).text:
         await asyncio.wait_for(viewer.wait_for(lambda n=viewer.frames[MediaKind.VIDEO]:
                                                viewer.frames[MediaKind.VIDEO] > n), WAIT_S)
-    streams = await ffprobe(server + playlist)
+    streams = await ffprobe(server + playlist, window.token)
     assert "codec_name=h264|width=640|height=480" in streams and "codec_name=aac" in streams
     read_ms = time.time() * 1000
-    text = (await http.get(playlist)).text
+    text = (await http.get(playlist, headers=bearer)).text
     if read_ms < window.deadline - 1000:  # a loaded machine may have run out the window
         assert "#EXT-X-ENDLIST" not in text  # not ended before the deadline
 
@@ -111,7 +116,7 @@ async def test_the_press_see_the_window_and_nothing_after_it(
     assert last - window.deadline < 4 * CUT_SLACK_MS
     assert all(at <= last for at, _ in pictures)
     assert (await http.get(f"/api/press/{window.call.call}")).json()["state"] == "closed"
-    assert (await http.get(playlist)).text.rstrip().endswith("#EXT-X-ENDLIST")
+    assert (await http.get(playlist, headers=bearer)).text.rstrip().endswith("#EXT-X-ENDLIST")
     # no way back in after the deadline, even with a valid token
     late = PressViewer(http, window.call.call, window.token, loopback())
     with pytest.raises(PressRefused, match="closed doors") as refused:
@@ -238,3 +243,54 @@ async def test_viewers_need_a_valid_token_of_the_call_and_are_limited(
             await PressViewer(http, call.call, token, loopback()).watch()
         assert refused.value.status == 503
         await leave_all((a, b), tasks, [first])
+
+
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+async def test_the_press_token_never_reaches_the_access_log(tmp_path: Path) -> None:
+    # attack 6 of issue 11: the token travelled in the HLS URL and so into the access log
+    access = Lines()
+    settings = Settings(data_dir=tmp_path / "server", press_hosts=LOOPBACK)
+    try:
+        async with running(settings, log_level="info") as base, \
+                httpx.AsyncClient(base_url=base) as http:
+            # after the start: uvicorn's logging configuration replaces earlier handlers
+            logging.getLogger("uvicorn.access").addHandler(access)
+            ws = base.replace("http", "ws", 1) + "/ws"
+            call = await provision(http, press_window_s=60)
+            a, b = (CallSession(ws, call.call, side.identity(), ice=loopback())
+                    for side in (call.a, call.b))
+            tasks = [asyncio.create_task(s.run()) for s in (a, b)]
+            await asyncio.wait_for(asyncio.gather(a.joined.wait(), b.joined.wait()), WAIT_S)
+            await call.a.operator.control(call.call, "start")
+            await asyncio.wait_for(a.press_answered.wait(), WAIT_S)
+            issued = await call.a.operator.press_token(call.call)
+            token = issued["token"]
+            assert token not in issued["hls"]
+            viewer = PressViewer(http, call.call, token, loopback())
+            await viewer.watch()
+            await asyncio.wait_for(viewer.wait_for(
+                lambda: viewer.frames[MediaKind.VIDEO] > 5), WAIT_S)
+            bearer = {"Authorization": f"Bearer {token}"}
+            while "segment" not in (await http.get(issued["hls"], headers=bearer)).text:
+                await asyncio.wait_for(viewer.wait_for(
+                    lambda n=viewer.frames[MediaKind.VIDEO]: viewer.frames[MediaKind.VIDEO] > n),
+                    WAIT_S)
+            segment = next(line for line in (await http.get(issued["hls"], headers=bearer))
+                           .text.splitlines() if line.startswith("segment"))
+            ts = await http.get(issued["hls"].replace("index.m3u8", segment), headers=bearer)
+            assert ts.status_code == 200 and len(ts.content) > 1000
+            await leave_all((a, b), tasks, [viewer])
+    finally:
+        logging.getLogger("uvicorn.access").removeHandler(access)
+    assert any("/whep" in line for line in access.lines)
+    assert any("/hls/index.m3u8" in line for line in access.lines)
+    assert any("/hls/segment" in line for line in access.lines)
+    assert not [line for line in access.lines if token in line]

@@ -13,6 +13,7 @@ import httpx
 
 from summitline.client.bilateral import provision
 from summitline.client.ice import loopback
+from summitline.client.reads import signed_get
 from summitline.client.session import CallSession
 from summitline.core.record import verify_export
 from summitline.core.roles import MediaKind
@@ -57,7 +58,8 @@ async def test_media_survives_a_server_crash_and_the_call_continues(tmp_path: Pa
             await asyncio.wait_for(asyncio.gather(*(s.joined.wait() for s in sessions)), WAIT_S)
             await call.a.operator.control(call.call, "start")
             await until(sessions, lambda s: s.frames(MediaKind.VIDEO) > 10)
-            before = (await http.get(f"/api/calls/{call.call}/record")).json()["entries"]
+            before = (await signed_get(http, call.a.operator.key,
+                                         f"/api/calls/{call.call}/record")).json()["entries"]
 
             server.kill()  # SIGKILL: no shutdown, no flushing
             server.wait()
@@ -69,7 +71,8 @@ async def test_media_survives_a_server_crash_and_the_call_continues(tmp_path: Pa
             await ready(http)
             await asyncio.wait_for(asyncio.gather(*(s.rejoined.wait() for s in sessions)),
                                    WAIT_S)
-            after = (await http.get(f"/api/calls/{call.call}/record")).json()["entries"]
+            after = (await signed_get(http, call.a.operator.key,
+                                         f"/api/calls/{call.call}/record")).json()["entries"]
             assert after[: len(before)] == before  # nothing committed was lost
             kinds = [e["kind"] for e in after[len(before):]]
             assert kinds[0] == "server.restarted" and kinds.count("endpoint.joined") == 2

@@ -8,8 +8,8 @@ import pytest
 
 from summitline.core.sas import sas
 from summitline.crypto import sdp as signed_sdp
-from summitline.crypto.encoding import unb64u
-from summitline.crypto.keys import PrivateKey, PublicKey, SignatureError
+from summitline.crypto.encoding import b64u, unb64u
+from summitline.crypto.keys import CURVE_ORDER, HALF_ORDER, PrivateKey, PublicKey, SignatureError
 from summitline.crypto.keystore import Keystore, KeystoreError
 
 SDP = """v=0
@@ -83,3 +83,15 @@ def test_pins_refuse_a_second_key_for_a_delegation(tmp_path: Path) -> None:
     with pytest.raises(KeystoreError, match="not the fingerprint"):
         store.pin(first.fingerprint, "US", second)
     assert repr(PrivateKey.generate()).startswith("PrivateKey(")
+
+
+def test_signatures_are_low_s_and_the_high_twin_is_refused() -> None:
+    key = PrivateKey.generate()
+    for i in range(40):  # about half of raw ECDSA signatures are high-S
+        st = {"purpose": "summitline/test", "i": i}
+        raw = unb64u(key.sign(st))
+        s = int.from_bytes(raw[32:], "big")
+        assert s <= HALF_ORDER
+        high = b64u(raw[:32] + (CURVE_ORDER - s).to_bytes(32, "big"))
+        with pytest.raises(SignatureError, match="low-S"):
+            key.public.verify(st, high)

@@ -166,3 +166,37 @@ def test_an_event_is_recorded_under_its_own_kind_only() -> None:
     assert entry.kind == "endpoint.joined" and a in state.admitted
     with pytest.raises(ValueError, match="not the record kind"):
         advance(state, entry, 2, "endpoint.joined", {"device": a}, c.Leave(a))
+
+
+def twin(signature: str) -> str:
+    """The other ECDSA signature of the same message with the same nonce: (r, n - s)."""
+    from summitline.crypto.encoding import b64u, unb64u
+    from summitline.crypto.keys import CURVE_ORDER
+
+    raw = unb64u(signature)
+    s = int.from_bytes(raw[32:], "big")
+    return b64u(raw[:32] + (CURVE_ORDER - s).to_bytes(32, "big"))
+
+
+def test_a_head_signature_swapped_for_its_twin_fails_verify(tmp_path: Path) -> None:
+    # attack 7 of issue 11: (r, n - s) verifies in plain ECDSA; only low-S is accepted
+    doc = json.loads(exported())
+    sigs = doc["head_signatures"]
+    sigs[W.us.fingerprint] = twin(sigs[W.us.fingerprint])
+    swapped = tmp_path / "twin.record.json"
+    swapped.write_bytes(reexport(doc))
+    no = subprocess.run([sys.executable, "-m", "summitline", "verify", str(swapped)],
+                        capture_output=True, text=True)
+    assert no.returncode == 1, no.stdout
+    assert "United States" in no.stderr
+    with pytest.raises(RecordError):
+        verify_export(swapped.read_bytes())
+
+
+def test_a_plan_signature_swapped_for_its_twin_fails_verify() -> None:
+    doc = json.loads(exported())
+    sigs = doc["signed_plan"]["signatures"]
+    fp = W.ru.fingerprint
+    sigs[fp] = twin(sigs[fp])
+    with pytest.raises(RecordError):
+        verify_export(reexport(doc))

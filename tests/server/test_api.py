@@ -9,6 +9,7 @@ import pytest
 
 from summitline.client.bilateral import Bilateral
 from summitline.client.operator import ApiError, Operator
+from summitline.client.reads import signed_get
 from summitline.core.plan import CallPlan
 from summitline.crypto import statements
 from summitline.crypto.keys import PrivateKey
@@ -66,7 +67,7 @@ async def test_a_link_is_accepted_only_after_the_fingerprint_check(
         fooled = Operator(lying, "B", b.key)
         with pytest.raises(ApiError, match="not the one checked out of band"):
             await fooled.accept_link("link-x", "0000-0000-0000-0000-0000")
-    assert (await http.get("/api/links/link-x")).json()["state"] == "proposed"
+    assert (await signed_get(http, a.key, "/api/links/link-x")).json()["state"] == "proposed"
     spoken = (await http.get(f"/api/delegations/{a.id}")).json()["short_fingerprint"]
     await b.accept_link("link-x", spoken)
     await a.pin_link("link-x")
@@ -104,7 +105,8 @@ async def test_the_record_head_is_signed_only_after_the_end(
     await bilateral.b.operator.control(bilateral.call, "end")
     for side in (bilateral.a, bilateral.b):
         await side.operator.sign_record(bilateral.call, bilateral.plan.hash)
-    call = (await http.get(f"/api/calls/{bilateral.call}")).json()
+    call = (await signed_get(http, bilateral.b.operator.key,
+                             f"/api/calls/{bilateral.call}")).json()
     assert call["phase"] == "ended" and call["duration_ms"] >= 0
     with pytest.raises(ApiError) as err:
         await bilateral.a.operator.control(bilateral.call, "start")
@@ -118,13 +120,15 @@ async def test_the_record_as_a_readable_page_escapes_what_it_shows(
     call = await provision(http, title="<script>alert(1)</script> talks")
     await call.a.operator.control(call.call, "start")
     await call.a.operator.control(call.call, "end")
-    page = (await http.get(f"/api/calls/{call.call}/record/export.html"))
+    page = (await signed_get(http, call.a.operator.key,
+                             f"/api/calls/{call.call}/record/export.html"))
     assert page.headers["content-type"].startswith("text/html")
     assert "<script>alert" not in page.text and "&lt;script&gt;" in page.text
     assert "Not verified" in page.text and "not signed" in page.text  # not yet signed
     for side in (call.a, call.b):
         await side.operator.sign_record(call.call, call.plan.hash)
-    page = (await http.get(f"/api/calls/{call.call}/record/export.html"))
+    page = (await signed_get(http, call.b.operator.key,
+                             f"/api/calls/{call.call}/record/export.html"))
     assert "Verified: the chain is intact" in page.text and "call.ended" in page.text
     assert "<style>" not in page.text  # the server's CSP forbids inline style
     css = await http.get("/api/record.css")

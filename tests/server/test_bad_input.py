@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from summitline.client.bilateral import Bilateral, provision
+from summitline.client.reads import signed_get
 from summitline.core.messages import MAX_MESSAGE_BYTES
 from summitline.core.roles import Role
 from summitline.crypto import statements
@@ -19,17 +20,18 @@ from summitline.server.limits import RATE_BURST
 from tests import wire
 
 
-async def record_kinds(http: httpx.AsyncClient, call: str) -> list[dict[str, Any]]:
-    r = await http.get(f"/api/calls/{call}/record")
+async def record_kinds(http: httpx.AsyncClient, call: Bilateral) -> list[dict[str, Any]]:
+    r = await signed_get(http, call.a.operator.key, f"/api/calls/{call.call}/record")
     return [e for e in r.json()["entries"]]
 
 
-async def refusals(http: httpx.AsyncClient, call: str, kind: str) -> list[str]:
+async def refusals(http: httpx.AsyncClient, call: Bilateral, kind: str) -> list[str]:
     return [e["data"]["code"] for e in await record_kinds(http, call) if e["kind"] == kind]
 
 
-async def incidents(http: httpx.AsyncClient) -> list[str]:
-    return [i["code"] for i in (await http.get("/api/incidents")).json()]
+async def incidents(http: httpx.AsyncClient, operator: dict[str, str]) -> list[str]:
+    page = (await http.get("/api/incidents", headers=operator)).json()
+    return [i["code"] for i in page["incidents"]]
 
 
 async def assert_unharmed(http: httpx.AsyncClient, ws_url: str) -> None:
@@ -45,12 +47,13 @@ async def assert_unharmed(http: httpx.AsyncClient, ws_url: str) -> None:
     await b.close()
 
 
-async def test_malformed_json_as_first_message(http: httpx.AsyncClient, ws_url: str) -> None:
+async def test_malformed_json_as_first_message(http: httpx.AsyncClient, ws_url: str,
+                                               operator_headers: dict[str, str]) -> None:
     ws, _ = await wire.connect(ws_url)
     await ws.send("{this is not json")
     err = await wire.refused(ws, "malformed", cc.BAD_HANDSHAKE)
     assert "not valid JSON" in err["message"]
-    assert "malformed" in await incidents(http)
+    assert "malformed" in await incidents(http, operator_headers)
     await assert_unharmed(http, ws_url)
 
 
@@ -62,7 +65,7 @@ async def test_malformed_json_after_joining_is_refused_and_the_connection_goes_o
     assert (err["code"], err["fatal"]) == ("malformed", False)
     await wire.send(ws, {"type": "ping", "id": 1})
     assert (await wire.next_of(ws, "pong"))["id"] == 1
-    assert await refusals(http, bilateral.call, "signal.refused") == ["malformed"]
+    assert await refusals(http, bilateral, "signal.refused") == ["malformed"]
     await assert_unharmed(http, ws_url)
 
 
@@ -73,7 +76,7 @@ async def test_unknown_message_type(http: httpx.AsyncClient, ws_url: str,
     err = await wire.next_of(ws, "error")
     assert (err["code"], err["fatal"]) == ("unknown-type", False)
     assert "'launch'" in err["message"]
-    assert await refusals(http, bilateral.call, "signal.refused") == ["unknown-type"]
+    assert await refusals(http, bilateral, "signal.refused") == ["unknown-type"]
     await assert_unharmed(http, ws_url)
 
 
@@ -91,14 +94,15 @@ async def test_message_over_the_size_limit(http: httpx.AsyncClient, ws_url: str,
     ws, _ = await wire.join(ws_url, bilateral.call, bilateral.a.principal)
     await ws.send('{"type":"ping","pad":"' + "x" * MAX_MESSAGE_BYTES + '"}')
     await wire.refused(ws, "too-big", cc.MESSAGE_TOO_BIG)
-    assert await refusals(http, bilateral.call, "protocol.error") == ["too-big"]
+    assert await refusals(http, bilateral, "protocol.error") == ["too-big"]
     # its seat is free again: the principal can rejoin
     ws, _ = await wire.join(ws_url, bilateral.call, bilateral.a.principal)
     await assert_unharmed(http, ws_url)
 
 
 async def test_a_bad_handshake_signature(http: httpx.AsyncClient, ws_url: str,
-                                         bilateral: Bilateral) -> None:
+                                         bilateral: Bilateral,
+                                         operator_headers: dict[str, str]) -> None:
     ws, nonce = await wire.connect(ws_url)
     forged = wire.hello(bilateral.call, bilateral.a.principal, nonce)
     forged["signature"] = PrivateKey.generate().sign({"purpose": "summitline/join"})
@@ -106,13 +110,14 @@ async def test_a_bad_handshake_signature(http: httpx.AsyncClient, ws_url: str,
     await wire.refused(ws, "bad-signature", cc.AUTH_FAILED)
     # unauthenticated: the server's incidents, not the call's record (strangers cannot
     # write into a record)
-    assert "bad-signature" in await incidents(http)
-    assert await refusals(http, bilateral.call, "endpoint.refused") == []
+    assert "bad-signature" in await incidents(http, operator_headers)
+    assert await refusals(http, bilateral, "endpoint.refused") == []
     await assert_unharmed(http, ws_url)
 
 
 async def test_a_replayed_handshake(http: httpx.AsyncClient, ws_url: str,
-                                    bilateral: Bilateral) -> None:
+                                    bilateral: Bilateral,
+                                    operator_headers: dict[str, str]) -> None:
     first, nonce = await wire.connect(ws_url)
     captured = wire.hello(bilateral.call, bilateral.a.principal, nonce)
     await wire.send(first, captured)
@@ -121,7 +126,7 @@ async def test_a_replayed_handshake(http: httpx.AsyncClient, ws_url: str,
     second, _ = await wire.connect(ws_url)
     await wire.send(second, captured)  # the same valid hello, on a new connection
     await wire.refused(second, "stale-nonce", cc.AUTH_FAILED)
-    assert "stale-nonce" in await incidents(http)
+    assert "stale-nonce" in await incidents(http, operator_headers)
     await assert_unharmed(http, ws_url)
 
 
@@ -135,14 +140,15 @@ async def test_an_unsupported_protocol_version(http: httpx.AsyncClient, ws_url: 
 
 
 async def test_a_device_outside_the_plan_and_an_unknown_call(
-        http: httpx.AsyncClient, ws_url: str, bilateral: Bilateral) -> None:
+        http: httpx.AsyncClient, ws_url: str, bilateral: Bilateral,
+        operator_headers: dict[str, str]) -> None:
     ws, nonce = await wire.connect(ws_url)
     await wire.send(ws, wire.hello(bilateral.call, PrivateKey.generate(), nonce))
     await wire.refused(ws, "not-in-plan", cc.AUTH_FAILED)
     ws, nonce = await wire.connect(ws_url)
     await wire.send(ws, wire.hello("call-nobody", bilateral.a.principal, nonce))
     await wire.refused(ws, "unknown-call", cc.UNKNOWN_CALL)
-    assert {"not-in-plan", "unknown-call"} <= set(await incidents(http))
+    assert {"not-in-plan", "unknown-call"} <= set(await incidents(http, operator_headers))
     await assert_unharmed(http, ws_url)
 
 
@@ -153,7 +159,7 @@ async def test_a_plan_not_signed_by_both_delegations(http: httpx.AsyncClient,
     await wire.send(ws, wire.hello(half.call, half.a.principal, nonce))
     err = await wire.refused(ws, "plan-unsigned", cc.PLAN_UNSIGNED)
     assert "not signed by Russian Federation" in err["message"]
-    assert await refusals(http, half.call, "endpoint.refused") == ["plan-unsigned"]
+    assert await refusals(http, half, "endpoint.refused") == ["plan-unsigned"]
     # and the server refuses a co-signature that does not verify
     r = await http.post(f"/api/plans/{half.plan.hash}/signatures", json={
         "delegation": half.b.operator.id, "signature": PrivateKey.generate().sign({"x": 1})})
@@ -173,7 +179,7 @@ async def test_an_offer_to_an_endpoint_it_may_not_talk_to(http: httpx.AsyncClien
                         "sdp": "v=0", "signature": wire.FAKE_SIG})
     err = await wire.next_of(a, "error")
     assert (err["code"], err["fatal"], err["ref"]) == ("not-permitted", False, "offer")
-    assert await refusals(http, call.call, "signal.refused") == ["not-permitted"]
+    assert await refusals(http, call, "signal.refused") == ["not-permitted"]
     # the aide got the phase change and nothing else
     assert (await wire.recv(b_aide))["type"] == "phase"
     await wire.send(b_aide, {"type": "ping", "id": 3})
@@ -189,7 +195,7 @@ async def test_a_second_principal_of_a_delegation(http: httpx.AsyncClient, ws_ur
     await wire.send(ws, wire.hello(call.call, spare, nonce))
     err = await wire.refused(ws, "seat-taken", cc.SEAT_TAKEN)
     assert "only one principal per delegation" in err["message"]
-    assert await refusals(http, call.call, "endpoint.refused") == ["seat-taken"]
+    assert await refusals(http, call, "endpoint.refused") == ["seat-taken"]
     await first.close()
     await assert_unharmed(http, ws_url)
 
@@ -206,7 +212,7 @@ async def test_the_same_device_again_takes_over_its_seat(http: httpx.AsyncClient
     assert await wire.closed_with(first) == cc.REPLACED
     await wire.send(second, {"type": "ping", "id": 9})
     assert (await wire.next_of(second, "pong"))["id"] == 9
-    entries = await record_kinds(http, bilateral.call)
+    entries = await record_kinds(http, bilateral)
     assert [(e["kind"], e["data"].get("reason")) for e in entries[-3:]] == [
         ("endpoint.joined", None), ("endpoint.left", "replaced"), ("endpoint.joined", None)]
 
@@ -220,7 +226,7 @@ async def test_a_flood_of_messages_is_cut_off(http: httpx.AsyncClient, ws_url: s
         pass
     assert (msg["code"], msg["fatal"]) == ("rate-limit", True)
     assert await wire.closed_with(ws) == cc.POLICY
-    assert await refusals(http, bilateral.call, "protocol.error") == ["rate-limit"]
+    assert await refusals(http, bilateral, "protocol.error") == ["rate-limit"]
     await assert_unharmed(http, ws_url)
 
 
@@ -241,9 +247,9 @@ async def test_offers_are_relayed_to_their_target_only_and_not_replayed(
                         "generation": 5, "candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host"})
     err = await wire.next_of(b, "error")
     assert (err["code"], err["ref"]) == ("not-permitted", "candidate")
-    kinds = [e["kind"] for e in await record_kinds(http, bilateral.call)]
+    kinds = [e["kind"] for e in await record_kinds(http, bilateral)]
     assert kinds.count("signal.offer") == 1
-    assert await refusals(http, bilateral.call, "signal.refused") == ["stale-generation",
+    assert await refusals(http, bilateral, "signal.refused") == ["stale-generation",
                                                                       "not-permitted"]
 
 
@@ -264,12 +270,12 @@ async def test_control_requests_cannot_be_replayed_or_forged(
     forged = {**body, "action": "end"}  # signature was for "start"
     r = await http.post(f"/api/calls/{bilateral.call}/control", json=forged)
     assert r.status_code == 403 and "does not verify" in r.json()["detail"]
-    # the same signature in its other valid form (r, n - s) is still the same request
+    # the signature's other ECDSA form (r, n - s) is refused outright: only low-S verifies
     raw = unb64u(body["signature"])
     s = N_P256 - int.from_bytes(raw[32:], "big")
     twin = {**body, "signature": b64u(raw[:32] + s.to_bytes(32, "big"))}
     r = await http.post(f"/api/calls/{bilateral.call}/control", json=twin)
-    assert r.status_code == 403 and "already used" in r.json()["detail"]
+    assert r.status_code == 403 and "does not verify" in r.json()["detail"]
 
 
 N_P256 = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
@@ -293,5 +299,5 @@ async def test_booth_requests_that_the_plan_does_not_allow(http: httpx.AsyncClie
     assert (await wire.next_of(i1, "error"))["code"] == "bad-source"
     await wire.send(i1, {"type": "booth", "action": "live"})
     assert (await wire.next_of(a, "booth"))["live"] == {"ru": k1.fingerprint}
-    assert await refusals(http, call.call, "signal.refused") == [
+    assert await refusals(http, call, "signal.refused") == [
         "phase", "not-interpreter", "invalid", "bad-source"]

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from summitline.client.reads import signed_get
 from summitline.core.plan import CallPlan, Delegation, Participant
 from summitline.core.record import check_chain
 from summitline.core.roles import Role
@@ -44,7 +45,10 @@ class Operator:
         return Delegation(self.id, self.name, self.key.public)
 
     async def _call(self, method: str, path: str, body: Any = None) -> Any:
-        r = await self.http.request(method, path, json=body)
+        if method == "GET":  # reads are signed by the delegation (docs/protocol.md §4.3)
+            r = await signed_get(self.http, self.key, path)
+        else:
+            r = await self.http.request(method, path, json=body)
         if r.status_code >= 400:
             detail = r.json().get("detail", r.text) if r.headers.get(
                 "content-type", "").startswith("application/json") else r.text
@@ -164,7 +168,7 @@ class Operator:
         return result
 
     async def export_record(self, call: str) -> bytes:
-        r = await self.http.get(f"/api/calls/{call}/record/export")
+        r = await signed_get(self.http, self.key, f"/api/calls/{call}/record/export")
         r.raise_for_status()
         return r.content
 

@@ -25,6 +25,11 @@ from summitline.crypto.encoding import b64u, canonical, unb64u
 
 _CURVE = ec.SECP256R1()
 _COORD = 32  # bytes per coordinate and per signature half on P-256
+# The order of P-256's base point. (r, s) and (r, n - s) both verify as ECDSA
+# signatures of the same message; only the low one (s <= n/2) is accepted, so that
+# every signed statement has exactly one valid signature per signing (no "twins").
+CURVE_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+HALF_ORDER = CURVE_ORDER // 2
 
 
 class SignatureError(Exception):
@@ -73,9 +78,10 @@ class PublicKey:
             raise SignatureError("signature is not base64url") from exc
         if len(sig) != 2 * _COORD:
             raise SignatureError("signature must be 64 bytes (P1363 r||s)")
-        der = encode_dss_signature(
-            int.from_bytes(sig[:_COORD], "big"), int.from_bytes(sig[_COORD:], "big")
-        )
+        r, s = int.from_bytes(sig[:_COORD], "big"), int.from_bytes(sig[_COORD:], "big")
+        if s > HALF_ORDER:
+            raise SignatureError("signature is not low-S (s must be at most n/2)")
+        der = encode_dss_signature(r, s)
         key = ec.EllipticCurvePublicKey.from_encoded_point(_CURVE, self.raw)
         try:
             key.verify(der, canonical(statement), ec.ECDSA(hashes.SHA256()))
@@ -121,6 +127,8 @@ class PrivateKey:
     def sign(self, statement: dict[str, Any]) -> str:
         der = self._key.sign(canonical(statement), ec.ECDSA(hashes.SHA256()))
         r, s = decode_dss_signature(der)
+        if s > HALF_ORDER:
+            s = CURVE_ORDER - s
         return b64u(r.to_bytes(_COORD, "big") + s.to_bytes(_COORD, "big"))
 
     def __repr__(self) -> str:  # never show key material, even in a traceback

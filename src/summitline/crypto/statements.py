@@ -104,3 +104,10 @@ def enrolment(delegation: str, code_hash: str, name: str, role: str) -> Statemen
 def enrol(code: str, key: str) -> Statement:
     """A device takes the seat the code opens, with its key."""
     return {"purpose": "summitline/enrol", "code": code, "key": key}
+
+
+def read(method: str, path: str, signer: str, at_ms: int) -> Statement:
+    """A signed read: ``signer`` (a delegation or device fingerprint) asks for ``path``
+    (the request target as sent: path and ``?query``, percent-encoded) at ``at_ms``."""
+    return {"purpose": "summitline/read", "method": method, "path": path, "signer": signer,
+            "at": at_ms}

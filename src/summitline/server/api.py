@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from summitline import report
@@ -22,12 +22,17 @@ from summitline.crypto import statements
 from summitline.crypto.encoding import digest
 from summitline.crypto.keys import PublicKey, SignatureError, short_fingerprint
 from summitline.server.hub import Hub
+from summitline.server.reads import signed_read
 from summitline.server.room import CallRoom
+from summitline.server.security import bearer_matches
 from summitline.store import StoreError
 
 # A signed control request is accepted this long after it was made (clock skew and
 # transit); within that time its signature can be used once.
 CONTROL_FRESHNESS_MS = 120_000
+
+# The most incident rows one page of GET /api/incidents returns.
+MAX_INCIDENT_PAGE = 500
 
 Name = Annotated[str, Field(min_length=1, max_length=120)]
 Id = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -115,6 +120,30 @@ async def room_of(h: Hub, call: str) -> CallRoom:
     return room
 
 
+def readers(signed: SignedPlan, devices: bool = True) -> dict[str, PublicKey | None]:
+    """Who may read a call's objects: its two delegations, and (``devices``) the devices
+    its plan names."""
+    out: dict[str, PublicKey | None] = {d.id: d.key for d in signed.plan.delegations}
+    if devices:
+        out.update({p.device: p.key for p in signed.plan.participants})
+    return out
+
+
+async def link_view(h: Hub, id: str) -> dict[str, Any]:
+    row = await h.store.link(id)
+    if row is None:
+        raise bad(404, f"no link {id!r}")
+    delegations = []
+    for role in ("proposer", "acceptor"):
+        name, key = await delegation_key(h, row[role])
+        delegations.append({"id": row[role], "name": name, "key": key.b64u,
+                            "short_fingerprint": short_fingerprint(row[role])})
+    return {"id": id, "delegations": delegations,
+            "state": "established" if row["acceptor_signature"] else "proposed",
+            "signatures": {row["proposer"]: row["proposer_signature"],
+                           row["acceptor"]: row["acceptor_signature"]}}
+
+
 async def signed_request(h: Hub, room: CallRoom, delegation: str, at: int,
                          statement: dict[str, Any], signature: str,
                          what: str) -> Delegation:
@@ -166,6 +195,9 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
 
     @r.get("/delegations/{id}")
     async def get_delegation(id: str, request: Request) -> dict[str, Any]:
+        """A delegation's name and key, by its fingerprint (the SHA-256 of that key). Open:
+        a device reads it before it is enrolled, and it tells nothing about links or
+        calls to someone who does not already hold the key's fingerprint."""
         name, key = await delegation_key(hub(request), id)
         return {"id": id, "name": name, "key": key.b64u,
                 "short_fingerprint": short_fingerprint(id)}
@@ -186,7 +218,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
                                    h.clock())
         except StoreError as exc:
             raise bad(409, str(exc)) from None
-        return await get_link(body.id, request)
+        return await link_view(h, body.id)
 
     @r.post("/links/{id}/accept")
     async def accept_link(id: str, body: LinkAccept, request: Request) -> dict[str, Any]:
@@ -202,23 +234,17 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         verify(key, statements.link(id, [row["proposer"], row["acceptor"]]), body.signature,
                 "the link acceptance")
         await h.store.accept_link(id, body.signature)
-        return await get_link(id, request)
+        return await link_view(h, id)
 
     @r.get("/links/{id}")
     async def get_link(id: str, request: Request) -> dict[str, Any]:
+        """A link, for its two delegations (signed read)."""
         h = hub(request)
         row = await h.store.link(id)
         if row is None:
             raise bad(404, f"no link {id!r}")
-        delegations = []
-        for role in ("proposer", "acceptor"):
-            name, key = await delegation_key(h, row[role])
-            delegations.append({"id": row[role], "name": name, "key": key.b64u,
-                                "short_fingerprint": short_fingerprint(row[role])})
-        return {"id": id, "delegations": delegations,
-                "state": "established" if row["acceptor_signature"] else "proposed",
-                "signatures": {row["proposer"]: row["proposer_signature"],
-                               row["acceptor"]: row["acceptor_signature"]}}
+        await signed_read(request, {row["proposer"]: None, row["acceptor"]: None})
+        return await link_view(h, id)
 
     # -- plans ---------------------------------------------------------------------------
     @r.post("/plans", status_code=201)
@@ -230,7 +256,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         except PlanError as exc:
             raise bad(422, f"invalid plan: {exc}") from None
         plan = signed.plan
-        link = await get_link(plan.link, request)
+        link = await link_view(h, plan.link)
         if link["state"] != "established":
             raise bad(409, "the link is not yet accepted by both delegations")
         pinned = {d["id"]: d["key"] for d in link["delegations"]}
@@ -275,15 +301,23 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
 
     @r.get("/plans/{plan_hash}")
     async def get_plan(plan_hash: str, request: Request) -> dict[str, Any]:
+        """A plan, for its two delegations and its devices (signed read)."""
         signed = await hub(request).store.plan(plan_hash)
         if signed is None:
             raise bad(404, "no such plan")
+        await signed_read(request, readers(signed))
         return _plan_view(signed)
 
     # -- calls ---------------------------------------------------------------------------
     @r.get("/calls/{call}")
     async def get_call(call: str, request: Request) -> dict[str, Any]:
+        """A call's state, for its two delegations and its devices (signed read)."""
         room = await room_of(hub(request), call)
+        await signed_read(request, readers(room.signed))
+        return await call_view(room)
+
+    async def call_view(room: CallRoom) -> dict[str, Any]:
+        call = room.call_id
         entries = await room.store.entries(call)
         plan = room.signed.plan
         return {"call": call, "title": plan.title, "plan": plan.hash,
@@ -313,7 +347,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
                                            "signature": body.signature}, when)
         except c.IllegalEvent as exc:
             raise bad(409, str(exc)) from None
-        return await get_call(call, request)
+        return await call_view(room)
 
     @r.post("/calls/{call}/record/private")
     async def private_record(call: str, body: PrivateRead, request: Request) -> dict[str, Any]:
@@ -330,7 +364,14 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
 
     @r.get("/calls/{call}/record")
     async def get_record(call: str, request: Request) -> dict[str, Any]:
+        """The call's shared record, for its two delegations and its devices (signed
+        read)."""
         room = await room_of(hub(request), call)
+        await signed_read(request, readers(room.signed))
+        return await record_view(room)
+
+    async def record_view(room: CallRoom) -> dict[str, Any]:
+        call = room.call_id
         entries = await room.store.entries(call)
         return {"call": call, "entries": [e.to_json() for e in entries],
                 "head_signatures": await room.store.head_signatures(call), **summary(entries)}
@@ -353,12 +394,14 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
             await room.store.add_head_signature(call, d.id, body.seq, body.signature)
         except StoreError as exc:
             raise bad(409, str(exc)) from None
-        return await get_record(call, request)
+        return await record_view(room)
 
     @r.get("/calls/{call}/record/export")
     async def export_record(call: str, request: Request) -> Response:
-        """The record as one canonical JSON file, for ``summitline verify``."""
+        """The record as one canonical JSON file, for ``summitline verify``: for the
+        call's two delegations (signed read)."""
         room = await room_of(hub(request), call)
+        await signed_read(request, readers(room.signed, devices=False))
         body = export(room.signed, await room.store.entries(call),
                       await room.store.head_signatures(call))
         return Response(body, media_type="application/json", headers={
@@ -366,8 +409,10 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
 
     @r.get("/calls/{call}/record/export.html")
     async def export_record_html(call: str, request: Request) -> Response:
-        """The record as a readable page, with whether it verifies now."""
+        """The record as a readable page, with whether it verifies now: for the call's
+        two delegations (signed read)."""
         room = await room_of(hub(request), call)
+        await signed_read(request, readers(room.signed, devices=False))
         entries = await room.store.entries(call)
         raw = export(room.signed, entries, await room.store.head_signatures(call))
         try:
@@ -386,9 +431,21 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         return Response(report.STYLE, media_type="text/css")
 
     @r.get("/incidents")
-    async def incidents(request: Request) -> list[dict[str, Any]]:
-        """Bad input that belonged to no call (or came after a call's end), oldest first."""
-        return await hub(request).store.incidents()
+    async def incidents(request: Request,
+                        offset: Annotated[int, Query(ge=0)] = 0,
+                        limit: Annotated[int, Query(ge=1, le=MAX_INCIDENT_PAGE)] = 100,
+                        ) -> dict[str, Any]:
+        """Bad input that belonged to no call (or came after a call's end), one row per
+        (remote address, code) with a count, most recently seen first, a page at a time:
+        for the server's operator alone (``Authorization: Bearer`` with the token in
+        ``operator.token`` of the data directory)."""
+        if not bearer_matches(request.headers.get("authorization"),
+                              request.app.state.operator_token):
+            raise HTTPException(401, detail="incidents are read with the server operator's "
+                                "token (operator.token in the data directory)",
+                                headers={"WWW-Authenticate": "Bearer"})
+        total, rows = await hub(request).store.incidents(offset, limit)
+        return {"total": total, "offset": offset, "limit": limit, "incidents": rows}
 
     @r.get("/nonce")
     async def nonce() -> dict[str, str]:

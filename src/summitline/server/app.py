@@ -32,6 +32,7 @@ from summitline.server.security import (
     ConnectionLimits,
     SecurityHeaders,
     cors,
+    operator_token,
     origin_allowed,
 )
 from summitline.server.signaling import Connection
@@ -74,6 +75,7 @@ def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        app.state.operator_token = operator_token(settings.data_dir)
         store = await open_store(settings.url)
         press = PressGateway(IceSettings(host_addresses=settings.press_hosts), clock,
                              settings.max_press_viewers, workdir=settings.data_dir)

@@ -20,6 +20,7 @@ from summitline.core.roles import Role
 from summitline.crypto import statements
 from summitline.crypto.keys import PublicKey, SignatureError, short_fingerprint
 from summitline.server.api import Id, Name, Sig, _Body, bad, delegation_key, hub, verify
+from summitline.server.reads import signed_read
 from summitline.store import StoreError
 
 # Roles a device can be enrolled for (press never hold keys).
@@ -82,14 +83,22 @@ def router() -> APIRouter:
 
     @r.get("/delegations/{id}/devices")
     async def devices(id: str, request: Request) -> list[dict[str, Any]]:
-        """The seats this delegation opened, and the devices that took them."""
-        rows = await hub(request).store.enrolments_of(id)
+        """The seats this delegation opened, and the devices that took them: for the
+        delegation itself, and for a delegation it has an established link with (whose
+        operator drafts plans naming these devices). Signed read."""
+        h = hub(request)
+        await signed_read(request, {id: None, **{
+            (row["acceptor"] if row["proposer"] == id else row["proposer"]): None
+            for row in await h.store.links_of(id) if row["acceptor_signature"]}})
+        rows = await h.store.enrolments_of(id)
         return [{"name": e["name"], "role": e["role"], "device": e["device"], "key": e["key"],
                  "short_fingerprint": short_fingerprint(e["device"]) if e["device"] else None,
                  "code_hash": e["code_hash"]} for e in rows]
 
     @r.get("/delegations/{id}/links")
     async def links(id: str, request: Request) -> list[dict[str, Any]]:
+        """The delegation's links: for the delegation itself (signed read)."""
+        await signed_read(request, {id: None})
         rows = await hub(request).store.links_of(id)
         return [{"id": row["id"], "proposer": row["proposer"], "acceptor": row["acceptor"],
                  "state": "established" if row["acceptor_signature"] else "proposed"}
@@ -97,7 +106,12 @@ def router() -> APIRouter:
 
     @r.get("/links/{id}/plans")
     async def plans_of_link(id: str, request: Request) -> list[dict[str, Any]]:
+        """The plans of a link: for its two delegations (signed read)."""
         h = hub(request)
+        link = await h.store.link(id)
+        if link is None:
+            raise bad(404, f"no link {id!r}")
+        await signed_read(request, {link["proposer"]: None, link["acceptor"]: None})
         out = []
         for signed in await h.store.plans_of_link(id):
             out.append({"hash": signed.plan.hash, "call": signed.plan.call, **signed.to_json(),
@@ -108,10 +122,22 @@ def router() -> APIRouter:
 
     @r.get("/devices/{device}/calls")
     async def calls_of_device(device: Id, request: Request) -> list[dict[str, Any]]:
-        """The calls whose plans name this device, newest last."""
+        """The calls whose plans name this device, newest last: for the device and its
+        delegation (signed read)."""
         h = hub(request)
+        plans = await h.store.plans_of_device(device)
+        seat = await h.store.enrolled_device(device)
+        concerned: dict[str, PublicKey | None] = {device: None}
+        if seat is not None:
+            concerned[seat["delegation"]] = None
+        for signed in plans:
+            for p in signed.plan.participants:
+                if p.device == device:
+                    concerned[device] = p.key
+                    concerned[p.delegation] = None
+        await signed_read(request, concerned)
         out = []
-        for signed in await h.store.plans_of_device(device):
+        for signed in plans:
             entries = await h.store.entries(signed.plan.call)
             out.append({"call": signed.plan.call, "title": signed.plan.title,
                         "phase": await h.phase_of(signed.plan.call),

@@ -6,13 +6,19 @@
   delegations' consoles (``summitline console``) are the other origins let in, for
   signaling and, by CORS, for the REST API.
 - Limits on concurrent signaling connections per remote address and per call.
+- The server operator's token (``operator.token`` in the data directory, 0600), the one
+  credential that reads the server's incidents.
 """
 
 from __future__ import annotations
 
+import hmac
+import os
+import secrets
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from starlette.middleware.cors import CORSMiddleware
@@ -112,3 +118,27 @@ class ConnectionLimits:
         self.calls[call] -= 1
         if self.calls[call] <= 0:
             del self.calls[call]
+
+
+OPERATOR_TOKEN_FILE = "operator.token"
+
+
+def operator_token(data_dir: Path) -> str:
+    """The server operator's bearer token: read from the data directory, or made there
+    (mode 0600, readable by whoever runs the server and no one else) at first start."""
+    path = data_dir / OPERATOR_TOKEN_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as out:
+        token = secrets.token_urlsafe(32)
+        out.write(token + "\n")
+    return token
+
+
+def bearer_matches(authorization: str | None, token: str) -> bool:
+    """``Authorization: Bearer TOKEN`` names ``token`` (compared in constant time)."""
+    scheme, _, given = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+                                                              token.encode())

@@ -77,7 +77,7 @@ published_photos = Table(
 # -- readouts --------------------------------------------------------------------------
 async def save_draft(store: Store, call: str, delegation: str, text: str, at_ms: int) -> None:
     """Replace the delegation's draft (the caller checks it is not yet published)."""
-    async with store.engine.begin() as conn:
+    async with store.writing() as conn:
         await conn.execute(delete(readout_drafts).where(
             (readout_drafts.c.call == call) & (readout_drafts.c.delegation == delegation)))
         await conn.execute(insert(readout_drafts).values(
@@ -95,7 +95,7 @@ async def publish_readout(store: Store, call: str, delegation: str, text: str, t
     """Publish, once: a second publication of the same delegation raises StoreError. The
     draft goes (what was published is the readout now)."""
     try:
-        async with store.engine.begin() as conn:
+        async with store.writing() as conn:
             await conn.execute(insert(readouts).values(
                 call=call, delegation=delegation, text=text, hash=text_hash, at=at_ms,
                 signature=signature))
@@ -117,7 +117,7 @@ async def add_photo(store: Store, call: str, delegation: str, photo_id: str, dat
                     now_ms: int) -> None:
     """Keep a captured photo (the same picture twice is kept once), and only the newest
     MAX_DRAFT_PHOTOS of the delegation's unpublished ones."""
-    async with store.engine.begin() as conn:
+    async with store.writing() as conn:
         mine = (photos.c.call == call) & (photos.c.delegation == delegation)
         known = (await conn.execute(select(photos.c.id).where(
             mine & (photos.c.id == photo_id)))).first()

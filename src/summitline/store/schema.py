@@ -127,12 +127,16 @@ used_controls = Table(
     Column("at", BigInteger, nullable=False),
 )
 
-# Bad input that belongs to no call (a malformed first message, an unknown call).
-incidents = Table(
-    "incidents", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", BigInteger, nullable=False),
-    Column("remote", String(80), nullable=False),
-    Column("code", String(40), nullable=False),
-    Column("detail", String(400), nullable=False),
+# Bad input that belongs to no call (a malformed first message, an unknown call, a
+# foreign Origin), one row per (remote address, code) with a count: a flood of the same
+# mistake from one address is one row, not one row per attempt. (A database from before
+# this table keeps its old "incidents" table, unused.)
+incident_groups = Table(
+    "incident_groups", metadata,
+    Column("remote", String(80), primary_key=True),
+    Column("code", String(40), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+    Column("first_ms", BigInteger, nullable=False),
+    Column("last_ms", BigInteger, nullable=False),
+    Column("detail", String(400), nullable=False),  # the latest one's
 )

@@ -7,18 +7,31 @@ PostgreSQL works through the same code with a ``postgresql+asyncpg://`` URL.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from summitline.core.plan import SignedPlan
 from summitline.core.record import Entry
 from summitline.crypto.encoding import canonical
 from summitline.store import schema as t
+
+# How long an SQLite write waits for another process's write lock before it fails. Within
+# this process writes take turns (``Store.writing``) and never wait on SQLite.
+BUSY_TIMEOUT_MS = 30_000
+# At most this many (remote address, code) rows of incidents: an attacker with many
+# addresses cannot grow the table without bound. Past it, a new pair is counted in the
+# row of its code whose remote is OVERFLOW.
+MAX_INCIDENT_GROUPS = 10_000
+OVERFLOW = "(other addresses)"
 
 
 class StoreError(Exception):
@@ -40,6 +53,7 @@ async def open_store(url: str) -> Store:
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
@@ -49,13 +63,22 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # One writer at a time: SQLite has one write lock, and a flood of concurrent
+        # writes (1,500 foreign-Origin attempts) otherwise queues in the pool and in
+        # SQLite's busy handler until some fail with "database is locked".
+        self._writer = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncConnection]:
+        async with self._writer, self.engine.begin() as conn:
+            yield conn
 
     async def close(self) -> None:
         await self.engine.dispose()
 
     async def _insert(self, table: Any, conflict: str, **values: Any) -> None:
         try:
-            async with self.engine.begin() as conn:
+            async with self.writing() as conn:
                 await conn.execute(insert(table).values(**values))
         except IntegrityError as exc:
             raise StoreError(conflict) from exc
@@ -83,7 +106,7 @@ class Store:
                            acceptor=acceptor, proposer_signature=signature, created_ms=now_ms)
 
     async def accept_link(self, id: str, signature: str) -> None:
-        async with self.engine.begin() as conn:
+        async with self.writing() as conn:
             await conn.execute(t.links.update().where(t.links.c.id == id)
                                .values(acceptor_signature=signature))
 
@@ -95,7 +118,7 @@ class Store:
     async def add_plan(self, signed: SignedPlan, now_ms: int) -> None:
         plan = signed.plan
         try:
-            async with self.engine.begin() as conn:
+            async with self.writing() as conn:
                 await conn.execute(insert(t.plans).values(
                     hash=plan.hash, call=plan.call, link=plan.link,
                     body=canonical(plan.to_json()).decode(), created_ms=now_ms))
@@ -159,13 +182,18 @@ class Store:
 
     async def enrol(self, code_hash: str, device: str, key: str) -> bool:
         """Seat the device; False if the seat was taken already."""
-        async with self.engine.begin() as conn:
+        async with self.writing() as conn:
             result = await conn.execute(
                 t.enrolments.update()
                 .where((t.enrolments.c.code_hash == code_hash)
                        & t.enrolments.c.device.is_(None))
                 .values(device=device, key=key))
             return bool(result.rowcount == 1)
+
+    async def enrolled_device(self, device: str) -> dict[str, Any] | None:
+        """The seat a device took (its key and delegation), if it enrolled here."""
+        row = await self._one(select(t.enrolments).where(t.enrolments.c.device == device))
+        return dict(row) if row else None
 
     async def enrolments_of(self, delegation: str) -> list[dict[str, Any]]:
         rows = await self._all(select(t.enrolments)
@@ -224,9 +252,30 @@ class Store:
                            statement=statement_hash, at=now_ms)
 
     async def add_incident(self, now_ms: int, remote: str, code: str, detail: str) -> None:
-        await self._insert(t.incidents, "incident", at=now_ms, remote=remote[:80],
-                           code=code[:40], detail=detail[:400])
+        """Count one incident in its (remote, code) row."""
+        g = t.incident_groups
+        remote, code, detail = remote[:80], code[:40], detail[:400]
+        async with self.writing() as conn:
+            known = (await conn.execute(select(g.c.count).where(
+                (g.c.remote == remote) & (g.c.code == code)))).first()
+            if known is None:
+                groups = (await conn.execute(select(func.count()).select_from(g))).scalar_one()
+                if groups >= MAX_INCIDENT_GROUPS:
+                    remote = OVERFLOW
+            dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+            upsert = dialect.insert(g).values(remote=remote, code=code, count=1,
+                                              first_ms=now_ms, last_ms=now_ms, detail=detail)
+            await conn.execute(upsert.on_conflict_do_update(
+                index_elements=[g.c.remote, g.c.code],
+                set_={"count": g.c.count + 1, "last_ms": now_ms, "detail": detail}))
 
-    async def incidents(self) -> list[dict[str, Any]]:
-        rows = await self._all(select(t.incidents).order_by(t.incidents.c.id))
-        return [dict(r) for r in rows]
+    async def incidents(self, offset: int = 0,
+                        limit: int = 100) -> tuple[int, list[dict[str, Any]]]:
+        """A page of incident rows, most recently seen first, and how many there are."""
+        g = t.incident_groups
+        async with self.engine.connect() as conn:
+            total = (await conn.execute(select(func.count()).select_from(g))).scalar_one()
+            rows = (await conn.execute(select(g).order_by(g.c.last_ms.desc(), g.c.remote,
+                                                          g.c.code)
+                                       .offset(offset).limit(limit))).mappings().all()
+        return int(total), [dict(r) for r in rows]

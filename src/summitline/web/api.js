@@ -4,6 +4,28 @@
 // (`summitline console --server URL`) says which in /config.json, and its CSP lets the
 // page connect nowhere else. A page the server serves itself (`summitline serve
 // --serve-client`, development only) has no /config.json and talks to its own origin.
+//
+// Reads are signed (docs/protocol.md §4.3): every GET carries the current identity's
+// fingerprint, the time and its signature over the request target, so the server answers
+// only a delegation or device the object concerns. A view sets the identity it acts as.
+
+import { sign, statements } from "./crypto.js";
+
+let signer = null; // { fingerprint, privateKey } of the operator or device of this page
+
+export function setSigner(identity) {
+  signer = identity ? { fingerprint: identity.fingerprint, privateKey: identity.privateKey }
+    : null;
+}
+
+async function readHeaders(method, path) {
+  if (method !== "GET" || !signer) return {};
+  const url = new URL(serverUrl(path), location.href);
+  const at = Date.now();
+  const statement = statements.read(method, url.pathname + url.search, signer.fingerprint, at);
+  return { "summitline-signer": signer.fingerprint, "summitline-at": String(at),
+           "summitline-signature": await sign(signer.privateKey, statement) };
+}
 
 export class ApiError extends Error {
   constructor(status, detail) {
@@ -29,7 +51,8 @@ export const serverUrl = (path) => (path.startsWith("/") ? SERVER + path : path)
 export async function api(method, path, body) {
   const res = await fetch(serverUrl(path), {
     method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
+    headers: { ...(body === undefined ? {} : { "content-type": "application/json" }),
+               ...(await readHeaders(method, path)) },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const data = res.headers.get("content-type")?.includes("json") ? await res.json() : null;

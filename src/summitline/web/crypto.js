@@ -6,7 +6,9 @@
 //   integers serialise as JSON.stringify does, which JCS adopts.
 // - Keys are ECDSA P-256. Public keys travel as the raw uncompressed point, base64url.
 //   Private keys are generated non-extractable and kept in IndexedDB as CryptoKeys.
-// - Signatures are IEEE P1363 (r || s), which is what WebCrypto produces.
+// - Signatures are IEEE P1363 (r || s), which is what WebCrypto produces, in low-S form:
+//   s <= n/2. WebCrypto may produce the high twin (r, n - s), which also verifies in
+//   ECDSA; sign() normalises it and verify() refuses it, as summitline.crypto does.
 
 const ALG = { name: "ECDSA", namedCurve: "P-256" };
 const SIGN = { name: "ECDSA", hash: "SHA-256" };
@@ -71,9 +73,35 @@ export async function generateKeyPair() {
            key: b64u(raw), fingerprint: await fingerprintOf(raw) };
 }
 
+// The order of P-256's base point, and half of it: the bound on a low-S signature.
+const CURVE_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551n;
+const HALF_ORDER = CURVE_ORDER / 2n;
+
+function bigOf(bytes) {
+  let n = 0n;
+  for (const b of bytes) n = (n << 8n) | BigInt(b);
+  return n;
+}
+
+function bytesOf(n, length) {
+  const out = new Uint8Array(length);
+  for (let i = length - 1; i >= 0; i--) { out[i] = Number(n & 0xffn); n >>= 8n; }
+  return out;
+}
+
+// The low-S form of a P1363 signature: (r, s) if s <= n/2, else (r, n - s).
+export function lowS(sig) {
+  const s = bigOf(sig.slice(32));
+  if (s <= HALF_ORDER) return sig;
+  const out = new Uint8Array(64);
+  out.set(sig.slice(0, 32));
+  out.set(bytesOf(CURVE_ORDER - s, 32), 32);
+  return out;
+}
+
 export async function sign(privateKey, statement) {
   const sig = await crypto.subtle.sign(SIGN, privateKey, enc.encode(canonical(statement)));
-  return b64u(sig);
+  return b64u(lowS(new Uint8Array(sig)));
 }
 
 export async function verify(publicKeyB64u, statement, signature) {
@@ -85,6 +113,7 @@ export async function verify(publicKeyB64u, statement, signature) {
     return false;
   }
   if (sig.length !== 64) return false;
+  if (bigOf(sig.slice(32)) > HALF_ORDER) return false; // the high-S twin is refused
   try {
     const key = await crypto.subtle.importKey("raw", raw, ALG, false, ["verify"]);
     return await crypto.subtle.verify(SIGN, key, sig, enc.encode(canonical(statement)));
@@ -114,6 +143,9 @@ export const statements = {
   ack: (call, aide, page, at) => ({ purpose: "summitline/ack", call, from: aide, page, at }),
   enrolment: (delegation, codeHash, name, role) => ({
     purpose: "summitline/enrolment", delegation, code: codeHash, name, role }),
+  // A signed read (docs/protocol.md §4.3): path is the request target, path and ?query.
+  read: (method, path, signer, at) => ({ purpose: "summitline/read", method, path, signer,
+                                         at }),
 };
 
 // DTLS fingerprints of an SDP, normalised as in summitline/crypto/sdp.py.

@@ -5,6 +5,12 @@ window's public state for the press page.
 The press hold no keys: a token is a bearer secret the server checks, valid for a short
 time and for one call; with it a viewer receives the programme while the window is open
 and nothing else. Only the token's SHA-256 is stored.
+
+The token travels only in ``Authorization: Bearer``, never in a URL: a URL lands in access
+logs, proxies' logs and browser history. HLS players that cannot set a header (Safari's
+native player) are not served: broadcasters' ingest (ffmpeg ``-headers``, hls.js
+``xhrSetup``, VLC, GStreamer) can. A per-viewer path token would be a second bearer
+secret in every log line, valid as long as the first, for no gain in what it protects.
 """
 
 from __future__ import annotations
@@ -55,9 +61,11 @@ def router() -> APIRouter:
         await h.store.add_press_token(_hash(token), call, d.id, expires)
         return {"token": token, "expires_ms": expires,
                 "press_page": f"/#/press/{call}/{token}",
-                "hls": f"/api/press/{call}/hls/{token}/index.m3u8"}
+                "hls": f"/api/press/{call}/hls/index.m3u8"}
 
-    async def check(request: Request, call: str, token: str) -> None:
+    async def check(request: Request, call: str, authorization: str) -> None:
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip() if scheme.lower() == "bearer" else ""
         h = hub(request)
         row = await h.store.press_token(_hash(token)) if _valid(token) else None
         if row is None or row["call"] != call:
@@ -89,7 +97,7 @@ def router() -> APIRouter:
         ``Authorization: Bearer TOKEN``; the answer comes back as application/sdp. With
         ``?channel=``, the audio is that interpretation channel (if the plan gives it to
         the press) over the floor, ducked."""
-        await check(request, call, authorization.removeprefix("Bearer ").strip())
+        await check(request, call, authorization)
         if request.headers.get("content-type", "").split(";")[0] != "application/sdp":
             raise bad(415, "send the offer as application/sdp")
         offer = (await request.body()).decode("utf-8", "replace")
@@ -101,11 +109,12 @@ def router() -> APIRouter:
             raise bad(exc.status, str(exc)) from None
         return Response(answer, status_code=201, media_type="application/sdp")
 
-    @r.get("/press/{call}/hls/{token}/{name}")
-    async def hls(call: str, token: str, name: str, request: Request) -> FileResponse:
-        """The HLS programme for broadcasters (H.264 + AAC); the playlist ends with the
-        window."""
-        await check(request, call, token)
+    @r.get("/press/{call}/hls/{name}")
+    async def hls(call: str, name: str, request: Request,
+                  authorization: Annotated[str, Header()] = "") -> FileResponse:
+        """The HLS programme for broadcasters (H.264 + AAC), playlist and segments each
+        with ``Authorization: Bearer TOKEN``; the playlist ends with the window."""
+        await check(request, call, authorization)
         path = hub(request).press.hls_file(call, name)
         if path is None:
             raise bad(404, "no such file of this call's press programme")

@@ -3,7 +3,7 @@
 // and end. The delegation's private key never leaves this browser (IndexedDB,
 // non-extractable); everything the console agrees to, it signs.
 
-import { get, post, serverUrl } from "../api.js";
+import { get, post, serverUrl, setSigner } from "../api.js";
 import { b64u, digest, fingerprintOf, generateKeyPair, hex, sha256, shortFingerprint, sign,
          statements, unb64u } from "../crypto.js";
 import { h, mount } from "../dom.js";
@@ -64,6 +64,7 @@ export function mediaLinks(entries) {
 export async function operatorView(root, fingerprint) {
   if (fingerprint === "new") return createDelegation(root);
   const me = await chooseIdentity("operator", fingerprint);
+  setSigner(me); // this console's reads are signed by the delegation key
   if (!me) {
     const all = await listIdentities("operator");
     if (all.length === 0) return createDelegation(root);
@@ -166,7 +167,8 @@ class Console {
       issued?.error ? h("p", { class: "error" }, issued.error) : "",
       issued?.token ? h("p", { id: "press-link" }, "Press page: ",
         h("code", {}, serverUrl(issued.press_page)), h("br"), "HLS: ",
-        h("code", {}, serverUrl(issued.hls)), h("br"),
+        h("code", {}, serverUrl(issued.hls)), " with the header ",
+        h("code", {}, `Authorization: Bearer ${issued.token}`), h("br"),
         h("span", { class: "muted" }, `valid until ${new Date(issued.expires_ms)
           .toLocaleTimeString()}; hand it only to accredited press`)) : "");
   }

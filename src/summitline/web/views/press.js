@@ -1,6 +1,8 @@
 // The press page: the programme of the call while the press window is open, then a
 // notice that the talks continue behind closed doors. The press hold no keys: a viewer
-// token from a press office, in the address, admits this page to the feed.
+// token from a press office admits this page to the feed. It comes in the address's
+// fragment (#/press/CALL/TOKEN), which browsers never send to a server, and goes to the
+// server only in the Authorization header of the WHEP request.
 
 import { get, serverUrl } from "../api.js";
 import { h, mount } from "../dom.js";

@@ -2,7 +2,7 @@
 // glance, the verification code, and three large controls. Made for someone who is not
 // technical and is under pressure: few things on screen, all reachable by keyboard.
 
-import { get, wsUrl } from "../api.js";
+import { get, setSigner, wsUrl } from "../api.js";
 import { shortFingerprint } from "../crypto.js";
 import { go, h, mount } from "../dom.js";
 import { browserLanguage, strings } from "../i18n.js";
@@ -70,6 +70,7 @@ export async function principalView(root, fingerprint) {
           h("a", { class: "button big", href: `#/principal/${d.fingerprint}` }, d.name)))]));
     return;
   }
+  setSigner(identity); // this device's reads are signed by its key
   const calls = await get(`/api/devices/${identity.fingerprint}/calls`);
   const open = calls.filter((c) => c.complete && c.phase !== "ended");
   mount(root, h("main", { class: "narrow" },
