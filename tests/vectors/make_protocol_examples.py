@@ -64,6 +64,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         EXAMPLE_CODE.encode("ascii")).hexdigest(), "name": "Interpreter 1",
         "role": "interpreter"},
     "enrol": {"code": EXAMPLE_CODE, "key": EXAMPLE_KEY.public.b64u},
+    "read": {"method": "GET", "path": f"/api/calls/{CALL}/record?after=3", "signer": FP,
+             "at_ms": AT},
 }
 # Helpers of statements.py that build no statement.
 NOT_STATEMENTS = {"text_hash"}
