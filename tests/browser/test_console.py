@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from summitline.client.ice import LOOPBACK, loopback
 from summitline.client.operator import Operator, participant
+from summitline.client.reads import signed_get
 from summitline.client.session import CallSession, Identity
 from summitline.console import running as console
 from summitline.core.plan import CallPlan, Delegation
@@ -168,7 +169,8 @@ async def test_the_console_keeps_working_and_keys_stay_out_of_the_servers_reach(
         us_dev.set_default_timeout(TIMEOUT_MS)
         us_dev.on("pageerror", lambda exc: errors.append(str(exc)))
         await enrol(us_op, us_dev, "President of the United States")
-        (seat,) = (await http.get(f"/api/delegations/{us_id}/devices")).json()
+        # (a linked delegation may read the other's devices: it drafts plans with them)
+        (seat,) = (await signed_get(http, ru.key, f"/api/delegations/{us_id}/devices")).json()
         us_key = PublicKey.from_b64u(seat["key"])
 
         # the Russian office drafts the plan; the console co-signs it
