@@ -5,7 +5,10 @@ trust between the principals, anyone at all)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -14,6 +17,7 @@ from aiortc import RTCPeerConnection
 
 from summitline.client.bilateral import Bilateral, provision
 from summitline.client.ice import loopback
+from summitline.client.media import GatedAudioTrack, MediaSource
 from summitline.client.session import CallSession, PlanRejected
 from summitline.core.endpoint import offers
 from summitline.core.roles import MediaKind, Phase, Role
@@ -21,7 +25,14 @@ from summitline.core.sas import sas
 from summitline.crypto import sdp as signed_sdp
 from summitline.crypto.keys import PrivateKey
 from tests.client.test_session import WAIT_S
-from tests.hostile import Message, Wire, hide_fingerprints, hostile, swap_fingerprint
+from tests.hostile import (
+    HostileServer,
+    Message,
+    Wire,
+    hide_fingerprints,
+    hostile,
+    swap_fingerprint,
+)
 
 
 def sessions_via(url: str, call: Bilateral) -> list[CallSession]:
@@ -323,3 +334,120 @@ async def test_the_press_deadline_comes_from_the_signed_start(ws_url: str,
     assert a.started_ms == signed_at and a.press_deadline_ms == signed_at + 60_000
     await a.leave()
     await asyncio.gather(task, return_exceptions=True)
+
+
+# -- the booth: only signed actions put an interpreter on air (core/booth.py) -----------
+@dataclass
+class Booth:
+    call: Bilateral
+    proxy: HostileServer
+    a: CallSession
+    b: CallSession  # the Russian principal, listening to the Russian channel
+    i1: CallSession
+    i2: CallSession
+    tasks: list[asyncio.Task[None]]
+
+    @property
+    def everyone(self) -> list[CallSession]:
+        return [self.a, self.b, self.i1, self.i2]
+
+    def heard(self, i: CallSession) -> int:
+        link = self.b.link(i.device)
+        assert link is not None
+        return link.loud
+
+    async def inject(self, to: list[CallSession], msg: Message) -> None:
+        for s in to:
+            await self.proxy.wire_of(s.device).inject(msg)
+
+    async def a_second_later(self) -> None:
+        """Until b has had another second of audio from both booth partners."""
+        links = [self.b.link(i.device) for i in (self.i1, self.i2)]
+        before = [link.frames[MediaKind.AUDIO] for link in links if link]
+        await asyncio.wait_for(self.b.wait_for(lambda: all(
+            link.frames[MediaKind.AUDIO] > n + 50 for link, n in zip(links, before,
+                                                                     strict=True) if link)),
+            WAIT_S)
+
+
+@contextlib.asynccontextmanager
+async def booth_call(ws_url: str, http: httpx.AsyncClient) -> AsyncIterator[Booth]:
+    k1, k2 = PrivateKey.generate(), PrivateKey.generate()
+    call = await provision(http, extra=[(1, k1, Role.INTERPRETER, "RU interpreter 1"),
+                                        (1, k2, Role.INTERPRETER, "RU interpreter 2")])
+    await call.a.operator.control(call.call, "start")
+    async with hostile(ws_url) as proxy:
+        a, b = sessions_via(proxy.url, call)
+        i1, i2 = (CallSession(proxy.url, call.call, call.b.identity(k), ice=loopback(),
+                              reconnect=False, source=MediaSource.interpreter(parrot=True))
+                  for k in (k1, k2))
+        tasks = [asyncio.create_task(s.run()) for s in (a, b, i1, i2)]
+        booth = Booth(call, proxy, a, b, i1, i2, tasks)
+        try:
+            for s in booth.everyone:
+                await asyncio.wait_for(s.wait_for(lambda s=s: len(s.links) == 3 and all(
+                    link.frames[MediaKind.AUDIO] > 25 for link in s.links.values())), WAIT_S)
+            b.listen("ru")
+            yield booth
+        finally:
+            await stop(booth.everyone, tasks)
+
+
+def gate(s: CallSession) -> GatedAudioTrack:
+    assert s.source.gate is not None
+    return s.source.gate
+
+
+@pytest.mark.parametrize("proof", ["none", "forged"])
+async def test_the_server_tells_an_interpreter_it_is_live(proof: str, ws_url: str,
+                                                          http: httpx.AsyncClient) -> None:
+    async with booth_call(ws_url, http) as booth:
+        i1 = booth.i1
+        actions = {} if proof == "none" else {"ru": {
+            "action": "live", "from": i1.device, "to": None, "seq": 1, "at": 1,
+            "signature": PrivateKey.generate().sign({"purpose": "summitline/booth"})}}
+        await booth.inject([booth.b, i1], {"type": "booth", "live": {"ru": i1.device},
+                                           "sources": {}, "actions": actions})
+        for s in (booth.b, i1):
+            await asyncio.wait_for(s.wait_for(lambda s=s: bool(s.alarms)), WAIT_S)
+            assert any("not believed" in text for text in s.alarms), s.alarms
+        await booth.a_second_later()
+        # the microphone stayed closed, and the listener heard nothing of the booth
+        assert not i1.live and not gate(i1).open and gate(i1).voiced == 0
+        assert booth.heard(i1) == 0 and booth.b.mixes["ru"].playing is None
+        assert booth.b.booth["live"] == {}
+
+
+async def test_a_forged_handover_and_a_replayed_go_live(ws_url: str,
+                                                        http: httpx.AsyncClient) -> None:
+    async with booth_call(ws_url, http) as booth:
+        b, i1, i2 = booth.b, booth.i1, booth.i2
+        await i1.go_live()
+        await asyncio.wait_for(b.wait_for(lambda: booth.heard(i1) > 25), WAIT_S)
+        live_state = next(m for m in booth.proxy.wire_of(b.device).seen_down
+                          if m["type"] == "booth" and m["live"])
+        # a handover i1 never signed: the server's own signature, under i1's name
+        forged = {"action": "handover", "from": i1.device, "to": i2.device, "seq": 2,
+                  "at": 1, "signature": PrivateKey.generate().sign({"purpose": "x"})}
+        await booth.inject([b, i1, i2], {"type": "booth", "live": {"ru": i2.device},
+                                         "sources": {}, "actions": {"ru": forged}})
+        for s in (b, i1, i2):
+            await asyncio.wait_for(s.wait_for(lambda s=s: bool(s.alarms)), WAIT_S)
+        await booth.a_second_later()
+        # the server may take i1 off air (it can always deny service), not put i2 on
+        assert not i2.live and gate(i2).voiced == 0 and booth.heard(i2) == 0
+        assert b.mixes["ru"].playing == i1.device and b.booth["live"] == {}
+        # i1 goes quiet (signed, seq 2); the server replays its old go-live (seq 1)
+        await i1.go_quiet()
+        for s in (b, i1):
+            await asyncio.wait_for(s.wait_for(
+                lambda s=s: s.ledger is not None and s.ledger.seq.get("ru") == 2), WAIT_S)
+        voiced, alarms = gate(i1).voiced, [len(s.alarms) for s in (b, i1)]
+        await booth.inject([b, i1], live_state)
+        for s, n in zip((b, i1), alarms, strict=True):
+            await asyncio.wait_for(s.wait_for(lambda s=s, n=n: len(s.alarms) > n), WAIT_S)
+            assert any("replayed" in text for text in s.alarms[n:]), s.alarms
+        quiet_from = booth.heard(i1)
+        await booth.a_second_later()
+        assert not i1.live and not gate(i1).open and gate(i1).voiced == voiced
+        assert booth.heard(i1) - quiet_from <= 3  # at most what was in flight

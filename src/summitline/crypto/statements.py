@@ -104,3 +104,16 @@ def enrolment(delegation: str, code_hash: str, name: str, role: str) -> Statemen
 def enrol(code: str, key: str) -> Statement:
     """A device takes the seat the code opens, with its key."""
     return {"purpose": "summitline/enrol", "code": code, "key": key}
+
+
+def booth(call: str, plan_hash: str, channel: str, action: str, sender: str, seq: int,
+          at_ms: int, receiver: str | None = None) -> Statement:
+    """An interpreter acts in its booth: ``live`` (signed by the one going live),
+    ``handover`` to ``receiver`` (by the live one) or ``quiet`` (by the live one).
+    ``seq`` rises strictly per call and channel, so that an old action replayed is stale."""
+    statement: Statement = {"purpose": "summitline/booth", "call": call, "plan": plan_hash,
+                            "channel": channel, "action": action, "from": sender,
+                            "seq": seq, "at": at_ms}
+    if receiver is not None:
+        statement["to"] = receiver
+    return statement
