@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from summitline.core.endpoint import offers
 from summitline.core.roles import MediaKind, Phase, Role
 from summitline.core.sas import sas
 from summitline.crypto import sdp as signed_sdp
+from summitline.crypto import statements
 from summitline.crypto.keys import PrivateKey
 from tests.client.test_session import WAIT_S
 from tests.hostile import (
@@ -451,3 +453,97 @@ async def test_a_forged_handover_and_a_replayed_go_live(ws_url: str,
         await booth.a_second_later()
         assert not i1.live and not gate(i1).open and gate(i1).voiced == voiced
         assert booth.heard(i1) - quiet_from <= 3  # at most what was in flight
+
+
+AHEAD_MS = 119_000  # the review's start: signed two minutes in the future
+CUT_SLACK_MS = 1000  # a loaded machine's timer and frame pacing, far below 119 s
+
+
+def start_ahead(call: Bilateral) -> dict[str, Any]:
+    """A start as an operator whose clock runs 119 s fast signs it."""
+    at = int(time.time() * 1000) + AHEAD_MS
+    return {"delegation": call.a.operator.id, "at": at, "signature": call.a.operator.key.sign(
+        statements.control(call.call, "start", call.a.operator.id, at))}
+
+
+async def test_a_start_signed_119_s_ahead(ws_url: str, http: httpx.AsyncClient) -> None:
+    call = await provision(http, press_window_s=3)
+    forged = start_ahead(call)
+    r = await http.post(f"/api/calls/{call.call}/control", json={
+        "action": "start", **{k: forged[k] for k in ("delegation", "at", "signature")}})
+    assert r.status_code == 403 and "ahead" in r.json()["detail"]  # the server refuses it
+
+    def down(wire: Wire, msg: Message) -> Message:  # ... a hostile one passes it on
+        if msg["type"] in ("welcome", "phase") and msg.get("start"):
+            msg = {**msg, "start": forged}
+        return msg
+
+    async with hostile(ws_url, down=down) as proxy:
+        a, b = sessions_via(proxy.url, call)
+        tasks = [asyncio.create_task(s.run()) for s in (a, b)]
+        await asyncio.wait_for(asyncio.gather(a.joined.wait(), b.joined.wait()), WAIT_S)
+        await call.a.operator.control(call.call, "start")
+        for s in (a, b):
+            await asyncio.wait_for(s.wait_for(lambda s=s: s.press_cut_ms is not None),
+                                   WAIT_S)
+            assert s.started_ms == forged["at"] and s.start_seen_ms is not None
+            # the window counts from when the endpoint saw the start, not from `at`
+            assert s.press_deadline_ms == s.start_seen_ms + 3000
+            assert 0 <= s.press_cut_ms - s.press_deadline_ms <= CUT_SLACK_MS
+            assert any("ahead of this clock" in text for text in s.alarms), s.alarms
+        assert a.press_answered.is_set()  # it did send to the press, for the window
+        await stop([a, b], tasks)
+
+
+class Listener(asyncio.DatagramProtocol):
+    """A UDP port that counts what reaches it: the address a server would inject."""
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.received.append(data)
+
+
+def injected_candidate(port: int, sender: str, generation: int) -> Message:
+    return {"type": "candidate", "from": sender, "generation": generation,
+            "candidate": f"candidate:9 1 udp 2130706431 127.0.0.1 {port} typ host",
+            "sdp_mid": "0", "sdp_mline_index": 0}
+
+
+async def test_an_injected_candidate_is_never_checked(ws_url: str,
+                                                      bilateral: Bilateral) -> None:
+    transport, trap = await asyncio.get_running_loop().create_datagram_endpoint(
+        Listener, local_addr=("127.0.0.1", 0))
+    port = transport.get_extra_info("sockname")[1]
+    injected: list[Message] = []
+
+    def down(wire: Wire, msg: Message) -> Message:
+        if msg["type"] in ("offer", "answer"):  # with the SDP, as a trickled candidate
+            injected.append(candidate := injected_candidate(port, msg["from"],
+                                                            msg["generation"]))
+            asyncio.get_running_loop().call_soon(
+                lambda: asyncio.ensure_future(wire.inject(candidate)))
+        return msg
+
+    try:
+        async with hostile(ws_url, down=down) as proxy:
+            a, b, tasks = await a_then_b(proxy.url, bilateral)
+            for s in (a, b):
+                await asyncio.wait_for(s.wait_for(
+                    lambda s=s: s.frames(MediaKind.VIDEO) > 10), WAIT_S)
+            for s, other in ((a, b), (b, a)):  # and again once connected
+                await proxy.wire_of(s.device).inject(injected_candidate(port, other.device, 1))
+            seen = a.frames(MediaKind.AUDIO)
+            await asyncio.wait_for(a.wait_for(lambda: a.frames(MediaKind.AUDIO) > seen + 100),
+                                   WAIT_S)  # two more seconds of media
+            assert len(injected) == 2 and a.ignored_candidates == b.ignored_candidates == 2
+            assert trap.received == []  # not one connectivity check went to the address
+            for s in (a, b):
+                (link,) = s.links.values()
+                ice = link.pc.getTransceivers()[0].sender.transport.transport
+                remote = [c.port for c in ice.getRemoteCandidates()]
+                assert remote and port not in remote
+            await stop([a, b], tasks)
+    finally:
+        transport.close()

@@ -114,6 +114,10 @@ export const statements = {
   ack: (call, aide, page, at) => ({ purpose: "summitline/ack", call, from: aide, page, at }),
   enrolment: (delegation, codeHash, name, role) => ({
     purpose: "summitline/enrolment", delegation, code: codeHash, name, role }),
+  // `to` only for a handover (absent, never null, otherwise)
+  booth: (call, planHash, channel, action, sender, seq, at, to = null) => ({
+    purpose: "summitline/booth", call, plan: planHash, channel, action, from: sender, seq, at,
+    ...(to === null ? {} : { to }) }),
 };
 
 // DTLS fingerprints of an SDP, normalised as in summitline/crypto/sdp.py.
