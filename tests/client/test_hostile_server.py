@@ -26,6 +26,8 @@ from summitline.core.sas import sas
 from summitline.crypto import sdp as signed_sdp
 from summitline.crypto import statements
 from summitline.crypto.keys import PrivateKey
+from summitline.server.press.gateway import PressGateway
+from summitline.server.room import CallRoom
 from tests.client.test_session import WAIT_S
 from tests.hostile import (
     HostileServer,
@@ -466,7 +468,11 @@ def start_ahead(call: Bilateral) -> dict[str, Any]:
         statements.control(call.call, "start", call.a.operator.id, at))}
 
 
-async def test_a_start_signed_119_s_ahead(ws_url: str, http: httpx.AsyncClient) -> None:
+async def test_a_start_signed_119_s_ahead(monkeypatch: pytest.MonkeyPatch, ws_url: str,
+                                         http: httpx.AsyncClient) -> None:
+    # the hostile server also keeps the window open: the endpoints' own cut must hold
+    monkeypatch.setattr(CallRoom, "arm_press_timer", lambda self: None)
+    monkeypatch.setattr(PressGateway, "enforce_deadline", False)
     call = await provision(http, press_window_s=3)
     forged = start_ahead(call)
     r = await http.post(f"/api/calls/{call.call}/control", json={
@@ -491,6 +497,7 @@ async def test_a_start_signed_119_s_ahead(ws_url: str, http: httpx.AsyncClient) 
             assert s.press_deadline_ms == s.start_seen_ms + 3000
             assert 0 <= s.press_cut_ms - s.press_deadline_ms <= CUT_SLACK_MS
             assert any("ahead of this clock" in text for text in s.alarms), s.alarms
+            assert s.phase is Phase.OPEN  # the server's word: the window would go on
         assert a.press_answered.is_set()  # it did send to the press, for the window
         await stop([a, b], tasks)
 

@@ -58,7 +58,7 @@ def verify(call: str, plan: CallPlan, channel: str, action: dict[str, Any]) -> s
     try:
         signer.key.verify(statement, str(action.get("signature")))
     except (SignatureError, ValueError) as exc:  # ValueError: not canonicalisable
-        raise BoothActionError(f"the signature does not verify ({exc})") from None
+        raise BoothActionError(f"it does not verify ({exc})") from None
     if statement["action"] == "live":
         return str(statement["from"])
     if statement["action"] == "handover":

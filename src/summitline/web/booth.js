@@ -32,7 +32,7 @@ export async function verifyAction(call, plan, planHash, channel, action) {
     return { error: "a handover to someone outside the booth" };
   }
   if (!(await verify(signer.key, statement, action.signature))) {
-    return { error: "the signature does not verify" };
+    return { error: "it does not verify" };
   }
   const onAir = { live: statement.from, handover: statement.to, quiet: null }[statement.action];
   return { onAir, text: canonical(statement) };
