@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,15 +22,21 @@ from aiortc import RTCPeerConnection
 from playwright.async_api import Browser, WebSocketRoute, expect
 
 from summitline.client.ice import loopback
+from summitline.client.media import MediaSource, loudness
 from summitline.client.operator import participant
+from summitline.client.peer import SILENCE
 from summitline.client.session import CallSession, Identity
 from summitline.core.roles import MediaKind, Role
 from summitline.crypto import sdp as signed_sdp
+from summitline.crypto import statements
 from summitline.crypto.keys import PrivateKey
+from summitline.server.press.gateway import PressGateway
+from summitline.server.room import CallRoom
 from tests.browser.people import (
     cosigned_plan,
     end_with_python,
     enrol_browser,
+    health,
     join_in_browser,
     linked_operators,
     principal,
@@ -245,4 +252,216 @@ async def test_the_browser_takes_no_unsigned_start(browser: Browser, server: str
     assert await web.page.evaluate("() => window.summitlineSession.links.size") == 0
     assert not [m for m in route.sent_up if m["type"] == "offer"]
     assert py.frames(MediaKind.AUDIO) == 0 and not py.links
+    await end_with_python(us, plan.call, task, py)
+
+
+# -- the booth: only signed actions put an interpreter on air (web/booth.js) ------------
+def forged_action(action: str, sender: str, seq: int, to: str | None = None) -> Message:
+    """An action under an interpreter's name, signed by the server's own key."""
+    return {"action": action, "from": sender, "to": to, "seq": seq, "at": 1,
+            "signature": PrivateKey.generate().sign({"purpose": "summitline/booth"})}
+
+
+async def alarmed(page: Any, text: str, after: int) -> int:
+    """Wait for an alarm saying ``text`` among those after the first ``after``; how many
+    alarms there are then."""
+    await page.wait_for_function(
+        "([text, after]) => window.summitlineSession.alarms.slice(after)"
+        ".some(a => a.includes(text))", arg=[text, after])
+    n: int = await page.evaluate("() => window.summitlineSession.alarms.length")
+    return n
+
+
+async def mic_closed(page: Any) -> bool:
+    closed: bool = await page.evaluate(
+        "() => !window.summitlineSession.live && window.summitlineSession.localStream"
+        ".getAudioTracks().every(t => !t.enabled)")
+    return closed
+
+
+async def test_the_server_cannot_put_a_browser_interpreter_on_air(
+        browser: Browser, server: str, ws_url: str, http: httpx.AsyncClient) -> None:
+    us, ru, link = await linked_operators(http)
+    web = await enrol_browser(browser, server, ru, "RU interpreter", Role.INTERPRETER)
+    us_key, ru_key, partner = (PrivateKey.generate() for _ in range(3))
+    plan = await cosigned_plan(us, ru, link, [
+        principal(us, us_key, "President of the United States", "en"),
+        principal(ru, ru_key, "President of the Russian Federation", "ru"),
+        participant(web.key, ru.id, Role.INTERPRETER, "RU interpreter", "ru"),
+        participant(partner, ru.id, Role.INTERPRETER, "RU interpreter 2", "ru")])
+    await us.control(plan.call, "start")
+    states: list[Message] = []  # booth states the browser was sent
+
+    def keep_booth(msg: Message) -> Message:
+        if msg["type"] == "booth":
+            states.append(msg)
+        return msg
+
+    route = Route(keep_booth)
+    await web.page.route_web_socket("**/ws", route)
+    # the Russian principal listens; the American one stays away (a lighter machine: the
+    # attacker's relay of the browser's signaling runs in this process too)
+    pins = dict(ru.pinned)
+    b = CallSession(ws_url, plan.call, Identity(ru_key, pins), ice=loopback())
+    bot = CallSession(ws_url, plan.call, Identity(partner, pins), ice=loopback(),
+                      source=MediaSource.interpreter())
+    tasks = [asyncio.create_task(s.run()) for s in (b, bot)]
+    await join_in_browser(web, server, plan.call)
+    heard = {"frames": 0, "loud": 0}  # what the Russian principal hears of the browser
+
+    def hear(remote: str, frame: object, _now: float) -> None:
+        if remote == web.device:
+            heard["frames"] += 1
+            heard["loud"] += loudness(frame) > SILENCE  # type: ignore[arg-type]
+
+    b.audio_listeners.append(hear)
+    mix = b.listen("ru")
+    assert mix is not None
+    await asyncio.wait_for(b.wait_for(lambda: heard["frames"] > 50), WAIT_S)
+    seen = 0
+
+    async def three_seconds_silent() -> None:
+        frames = heard["frames"]  # three seconds, several beeps of the fake microphone
+        await asyncio.wait_for(b.wait_for(lambda: heard["frames"] > frames + 150), WAIT_S)
+        assert heard["loud"] == 0 and await mic_closed(web.page)
+        await expect(web.page.locator("#indicator")).to_have_text("OFF AIR")
+
+    # the server says the browser is live, with no action or one it signed itself
+    route.inject({"type": "booth", "live": {"ru": web.device}, "sources": {}, "actions": {}})
+    seen = await alarmed(web.page, "not believed", seen)
+    await expect(web.page.locator("#alarm")).to_contain_text("not believed")  # shown
+    route.inject({"type": "booth", "live": {"ru": web.device}, "sources": {},
+                  "actions": {"ru": forged_action("live", web.device, 1)}})
+    seen = await alarmed(web.page, "no interpreter of it signed", seen)
+    await three_seconds_silent()
+    assert mix.playing is None
+
+    # the partner is live; the server forges its handover to the browser
+    await bot.go_live()
+    await asyncio.wait_for(b.wait_for(lambda: mix.playing == bot.device), WAIT_S)
+    await web.page.wait_for_function("() => window.summitlineSession.ledger.seq.get('ru') === 1")
+    route.inject({"type": "booth", "live": {"ru": web.device}, "sources": {},
+                  "actions": {"ru": forged_action("handover", bot.device, 2, web.device)}})
+    seen = await alarmed(web.page, "it does not verify", seen)
+    await three_seconds_silent()
+
+    # the control: a real handover puts the browser on air, and it is heard
+    await bot.handover(web.device)
+    await expect(web.page.locator("#indicator")).to_have_text("ON AIR")
+    await asyncio.wait_for(b.wait_for(lambda: heard["loud"] > 0), WAIT_S)
+    on_air = next(s for s in reversed(states) if s["live"].get("ru") == web.device)
+    # the browser goes off air (seq 3); the server replays the handover (seq 2)
+    await web.page.locator("#onair").click()
+    await expect(web.page.locator("#indicator")).to_have_text("OFF AIR")
+    await web.page.wait_for_function("() => window.summitlineSession.ledger.seq.get('ru') === 3")
+    await asyncio.wait_for(b.wait_for(lambda: mix.live is None), WAIT_S)
+    tail = heard["frames"]
+    await asyncio.wait_for(b.wait_for(lambda: heard["frames"] > tail + 25), WAIT_S)
+    heard["loud"] = 0  # what was in flight has arrived
+    route.inject(on_air)
+    await alarmed(web.page, "replayed", seen)
+    await three_seconds_silent()
+    assert not [s for s in route.sent_up if s["type"] == "booth" and s["action"] == "live"]
+    await us.control(plan.call, "end")
+    await asyncio.wait_for(asyncio.gather(*tasks), WAIT_S)
+    for s in (b, bot):
+        await s.leave()
+
+
+# -- candidates: only those inside the signed SDP count ---------------------------------
+class Trap(asyncio.DatagramProtocol):
+    """The UDP port a hostile server would point the browser's connectivity checks at."""
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.received.append(data)
+
+
+async def test_the_browser_ignores_an_injected_candidate(
+        browser: Browser, server: str, ws_url: str, http: httpx.AsyncClient) -> None:
+    transport, trap = await asyncio.get_running_loop().create_datagram_endpoint(
+        Trap, local_addr=("127.0.0.1", 0))
+    port = transport.get_extra_info("sockname")[1]
+    us, ru, py_key, web, plan = await setup(browser, server, http, python_offers=True)
+    route: Route
+
+    def candidate(sender: str) -> Message:
+        return {"type": "candidate", "from": sender, "generation": 1,
+                "candidate": f"candidate:9 1 udp 2130706431 127.0.0.1 {port} typ host",
+                "sdp_mid": "0", "sdp_mline_index": 0}
+
+    def with_candidate(msg: Message) -> Message:
+        if msg["type"] == "offer":  # as if trickled right behind the signed offer
+            asyncio.get_running_loop().call_soon(route.inject, candidate(msg["from"]))
+        return msg
+
+    route = Route(with_candidate)
+    await web.page.route_web_socket("**/ws", route)
+    try:
+        await join_in_browser(web, server, plan.call)
+        await web.page.wait_for_function(
+            "(c) => window.summitlineSession?.call === c && window.summitlineSession.signed",
+            arg=plan.call)
+        py = CallSession(ws_url, plan.call, Identity(py_key, dict(ru.pinned)), ice=loopback())
+        task = asyncio.create_task(py.run())
+        await wait_for_media(web.page, frames=10, audio=10)
+        route.inject(candidate(py.device))  # and again once connected
+        await web.page.wait_for_function(
+            "() => window.summitlineSession.ignoredCandidates === 2")
+        seen = await web.page.evaluate(
+            "() => [...window.summitlineSession.links.values()][0].pc.getStats()"
+            ".then(r => [...r.values()].filter(s => s.type === 'remote-candidate')"
+            ".map(s => s.port))")
+        frames = (await health(web.page))[0]["framesDecoded"]
+        await wait_for_media(web.page, frames=frames + 60)  # two more seconds
+        assert seen and port not in seen  # never a candidate of the peer connection
+        assert trap.received == []  # and not one connectivity check went there
+        await end_with_python(us, plan.call, task, py)
+    finally:
+        transport.close()
+
+
+AHEAD_MS = 119_000  # the review's start: signed two minutes in the future
+CUT_SLACK_MS = 1000  # a loaded machine's timer, far below 119 s
+
+
+async def test_the_browser_counts_the_press_window_from_when_it_saw_the_start(
+        monkeypatch: pytest.MonkeyPatch, browser: Browser, server: str, ws_url: str,
+        http: httpx.AsyncClient) -> None:
+    # the hostile server also keeps the window open: the browser's own timer must cut
+    monkeypatch.setattr(CallRoom, "arm_press_timer", lambda self: None)
+    monkeypatch.setattr(PressGateway, "enforce_deadline", False)
+    us, ru, link = await linked_operators(http)
+    web = await enrol_browser(browser, server, us, "President of the United States")
+    py_key = PrivateKey.generate()
+    plan = await cosigned_plan(us, ru, link, [
+        principal(us, web.key, "President of the United States", "en"),
+        principal(ru, py_key, "President of the Russian Federation", "ru")], press_window_s=3)
+    at = int(time.time() * 1000) + AHEAD_MS  # an operator's clock two minutes fast
+    ahead = {"delegation": us.id, "at": at,
+             "signature": us.key.sign(statements.control(plan.call, "start", us.id, at))}
+
+    def substitute(msg: Message) -> Message:
+        if msg["type"] in ("welcome", "phase") and msg.get("start"):
+            msg = {**msg, "start": ahead}
+        return msg
+
+    await web.page.route_web_socket("**/ws", Route(substitute))
+    py = CallSession(ws_url, plan.call, Identity(py_key, dict(ru.pinned)), ice=loopback())
+    task = asyncio.create_task(py.run())
+    await join_in_browser(web, server, plan.call)
+    await web.page.wait_for_function(
+        "(c) => window.summitlineSession?.call === c && window.summitlineSession.signed",
+        arg=plan.call)
+    await us.control(plan.call, "start")
+    await expect(web.page.locator("#alarm")).to_contain_text("ahead of this clock")
+    await web.page.wait_for_function("() => window.summitlineSession.pressCutAt !== null")
+    started, seen, cut = await web.page.evaluate(
+        "() => { const s = window.summitlineSession; return [s.startedAt, s.startSeen,"
+        " s.pressCutAt]; }")
+    # cut at the plan's window from when the browser saw the start, not at `at` + 3 s,
+    # two minutes later
+    assert started == at and 0 <= cut - (seen + 3000) <= CUT_SLACK_MS
     await end_with_python(us, plan.call, task, py)

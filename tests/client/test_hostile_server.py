@@ -5,7 +5,11 @@ trust between the principals, anyone at all)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -14,15 +18,26 @@ from aiortc import RTCPeerConnection
 
 from summitline.client.bilateral import Bilateral, provision
 from summitline.client.ice import loopback
+from summitline.client.media import GatedAudioTrack, MediaSource
 from summitline.client.reads import signed_get
 from summitline.client.session import CallSession, PlanRejected
 from summitline.core.endpoint import offers
 from summitline.core.roles import MediaKind, Phase, Role
 from summitline.core.sas import sas
 from summitline.crypto import sdp as signed_sdp
+from summitline.crypto import statements
 from summitline.crypto.keys import PrivateKey
+from summitline.server.press.gateway import PressGateway
+from summitline.server.room import CallRoom
 from tests.client.test_session import WAIT_S
-from tests.hostile import Message, Wire, hide_fingerprints, hostile, swap_fingerprint
+from tests.hostile import (
+    HostileServer,
+    Message,
+    Wire,
+    hide_fingerprints,
+    hostile,
+    swap_fingerprint,
+)
 
 
 def sessions_via(url: str, call: Bilateral) -> list[CallSession]:
@@ -328,3 +343,219 @@ async def test_the_press_deadline_comes_from_the_signed_start(ws_url: str,
     assert a.started_ms == signed_at and a.press_deadline_ms == signed_at + 60_000
     await a.leave()
     await asyncio.gather(task, return_exceptions=True)
+
+
+# -- the booth: only signed actions put an interpreter on air (core/booth.py) -----------
+@dataclass
+class Booth:
+    call: Bilateral
+    proxy: HostileServer
+    a: CallSession
+    b: CallSession  # the Russian principal, listening to the Russian channel
+    i1: CallSession
+    i2: CallSession
+    tasks: list[asyncio.Task[None]]
+
+    @property
+    def everyone(self) -> list[CallSession]:
+        return [self.a, self.b, self.i1, self.i2]
+
+    def heard(self, i: CallSession) -> int:
+        link = self.b.link(i.device)
+        assert link is not None
+        return link.loud
+
+    async def inject(self, to: list[CallSession], msg: Message) -> None:
+        for s in to:
+            await self.proxy.wire_of(s.device).inject(msg)
+
+    async def a_second_later(self) -> None:
+        """Until b has had another second of audio from both booth partners."""
+        links = [self.b.link(i.device) for i in (self.i1, self.i2)]
+        before = [link.frames[MediaKind.AUDIO] for link in links if link]
+        await asyncio.wait_for(self.b.wait_for(lambda: all(
+            link.frames[MediaKind.AUDIO] > n + 50 for link, n in zip(links, before,
+                                                                     strict=True) if link)),
+            WAIT_S)
+
+
+@contextlib.asynccontextmanager
+async def booth_call(ws_url: str, http: httpx.AsyncClient) -> AsyncIterator[Booth]:
+    k1, k2 = PrivateKey.generate(), PrivateKey.generate()
+    call = await provision(http, extra=[(1, k1, Role.INTERPRETER, "RU interpreter 1"),
+                                        (1, k2, Role.INTERPRETER, "RU interpreter 2")])
+    await call.a.operator.control(call.call, "start")
+    async with hostile(ws_url) as proxy:
+        a, b = sessions_via(proxy.url, call)
+        i1, i2 = (CallSession(proxy.url, call.call, call.b.identity(k), ice=loopback(),
+                              reconnect=False, source=MediaSource.interpreter(parrot=True))
+                  for k in (k1, k2))
+        tasks = [asyncio.create_task(s.run()) for s in (a, b, i1, i2)]
+        booth = Booth(call, proxy, a, b, i1, i2, tasks)
+        try:
+            for s in booth.everyone:
+                await asyncio.wait_for(s.wait_for(lambda s=s: len(s.links) == 3 and all(
+                    link.frames[MediaKind.AUDIO] > 25 for link in s.links.values())), WAIT_S)
+            b.listen("ru")
+            yield booth
+        finally:
+            await stop(booth.everyone, tasks)
+
+
+def gate(s: CallSession) -> GatedAudioTrack:
+    assert s.source.gate is not None
+    return s.source.gate
+
+
+@pytest.mark.parametrize("proof", ["none", "forged"])
+async def test_the_server_tells_an_interpreter_it_is_live(proof: str, ws_url: str,
+                                                          http: httpx.AsyncClient) -> None:
+    async with booth_call(ws_url, http) as booth:
+        i1 = booth.i1
+        actions = {} if proof == "none" else {"ru": {
+            "action": "live", "from": i1.device, "to": None, "seq": 1, "at": 1,
+            "signature": PrivateKey.generate().sign({"purpose": "summitline/booth"})}}
+        await booth.inject([booth.b, i1], {"type": "booth", "live": {"ru": i1.device},
+                                           "sources": {}, "actions": actions})
+        for s in (booth.b, i1):
+            await asyncio.wait_for(s.wait_for(lambda s=s: bool(s.alarms)), WAIT_S)
+            assert any("not believed" in text for text in s.alarms), s.alarms
+        await booth.a_second_later()
+        # the microphone stayed closed, and the listener heard nothing of the booth
+        assert not i1.live and not gate(i1).open and gate(i1).voiced == 0
+        assert booth.heard(i1) == 0 and booth.b.mixes["ru"].playing is None
+        assert booth.b.booth["live"] == {}
+
+
+async def test_a_forged_handover_and_a_replayed_go_live(ws_url: str,
+                                                        http: httpx.AsyncClient) -> None:
+    async with booth_call(ws_url, http) as booth:
+        b, i1, i2 = booth.b, booth.i1, booth.i2
+        await i1.go_live()
+        await asyncio.wait_for(b.wait_for(lambda: booth.heard(i1) > 25), WAIT_S)
+        live_state = next(m for m in booth.proxy.wire_of(b.device).seen_down
+                          if m["type"] == "booth" and m["live"])
+        # a handover i1 never signed: the server's own signature, under i1's name
+        forged = {"action": "handover", "from": i1.device, "to": i2.device, "seq": 2,
+                  "at": 1, "signature": PrivateKey.generate().sign({"purpose": "x"})}
+        await booth.inject([b, i1, i2], {"type": "booth", "live": {"ru": i2.device},
+                                         "sources": {}, "actions": {"ru": forged}})
+        for s in (b, i1, i2):
+            await asyncio.wait_for(s.wait_for(lambda s=s: bool(s.alarms)), WAIT_S)
+        await booth.a_second_later()
+        # the server may take i1 off air (it can always deny service), not put i2 on
+        assert not i2.live and gate(i2).voiced == 0 and booth.heard(i2) == 0
+        assert b.mixes["ru"].playing == i1.device and b.booth["live"] == {}
+        # i1 goes quiet (signed, seq 2); the server replays its old go-live (seq 1)
+        await i1.go_quiet()
+        for s in (b, i1):
+            await asyncio.wait_for(s.wait_for(
+                lambda s=s: s.ledger is not None and s.ledger.seq.get("ru") == 2), WAIT_S)
+        voiced, alarms = gate(i1).voiced, [len(s.alarms) for s in (b, i1)]
+        await booth.inject([b, i1], live_state)
+        for s, n in zip((b, i1), alarms, strict=True):
+            await asyncio.wait_for(s.wait_for(lambda s=s, n=n: len(s.alarms) > n), WAIT_S)
+            assert any("replayed" in text for text in s.alarms[n:]), s.alarms
+        quiet_from = booth.heard(i1)
+        await booth.a_second_later()
+        assert not i1.live and not gate(i1).open and gate(i1).voiced == voiced
+        assert booth.heard(i1) - quiet_from <= 3  # at most what was in flight
+
+
+AHEAD_MS = 119_000  # the review's start: signed two minutes in the future
+CUT_SLACK_MS = 1000  # a loaded machine's timer and frame pacing, far below 119 s
+
+
+def start_ahead(call: Bilateral) -> dict[str, Any]:
+    """A start as an operator whose clock runs 119 s fast signs it."""
+    at = int(time.time() * 1000) + AHEAD_MS
+    return {"delegation": call.a.operator.id, "at": at, "signature": call.a.operator.key.sign(
+        statements.control(call.call, "start", call.a.operator.id, at))}
+
+
+async def test_a_start_signed_119_s_ahead(monkeypatch: pytest.MonkeyPatch, ws_url: str,
+                                         http: httpx.AsyncClient) -> None:
+    # the hostile server also keeps the window open: the endpoints' own cut must hold
+    monkeypatch.setattr(CallRoom, "arm_press_timer", lambda self: None)
+    monkeypatch.setattr(PressGateway, "enforce_deadline", False)
+    call = await provision(http, press_window_s=3)
+    forged = start_ahead(call)
+    r = await http.post(f"/api/calls/{call.call}/control", json={
+        "action": "start", **{k: forged[k] for k in ("delegation", "at", "signature")}})
+    assert r.status_code == 403 and "ahead" in r.json()["detail"]  # the server refuses it
+
+    def down(wire: Wire, msg: Message) -> Message:  # ... a hostile one passes it on
+        if msg["type"] in ("welcome", "phase") and msg.get("start"):
+            msg = {**msg, "start": forged}
+        return msg
+
+    async with hostile(ws_url, down=down) as proxy:
+        a, b = sessions_via(proxy.url, call)
+        tasks = [asyncio.create_task(s.run()) for s in (a, b)]
+        await asyncio.wait_for(asyncio.gather(a.joined.wait(), b.joined.wait()), WAIT_S)
+        await call.a.operator.control(call.call, "start")
+        for s in (a, b):
+            await asyncio.wait_for(s.wait_for(lambda s=s: s.press_cut_ms is not None),
+                                   WAIT_S)
+            assert s.started_ms == forged["at"] and s.start_seen_ms is not None
+            # the window counts from when the endpoint saw the start, not from `at`
+            assert s.press_deadline_ms == s.start_seen_ms + 3000
+            assert 0 <= s.press_cut_ms - s.press_deadline_ms <= CUT_SLACK_MS
+            assert any("ahead of this clock" in text for text in s.alarms), s.alarms
+            assert s.phase is Phase.OPEN  # the server's word: the window would go on
+        assert a.press_answered.is_set()  # it did send to the press, for the window
+        await stop([a, b], tasks)
+
+
+class Listener(asyncio.DatagramProtocol):
+    """A UDP port that counts what reaches it: the address a server would inject."""
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.received.append(data)
+
+
+def injected_candidate(port: int, sender: str, generation: int) -> Message:
+    return {"type": "candidate", "from": sender, "generation": generation,
+            "candidate": f"candidate:9 1 udp 2130706431 127.0.0.1 {port} typ host",
+            "sdp_mid": "0", "sdp_mline_index": 0}
+
+
+async def test_an_injected_candidate_is_never_checked(ws_url: str,
+                                                      bilateral: Bilateral) -> None:
+    transport, trap = await asyncio.get_running_loop().create_datagram_endpoint(
+        Listener, local_addr=("127.0.0.1", 0))
+    port = transport.get_extra_info("sockname")[1]
+    injected: list[Message] = []
+
+    def down(wire: Wire, msg: Message) -> Message:
+        if msg["type"] in ("offer", "answer"):  # with the SDP, as a trickled candidate
+            injected.append(candidate := injected_candidate(port, msg["from"],
+                                                            msg["generation"]))
+            asyncio.get_running_loop().call_soon(
+                lambda: asyncio.ensure_future(wire.inject(candidate)))
+        return msg
+
+    try:
+        async with hostile(ws_url, down=down) as proxy:
+            a, b, tasks = await a_then_b(proxy.url, bilateral)
+            for s in (a, b):
+                await asyncio.wait_for(s.wait_for(
+                    lambda s=s: s.frames(MediaKind.VIDEO) > 10), WAIT_S)
+            for s, other in ((a, b), (b, a)):  # and again once connected
+                await proxy.wire_of(s.device).inject(injected_candidate(port, other.device, 1))
+            seen = a.frames(MediaKind.AUDIO)
+            await asyncio.wait_for(a.wait_for(lambda: a.frames(MediaKind.AUDIO) > seen + 100),
+                                   WAIT_S)  # two more seconds of media
+            assert len(injected) == 2 and a.ignored_candidates == b.ignored_candidates == 2
+            assert trap.received == []  # not one connectivity check went to the address
+            for s in (a, b):
+                (link,) = s.links.values()
+                ice = link.pc.getTransceivers()[0].sender.transport.transport
+                remote = [c.port for c in ice.getRemoteCandidates()]
+                assert remote and port not in remote
+            await stop([a, b], tasks)
+    finally:
+        transport.close()

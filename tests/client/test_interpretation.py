@@ -73,10 +73,13 @@ async def test_booth_partners_interpret_and_hand_over(ws_url: str,
         await s.leave()
     record = (await signed_get(http, call.a.operator.key,
                                f"/api/calls/{call.call}/record")).json()["entries"]
-    booth = [(e["kind"], e["data"]) for e in record if e["kind"].startswith("booth.")]
-    assert booth == [("booth.live", {"device": k1.fingerprint, "channel": "ru"}),
+    booth = [(e["kind"], {k: e["data"].get(k) for k in ("from", "to", "channel", "seq")})
+             for e in record if e["kind"].startswith("booth.")]
+    # each with the signed action, for anyone to check (core/booth.py)
+    assert booth == [("booth.live", {"from": k1.fingerprint, "to": None, "channel": "ru",
+                                     "seq": 1}),
                      ("booth.handover", {"from": k1.fingerprint, "to": k2.fingerprint,
-                                         "channel": "ru"})]
+                                         "channel": "ru", "seq": 2})]
 
 
 async def test_relay_an_interpreter_takes_another_channel_as_its_source(

@@ -281,23 +281,46 @@ async def test_control_requests_cannot_be_replayed_or_forged(
 N_P256 = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
+def booth(call: Bilateral, key: PrivateKey, action: str, seq: int,
+          to: str | None = None, channel: str = "ru") -> dict[str, Any]:
+    """A booth action signed by ``key`` (statements.booth)."""
+    at = int(time.time() * 1000)
+    return {"type": "booth", "action": action, "to": to, "seq": seq, "at": at,
+            "signature": key.sign(statements.booth(call.call, call.plan.hash, channel, action,
+                                                   key.fingerprint, seq, at, to))}
+
+
 async def test_booth_requests_that_the_plan_does_not_allow(http: httpx.AsyncClient,
                                                            ws_url: str) -> None:
     k1 = PrivateKey.generate()
     call = await provision(http, extra=[(1, k1, Role.INTERPRETER, "RU interpreter")])
     a, _ = await wire.join(ws_url, call.call, call.a.principal)
     i1, welcome = await wire.join(ws_url, call.call, k1)
-    assert welcome["booth"] == {"type": "booth", "live": {}, "sources": {}}
-    await wire.send(i1, {"type": "booth", "action": "live"})  # before the start
+    assert welcome["booth"] == {"type": "booth", "live": {}, "sources": {}, "actions": {}}
+    await wire.send(i1, booth(call, k1, "live", 1))  # before the start
     assert (await wire.next_of(i1, "error"))["code"] == "phase"
     await call.a.operator.control(call.call, "start")
-    await wire.send(a, {"type": "booth", "action": "live"})  # a principal has no booth
+    await wire.send(a, booth(call, call.a.principal, "live", 1))  # a principal: no booth
     assert (await wire.next_of(a, "error"))["code"] == "not-interpreter"
-    await wire.send(i1, {"type": "booth", "action": "handover"})  # to whom?
+    await wire.send(i1, {**booth(call, k1, "handover", 1), "to": None})  # to whom?
     assert (await wire.next_of(i1, "error"))["code"] == "invalid"
     await wire.send(i1, {"type": "source", "source": "ru"})  # its own channel
     assert (await wire.next_of(i1, "error"))["code"] == "bad-source"
-    await wire.send(i1, {"type": "booth", "action": "live"})
-    assert (await wire.next_of(a, "booth"))["live"] == {"ru": k1.fingerprint}
+    unsigned = {**booth(call, k1, "live", 1), "signature": booth(call, k1, "quiet", 1)[
+        "signature"]}
+    await wire.send(i1, unsigned)  # a signature over another action
+    assert (await wire.next_of(i1, "error"))["code"] == "bad-signature"
+    go_live = booth(call, k1, "live", 1)
+    await wire.send(i1, go_live)
+    state = await wire.next_of(a, "booth")
+    await wire.next_of(i1, "booth")
+    assert state["live"] == {"ru": k1.fingerprint}
+    assert state["actions"]["ru"] == {**{k: go_live[k] for k in (
+        "action", "to", "seq", "at", "signature")}, "from": k1.fingerprint}
+    await wire.send(i1, booth(call, k1, "quiet", 2))
+    assert (await wire.next_of(a, "booth"))["live"] == {}
+    await wire.next_of(i1, "booth")
+    await wire.send(i1, go_live)  # the old go-live again
+    assert (await wire.next_of(i1, "error"))["code"] == "stale-seq"
     assert await refusals(http, call, "signal.refused") == [
-        "phase", "not-interpreter", "invalid", "bad-source"]
+        "phase", "not-interpreter", "invalid", "bad-source", "bad-signature", "stale-seq"]

@@ -64,6 +64,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         EXAMPLE_CODE.encode("ascii")).hexdigest(), "name": "Interpreter 1",
         "role": "interpreter"},
     "enrol": {"code": EXAMPLE_CODE, "key": EXAMPLE_KEY.public.b64u},
+    "booth": {"call": CALL, "plan_hash": PLAN, "channel": "ru", "action": "handover",
+              "sender": FP, "seq": 7, "at_ms": AT, "receiver": OTHER},
     "read": {"method": "GET", "path": f"/api/calls/{CALL}/record?after=3", "signer": FP,
              "at_ms": AT},
 }

@@ -115,11 +115,15 @@ class GatedAudioTrack(MediaStreamTrack):
         super().__init__()
         self.inner = inner
         self.open = False
+        self.voiced = 0  # frames let through open: what an audit of the microphone reads
 
     async def recv(self) -> av.AudioFrame:
         frame = await self.inner.recv()
         assert isinstance(frame, av.AudioFrame)
-        return frame if self.open else silence(frame.samples, frame.pts or 0)
+        if not self.open:
+            return silence(frame.samples, frame.pts or 0)
+        self.voiced += 1
+        return frame
 
     def stop(self) -> None:
         super().stop()

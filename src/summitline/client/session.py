@@ -29,7 +29,6 @@ from typing import Any
 
 import websockets
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.sdp import candidate_from_sdp
 
 from summitline.client.closing import close_peer, fixed_malloc_threshold
 from summitline.client.ice import IceSettings
@@ -39,6 +38,7 @@ from summitline.client.peer import PeerLink
 from summitline.core import endpoint as ep
 from summitline.core import messages as m
 from summitline.core import policy
+from summitline.core.booth import BoothLedger
 from summitline.core.plan import PlanError, SignedPlan
 from summitline.core.roles import MediaKind, Phase, Role
 from summitline.core.sas import sas
@@ -109,6 +109,7 @@ class CallSession:
         self.phase = Phase.PLANNED
         self.press_deadline_ms: int | None = None
         self.started_ms: int | None = None  # from the signed start, not the server's word
+        self.start_seen_ms: int | None = None  # wall clock when this end first saw it
         self.rules = ep.Endpoint(identity.device)  # core/endpoint.py: the link rules
         self._peers: dict[tuple[str, int], PeerLink] = {}  # (remote, generation) -> link
         self._offers: dict[tuple[str, int], dict[str, Any]] = {}  # verified, to answer
@@ -137,7 +138,10 @@ class CallSession:
         self._leaving = False
         self._fatal: dict[str, Any] | None = None
         self._retired = dict.fromkeys(MediaKind, 0)
-        self.booth: dict[str, Any] = {"live": {}, "sources": {}}  # as the server announces
+        # Who is live, as far as signed booth actions bear the server out (core/booth.py)
+        self.booth: dict[str, Any] = {"live": {}, "sources": {}}
+        self.ledger: BoothLedger | None = None  # the booth actions seen, across rejoins
+        self.ignored_candidates = 0  # candidate messages: only the signed SDP's count
         self._tail: asyncio.TimerHandle | None = None
         # Called with (remote device, audio frame, arrival time) for every frame heard:
         # where a listener's own mixing or a measurement plugs in.
@@ -381,8 +385,15 @@ class CallSession:
                 self.phase, self.press_deadline_ms = Phase.PLANNED, None
                 return
             window = self.signed.plan.press_window_s
+            if self.start_seen_ms is None or self.started_ms != start:
+                self.start_seen_ms = int(time.time() * 1000)
+                if ep.start_ahead(start, self.start_seen_ms):
+                    self.alarm(f"the signed start is dated {(start - self.start_seen_ms)/1000:.0f}"
+                               " s ahead of this clock: the press window is counted from "
+                               "when this end saw the start")
             self.started_ms = start
-            self.press_deadline_ms = start + 1000 * window if phase is Phase.OPEN else None
+            self.press_deadline_ms = ep.press_deadline(
+                start, self.start_seen_ms, window) if phase is Phase.OPEN else None
         else:
             self.press_deadline_ms = None
         self.phase = phase
@@ -638,9 +649,17 @@ class CallSession:
     async def _on_booth(self, msg: dict[str, Any]) -> None:
         was_live = self.live
         live, sources = msg.get("live"), msg.get("sources")
-        if not isinstance(live, dict) or not isinstance(sources, dict):
+        actions = msg.get("actions") or {}
+        if not isinstance(live, dict) or not isinstance(sources, dict) or \
+                not isinstance(actions, dict) or self.signed is None:
             raise ValueError("malformed booth state")
-        self.booth = {"live": dict(live), "sources": dict(sources)}
+        if self.ledger is None:
+            self.ledger = BoothLedger(self.call, self.signed.plan)
+        alarms = self.ledger.take(actions)
+        believed, doubts = self.ledger.live(live)
+        for text in alarms + doubts:
+            self.alarm(text)
+        self.booth = {"live": believed, "sources": dict(sources)}
         now = time.monotonic()
         for mix in self.mixes.values():
             mix.booth(self.booth["live"], now)
@@ -677,13 +696,24 @@ class CallSession:
         return self.mixes.get(channel) if channel else None
 
     async def go_live(self) -> None:
-        await self._send({"type": "booth", "action": "live"})
+        await self._send(self._booth_action("live"))
 
     async def handover(self, partner: str) -> None:
-        await self._send({"type": "booth", "action": "handover", "to": partner})
+        await self._send(self._booth_action("handover", partner))
 
     async def go_quiet(self) -> None:
-        await self._send({"type": "booth", "action": "quiet"})
+        await self._send(self._booth_action("quiet"))
+
+    def _booth_action(self, action: str, to: str | None = None) -> dict[str, Any]:
+        """A booth action signed by this interpreter, next in its booth's sequence."""
+        channel = self.channel
+        if self.signed is None or self.ledger is None or channel is None:
+            raise RuntimeError("only an interpreter of the plan, joined, acts in a booth")
+        seq, at = self.ledger.next_seq(channel), int(time.time() * 1000)
+        signature = self.identity.key.sign(statements.booth(
+            self.call, self.signed.plan.hash, channel, action, self.device, seq, at, to))
+        return {"type": "booth", "action": action, "to": to, "seq": seq, "at": at,
+                "signature": signature}
 
     async def set_source(self, source: str) -> None:
         """The floor ("floor") or another channel (relay)."""
@@ -918,15 +948,13 @@ class CallSession:
         await link.pc.setRemoteDescription(RTCSessionDescription(msg["sdp"], "answer"))
 
     async def _on_candidate(self, msg: dict[str, Any]) -> None:
-        link = self._peers.get((msg["from"], msg["generation"]))
-        if link is None or not msg.get("candidate"):
-            return
-        text = msg["candidate"].removeprefix("candidate:")
-        candidate = candidate_from_sdp(text)
-        candidate.sdpMid = msg.get("sdp_mid")
-        candidate.sdpMLineIndex = msg.get("sdp_mline_index")
-        with contextlib.suppress(ValueError):
-            await link.pc.addIceCandidate(candidate)
+        """Ignored: the only candidates taken are those inside the signed SDP (both
+        clients gather before they sign), so the server cannot point connectivity
+        checks at an address of its choosing."""
+        self.ignored_candidates += 1
+        if self.ignored_candidates == 1:
+            log.warning("%s: a candidate message outside the signed SDP; ignored",
+                        self.device[:12])
 
     async def _on_bye(self, msg: dict[str, Any]) -> None:
         self.feed(ep.Bye(_now_ms(), msg["from"], msg["generation"]))

@@ -45,7 +45,8 @@ from typing import Any, Literal
 __all__ = ["Action", "Alarm", "Answer", "Bye", "Close", "Endpoint", "Grants", "Input",
            "Media", "Muted", "Offer", "PeerJoined", "PeerLeft", "PeerReport", "Refused",
            "Report", "SignalingLost", "State", "Status", "Tick", "Welcome", "OfferIn",
-           "offers", "MAX_TRY_MS", "STALL_MS", "FIRST_TRY_MS", "TICK_MS"]
+           "offers", "MAX_TRY_MS", "STALL_MS", "FIRST_TRY_MS", "TICK_MS",
+           "START_SKEW_MS", "press_deadline", "start_ahead"]
 
 # No frame of an expected kind for this long is a stall. Audio comes every 20 ms and
 # video at 15 fps; a second of neither is a break a person notices, never jitter.
@@ -71,9 +72,26 @@ NEGOTIATED: frozenset[str] = frozenset({"connecting", "connected"})
 # a repair of a link that carries again.
 PEER_GRACE_MS = 500
 
+# A signed start dated further ahead of the moment an endpoint first saw it than this is
+# not clock skew between honest machines (NTP keeps them within milliseconds; a phone
+# within a second or two): the server (which refuses one 5 s ahead) is stretching time.
+START_SKEW_MS = 5000
+
 Kind = str  # "audio" | "video"
 LinkState = Literal["new", "connecting", "connected", "disconnected", "failed", "closed"]
 DEAD: frozenset[str] = frozenset({"failed", "closed", "disconnected"})
+
+
+def press_deadline(at_ms: int, seen_ms: int, window_s: int) -> int:
+    """When the press feed is cut: the plan's window from the earlier of the signed start
+    and the moment this end first saw it (wall clock), so that a start dated ahead
+    cannot lengthen the window."""
+    return min(at_ms, seen_ms) + 1000 * window_s
+
+
+def start_ahead(at_ms: int, seen_ms: int) -> bool:
+    """Whether a start first seen at ``seen_ms`` is dated too far ahead: an alarm."""
+    return at_ms - seen_ms > START_SKEW_MS
 
 
 def offers(me: str, remote: str) -> bool:

@@ -131,11 +131,15 @@ class End(_Message):
 
 
 class BoothAction(_Message):
-    """An interpreter goes live, hands over to its booth partner, or falls quiet."""
+    """An interpreter goes live, hands over to its booth partner, or falls quiet, signed
+    (statements.booth) with a sequence number per channel, for every endpoint to check."""
 
     type: Literal["booth"]
     action: Literal["live", "handover", "quiet"]
     to: Fingerprint | None = None  # the partner, for a handover
+    seq: Annotated[int, Field(ge=1, le=2**53)]
+    at: Annotated[int, Field(ge=0, le=2**53)]
+    signature: Signature
 
 
 class Source(_Message):
@@ -247,6 +251,9 @@ class BoothState(_Message):
     type: Literal["booth"] = "booth"
     live: dict[str, Fingerprint]  # channel -> its live interpreter
     sources: dict[str, str]  # interpreter -> "floor" or a channel
+    # channel -> the latest signed action in its booth ({action, from, to, seq, at,
+    # signature}): endpoints believe ``live`` only where such an action put it there
+    actions: dict[str, dict[str, Any]] = {}
 
 
 class PeerJoined(_Message):

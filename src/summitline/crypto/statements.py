@@ -111,3 +111,16 @@ def read(method: str, path: str, signer: str, at_ms: int) -> Statement:
     (the request target as sent: path and ``?query``, percent-encoded) at ``at_ms``."""
     return {"purpose": "summitline/read", "method": method, "path": path, "signer": signer,
             "at": at_ms}
+
+
+def booth(call: str, plan_hash: str, channel: str, action: str, sender: str, seq: int,
+          at_ms: int, receiver: str | None = None) -> Statement:
+    """An interpreter acts in its booth: ``live`` (signed by the one going live),
+    ``handover`` to ``receiver`` (by the live one) or ``quiet`` (by the live one).
+    ``seq`` rises strictly per call and channel, so that an old action replayed is stale."""
+    statement: Statement = {"purpose": "summitline/booth", "call": call, "plan": plan_hash,
+                            "channel": channel, "action": action, "from": sender,
+                            "seq": seq, "at": at_ms}
+    if receiver is not None:
+        statement["to"] = receiver
+    return statement

@@ -30,6 +30,10 @@ from summitline.store import StoreError
 # A signed control request is accepted this long after it was made (clock skew and
 # transit); within that time its signature can be used once.
 CONTROL_FRESHNESS_MS = 120_000
+# ... but none dated ahead of the server's clock by more than this (clock skew between
+# honest machines is well under it): a start dated ahead would lengthen the press window
+# for endpoints that count from it.
+CONTROL_AHEAD_MS = 5_000
 
 # The most incident rows one page of GET /api/incidents returns.
 MAX_INCIDENT_PAGE = 500
@@ -153,8 +157,11 @@ async def signed_request(h: Hub, room: CallRoom, delegation: str, at: int,
     if d is None:
         raise bad(403, "that delegation is not part of this call")
     now = h.clock()
-    if abs(now - at) > CONTROL_FRESHNESS_MS:
+    if now - at > CONTROL_FRESHNESS_MS:
         raise bad(403, f"{what} is stale (or the clocks disagree)")
+    if at - now > CONTROL_AHEAD_MS:
+        raise bad(403, f"{what} is dated {(at - now) / 1000:.0f} s ahead of the server's "
+                  "clock (check the clock of the machine that signed it)")
     verify(d.key, statement, signature, what)
     try:
         # Keyed on what was signed: an ECDSA signature has a second valid form (r, n-s),

@@ -47,6 +47,11 @@ class CallRoom:
         self.start_proof = next((_proof(e.data) for e in entries
                                  if e.kind == "call.started"), None)
         self.head: Entry | None = entries[-1] if entries else None
+        # channel -> the latest signed booth action (what endpoints check ``live`` by)
+        self.booth_actions: dict[str, dict[str, Any]] = {}
+        for e in entries:
+            if e.kind in BOOTH_KINDS and "signature" in e.data:
+                self.booth_actions[e.data["channel"]] = booth_action(e.data)
         self.endpoints: dict[str, Endpoint] = {}
         # Latest connection health each endpoint reported (not recorded: it is telemetry).
         self.health: dict[str, dict[str, Any]] = {}
@@ -139,7 +144,7 @@ class CallRoom:
 
     def booth_state(self) -> dict[str, Any]:
         return {"type": "booth", "live": dict(self.state.live),
-                "sources": dict(self.state.sources)}
+                "sources": dict(self.state.sources), "actions": dict(self.booth_actions)}
 
     def broadcast(self, message: dict[str, Any]) -> None:
         for endpoint in list(self.endpoints.values()):
@@ -160,6 +165,15 @@ class CallRoom:
         for peer in self.presence_of(device):
             if peer in self.endpoints:
                 self.endpoints[peer].send(message)
+
+
+BOOTH_KINDS = ("booth.live", "booth.handover", "booth.quiet")
+BOOTH_ACTION_FIELDS = ("action", "from", "to", "seq", "at", "signature")
+
+
+def booth_action(data: dict[str, Any]) -> dict[str, Any]:
+    """The signed booth action a ``booth.*`` entry carries, as endpoints check it."""
+    return {k: data.get(k) for k in BOOTH_ACTION_FIELDS}
 
 
 def _proof(data: dict[str, Any]) -> dict[str, Any] | None:

@@ -20,9 +20,9 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from summitline.core import booth, policy
 from summitline.core import call as c
 from summitline.core import messages as m
-from summitline.core import policy
 from summitline.core.plan import Participant
 from summitline.core.record import describe
 from summitline.core.roles import Phase, Role
@@ -32,7 +32,7 @@ from summitline.server import closecodes as cc
 from summitline.server import limits
 from summitline.server.hub import Hub
 from summitline.server.press.gateway import PressRefused
-from summitline.server.room import CallRoom
+from summitline.server.room import CallRoom, booth_action
 from summitline.server.security import ConnectionLimits
 
 log = logging.getLogger(__name__)
@@ -224,7 +224,9 @@ class Connection:
         if old is not None and channels_held:
             # the same device, back on a new connection: it keeps the booth it held
             with contextlib.suppress(c.IllegalEvent):
-                await room.record("booth.live", {"device": device,
+                # the same signed action that put it there (endpoints have seen it)
+                signed = room.booth_actions.get(channels_held[0], {})
+                await room.record("booth.live", {**signed, "device": device,
                                                  "channel": channels_held[0]},
                                   c.GoLive(device))
                 room.broadcast(room.booth_state())
@@ -335,9 +337,29 @@ class Connection:
             await self._refused(exc.code, str(exc), "end")
 
     async def _booth(self, msg: m.BoothAction) -> None:
+        """A signed booth action. The endpoints check it themselves (core/booth.py); the
+        server refuses what they would ignore, so that it never announces it."""
         assert self.room is not None
         if msg.action == "handover" and msg.to is None:
             await self._refused("invalid", "a handover names the partner ('to')", "booth")
+            return
+        me, room = self._me(), self.room
+        if me.role is not Role.INTERPRETER:
+            await self._refused("not-interpreter", "only an interpreter of the plan has a "
+                                "booth", "booth")
+            return
+        action = {"action": msg.action, "from": self.device,
+                  "to": msg.to if msg.action == "handover" else None, "seq": msg.seq,
+                  "at": msg.at, "signature": msg.signature}
+        try:
+            booth.verify(room.call_id, room.signed.plan, me.language, action)
+        except booth.BoothActionError as exc:
+            await self._refused("bad-signature", f"booth action refused: {exc}", "booth")
+            return
+        last = room.booth_actions.get(me.language, {}).get("seq", 0)
+        if msg.seq <= last:
+            await self._refused("stale-seq", f"the booth's sequence is at {last}; sign the "
+                                "next one", "booth", {"seq": msg.seq})
             return
         event: c.Event
         if msg.action == "live":
@@ -346,22 +368,32 @@ class Connection:
             event = c.GoQuiet(self.device)
         else:
             event = c.Handover(self.device, msg.to or "")
-        await self._interpretation(event, "booth")
+        signed = {k: v for k, v in action.items() if k not in ("action", "from", "to")}
+        await self._interpretation(event, "booth", signed)
 
     async def _source(self, msg: m.Source) -> None:
         await self._interpretation(c.SetSource(self.device, msg.source), "source")
 
-    async def _interpretation(self, event: c.Event, ref: str) -> None:
-        """Apply, record and announce a change of the booths."""
+    async def _interpretation(self, event: c.Event, ref: str,
+                              signed: dict[str, Any] | None = None) -> bool:
+        """Apply, record and announce a change of the booths; whether it was taken.
+        ``signed``: the action's seq, at and signature, kept in the record with it."""
         assert self.room is not None
         kind, data = describe(event)
         p = self.room.signed.plan.participant(self.device)
+        if signed is not None:
+            data = {**data, "from": self.device, **signed, "action": kind.split(".")[1]}
+            if isinstance(event, c.Handover):
+                data["to"] = event.receiver
         try:
             await self.room.record(kind, {**data, "channel": p.language if p else ""}, event)
         except c.IllegalEvent as exc:
             await self._refused(exc.code, str(exc), ref)
-            return
+            return False
+        if signed is not None:
+            self.room.booth_actions[p.language if p else ""] = booth_action(data)
         self.room.broadcast(self.room.booth_state())
+        return True
 
     # -- the press window ----------------------------------------------------------------
     async def _press_offer(self, msg: m.PressOffer) -> None:

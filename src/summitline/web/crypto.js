@@ -146,6 +146,10 @@ export const statements = {
   // A signed read (docs/protocol.md §4.3): path is the request target, path and ?query.
   read: (method, path, signer, at) => ({ purpose: "summitline/read", method, path, signer,
                                          at }),
+  // `to` only for a handover (absent, never null, otherwise)
+  booth: (call, planHash, channel, action, sender, seq, at, to = null) => ({
+    purpose: "summitline/booth", call, plan: planHash, channel, action, from: sender, seq, at,
+    ...(to === null ? {} : { to }) }),
 };
 
 // DTLS fingerprints of an SDP, normalised as in summitline/crypto/sdp.py.

@@ -31,6 +31,19 @@ export const PEER_GRACE_MS = 500;
 
 // Connection states that count as dead (Chromium's "disconnected" too).
 export const DEAD = new Set(["failed", "closed", "disconnected"]);
+// A signed start dated further ahead of when this end first saw it is an alarm
+// (START_SKEW_MS in core/endpoint.py, which says why).
+export const START_SKEW_MS = 5000;
+
+// When the press feed is cut: the plan's window from the earlier of the signed start and
+// the moment this end first saw it (press_deadline in core/endpoint.py).
+export function pressDeadline(atMs, seenMs, windowS) {
+  return Math.min(atMs, seenMs) + 1000 * windowS;
+}
+
+export function startAhead(atMs, seenMs) {
+  return atMs - seenMs > START_SKEW_MS;
+}
 
 // Whether `me` offers the links of the pair (me, remote): the id that sorts first.
 export function offers(me, remote) {

@@ -24,7 +24,8 @@
 //   held {device, on}   a principal's floor audio is on hold, or back
 
 import { hex, sdpFingerprints, sas, sha256, sign, statements, verify } from "./crypto.js";
-import { apply, endpoint, TICK_MS } from "./endpoint.js";
+import { BoothLedger } from "./booth.js";
+import { apply, endpoint, pressDeadline, startAhead, TICK_MS } from "./endpoint.js";
 import { mayConnect, media, participant, pressChannels, verifySignedPlan } from "./plan.js";
 
 const VERSION = 1;
@@ -144,7 +145,11 @@ export class CallSession extends EventTarget {
     this.fatal = null;
     this.statsTimer = null;
     this.tickTimer = null;
+    // Who is live, as far as signed booth actions bear the server out (web/booth.js)
     this.booth = { live: {}, sources: {} };
+    this.ledger = null; // the booth actions seen, across rejoins
+    this.ignoredCandidates = 0; // candidate messages: only the signed SDP's count
+    this.startSeen = null; // wall clock when this end first saw the signed start
     this.press = null; // the feed to the press gateway, during the window
     this.pressTimer = null;
     this.pressCutAt = null;
@@ -191,14 +196,31 @@ export class CallSession extends EventTarget {
     return this.channel !== null && this.booth.live[this.channel] === this.device;
   }
 
-  goLive() { this.send({ type: "booth", action: "live" }); }
-  handover(partner) { this.send({ type: "booth", action: "handover", to: partner }); }
-  goQuiet() { this.send({ type: "booth", action: "quiet" }); }
+  async goLive() { this.send(await this.boothAction("live")); }
+  async handover(partner) { this.send(await this.boothAction("handover", partner)); }
+  async goQuiet() { this.send(await this.boothAction("quiet")); }
+
+  // A booth action signed by this interpreter, next in its booth's sequence.
+  async boothAction(action, to = null) {
+    const channel = this.channel;
+    if (!this.ledger || channel === null) {
+      throw new Error("only an interpreter of the plan, joined, acts in a booth");
+    }
+    const seq = this.ledger.nextSeq(channel), at = Date.now();
+    const signature = await sign(this.identity.privateKey, statements.booth(
+      this.call, this.planHash, channel, action, this.device, seq, at, to));
+    return { type: "booth", action, to, seq, at, signature };
+  }
   setSource(source) { this.send({ type: "source", source }); }
 
   async on_booth(msg) {
+    if (!this.signed) return;
     const wasLive = this.live;
-    this.booth = { live: { ...msg.live }, sources: { ...msg.sources } };
+    if (!this.ledger) this.ledger = new BoothLedger(this.call, this.signed.plan, this.planHash);
+    const alarms = await this.ledger.take(msg.actions || {});
+    const believed = this.ledger.live(msg.live || {});
+    for (const text of [...alarms, ...believed.alarms]) this.alarm(text);
+    this.booth = { live: believed.live, sources: { ...msg.sources } };
     if (this.channel !== null) {
       // an interpreter's microphone is open only while live, and for the tail after a
       // handover (so that listeners hear no gap); off air means off air at once
@@ -391,8 +413,18 @@ export class CallSession extends EventTarget {
                    "signed the start: no media sent");
         phase = "planned";
       } else {
+        if (this.startSeen === null || this.startedAt !== start) {
+          this.startSeen = Date.now();
+          if (startAhead(start, this.startSeen)) {
+            this.alarm(`the signed start is dated ${Math.round((start - this.startSeen) / 1000)} ` +
+                       "s ahead of this clock: the press window is counted from when this end " +
+                       "saw the start");
+          }
+        }
         this.startedAt = start;
-        if (phase === "open") deadline = start + 1000 * this.signed.plan.press_window_s;
+        if (phase === "open") {
+          deadline = pressDeadline(start, this.startSeen, this.signed.plan.press_window_s);
+        }
       }
     }
     this.phase = phase;
@@ -821,11 +853,11 @@ export class CallSession extends EventTarget {
     await link.pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
   }
 
-  async on_candidate(msg) {
-    const link = this.peers.get(keyOf(msg.from, msg.generation));
-    if (!link || !msg.candidate) return;
-    await link.pc.addIceCandidate({ candidate: msg.candidate, sdpMid: msg.sdp_mid,
-                                    sdpMLineIndex: msg.sdp_mline_index }).catch(() => {});
+  // Ignored: the only candidates taken are those inside the signed SDP (gathered before
+  // signing), so the server cannot point connectivity checks at an address of its choosing.
+  async on_candidate() {
+    this.ignoredCandidates += 1;
+    if (this.ignoredCandidates === 1) console.warn("a candidate outside the signed SDP; ignored");
   }
 
   async on_bye(msg) {

@@ -45,7 +45,7 @@ export async function interpreterView(root, identity, call) {
                              id: "floor-video" });
   const noVideo = h("p", { class: "muted", id: "no-video" }, "Audio only: the plan does not " +
                     "grant you the picture.");
-  const error = h("p", { class: "error", role: "alert" });
+  const error = h("p", { class: "error", id: "alarm", role: "alert" });
   const reconnecting = h("div", { class: "reconnecting", id: "reconnecting", role: "status",
                                   "aria-live": "polite", hidden: true });
   const page = h("main", { class: "booth" }, h("h1", {}, "Interpreter console"),
