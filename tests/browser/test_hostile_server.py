@@ -136,7 +136,7 @@ async def setup(browser: Browser, server: str, http: httpx.AsyncClient, python_o
     people = [principal(us, web.key, "President of the United States", "en"),
               principal(ru, py_key, "President of the Russian Federation", "ru")]
     if interpreter:
-        people.append(participant(PrivateKey.generate(), ru.id, Role.INTERPRETER,
+        people.append(participant(PrivateKey.generate(), ru.key, Role.INTERPRETER,
                                   "RU interpreter", "ru"))
     plan = await cosigned_plan(us, ru, link, people)
     await us.control(plan.call, "start")

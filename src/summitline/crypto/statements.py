@@ -104,3 +104,11 @@ def enrolment(delegation: str, code_hash: str, name: str, role: str) -> Statemen
 def enrol(code: str, key: str) -> Statement:
     """A device takes the seat the code opens, with its key."""
     return {"purpose": "summitline/enrol", "code": code, "key": key}
+
+
+def device(delegation: str, device: str, key: str, role: str, name: str) -> Statement:
+    """A delegation vouches for one of its own devices: this key (whose fingerprint is
+    ``device``) is its ``name`` in ``role``. Signed after enrolment, once the officer has
+    compared the device's short fingerprint; a plan carries it for each participant."""
+    return {"purpose": "summitline/device", "delegation": delegation, "device": device,
+            "key": key, "role": role, "name": name}

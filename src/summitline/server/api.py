@@ -108,6 +108,12 @@ async def delegation_key(h: Hub, id: str) -> tuple[str, PublicKey]:
     return row["name"], PublicKey.from_b64u(row["key"])
 
 
+async def name_signature(h: Hub, id: str) -> str | None:
+    """The delegation's signature on its own name, kept from its registration."""
+    row = await h.store.delegation(id)
+    return row["name_signature"] if row else None
+
+
 async def room_of(h: Hub, call: str) -> CallRoom:
     room = await h.room(call)
     if room is None:
@@ -161,6 +167,8 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
             await h.store.add_delegation(key.fingerprint, body.name, body.key, h.clock())
         except StoreError as exc:
             raise bad(409, str(exc)) from None
+        # kept: plans drafted by the other delegation carry it (docs/protocol.md §2.2)
+        await h.store.add_name_signature(key.fingerprint, body.signature)
         return {"id": key.fingerprint, "name": body.name, "key": body.key,
                 "short_fingerprint": short_fingerprint(key.fingerprint)}
 
@@ -168,7 +176,8 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
     async def get_delegation(id: str, request: Request) -> dict[str, Any]:
         name, key = await delegation_key(hub(request), id)
         return {"id": id, "name": name, "key": key.b64u,
-                "short_fingerprint": short_fingerprint(id)}
+                "short_fingerprint": short_fingerprint(id),
+                "name_signature": await name_signature(hub(request), id)}
 
     # -- links ---------------------------------------------------------------------------
     @r.post("/links", status_code=201)
@@ -214,7 +223,8 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         for role in ("proposer", "acceptor"):
             name, key = await delegation_key(h, row[role])
             delegations.append({"id": row[role], "name": name, "key": key.b64u,
-                                "short_fingerprint": short_fingerprint(row[role])})
+                                "short_fingerprint": short_fingerprint(row[role]),
+                                "name_signature": await name_signature(h, row[role])})
         return {"id": id, "delegations": delegations,
                 "state": "established" if row["acceptor_signature"] else "proposed",
                 "signatures": {row["proposer"]: row["proposer_signature"],

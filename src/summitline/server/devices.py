@@ -34,6 +34,10 @@ class EnrolmentIn(_Body):
     signature: Sig
 
 
+class CertificateIn(_Body):
+    signature: Sig
+
+
 class EnrolIn(_Body):
     code: Code
     key: Annotated[str, Field(min_length=80, max_length=100)]
@@ -80,13 +84,33 @@ def router() -> APIRouter:
                 key.fingerprint), "name": seat["name"], "role": seat["role"],
                 "delegation": {"id": seat["delegation"], "name": name, "key": dkey.b64u}}
 
+    @r.post("/delegations/{id}/devices/{device}/certificate")
+    async def certify(id: str, device: Id, body: CertificateIn,
+                      request: Request) -> dict[str, Any]:
+        """The delegation vouches for one of its enrolled devices (statements.device over
+        the key, role and name of the enrolment), after its officer compared the device's
+        short fingerprint. Plans carry this certificate for each participant."""
+        h = hub(request)
+        _, key = await delegation_key(h, id)
+        seat = next((e for e in await h.store.enrolments_of(id) if e["device"] == device),
+                    None)
+        if seat is None:
+            raise bad(404, f"no enrolled device {short_fingerprint(device)} of this delegation")
+        verify(key, statements.device(id, device, seat["key"], seat["role"], seat["name"]),
+               body.signature, "the device certificate")
+        await h.store.add_certificate(device, id, body.signature)
+        return {"delegation": id, "device": device, "name": seat["name"],
+                "role": seat["role"], "certificate": body.signature}
+
     @r.get("/delegations/{id}/devices")
     async def devices(id: str, request: Request) -> list[dict[str, Any]]:
-        """The seats this delegation opened, and the devices that took them."""
+        """The seats this delegation opened, the devices that took them, and the
+        delegation's certificate of each (None until its officer certified it)."""
         rows = await hub(request).store.enrolments_of(id)
         return [{"name": e["name"], "role": e["role"], "device": e["device"], "key": e["key"],
                  "short_fingerprint": short_fingerprint(e["device"]) if e["device"] else None,
-                 "code_hash": e["code_hash"]} for e in rows]
+                 "code_hash": e["code_hash"], "delegation": id,
+                 "certificate": e["certificate"]} for e in rows]
 
     @r.get("/delegations/{id}/links")
     async def links(id: str, request: Request) -> list[dict[str, Any]]:

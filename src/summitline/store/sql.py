@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import delete, event, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -75,7 +75,24 @@ class Store:
 
     async def delegation(self, id: str) -> dict[str, Any] | None:
         row = await self._one(select(t.delegations).where(t.delegations.c.id == id))
-        return dict(row) if row else None
+        if row is None:
+            return None
+        name = await self._one(select(t.delegation_names.c.signature)
+                               .where(t.delegation_names.c.delegation == id))
+        return {**dict(row), "name_signature": name["signature"] if name else None}
+
+    async def add_name_signature(self, delegation: str, signature: str) -> None:
+        """The delegation's signature on its registered name (statements.register)."""
+        await self._insert(t.delegation_names, "this delegation's name is already signed",
+                           delegation=delegation, signature=signature)
+
+    async def add_certificate(self, device: str, delegation: str, signature: str) -> None:
+        """A delegation's certificate of its enrolled device (replaces an older one)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(t.device_certificates)
+                               .where(t.device_certificates.c.device == device))
+            await conn.execute(insert(t.device_certificates).values(
+                device=device, delegation=delegation, signature=signature))
 
     async def add_link(self, id: str, proposer: str, acceptor: str, signature: str,
                        now_ms: int) -> None:
@@ -168,9 +185,14 @@ class Store:
             return bool(result.rowcount == 1)
 
     async def enrolments_of(self, delegation: str) -> list[dict[str, Any]]:
-        rows = await self._all(select(t.enrolments)
-                               .where(t.enrolments.c.delegation == delegation)
-                               .order_by(t.enrolments.c.created_ms))
+        """The seats of a delegation, each with its device's certificate (or None)."""
+        cert = t.device_certificates
+        rows = await self._all(
+            select(t.enrolments, cert.c.signature.label("certificate"))
+            .outerjoin(cert, (cert.c.device == t.enrolments.c.device)
+                       & (cert.c.delegation == t.enrolments.c.delegation))
+            .where(t.enrolments.c.delegation == delegation)
+            .order_by(t.enrolments.c.created_ms))
         return [dict(r) for r in rows]
 
     # -- the record ----------------------------------------------------------------------
