@@ -114,6 +114,9 @@ export const statements = {
   ack: (call, aide, page, at) => ({ purpose: "summitline/ack", call, from: aide, page, at }),
   enrolment: (delegation, codeHash, name, role) => ({
     purpose: "summitline/enrolment", delegation, code: codeHash, name, role }),
+  // A delegation vouches for one of its own devices (a plan carries it per participant).
+  device: (delegation, device, key, role, name) => ({
+    purpose: "summitline/device", delegation, device, key, role, name }),
 };
 
 // DTLS fingerprints of an SDP, normalised as in summitline/crypto/sdp.py.
