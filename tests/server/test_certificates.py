@@ -1,0 +1,100 @@
+"""Device certificates and self-signed names on the server and in the Python operator
+(issue 11): who may certify a device, what the devices list carries, and the co-sign
+review that shows every signed field (attack 4)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import httpx
+import pytest
+
+from summitline.client.bilateral import Bilateral
+from summitline.client.operator import ApiError, Operator, participant
+from summitline.core.plan import CallPlan
+from summitline.core.roles import Role
+from summitline.crypto import statements
+from summitline.crypto.keys import PrivateKey, short_fingerprint
+from tests.client.test_certificates import enrol_and_certify
+
+
+async def enrolled(op: Operator, http: httpx.AsyncClient, name: str) -> PrivateKey:
+    key = PrivateKey.generate()
+    code = await op.open_enrolment(name, Role.AIDE)
+    r = await http.post("/api/enrolments", json={
+        "code": code, "key": key.public.b64u,
+        "signature": key.sign(statements.enrol(code, key.public.b64u))})
+    assert r.status_code == 200, r.text
+    return key
+
+
+async def test_only_its_own_delegation_certifies_a_device(http: httpx.AsyncClient,
+                                                          bilateral: Bilateral) -> None:
+    a, b = bilateral.a.operator, bilateral.b.operator
+    key = await enrolled(b, http, "Aide")
+    [row] = [d for d in await a.devices(b.id) if d["device"] == key.fingerprint]
+    assert row["certificate"] is None and row["certified"] is False
+    with pytest.raises(ApiError, match="not certified by its delegation"):
+        a.participant(row, "ru")
+    # A signs a certificate of B's device: the server checks it under B's key
+    path = f"/api/delegations/{b.id}/devices/{key.fingerprint}/certificate"
+    forged = a.key.sign(statements.device(b.id, key.fingerprint, key.public.b64u, "aide",
+                                          "Aide"))
+    r = await http.post(path, json={"signature": forged})
+    assert r.status_code == 403 and "device certificate" in r.json()["detail"]
+    # B's officer compares the fingerprint first: a wrong reading certifies nothing
+    with pytest.raises(ApiError, match="not certifying"):
+        await b.certify(key.fingerprint, "0000-0000-0000-0000-0000")
+    # a certificate for another role or name than the enrolment's does not verify
+    wrong = b.key.sign(statements.device(b.id, key.fingerprint, key.public.b64u, "principal",
+                                         "Aide"))
+    assert (await http.post(path, json={"signature": wrong})).status_code == 403
+    await b.certify(key.fingerprint, short_fingerprint(key.fingerprint))
+    [row] = [d for d in await a.devices(b.id) if d["device"] == key.fingerprint]
+    assert row["certified"] is True
+    p = a.participant(row, "ru")
+    assert (p.delegation, p.role, p.name) == (b.id, Role.AIDE, "Aide")
+    unknown = PrivateKey.generate().fingerprint
+    r = await http.post(f"/api/delegations/{b.id}/devices/{unknown}/certificate",
+                        json={"signature": forged})
+    assert r.status_code == 404
+
+
+async def test_a_plan_drafted_from_the_devices_lists_is_cosigned(
+        http: httpx.AsyncClient, bilateral: Bilateral) -> None:
+    """The real flow: each office certifies its devices; the drafter takes both lists."""
+    a, b = bilateral.a.operator, bilateral.b.operator
+    mine = await enrol_and_certify(a, http, "Chief of Staff", Role.AIDE)
+    theirs = await enrol_and_certify(b, http, "Interpreter", Role.INTERPRETER)
+    rows = {d["device"]: d for d in [*await a.devices(), *await a.devices(b.id)]}
+    plan = replace(bilateral.plan, call="call-drafted", participants=(
+        *bilateral.plan.participants, a.participant(rows[mine.fingerprint], "en"),
+        a.participant(rows[theirs.fingerprint], "en")))
+    assert b.review(plan).flags == []
+    await a.submit_plan(plan)
+    view = await b.cosign_plan(await b.fetch_plan(plan.hash))
+    assert view["complete"] is True
+
+
+async def test_the_review_shows_every_signed_field(bilateral: Bilateral) -> None:
+    """Attack 4: interpreter_video and press_channels were not shown."""
+    b = bilateral.b.operator
+    interp = PrivateKey.generate()
+    plan = replace(bilateral.plan, press_window_s=120, interpreter_video=True,
+                   press_channels=("ru",), participants=(
+                       *bilateral.plan.participants,
+                       participant(interp, b.key, Role.INTERPRETER, "Interpreter", "ru")))
+    CallPlan.from_json(plan.to_json())  # well formed
+    review = b.review(plan)
+    fields = [f for f, _ in review.lines]
+    assert set(fields) == set(plan.to_json()) - {"delegations", "participants"} | {
+        "delegation", "participant"}
+    shown = dict(review.lines)
+    assert shown["interpreter_video"].startswith("yes") and shown["press_channels"] == "ru"
+    assert fields.count("participant") == len(plan.participants) == 3
+    assert review.flags == []
+    # a key that is not the pinned one is flagged
+    stranger = PrivateKey.generate()
+    other = replace(plan.delegations[0], key=stranger.public, id=stranger.fingerprint)
+    flags = b.review(replace(plan, delegations=(other, plan.delegations[1]))).flags
+    assert any("is not pinned with this link" in f for f in flags)
