@@ -25,6 +25,7 @@ from summitline.client.operator import participant
 from summitline.client.session import CallSession, Identity
 from summitline.core.roles import MediaKind, Role
 from summitline.crypto import sdp as signed_sdp
+from summitline.crypto import statements
 from summitline.crypto.keys import PrivateKey
 from tests.browser.people import (
     cosigned_plan,
@@ -74,6 +75,24 @@ def one_signature(msg: Message) -> None:
     del sigs[sorted(sigs)[0]]
 
 
+def plant_aide(msg: Message) -> None:
+    """Issue 11, attack 1: a device the attacker holds, listed as the other delegation's
+    aide under a certificate the attacker signed itself."""
+    plan = msg["signed_plan"]["plan"]
+    them = plan["delegations"][1]["id"]
+    plan["participants"].append({
+        "device": ATTACKER.fingerprint, "key": ATTACKER.public.b64u, "delegation": them,
+        "role": "aide", "name": "Aide", "language": "ru",
+        "certificate": ATTACKER.sign(statements.device(them, ATTACKER.fingerprint,
+                                                       ATTACKER.public.b64u, "aide", "Aide"))})
+
+
+def rename(msg: Message) -> None:
+    """Issue 11, attack 3: a delegation named by someone else."""
+    plan = msg["signed_plan"]["plan"]
+    plan["delegations"][1]["name"] = "Republic of Elsewhere"
+
+
 def widen_grant(msg: Message) -> None:
     msg["signed_plan"]["plan"]["interpreter_video"] = True
 
@@ -90,7 +109,12 @@ ATTACKS = {
                                                 "fails its signature", True),
     "device key substituted in the plan": Attack(True, False,
                                                  on_type("welcome", substitute_key),
-                                                 "on the plan is invalid", True),
+                                                 "is not certified by", True),
+    "device of the other delegation planted": Attack(True, False,
+                                                     on_type("welcome", plant_aide),
+                                                     "is not certified by", True),
+    "delegation renamed": Attack(True, False, on_type("welcome", rename),
+                                 "not the name the delegation signed", True),
     "plan signed by one delegation only": Attack(True, False,
                                                  on_type("welcome", one_signature),
                                                  "not signed by", True),
