@@ -5,17 +5,23 @@ review that shows every signed field (attack 4)."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import insert
 
 from summitline.client.bilateral import Bilateral
 from summitline.client.operator import ApiError, Operator, participant
 from summitline.core.plan import CallPlan
 from summitline.core.roles import Role
 from summitline.crypto import statements
+from summitline.crypto.encoding import canonical
 from summitline.crypto.keys import PrivateKey, short_fingerprint
+from summitline.store import schema
+from summitline.store.sql import open_store, sqlite_url
 from tests.client.test_certificates import enrol_and_certify
+from tests.factories import World
 
 
 async def enrolled(op: Operator, http: httpx.AsyncClient, name: str) -> PrivateKey:
@@ -98,3 +104,27 @@ async def test_the_review_shows_every_signed_field(bilateral: Bilateral) -> None
     other = replace(plan.delegations[0], key=stranger.public, id=stranger.fingerprint)
     flags = b.review(replace(plan, delegations=(other, plan.delegations[1]))).flags
     assert any("is not pinned with this link" in f for f in flags)
+
+
+async def test_plans_stored_before_version_2_are_left_out_of_lists(tmp_path: Path) -> None:
+    """A database from before certificates: its version 1 plans no longer read; lists
+    leave them out instead of failing."""
+    store = await open_store(sqlite_url(tmp_path))
+    try:
+        w = World()
+        for key, name in ((w.us, "US"), (w.ru, "RU")):
+            await store.add_delegation(key.fingerprint, name, key.public.b64u, 0)
+        await store.add_link("link-1", w.us.fingerprint, w.ru.fingerprint, "s" * 86, 0)
+        await store.add_plan(w.signed(), 0)
+        old = {**w.plan().to_json(), "version": 1, "call": "call-old"}
+        async with store.engine.begin() as conn:
+            await conn.execute(insert(schema.plans).values(
+                hash="0" * 64, call="call-old", link="link-1",
+                body=canonical(old).decode(), created_ms=1))
+            await conn.execute(insert(schema.plan_devices).values(
+                plan="0" * 64, device=w.us_principal.fingerprint))
+        assert [s.plan.call for s in await store.plans_of_link("link-1")] == ["call-1"]
+        assert [s.plan.call for s in await store.plans_of_device(
+            w.us_principal.fingerprint)] == ["call-1"]
+    finally:
+        await store.close()

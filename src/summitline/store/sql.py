@@ -15,7 +15,7 @@ from sqlalchemy import delete, event, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from summitline.core.plan import SignedPlan
+from summitline.core.plan import PlanError, SignedPlan
 from summitline.core.record import Entry
 from summitline.crypto.encoding import canonical
 from summitline.store import schema as t
@@ -149,12 +149,23 @@ class Store:
                                                     t.plan_devices.c.plan == t.plans.c.hash)
                                .where(t.plan_devices.c.device == device)
                                .order_by(t.plans.c.created_ms))
-        return [await self._signed(r) for r in rows]
+        return await self._readable(rows)
 
     async def plans_of_link(self, link: str) -> list[SignedPlan]:
         rows = await self._all(select(t.plans).where(t.plans.c.link == link)
                                .order_by(t.plans.c.created_ms))
-        return [await self._signed(r) for r in rows]
+        return await self._readable(rows)
+
+    async def _readable(self, rows: list[Any]) -> list[SignedPlan]:
+        """The plans this build still reads: plans stored before a plan version change
+        (version 1, without device certificates) are left out of lists, not fatal."""
+        out = []
+        for row in rows:
+            try:
+                out.append(await self._signed(row))
+            except PlanError:
+                continue
+        return out
 
     async def links_of(self, delegation: str) -> list[dict[str, Any]]:
         rows = await self._all(select(t.links).where(
