@@ -4,6 +4,7 @@ review that shows every signed field (attack 4)."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +13,10 @@ import pytest
 from sqlalchemy import insert
 
 from summitline.client.bilateral import Bilateral
+from summitline.client.ice import loopback
+from summitline.client.media import MediaSource
 from summitline.client.operator import ApiError, Operator, participant
+from summitline.client.session import CallSession, SessionRefused
 from summitline.core.plan import CallPlan
 from summitline.core.roles import Role
 from summitline.crypto import statements
@@ -21,6 +25,7 @@ from summitline.crypto.keys import PrivateKey, short_fingerprint
 from summitline.store import schema
 from summitline.store.sql import open_store, sqlite_url
 from tests.client.test_certificates import enrol_and_certify
+from tests.client.test_session import WAIT_S
 from tests.factories import World
 
 
@@ -128,3 +133,48 @@ async def test_plans_stored_before_version_2_are_left_out_of_lists(tmp_path: Pat
             w.us_principal.fingerprint)] == ["call-1"]
     finally:
         await store.close()
+
+
+async def test_a_revoked_device_is_refused_and_dropped_from_a_call(
+        http: httpx.AsyncClient, ws_url: str, bilateral: Bilateral) -> None:
+    """Revocation (issue 11, key lifecycle): the server closes the device's signaling in
+    the call in progress, refuses its joins, and refuses plans that name it."""
+    a, b = bilateral.a.operator, bilateral.b.operator
+    aide = await enrol_and_certify(b, http, "Aide", Role.AIDE)
+    rows = {d["device"]: d for d in await a.devices(b.id)}
+    plan = replace(bilateral.plan, call="call-revoked", participants=(
+        *bilateral.plan.participants, a.participant(rows[aide.fingerprint], "ru")))
+    await a.submit_plan(plan)
+    await b.cosign_plan(plan)
+    later = replace(plan, call="call-later")
+    await a.submit_plan(later)  # not yet co-signed when the device is revoked
+    await a.control(plan.call, "start")
+    session = CallSession(ws_url, plan.call, bilateral.b.identity(aide), ice=loopback(),
+                          source=MediaSource(None, None), reconnect=False)
+    task = asyncio.create_task(session.run())
+    await asyncio.wait_for(session.joined.wait(), WAIT_S)
+
+    forged = a.key.sign(statements.revocation(b.id, aide.fingerprint, 1))
+    r = await http.post(f"/api/delegations/{b.id}/devices/{aide.fingerprint}/revocation",
+                        json={"at": 1, "signature": forged})
+    assert r.status_code == 403  # only its own delegation revokes a device
+    assert (await b.revoke(aide.fingerprint))["dropped"] == 1
+    with pytest.raises(SessionRefused, match="device-revoked"):
+        await asyncio.wait_for(task, WAIT_S)
+    view = (await http.get(f"/api/calls/{plan.call}")).json()
+    assert aide.fingerprint not in [c["device"] for c in view["connected"]]
+    again = CallSession(ws_url, plan.call, bilateral.b.identity(aide), ice=loopback(),
+                        source=MediaSource(None, None), reconnect=False)
+    with pytest.raises(SessionRefused, match="device-revoked"):
+        await asyncio.wait_for(again.run(), WAIT_S)
+
+    [row] = [d for d in await a.devices(b.id) if d["device"] == aide.fingerprint]
+    assert row["revoked"] is True and row["certified"] is False
+    with pytest.raises(ApiError) as err:
+        await b.cosign_plan(later)
+    assert err.value.status == 409 and "revoked device" in err.value.detail
+    with pytest.raises(ApiError) as err:
+        await a.submit_plan(replace(plan, call="call-after"))
+    assert err.value.status == 409 and "revoked device" in err.value.detail
+    for s in (session, again):
+        await s.leave()

@@ -147,7 +147,8 @@ class Operator:
         rows: list[dict[str, Any]] = await self._call("GET", f"/api/delegations/{did}/devices")
         for row in rows:
             row["certified"] = False
-            if row.get("device") and row.get("certificate") and did in self.pinned:
+            if row.get("device") and row.get("certificate") and did in self.pinned and \
+                    not row.get("revoked"):
                 try:
                     self.pinned[did].verify(statements.device(
                         did, row["device"], row["key"], row["role"], row["name"]),
@@ -178,6 +179,15 @@ class Operator:
         result: dict[str, Any] = await self._call(
             "POST", f"/api/delegations/{self.id}/devices/{device}/certificate",
             {"signature": signature})
+        return result
+
+    async def revoke(self, device: str) -> dict[str, Any]:
+        """Revoke one of this delegation's devices: no plan may name it from now on, and
+        the server closes its signaling in a call in progress."""
+        at = time.time_ns() // 1_000_000
+        result: dict[str, Any] = await self._call(
+            "POST", f"/api/delegations/{self.id}/devices/{device}/revocation",
+            {"at": at, "signature": self.key.sign(statements.revocation(self.id, device, at))})
         return result
 
     def participant(self, row: dict[str, Any], language: str) -> Participant:

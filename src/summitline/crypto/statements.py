@@ -112,3 +112,10 @@ def device(delegation: str, device: str, key: str, role: str, name: str) -> Stat
     compared the device's short fingerprint; a plan carries it for each participant."""
     return {"purpose": "summitline/device", "delegation": delegation, "device": device,
             "key": key, "role": role, "name": name}
+
+
+def revocation(delegation: str, device: str, at_ms: int) -> Statement:
+    """A delegation withdraws its certificate of one of its devices (lost, stolen, or
+    its holder replaced): no plan may name the device from then on."""
+    return {"purpose": "summitline/revocation", "delegation": delegation, "device": device,
+            "at": at_ms}

@@ -114,6 +114,15 @@ async def name_signature(h: Hub, id: str) -> str | None:
     return row["name_signature"] if row else None
 
 
+async def refuse_revoked(h: Hub, signed: SignedPlan) -> None:
+    """409 if the plan names a device its delegation revoked."""
+    plan = signed.plan
+    revoked = await h.store.revoked([p.device for p in plan.participants])
+    if revoked:
+        raise bad(409, "the plan names a revoked device: " + ", ".join(
+            plan.label(d) for d in sorted(revoked)) + "; draft it again without it")
+
+
 async def room_of(h: Hub, call: str) -> CallRoom:
     room = await h.room(call)
     if room is None:
@@ -240,6 +249,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         except PlanError as exc:
             raise bad(422, f"invalid plan: {exc}") from None
         plan = signed.plan
+        await refuse_revoked(h, signed)
         link = await get_link(plan.link, request)
         if link["state"] != "established":
             raise bad(409, "the link is not yet accepted by both delegations")
@@ -273,6 +283,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         d = signed.plan.delegation(body.delegation)
         if d is None:
             raise bad(422, "that delegation is not part of this plan")
+        await refuse_revoked(h, signed)
         verify(d.key, statements.plan(plan_hash), body.signature, f"the plan by {d.name}")
         try:
             await h.store.add_plan_signature(plan_hash, body.delegation, body.signature)

@@ -91,6 +91,15 @@ device_certificates = Table(
     Column("signature", String(100), nullable=False),
 )
 
+# A delegation's signed revocation of one of its devices (statements.revocation).
+device_revocations = Table(
+    "device_revocations", metadata,
+    Column("device", FP, primary_key=True),
+    Column("delegation", FP, ForeignKey("delegations.id"), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("signature", String(100), nullable=False),
+)
+
 # The record: one row per entry. The primary key (call, seq) makes a fork impossible.
 entries = Table(
     "entries", metadata,

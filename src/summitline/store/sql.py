@@ -195,6 +195,20 @@ class Store:
                 .values(device=device, key=key))
             return bool(result.rowcount == 1)
 
+    async def revoke(self, device: str, delegation: str, at: int, signature: str) -> None:
+        """Keep a delegation's revocation of its device (the first one counts)."""
+        try:
+            await self._insert(t.device_revocations, "revoked already", device=device,
+                               delegation=delegation, at=at, signature=signature)
+        except StoreError:
+            pass  # revoked already: a revocation is final
+
+    async def revoked(self, devices: list[str]) -> set[str]:
+        """Which of ``devices`` their delegation revoked."""
+        rows = await self._all(select(t.device_revocations.c.device)
+                               .where(t.device_revocations.c.device.in_(devices)))
+        return {r["device"] for r in rows}
+
     async def enrolments_of(self, delegation: str) -> list[dict[str, Any]]:
         """The seats of a delegation, each with its device's certificate (or None)."""
         cert = t.device_certificates
