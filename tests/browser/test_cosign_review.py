@@ -128,3 +128,31 @@ async def test_the_console_reviews_every_field_and_refuses_planted_devices(
     await page.locator('.plan[data-call="call-review"] .cosign').click()
     await expect(page.locator('.plan[data-call="call-review"] .badge')).to_have_text("planned")
     assert errors == []
+
+
+async def test_the_console_revokes_a_device(browser: Browser, server: str,
+                                            http: httpx.AsyncClient) -> None:
+    """The officer revokes a certified device from the console (the statement signed in
+    the browser, checked by the server): it can no longer be put in a plan."""
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    us = Operator(http, "United States", PrivateKey.generate())
+    await us.register()
+    ru_id = await console_linked_to(page, server, http, us)
+    key = await console_certifies(page, http, "President of the Russian Federation")
+    [row] = [d for d in await us.devices(ru_id) if d["device"] == key.fingerprint]
+    plan = CallPlan(call="call-revoked", link="link-review", title="Too late",
+                    delegations=(us.delegation(), us.delegation(ru_id)), participants=(
+                        participant(PrivateKey.generate(), us.key, Role.PRINCIPAL,
+                                    "President of the United States", "en"),
+                        us.participant(row, "ru")))
+    await page.locator(f'#devices tr[data-device="{key.fingerprint}"] .revoke').click()
+    await expect(page.locator(f'#devices tr[data-device="{key.fingerprint}"] .badge.revoked')) \
+        .to_be_visible()
+    [row] = [d for d in await us.devices(ru_id) if d["device"] == key.fingerprint]
+    assert row["revoked"] is True and row["certified"] is False
+    r = await http.post("/api/plans", json={"plan": plan.to_json(), "signatures": {
+        us.id: us.key.sign(statements.plan(plan.hash))}})
+    assert r.status_code == 409 and "revoked device" in r.json()["detail"]
+    await expect(page.locator("#console-error")).to_be_empty()
+    assert errors == []

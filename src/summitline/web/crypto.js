@@ -117,6 +117,9 @@ export const statements = {
   // A delegation vouches for one of its own devices (a plan carries it per participant).
   device: (delegation, device, key, role, name) => ({
     purpose: "summitline/device", delegation, device, key, role, name }),
+  // A delegation revokes one of its devices.
+  revocation: (delegation, device, at) => ({
+    purpose: "summitline/revocation", delegation, device, at }),
 };
 
 // DTLS fingerprints of an SDP, normalised as in summitline/crypto/sdp.py.

@@ -20,6 +20,7 @@ async function withLocalFingerprint(device, delegationKey) {
   if (!device.key) return { ...device, short: null, certified: false };
   const fp = await fingerprintOf(unb64u(device.key));
   const certified = fp === device.device && !!device.certificate && !!delegationKey &&
+    !device.revoked &&
     await verify(delegationKey, statements.device(device.delegation, device.device,
                                                   device.key, device.role, device.name),
                  device.certificate);
@@ -327,7 +328,19 @@ class Console {
   // here from the key the server holds, the delegation certifies the device (its key,
   // role and name). Only certified devices can be put in a plan.
   certifyCell(d) {
-    if (d.certified) return h("span", { class: "badge certified" }, this.t("op_certified"));
+    if (d.revoked) return h("span", { class: "badge revoked" }, this.t("op_revoked"));
+    if (d.certified) {
+      // A lost or stolen device: no plan may name it from now on, and the server drops
+      // it from a call in progress.
+      return h("span", {}, h("span", { class: "badge certified" }, this.t("op_certified")),
+        " ", h("button", { class: "revoke danger", onclick: this.act(async () => {
+          const at = Date.now();
+          await post(`/api/delegations/${this.me.fingerprint}/devices/${d.device}/revocation`,
+            { at, signature: await sign(this.me.privateKey,
+                                        statements.revocation(this.me.fingerprint, d.device, at)) });
+          await this.refresh();
+        }) }, this.t("op_revoke")));
+    }
     if (!d.device || d.short === "KEY MISMATCH") return "";
     const read = h("input", { class: "read-fingerprint", placeholder: "XXXX-XXXX-XXXX-XXXX-XXXX",
                               "aria-label": this.t("op_certify_read") });
