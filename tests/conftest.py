@@ -28,8 +28,11 @@ from summitline.server.run import running  # noqa: E402
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[str]:
-    """A summitline server in this event loop, on 127.0.0.1; its base URL."""
-    async with running(Settings(data_dir=tmp_path / "server", press_hosts=LOOPBACK)) as base:
+    """A summitline server in this event loop, on 127.0.0.1; its base URL. It serves the
+    web client too (``--serve-client``), so that browser tests may load it from there;
+    tests/browser/test_console.py loads it from a console instead."""
+    async with running(Settings(data_dir=tmp_path / "server", press_hosts=LOOPBACK,
+                                serve_client=True)) as base:
         yield base
 
 

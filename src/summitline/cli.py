@@ -9,9 +9,15 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from summitline import __version__
+from summitline.console import DEFAULT_PORT as CONSOLE_PORT
 from summitline.server.limits import MAX_PRESS_VIEWERS
+from summitline.server.security import DEFAULT_CONSOLE_ORIGINS
+
+if TYPE_CHECKING:
+    from summitline.server.run import Server
 
 DEFAULT_PORT = 8750
 
@@ -50,28 +56,59 @@ def _serve(args: argparse.Namespace) -> int:
         print("summitline serve: --max-press-viewers must be at least 1", file=sys.stderr)
         return 2
     settings = Settings(data_dir=args.data, database_url=args.database_url,
-                        allowed_origins=tuple(args.allow_origin), turn=turn,
+                        allowed_origins=tuple(args.allow_origin or DEFAULT_CONSOLE_ORIGINS),
+                        turn=turn, serve_client=args.serve_client,
                         press_hosts=tuple(args.press_host) if args.press_host else None,
                         max_press_viewers=args.max_press_viewers)
     from summitline.server.run import Server
-    from summitline.shutdown import stop_on_signals
 
     def started(url: str) -> None:
+        client = (f"; the web client (development only) at {url}/" if args.serve_client
+                  else "")
         print(f"summitline {__version__}: serving on {url} (OpenAPI at /openapi.json), "
-              f"data in {args.data}", file=sys.stderr, flush=True)
+              f"data in {args.data}; consoles admitted from "
+              f"{', '.join(settings.allowed_origins)}{client}", file=sys.stderr, flush=True)
 
     server = Server(config(settings, args.host, args.port, tls=tls), on_started=started)
+    if not _run_until_signalled(server):
+        return 1  # uvicorn said why (the port is taken, say)
+    print("summitline: stopped; WebSockets closed (going away), store closed",
+          file=sys.stderr, flush=True)
+    return _exit_without_stuck_threads(0)
+
+
+def _run_until_signalled(server: Server) -> bool:
+    """Run ``server`` until SIGTERM or SIGINT; whether it had started."""
+    from summitline.shutdown import stop_on_signals
 
     def stop(signum: int) -> None:
         server.should_exit = True  # uvicorn's main loop looks every 0.1 s
 
     with stop_on_signals(stop):
         server.run()
-    if not server.started:
-        return 1  # uvicorn said why (the port is taken, say)
-    print("summitline: stopped; WebSockets closed (going away), store closed",
-          file=sys.stderr, flush=True)
-    return _exit_without_stuck_threads(0)
+    return server.started
+
+
+def _console(args: argparse.Namespace) -> int:
+    from summitline.console import BadServerUrl, config, server_origin
+    from summitline.server.run import Server
+
+    try:
+        server = server_origin(args.server)
+    except BadServerUrl as exc:
+        print(f"summitline console: --server {exc}", file=sys.stderr)
+        return 2
+
+    def started(url: str) -> None:
+        print(f"summitline {__version__}: console on {url}/ for the server {server}; "
+              f"that server must admit this origin (its --allow-origin {url})",
+              file=sys.stderr, flush=True)
+
+    console = Server(config(server, args.host, args.port), on_started=started)
+    if not _run_until_signalled(console):
+        return 1
+    print("summitline: console stopped", file=sys.stderr, flush=True)
+    return 0
 
 
 def _dev_cert(args: argparse.Namespace) -> int:
@@ -171,10 +208,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("serve", help="run the server (REST API, signaling, web client)",
+    s = sub.add_parser("serve", help="run the shared server (REST API, signaling)",
                        description="Run the summitline server in the foreground. With no "
                        "options it keeps its data in SQLite under ./summitline-data and "
-                       f"listens on 127.0.0.1:{DEFAULT_PORT}.",
+                       f"listens on 127.0.0.1:{DEFAULT_PORT}. It serves no web client "
+                       "(unless --serve-client): each delegation runs 'summitline console'.",
                        epilog="SIGTERM or SIGINT: stops accepting, closes WebSockets with "
                        "1001 (going away), closes the store, exits 0; a second one aborts.")
     s.add_argument("--host", default="127.0.0.1",
@@ -188,8 +226,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--cert", type=Path, default=None, help="TLS certificate (PEM)")
     s.add_argument("--key", type=Path, default=None, help="TLS private key (PEM)")
     s.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
-                   help="another origin whose pages may open signaling (repeatable); "
-                   "by default only the server's own")
+                   help="the origin of a delegation's console, whose pages may call the "
+                   "API and open signaling (repeatable), e.g. http://127.0.0.1:8760; "
+                   "default: a console on its default address, "
+                   f"{' and '.join(DEFAULT_CONSOLE_ORIGINS)}")
+    s.add_argument("--serve-client", action="store_true",
+                   help="also serve the web client at / (development and the demo only: "
+                   "keys made there live under this server's origin, which the server "
+                   "can script; delegations use 'summitline console')")
     s.add_argument("--turn-url", action="append", default=[], metavar="URL",
                    help="a TURN server for the endpoints, e.g. turn:turn.example.org:3478 "
                    "(repeatable); see deploy/coturn/turnserver.conf")
@@ -204,6 +248,25 @@ def parser() -> argparse.ArgumentParser:
                    help=f"WebRTC press viewers per call (default {MAX_PRESS_VIEWERS}); more "
                    "press go to the HLS programme or a Janus Streaming mountpoint")
     s.set_defaults(func=_serve)
+
+    c = sub.add_parser("console", help="serve the web client for a delegation, on its "
+                       "own machine", description="Serve the web client (operator console, "
+                       "principal, interpreter, aide and press views) from this installed "
+                       "package, on 127.0.0.1 by default. Keys are made and kept in the "
+                       "browser under this console's origin, which the shared server cannot "
+                       "script; the pages may connect only to this console and the one "
+                       "server given. The server must admit the console's origin "
+                       "(summitline serve --allow-origin; by default it admits "
+                       f"{' and '.join(DEFAULT_CONSOLE_ORIGINS)}).",
+                       epilog="SIGTERM or SIGINT: stops serving and exits 0.")
+    c.add_argument("--server", required=True, metavar="URL",
+                   help="the shared summitline server, e.g. https://summit.example.org:8750")
+    c.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; "
+                   "browsers open the camera only on 127.0.0.1, localhost or HTTPS)")
+    c.add_argument("--port", type=int, default=CONSOLE_PORT,
+                   help=f"port (default {CONSOLE_PORT})")
+    c.set_defaults(func=_console)
 
     dc = sub.add_parser("dev-cert", help="make a self-signed TLS certificate for development",
                         description="Write cert.pem and key.pem (readable by you only) for "

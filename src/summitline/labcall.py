@@ -243,8 +243,9 @@ def control(conn: Connection, data: str, address: str) -> None:
 
 def _serve(data: Path, address: str) -> subprocess.Popen[bytes]:
     log = (data / "server.log").open("ab")
+    # --serve-client: the browser of tests/browser/test_reconnect.py loads the client here
     return subprocess.Popen([sys.executable, "-m", "summitline", "serve", "--host", address,
-                             "--port", str(PORT), "--data", str(data)],
+                             "--port", str(PORT), "--data", str(data), "--serve-client"],
                             stdout=log, stderr=log)
 
 

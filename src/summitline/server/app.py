@@ -1,4 +1,5 @@
-"""The server process: FastAPI (REST + OpenAPI), WebSocket signaling, the web client."""
+"""The server process: FastAPI (REST + OpenAPI), WebSocket signaling, and (for
+development and the demo only) the web client."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from summitline import __version__
 from summitline.client.ice import IceSettings
+from summitline.console import WEB
 from summitline.core import messages
 from summitline.server import api, closecodes, devices, pressroom
 from summitline.server.hub import Hub
@@ -24,10 +26,12 @@ from summitline.server.press import routes as press_routes
 from summitline.server.press.gateway import PressGateway
 from summitline.server.room import Clock
 from summitline.server.security import (
+    DEFAULT_CONSOLE_ORIGINS,
     MAX_CONNECTIONS_PER_ADDRESS,
     MAX_CONNECTIONS_PER_CALL,
     ConnectionLimits,
     SecurityHeaders,
+    cors,
     origin_allowed,
 )
 from summitline.server.signaling import Connection
@@ -37,7 +41,6 @@ from summitline.store.sql import sqlite_url
 
 log = logging.getLogger(__name__)
 
-WEB = Path(__file__).resolve().parent.parent / "web"  # the web client: static, no build step
 
 
 def wall_clock_ms() -> int:
@@ -48,9 +51,9 @@ def wall_clock_ms() -> int:
 class Settings:
     data_dir: Path
     database_url: str | None = None  # default: SQLite in data_dir
-    # Origins besides the server's own whose pages may open signaling (e.g. a console
-    # served elsewhere). Empty: same origin only.
-    allowed_origins: tuple[str, ...] = ()
+    # Origins besides the server's own whose pages may open signaling and call the REST
+    # API: the delegations' consoles. Empty: same origin only.
+    allowed_origins: tuple[str, ...] = DEFAULT_CONSOLE_ORIGINS
     max_connections_per_address: int = MAX_CONNECTIONS_PER_ADDRESS
     max_connections_per_call: int = MAX_CONNECTIONS_PER_CALL
     turn: TurnSettings | None = None  # coturn with use-auth-secret, if any
@@ -58,6 +61,9 @@ class Settings:
     # interface; tests and the local demo use loopback), and its viewer limit per call.
     press_hosts: tuple[str, ...] | None = None
     max_press_viewers: int = MAX_PRESS_VIEWERS
+    # Serve the web client at "/" too. Keys made there live under the server's origin,
+    # which the server scripts: for development and the demo only (docs/security.md §4).
+    serve_client: bool = False
 
     @property
     def url(self) -> str:
@@ -88,6 +94,8 @@ def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
                   description="Co-signed call plans, signaling and records for "
                               "confidential one-on-one video talks.")
     app.add_middleware(SecurityHeaders)
+    if settings.allowed_origins:
+        app.add_middleware(cors, origins=settings.allowed_origins)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
@@ -127,6 +135,7 @@ def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
         finally:
             limits.close(address)
 
-    app.mount("/", StaticFiles(directory=WEB, html=True), name="web")
+    if settings.serve_client:
+        app.mount("/", StaticFiles(directory=WEB, html=True), name="web")
 
     return app

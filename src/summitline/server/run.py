@@ -154,10 +154,18 @@ async def running(settings: Settings, host: str = "127.0.0.1", port: int = 0,
                   log_level: str = "warning",
                   tls: tuple[Path, Path] | None = None) -> AsyncIterator[str]:
     """Serve in this event loop; yields the base URL (http(s)://host:port)."""
+    async with serving(config(settings, host, port, log_level, tls)) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def serving(config: uvicorn.Config,
+                  sockets: list[socket.socket] | None = None) -> AsyncIterator[str]:
+    """Run the app of ``config`` in this event loop (on ``sockets`` if given, already
+    bound); yields the base URL and stops it on the way out."""
     started = asyncio.Event()
-    server = Server(config(settings, host, port, log_level, tls),
-                    on_started=lambda url: started.set())
-    task = asyncio.create_task(server.serve())
+    server = Server(config, on_started=lambda url: started.set())
+    task = asyncio.create_task(server.serve(sockets))
     waiter = asyncio.create_task(started.wait())
     try:
         async with asyncio.timeout(START_TIMEOUT_S):

@@ -2,7 +2,9 @@
 
 - Security headers on every HTTP response (CSP, no-sniff, no-referrer, frame denial).
 - A WebSocket origin check: a browser page from another origin cannot open signaling
-  (non-browser clients send no Origin and are judged by their signatures instead).
+  (non-browser clients send no Origin and are judged by their signatures instead). The
+  delegations' consoles (``summitline console``) are the other origins let in, for
+  signaling and, by CORS, for the REST API.
 - Limits on concurrent signaling connections per remote address and per call.
 """
 
@@ -13,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # The web client is same-origin ES modules and media from the camera; nothing else.
@@ -28,6 +31,14 @@ HEADERS = [
     (b"permissions-policy", b"camera=(self), microphone=(self), geolocation=()"),
 ]
 HSTS = (b"strict-transport-security", b"max-age=31536000")
+
+# The origins of a console on its default address (``summitline console``), admitted
+# unless the operator names others with --allow-origin.
+DEFAULT_CONSOLE_ORIGINS = ("http://127.0.0.1:8760", "http://localhost:8760")
+# What a console's page may send to the REST API across origins. No credentials: the API
+# uses no cookies (requests are signed), so a listed origin gets nothing ambient.
+CORS_METHODS = ("GET", "POST", "PUT", "DELETE")
+CORS_MAX_AGE_S = 600  # how long a browser may reuse a preflight answer
 
 # One office behind one address runs a handful of devices and consoles; 32 concurrent
 # signaling connections is ample, and stops one address from exhausting the server.
@@ -53,6 +64,14 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+def cors(app: ASGIApp, origins: Iterable[str]) -> ASGIApp:
+    """Lets pages of ``origins`` (the consoles) call the REST API: their requests, preflights
+    included, get the CORS headers; others get none, so their pages cannot read a reply."""
+    return CORSMiddleware(app, allow_origins=list(origins), allow_methods=CORS_METHODS,
+                          allow_headers=["*"], allow_credentials=False,
+                          max_age=CORS_MAX_AGE_S)
 
 
 def origin_allowed(origin: str | None, host: str | None, extra: Iterable[str] = ()) -> bool:

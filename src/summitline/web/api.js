@@ -1,4 +1,9 @@
 // The REST API of the server, for the views. No DOM.
+//
+// The shared server is named by whoever serves this page: the delegation's console
+// (`summitline console --server URL`) says which in /config.json, and its CSP lets the
+// page connect nowhere else. A page the server serves itself (`summitline serve
+// --serve-client`, development only) has no /config.json and talks to its own origin.
 
 export class ApiError extends Error {
   constructor(status, detail) {
@@ -7,8 +12,22 @@ export class ApiError extends Error {
   }
 }
 
+async function consoleConfig() {
+  const res = await fetch("/config.json", { cache: "no-store" });
+  return res.ok ? res.json() : null;
+}
+
+const config = await consoleConfig();
+// Whether this page comes from a delegation's console (not from the shared server).
+export const ON_CONSOLE = config !== null;
+// The shared server's origin, e.g. "https://summit.example.org:8750".
+export const SERVER = ON_CONSOLE ? new URL(config.server).origin : location.origin;
+
+// The absolute URL of a server path ("/api/…"); other URLs are returned as they are.
+export const serverUrl = (path) => (path.startsWith("/") ? SERVER + path : path);
+
 export async function api(method, path, body) {
-  const res = await fetch(path, {
+  const res = await fetch(serverUrl(path), {
     method,
     headers: body === undefined ? {} : { "content-type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
@@ -26,5 +45,5 @@ export const get = (path) => api("GET", path);
 export const post = (path, body) => api("POST", path, body);
 
 export function wsUrl() {
-  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+  return `${SERVER.replace(/^http/, "ws")}/ws`;
 }

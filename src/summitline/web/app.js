@@ -1,4 +1,5 @@
 // The web client's entry: routes by the URL's hash to a view.
+//   #/home[/LANG]         the start page (in LANG, else the browser's language)
 //   #/operator[/FP]       the operator console (of delegation FP, if this browser has several)
 //   #/operator/new        create another delegation in this browser
 //   #/principal[/FP]      the principal view (of enrolled device FP, if several)
@@ -6,7 +7,9 @@
 //   #/press/CALL/TOKEN    the press feed of a call (a viewer token from a press office)
 //   #/pressroom/CALL[/LANG]  the press room of a call (public: what both sides published)
 
+import { ON_CONSOLE, SERVER } from "./api.js";
 import { h, mount } from "./dom.js";
+import { browserLanguage, LANGUAGES, strings } from "./i18n.js";
 import { enrolView } from "./views/enrol.js";
 import { operatorView } from "./views/operator.js";
 import { pressView } from "./views/press.js";
@@ -15,12 +18,24 @@ import { principalView } from "./views/principal.js";
 
 const root = document.getElementById("app");
 
-function home() {
-  mount(root, h("main", { class: "narrow" }, h("h1", {}, "summitline"),
-    h("p", {}, "Confidential one-on-one video talks on a plan both delegations sign."),
+const ENDONYMS = { en: "English", ru: "Русский" }; // each language in its own words
+
+async function home(language) {
+  const lang = LANGUAGES.includes(language) ? language : browserLanguage();
+  const t = await strings(lang);
+  document.documentElement.lang = lang;
+  mount(root, h("main", { class: "narrow home" },
+    h("nav", { class: "languages", "aria-label": t("pr_language") }, LANGUAGES.map((l) =>
+      h("a", { href: `#/home/${l}`, lang: l, "aria-current": l === lang ? "true" : null },
+        ENDONYMS[l]))),
+    h("h1", {}, "summitline"),
+    h("p", {}, t("home_tagline")),
     h("nav", { class: "choices" },
-      h("a", { class: "button primary big", href: "#/principal" }, "Principal"),
-      h("a", { class: "button big", href: "#/operator" }, "Operator console"))));
+      h("a", { class: "button primary big", href: "#/principal" }, t("home_principal")),
+      h("a", { class: "button big", href: "#/operator" }, t("home_operator"))),
+    h("p", { class: "muted", id: "server" }, t("home_server", { server: SERVER })),
+    h("p", { class: "muted", id: "client-origin" },
+      t(ON_CONSOLE ? "home_console_note" : "home_dev_note"))));
 }
 
 async function route() {
@@ -31,7 +46,7 @@ async function route() {
     else if (parts[0] === "enrol" && parts.length === 3) await enrolView(root, parts[1], parts[2]);
     else if (parts[0] === "press" && parts.length === 3) await pressView(root, parts[1], parts[2]);
     else if (parts[0] === "pressroom" && parts[1]) await pressroomView(root, parts[1], parts[2]);
-    else home();
+    else await home(parts[0] === "home" ? parts[1] : undefined);
   } catch (err) {
     mount(root, h("main", { class: "narrow" }, h("p", { class: "error", role: "alert" },
       `Something went wrong: ${err.message}`)));

@@ -3,7 +3,7 @@
 // and end. The delegation's private key never leaves this browser (IndexedDB,
 // non-extractable); everything the console agrees to, it signs.
 
-import { get, post } from "../api.js";
+import { get, post, serverUrl } from "../api.js";
 import { b64u, digest, fingerprintOf, generateKeyPair, hex, sha256, shortFingerprint, sign,
          statements, unb64u, verify } from "../crypto.js";
 import { h, mount } from "../dom.js";
@@ -183,8 +183,8 @@ class Console {
         "Issue a press link (valid 15 min)"),
       issued?.error ? h("p", { class: "error" }, issued.error) : "",
       issued?.token ? h("p", { id: "press-link" }, "Press page: ",
-        h("code", {}, location.origin + issued.press_page), h("br"), "HLS: ",
-        h("code", {}, location.origin + issued.hls), h("br"),
+        h("code", {}, serverUrl(issued.press_page)), h("br"), "HLS: ",
+        h("code", {}, serverUrl(issued.hls)), h("br"),
         h("span", { class: "muted" }, `valid until ${new Date(issued.expires_ms)
           .toLocaleTimeString()}; hand it only to accredited press`)) : "");
   }
@@ -732,7 +732,7 @@ class Readout {
   drawPhotos(own) {
     const official = own.photos.find((p) => p.official);
     if (official) {
-      mount(this.photoArea, h("img", { class: "preview", id: "photo-preview", src: official.url,
+      mount(this.photoArea, h("img", { class: "preview", id: "photo-preview", src: serverUrl(official.url),
                                        alt: "The official photo" }),
         h("p", { id: "photo-state" }, h("span", { class: "badge published" }, "published"), " ",
           `Published ${clockTime(official.published_ms)}. It is final.`));
@@ -747,13 +747,13 @@ class Readout {
           : shown ? "The press window is over." : "The press window is over; no photo was captured."),
       over ? null : h("button", { id: "capture-photo", disabled: !open,
                                   onclick: this.act(() => this.capture()) }, "Capture photo"),
-      shown ? h("img", { class: "preview", id: "photo-preview", src: shown.url,
+      shown ? h("img", { class: "preview", id: "photo-preview", src: serverUrl(shown.url),
                          alt: "Captured from the press programme" }) : null,
       own.photos.length > 1 ? h("div", { class: "thumbs" }, own.photos.map((p) =>
         h("button", { class: `thumb${p.id === shown.id ? " selected" : ""}`, "data-photo": p.id,
                       "aria-pressed": String(p.id === shown.id),
                       onclick: () => { this.selected = p.id; this.draw(); } },
-          h("img", { src: p.url, alt: `Captured ${clockTime(p.captured_ms)}` })))) : null,
+          h("img", { src: serverUrl(p.url), alt: `Captured ${clockTime(p.captured_ms)}` })))) : null,
       !shown ? null : this.confirming === shown.id
         ? h("div", { class: "confirm-box", id: "publish-photo-confirm" },
           h("p", {}, "Publish this photo as your delegation's official photo of the call? " +

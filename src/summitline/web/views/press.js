@@ -2,7 +2,7 @@
 // notice that the talks continue behind closed doors. The press hold no keys: a viewer
 // token from a press office, in the address, admits this page to the feed.
 
-import { get } from "../api.js";
+import { get, serverUrl } from "../api.js";
 import { h, mount } from "../dom.js";
 import { browserLanguage, strings } from "../i18n.js";
 
@@ -34,7 +34,7 @@ async function watch(call, token, video, channel) {
   await pc.setLocalDescription(await pc.createOffer());
   await gathered(pc);
   const query = channel ? `?channel=${encodeURIComponent(channel)}` : "";
-  const res = await fetch(`/api/press/${encodeURIComponent(call)}/whep${query}`, {
+  const res = await fetch(serverUrl(`/api/press/${encodeURIComponent(call)}/whep${query}`), {
     method: "POST", body: pc.localDescription.sdp,
     headers: { "content-type": "application/sdp", authorization: `Bearer ${token}` },
   });

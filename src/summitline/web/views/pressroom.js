@@ -3,7 +3,7 @@
 // Public: no keys, no sign-in. It shows only what the server calls published, and
 // redraws when that changes.
 
-import { get } from "../api.js";
+import { get, serverUrl } from "../api.js";
 import { h, mount } from "../dom.js";
 import { browserLanguage, LANGUAGES, strings } from "../i18n.js";
 
@@ -65,7 +65,7 @@ function render(room, t, lang, call) {
           : duration(room.duration_ms, t)))),
     room.photos.length === 0 ? null : h("section", { class: "photos-official", id: "photos" },
       room.photos.map((p) => h("figure", { "data-delegation": p.delegation },
-        h("img", { src: p.url, alt: t("pr_photo_alt", { name: p.name }) }),
+        h("img", { src: serverUrl(p.url), alt: t("pr_photo_alt", { name: p.name }) }),
         h("figcaption", {}, t("pr_photo_by", { name: p.name }), " · ", at(p.published_ms))))),
     h("section", { class: "readouts", id: "readouts" }, room.delegations.map((d) => {
       const r = readouts.get(d.id);
