@@ -187,9 +187,10 @@ def _verify(args: argparse.Namespace) -> int:
                                     f"signed by {' and '.join(record.signers)}.", True))
     print(f"OK {args.record}: call {record.signed.plan.call!r}, {s['events']} events, "
           f"duration {duration}, chain intact, head signed by {' and '.join(record.signers)}")
-    # The names are the file's; the fingerprints are what to compare with your pins.
+    # Each name is the one its delegation signed for itself (the plan's name_signature,
+    # checked); the fingerprints are what to compare with your pins.
     for d in record.signed.plan.delegations:
-        print(f"  {d.name}: key {short_fingerprint(d.id)}")
+        print(f"  {d.name}: key {short_fingerprint(d.id)} (name signed by that key)")
     return 0
 
 

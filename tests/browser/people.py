@@ -80,7 +80,7 @@ async def cosigned_plan(us: Operator, ru: Operator, link: str,
 
 
 def principal(op: Operator, key: PrivateKey | PublicKey, name: str, lang: str) -> Participant:
-    return participant(key, op.id, Role.PRINCIPAL, name, lang)
+    return participant(key, op.key, Role.PRINCIPAL, name, lang)
 
 
 async def join_in_browser(device: BrowserDevice, base: str, call: str) -> None:

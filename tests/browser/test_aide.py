@@ -48,9 +48,9 @@ async def test_a_principal_pages_its_aide_and_nothing_reaches_the_other_side(
     plan = await cosigned_plan(us, ru, link, [
         principal(us, a.key, US_NAME, "en"),
         principal(ru, b.key, RU_NAME, "ru"),
-        participant(aide.key, us.id, Role.AIDE, AIDE_NAME, "en"),
-        participant(ru_aide_key, ru.id, Role.AIDE, "Aide", "ru"),
-        participant(ru_interp_key, ru.id, Role.INTERPRETER, "Interpreter", "ru"),
+        participant(aide.key, us.key, Role.AIDE, AIDE_NAME, "en"),
+        participant(ru_aide_key, ru.key, Role.AIDE, "Aide", "ru"),
+        participant(ru_interp_key, ru.key, Role.INTERPRETER, "Interpreter", "ru"),
     ], press_window_s=600)
     # everything the Russian browser principal receives over signaling
     ru_frames: list[str] = []

@@ -25,12 +25,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from summitline.client.ice import LOOPBACK, loopback
 from summitline.client.operator import Operator, participant
-from summitline.client.reads import signed_get
 from summitline.client.session import CallSession, Identity
 from summitline.console import running as console
-from summitline.core.plan import CallPlan, Delegation
+from summitline.core.plan import CallPlan
 from summitline.core.roles import MediaKind, Role
-from summitline.crypto.keys import PrivateKey, PublicKey, short_fingerprint
+from summitline.crypto.keys import PrivateKey, short_fingerprint
 from summitline.server.app import Settings, create_app
 from summitline.server.run import OpenWebSockets, serving
 from tests.browser.people import TIMEOUT_MS, end_with_python, new_page, wait_for_media
@@ -169,20 +168,16 @@ async def test_the_console_keeps_working_and_keys_stay_out_of_the_servers_reach(
         us_dev.set_default_timeout(TIMEOUT_MS)
         us_dev.on("pageerror", lambda exc: errors.append(str(exc)))
         await enrol(us_op, us_dev, "President of the United States")
-        # (a linked delegation may read the other's devices: it drafts plans with them)
-        (seat,) = (await signed_get(http, ru.key, f"/api/delegations/{us_id}/devices")).json()
-        us_key = PublicKey.from_b64u(seat["key"])
+        (seat,) = await ru.devices(us_id)  # certified in the console (enrol)
 
         # the Russian office drafts the plan; the console co-signs it
         ru_key = PrivateKey.generate()
         plan = CallPlan(call=f"call-{secrets.token_hex(4)}", link=link,
                         title="Secure video call", participants=(
-                            participant(us_key, us_id, Role.PRINCIPAL,
-                                        "President of the United States", "en"),
-                            participant(ru_key, ru.id, Role.PRINCIPAL,
+                            ru.participant(seat, "en"),
+                            participant(ru_key, ru.key, Role.PRINCIPAL,
                                         "President of the Russian Federation", "ru")),
-                        delegations=(Delegation(us_id, "United States", ru.pinned[us_id]),
-                                     ru.delegation()))
+                        delegations=(ru.delegation(us_id), ru.delegation()))
         await ru.submit_plan(plan)
         await us_op.reload()
         await us_op.locator(".cosign").click()

@@ -81,6 +81,24 @@ def one_signature(msg: Message) -> None:
     del sigs[sorted(sigs)[0]]
 
 
+def plant_aide(msg: Message) -> None:
+    """Issue 11, attack 1: a device the attacker holds, listed as the other delegation's
+    aide under a certificate the attacker signed itself."""
+    plan = msg["signed_plan"]["plan"]
+    them = plan["delegations"][1]["id"]
+    plan["participants"].append({
+        "device": ATTACKER.fingerprint, "key": ATTACKER.public.b64u, "delegation": them,
+        "role": "aide", "name": "Aide", "language": "ru",
+        "certificate": ATTACKER.sign(statements.device(them, ATTACKER.fingerprint,
+                                                       ATTACKER.public.b64u, "aide", "Aide"))})
+
+
+def rename(msg: Message) -> None:
+    """Issue 11, attack 3: a delegation named by someone else."""
+    plan = msg["signed_plan"]["plan"]
+    plan["delegations"][1]["name"] = "Republic of Elsewhere"
+
+
 def widen_grant(msg: Message) -> None:
     msg["signed_plan"]["plan"]["interpreter_video"] = True
 
@@ -97,7 +115,12 @@ ATTACKS = {
                                                 "fails its signature", True),
     "device key substituted in the plan": Attack(True, False,
                                                  on_type("welcome", substitute_key),
-                                                 "on the plan is invalid", True),
+                                                 "is not certified by", True),
+    "device of the other delegation planted": Attack(True, False,
+                                                     on_type("welcome", plant_aide),
+                                                     "is not certified by", True),
+    "delegation renamed": Attack(True, False, on_type("welcome", rename),
+                                 "not the name the delegation signed", True),
     "plan signed by one delegation only": Attack(True, False,
                                                  on_type("welcome", one_signature),
                                                  "not signed by", True),
@@ -143,7 +166,7 @@ async def setup(browser: Browser, server: str, http: httpx.AsyncClient, python_o
     people = [principal(us, web.key, "President of the United States", "en"),
               principal(ru, py_key, "President of the Russian Federation", "ru")]
     if interpreter:
-        people.append(participant(PrivateKey.generate(), ru.id, Role.INTERPRETER,
+        people.append(participant(PrivateKey.generate(), ru.key, Role.INTERPRETER,
                                   "RU interpreter", "ru"))
     plan = await cosigned_plan(us, ru, link, people)
     await us.control(plan.call, "start")

@@ -72,9 +72,9 @@ async def test_each_principal_hears_its_language_and_a_handover_is_followed(
     plan = await cosigned_plan(us, ru, link, [
         principal(us, us_p.key, "President of the United States", "en"),
         principal(ru, ru_p.key, "President of the Russian Federation", "ru"),
-        participant(us_i.key, us.id, Role.INTERPRETER, "US interpreter", "ru"),
-        participant(ru_i.key, ru.id, Role.INTERPRETER, "RU interpreter", "en"),
-        participant(partner, ru.id, Role.INTERPRETER, "RU interpreter 2", "en")])
+        participant(us_i.key, us.key, Role.INTERPRETER, "US interpreter", "ru"),
+        participant(ru_i.key, ru.key, Role.INTERPRETER, "RU interpreter", "en"),
+        participant(partner, ru.key, Role.INTERPRETER, "RU interpreter 2", "en")])
     await us.control(plan.call, "start")
     people: list[BrowserDevice] = [us_p, ru_p, us_i, ru_i]
     for device in people:

@@ -13,6 +13,8 @@ from summitline.crypto.keys import PublicKey
 from tests.browser.people import new_page
 
 VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "shared.json").read_text())
+# the signed plans (tests/vectors/make_plan_vectors.py): one accepted, several refused
+PLANS = json.loads((Path(__file__).parents[1] / "vectors" / "plans.json").read_text())
 
 CHECK = """async (v) => {
   const c = await import("/crypto.js");
@@ -39,6 +41,8 @@ CHECK = """async (v) => {
   forged.signatures[ids[0]] = forged.signatures[ids[1]];
   out.forged = await p.verifySignedPlan(forged, v.pinned).then(() => "accepted",
                                                               (e) => e.message);
+  out.refused = await Promise.all(v.refused.map((x) => p.verifySignedPlan(x.signed_plan,
+    v.pinned).then(() => "accepted", (e) => e.message)));
   return out;
 }"""
 
@@ -59,14 +63,19 @@ SIGN = """async () => {
 async def test_the_shared_vectors_hold_in_the_browser(browser: Browser, server: str) -> None:
     page = await new_page(browser)
     await page.goto(server + "/")
-    out: dict[str, Any] = await page.evaluate(CHECK, VECTORS)
+    out: dict[str, Any] = await page.evaluate(CHECK, {**VECTORS, **PLANS})
     assert all(out["canonical"]) and len(out["canonical"]) == len(VECTORS["canonical"])
     assert all(out["signatures"]) and not out["tampered"]
     assert out["fingerprints"] == VECTORS["sdp"]["fingerprints"]
     assert out["sas"] == [v["sas"] for v in VECTORS["sas"]]
-    assert out["planHash"] == VECTORS["plan_hash"]
+    assert out["planHash"] == PLANS["plan_hash"]
     assert all(out["policy"]) and len(out["policy"]) == len(VECTORS["policy"])
     assert "signature of" in out["forged"] and "invalid" in out["forged"]
+    # planted devices, a role not the certified one, names not self-signed: refused by the
+    # browser for the reason Python gives (tests/core/test_vectors.py)
+    assert len(out["refused"]) == len(PLANS["refused"]) >= 5
+    for case, message in zip(PLANS["refused"], out["refused"], strict=True):
+        assert case["error"] in message, (case["case"], message)
 
 
 async def test_a_browser_key_signs_what_python_verifies_and_cannot_leave(

@@ -29,9 +29,14 @@ async def enrol(op: Page, device: Page, name: str) -> str:
     assert url
     await device.goto(url)
     shown = await device.locator("#device-fingerprint").text_content()
-    # the officer compares the device's screen with the console
+    # the officer compares the device's screen with the console, then certifies it
     await op.reload()
     await expect(op.locator("#devices")).to_contain_text(shown or "?")
+    row = op.locator("#devices tr", has_text=name)
+    await row.locator(".read-fingerprint").fill(shown or "?")
+    await row.locator(".certify").click()
+    await expect(op.locator("#devices tr", has_text=name).locator(".badge.certified")) \
+        .to_be_visible()
     return shown or ""
 
 

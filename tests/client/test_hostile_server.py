@@ -150,7 +150,7 @@ async def test_a_substituted_device_key_in_the_plan(ws_url: str, bilateral: Bila
         other["key"], other["device"] = attacker.public.b64u, attacker.fingerprint
 
     async with hostile(ws_url, down=tamper_welcome(change)) as proxy:
-        await assert_plan_refused(proxy.url, bilateral, http, "invalid")
+        await assert_plan_refused(proxy.url, bilateral, http, "not certified by")
 
 
 async def test_a_plan_signed_by_one_delegation_only(ws_url: str, bilateral: Bilateral,

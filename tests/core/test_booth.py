@@ -22,8 +22,8 @@ RU_PARTNER, EN_INTERP = PrivateKey.generate(), PrivateKey.generate()
 BASE = W.plan(press_window_s=300)
 PLAN = CallPlan(**{**BASE.__dict__, "participants": (
     *BASE.participants,
-    participant(RU_PARTNER, W.ru.fingerprint, Role.INTERPRETER, "RU interpreter 2", "ru"),
-    participant(EN_INTERP, W.us.fingerprint, Role.INTERPRETER, "US interpreter", "en"))})
+    participant(RU_PARTNER, W.ru, Role.INTERPRETER, "RU interpreter 2", "ru"),
+    participant(EN_INTERP, W.us, Role.INTERPRETER, "US interpreter", "en"))})
 SIGNED = W.signed(PLAN)
 A, B = W.us_principal.fingerprint, W.ru_principal.fingerprint
 I1, I2, IE = W.ru_interpreter.fingerprint, RU_PARTNER.fingerprint, EN_INTERP.fingerprint

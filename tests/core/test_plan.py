@@ -25,7 +25,10 @@ def test_any_change_to_the_plan_changes_its_hash() -> None:
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda p: p.update(version=2), "unsupported plan version"),
+    (lambda p: p.update(version=3), "unsupported plan version"),
+    (lambda p: p.update(version=1), "version 1 plan, from before device certificates"),
+    (lambda p: p["participants"][0].pop("certificate"), "'certificate' must be"),
+    (lambda p: p["delegations"][0].pop("name_signature"), "'name_signature' must be"),
     (lambda p: p["delegations"].pop(), "exactly 2 delegations"),
     (lambda p: p["participants"][0].update(role="king"), "unknown role"),
     (lambda p: p["participants"][0].update(role="press"), "press are not plan participants"),

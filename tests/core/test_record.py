@@ -53,6 +53,15 @@ def test_an_intact_record_verifies_and_shows_start_end_duration() -> None:
     assert (s["started_ms"], s["ended_ms"], s["duration_ms"]) == (2500, 4000, 1500)
 
 
+def test_a_record_naming_a_delegation_by_a_name_it_did_not_sign_is_refused() -> None:
+    """Issue 11, attack 3: ``summitline verify`` prints only names a delegation signed for
+    itself (the plan's ``name_signature``)."""
+    doc = json.loads(exported())
+    doc["signed_plan"]["plan"]["delegations"][1]["name"] = "Republic of Elsewhere"
+    with pytest.raises(RecordError, match="not the name the delegation signed for itself"):
+        verify_export(reexport(doc))
+
+
 def test_a_changed_entry_is_named() -> None:
     doc = json.loads(exported())
     doc["entries"][4]["data"]["to"] = "c"

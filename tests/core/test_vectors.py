@@ -8,8 +8,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from summitline.core import policy
-from summitline.core.plan import SignedPlan
+from summitline.core.plan import PlanError, SignedPlan
 from summitline.core.roles import Phase, Role
 from summitline.core.sas import sas
 from summitline.crypto import sdp
@@ -19,6 +21,8 @@ from tests.factories import World
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).parents[1] / "vectors" / "shared.json").read_text())
+PLANS: dict[str, Any] = json.loads(
+    (Path(__file__).parents[1] / "vectors" / "plans.json").read_text())
 
 
 def test_canonical_json() -> None:
@@ -39,9 +43,18 @@ def test_sdp_fingerprints_and_sas() -> None:
 
 
 def test_signed_plan() -> None:
-    signed = SignedPlan.from_json(VECTORS["signed_plan"])
-    assert signed.plan.hash == VECTORS["plan_hash"]
-    signed.verify({k: PublicKey.from_b64u(v) for k, v in VECTORS["pinned"].items()})
+    signed = SignedPlan.from_json(PLANS["signed_plan"])
+    assert signed.plan.hash == PLANS["plan_hash"]
+    signed.verify({k: PublicKey.from_b64u(v) for k, v in PLANS["pinned"].items()})
+
+
+@pytest.mark.parametrize("case", PLANS["refused"], ids=lambda c: c["case"])
+def test_refused_plans(case: dict[str, Any]) -> None:
+    """Each is signed by both delegations, and still refused: by the browser too
+    (tests/browser/test_keys.py), for the same reason."""
+    with pytest.raises(PlanError, match=case["error"]):
+        SignedPlan.from_json(case["signed_plan"]).verify(
+            {k: PublicKey.from_b64u(v) for k, v in PLANS["pinned"].items()})
 
 
 def test_policy_table_is_what_the_code_says() -> None:

@@ -68,6 +68,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
               "sender": FP, "seq": 7, "at_ms": AT, "receiver": OTHER},
     "read": {"method": "GET", "path": f"/api/calls/{CALL}/record?after=3", "signer": FP,
              "at_ms": AT},
+    "device": {"delegation": FP, "device": FP, "key": EXAMPLE_KEY.public.b64u,
+               "role": "interpreter", "name": "Interpreter 1"},
+    "revocation": {"delegation": FP, "device": OTHER, "at_ms": AT},
 }
 # Helpers of statements.py that build no statement.
 NOT_STATEMENTS = {"text_hash"}

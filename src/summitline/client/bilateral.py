@@ -63,10 +63,10 @@ async def provision(http: httpx.AsyncClient, *, names: tuple[str, str] = (
     await ops[0].pin_link(link_id)
     sides = [Side(op, PrivateKey.generate(), principals[i], languages[i])
              for i, op in enumerate(ops)]
-    people = [participant(s.principal, s.operator.id, Role.PRINCIPAL, s.principal_name,
+    people = [participant(s.principal, s.operator.key, Role.PRINCIPAL, s.principal_name,
                           s.language) for s in sides]
     for side, key, role, name in extra or []:
-        people.append(participant(key, ops[side].id, role, name, languages[side]))
+        people.append(participant(key, ops[side].key, role, name, languages[side]))
     plan = CallPlan(call=f"call-{secrets.token_hex(6)}", link=link_id, title=title,
                     delegations=(ops[0].delegation(), ops[1].delegation()),
                     participants=tuple(people), press_window_s=press_window_s,

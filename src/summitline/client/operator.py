@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 
 from summitline.client.reads import signed_get
-from summitline.core.plan import CallPlan, Delegation, Participant
+from summitline.core.plan import CallPlan, Delegation, Participant, PlanError, Review, review
 from summitline.core.record import check_chain
 from summitline.core.roles import Role
 from summitline.crypto import statements
-from summitline.crypto.keys import PrivateKey, PublicKey, short_fingerprint
+from summitline.crypto.keys import PrivateKey, PublicKey, SignatureError, short_fingerprint
 
 
 class ApiError(Exception):
@@ -35,14 +35,24 @@ class Operator:
         self.name = name
         self.key = key
         self.pinned: dict[str, PublicKey] = {key.fingerprint: key.public}
+        # Each delegation's name as it signed it for itself, pinned with its key: id ->
+        # (name, signature on statements.register(name, key)).
+        self.names: dict[str, tuple[str, str]] = {
+            key.fingerprint: (name, key.sign(statements.register(name, key.public.b64u)))}
         self._proposed: dict[str, str] = {}  # link id -> the delegation we proposed it to
 
     @property
     def id(self) -> str:
         return self.key.fingerprint
 
-    def delegation(self) -> Delegation:
-        return Delegation(self.id, self.name, self.key.public)
+    def delegation(self, delegation_id: str | None = None) -> Delegation:
+        """This delegation (or a pinned one) as a plan names it: key and self-signed name
+        as pinned, never as the server shows them now."""
+        did = delegation_id or self.id
+        if did not in self.pinned or did not in self.names:
+            raise ApiError(0, f"delegation {short_fingerprint(did)} is not pinned (link first)")
+        name, signature = self.names[did]
+        return Delegation(did, name, self.pinned[did], signature)
 
     async def _call(self, method: str, path: str, body: Any = None) -> Any:
         if method == "GET":  # reads are signed by the delegation (docs/protocol.md §4.3)
@@ -56,10 +66,9 @@ class Operator:
         return r.json()
 
     async def register(self) -> dict[str, Any]:
-        key = self.key.public.b64u
         result: dict[str, Any] = await self._call("POST", "/api/delegations", {
-            "name": self.name, "key": key,
-            "signature": self.key.sign(statements.register(self.name, key))})
+            "name": self.name, "key": self.key.public.b64u,
+            "signature": self.names[self.id][1]})
         return result
 
     async def propose_link(self, link_id: str, other: str) -> dict[str, Any]:
@@ -82,17 +91,31 @@ class Operator:
                               f"not the one checked out of band ({expected_short}); "
                               "not accepting")
         ids = [d["id"] for d in link["delegations"]]
+        self._check_pin(other)
         result: dict[str, Any] = await self._call(
             "POST", f"/api/links/{link_id}/accept",
             {"signature": self.key.sign(statements.link(link_id, ids))})
-        self.pin(other["id"], other["key"])
+        self.pin(other["id"], other["key"], other["name"], other["name_signature"])
         return result
 
-    def pin(self, delegation_id: str, key: str) -> None:
-        public = PublicKey.from_b64u(key)
-        if public.fingerprint != delegation_id:
+    @staticmethod
+    def _check_pin(d: dict[str, Any]) -> None:
+        public = PublicKey.from_b64u(d["key"])
+        if public.fingerprint != d["id"]:
             raise ApiError(0, "the server returned a key that does not match its id")
-        self.pinned[delegation_id] = public
+        try:
+            public.verify(statements.register(d["name"], d["key"]), d.get("name_signature") or "")
+        except SignatureError:
+            raise ApiError(0, f"the name {d['name']!r} the server shows for "
+                              f"{short_fingerprint(d['id'])} is not one that delegation "
+                              "signed for itself; not linking") from None
+
+    def pin(self, delegation_id: str, key: str, name: str, name_signature: str) -> None:
+        """Pin a delegation's key and the name it signed for itself."""
+        self._check_pin({"id": delegation_id, "key": key, "name": name,
+                         "name_signature": name_signature})
+        self.pinned[delegation_id] = PublicKey.from_b64u(key)
+        self.names[delegation_id] = (name, name_signature)
 
     async def pin_link(self, link_id: str) -> None:
         """The proposer pins the acceptor's key once the link is established: the key
@@ -104,7 +127,8 @@ class Operator:
         others = [d for d in link["delegations"] if d["id"] != self.id]
         if expected is None or [d["id"] for d in others] != [expected]:
             raise ApiError(0, "the link the server shows is not the one proposed")
-        self.pin(others[0]["id"], others[0]["key"])
+        o = others[0]
+        self.pin(o["id"], o["key"], o["name"], o["name_signature"])
 
     async def open_enrolment(self, name: str, role: Role) -> str:
         """Open a seat for one device; the code goes to the device (in its link)."""
@@ -119,13 +143,98 @@ class Operator:
     def enrolment_url(self, base: str, code: str) -> str:
         return f"{base}/#/enrol/{code}/{self.id}"
 
+    # -- devices: enrolment is followed by the delegation's certificate --------------
+    async def devices(self, delegation_id: str | None = None) -> list[dict[str, Any]]:
+        """The enrolled devices of this (or a pinned) delegation, each certificate checked
+        here under the pinned key: a device without a valid one gets ``certified`` False."""
+        did = delegation_id or self.id
+        rows: list[dict[str, Any]] = await self._call("GET", f"/api/delegations/{did}/devices")
+        for row in rows:
+            row["certified"] = False
+            if row.get("device") and row.get("certificate") and did in self.pinned and \
+                    not row.get("revoked"):
+                try:
+                    self.pinned[did].verify(statements.device(
+                        did, row["device"], row["key"], row["role"], row["name"]),
+                        row["certificate"])
+                    row["certified"] = PublicKey.from_b64u(row["key"]).fingerprint == \
+                        row["device"]
+                except (SignatureError, ValueError):
+                    pass
+        return rows
+
+    async def certify(self, device: str, expected_short: str) -> dict[str, Any]:
+        """Vouch for an enrolled device after comparing ``expected_short`` (read on the
+        device's screen) with the fingerprint computed here from the key the server holds
+        for it. Signs statements.device with the delegation key."""
+        rows = await self._call("GET", f"/api/delegations/{self.id}/devices")
+        row = next((r for r in rows if r.get("device") == device), None)
+        if row is None:
+            raise ApiError(0, f"no enrolled device {short_fingerprint(device)} of this "
+                              "delegation")
+        key = PublicKey.from_b64u(row["key"])
+        if key.fingerprint != device or short_fingerprint(device) != \
+                expected_short.strip().upper():
+            raise ApiError(0, f"the device's key {short_fingerprint(key.fingerprint)} is not "
+                              f"the one read on the device ({expected_short}); not "
+                              "certifying")
+        signature = self.key.sign(statements.device(self.id, device, row["key"], row["role"],
+                                                    row["name"]))
+        result: dict[str, Any] = await self._call(
+            "POST", f"/api/delegations/{self.id}/devices/{device}/certificate",
+            {"signature": signature})
+        return result
+
+    async def revoke(self, device: str) -> dict[str, Any]:
+        """Revoke one of this delegation's devices: no plan may name it from now on, and
+        the server closes its signaling in a call in progress."""
+        at = time.time_ns() // 1_000_000
+        result: dict[str, Any] = await self._call(
+            "POST", f"/api/delegations/{self.id}/devices/{device}/revocation",
+            {"at": at, "signature": self.key.sign(statements.revocation(self.id, device, at))})
+        return result
+
+    def participant(self, row: dict[str, Any], language: str) -> Participant:
+        """A plan participant from a row of ``devices()`` (own or a pinned delegation's),
+        with its certificate; refuses a device its delegation has not certified."""
+        if not row.get("certified"):
+            raise ApiError(0, f"{row.get('name')!r} is not certified by its delegation; "
+                              "only a delegation vouches for its own people")
+        return Participant(device=row["device"], key=PublicKey.from_b64u(row["key"]),
+                           delegation=row["delegation"], role=Role(row["role"]),
+                           name=row["name"], language=language,
+                           certificate=row["certificate"])
+
+    # -- plans -----------------------------------------------------------------------
+    def review(self, plan: CallPlan) -> Review:
+        """Every signed field of ``plan``, and what differs from what this delegation
+        pinned with the link (keys, self-signed names) or breaks the plan's rules."""
+        return review(plan, self.pinned, {d: n for d, (n, _) in self.names.items()})
+
+    async def fetch_plan(self, plan_hash: str) -> CallPlan:
+        """A submitted plan, read and checked here (never taken from the server as is)."""
+        view = await self._call("GET", f"/api/plans/{plan_hash}")
+        plan = CallPlan.from_json(view["plan"])
+        if plan.hash != plan_hash:
+            raise PlanError("the server served a plan with another hash")
+        return plan
+
     async def submit_plan(self, plan: CallPlan) -> dict[str, Any]:
+        self._refuse_flagged(plan)
         result: dict[str, Any] = await self._call("POST", "/api/plans", {
             "plan": plan.to_json(),
             "signatures": {self.id: self.key.sign(statements.plan(plan.hash))}})
         return result
 
+    def _refuse_flagged(self, plan: CallPlan) -> None:
+        flags = self.review(plan).flags
+        if flags:
+            raise PlanError("not signing the plan: " + "; ".join(flags))
+
     async def cosign_plan(self, plan: CallPlan) -> dict[str, Any]:
+        """Co-sign after review: refuses (PlanError) a plan whose review flags anything:
+        a participant its delegation did not certify, a key or name not the pinned one."""
+        self._refuse_flagged(plan)
         result: dict[str, Any] = await self._call("POST", f"/api/plans/{plan.hash}/signatures", {
             "delegation": self.id, "signature": self.key.sign(statements.plan(plan.hash))})
         return result
@@ -213,8 +322,16 @@ class Operator:
                                   statements.photo(call, self.id, "publish", at, photo_id), at)
 
 
-def participant(key: PrivateKey | PublicKey, delegation: str, role: Role, name: str,
-                language: str) -> Participant:
+def participant(key: PrivateKey | PublicKey, delegation: PrivateKey | str, role: Role,
+                name: str, language: str, certificate: str | None = None) -> Participant:
+    """A participant; certified by ``delegation`` when that is the delegation's private key
+    (scripts and tests that hold it), else ``certificate`` is the delegation's signature."""
     public = key.public if isinstance(key, PrivateKey) else key
-    return Participant(device=public.fingerprint, key=public, delegation=delegation,
-                       role=role, name=name, language=language)
+    did = delegation.fingerprint if isinstance(delegation, PrivateKey) else delegation
+    if isinstance(delegation, PrivateKey):
+        certificate = delegation.sign(statements.device(did, public.fingerprint, public.b64u,
+                                                        str(role), name))
+    if certificate is None:
+        raise ValueError("a participant needs its delegation's certificate")
+    return Participant(device=public.fingerprint, key=public, delegation=did, role=role,
+                       name=name, language=language, certificate=certificate)

@@ -16,7 +16,9 @@ from summitline.crypto import statements
 from summitline.crypto.encoding import digest
 from summitline.crypto.keys import PublicKey, SignatureError, short_fingerprint
 
-PLAN_VERSION = 1
+# 2: each participant carries its delegation's device certificate, each delegation the
+# signature on its own name (issue 11). Version 1 plans bound neither and are refused.
+PLAN_VERSION = 2
 # A bilateral call: the format the reports describe. Briefings (more delegations)
 # are a later issue and will raise this with their own plan kind.
 DELEGATIONS_PER_CALL = 2
@@ -35,9 +37,20 @@ class Delegation:
     id: str  # fingerprint of the delegation key
     name: str
     key: PublicKey
+    # The delegation's own signature on statements.register(name, key): the name is the
+    # one it gave itself, not one a drafter chose for it.
+    name_signature: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "key": self.key.b64u}
+        return {"id": self.id, "name": self.name, "key": self.key.b64u,
+                "name_signature": self.name_signature}
+
+    def check(self) -> None:
+        try:
+            self.key.verify(statements.register(self.name, self.key.b64u), self.name_signature)
+        except SignatureError as exc:
+            raise PlanError(f"delegation {self.name!r}: that is not the name the delegation "
+                            "signed for itself: refusing the plan") from exc
 
 
 @dataclass(frozen=True)
@@ -48,10 +61,29 @@ class Participant:
     role: Role
     name: str
     language: str
+    # The delegation's signature on statements.device(...): it vouches that this key is
+    # its ``name`` in ``role``. Only the delegation it stands under can sign it.
+    certificate: str
 
     def to_json(self) -> dict[str, Any]:
         return {"device": self.device, "key": self.key.b64u, "delegation": self.delegation,
-                "role": str(self.role), "name": self.name, "language": self.language}
+                "role": str(self.role), "name": self.name, "language": self.language,
+                "certificate": self.certificate}
+
+    @property
+    def statement(self) -> dict[str, Any]:
+        """What the certificate signs (everything of the participant but its language)."""
+        return statements.device(self.delegation, self.device, self.key.b64u, str(self.role),
+                                 self.name)
+
+    def check(self, delegation: Delegation) -> None:
+        try:
+            delegation.key.verify(self.statement, self.certificate)
+        except SignatureError as exc:
+            raise PlanError(f"participant {self.name!r} ({self.role}) is not certified by "
+                            f"{delegation.name!r} as its {self.role} {self.name!r}: a "
+                            "delegation vouches only for its own people; refusing the "
+                            "plan") from exc
 
 
 def _fields(obj: dict[str, Any], what: str, allowed: set[str]) -> None:
@@ -96,6 +128,10 @@ class CallPlan:
         _fields(obj, "the plan", {"version", "call", "link", "title", "delegations",
                                   "participants", "press_window_s", "interpreter_video",
                                   "press_channels"})
+        if obj.get("version") == 1:
+            raise PlanError("this is a version 1 plan, from before device certificates: it "
+                            "does not say who vouches for its participants. Draft the plan "
+                            f"again with this build (version {PLAN_VERSION})")
         if obj.get("version") != PLAN_VERSION:
             raise PlanError(f"unsupported plan version {obj.get('version')!r}; "
                             f"this build reads version {PLAN_VERSION}")
@@ -128,6 +164,7 @@ class CallPlan:
         for d in self.delegations:
             if d.key.fingerprint != d.id:
                 raise PlanError(f"delegation {d.name!r}: id is not the fingerprint of its key")
+            d.check()
         if not 0 < len(self.participants) <= MAX_PARTICIPANTS:
             raise PlanError(f"a plan lists 1..{MAX_PARTICIPANTS} participants")
         devices = Counter(p.device for p in self.participants)
@@ -136,12 +173,14 @@ class CallPlan:
         for p in self.participants:
             if p.key.fingerprint != p.device:
                 raise PlanError(f"participant {p.name!r}: device is not the fingerprint of its key")
-            if p.delegation not in ids:
+            under = self.delegation(p.delegation)
+            if under is None:
                 raise PlanError(f"participant {p.name!r} belongs to no delegation of this plan")
             if p.role is Role.PRESS:
                 raise PlanError("press are not plan participants (they never hold keys)")
             if p.role is Role.INTERPRETER and p.language == "floor":
                 raise PlanError("'floor' names the original, not a language")
+            p.check(under)
         for d in self.delegations:
             if not any(p.role is Role.PRINCIPAL and p.delegation == d.id
                        for p in self.participants):
@@ -200,18 +239,21 @@ def _list(obj: dict[str, Any], field: str) -> list[dict[str, Any]]:
 
 
 def _delegation(obj: dict[str, Any]) -> Delegation:
-    _fields(obj, "a delegation", {"id", "name", "key"})
-    return Delegation(id=_text(obj, "id", 64), name=_text(obj, "name"), key=_key(obj, "key"))
+    _fields(obj, "a delegation", {"id", "name", "key", "name_signature"})
+    return Delegation(id=_text(obj, "id", 64), name=_text(obj, "name"), key=_key(obj, "key"),
+                      name_signature=_text(obj, "name_signature", 200))
 
 
 def _participant(obj: dict[str, Any]) -> Participant:
-    _fields(obj, "a participant", {"device", "key", "delegation", "role", "name", "language"})
+    _fields(obj, "a participant", {"device", "key", "delegation", "role", "name", "language",
+                                   "certificate"})
     role = obj.get("role")
     if role not in {str(r) for r in Role}:
         raise PlanError(f"unknown role {role!r}; roles are {', '.join(Role)}")
     return Participant(device=_text(obj, "device", 64), key=_key(obj, "key"),
                        delegation=_text(obj, "delegation", 64), role=Role(role),
-                       name=_text(obj, "name"), language=_text(obj, "language", 16))
+                       name=_text(obj, "name"), language=_text(obj, "language", 16),
+                       certificate=_text(obj, "certificate", 200))
 
 
 @dataclass(frozen=True)
@@ -239,15 +281,22 @@ class SignedPlan:
     def missing(self) -> list[Delegation]:
         return [d for d in self.plan.delegations if d.id not in self.signatures]
 
-    def verify(self, pinned: dict[str, PublicKey] | None = None) -> None:
+    def verify(self, pinned: dict[str, PublicKey] | None = None,
+               names: dict[str, str] | None = None) -> None:
         """Raise PlanError unless both delegations signed this exact plan.
 
         ``pinned`` maps delegation ids to keys this endpoint pinned: at least its own
         delegation's (from enrolment), perhaps also the other's (from the link). At least
         one delegation of the plan must be pinned, and each pinned one must match. The
         pinned delegation's signature then vouches for the rest of the plan, the other
-        delegation's key included, and that key must have signed too.
+        delegation's key included, and that key must have signed too. ``names`` maps
+        delegation ids to the names pinned with them (from the link): each must match.
         """
+        for d in self.plan.delegations:
+            if names and d.id in names and names[d.id] != d.name:
+                raise PlanError(f"the plan names delegation {short_fingerprint(d.id)} "
+                                f"{d.name!r}, but it signed {names[d.id]!r} when linked: "
+                                "refusing the plan")
         if pinned is not None:
             for d in self.plan.delegations:
                 if d.id in pinned and pinned[d.id] != d.key:
@@ -276,3 +325,46 @@ class SignedPlan:
         except PlanError:
             return False
         return True
+
+
+@dataclass(frozen=True)
+class Review:
+    """What a delegation's officer reads before co-signing: every signed field of the
+    plan (``lines``: label, value) and what differs from what this delegation pinned
+    (``flags``; a co-signer signs only when there are none)."""
+
+    lines: list[tuple[str, str]]
+    flags: list[str]
+
+
+def review(plan: CallPlan, pinned: dict[str, PublicKey], names: dict[str, str]) -> Review:
+    """The review of ``plan`` against the keys and names pinned with the link. Each field
+    of ``plan.to_json()`` appears in ``lines`` (a test holds the two together)."""
+    lines = [("version", str(PLAN_VERSION)), ("call", plan.call), ("link", plan.link),
+             ("title", plan.title)]
+    flags = []
+    for d in plan.delegations:
+        lines.append(("delegation", f"{d.name} · {short_fingerprint(d.id)} · key {d.key.b64u}"
+                      " · name signed by the delegation"))
+        if d.id not in pinned:
+            flags.append(f"delegation {d.name!r} ({short_fingerprint(d.id)}) is not pinned "
+                         "with this link")
+        elif pinned[d.id] != d.key:
+            flags.append(f"the key of {d.name!r} is not the one pinned with the link")
+        if d.id in names and names[d.id] != d.name:
+            flags.append(f"{short_fingerprint(d.id)} is named {d.name!r}; it signed "
+                         f"{names[d.id]!r} for itself when linked")
+    by_id = {d.id: d.name for d in plan.delegations}
+    for p in plan.participants:
+        lines.append(("participant", f"{p.name} · {p.role} · {by_id.get(p.delegation, '?')} · "
+                      f"{p.language} · {short_fingerprint(p.device)} · certified by "
+                      f"{by_id.get(p.delegation, '?')}"))
+    lines += [("press_window_s", f"{plan.press_window_s} s"),
+              ("interpreter_video", "yes: principals send video to interpreters"
+               if plan.interpreter_video else "no: interpreters receive audio only"),
+              ("press_channels", ", ".join(plan.press_channels) or "none (floor only)")]
+    try:
+        plan.check()
+    except PlanError as exc:
+        flags.append(str(exc))
+    return Review(lines, flags)

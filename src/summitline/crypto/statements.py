@@ -124,3 +124,18 @@ def booth(call: str, plan_hash: str, channel: str, action: str, sender: str, seq
     if receiver is not None:
         statement["to"] = receiver
     return statement
+
+
+def device(delegation: str, device: str, key: str, role: str, name: str) -> Statement:
+    """A delegation vouches for one of its own devices: this key (whose fingerprint is
+    ``device``) is its ``name`` in ``role``. Signed after enrolment, once the officer has
+    compared the device's short fingerprint; a plan carries it for each participant."""
+    return {"purpose": "summitline/device", "delegation": delegation, "device": device,
+            "key": key, "role": role, "name": name}
+
+
+def revocation(delegation: str, device: str, at_ms: int) -> Statement:
+    """A delegation withdraws its certificate of one of its devices (lost, stolen, or
+    its holder replaced): no plan may name the device from then on."""
+    return {"purpose": "summitline/revocation", "delegation": delegation, "device": device,
+            "at": at_ms}

@@ -117,6 +117,21 @@ async def delegation_key(h: Hub, id: str) -> tuple[str, PublicKey]:
     return row["name"], PublicKey.from_b64u(row["key"])
 
 
+async def name_signature(h: Hub, id: str) -> str | None:
+    """The delegation's signature on its own name, kept from its registration."""
+    row = await h.store.delegation(id)
+    return row["name_signature"] if row else None
+
+
+async def refuse_revoked(h: Hub, signed: SignedPlan) -> None:
+    """409 if the plan names a device its delegation revoked."""
+    plan = signed.plan
+    revoked = await h.store.revoked([p.device for p in plan.participants])
+    if revoked:
+        raise bad(409, "the plan names a revoked device: " + ", ".join(
+            plan.label(d) for d in sorted(revoked)) + "; draft it again without it")
+
+
 async def room_of(h: Hub, call: str) -> CallRoom:
     room = await h.room(call)
     if room is None:
@@ -141,7 +156,8 @@ async def link_view(h: Hub, id: str) -> dict[str, Any]:
     for role in ("proposer", "acceptor"):
         name, key = await delegation_key(h, row[role])
         delegations.append({"id": row[role], "name": name, "key": key.b64u,
-                            "short_fingerprint": short_fingerprint(row[role])})
+                            "short_fingerprint": short_fingerprint(row[role]),
+                            "name_signature": await name_signature(h, row[role])})
     return {"id": id, "delegations": delegations,
             "state": "established" if row["acceptor_signature"] else "proposed",
             "signatures": {row["proposer"]: row["proposer_signature"],
@@ -197,6 +213,8 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
             await h.store.add_delegation(key.fingerprint, body.name, body.key, h.clock())
         except StoreError as exc:
             raise bad(409, str(exc)) from None
+        # kept: plans drafted by the other delegation carry it (docs/protocol.md §2.2)
+        await h.store.add_name_signature(key.fingerprint, body.signature)
         return {"id": key.fingerprint, "name": body.name, "key": body.key,
                 "short_fingerprint": short_fingerprint(key.fingerprint)}
 
@@ -207,7 +225,8 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         calls to someone who does not already hold the key's fingerprint."""
         name, key = await delegation_key(hub(request), id)
         return {"id": id, "name": name, "key": key.b64u,
-                "short_fingerprint": short_fingerprint(id)}
+                "short_fingerprint": short_fingerprint(id),
+                "name_signature": await name_signature(hub(request), id)}
 
     # -- links ---------------------------------------------------------------------------
     @r.post("/links", status_code=201)
@@ -263,6 +282,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         except PlanError as exc:
             raise bad(422, f"invalid plan: {exc}") from None
         plan = signed.plan
+        await refuse_revoked(h, signed)
         link = await link_view(h, plan.link)
         if link["state"] != "established":
             raise bad(409, "the link is not yet accepted by both delegations")
@@ -296,6 +316,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         d = signed.plan.delegation(body.delegation)
         if d is None:
             raise bad(422, "that delegation is not part of this plan")
+        await refuse_revoked(h, signed)
         verify(d.key, statements.plan(plan_hash), body.signature, f"the plan by {d.name}")
         try:
             await h.store.add_plan_signature(plan_hash, body.delegation, body.signature)

@@ -15,3 +15,4 @@ REPLACED = 4006  # the same device connected again; the new connection took over
 BAD_ORIGIN = 4007  # a page of another origin (sent before accept: the client sees 403)
 TOO_MANY = 4008  # too many connections for this call
 CALL_ENDED = 4010
+DEVICE_REVOKED = 4011  # its delegation revoked the device

@@ -19,6 +19,7 @@ from summitline.core.record import summary
 from summitline.core.roles import Role
 from summitline.crypto import statements
 from summitline.crypto.keys import PublicKey, SignatureError, short_fingerprint
+from summitline.server import closecodes as cc
 from summitline.server.api import Id, Name, Sig, _Body, bad, delegation_key, hub, verify
 from summitline.server.reads import signed_read
 from summitline.store import StoreError
@@ -32,6 +33,15 @@ class EnrolmentIn(_Body):
     code_hash: Id
     name: Name
     role: Annotated[str, Field(pattern="^(" + "|".join(DEVICE_ROLES) + ")$")]
+    signature: Sig
+
+
+class CertificateIn(_Body):
+    signature: Sig
+
+
+class RevocationIn(_Body):
+    at: int
     signature: Sig
 
 
@@ -81,6 +91,40 @@ def router() -> APIRouter:
                 key.fingerprint), "name": seat["name"], "role": seat["role"],
                 "delegation": {"id": seat["delegation"], "name": name, "key": dkey.b64u}}
 
+    @r.post("/delegations/{id}/devices/{device}/certificate")
+    async def certify(id: str, device: Id, body: CertificateIn,
+                      request: Request) -> dict[str, Any]:
+        """The delegation vouches for one of its enrolled devices (statements.device over
+        the key, role and name of the enrolment), after its officer compared the device's
+        short fingerprint. Plans carry this certificate for each participant."""
+        h = hub(request)
+        _, key = await delegation_key(h, id)
+        seat = next((e for e in await h.store.enrolments_of(id) if e["device"] == device),
+                    None)
+        if seat is None:
+            raise bad(404, f"no enrolled device {short_fingerprint(device)} of this delegation")
+        verify(key, statements.device(id, device, seat["key"], seat["role"], seat["name"]),
+               body.signature, "the device certificate")
+        await h.store.add_certificate(device, id, body.signature)
+        return {"delegation": id, "device": device, "name": seat["name"],
+                "role": seat["role"], "certificate": body.signature}
+
+    @r.post("/delegations/{id}/devices/{device}/revocation")
+    async def revoke(id: str, device: Id, body: RevocationIn,
+                     request: Request) -> dict[str, Any]:
+        """The delegation revokes one of its devices: plans naming it are refused from
+        now on, its joins too, and its signaling in a call in progress is closed."""
+        h = hub(request)
+        _, key = await delegation_key(h, id)
+        if not any(e["device"] == device for e in await h.store.enrolments_of(id)):
+            raise bad(404, f"no enrolled device {short_fingerprint(device)} of this delegation")
+        verify(key, statements.revocation(id, device, body.at), body.signature,
+               "the revocation")
+        await h.store.revoke(device, id, body.at, body.signature)
+        dropped = h.drop(device, "device-revoked", "its delegation revoked this device",
+                         cc.DEVICE_REVOKED)
+        return {"delegation": id, "device": device, "revoked": True, "dropped": dropped}
+
     @r.get("/delegations/{id}/devices")
     async def devices(id: str, request: Request) -> list[dict[str, Any]]:
         """The seats this delegation opened, and the devices that took them: for the
@@ -91,9 +135,12 @@ def router() -> APIRouter:
             (row["acceptor"] if row["proposer"] == id else row["proposer"]): None
             for row in await h.store.links_of(id) if row["acceptor_signature"]}})
         rows = await h.store.enrolments_of(id)
+        revoked = await h.store.revoked([e["device"] for e in rows if e["device"]])
         return [{"name": e["name"], "role": e["role"], "device": e["device"], "key": e["key"],
                  "short_fingerprint": short_fingerprint(e["device"]) if e["device"] else None,
-                 "code_hash": e["code_hash"]} for e in rows]
+                 "code_hash": e["code_hash"], "delegation": id,
+                 "certificate": e["certificate"], "revoked": e["device"] in revoked}
+                for e in rows]
 
     @r.get("/delegations/{id}/links")
     async def links(id: str, request: Request) -> list[dict[str, Any]]:

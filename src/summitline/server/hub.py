@@ -67,6 +67,18 @@ class Hub:
         self._rooms.clear()
         await self.press.shutdown()
 
+    def drop(self, device: str, code: str, message: str, close_code: int) -> int:
+        """Close ``device``'s signaling in every call it is connected to (a revoked
+        device); how many connections were closed."""
+        dropped = 0
+        for room in list(self._rooms.values()):
+            endpoint = room.endpoints.get(device)
+            if endpoint is not None:
+                endpoint.error(code, message, fatal=True)
+                endpoint.finish(close_code, code)
+                dropped += 1
+        return dropped
+
     def ice_servers(self, device: str) -> list[dict[str, object]]:
         """The relay servers for an authenticated device, with fresh credentials."""
         if self.turn is None:

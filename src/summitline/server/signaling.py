@@ -192,6 +192,8 @@ class Connection:
         except SignatureError:
             raise refuse("bad-signature", "the hello signature does not verify with the "
                          "device key in the plan") from None
+        if await self.hub.store.revoked([hello.device]):
+            raise refuse("device-revoked", "its delegation revoked this device")
         if not room.signed.complete:
             missing = ", ".join(d.name for d in room.signed.missing()) or "a delegation"
             raise Fatal("plan-unsigned", f"the call plan is not signed by {missing}; both "

@@ -73,6 +73,33 @@ enrolments = Table(
     Column("created_ms", BigInteger, nullable=False),
 )
 
+# A delegation's signature on its own name (statements.register), kept from registration
+# so that a plan drafted by the other delegation can carry it (issue 11). A table of its
+# own, so that databases made before it only gain a table.
+delegation_names = Table(
+    "delegation_names", metadata,
+    Column("delegation", FP, ForeignKey("delegations.id"), primary_key=True),
+    Column("signature", String(100), nullable=False),
+)
+
+# The delegation's certificate of an enrolled device (statements.device, over the key,
+# role and name of its enrolment): the delegation vouches for its own people.
+device_certificates = Table(
+    "device_certificates", metadata,
+    Column("device", FP, primary_key=True),
+    Column("delegation", FP, ForeignKey("delegations.id"), nullable=False),
+    Column("signature", String(100), nullable=False),
+)
+
+# A delegation's signed revocation of one of its devices (statements.revocation).
+device_revocations = Table(
+    "device_revocations", metadata,
+    Column("device", FP, primary_key=True),
+    Column("delegation", FP, ForeignKey("delegations.id"), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("signature", String(100), nullable=False),
+)
+
 # The record: one row per entry. The primary key (call, seq) makes a fork impossible.
 entries = Table(
     "entries", metadata,

@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, func, insert, select
+from sqlalchemy import delete, event, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from summitline.core.plan import SignedPlan
+from summitline.core.plan import PlanError, SignedPlan
 from summitline.core.record import Entry
 from summitline.crypto.encoding import canonical
 from summitline.store import schema as t
@@ -98,7 +98,24 @@ class Store:
 
     async def delegation(self, id: str) -> dict[str, Any] | None:
         row = await self._one(select(t.delegations).where(t.delegations.c.id == id))
-        return dict(row) if row else None
+        if row is None:
+            return None
+        name = await self._one(select(t.delegation_names.c.signature)
+                               .where(t.delegation_names.c.delegation == id))
+        return {**dict(row), "name_signature": name["signature"] if name else None}
+
+    async def add_name_signature(self, delegation: str, signature: str) -> None:
+        """The delegation's signature on its registered name (statements.register)."""
+        await self._insert(t.delegation_names, "this delegation's name is already signed",
+                           delegation=delegation, signature=signature)
+
+    async def add_certificate(self, device: str, delegation: str, signature: str) -> None:
+        """A delegation's certificate of its enrolled device (replaces an older one)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(t.device_certificates)
+                               .where(t.device_certificates.c.device == device))
+            await conn.execute(insert(t.device_certificates).values(
+                device=device, delegation=delegation, signature=signature))
 
     async def add_link(self, id: str, proposer: str, acceptor: str, signature: str,
                        now_ms: int) -> None:
@@ -155,12 +172,23 @@ class Store:
                                                     t.plan_devices.c.plan == t.plans.c.hash)
                                .where(t.plan_devices.c.device == device)
                                .order_by(t.plans.c.created_ms))
-        return [await self._signed(r) for r in rows]
+        return await self._readable(rows)
 
     async def plans_of_link(self, link: str) -> list[SignedPlan]:
         rows = await self._all(select(t.plans).where(t.plans.c.link == link)
                                .order_by(t.plans.c.created_ms))
-        return [await self._signed(r) for r in rows]
+        return await self._readable(rows)
+
+    async def _readable(self, rows: list[Any]) -> list[SignedPlan]:
+        """The plans this build still reads: plans stored before a plan version change
+        (version 1, without device certificates) are left out of lists, not fatal."""
+        out = []
+        for row in rows:
+            try:
+                out.append(await self._signed(row))
+            except PlanError:
+                continue
+        return out
 
     async def links_of(self, delegation: str) -> list[dict[str, Any]]:
         rows = await self._all(select(t.links).where(
@@ -195,10 +223,29 @@ class Store:
         row = await self._one(select(t.enrolments).where(t.enrolments.c.device == device))
         return dict(row) if row else None
 
+    async def revoke(self, device: str, delegation: str, at: int, signature: str) -> None:
+        """Keep a delegation's revocation of its device (the first one counts)."""
+        try:
+            await self._insert(t.device_revocations, "revoked already", device=device,
+                               delegation=delegation, at=at, signature=signature)
+        except StoreError:
+            pass  # revoked already: a revocation is final
+
+    async def revoked(self, devices: list[str]) -> set[str]:
+        """Which of ``devices`` their delegation revoked."""
+        rows = await self._all(select(t.device_revocations.c.device)
+                               .where(t.device_revocations.c.device.in_(devices)))
+        return {r["device"] for r in rows}
+
     async def enrolments_of(self, delegation: str) -> list[dict[str, Any]]:
-        rows = await self._all(select(t.enrolments)
-                               .where(t.enrolments.c.delegation == delegation)
-                               .order_by(t.enrolments.c.created_ms))
+        """The seats of a delegation, each with its device's certificate (or None)."""
+        cert = t.device_certificates
+        rows = await self._all(
+            select(t.enrolments, cert.c.signature.label("certificate"))
+            .outerjoin(cert, (cert.c.device == t.enrolments.c.device)
+                       & (cert.c.delegation == t.enrolments.c.delegation))
+            .where(t.enrolments.c.delegation == delegation)
+            .order_by(t.enrolments.c.created_ms))
         return [dict(r) for r in rows]
 
     # -- the record ----------------------------------------------------------------------

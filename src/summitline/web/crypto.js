@@ -150,6 +150,12 @@ export const statements = {
   booth: (call, planHash, channel, action, sender, seq, at, to = null) => ({
     purpose: "summitline/booth", call, plan: planHash, channel, action, from: sender, seq, at,
     ...(to === null ? {} : { to }) }),
+  // A delegation vouches for one of its own devices (a plan carries it per participant).
+  device: (delegation, device, key, role, name) => ({
+    purpose: "summitline/device", delegation, device, key, role, name }),
+  // A delegation revokes one of its devices.
+  revocation: (delegation, device, at) => ({
+    purpose: "summitline/revocation", delegation, device, at }),
 };
 
 // DTLS fingerprints of an SDP, normalised as in summitline/crypto/sdp.py.

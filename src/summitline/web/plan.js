@@ -1,17 +1,22 @@
 // The call plan as an endpoint checks it, and the permission table, mirroring
 // summitline/core/plan.py and summitline/core/policy.py. No DOM.
 
-import { digest, fingerprintOf, statements, unb64u, verify } from "./crypto.js";
+import { digest, fingerprintOf, shortFingerprint, statements, unb64u, verify } from "./crypto.js";
 
 export const ROLES = ["principal", "interpreter", "aide", "operator", "press"];
 export const PHASES = ["planned", "open", "closed", "ended"];
 
 export class PlanError extends Error {}
 
+// 2: participants carry their delegation's certificate, delegations their self-signed
+// name (summitline/core/plan.py PLAN_VERSION).
+export const PLAN_VERSION = 2;
+
 const PLAN_FIELDS = ["version", "call", "link", "title", "delegations", "participants",
                      "press_window_s", "interpreter_video", "press_channels"];
-const DELEGATION_FIELDS = ["id", "name", "key"];
-const PARTICIPANT_FIELDS = ["device", "key", "delegation", "role", "name", "language"];
+const DELEGATION_FIELDS = ["id", "name", "key", "name_signature"];
+const PARTICIPANT_FIELDS = ["device", "key", "delegation", "role", "name", "language",
+                            "certificate"];
 
 function onlyFields(obj, allowed, what) {
   const unknown = Object.keys(obj).filter((k) => !allowed.includes(k));
@@ -30,7 +35,14 @@ async function keyMatches(id, key) {
 export async function checkPlan(plan) {
   if (typeof plan !== "object" || plan === null) throw new PlanError("a plan is an object");
   onlyFields(plan, PLAN_FIELDS, "the plan");
-  if (plan.version !== 1) throw new PlanError(`unsupported plan version ${plan.version}`);
+  if (plan.version === 1) {
+    throw new PlanError("this is a version 1 plan, from before device certificates: it does " +
+                        "not say who vouches for its participants. Draft the plan again " +
+                        `(version ${PLAN_VERSION})`);
+  }
+  if (plan.version !== PLAN_VERSION) {
+    throw new PlanError(`unsupported plan version ${plan.version}`);
+  }
   const ds = plan.delegations, ps = plan.participants;
   if (!Array.isArray(ds) || ds.length !== 2 || ds[0].id === ds[1].id) {
     throw new PlanError("a bilateral plan names exactly 2 different delegations");
@@ -39,6 +51,11 @@ export async function checkPlan(plan) {
     onlyFields(d, DELEGATION_FIELDS, "a delegation");
     if (!(await keyMatches(d.id, d.key))) {
       throw new PlanError(`delegation ${d.name}: id is not the fingerprint of its key`);
+    }
+    if (typeof d.name_signature !== "string" ||
+        !(await verify(d.key, statements.register(d.name, d.key), d.name_signature))) {
+      throw new PlanError(`delegation ${d.name}: that is not the name the delegation signed ` +
+                          "for itself: refusing the plan");
     }
   }
   if (!Array.isArray(ps) || ps.length === 0) throw new PlanError("a plan lists participants");
@@ -50,11 +67,19 @@ export async function checkPlan(plan) {
     if (!(await keyMatches(p.device, p.key))) {
       throw new PlanError(`participant ${p.name}: device is not the fingerprint of its key`);
     }
-    if (!ds.some((d) => d.id === p.delegation)) {
+    const under = ds.find((d) => d.id === p.delegation);
+    if (!under) {
       throw new PlanError(`participant ${p.name} belongs to no delegation of this plan`);
     }
     if (!ROLES.includes(p.role) || p.role === "press") {
       throw new PlanError(`participant ${p.name} has an invalid role ${p.role}`);
+    }
+    const certified = statements.device(p.delegation, p.device, p.key, p.role, p.name);
+    if (typeof p.certificate !== "string" ||
+        !(await verify(under.key, certified, p.certificate))) {
+      throw new PlanError(`participant ${p.name} (${p.role}) is not certified by ${under.name} ` +
+                          `as its ${p.role} ${p.name}: a delegation vouches only for its own ` +
+                          "people; refusing the plan");
     }
   }
   for (const d of ds) {
@@ -84,11 +109,18 @@ export function pressChannels(plan) {
 }
 
 // Verify a signed plan: well formed, signed by both delegations, and at least one of
-// them pinned by this device (its own delegation, from enrolment). Returns the hash.
-export async function verifySignedPlan(signed, pinned) {
+// them pinned by this device (its own delegation, from enrolment); `names` (optional)
+// maps delegation ids to the names pinned with them. Returns the hash.
+export async function verifySignedPlan(signed, pinned, names = {}) {
   onlyFields(signed, ["plan", "signatures"], "the signed plan");
   const plan = signed.plan;
   await checkPlan(plan);
+  for (const d of plan.delegations) {
+    if (names[d.id] !== undefined && names[d.id] !== d.name) {
+      throw new PlanError(`the plan names ${d.name} a delegation that signed ` +
+                          `${names[d.id]} when linked: refusing the plan`);
+    }
+  }
   const hash = await digest(plan);
   for (const d of plan.delegations) {
     if (pinned[d.id] !== undefined && pinned[d.id] !== d.key) {
@@ -138,4 +170,37 @@ export function media(plan, phase, sender, receiver) {
 
 export function mayConnect(plan, phase, a, b) {
   return media(plan, phase, a, b).length > 0 || media(plan, phase, b, a).length > 0;
+}
+
+// -- the co-sign review (summitline/core/plan.py review) ------------------------------
+// Every signed field of `plan` as [field, value] lines, and flags for what differs from
+// what this console pinned with the link: `pins` and `names` map delegation ids to the
+// pinned key and self-signed name. A flag is [code, params] (strings review_flag_*).
+export async function reviewPlan(plan, pins, names) {
+  const short = shortFingerprint;
+  const by = Object.fromEntries(plan.delegations.map((d) => [d.id, d.name]));
+  const lines = [["version", String(plan.version)], ["call", plan.call], ["link", plan.link],
+                 ["title", plan.title]];
+  const flags = [];
+  for (const d of plan.delegations) {
+    lines.push(["delegation", `${d.name} · ${short(d.id)} · key ${d.key}`]);
+    if (pins[d.id] === undefined) flags.push(["not_pinned", { name: d.name, id: short(d.id) }]);
+    else if (pins[d.id] !== d.key) flags.push(["key", { name: d.name }]);
+    if (names[d.id] !== undefined && names[d.id] !== d.name) {
+      flags.push(["name", { name: d.name, id: short(d.id), pinned: names[d.id] }]);
+    }
+  }
+  for (const p of plan.participants) {
+    lines.push(["participant", `${p.name} · ${p.role} · ${by[p.delegation] ?? "?"} · ` +
+                `${p.language} · ${short(p.device)}`]);
+  }
+  lines.push(["press_window_s", `${plan.press_window_s} s`],
+             ["interpreter_video", plan.interpreter_video ? "yes" : "no"],
+             ["press_channels", (plan.press_channels || []).join(", ") || "—"]);
+  try {
+    await checkPlan(plan);
+  } catch (err) {
+    flags.push(["invalid", { message: err.message }]);
+  }
+  return { lines, flags };
 }

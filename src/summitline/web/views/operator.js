@@ -5,20 +5,38 @@
 
 import { get, post, serverUrl, setSigner } from "../api.js";
 import { b64u, digest, fingerprintOf, generateKeyPair, hex, sha256, shortFingerprint, sign,
-         statements, unb64u } from "../crypto.js";
+         statements, unb64u, verify } from "../crypto.js";
 import { h, mount } from "../dom.js";
 import { browserLanguage, strings } from "../i18n.js";
 import { chooseIdentity, listIdentities, saveIdentity } from "../keystore.js";
-import { checkPlan } from "../plan.js";
+import { checkPlan, PLAN_VERSION, reviewPlan } from "../plan.js";
 
 const ROLES = ["principal", "interpreter", "aide", "operator"];
 
 // The fingerprint an officer compares with a device's screen, computed here from the
-// key the plan will carry (the server's own rendering of it proves nothing).
-async function withLocalFingerprint(device) {
-  if (!device.key) return { ...device, short: null };
+// key the plan will carry (the server's own rendering of it proves nothing), and whether
+// the device's delegation (whose key is `delegationKey`) certified it.
+async function withLocalFingerprint(device, delegationKey) {
+  if (!device.key) return { ...device, short: null, certified: false };
   const fp = await fingerprintOf(unb64u(device.key));
-  return { ...device, short: fp === device.device ? shortFingerprint(fp) : "KEY MISMATCH" };
+  const certified = fp === device.device && !!device.certificate && !!delegationKey &&
+    !device.revoked &&
+    await verify(delegationKey, statements.device(device.delegation, device.device,
+                                                  device.key, device.role, device.name),
+                 device.certificate);
+  return { ...device, certified,
+           short: fp === device.device ? shortFingerprint(fp) : "KEY MISMATCH" };
+}
+
+// Pin the name a delegation signed for itself (statements.register) with its key: a
+// name the server made up, or one signed by someone else, is never pinned.
+async function selfSignedName(d) {
+  if (!d.name_signature ||
+      !(await verify(d.key, statements.register(d.name, d.key), d.name_signature))) {
+    throw new Error(`the name "${d.name}" the server shows is not one that delegation ` +
+                    "signed for itself. Do not accept.");
+  }
+  return { name: d.name, signature: d.name_signature };
 }
 const REFRESH_MS = 1000; // the console redraws what the server reports, once a second
 // A principal's press feed connects within moments of the start (or of its joining);
@@ -178,10 +196,11 @@ class Console {
     const [links, listed] = await Promise.all([
       get(`/api/delegations/${me.fingerprint}/links`),
       get(`/api/delegations/${me.fingerprint}/devices`)]);
-    const devices = await Promise.all(listed.map(withLocalFingerprint));
+    const devices = await Promise.all(listed.map((d) => withLocalFingerprint(d, me.key)));
     const plans = (await Promise.all(links.filter((l) => l.state === "established")
       .map((l) => get(`/api/links/${l.id}/plans`)))).flat();
     await this.pinEstablished(links);
+    const planRows = await Promise.all(plans.map((p) => this.planRow(p)));
     mount(this.root, h("main", { class: "console" },
       h("header", {}, h("h1", {}, "Operator console"),
         h("div", { class: "who" }, h("strong", {}, me.name), " · delegation fingerprint ",
@@ -192,7 +211,7 @@ class Console {
       this.status,
       h("div", { class: "columns" },
         h("div", {}, this.linksCard(links), this.devicesCard(devices)),
-        h("div", {}, this.plansCard(links, devices, plans), this.callPanel,
+        h("div", {}, this.plansCard(links, devices, planRows), this.callPanel,
           this.readout.el))));
     await this.refreshCall();
   }
@@ -200,12 +219,21 @@ class Console {
   // The proposer pins the acceptor once the link is established: the key whose
   // fingerprint is the delegation id it proposed to.
   async pinEstablished(links) {
+    this.me.names ??= {};
     for (const link of links) {
       const other = link.proposer === this.me.fingerprint ? link.acceptor : link.proposer;
+      if (link.state === "established" && this.me.pins[other] && !this.me.names[other]) {
+        // pinned before names were: the name is self-signed, so the server cannot pick it
+        const d = await get(`/api/delegations/${other}`);
+        if (d.key !== this.me.pins[other]) continue;
+        this.me.names[other] = await selfSignedName(d);
+        await this.save();
+      }
       if (link.state !== "established" || this.me.pins[other]) continue;
       if (link.proposer === this.me.fingerprint && this.me.proposed[link.id] === other) {
         const d = await get(`/api/delegations/${other}`);
         if ((await fingerprintOf(unb64u(d.key))) !== other) continue; // not its key: never pin
+        this.me.names[other] = await selfSignedName(d);
         this.me.pins[other] = d.key;
         await this.save();
       }
@@ -255,9 +283,11 @@ class Console {
             throw new Error(`the key the server holds is ${shortFingerprint(computed)}; that ` +
                             "is not what the other office read out. Do not accept.");
           }
+          const named = await selfSignedName(d);
           await post(`/api/links/${link.id}/accept`, { signature: await sign(
             this.me.privateKey, statements.link(link.id, [link.proposer, link.acceptor])) });
           this.me.pins[other] = d.key;
+          this.me.names = { ...this.me.names, [other]: named };
           await this.save();
           await this.refresh();
         } catch (err) { error.textContent = err.message; }
@@ -287,17 +317,54 @@ class Console {
        h("button", { id: "enrol-device" }, "Create enrolment link"));
     return h("section", { class: "card", id: "devices" }, h("h2", {}, "Devices"),
       h("table", {}, h("tr", {}, h("th", {}, "Name"), h("th", {}, "Role"),
-                       h("th", {}, "Fingerprint (compare with the device)")),
+                       h("th", {}, "Fingerprint (compare with the device)"),
+                       h("th", {}, this.t("op_certificate"))),
         devices.map((d) => h("tr", { "data-device": d.device || "" }, h("td", {}, d.name),
           h("td", {}, d.role), h("td", { class: "mono" },
-            d.short || h("span", { class: "muted" }, "waiting for the device"))))),
+            d.short || h("span", { class: "muted" }, "waiting for the device")),
+          h("td", {}, this.certifyCell(d))))),
       form, out);
   }
 
-  plansCard(links, ownDevices, plans) {
+  // The officer reads the fingerprint on the device's screen; if it is the one computed
+  // here from the key the server holds, the delegation certifies the device (its key,
+  // role and name). Only certified devices can be put in a plan.
+  certifyCell(d) {
+    if (d.revoked) return h("span", { class: "badge revoked" }, this.t("op_revoked"));
+    if (d.certified) {
+      // A lost or stolen device: no plan may name it from now on, and the server drops
+      // it from a call in progress.
+      return h("span", {}, h("span", { class: "badge certified" }, this.t("op_certified")),
+        " ", h("button", { class: "revoke danger", onclick: this.act(async () => {
+          const at = Date.now();
+          await post(`/api/delegations/${this.me.fingerprint}/devices/${d.device}/revocation`,
+            { at, signature: await sign(this.me.privateKey,
+                                        statements.revocation(this.me.fingerprint, d.device, at)) });
+          await this.refresh();
+        }) }, this.t("op_revoke")));
+    }
+    if (!d.device || d.short === "KEY MISMATCH") return "";
+    const read = h("input", { class: "read-fingerprint", placeholder: "XXXX-XXXX-XXXX-XXXX-XXXX",
+                              "aria-label": this.t("op_certify_read") });
+    const error = h("span", { class: "error", role: "alert" });
+    return h("form", { class: "certify-form", onsubmit: async (ev) => {
+      ev.preventDefault();
+      try {
+        if (read.value.trim().toUpperCase() !== d.short) {
+          throw new Error(this.t("op_certify_mismatch", { short: d.short }));
+        }
+        await post(`/api/delegations/${this.me.fingerprint}/devices/${d.device}/certificate`, {
+          signature: await sign(this.me.privateKey, statements.device(
+            this.me.fingerprint, d.device, d.key, d.role, d.name)) });
+        await this.refresh();
+      } catch (err) { error.textContent = err.message; }
+    } }, read, h("button", { class: "certify" }, this.t("op_certify")), error);
+  }
+
+  plansCard(links, ownDevices, plans) { // plans: their rows, reviewed (planRow)
     const established = links.filter((l) => l.state === "established");
     const card = h("section", { class: "card", id: "plans" }, h("h2", {}, "Call plans"));
-    for (const p of plans) card.append(this.planRow(p));
+    for (const row of plans) card.append(row);
     if (established.length === 0) {
       card.append(h("p", { class: "muted" }, "Plans are drafted on an established link."));
       return card;
@@ -306,25 +373,46 @@ class Console {
     return card;
   }
 
-  planRow(p) {
-    const mineMissing = p.missing.includes(this.me.fingerprint);
-    const names = Object.fromEntries(p.plan.delegations.map((d) => [d.id, d.name]));
-    const row = h("div", { class: "plan", "data-call": p.plan.call },
-      h("h3", {}, p.plan.title, " ", h("span", { class: `badge ${p.phase}` },
-        p.complete ? p.phase : "awaiting signature")),
+  // What this console pinned with its links: keys and self-signed names, its own too.
+  pinned() {
+    const names = Object.fromEntries(Object.entries(this.me.names || {})
+      .map(([id, n]) => [id, n.name]));
+    return { pins: { ...this.me.pins, [this.me.fingerprint]: this.me.key },
+             names: { ...names, [this.me.fingerprint]: this.me.name } };
+  }
+
+  // Every signed field of the plan, and a flag for whatever differs from what this
+  // console pinned (or breaks the plan's rules, e.g. an uncertified participant).
+  reviewPart(p, review) {
+    const t = this.t, names = Object.fromEntries(p.plan.delegations.map((d) => [d.id, d.name]));
+    return [
       h("ul", { class: "participants" }, p.plan.participants.map((x) => h("li", {},
         `${x.name} — ${x.role}, ${names[x.delegation]}, ${x.language} · `,
         h("span", { class: "mono" }, shortFingerprint(x.device))))),
+      h("details", { class: "review", open: p.missing.includes(this.me.fingerprint) },
+        h("summary", {}, t("review_heading")),
+        h("dl", {}, review.lines.flatMap(([field, value]) => [
+          h("dt", { "data-field": field }, t(`review_${field}`)),
+          h("dd", { "data-field": field, class: "mono" },
+            field === "interpreter_video" ? t(`review_${value}`) : value)]))),
+      review.flags.length ? h("ul", { class: "review-flags", role: "alert" },
+        review.flags.map(([code, params]) => h("li", { class: "error" },
+          t(`review_flag_${code}`, params)))) : "",
       h("p", { class: "muted" }, `Press window: ${p.plan.press_window_s} s · plan `,
-        h("span", { class: "mono" }, p.hash.slice(0, 16))));
+        h("span", { class: "mono" }, p.hash.slice(0, 16)))];
+  }
+
+  async planRow(p) {
+    const mineMissing = p.missing.includes(this.me.fingerprint);
+    const { pins, names } = this.pinned();
+    const review = await reviewPlan(p.plan, pins, names);
+    const row = h("div", { class: "plan", "data-call": p.plan.call },
+      h("h3", {}, p.plan.title, " ", h("span", { class: `badge ${p.phase}` },
+        p.complete ? p.phase : "awaiting signature")), ...this.reviewPart(p, review));
     if (mineMissing) {
       row.append(h("button", { class: "primary cosign", onclick: this.act(async () => {
-        await checkPlan(p.plan);
-        for (const d of p.plan.delegations) {  // both keys must be the ones we hold
-          const ours = d.id === this.me.fingerprint ? this.me.key : this.me.pins[d.id];
-          if (ours !== d.key) throw new Error(`the plan carries a key for ${d.name} that ` +
-                                              "this console has not pinned. Do not sign.");
-        }
+        const again = await reviewPlan(p.plan, pins, names);
+        if (again.flags.length) throw new Error(this.t("review_refused"));
         const hash = await digest(p.plan);
         if (hash !== p.hash) throw new Error("the plan does not hash to what the server says");
         await post(`/api/plans/${hash}/signatures`, { delegation: this.me.fingerprint,
@@ -356,37 +444,44 @@ class Console {
     const pressChannels = h("input", { id: "plan-press-channels", placeholder: "e.g. ru" });
     const rows = h("tbody");
     const error = h("p", { class: "error", role: "alert" });
+    // Only devices their own delegation certified (checked here under its pinned key).
     const addRows = (devices, delegation) => {
-      for (const d of devices.filter((x) => x.device)) {
+      for (const d of devices.filter((x) => x.device && x.certified)) {
         const lang = h("select", { class: "lang" }, ["en", "ru"].map((l) => h("option", { value: l }, l)));
         if (delegation !== this.me.fingerprint) lang.value = "ru";
         rows.append(h("tr", {}, h("td", {}, h("input", { type: "checkbox", checked: true,
           class: "pick", "data-device": d.device, "data-key": d.key, "data-name": d.name,
-          "data-role": d.role, "data-delegation": delegation })),
+          "data-role": d.role, "data-delegation": delegation,
+          "data-certificate": d.certificate })),
           h("td", {}, d.name), h("td", {}, d.role), h("td", {}, lang),
           h("td", { class: "mono" }, d.short)));
       }
     };
     addRows(ownDevices, this.me.fingerprint);
     get(`/api/delegations/${other}/devices`)
-      .then((devices) => Promise.all(devices.map(withLocalFingerprint)))
+      .then((devices) => Promise.all(devices.map((d) => withLocalFingerprint(d,
+                                                                            this.me.pins[other]))))
       .then((devices) => addRows(devices.filter((d) => d.short !== "KEY MISMATCH"), other));
     return h("form", { id: "draft-plan", onsubmit: async (ev) => {
       ev.preventDefault();
       try {
-        const theirs = await get(`/api/delegations/${other}`);
-        const pinned = this.me.pins[other];
-        if (!pinned) throw new Error("the other delegation's key is not pinned yet");
+        const pinned = this.me.pins[other], theirs = this.me.names?.[other];
+        if (!pinned || !theirs) throw new Error("the other delegation's key is not pinned yet");
         const participants = [...rows.querySelectorAll("tr")].filter(
           (tr) => tr.querySelector(".pick").checked).map((tr) => {
           const pick = tr.querySelector(".pick").dataset;
           return { device: pick.device, key: pick.key, delegation: pick.delegation,
-                   role: pick.role, name: pick.name, language: tr.querySelector(".lang").value };
+                   role: pick.role, name: pick.name, language: tr.querySelector(".lang").value,
+                   certificate: pick.certificate };
         });
-        const plan = { version: 1, call: `call-${b64u(crypto.getRandomValues(new Uint8Array(6)))}`,
+        const plan = { version: PLAN_VERSION,
+          call: `call-${b64u(crypto.getRandomValues(new Uint8Array(6)))}`,
           link: link.id, title: title.value,
-          delegations: [{ id: this.me.fingerprint, name: this.me.name, key: this.me.key },
-                        { id: other, name: theirs.name, key: pinned }],
+          delegations: [{ id: this.me.fingerprint, name: this.me.name, key: this.me.key,
+                          name_signature: await sign(this.me.privateKey,
+                                                     statements.register(this.me.name, this.me.key)) },
+                        { id: other, name: theirs.name, key: pinned,
+                          name_signature: theirs.signature }],
           participants, press_window_s: Number(press.value), interpreter_video: false };
         const heard = [...new Set(pressChannels.value.split(/[\s,]+/).filter(Boolean))].sort();
         if (heard.length) plan.press_channels = heard;
