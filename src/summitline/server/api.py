@@ -21,6 +21,7 @@ from summitline.core.record import RecordError, export, summary, verify_export
 from summitline.crypto import statements
 from summitline.crypto.encoding import digest
 from summitline.crypto.keys import PublicKey, SignatureError, short_fingerprint
+from summitline.server import views as v
 from summitline.server.hub import Hub
 from summitline.server.reads import signed_read
 from summitline.server.room import CallRoom
@@ -200,7 +201,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
     r = APIRouter(prefix="/api")
 
     # -- delegations ---------------------------------------------------------------------
-    @r.post("/delegations", status_code=201)
+    @r.post("/delegations", status_code=201, response_model=v.DelegationView)
     async def add_delegation(body: DelegationIn, request: Request) -> dict[str, Any]:
         """Register a delegation key. The signature proves possession of the private key."""
         try:
@@ -216,9 +217,10 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         # kept: plans drafted by the other delegation carry it (docs/protocol.md §2.2)
         await h.store.add_name_signature(key.fingerprint, body.signature)
         return {"id": key.fingerprint, "name": body.name, "key": body.key,
-                "short_fingerprint": short_fingerprint(key.fingerprint)}
+                "short_fingerprint": short_fingerprint(key.fingerprint),
+                "name_signature": body.signature}
 
-    @r.get("/delegations/{id}")
+    @r.get("/delegations/{id}", response_model=v.DelegationView)
     async def get_delegation(id: str, request: Request) -> dict[str, Any]:
         """A delegation's name and key, by its fingerprint (the SHA-256 of that key). Open:
         a device reads it before it is enrolled, and it tells nothing about links or
@@ -229,7 +231,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
                 "name_signature": await name_signature(hub(request), id)}
 
     # -- links ---------------------------------------------------------------------------
-    @r.post("/links", status_code=201)
+    @r.post("/links", status_code=201, response_model=v.LinkView)
     async def propose_link(body: LinkIn, request: Request) -> dict[str, Any]:
         """Propose a link to another delegation, signed by the proposer."""
         h = hub(request)
@@ -246,7 +248,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
             raise bad(409, str(exc)) from None
         return await link_view(h, body.id)
 
-    @r.post("/links/{id}/accept")
+    @r.post("/links/{id}/accept", response_model=v.LinkView)
     async def accept_link(id: str, body: LinkAccept, request: Request) -> dict[str, Any]:
         """Accept a proposed link, signed by the other delegation (after checking the
         proposer's short fingerprint out of band)."""
@@ -262,7 +264,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         await h.store.accept_link(id, body.signature)
         return await link_view(h, id)
 
-    @r.get("/links/{id}")
+    @r.get("/links/{id}", response_model=v.LinkView)
     async def get_link(id: str, request: Request) -> dict[str, Any]:
         """A link, for its two delegations (signed read)."""
         h = hub(request)
@@ -273,7 +275,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         return await link_view(h, id)
 
     # -- plans ---------------------------------------------------------------------------
-    @r.post("/plans", status_code=201)
+    @r.post("/plans", status_code=201, response_model=v.PlanView)
     async def submit_plan(body: PlanIn, request: Request) -> dict[str, Any]:
         """Submit a call plan with at least one delegation's signature."""
         h = hub(request)
@@ -305,7 +307,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
                                              "signed_by": sorted(signed.signatures)})
         return _plan_view(room.signed)
 
-    @r.post("/plans/{plan_hash}/signatures")
+    @r.post("/plans/{plan_hash}/signatures", response_model=v.PlanView)
     async def cosign_plan(plan_hash: str, body: PlanSignature,
                           request: Request) -> dict[str, Any]:
         """Add a delegation's signature to a submitted plan."""
@@ -327,7 +329,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         await room.record("plan.signed", {"plan": plan_hash, "delegation": body.delegation})
         return _plan_view(room.signed)
 
-    @r.get("/plans/{plan_hash}")
+    @r.get("/plans/{plan_hash}", response_model=v.PlanView)
     async def get_plan(plan_hash: str, request: Request) -> dict[str, Any]:
         """A plan, for its two delegations and its devices (signed read)."""
         signed = await hub(request).store.plan(plan_hash)
@@ -337,7 +339,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         return _plan_view(signed)
 
     # -- calls ---------------------------------------------------------------------------
-    @r.get("/calls/{call}")
+    @r.get("/calls/{call}", response_model=v.CallView)
     async def get_call(call: str, request: Request) -> dict[str, Any]:
         """A call's state, for its two delegations and its devices (signed read)."""
         room = await room_of(hub(request), call)
@@ -355,7 +357,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
                 "health": room.health,
                 **summary(entries)}
 
-    @r.post("/calls/{call}/control")
+    @r.post("/calls/{call}/control", response_model=v.CallView)
     async def control(call: str, body: Control, request: Request) -> dict[str, Any]:
         """Start the call, shut the doors on the press, or end it: signed by a delegation."""
         h = hub(request)
@@ -377,7 +379,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
             raise bad(409, str(exc)) from None
         return await call_view(room)
 
-    @r.post("/calls/{call}/record/private")
+    @r.post("/calls/{call}/record/private", response_model=v.PrivateRecord)
     async def private_record(call: str, body: PrivateRead, request: Request) -> dict[str, Any]:
         """A delegation's private part of the record (its principal's pages, its aides'
         acknowledgements, asides): read only with a fresh request signed by that
@@ -390,7 +392,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         return {"call": call, "delegation": d.id,
                 "entries": [e.to_json() for e in entries]}
 
-    @r.get("/calls/{call}/record")
+    @r.get("/calls/{call}/record", response_model=v.RecordView)
     async def get_record(call: str, request: Request) -> dict[str, Any]:
         """The call's shared record, for its two delegations and its devices (signed
         read)."""
@@ -404,7 +406,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         return {"call": call, "entries": [e.to_json() for e in entries],
                 "head_signatures": await room.store.head_signatures(call), **summary(entries)}
 
-    @r.post("/calls/{call}/record/signatures")
+    @r.post("/calls/{call}/record/signatures", response_model=v.RecordView)
     async def sign_record(call: str, body: HeadSignature, request: Request) -> dict[str, Any]:
         """A delegation signs the head of the ended call's record."""
         room = await room_of(hub(request), call)
@@ -458,7 +460,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
     async def record_css() -> Response:
         return Response(report.STYLE, media_type="text/css")
 
-    @r.get("/incidents")
+    @r.get("/incidents", response_model=v.IncidentPage)
     async def incidents(request: Request,
                         offset: Annotated[int, Query(ge=0)] = 0,
                         limit: Annotated[int, Query(ge=1, le=MAX_INCIDENT_PAGE)] = 100,
@@ -475,7 +477,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         total, rows = await hub(request).store.incidents(offset, limit)
         return {"total": total, "offset": offset, "limit": limit, "incidents": rows}
 
-    @r.get("/nonce")
+    @r.get("/nonce", response_model=v.Nonce)
     async def nonce() -> dict[str, str]:
         """A random value, for clients that want one (ids of links and calls)."""
         return {"nonce": secrets.token_urlsafe(16)}

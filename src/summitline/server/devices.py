@@ -20,6 +20,7 @@ from summitline.core.roles import Role
 from summitline.crypto import statements
 from summitline.crypto.keys import PublicKey, SignatureError, short_fingerprint
 from summitline.server import closecodes as cc
+from summitline.server import views as v
 from summitline.server.api import Id, Name, Sig, _Body, bad, delegation_key, hub, verify
 from summitline.server.reads import signed_read
 from summitline.store import StoreError
@@ -58,7 +59,7 @@ def code_hash(code: str) -> str:
 def router() -> APIRouter:
     r = APIRouter(prefix="/api")
 
-    @r.post("/delegations/{id}/enrolments", status_code=201)
+    @r.post("/delegations/{id}/enrolments", status_code=201, response_model=v.SeatOpened)
     async def open_enrolment(id: str, body: EnrolmentIn, request: Request) -> dict[str, Any]:
         """Open a seat for one device of this delegation, signed by the delegation."""
         h = hub(request)
@@ -71,7 +72,7 @@ def router() -> APIRouter:
             raise bad(409, str(exc)) from None
         return {"code_hash": body.code_hash, "name": body.name, "role": body.role}
 
-    @r.post("/enrolments")
+    @r.post("/enrolments", response_model=v.Enrolled)
     async def enrol(body: EnrolIn, request: Request) -> dict[str, Any]:
         """A device takes the seat its code opens, with its public key."""
         h = hub(request)
@@ -91,7 +92,7 @@ def router() -> APIRouter:
                 key.fingerprint), "name": seat["name"], "role": seat["role"],
                 "delegation": {"id": seat["delegation"], "name": name, "key": dkey.b64u}}
 
-    @r.post("/delegations/{id}/devices/{device}/certificate")
+    @r.post("/delegations/{id}/devices/{device}/certificate", response_model=v.Certified)
     async def certify(id: str, device: Id, body: CertificateIn,
                       request: Request) -> dict[str, Any]:
         """The delegation vouches for one of its enrolled devices (statements.device over
@@ -109,7 +110,7 @@ def router() -> APIRouter:
         return {"delegation": id, "device": device, "name": seat["name"],
                 "role": seat["role"], "certificate": body.signature}
 
-    @r.post("/delegations/{id}/devices/{device}/revocation")
+    @r.post("/delegations/{id}/devices/{device}/revocation", response_model=v.Revoked)
     async def revoke(id: str, device: Id, body: RevocationIn,
                      request: Request) -> dict[str, Any]:
         """The delegation revokes one of its devices: plans naming it are refused from
@@ -125,7 +126,7 @@ def router() -> APIRouter:
                          cc.DEVICE_REVOKED)
         return {"delegation": id, "device": device, "revoked": True, "dropped": dropped}
 
-    @r.get("/delegations/{id}/devices")
+    @r.get("/delegations/{id}/devices", response_model=list[v.SeatRow])
     async def devices(id: str, request: Request) -> list[dict[str, Any]]:
         """The seats this delegation opened, and the devices that took them: for the
         delegation itself, and for a delegation it has an established link with (whose
@@ -142,7 +143,7 @@ def router() -> APIRouter:
                  "certificate": e["certificate"], "revoked": e["device"] in revoked}
                 for e in rows]
 
-    @r.get("/delegations/{id}/links")
+    @r.get("/delegations/{id}/links", response_model=list[v.LinkRow])
     async def links(id: str, request: Request) -> list[dict[str, Any]]:
         """The delegation's links: for the delegation itself (signed read)."""
         await signed_read(request, {id: None})
@@ -151,7 +152,7 @@ def router() -> APIRouter:
                  "state": "established" if row["acceptor_signature"] else "proposed"}
                 for row in rows]
 
-    @r.get("/links/{id}/plans")
+    @r.get("/links/{id}/plans", response_model=list[v.LinkPlanRow])
     async def plans_of_link(id: str, request: Request) -> list[dict[str, Any]]:
         """The plans of a link: for its two delegations (signed read)."""
         h = hub(request)
@@ -167,7 +168,7 @@ def router() -> APIRouter:
                         "phase": await h.phase_of(signed.plan.call)})
         return out
 
-    @r.get("/devices/{device}/calls")
+    @r.get("/devices/{device}/calls", response_model=list[v.DeviceCallRow])
     async def calls_of_device(device: Id, request: Request) -> list[dict[str, Any]]:
         """The calls whose plans name this device, newest last: for the device and its
         delegation (signed read)."""

@@ -23,6 +23,7 @@ from pydantic import Field
 from summitline.core import call as c
 from summitline.core.record import summary
 from summitline.crypto import statements
+from summitline.server import views as v
 from summitline.server.api import (
     Id,
     Sig,
@@ -96,7 +97,7 @@ def router() -> APIRouter:
     r = APIRouter(prefix="/api")
 
     # -- readouts ------------------------------------------------------------------------
-    @r.post("/calls/{call}/readouts/draft")
+    @r.post("/calls/{call}/readouts/draft", response_model=v.OwnView)
     async def save_draft(call: str, body: ReadoutIn, request: Request) -> dict[str, Any]:
         """Save (or replace) the delegation's private draft, until it publishes."""
         h = hub(request)
@@ -109,7 +110,7 @@ def router() -> APIRouter:
         await store.save_draft(h.store, call, d.id, body.text, body.at)
         return await own_view(h, call, d.id)
 
-    @r.post("/calls/{call}/readouts/read")
+    @r.post("/calls/{call}/readouts/read", response_model=v.OwnView)
     async def read_own(call: str, body: Signed, request: Request) -> dict[str, Any]:
         """The delegation's own draft, readout and photos: a signed read, since drafts
         are private to the delegation."""
@@ -119,7 +120,7 @@ def router() -> APIRouter:
             call, body.delegation, "read", body.at), body.signature, "the read request")
         return await own_view(h, call, d.id)
 
-    @r.post("/calls/{call}/readouts/publish")
+    @r.post("/calls/{call}/readouts/publish", response_model=v.OwnView)
     async def publish(call: str, body: ReadoutIn, request: Request) -> dict[str, Any]:
         """Publish the delegation's readout: the text whose hash it signed. Final."""
         h = hub(request)
@@ -140,7 +141,7 @@ def router() -> APIRouter:
         return await own_view(h, call, d.id)
 
     # -- photos --------------------------------------------------------------------------
-    @r.post("/calls/{call}/photos", status_code=201)
+    @r.post("/calls/{call}/photos", status_code=201, response_model=v.Captured)
     async def capture(call: str, body: Signed, request: Request) -> dict[str, Any]:
         """Capture a frame of the press programme, as the delegation's unpublished photo.
         Only during the press window."""
@@ -170,7 +171,7 @@ def router() -> APIRouter:
             raise bad(404, "no such photo")
         return jpeg(row["data"])
 
-    @r.post("/calls/{call}/photos/{photo_id}/publish")
+    @r.post("/calls/{call}/photos/{photo_id}/publish", response_model=v.OwnView)
     async def publish_photo(call: str, photo_id: str, body: Signed,
                             request: Request) -> dict[str, Any]:
         """Publish one of the delegation's photos as its official photo of the call. Final."""
@@ -188,7 +189,7 @@ def router() -> APIRouter:
         return await own_view(h, call, d.id)
 
     # -- the press room ------------------------------------------------------------------
-    @r.get("/pressroom/{call}")
+    @r.get("/pressroom/{call}", response_model=v.PressRoom)
     async def pressroom(call: str, request: Request) -> dict[str, Any]:
         """What both sides published about the call, and its public facts."""
         h = hub(request)

@@ -25,6 +25,7 @@ from fastapi.responses import FileResponse
 from pydantic import Field
 
 from summitline.core.roles import Phase
+from summitline.server import views as v
 from summitline.server.api import Id, Sig, _Body, bad, hub, room_of, signed_control
 from summitline.server.press.gateway import PressRefused
 
@@ -46,7 +47,7 @@ def _hash(token: str) -> str:
 def router() -> APIRouter:
     r = APIRouter(prefix="/api")
 
-    @r.post("/calls/{call}/press/tokens", status_code=201)
+    @r.post("/calls/{call}/press/tokens", status_code=201, response_model=v.PressToken)
     async def issue_token(call: str, body: TokenRequest, request: Request) -> dict[str, Any]:
         """An operator issues a short-lived viewer token (signed control "press-token")."""
         h = hub(request)
@@ -73,7 +74,7 @@ def router() -> APIRouter:
         if row["expires"] <= h.clock():
             raise bad(401, "the press token has expired; ask the press office for a new one")
 
-    @r.get("/press/{call}")
+    @r.get("/press/{call}", response_model=v.PressWindow)
     async def window(call: str, request: Request) -> dict[str, Any]:
         """What the press page shows: the title and whether the window is open."""
         h = hub(request)
