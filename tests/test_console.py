@@ -43,6 +43,9 @@ def test_a_server_url_names_an_origin(url: str, origin: str) -> None:
     ("http://x:8750/api", "without a path"),
     ("http://x:8750/?a=1", "without a path"),
     ("http://user:pw@x:8750", "no user name"),
+    # found by the attacker review: pasted into the CSP, this opened connect-src to all
+    ("http://a;connect-src *;x", "letters, digits"),
+    ("http://a b:8750", "letters, digits"),
 ])
 def test_a_bad_server_url_is_refused_saying_why(url: str, why: str) -> None:
     with pytest.raises(BadServerUrl, match=re.escape(why)):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -39,6 +40,9 @@ class BadServerUrl(ValueError):
     """A --server value that is not the origin of a shared server."""
 
 
+_HOST = re.compile(r"[A-Za-z0-9.-]+|[0-9A-Fa-f:.]+")
+
+
 def server_origin(url: str) -> str:
     """The origin (scheme://host[:port]) of the shared server at ``url``: http or https,
     a host, and nothing after it but an optional "/"."""
@@ -57,6 +61,11 @@ def server_origin(url: str) -> str:
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise BadServerUrl(f"{url!r}: only the server's origin, without a path "
                            f"(e.g. {parts.scheme}://{parts.netloc})")
+    # Only what a host name or an IP literal is made of: the origin goes into the CSP and
+    # /config.json, where "a;connect-src *" would open the console to every origin.
+    if not _HOST.fullmatch(parts.hostname):
+        raise BadServerUrl(f"{url!r}: the host may hold only letters, digits, '.', '-' "
+                           "(or an IPv6 address in [brackets])")
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return f"{parts.scheme}://{host}{'' if port is None else f':{port}'}"
 

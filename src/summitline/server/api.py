@@ -131,6 +131,14 @@ async def refuse_revoked(h: Hub, signed: SignedPlan) -> None:
     if revoked:
         raise bad(409, "the plan names a revoked device: " + ", ".join(
             plan.label(d) for d in sorted(revoked)) + "; draft it again without it")
+    # A device enrolled here belongs to the delegation that enrolled it: no other may
+    # name it, even with a certificate of its own (it would then be "concerned" by the
+    # device and read its calls).
+    for p in plan.participants:
+        seat = await h.store.enrolled_device(p.device)
+        if seat is not None and seat["delegation"] != p.delegation:
+            raise bad(422, f"participant {p.name!r} is a device another delegation enrolled; "
+                      "a plan names a device only under its own delegation")
 
 
 async def room_of(h: Hub, call: str) -> CallRoom:

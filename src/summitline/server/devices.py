@@ -170,22 +170,27 @@ def router() -> APIRouter:
 
     @r.get("/devices/{device}/calls", response_model=list[v.DeviceCallRow])
     async def calls_of_device(device: Id, request: Request) -> list[dict[str, Any]]:
-        """The calls whose plans name this device, newest last: for the device and its
-        delegation (signed read)."""
+        """The calls whose plans name this device, newest last (signed read). The device
+        reads all of them. A delegation reads only the calls in which the device stands
+        under that delegation, and only if it is the device's own: the one that enrolled
+        it here, or (for a device enrolled elsewhere) one it stands under. Certifying
+        another's key in a plan of one's own shows nothing of that device's other calls."""
         h = hub(request)
         plans = await h.store.plans_of_device(device)
         seat = await h.store.enrolled_device(device)
         concerned: dict[str, PublicKey | None] = {device: None}
-        if seat is not None:
-            concerned[seat["delegation"]] = None
         for signed in plans:
             for p in signed.plan.participants:
                 if p.device == device:
                     concerned[device] = p.key
-                    concerned[p.delegation] = None
-        await signed_read(request, concerned)
+                    if seat is None or seat["delegation"] == p.delegation:
+                        concerned[p.delegation] = None
+        reader = await signed_read(request, concerned)
         out = []
         for signed in plans:
+            standing = signed.plan.participant(device)
+            if reader != device and (standing is None or standing.delegation != reader):
+                continue
             entries = await h.store.entries(signed.plan.call)
             out.append({"call": signed.plan.call, "title": signed.plan.title,
                         "phase": await h.phase_of(signed.plan.call),

@@ -89,6 +89,8 @@ async def signed_read(request: Request, concerned: Mapping[str, PublicKey | None
         key.verify(statements.read(request.method, target(request), signer, at), signature)
     except SignatureError:
         raise _unauthorised("the signature on this read does not verify") from None
+    if await h.store.revoked([signer]):
+        raise HTTPException(403, detail="this device was revoked by its delegation")
     if signer not in concerned:
         raise HTTPException(403, detail="this object does not concern the signer")
     return signer

@@ -143,6 +143,9 @@ def config(settings: Settings, host: str, port: int, log_level: str = "info",
                           ssl_certfile=str(cert) if cert else None,
                           ssl_keyfile=str(key) if key else None,
                           server_header=False,
+                          # no X-Forwarded-For from anyone: the address a refusal counts
+                          # against is the peer's own (a proxy in front is not built in)
+                          proxy_headers=False,
                           # longer than clients keep idle connections (httpx: 5 s), so a
                           # client never sends on a connection the server just closed
                           timeout_keep_alive=KEEP_ALIVE_S,
