@@ -237,6 +237,14 @@ class Store:
                                .where(t.device_revocations.c.device.in_(devices)))
         return {r["device"] for r in rows}
 
+    async def revocations(self, devices: list[str]) -> list[dict[str, Any]]:
+        """The signed revocations of those of ``devices`` that were revoked:
+        ``{delegation, device, at, signature}``, by device."""
+        r = t.device_revocations
+        rows = await self._all(select(r.c.delegation, r.c.device, r.c.at, r.c.signature)
+                               .where(r.c.device.in_(devices)).order_by(r.c.device))
+        return [dict(row) for row in rows]
+
     async def enrolments_of(self, delegation: str) -> list[dict[str, Any]]:
         """The seats of a delegation, each with its device's certificate (or None)."""
         cert = t.device_certificates
