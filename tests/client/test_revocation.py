@@ -109,6 +109,8 @@ async def test_a_forged_revocation_changes_nothing(
         await bilateral.a.operator.control(plan.call, "start")
         await until([a, b], lambda s: all(s.frames(k) > 10 for k in MediaKind))
         at = int(time.time() * 1000)
+        thief, b_key = PrivateKey.generate(), bilateral.b.operator.key.public.b64u
+        step = statements.rotation(b_id, b_key, thief.public.b64u, at)
         forgeries = [
             {"delegation": b_id, "device": key.fingerprint, "at": at,
              "signature": bilateral.a.operator.key.sign(
@@ -119,6 +121,11 @@ async def test_a_forged_revocation_changes_nothing(
             {"delegation": bilateral.a.operator.id, "device": key.fingerprint, "at": at,
              "signature": bilateral.a.operator.key.sign(statements.revocation(
                  bilateral.a.operator.id, key.fingerprint, at))},
+            # a key chain of the server's own making, from B's key to its key
+            {"delegation": b_id, "device": key.fingerprint, "at": at,
+             "signature": thief.sign(statements.revocation(b_id, key.fingerprint, at)),
+             "rotations": [{"previous": b_key, "key": thief.public.b64u, "at": at,
+                            "signature": thief.sign(step), "proof": thief.sign(step)}]},
         ]
         wire = proxy.wire_of(bilateral.a.principal.fingerprint)
         for forged in forgeries:
@@ -132,3 +139,26 @@ async def test_a_forged_revocation_changes_nothing(
         await until([a], lambda s: s.frames(MediaKind.AUDIO) > heard + 20)
         assert a.link(key.fingerprint) is link
         await leave_all([a, b], tasks)
+
+
+async def test_a_revocation_signed_after_a_key_rotation(
+        ws_url: str, http: httpx.AsyncClient, bilateral: Bilateral) -> None:
+    """B rotates its key during a call whose plan carries B's old key, then revokes its
+    principal with the new key: the revocation comes with B's key chain, which leads from
+    the plan's key to the signer, and the other end cuts the device off all the same."""
+    plan, key = await enrolled_plan(bilateral, http, "call-rotate-revoke")
+    a = CallSession(ws_url, plan.call, bilateral.a.identity(), ice=loopback())
+    b = Stubborn(ws_url, plan.call, bilateral.b.identity(key), ice=loopback(),
+                 reconnect=False)
+    tasks = [asyncio.create_task(s.run()) for s in (a, b)]
+    await asyncio.wait_for(asyncio.gather(a.joined.wait(), b.joined.wait()), WAIT_S)
+    await bilateral.a.operator.control(plan.call, "start")
+    await until([a, b], lambda s: all(s.frames(k) > 10 for k in MediaKind))
+    await bilateral.b.operator.rotate()
+    assert (await bilateral.b.operator.revoke(key.fingerprint))["told"] == 1
+    await asyncio.wait_for(a.wait_for(lambda: key.fingerprint not in a.links),
+                           REVOKED_WITHIN_S)
+    assert key.fingerprint in a.revoked and a.alarms == []
+    revoked = next(m for m in a.inbox if m["type"] == "revoked")
+    assert len(revoked["rotations"]) == 1
+    await leave_all([a, b], tasks)

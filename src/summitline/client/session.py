@@ -39,7 +39,7 @@ from summitline.core import endpoint as ep
 from summitline.core import messages as m
 from summitline.core import policy
 from summitline.core.booth import BoothLedger
-from summitline.core.plan import PlanError, SignedPlan
+from summitline.core.plan import PlanError, Rotation, SignedPlan, follow_rotations
 from summitline.core.roles import MediaKind, Phase, Role
 from summitline.core.sas import sas
 from summitline.crypto import sdp as signed_sdp
@@ -463,9 +463,18 @@ class CallSession:
         try:
             if delegation != p.delegation or not isinstance(at, int):
                 raise SignatureError("not by the device's own delegation")
-            d.key.verify(statements.revocation(p.delegation, p.device, at),
-                         str(msg["signature"]))
-        except (SignatureError, ValueError) as exc:
+            # the plan's key of the delegation, or a key it rotated to since (each step
+            # of the chain signed by the key before; docs/protocol.md 3.5)
+            keys = [d.key]
+            chain = [Rotation.from_json(r) for r in msg.get("rotations") or []]
+            if chain:
+                follow_rotations(d.id, d.key, chain)
+                start = next((i for i, r in enumerate(chain) if r.previous == d.key), None)
+                keys += [r.key for r in chain[start:]] if start is not None else []
+            statement = statements.revocation(p.delegation, p.device, at)
+            if not any(_verifies(k, statement, str(msg["signature"])) for k in keys):
+                raise SignatureError("the signature does not verify")
+        except (SignatureError, PlanError, ValueError) as exc:
             self.alarm(f"a revocation of {plan.label(p.device)} that {d.name} did not sign "
                        f"({exc}); ignored: the device stays in the call")
             return False
@@ -1044,6 +1053,14 @@ def _close_if_open(attempt: asyncio.Future[Any]) -> None:
         task = asyncio.get_running_loop().create_task(attempt.result().close())
         _closing.add(task)
         task.add_done_callback(_closing.discard)
+
+
+def _verifies(key: PublicKey, statement: dict[str, Any], signature: str) -> bool:
+    try:
+        key.verify(statement, signature)
+    except SignatureError:
+        return False
+    return True
 
 
 def _now_ms() -> int:

@@ -332,6 +332,9 @@ class Revoked(_Message):
     device: Fingerprint
     at: int
     signature: str
+    # The delegation's key chain (docs/protocol.md 3.5), so that an endpoint whose plan
+    # carries an older key of the delegation can still check a revocation signed later.
+    rotations: list[dict[str, Any]] = []
 
 
 class RelayedMedia(_Message):

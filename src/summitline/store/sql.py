@@ -287,11 +287,12 @@ class Store:
 
     async def revocations(self, devices: list[str]) -> list[dict[str, Any]]:
         """The signed revocations of those of ``devices`` that were revoked:
-        ``{delegation, device, at, signature}``, by device."""
+        ``{delegation, device, at, signature, rotations}``, by device."""
         r = t.device_revocations
         rows = await self._all(select(r.c.delegation, r.c.device, r.c.at, r.c.signature)
                                .where(r.c.device.in_(devices)).order_by(r.c.device))
-        return [dict(row) for row in rows]
+        # with the delegation's key chain, for endpoints whose plan has an older key
+        return [{**row, "rotations": await self.rotations(row["delegation"])} for row in rows]
 
     async def enrolments_of(self, delegation: str) -> list[dict[str, Any]]:
         """The seats of a delegation, each with its device's certificate (or None)."""

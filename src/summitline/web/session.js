@@ -28,7 +28,8 @@
 import { hex, sdpFingerprints, sas, sha256, sign, statements, verify } from "./crypto.js";
 import { BoothLedger } from "./booth.js";
 import { apply, endpoint, pressDeadline, startAhead, TICK_MS } from "./endpoint.js";
-import { mayConnect, media, participant, pressChannels, verifySignedPlan } from "./plan.js";
+import { followRotations, mayConnect, media, participant, pressChannels,
+         verifySignedPlan } from "./plan.js";
 
 const VERSION = 1;
 // Reconnection of the signaling connection: quick first, never more than a second
@@ -417,8 +418,22 @@ export class CallSession extends EventTarget {
     const p = participant(plan, msg.device);
     if (!p || this.revoked.has(p.device)) return false; // not ours, or known already
     const d = plan.delegations.find((x) => x.id === p.delegation);
-    const ok = msg.delegation === p.delegation && Number.isSafeInteger(msg.at) &&
-      await verify(d.key, statements.revocation(p.delegation, p.device, msg.at), msg.signature);
+    // the plan's key of the delegation, or a key it rotated to since (each step of the
+    // chain signed by the key before; docs/protocol.md 3.5)
+    const keys = [d.key];
+    const chain = Array.isArray(msg.rotations) ? msg.rotations : [];
+    try {
+      if (chain.length) {
+        await followRotations(d.id, d.key, chain);
+        const start = chain.findIndex((r) => r.previous === d.key);
+        if (start >= 0) keys.push(...chain.slice(start).map((r) => r.key));
+      }
+    } catch {
+      keys.length = 0; // a chain that does not verify: no key vouches for the revocation
+    }
+    const said = statements.revocation(p.delegation, p.device, msg.at);
+    let ok = msg.delegation === p.delegation && Number.isSafeInteger(msg.at) && keys.length > 0;
+    if (ok) ok = (await Promise.all(keys.map((k) => verify(k, said, msg.signature)))).some(Boolean);
     if (!ok) {
       this.alarm(`a revocation of ${p.name} (${p.role}) that ${d.name} did not sign; ignored: ` +
                  "the device stays in the call");
