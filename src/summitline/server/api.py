@@ -56,7 +56,7 @@ class DelegationIn(_Body):
 
 class RotationIn(_Body):
     key: KeyText  # the new key
-    at: int
+    at: Annotated[int, Field(ge=0, le=2**53)]
     signature: Sig  # statements.rotation by the current key
     proof: Sig  # the same statement by the new key
     name_signature: Sig  # statements.register(name, new key) by the new key
