@@ -32,6 +32,8 @@ EXAMPLE_SCALAR = int.from_bytes(hashlib.sha256(b"summitline example key").digest
 _N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551  # P-256 order
 
 EXAMPLE_KEY = PrivateKey(ec.derive_private_key(EXAMPLE_SCALAR, ec.SECP256R1()))
+# The key an example rotation brings (scalar + 1; its private half plays no part here).
+NEXT_KEY = PrivateKey(ec.derive_private_key(EXAMPLE_SCALAR + 1, ec.SECP256R1()))
 FP = EXAMPLE_KEY.fingerprint  # stands for every device and delegation id below
 OTHER = hashlib.sha256(b"another device").hexdigest()
 CALL, PLAN = "summit-2021-12-07", hashlib.sha256(b"example plan").hexdigest()
@@ -71,6 +73,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "device": {"delegation": FP, "device": FP, "key": EXAMPLE_KEY.public.b64u,
                "role": "interpreter", "name": "Interpreter 1"},
     "revocation": {"delegation": FP, "device": OTHER, "at_ms": AT},
+    # the example key (as the delegation's first) retires itself for the next one
+    "rotation": {"delegation": FP, "previous": EXAMPLE_KEY.public.b64u,
+                 "key": NEXT_KEY.public.b64u, "at_ms": AT},
 }
 # Helpers of statements.py that build no statement.
 NOT_STATEMENTS = {"text_hash"}

@@ -8,6 +8,7 @@ and scripts; the web operator console (a later issue) does the same in the brows
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import time
 from typing import Any
@@ -15,11 +16,27 @@ from typing import Any
 import httpx
 
 from summitline.client.reads import signed_get
-from summitline.core.plan import CallPlan, Delegation, Participant, PlanError, Review, review
+from summitline.core.plan import (
+    CallPlan,
+    Delegation,
+    Participant,
+    PlanError,
+    Review,
+    Rotation,
+    follow_rotations,
+    review,
+)
 from summitline.core.record import check_chain
 from summitline.core.roles import Role
 from summitline.crypto import statements
 from summitline.crypto.keys import PrivateKey, PublicKey, SignatureError, short_fingerprint
+
+log = logging.getLogger(__name__)
+
+
+def _chain(view: dict[str, Any]) -> tuple[Rotation, ...]:
+    """The key chain of a delegation view (``rotations``), parsed."""
+    return tuple(Rotation.from_json(r) for r in view.get("rotations") or [])
 
 
 class ApiError(Exception):
@@ -34,6 +51,10 @@ class Operator:
         self.http = http
         self.name = name
         self.key = key
+        self._id = key.fingerprint  # the first key's: it stays when the key rotates
+        # Each pinned delegation's key chain (Rotation steps from its first key), own too.
+        self.rotations: dict[str, tuple[Rotation, ...]] = {}
+        self.alarms: list[str] = []  # rotations refused (not signed by the pinned key)
         self.pinned: dict[str, PublicKey] = {key.fingerprint: key.public}
         # Each delegation's name as it signed it for itself, pinned with its key: id ->
         # (name, signature on statements.register(name, key)).
@@ -43,7 +64,7 @@ class Operator:
 
     @property
     def id(self) -> str:
-        return self.key.fingerprint
+        return self._id
 
     def delegation(self, delegation_id: str | None = None) -> Delegation:
         """This delegation (or a pinned one) as a plan names it: key and self-signed name
@@ -52,11 +73,11 @@ class Operator:
         if did not in self.pinned or did not in self.names:
             raise ApiError(0, f"delegation {short_fingerprint(did)} is not pinned (link first)")
         name, signature = self.names[did]
-        return Delegation(did, name, self.pinned[did], signature)
+        return Delegation(did, name, self.pinned[did], signature, self.rotations.get(did, ()))
 
     async def _call(self, method: str, path: str, body: Any = None) -> Any:
         if method == "GET":  # reads are signed by the delegation (docs/protocol.md §4.3)
-            r = await signed_get(self.http, self.key, path)
+            r = await signed_get(self.http, self.key, path, signer=self.id)
         else:
             r = await self.http.request(method, path, json=body)
         if r.status_code >= 400:
@@ -95,14 +116,19 @@ class Operator:
         result: dict[str, Any] = await self._call(
             "POST", f"/api/links/{link_id}/accept",
             {"signature": self.key.sign(statements.link(link_id, ids))})
-        self.pin(other["id"], other["key"], other["name"], other["name_signature"])
+        self.pin(other["id"], other["key"], other["name"], other["name_signature"],
+                 other.get("rotations"))
         return result
 
     @staticmethod
     def _check_pin(d: dict[str, Any]) -> None:
         public = PublicKey.from_b64u(d["key"])
-        if public.fingerprint != d["id"]:
-            raise ApiError(0, "the server returned a key that does not match its id")
+        try:
+            Delegation(d["id"], d["name"], public, d.get("name_signature") or "",
+                       _chain(d)).check()
+        except PlanError:
+            raise ApiError(0, "the server returned a key that does not match its id (by "
+                              "the delegation's own key chain)") from None
         try:
             public.verify(statements.register(d["name"], d["key"]), d.get("name_signature") or "")
         except SignatureError:
@@ -110,12 +136,68 @@ class Operator:
                               f"{short_fingerprint(d['id'])} is not one that delegation "
                               "signed for itself; not linking") from None
 
-    def pin(self, delegation_id: str, key: str, name: str, name_signature: str) -> None:
+    def pin(self, delegation_id: str, key: str, name: str, name_signature: str,
+            rotations: list[dict[str, Any]] | None = None) -> None:
         """Pin a delegation's key and the name it signed for itself."""
-        self._check_pin({"id": delegation_id, "key": key, "name": name,
-                         "name_signature": name_signature})
+        view = {"id": delegation_id, "key": key, "name": name,
+                "name_signature": name_signature, "rotations": rotations or []}
+        self._check_pin(view)
         self.pinned[delegation_id] = PublicKey.from_b64u(key)
         self.names[delegation_id] = (name, name_signature)
+        self.rotations[delegation_id] = _chain(view)
+
+    async def rotate(self) -> dict[str, Any]:
+        """Replace this delegation's key with a fresh one: the new key signed by the old
+        (statements.rotation), its proof of possession, and its signature on the name.
+        The id stays; the other side's operator follows with ``follow``."""
+        new = PrivateKey.generate()
+        at = time.time_ns() // 1_000_000
+        statement = statements.rotation(self.id, self.key.public.b64u, new.public.b64u, at)
+        name_signature = new.sign(statements.register(self.name, new.public.b64u))
+        step = Rotation(self.key.public, new.public, at, self.key.sign(statement),
+                        new.sign(statement))
+        result: dict[str, Any] = await self._call(
+            "POST", f"/api/delegations/{self.id}/rotations",
+            {"key": new.public.b64u, "at": at, "signature": step.signature,
+             "proof": step.proof, "name_signature": name_signature})
+        self.rotations[self.id] = (*self.rotations.get(self.id, ()), step)
+        self.key = new
+        self.pinned[self.id] = new.public
+        self.names[self.id] = (self.name, name_signature)
+        return result
+
+    async def follow(self, link_id: str) -> list[str]:
+        """Read the link and follow the other delegation's key rotations from the key
+        pinned for it: each step signed by the key before it. Returns what to tell the
+        operator (empty if nothing changed); a chain that does not come from the pinned
+        key is refused (ApiError, and ``alarms``), and the pin stays."""
+        link = await self._call("GET", f"/api/links/{link_id}")
+        notices = []
+        for d in link["delegations"]:
+            did = d["id"]
+            if did == self.id or did not in self.pinned:
+                continue
+            key = PublicKey.from_b64u(d["key"])
+            if key == self.pinned[did]:
+                continue
+            try:
+                reached = follow_rotations(did, self.pinned[did], _chain(d))
+                if reached != key:
+                    raise PlanError("the chain does not end at the key the server shows")
+                self._check_pin(d)
+            except (PlanError, ApiError, KeyError, TypeError) as exc:
+                alarm = (f"{d.get('name')!r} ({short_fingerprint(did)}) shows a new key that "
+                         f"the pinned key did not sign over ({exc}); the pin stays")
+                self.alarms.append(alarm)
+                log.warning("ALARM %s", alarm)
+                raise ApiError(0, alarm) from None
+            self.pin(did, d["key"], d["name"], d["name_signature"], d.get("rotations"))
+            notice = (f"{d['name']} ({short_fingerprint(did)}) rotated its key: the new key "
+                      f"{short_fingerprint(key.fingerprint)} is signed by the one pinned; "
+                      "pinned now")
+            log.warning("NOTICE %s", notice)
+            notices.append(notice)
+        return notices
 
     async def pin_link(self, link_id: str) -> None:
         """The proposer pins the acceptor's key once the link is established: the key
@@ -128,7 +210,7 @@ class Operator:
         if expected is None or [d["id"] for d in others] != [expected]:
             raise ApiError(0, "the link the server shows is not the one proposed")
         o = others[0]
-        self.pin(o["id"], o["key"], o["name"], o["name_signature"])
+        self.pin(o["id"], o["key"], o["name"], o["name_signature"], o.get("rotations"))
 
     async def open_enrolment(self, name: str, role: Role) -> str:
         """Open a seat for one device; the code goes to the device (in its link)."""
@@ -323,11 +405,14 @@ class Operator:
 
 
 def participant(key: PrivateKey | PublicKey, delegation: PrivateKey | str, role: Role,
-                name: str, language: str, certificate: str | None = None) -> Participant:
+                name: str, language: str, certificate: str | None = None,
+                delegation_id: str | None = None) -> Participant:
     """A participant; certified by ``delegation`` when that is the delegation's private key
-    (scripts and tests that hold it), else ``certificate`` is the delegation's signature."""
+    (scripts and tests that hold it), else ``certificate`` is the delegation's signature.
+    ``delegation_id``: the delegation's id if its key rotated (else the key's fingerprint)."""
     public = key.public if isinstance(key, PrivateKey) else key
-    did = delegation.fingerprint if isinstance(delegation, PrivateKey) else delegation
+    did = delegation_id or (delegation.fingerprint if isinstance(delegation, PrivateKey)
+                            else delegation)
     if isinstance(delegation, PrivateKey):
         certificate = delegation.sign(statements.device(did, public.fingerprint, public.b64u,
                                                         str(role), name))

@@ -39,7 +39,7 @@ from summitline.core import endpoint as ep
 from summitline.core import messages as m
 from summitline.core import policy
 from summitline.core.booth import BoothLedger
-from summitline.core.plan import PlanError, SignedPlan
+from summitline.core.plan import PlanError, Rotation, SignedPlan, follow_rotations
 from summitline.core.roles import MediaKind, Phase, Role
 from summitline.core.sas import sas
 from summitline.crypto import sdp as signed_sdp
@@ -161,6 +161,10 @@ class CallSession:
         self.page_listeners: list[Callable[[dict[str, Any]], None]] = []
         self.held: set[str] = set()  # principals on hold, as the server announces
         self.inbox: list[dict[str, Any]] = []  # every server message, for audits and tests
+        # Devices of the plan that their delegation revoked (a verified revocation each):
+        # no link with them from then on, across reconnections.
+        self.revoked: dict[str, dict[str, Any]] = {}
+        self.notices: list[str] = []  # what the person at this end is told (not alarms)
 
     # -- what tests and the demo read ----------------------------------------------------
     @property
@@ -207,6 +211,11 @@ class CallSession:
             return None
         return sas(self.call, signed_sdp.fingerprints(link.sent_sdp),
                    signed_sdp.fingerprints(link.received_sdp))
+
+    def notice(self, text: str) -> None:
+        log.warning("NOTICE %s: %s", self.device[:12], text)
+        self.notices.append(text)
+        self._changed.set()
 
     def alarm(self, text: str) -> None:
         log.warning("ALARM %s: %s", self.device[:12], text)
@@ -346,6 +355,8 @@ class CallSession:
         if self.signed is not None and signed.plan.hash != self.signed.plan.hash:
             self._reject_plan("the server now serves a different plan for this call")
         self.signed = signed
+        for revocation in msg.get("revocations", []):
+            self._take_revocation(revocation)
         self.held = set(msg.get("held", []))
         self._ice = self.ice.with_servers(msg.get("ice_servers", []))
         await self._on_booth(msg.get("booth") or {"live": {}, "sources": {}})
@@ -430,10 +441,53 @@ class CallSession:
         arrive on each."""
         assert self.signed is not None
         plan = self.signed.plan
+        peers = [] if self.device in self.revoked else [
+            remote for remote in policy.peers_of(plan, self.phase, self.device)
+            if remote not in self.revoked]
         expect = tuple((remote, frozenset(str(k) for k in policy.media(
-            plan, self.phase, remote, self.device)))
-            for remote in policy.peers_of(plan, self.phase, self.device))
+            plan, self.phase, remote, self.device))) for remote in peers)
         self.feed(ep.Grants(now, expect))
+
+    def _take_revocation(self, msg: dict[str, Any]) -> bool:
+        """Whether ``msg`` is a new, valid revocation of a device of the plan: signed by
+        the plan's key of the delegation the device stands under. A forged one is an
+        alarm and changes nothing."""
+        assert self.signed is not None
+        plan = self.signed.plan
+        device, delegation, at = msg["device"], msg["delegation"], msg["at"]
+        p = plan.participant(str(device))
+        if p is None or device in self.revoked:
+            return False  # not ours to act on, or known already
+        d = plan.delegation(p.delegation)
+        assert d is not None
+        try:
+            if delegation != p.delegation or not isinstance(at, int):
+                raise SignatureError("not by the device's own delegation")
+            # the plan's key of the delegation, or a key it rotated to since (each step
+            # of the chain signed by the key before; docs/protocol.md 3.5)
+            keys = [d.key]
+            chain = [Rotation.from_json(r) for r in msg.get("rotations") or []]
+            if chain:
+                follow_rotations(d.id, d.key, chain)
+                start = next((i for i, r in enumerate(chain) if r.previous == d.key), None)
+                keys += [r.key for r in chain[start:]] if start is not None else []
+            statement = statements.revocation(p.delegation, p.device, at)
+            if not any(_verifies(k, statement, str(msg["signature"])) for k in keys):
+                raise SignatureError("the signature does not verify")
+        except (SignatureError, PlanError, ValueError) as exc:
+            self.alarm(f"a revocation of {plan.label(p.device)} that {d.name} did not sign "
+                       f"({exc}); ignored: the device stays in the call")
+            return False
+        self.revoked[p.device] = {"delegation": delegation, "device": p.device, "at": at,
+                                  "signature": msg["signature"]}
+        self._offers = {k: v for k, v in self._offers.items() if k[0] != p.device}
+        self.notice(f"{d.name} revoked {plan.label(p.device)}: its links are closed and "
+                    "it is refused from now on")
+        return True
+
+    async def _on_revoked(self, msg: dict[str, Any]) -> None:
+        if self.signed is not None and self._take_revocation(msg):
+            self._grant(_now_ms())  # the rules close every link with the device
 
     async def _on_peer_joined(self, msg: dict[str, Any]) -> None:
         self.feed(ep.PeerJoined(_now_ms(), msg["device"]))
@@ -917,8 +971,18 @@ class CallSession:
             return False
         return True
 
+    def _refused(self, kind: str, remote: str) -> bool:
+        if remote in self.revoked:
+            assert self.signed is not None
+            self.alarm(f"{kind} from {self.signed.plan.label(remote)}, a revoked device; "
+                       "ignored")
+            return True
+        return False
+
     async def _on_offer(self, msg: dict[str, Any]) -> None:
         remote, generation = msg["from"], msg["generation"]
+        if self._refused("offer", remote):
+            return
         if not isinstance(generation, int) or not self._check_signed("offer", msg):
             return
         send, receive = self._kinds(remote)
@@ -930,6 +994,8 @@ class CallSession:
 
     async def _on_answer(self, msg: dict[str, Any]) -> None:
         key = (msg["from"], msg["generation"])
+        if self._refused("answer", msg["from"]):
+            return
         link = self._peers.get(key)
         if link is None or link.pc.signalingState != "have-local-offer":
             if key in self._offered and link is None:
@@ -975,7 +1041,7 @@ class CallSession:
         "pong": _on_pong, "offer": _on_offer, "answer": _on_answer,
         "candidate": _on_candidate, "bye": _on_bye, "booth": _on_booth,
         "press-answer": _on_press_answer, "paged": _on_paged, "acked": _on_acked,
-        "held": _on_held, "link": _on_link, "media": _on_media,
+        "held": _on_held, "link": _on_link, "media": _on_media, "revoked": _on_revoked,
     }
 
 
@@ -987,6 +1053,14 @@ def _close_if_open(attempt: asyncio.Future[Any]) -> None:
         task = asyncio.get_running_loop().create_task(attempt.result().close())
         _closing.add(task)
         task.add_done_callback(_closing.discard)
+
+
+def _verifies(key: PublicKey, statement: dict[str, Any], signature: str) -> bool:
+    try:
+        key.verify(statement, signature)
+    except SignatureError:
+        return False
+    return True
 
 
 def _now_ms() -> int:

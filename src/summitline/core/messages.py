@@ -243,6 +243,9 @@ class Welcome(_Message):
     # the endpoint to check; None before the start.
     start: dict[str, Any] | None = None
     held: list[Fingerprint] = []  # principals whose floor audio is on hold
+    # The signed revocations of devices of this plan that the server knows of (as in
+    # Revoked, without ``type``): endpoints check each and refuse those devices.
+    revocations: list[dict[str, Any]] = []
 
 
 class BoothState(_Message):
@@ -319,6 +322,21 @@ class Held(_Message):
     on: bool
 
 
+class Revoked(_Message):
+    """To every endpoint of a call whose plan names ``device``: its delegation revoked it
+    (the signed ``summitline/revocation``). Endpoints verify it with the plan's key of
+    ``delegation`` and close their links with the device; a forged one is an alarm."""
+
+    type: Literal["revoked"] = "revoked"
+    delegation: Fingerprint
+    device: Fingerprint
+    at: int
+    signature: str
+    # The delegation's key chain (docs/protocol.md 3.5), so that an endpoint whose plan
+    # carries an older key of the delegation can still check a revocation signed later.
+    rotations: list[dict[str, Any]] = []
+
+
 class RelayedMedia(_Message):
     """A peer's ``media`` announcement, to the devices it may connect with."""
 
@@ -338,7 +356,7 @@ def relayed(msg: Offer | Answer | Candidate | Bye | LinkReport, sender: str
 
 ServerMessage = Annotated[Challenge | Welcome | PeerJoined | PeerLeft | PhaseChanged
                           | BoothState | ErrorMessage | Pong | PressAnswer | Paged | Acked
-                          | Held | RelayedMedia, Field(discriminator="type")]
+                          | Held | RelayedMedia | Revoked, Field(discriminator="type")]
 
 
 def _relayed_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -33,19 +33,95 @@ class PlanError(ValueError):
 
 
 @dataclass(frozen=True)
-class Delegation:
-    id: str  # fingerprint of the delegation key
-    name: str
+class Rotation:
+    """One step of a delegation's key chain: ``previous`` retired for ``key``, signed by
+    ``previous`` (``signature``) and by ``key`` (``proof``, possession of the new key)."""
+
+    previous: PublicKey
     key: PublicKey
+    at: int
+    signature: str
+    proof: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"previous": self.previous.b64u, "key": self.key.b64u, "at": self.at,
+                "signature": self.signature, "proof": self.proof}
+
+    @classmethod
+    def from_json(cls, obj: Any) -> Rotation:
+        if not isinstance(obj, dict):
+            raise PlanError("a rotation is a JSON object")
+        _fields(obj, "a rotation", {"previous", "key", "at", "signature", "proof"})
+        at = obj.get("at")
+        if type(at) is not int or not 0 <= at <= 2**53:
+            raise PlanError("a rotation's 'at' must be an integer (ms)")
+        return cls(previous=_key(obj, "previous"), key=_key(obj, "key"), at=at,
+                   signature=_text(obj, "signature", 200), proof=_text(obj, "proof", 200))
+
+    def statement(self, delegation: str) -> dict[str, Any]:
+        return statements.rotation(delegation, self.previous.b64u, self.key.b64u, self.at)
+
+
+def follow_rotations(delegation: str, start: PublicKey,
+                     rotations: tuple[Rotation, ...] | list[Rotation]) -> PublicKey:
+    """The key reached from ``start`` through ``rotations`` (in order), each step signed
+    by the key before it and proved by the key after it. Steps before the one that
+    retires ``start`` are skipped (``start`` is then a later key of the chain); raises
+    PlanError if a step does not verify, the chain breaks, or ``start`` is not in it."""
+    chain = list(rotations)
+    at = next((i for i, r in enumerate(chain) if r.previous == start), None)
+    if at is None:
+        if chain and chain[-1].key == start or not chain:
+            return start
+        raise PlanError(f"the key chain of {short_fingerprint(delegation)} does not pass "
+                        "through the pinned key")
+    key = start
+    for r in chain[at:]:
+        if r.previous != key:
+            raise PlanError(f"the key chain of {short_fingerprint(delegation)} is broken")
+        try:
+            r.previous.verify(r.statement(delegation), r.signature)
+            r.key.verify(r.statement(delegation), r.proof)
+        except SignatureError as exc:
+            raise PlanError(f"a key rotation of {short_fingerprint(delegation)} is not signed "
+                            "by the key it retires and by the key it brings") from exc
+        key = r.key
+    return key
+
+
+@dataclass(frozen=True)
+class Delegation:
+    id: str  # fingerprint of the delegation's first key
+    name: str
+    key: PublicKey  # its current key: the first, or the last of ``rotations``
     # The delegation's own signature on statements.register(name, key): the name is the
     # one it gave itself, not one a drafter chose for it.
     name_signature: str
+    # How the first key (whose fingerprint is the id) led to ``key``; empty if it never
+    # rotated (and then absent from the JSON, so older plans keep their hash).
+    rotations: tuple[Rotation, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "key": self.key.b64u,
-                "name_signature": self.name_signature}
+                "name_signature": self.name_signature,
+                **({"rotations": [r.to_json() for r in self.rotations]}
+                   if self.rotations else {})}
+
+    @property
+    def first_key(self) -> PublicKey:
+        return self.rotations[0].previous if self.rotations else self.key
+
+    def keys(self) -> list[PublicKey]:
+        """Every key this delegation has held, first to current."""
+        return [self.first_key, *(r.key for r in self.rotations)]
 
     def check(self) -> None:
+        if self.first_key.fingerprint != self.id:
+            raise PlanError(f"delegation {self.name!r}: id is not the fingerprint of its "
+                            "(first) key")
+        if follow_rotations(self.id, self.first_key, self.rotations) != self.key:
+            raise PlanError(f"delegation {self.name!r}: its key chain does not end at its "
+                            "key")
         try:
             self.key.verify(statements.register(self.name, self.key.b64u), self.name_signature)
         except SignatureError as exc:
@@ -162,8 +238,6 @@ class CallPlan:
         if len(ids) != DELEGATIONS_PER_CALL:
             raise PlanError("the two delegations must be different")
         for d in self.delegations:
-            if d.key.fingerprint != d.id:
-                raise PlanError(f"delegation {d.name!r}: id is not the fingerprint of its key")
             d.check()
         if not 0 < len(self.participants) <= MAX_PARTICIPANTS:
             raise PlanError(f"a plan lists 1..{MAX_PARTICIPANTS} participants")
@@ -239,9 +313,13 @@ def _list(obj: dict[str, Any], field: str) -> list[dict[str, Any]]:
 
 
 def _delegation(obj: dict[str, Any]) -> Delegation:
-    _fields(obj, "a delegation", {"id", "name", "key", "name_signature"})
+    _fields(obj, "a delegation", {"id", "name", "key", "name_signature", "rotations"})
+    rotations = obj.get("rotations", [])
+    if not isinstance(rotations, list) or "rotations" in obj and not rotations:
+        raise PlanError("'rotations' must be a non-empty list (or absent)")
     return Delegation(id=_text(obj, "id", 64), name=_text(obj, "name"), key=_key(obj, "key"),
-                      name_signature=_text(obj, "name_signature", 200))
+                      name_signature=_text(obj, "name_signature", 200),
+                      rotations=tuple(Rotation.from_json(r) for r in rotations))
 
 
 def _participant(obj: dict[str, Any]) -> Participant:
@@ -299,7 +377,8 @@ class SignedPlan:
                                 "refusing the plan")
         if pinned is not None:
             for d in self.plan.delegations:
-                if d.id in pinned and pinned[d.id] != d.key:
+                # the pinned key, or one it rotated to (the chain is checked with the plan)
+                if d.id in pinned and pinned[d.id] not in d.keys():
                     raise PlanError(f"delegation {d.name!r} in the plan is not the pinned key "
                                     f"{short_fingerprint(d.id)}: refusing the plan")
             if not any(d.id in pinned for d in self.plan.delegations):
@@ -349,8 +428,11 @@ def review(plan: CallPlan, pinned: dict[str, PublicKey], names: dict[str, str]) 
         if d.id not in pinned:
             flags.append(f"delegation {d.name!r} ({short_fingerprint(d.id)}) is not pinned "
                          "with this link")
-        elif pinned[d.id] != d.key:
+        elif pinned[d.id] not in d.keys():
             flags.append(f"the key of {d.name!r} is not the one pinned with the link")
+        elif pinned[d.id] != d.key:
+            lines.append(("delegation", f"{d.name} rotated its key since it was pinned; "
+                          f"the new key {d.key.b64u} is signed by the pinned one"))
         if d.id in names and names[d.id] != d.name:
             flags.append(f"{short_fingerprint(d.id)} is named {d.name!r}; it signed "
                          f"{names[d.id]!r} for itself when linked")

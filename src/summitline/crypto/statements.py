@@ -139,3 +139,11 @@ def revocation(delegation: str, device: str, at_ms: int) -> Statement:
     its holder replaced): no plan may name the device from then on."""
     return {"purpose": "summitline/revocation", "delegation": delegation, "device": device,
             "at": at_ms}
+
+
+def rotation(delegation: str, previous: str, key: str, at_ms: int) -> Statement:
+    """A delegation replaces its key ``previous`` with ``key`` (both base64url as sent):
+    signed by ``previous`` (the key being retired) and, as proof of possession, by
+    ``key``. The delegation's id stays the fingerprint of its first key."""
+    return {"purpose": "summitline/rotation", "delegation": delegation, "previous": previous,
+            "key": key, "at": at_ms}

@@ -55,6 +55,14 @@ class DelegationIn(_Body):
     signature: Sig
 
 
+class RotationIn(_Body):
+    key: KeyText  # the new key
+    at: Annotated[int, Field(ge=0, le=2**53)]
+    signature: Sig  # statements.rotation by the current key
+    proof: Sig  # the same statement by the new key
+    name_signature: Sig  # statements.register(name, new key) by the new key
+
+
 class LinkIn(_Body):
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,120}$")]
     proposer: Id
@@ -166,7 +174,8 @@ async def link_view(h: Hub, id: str) -> dict[str, Any]:
         name, key = await delegation_key(h, row[role])
         delegations.append({"id": row[role], "name": name, "key": key.b64u,
                             "short_fingerprint": short_fingerprint(row[role]),
-                            "name_signature": await name_signature(h, row[role])})
+                            "name_signature": await name_signature(h, row[role]),
+                            "rotations": await h.store.rotations(row[role])})
     return {"id": id, "delegations": delegations,
             "state": "established" if row["acceptor_signature"] else "proposed",
             "signatures": {row["proposer"]: row["proposer_signature"],
@@ -218,6 +227,8 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
             raise bad(422, str(exc)) from None
         verify(key, statements.register(body.name, body.key), body.signature, "registration")
         h = hub(request)
+        if await h.store.key_in_use(body.key, key.fingerprint):
+            raise bad(409, "this delegation key is already registered")
         try:
             await h.store.add_delegation(key.fingerprint, body.name, body.key, h.clock())
         except StoreError as exc:
@@ -236,7 +247,33 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         name, key = await delegation_key(hub(request), id)
         return {"id": id, "name": name, "key": key.b64u,
                 "short_fingerprint": short_fingerprint(id),
-                "name_signature": await name_signature(hub(request), id)}
+                "name_signature": await name_signature(hub(request), id),
+                "rotations": await hub(request).store.rotations(id)}
+
+    @r.post("/delegations/{id}/rotations", response_model=v.DelegationView)
+    async def rotate(id: str, body: RotationIn, request: Request) -> dict[str, Any]:
+        """The delegation replaces its key: the new key signed by the current one, with the
+        new key's proof of possession and its signature on the delegation's name. The id
+        stays; plans from now on carry the new key and the chain (docs/protocol.md §3.5)."""
+        h = hub(request)
+        name, current = await delegation_key(h, id)
+        try:
+            new = PublicKey.from_b64u(body.key)
+        except SignatureError as exc:
+            raise bad(422, str(exc)) from None
+        statement = statements.rotation(id, current.b64u, body.key, body.at)
+        verify(current, statement, body.signature, "the rotation (by the current key)")
+        verify(new, statement, body.proof, "the rotation (by the new key)")
+        verify(new, statements.register(name, body.key), body.name_signature,
+               "the delegation's name (by the new key)")
+        if await h.store.key_in_use(body.key, new.fingerprint):
+            raise bad(409, "that key is, or was, a delegation key already")
+        try:
+            await h.store.rotate(id, current.b64u, body.key, body.at, body.signature,
+                                 body.proof, body.name_signature)
+        except StoreError as exc:
+            raise bad(409, str(exc)) from None
+        return await get_delegation(id, request)
 
     # -- links ---------------------------------------------------------------------------
     @r.post("/links", status_code=201, response_model=v.LinkView)

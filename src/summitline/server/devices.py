@@ -122,9 +122,15 @@ def router() -> APIRouter:
         verify(key, statements.revocation(id, device, body.at), body.signature,
                "the revocation")
         await h.store.revoke(device, id, body.at, body.signature)
+        # The others are told, with the delegation's signature, so that they close their
+        # peer-to-peer links with the device (its media does not pass through here). The
+        # first revocation is the one kept and sent.
+        [kept] = await h.store.revocations([device])
+        told = h.tell_revoked(kept)
         dropped = h.drop(device, "device-revoked", "its delegation revoked this device",
                          cc.DEVICE_REVOKED)
-        return {"delegation": id, "device": device, "revoked": True, "dropped": dropped}
+        return {"delegation": id, "device": device, "revoked": True, "dropped": dropped,
+                "told": told}
 
     @r.get("/delegations/{id}/devices", response_model=list[v.SeatRow])
     async def devices(id: str, request: Request) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from summitline.client.ice import IceSettings
 from summitline.core import call as c
@@ -78,6 +79,21 @@ class Hub:
                 endpoint.finish(close_code, code)
                 dropped += 1
         return dropped
+
+    def tell_revoked(self, revocation: dict[str, Any]) -> int:
+        """Send a signed revocation (``{delegation, device, at, signature}``) to every
+        endpoint of the loaded calls whose plans name the device (calls not loaded have
+        nobody connected; their endpoints get it in ``welcome``); how many got it."""
+        told = 0
+        message = {"type": "revoked", **revocation}
+        for room in list(self._rooms.values()):
+            if room.signed.plan.participant(revocation["device"]) is None:
+                continue
+            for device, endpoint in list(room.endpoints.items()):
+                if device != revocation["device"]:
+                    endpoint.send(message)
+                    told += 1
+        return told
 
     def ice_servers(self, device: str) -> list[dict[str, object]]:
         """The relay servers for an authenticated device, with fresh credentials."""

@@ -239,7 +239,10 @@ class Connection:
                             press_deadline_ms=room.state.press_deadline_ms,
                             ice_servers=self.hub.ice_servers(device),
                             booth=room.booth_state(), start=room.start_proof,
-                            held=sorted(room.held)).model_dump())
+                            held=sorted(room.held),
+                            revocations=await self.hub.store.revocations(
+                                [q.device for q in room.signed.plan.participants]),
+                            ).model_dump())
         room.tell_peers(device, m.PeerJoined(device=device).model_dump())
         if p.role is Role.AIDE:  # pages of its principal that no aide has answered yet
             for page in room.pages.values():

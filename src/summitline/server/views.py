@@ -22,6 +22,14 @@ class View(BaseModel):
 
 
 # -- delegations and links ---------------------------------------------------------------
+class RotationView(View):
+    previous: str = Field(description="the key before")
+    key: str = Field(description="the key after")
+    at: Millis
+    signature: Signature = Field(description="summitline/rotation by the key before")
+    proof: Signature = Field(description="the same statement by the key after")
+
+
 class DelegationView(View):
     id: Fingerprint
     name: str
@@ -30,6 +38,9 @@ class DelegationView(View):
     name_signature: Signature | None = Field(
         description="the delegation's own signature of (name, key) (summitline/register); "
                     "null for delegations registered before names were signed")
+    rotations: list[RotationView] = Field(
+        default=[], description="the key chain from the first key (the id) to `key`, "
+                                "oldest first (protocol §3.5)")
 
 
 class LinkView(View):
@@ -92,6 +103,7 @@ class Revoked(View):
     device: Fingerprint
     revoked: Literal[True]
     dropped: int = Field(description="signaling connections of the device closed")
+    told: int = Field(description="endpoints sent the signed revocation")
 
 
 # -- plans and calls -----------------------------------------------------------------------

@@ -91,6 +91,21 @@ device_certificates = Table(
     Column("signature", String(100), nullable=False),
 )
 
+# A delegation's key chain: each rotation retires ``previous`` for ``key``, signed by both
+# (statements.rotation). ``delegations.key`` is the current key; the id stays the
+# fingerprint of the first.
+delegation_rotations = Table(
+    "delegation_rotations", metadata,
+    Column("delegation", FP, ForeignKey("delegations.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("previous", String(120), nullable=False),
+    Column("key", String(120), nullable=False, unique=True),
+    Column("at", BigInteger, nullable=False),
+    Column("signature", String(100), nullable=False),
+    Column("proof", String(100), nullable=False),
+    PrimaryKeyConstraint("delegation", "seq"),
+)
+
 # A delegation's signed revocation of one of its devices (statements.revocation).
 device_revocations = Table(
     "device_revocations", metadata,

@@ -104,6 +104,54 @@ class Store:
                                .where(t.delegation_names.c.delegation == id))
         return {**dict(row), "name_signature": name["signature"] if name else None}
 
+    async def rotations(self, delegation: str) -> list[dict[str, Any]]:
+        """A delegation's key chain, oldest first: ``{previous, key, at, signature,
+        proof}`` each."""
+        r = t.delegation_rotations
+        rows = await self._all(select(r.c.previous, r.c.key, r.c.at, r.c.signature, r.c.proof)
+                               .where(r.c.delegation == delegation).order_by(r.c.seq))
+        return [dict(row) for row in rows]
+
+    async def key_in_use(self, key: str, fingerprint: str) -> bool:
+        """Whether ``key`` (whose fingerprint is given) is or was any delegation's key."""
+        if await self._one(select(t.delegations.c.id).where(
+                (t.delegations.c.id == fingerprint) | (t.delegations.c.key == key))):
+            return True
+        r = t.delegation_rotations
+        return await self._one(select(r.c.key).where(
+            (r.c.key == key) | (r.c.previous == key))) is not None
+
+    async def rotate(self, delegation: str, previous: str, key: str, at: int, signature: str,
+                     proof: str, name_signature: str) -> None:
+        """Append a rotation to the chain and make ``key`` the delegation's current key,
+        with its new signature on the delegation's name; only if ``previous`` is still the
+        current key (else StoreError: another rotation came first)."""
+        try:
+            async with self.writing() as conn:
+                await self._rotate(conn, delegation, previous, key, at, signature, proof,
+                                   name_signature)
+        except IntegrityError as exc:
+            raise StoreError("that key is already in a delegation's chain") from exc
+
+    @staticmethod
+    async def _rotate(conn: AsyncConnection, delegation: str, previous: str, key: str,
+                      at: int, signature: str, proof: str, name_signature: str) -> None:
+        r = t.delegation_rotations
+        row = (await conn.execute(select(t.delegations.c.key).where(
+            t.delegations.c.id == delegation))).first()
+        if row is None or row.key != previous:
+            raise StoreError("the delegation's key changed meanwhile")
+        seq = (await conn.execute(select(func.count()).select_from(r).where(
+            r.c.delegation == delegation))).scalar_one()
+        await conn.execute(insert(r).values(
+            delegation=delegation, seq=seq, previous=previous, key=key, at=at,
+            signature=signature, proof=proof))
+        await conn.execute(t.delegations.update().where(
+            t.delegations.c.id == delegation).values(key=key))
+        await conn.execute(t.delegation_names.update().where(
+            t.delegation_names.c.delegation == delegation).values(
+            signature=name_signature))
+
     async def add_name_signature(self, delegation: str, signature: str) -> None:
         """The delegation's signature on its registered name (statements.register)."""
         await self._insert(t.delegation_names, "this delegation's name is already signed",
@@ -236,6 +284,15 @@ class Store:
         rows = await self._all(select(t.device_revocations.c.device)
                                .where(t.device_revocations.c.device.in_(devices)))
         return {r["device"] for r in rows}
+
+    async def revocations(self, devices: list[str]) -> list[dict[str, Any]]:
+        """The signed revocations of those of ``devices`` that were revoked:
+        ``{delegation, device, at, signature, rotations}``, by device."""
+        r = t.device_revocations
+        rows = await self._all(select(r.c.delegation, r.c.device, r.c.at, r.c.signature)
+                               .where(r.c.device.in_(devices)).order_by(r.c.device))
+        # with the delegation's key chain, for endpoints whose plan has an older key
+        return [{**row, "rotations": await self.rotations(row["delegation"])} for row in rows]
 
     async def enrolments_of(self, delegation: str) -> list[dict[str, Any]]:
         """The seats of a delegation, each with its device's certificate (or None)."""

@@ -156,6 +156,8 @@ export const statements = {
   // A delegation revokes one of its devices.
   revocation: (delegation, device, at) => ({
     purpose: "summitline/revocation", delegation, device, at }),
+  rotation: (delegation, previous, key, at) => ({
+    purpose: "summitline/rotation", delegation, previous, key, at }),
 };
 
 // DTLS fingerprints of an SDP, normalised as in summitline/crypto/sdp.py.

@@ -14,7 +14,8 @@ export const PLAN_VERSION = 2;
 
 const PLAN_FIELDS = ["version", "call", "link", "title", "delegations", "participants",
                      "press_window_s", "interpreter_video", "press_channels"];
-const DELEGATION_FIELDS = ["id", "name", "key", "name_signature"];
+const DELEGATION_FIELDS = ["id", "name", "key", "name_signature", "rotations"];
+const ROTATION_FIELDS = ["previous", "key", "at", "signature", "proof"];
 const PARTICIPANT_FIELDS = ["device", "key", "delegation", "role", "name", "language",
                             "certificate"];
 
@@ -29,6 +30,44 @@ async function keyMatches(id, key) {
   } catch {
     return false;
   }
+}
+
+// The key reached from `start` through `rotations` (a delegation's key chain, docs/
+// protocol.md 3.5): each step signed by the key before it (`signature`) and by the key
+// it brings (`proof`). Steps before the one that retires `start` are skipped; throws
+// PlanError if a step does not verify, the chain breaks, or `start` is not in it.
+export async function followRotations(delegation, start, rotations) {
+  const chain = rotations || [];
+  for (const r of chain) {
+    if (typeof r !== "object" || r === null) throw new PlanError("a rotation is an object");
+    onlyFields(r, ROTATION_FIELDS, "a rotation");
+  }
+  const at = chain.findIndex((r) => r.previous === start);
+  if (at < 0) {
+    if (chain.length === 0 || chain[chain.length - 1].key === start) return start;
+    throw new PlanError(`the key chain of ${shortFingerprint(delegation)} does not pass ` +
+                        "through the pinned key");
+  }
+  let key = start;
+  for (const r of chain.slice(at)) {
+    if (r.previous !== key) {
+      throw new PlanError(`the key chain of ${shortFingerprint(delegation)} is broken`);
+    }
+    if (!Number.isSafeInteger(r.at) || r.at < 0) throw new PlanError("a rotation's 'at'");
+    const said = statements.rotation(delegation, r.previous, r.key, r.at);
+    if (!(await verify(r.previous, said, r.signature)) || !(await verify(r.key, said, r.proof))) {
+      throw new PlanError(`a key rotation of ${shortFingerprint(delegation)} is not signed by ` +
+                          "the key it retires and by the key it brings");
+    }
+    key = r.key;
+  }
+  return key;
+}
+
+// Every key a plan delegation has held, first to current.
+export function keysOf(d) {
+  const chain = d.rotations || [];
+  return chain.length ? [chain[0].previous, ...chain.map((r) => r.key)] : [d.key];
 }
 
 // Check the structure of a bilateral plan, as CallPlan.check does.
@@ -49,8 +88,15 @@ export async function checkPlan(plan) {
   }
   for (const d of ds) {
     onlyFields(d, DELEGATION_FIELDS, "a delegation");
-    if (!(await keyMatches(d.id, d.key))) {
-      throw new PlanError(`delegation ${d.name}: id is not the fingerprint of its key`);
+    if ("rotations" in d && (!Array.isArray(d.rotations) || d.rotations.length === 0)) {
+      throw new PlanError("'rotations' must be a non-empty list (or absent)");
+    }
+    const first = keysOf(d)[0];
+    if (!(await keyMatches(d.id, first))) {
+      throw new PlanError(`delegation ${d.name}: id is not the fingerprint of its (first) key`);
+    }
+    if ((await followRotations(d.id, first, d.rotations)) !== d.key) {
+      throw new PlanError(`delegation ${d.name}: its key chain does not end at its key`);
     }
     if (typeof d.name_signature !== "string" ||
         !(await verify(d.key, statements.register(d.name, d.key), d.name_signature))) {
@@ -123,7 +169,8 @@ export async function verifySignedPlan(signed, pinned, names = {}) {
   }
   const hash = await digest(plan);
   for (const d of plan.delegations) {
-    if (pinned[d.id] !== undefined && pinned[d.id] !== d.key) {
+    // the pinned key, or one it rotated to (the chain was checked with the plan)
+    if (pinned[d.id] !== undefined && !keysOf(d).includes(pinned[d.id])) {
       throw new PlanError(`delegation ${d.name} in the plan is not the pinned key`);
     }
   }
@@ -185,7 +232,8 @@ export async function reviewPlan(plan, pins, names) {
   for (const d of plan.delegations) {
     lines.push(["delegation", `${d.name} · ${short(d.id)} · key ${d.key}`]);
     if (pins[d.id] === undefined) flags.push(["not_pinned", { name: d.name, id: short(d.id) }]);
-    else if (pins[d.id] !== d.key) flags.push(["key", { name: d.name }]);
+    else if (!keysOf(d).includes(pins[d.id])) flags.push(["key", { name: d.name }]);
+    else if (pins[d.id] !== d.key) lines.push(["delegation", `${d.name} · rotated · key ${d.key}`]);
     if (names[d.id] !== undefined && names[d.id] !== d.name) {
       flags.push(["name", { name: d.name, id: short(d.id), pinned: names[d.id] }]);
     }

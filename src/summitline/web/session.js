@@ -22,11 +22,14 @@
 //   press {sending}     the floor goes to the press gateway, or no longer
 //   paged {page}        our principal calls (aides)      acked {page, by} (principal, aides)
 //   held {device, on}   a principal's floor audio is on hold, or back
+//   revoked {device, delegation, name}  a verified revocation: the device's delegation
+//                       revoked it; its links are closed and it is refused from now on
 
 import { hex, sdpFingerprints, sas, sha256, sign, statements, verify } from "./crypto.js";
 import { BoothLedger } from "./booth.js";
 import { apply, endpoint, pressDeadline, startAhead, TICK_MS } from "./endpoint.js";
-import { mayConnect, media, participant, pressChannels, verifySignedPlan } from "./plan.js";
+import { followRotations, mayConnect, media, participant, pressChannels,
+         verifySignedPlan } from "./plan.js";
 
 const VERSION = 1;
 // Reconnection of the signaling connection: quick first, never more than a second
@@ -160,6 +163,9 @@ export class CallSession extends EventTarget {
     this.muted = false;
     this.cameraOn = true;
     this.announced = null; // the kinds announced off on this signaling connection
+    // Devices of the plan their delegation revoked (each a verified revocation): no
+    // link with them from then on, across reconnections.
+    this.revoked = new Map();
   }
 
   // Per remote device, the link that plays (or, before any did, the one tried).
@@ -378,6 +384,7 @@ export class CallSession extends EventTarget {
     this.welcomed = true;
     this.announced = null; // this connection has heard nothing of our media yet
     this.emit("plan", { plan: this.signed.plan, hash });
+    for (const revocation of msg.revocations || []) await this.takeRevocation(revocation);
     await this.on_booth(msg.booth || { live: {}, sources: {} });
     this.held = new Set(msg.held || []);
     await this.takePhase(msg);
@@ -397,9 +404,53 @@ export class CallSession extends EventTarget {
   grant(now) {
     const plan = this.signed.plan;
     const expect = plan.participants
-      .filter((p) => mayConnect(plan, this.phase, this.device, p.device))
+      .filter((p) => !this.revoked.has(this.device) && !this.revoked.has(p.device) &&
+                     mayConnect(plan, this.phase, this.device, p.device))
       .map((p) => [p.device, media(plan, this.phase, p.device, this.device)]);
     this.feed({ type: "grants", now_ms: now, expect });
+  }
+
+  // Whether `msg` is a new, valid revocation of a device of the plan: signed by the
+  // plan's key of the delegation the device stands under. A forged one is an alarm and
+  // changes nothing.
+  async takeRevocation(msg) {
+    const plan = this.signed.plan;
+    const p = participant(plan, msg.device);
+    if (!p || this.revoked.has(p.device)) return false; // not ours, or known already
+    const d = plan.delegations.find((x) => x.id === p.delegation);
+    // the plan's key of the delegation, or a key it rotated to since (each step of the
+    // chain signed by the key before; docs/protocol.md 3.5)
+    const keys = [d.key];
+    const chain = Array.isArray(msg.rotations) ? msg.rotations : [];
+    try {
+      if (chain.length) {
+        await followRotations(d.id, d.key, chain);
+        const start = chain.findIndex((r) => r.previous === d.key);
+        if (start >= 0) keys.push(...chain.slice(start).map((r) => r.key));
+      }
+    } catch {
+      keys.length = 0; // a chain that does not verify: no key vouches for the revocation
+    }
+    const said = statements.revocation(p.delegation, p.device, msg.at);
+    let ok = msg.delegation === p.delegation && Number.isSafeInteger(msg.at) && keys.length > 0;
+    if (ok) ok = (await Promise.all(keys.map((k) => verify(k, said, msg.signature)))).some(Boolean);
+    if (!ok) {
+      this.alarm(`a revocation of ${p.name} (${p.role}) that ${d.name} did not sign; ignored: ` +
+                 "the device stays in the call");
+      return false;
+    }
+    this.revoked.set(p.device, { delegation: p.delegation, device: p.device, at: msg.at,
+                                 signature: msg.signature });
+    for (const key of [...this.offers.keys()]) {
+      if (this.offers.get(key).from === p.device) this.offers.delete(key);
+    }
+    this.emit("revoked", { device: p.device, delegation: d.id, name: p.name, role: p.role,
+                           by: d.name });
+    return true;
+  }
+
+  async on_revoked(msg) {
+    if (this.signed && await this.takeRevocation(msg)) this.grant(clock()); // closes its links
   }
 
   // Take the phase the server announces, but a start only as a delegation of the plan
@@ -826,6 +877,7 @@ export class CallSession extends EventTarget {
   // A verified offer goes to the rules, which answer it or not (an old generation: a
   // replay).
   async on_offer(msg) {
+    if (this.refused("offer", msg.from)) return;
     if (!this.signed || !Number.isSafeInteger(msg.generation) ||
         !(await this.checkSigned("offer", msg))) return;
     const remote = msg.from;
@@ -837,7 +889,14 @@ export class CallSession extends EventTarget {
     this.feed({ type: "offer-in", now_ms: clock(), remote, generation: msg.generation });
   }
 
+  refused(kind, remote) {
+    if (!this.revoked.has(remote)) return false;
+    this.alarm(`${kind} from a revoked device ${remote.slice(0, 12)}; ignored`);
+    return true;
+  }
+
   async on_answer(msg) {
+    if (this.refused("answer", msg.from)) return;
     const link = this.peers.get(keyOf(msg.from, msg.generation));
     if (!link || link.pc.signalingState !== "have-local-offer") {
       this.alarm("answer to no offer of ours; ignored");

@@ -9,7 +9,7 @@ import { b64u, digest, fingerprintOf, generateKeyPair, hex, sha256, shortFingerp
 import { h, mount } from "../dom.js";
 import { browserLanguage, strings } from "../i18n.js";
 import { chooseIdentity, listIdentities, saveIdentity } from "../keystore.js";
-import { checkPlan, PLAN_VERSION, reviewPlan } from "../plan.js";
+import { checkPlan, followRotations, PLAN_VERSION, reviewPlan } from "../plan.js";
 
 const ROLES = ["principal", "interpreter", "aide", "operator"];
 
@@ -132,6 +132,12 @@ class Console {
     this.timer = setInterval(() => this.refreshCall(), REFRESH_MS);
     this.callPanel = h("section", { class: "card", id: "call-panel" });
     this.status = h("p", { class: "error", role: "alert", id: "console-error" });
+    // The other delegation rotated its key and the pin followed (or a rotation the pinned
+    // key did not sign was refused): kept across redraws, until the officer has seen it.
+    this.rotationNotice = h("p", { class: "notice", role: "status", id: "rotation-notice",
+                                   hidden: true });
+    this.rotationAlarm = h("p", { class: "error", role: "alert", id: "rotation-alarm",
+                                  hidden: true });
     this.readout = new Readout(this);
     this.pressLinks = new Map(); // call -> the press link issued last (or its error)
   }
@@ -208,7 +214,7 @@ class Console {
             shortFingerprint(me.fingerprint)),
           h("details", {}, h("summary", {}, "Full id (send it to the other office)"),
             h("code", { id: "own-id" }, me.fingerprint)))),
-      this.status,
+      this.status, this.rotationNotice, this.rotationAlarm,
       h("div", { class: "columns" },
         h("div", {}, this.linksCard(links), this.devicesCard(devices)),
         h("div", {}, this.plansCard(links, devices, planRows), this.callPanel,
@@ -222,6 +228,7 @@ class Console {
     this.me.names ??= {};
     for (const link of links) {
       const other = link.proposer === this.me.fingerprint ? link.acceptor : link.proposer;
+      if (link.state === "established" && this.me.pins[other]) await this.followKey(other);
       if (link.state === "established" && this.me.pins[other] && !this.me.names[other]) {
         // pinned before names were: the name is self-signed, so the server cannot pick it
         const d = await get(`/api/delegations/${other}`);
@@ -237,6 +244,34 @@ class Console {
         this.me.pins[other] = d.key;
         await this.save();
       }
+    }
+  }
+
+  // The other delegation's key as the server shows it now: if it is not the pinned one,
+  // follow its chain of rotations from the pinned key (docs/protocol.md 3.5), each step
+  // signed by the key before; then pin the new key and name and tell the officer. A key
+  // the pinned one did not lead to is refused with an alarm, and the pin stays.
+  async followKey(other) {
+    const d = await get(`/api/delegations/${other}`);
+    const pinned = this.me.pins[other];
+    if (d.key === pinned) return;
+    try {
+      if ((await followRotations(other, pinned, d.rotations)) !== d.key) {
+        throw new Error("the chain does not end at the key the server shows");
+      }
+      const named = await selfSignedName(d);
+      this.me.pins[other] = d.key;
+      this.me.names[other] = named;
+      this.me.chains = { ...this.me.chains, [other]: d.rotations };
+      await this.save();
+      this.rotationNotice.hidden = false;
+      this.rotationNotice.textContent = this.t("op_rotated", {
+        name: named.name, id: shortFingerprint(other),
+        key: shortFingerprint(await fingerprintOf(unb64u(d.key))) });
+    } catch (err) {
+      this.rotationAlarm.hidden = false;
+      this.rotationAlarm.textContent = this.t("op_rotation_refused", {
+        name: d.name, id: shortFingerprint(other), why: err.message });
     }
   }
 
@@ -481,7 +516,10 @@ class Console {
                           name_signature: await sign(this.me.privateKey,
                                                      statements.register(this.me.name, this.me.key)) },
                         { id: other, name: theirs.name, key: pinned,
-                          name_signature: theirs.signature }],
+                          name_signature: theirs.signature,
+                          // its key chain, if it rotated (the plan must verify on its own)
+                          ...(this.me.chains?.[other]?.length
+                            ? { rotations: this.me.chains[other] } : {}) }],
           participants, press_window_s: Number(press.value), interpreter_video: false };
         const heard = [...new Set(pressChannels.value.split(/[\s,]+/).filter(Boolean))].sort();
         if (heard.length) plan.press_channels = heard;

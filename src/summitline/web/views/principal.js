@@ -131,8 +131,11 @@ async function inCall(root, identity, call) {
   const remoteHold = h("div", { class: "remote-hold", id: "remote-hold", hidden: true });
   const keys = h("div", { class: "keys muted" });
   const alarm = h("div", { class: "alarm", id: "alarm", role: "alert", hidden: true });
+  // A device of the call that its delegation revoked (a verified revocation): cut off.
+  const revokedNotice = h("div", { class: "alarm", id: "revoked-notice", role: "alert",
+                                   hidden: true });
   const stage = h("div", { class: "stage" }, remoteVideo, waiting, reconnecting, remoteHold,
-                  selfVideo, phase, alarm, listen, aideStatus, onHold,
+                  selfVideo, phase, alarm, revokedNotice, listen, aideStatus, onHold,
                   h("aside", { class: "sas", "aria-live": "polite" }, sasTitle, code, sasHelp),
                   h("nav", { class: "controls" }, mute, camera, aides, hold, end), keys);
   mount(root, stage);
@@ -198,6 +201,11 @@ async function inCall(root, identity, call) {
     }
   });
   session.addEventListener("held", render);
+  session.addEventListener("revoked", (ev) => {
+    revokedNotice.hidden = false;
+    revokedNotice.textContent = t("revoked_notice", { name: ev.detail.name, by: ev.detail.by });
+    render();
+  });
   const onKey = (ev) => {
     if (ev.target.tagName === "INPUT" || document.querySelector("dialog[open]")) return;
     const key = ev.key.toLowerCase();

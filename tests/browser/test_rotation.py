@@ -1,0 +1,76 @@
+"""Key rotation in the web console (issue 11, key lifecycle): the other delegation (US,
+Python) rotates its key; the console (RU) follows the chain from the key it pinned, pins
+the new key, tells its officer, and co-signs a plan signed with the new key. A rotation
+the pinned key did not sign (a hostile server's) is refused with an alarm first."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+from playwright.async_api import Browser, Route, expect
+
+from summitline.client.operator import Operator, participant
+from summitline.core.plan import CallPlan
+from summitline.core.roles import Role
+from summitline.crypto import statements
+from summitline.crypto.keys import PrivateKey, short_fingerprint
+from tests.browser.people import new_page
+from tests.browser.test_cosign_review import console_certifies, console_linked_to
+
+
+async def test_the_console_follows_a_rotation_and_refuses_a_forged_one(
+        browser: Browser, server: str, http: httpx.AsyncClient) -> None:
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    us = Operator(http, "United States", PrivateKey.generate())
+    await us.register()
+    ru_id = await console_linked_to(page, server, http, us)
+    ru_principal = await console_certifies(page, http, "President of the Russian Federation")
+
+    # a hostile server shows the US under a key of its own, with a chain it signed itself
+    attacker = PrivateKey.generate()
+
+    async def forged(route: Route) -> None:
+        response = await route.fetch()
+        body = await response.json()
+        new, at = attacker.public.b64u, int(time.time() * 1000)
+        said = statements.rotation(us.id, body["key"], new, at)
+        body["rotations"] = [{"previous": body["key"], "key": new, "at": at,
+                              "signature": attacker.sign(said), "proof": attacker.sign(said)}]
+        body["key"] = new
+        body["name_signature"] = attacker.sign(statements.register(body["name"], new))
+        await route.fulfill(response=response, body=json.dumps(body))
+
+    await page.route(f"**/api/delegations/{us.id}", forged)
+    await page.reload()
+    await expect(page.locator("#rotation-alarm")).to_contain_text("did not sign")
+    await expect(page.locator("#rotation-notice")).to_be_hidden()
+    await page.unroute(f"**/api/delegations/{us.id}")
+
+    # the real rotation: the console follows it and says so (from the first key: had it
+    # pinned the attacker's, this chain would not pass through it and would be refused)
+    await us.rotate()
+    await page.reload()
+    await expect(page.locator("#rotation-notice")).to_contain_text(
+        f"United States ({short_fingerprint(us.id)}) rotated its delegation key")
+    await expect(page.locator("#rotation-notice")).to_contain_text(
+        short_fingerprint(us.key.fingerprint))
+    await expect(page.locator("#rotation-alarm")).to_be_hidden()
+
+    # a plan signed with the new key (and carrying the chain) is co-signed without a flag
+    rows = {d["device"]: d for d in await us.devices(ru_id)}
+    plan = CallPlan(call="call-rotated", link="link-review", title="After the rotation",
+                    delegations=(us.delegation(), us.delegation(ru_id)), participants=(
+                        participant(PrivateKey.generate(), us.key, Role.PRINCIPAL,
+                                    "President of the United States", "en",
+                                    delegation_id=us.id),
+                        us.participant(rows[ru_principal.fingerprint], "ru")))
+    await us.submit_plan(plan)
+    await page.reload()
+    row = page.locator('.plan[data-call="call-rotated"]')
+    await expect(row.locator(".review-flags")).to_have_count(0)
+    await row.locator(".cosign").click()
+    await expect(row.locator(".badge")).to_have_text("planned")
+    assert errors == []
