@@ -185,11 +185,13 @@ def router() -> APIRouter:
         plans = await h.store.plans_of_device(device)
         seat = await h.store.enrolled_device(device)
         concerned: dict[str, PublicKey | None] = {device: None}
+        if seat is not None:
+            concerned[seat["delegation"]] = None
         for signed in plans:
             for p in signed.plan.participants:
                 if p.device == device:
                     concerned[device] = p.key
-                    if seat is None or seat["delegation"] == p.delegation:
+                    if seat is None:
                         concerned[p.delegation] = None
         reader = await signed_read(request, concerned)
         out = []
