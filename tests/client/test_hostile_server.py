@@ -559,3 +559,56 @@ async def test_an_injected_candidate_is_never_checked(ws_url: str,
             await stop([a, b], tasks)
     finally:
         transport.close()
+
+
+async def test_an_interpreter_s_own_go_live_from_before_its_session_opens_nothing(
+        ws_url: str, http: httpx.AsyncClient) -> None:
+    # attacker review: the interpreter went live and quiet, its client restarted, and the
+    # server replayed its own old go-live in the welcome: the gate opened, no alarm
+    async with booth_call(ws_url, http) as booth:
+        b, i1 = booth.b, booth.i1
+        await asyncio.wait_for(i1.wait_for(lambda: i1.ledger is not None), WAIT_S)
+        assert i1.ledger is not None and i1.signed is not None
+        at = int(time.time() * 1000) - 60_000  # signed a minute before this session
+        seq = i1.ledger.next_seq("ru")
+        old = {"action": "live", "from": i1.device, "to": None, "seq": seq, "at": at,
+               "signature": i1.identity.key.sign(statements.booth(
+                   i1.call, i1.signed.plan.hash, "ru", "live", i1.device, seq, at))}
+        n = len(i1.alarms)
+        await booth.inject([b, i1], {"type": "booth", "live": {"ru": i1.device},
+                                     "sources": {}, "actions": {"ru": old}})
+        await asyncio.wait_for(i1.wait_for(lambda: len(i1.alarms) > n), WAIT_S)
+        assert any("before this session" in text for text in i1.alarms[n:]), i1.alarms
+        await booth.a_second_later()
+        assert not i1.live and not gate(i1).open and gate(i1).voiced == 0
+        assert booth.heard(i1) == 0
+        # going live now, by its own hand, works
+        await i1.go_live()
+        await asyncio.wait_for(b.wait_for(lambda: booth.heard(i1) > 25), WAIT_S)
+
+
+async def test_a_second_start_never_moves_the_press_deadline_later(
+        ws_url: str, http: httpx.AsyncClient) -> None:
+    # attacker review: a hostile server holding the other delegation's later start moved
+    # every endpoint's deadline later with it, without an alarm
+    call = await provision(http, press_window_s=60)
+    await call.a.operator.control(call.call, "start")
+    later = int(time.time() * 1000) + 3000
+    second = {"delegation": call.b.operator.id, "at": later,
+              "signature": call.b.operator.key.sign(
+                  statements.control(call.call, "start", call.b.operator.id, later))}
+    async with hostile(ws_url) as proxy:
+        a = CallSession(proxy.url, call.call, call.a.identity(), ice=loopback())
+        task = asyncio.create_task(a.run())
+        try:
+            await asyncio.wait_for(a.wait_for(lambda: a.press_deadline_ms is not None), WAIT_S)
+            deadline, n = a.press_deadline_ms, len(a.alarms)
+            await proxy.wire_of(a.device).inject({"type": "phase", "phase": "open",
+                                                  "press_deadline_ms": None,
+                                                  "start": second})
+            await asyncio.wait_for(a.wait_for(lambda: len(a.alarms) > n), WAIT_S)
+            assert any("second, different signed start" in t for t in a.alarms[n:])
+            assert a.press_deadline_ms == deadline
+        finally:
+            await a.leave()
+            await asyncio.wait_for(task, WAIT_S)

@@ -110,6 +110,11 @@ class CallSession:
         self.press_deadline_ms: int | None = None
         self.started_ms: int | None = None  # from the signed start, not the server's word
         self.start_seen_ms: int | None = None  # wall clock when this end first saw it
+        self._other_starts: set[int] = set()  # later, different signed starts (alarmed)
+        # An interpreter goes on air only by an action made since this session began: an
+        # old go-live of its own, replayed after a restart, must not open its microphone.
+        self._began_ms = int(time.time() * 1000)
+        self._inherited: set[tuple[str, int]] = set()  # (channel, seq) refused, alarmed
         self.rules = ep.Endpoint(identity.device)  # core/endpoint.py: the link rules
         self._peers: dict[tuple[str, int], PeerLink] = {}  # (remote, generation) -> link
         self._offers: dict[tuple[str, int], dict[str, Any]] = {}  # verified, to answer
@@ -396,13 +401,21 @@ class CallSession:
                 self.phase, self.press_deadline_ms = Phase.PLANNED, None
                 return
             window = self.signed.plan.press_window_s
-            if self.start_seen_ms is None or self.started_ms != start:
+            if self.start_seen_ms is None or self.started_ms is None:
                 self.start_seen_ms = int(time.time() * 1000)
+                self.started_ms = start
                 if ep.start_ahead(start, self.start_seen_ms):
                     self.alarm(f"the signed start is dated {(start - self.start_seen_ms)/1000:.0f}"
                                " s ahead of this clock: the press window is counted from "
                                "when this end saw the start")
-            self.started_ms = start
+            elif start != self.started_ms and start not in self._other_starts:
+                # A call starts once: a second valid start (the other delegation's, held
+                # back by the server) must not move the press deadline later.
+                self._other_starts.add(start)
+                self.alarm("a second, different signed start: the press window stays "
+                           "counted from the earliest start this end saw")
+            self.started_ms = min(self.started_ms, start)
+            start = self.started_ms
             self.press_deadline_ms = ep.press_deadline(
                 start, self.start_seen_ms, window) if phase is Phase.OPEN else None
         else:
@@ -711,6 +724,14 @@ class CallSession:
             self.ledger = BoothLedger(self.call, self.signed.plan)
         alarms = self.ledger.take(actions)
         believed, doubts = self.ledger.live(live)
+        mine = self.channel
+        if mine is not None and believed.get(mine) == self.device and \
+                self.ledger.since.get(mine, 0) < self._began_ms - ep.START_SKEW_MS:
+            del believed[mine]
+            if (mine, self.ledger.seq.get(mine, 0)) not in self._inherited:
+                self._inherited.add((mine, self.ledger.seq.get(mine, 0)))
+                doubts.append("the server puts this interpreter on air by a booth action from "
+                              "before this session; not on air: go live again to speak")
         for text in alarms + doubts:
             self.alarm(text)
         self.booth = {"live": believed, "sources": dict(sources)}

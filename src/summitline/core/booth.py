@@ -76,6 +76,7 @@ class BoothLedger:
     seq: dict[str, int] = field(default_factory=dict)  # channel -> last accepted seq
     _digest: dict[str, str] = field(default_factory=dict)  # channel -> its statement's
     holder: dict[str, str | None] = field(default_factory=dict)  # as the actions say
+    since: dict[str, int] = field(default_factory=dict)  # channel -> that action's signed at
 
     def take(self, actions: dict[str, Any]) -> list[str]:
         """Take the actions the server shows (channel -> action); alarms for the bad."""
@@ -100,6 +101,7 @@ class BoothLedger:
                 continue
             self.seq[channel], self._digest[channel] = seq, key
             self.holder[channel] = on_air
+            self.since[channel] = action["at"]
         return alarms
 
     def live(self, claimed: dict[str, Any]) -> tuple[dict[str, str], list[str]]:

@@ -45,6 +45,7 @@ export class BoothLedger {
     this.seq = new Map(); // channel -> last accepted seq
     this.text = new Map(); // channel -> its statement's canonical text
     this.holder = new Map(); // channel -> who the actions put on air (null: nobody)
+    this.since = new Map(); // channel -> the signed `at` of that action
   }
 
   // Take the actions the server shows (channel -> action); the alarms for the bad.
@@ -73,6 +74,7 @@ export class BoothLedger {
       this.seq.set(channel, action.seq);
       this.text.set(channel, result.text);
       this.holder.set(channel, result.onAir);
+      this.since.set(channel, action.at);
     }
     return alarms;
   }

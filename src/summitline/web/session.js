@@ -27,7 +27,7 @@
 
 import { hex, sdpFingerprints, sas, sha256, sign, statements, verify } from "./crypto.js";
 import { BoothLedger } from "./booth.js";
-import { apply, endpoint, pressDeadline, startAhead, TICK_MS } from "./endpoint.js";
+import { apply, endpoint, pressDeadline, START_SKEW_MS, startAhead, TICK_MS } from "./endpoint.js";
 import { followRotations, mayConnect, media, participant, pressChannels,
          verifySignedPlan } from "./plan.js";
 
@@ -153,6 +153,9 @@ export class CallSession extends EventTarget {
     this.ledger = null; // the booth actions seen, across rejoins
     this.ignoredCandidates = 0; // candidate messages: only the signed SDP's count
     this.startSeen = null; // wall clock when this end first saw the signed start
+    this.otherStarts = new Set(); // later, different signed starts (alarmed)
+    this.began = Date.now(); // booth actions from before this page do not put it on air
+    this.inherited = new Set(); // "channel/seq" of such actions, alarmed once
     this.press = null; // the feed to the press gateway, during the window
     this.pressTimer = null;
     this.pressCutAt = null;
@@ -225,6 +228,19 @@ export class CallSession extends EventTarget {
     if (!this.ledger) this.ledger = new BoothLedger(this.call, this.signed.plan, this.planHash);
     const alarms = await this.ledger.take(msg.actions || {});
     const believed = this.ledger.live(msg.live || {});
+    // An interpreter goes on air only by an action made since this page began: an old
+    // go-live of its own, replayed after a reload, must not open its microphone.
+    const mine = this.channel;
+    if (mine !== null && believed.live[mine] === this.device &&
+        (this.ledger.since.get(mine) ?? 0) < this.began - START_SKEW_MS) {
+      delete believed.live[mine];
+      const key = `${mine}/${this.ledger.seq.get(mine)}`;
+      if (!this.inherited.has(key)) {
+        this.inherited.add(key);
+        believed.alarms.push("the server puts this interpreter on air by a booth action from " +
+                             "before this session; not on air: go live again to speak");
+      }
+    }
     for (const text of [...alarms, ...believed.alarms]) this.alarm(text);
     this.booth = { live: believed.live, sources: { ...msg.sources } };
     if (this.channel !== null) {
@@ -464,17 +480,23 @@ export class CallSession extends EventTarget {
                    "signed the start: no media sent");
         phase = "planned";
       } else {
-        if (this.startSeen === null || this.startedAt !== start) {
+        if (this.startSeen === null || this.startedAt === null) {
           this.startSeen = Date.now();
+          this.startedAt = start;
           if (startAhead(start, this.startSeen)) {
             this.alarm(`the signed start is dated ${Math.round((start - this.startSeen) / 1000)} ` +
                        "s ahead of this clock: the press window is counted from when this end " +
                        "saw the start");
           }
+        } else if (start !== this.startedAt && !this.otherStarts.has(start)) {
+          // A call starts once: a second valid start must not move the deadline later.
+          this.otherStarts.add(start);
+          this.alarm("a second, different signed start: the press window stays counted " +
+                     "from the earliest start this end saw");
         }
-        this.startedAt = start;
+        this.startedAt = Math.min(this.startedAt, start);
         if (phase === "open") {
-          deadline = pressDeadline(start, this.startSeen, this.signed.plan.press_window_s);
+          deadline = pressDeadline(this.startedAt, this.startSeen, this.signed.plan.press_window_s);
         }
       }
     }
