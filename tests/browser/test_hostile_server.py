@@ -310,8 +310,8 @@ async def test_the_server_cannot_put_a_browser_interpreter_on_air(
     plan = await cosigned_plan(us, ru, link, [
         principal(us, us_key, "President of the United States", "en"),
         principal(ru, ru_key, "President of the Russian Federation", "ru"),
-        participant(web.key, ru.id, Role.INTERPRETER, "RU interpreter", "ru"),
-        participant(partner, ru.id, Role.INTERPRETER, "RU interpreter 2", "ru")])
+        participant(web.key, ru.key, Role.INTERPRETER, "RU interpreter", "ru"),
+        participant(partner, ru.key, Role.INTERPRETER, "RU interpreter 2", "ru")])
     await us.control(plan.call, "start")
     states: list[Message] = []  # booth states the browser was sent
 
@@ -382,7 +382,17 @@ async def test_the_server_cannot_put_a_browser_interpreter_on_air(
     await asyncio.wait_for(b.wait_for(lambda: heard["frames"] > tail + 25), WAIT_S)
     heard["loud"] = 0  # what was in flight has arrived
     route.inject(on_air)
-    await alarmed(web.page, "replayed", seen)
+    seen = await alarmed(web.page, "replayed", seen)
+    await three_seconds_silent()
+    # attacker review: a genuine handover, but signed before this page began (what a
+    # server replays after a reload): it does not put the browser on air
+    at = int(time.time() * 1000) - 60_000
+    old = {"action": "handover", "from": bot.device, "to": web.device, "seq": 4, "at": at,
+           "signature": partner.sign(statements.booth(plan.call, plan.hash, "ru", "handover",
+                                                      bot.device, 4, at, web.device))}
+    route.inject({"type": "booth", "live": {"ru": web.device}, "sources": {},
+                  "actions": {"ru": old}})
+    await alarmed(web.page, "before this session", seen)
     await three_seconds_silent()
     assert not [s for s in route.sent_up if s["type"] == "booth" and s["action"] == "live"]
     await us.control(plan.call, "end")
@@ -487,4 +497,35 @@ async def test_the_browser_counts_the_press_window_from_when_it_saw_the_start(
     # cut at the plan's window from when the browser saw the start, not at `at` + 3 s,
     # two minutes later
     assert started == at and 0 <= cut - (seen + 3000) <= CUT_SLACK_MS
+    await end_with_python(us, plan.call, task, py)
+
+
+async def test_a_second_start_never_moves_the_browser_s_deadline_later(
+        browser: Browser, server: str, ws_url: str, http: httpx.AsyncClient) -> None:
+    # attacker review: the other delegation's later start, held back and then delivered
+    # by the server, moved the browser's deadline later without an alarm. The phase
+    # message is handed to the session's adapter as signaling would.
+    us, ru, link = await linked_operators(http)
+    web = await enrol_browser(browser, server, us, "President of the United States")
+    py_key = PrivateKey.generate()
+    plan = await cosigned_plan(us, ru, link, [
+        principal(us, web.key, "President of the United States", "en"),
+        principal(ru, py_key, "President of the Russian Federation", "ru")], press_window_s=60)
+    py = CallSession(ws_url, plan.call, Identity(py_key, dict(ru.pinned)), ice=loopback())
+    task = asyncio.create_task(py.run())
+    await join_in_browser(web, server, plan.call)
+    await web.page.wait_for_function(
+        "(c) => window.summitlineSession?.call === c && window.summitlineSession.signed",
+        arg=plan.call)
+    await us.control(plan.call, "start")
+    await web.page.wait_for_function("() => window.summitlineSession.deadline !== null")
+    later = int(time.time() * 1000) + 5000
+    second = {"delegation": ru.id, "at": later,
+              "signature": ru.key.sign(statements.control(plan.call, "start", ru.id, later))}
+    before, after = await web.page.evaluate(
+        """async (start) => { const s = window.summitlineSession; const before = s.deadline;
+           await s.takePhase({ phase: "open", press_deadline_ms: null, start });
+           return [before, s.deadline]; }""", second)
+    await expect(web.page.locator("#alarm")).to_contain_text("second, different signed start")
+    assert after == before
     await end_with_python(us, plan.call, task, py)
