@@ -15,7 +15,7 @@ from summitline.client.operator import ApiError, Operator, participant
 from summitline.client.reads import signed_get
 from summitline.core.plan import CallPlan
 from summitline.core.roles import Role
-from summitline.crypto.keys import PrivateKey
+from summitline.crypto.keys import PrivateKey, PublicKey
 from summitline.server.app import Settings
 from summitline.server.run import running
 from tests.client.test_certificates import enrol_and_certify
@@ -30,6 +30,17 @@ async def linked(http: httpx.AsyncClient, x: Operator, y: Operator) -> str:
     return link
 
 
+def bait(link: str, b: Operator, puppet: Operator, planted: PrivateKey | PublicKey) -> CallPlan:
+    """B's plan with its sock puppet, naming another's device as B's aide under B's own
+    certificate."""
+    return CallPlan(call=f"bait-{secrets.token_hex(4)}", link=link, title="bait",
+                    delegations=(b.delegation(), puppet.delegation()), participants=(
+                        participant(PrivateKey.generate(), b.key, Role.PRINCIPAL, "b", "ru"),
+                        participant(PrivateKey.generate(), puppet.key, Role.PRINCIPAL, "p",
+                                    "ru"),
+                        participant(planted, b.key, Role.AIDE, "planted", "ru")))
+
+
 async def test_certifying_another_s_device_shows_none_of_its_calls(
         http: httpx.AsyncClient) -> None:
     # finding 1: a delegation certified the other side's device key as its own aide in a
@@ -42,16 +53,11 @@ async def test_certifying_another_s_device_shows_none_of_its_calls(
     puppet = Operator(http, "Sock puppet", PrivateKey.generate())
     await puppet.register()
     link = await linked(http, b, puppet)
-    bait = CallPlan(call=f"bait-{secrets.token_hex(4)}", link=link, title="bait",
-                    delegations=(b.delegation(), puppet.delegation()), participants=(
-                        participant(PrivateKey.generate(), b.key, Role.PRINCIPAL, "b", "ru"),
-                        participant(PrivateKey.generate(), puppet.key, Role.PRINCIPAL, "p",
-                                    "ru"),
-                        participant(device.key, b.key, Role.AIDE, "planted", "ru")))
-    await b.submit_plan(bait)
-    await puppet.cosign_plan(bait)
+    bait_plan = bait(link, b, puppet, device.key)
+    await b.submit_plan(bait_plan)
+    await puppet.cosign_plan(bait_plan)
     seen = (await signed_get(http, b.key, f"/api/devices/{device.device}/calls")).json()
-    assert [c["call"] for c in seen] == [bait.call]  # never the device's call under A
+    assert [c["call"] for c in seen] == [bait_plan.call]  # never the device's call under A
 
 
 async def test_an_enrolled_device_is_named_only_under_its_own_delegation(
@@ -62,14 +68,8 @@ async def test_an_enrolled_device_is_named_only_under_its_own_delegation(
     puppet = Operator(http, "Sock puppet", PrivateKey.generate())
     await puppet.register()
     link = await linked(http, b, puppet)
-    bait = CallPlan(call=f"bait-{secrets.token_hex(4)}", link=link, title="bait",
-                    delegations=(b.delegation(), puppet.delegation()), participants=(
-                        participant(PrivateKey.generate(), b.key, Role.PRINCIPAL, "b", "ru"),
-                        participant(PrivateKey.generate(), puppet.key, Role.PRINCIPAL, "p",
-                                    "ru"),
-                        participant(aide.public, b.key, Role.AIDE, "planted", "ru")))
     with pytest.raises(ApiError, match="another delegation enrolled"):
-        await b.submit_plan(bait)
+        await b.submit_plan(bait(link, b, puppet, aide))
 
 
 async def test_a_revoked_device_reads_nothing_more(http: httpx.AsyncClient) -> None:
