@@ -295,12 +295,14 @@ class Operator:
     async def revoke(self, device: str) -> dict[str, Any]:
         """Revoke one of this delegation's devices: no plan may name it from now on, and
         the server closes its signaling in a call in progress."""
+        # remembered here first: the review flags any plan naming the device, whatever
+        # the server does with the revocation
+        self.revoked.add(device)
+        self._save()
         at = time.time_ns() // 1_000_000
         result: dict[str, Any] = await self._call(
             "POST", f"/api/delegations/{self.id}/devices/{device}/revocation",
             {"at": at, "signature": self.key.sign(statements.revocation(self.id, device, at))})
-        self.revoked.add(device)
-        self._save()
         return result
 
     def participant(self, row: dict[str, Any], language: str) -> Participant:
