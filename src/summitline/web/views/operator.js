@@ -502,6 +502,8 @@ class Console {
       for (const d of devices.filter((x) => x.device && x.certified)) {
         const lang = h("select", { class: "lang" }, ["en", "ru"].map((l) => h("option", { value: l }, l)));
         if (delegation !== this.me.fingerprint) lang.value = "ru";
+        // our own device: the language its officer stated when certifying it, if any
+        else if (this.me.languages?.[d.device]?.length) lang.value = this.me.languages[d.device][0];
         rows.append(h("tr", {}, h("td", {}, h("input", { type: "checkbox", checked: true,
           class: "pick", "data-device": d.device, "data-key": d.key, "data-name": d.name,
           "data-role": d.role, "data-delegation": delegation,
