@@ -35,11 +35,13 @@ async def console_linked_to(page: Page, server: str, http: httpx.AsyncClient,
     return ru_id
 
 
-async def console_certifies(page: Page, http: httpx.AsyncClient, name: str) -> PrivateKey:
+async def console_certifies(page: Page, http: httpx.AsyncClient, name: str,
+                            role: str = "principal", language: str = "") -> PrivateKey:
     """The console opens a seat; a device (Python) takes it; the officer reads the
-    device's fingerprint into the console, which certifies it."""
+    device's fingerprint into the console, which certifies it (stating its ``language``,
+    if given)."""
     await page.locator("#device-name").fill(name)
-    await page.locator("#device-role").select_option("principal")
+    await page.locator("#device-role").select_option(role)
     await page.locator("#enrol-device").click()
     url = await page.locator("#enrol-url").get_attribute("href")
     assert url
@@ -52,10 +54,31 @@ async def console_certifies(page: Page, http: httpx.AsyncClient, name: str) -> P
     await page.reload()
     row = page.locator("#devices tr", has_text=name)
     await row.locator(".read-fingerprint").fill(short_fingerprint(key.fingerprint))
+    await row.locator(".certify-language").select_option(language)
     await row.locator(".certify").click()
     await expect(page.locator("#devices tr", has_text=name).locator(".badge.certified")) \
         .to_be_visible()
     return key
+
+
+async def serve_also(page: Page, us: Operator, plan: CallPlan, ru_id: str) -> list[str]:
+    """A hostile server lists ``plan`` (signed by the US) among the link's plans, waiting
+    for the console's signature. Returns the console's POSTs naming the plan (to stay [])."""
+    signed = {"plan": plan.to_json(), "signatures": {
+        us.id: us.key.sign(statements.plan(plan.hash))}}
+    posts: list[str] = []
+
+    async def serve(route: Route) -> None:
+        response = await route.fetch()
+        body = await response.json()
+        body.append({"hash": plan.hash, "call": plan.call, **signed, "complete": False,
+                     "missing": [ru_id], "phase": "planned"})
+        await route.fulfill(response=response, body=json.dumps(body))
+
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" and
+            plan.hash in r.url else None)
+    await page.route("**/api/links/*/plans", serve)
+    return posts
 
 
 async def test_the_console_reviews_every_field_and_refuses_planted_devices(
@@ -101,20 +124,7 @@ async def test_the_console_reviews_every_field_and_refuses_planted_devices(
         replace(participant(spare, us.key, Role.PRINCIPAL, "Spare", "ru"), delegation=ru_id,
                 certificate=real["certificate"]),
         replace(participant(fake_aide, us.key, Role.AIDE, "Aide", "ru"), delegation=ru_id)))
-    signed = {"plan": planted.to_json(), "signatures": {
-        us.id: us.key.sign(statements.plan(planted.hash))}}
-    cosigned: list[str] = []
-
-    async def serve_planted(route: Route) -> None:
-        response = await route.fetch()
-        body = await response.json()
-        body.append({"hash": planted.hash, "call": planted.call, **signed, "complete": False,
-                     "missing": [ru_id], "phase": "planned"})
-        await route.fulfill(response=response, body=json.dumps(body))
-
-    page.on("request", lambda r: cosigned.append(r.url) if r.method == "POST" and
-            planted.hash in r.url else None)
-    await page.route("**/api/links/*/plans", serve_planted)
+    cosigned = await serve_also(page, us, planted, ru_id)
     await page.reload()
     bad = page.locator('.plan[data-call="call-planted"]')
     await expect(bad.locator(".review-flags")).to_contain_text("is not certified by")
@@ -155,4 +165,60 @@ async def test_the_console_revokes_a_device(browser: Browser, server: str,
         us.id: us.key.sign(statements.plan(plan.hash))}})
     assert r.status_code == 409 and "revoked device" in r.json()["detail"]
     await expect(page.locator("#console-error")).to_be_empty()
+
+    # a hostile server forgets the revocation and serves the plan: the console remembers
+    # (IndexedDB, across reloads), flags it and does not co-sign it
+    posts = await serve_also(page, us, plan, ru_id)
+    await page.reload()
+    bad = page.locator('.plan[data-call="call-revoked"]')
+    await expect(bad.locator(".review-flags")).to_contain_text(
+        "is a device this delegation revoked")
+    await bad.locator(".cosign").click()
+    await expect(page.locator("#console-error")).to_contain_text("Do not sign")
+    assert posts == []
+    assert errors == []
+
+
+async def test_the_console_flags_its_interpreter_moved_to_another_channel(
+        browser: Browser, server: str, http: httpx.AsyncClient) -> None:
+    """Attacker review (e): the officer states the interpreter's language (Russian) when
+    certifying it; a plan by the US putting it in the English channel is flagged and not
+    co-signed, the one keeping it in Russian is co-signed."""
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    us = Operator(http, "United States", PrivateKey.generate())
+    await us.register()
+    ru_id = await console_linked_to(page, server, http, us)
+    principal = await console_certifies(page, http, "President of the Russian Federation")
+    interp = await console_certifies(page, http, "Russian interpreter", "interpreter", "ru")
+    await expect(page.locator(f'#devices tr[data-device="{interp.fingerprint}"] '
+                              ".stated-language")).to_contain_text("ru")
+    rows = {d["device"]: d for d in await us.devices(ru_id)}
+    us_principal = participant(PrivateKey.generate(), us.key, Role.PRINCIPAL,
+                               "President of the United States", "en")
+
+    def plan(call: str, language: str) -> CallPlan:
+        return CallPlan(call=call, link="link-review", title="Channels",
+                        delegations=(us.delegation(), us.delegation(ru_id)), participants=(
+                            us_principal, us.participant(rows[principal.fingerprint], "ru"),
+                            us.participant(rows[interp.fingerprint], language)))
+
+    # the server does not look at languages: the honest one carries both plans
+    moved, kept = plan("call-moved", "en"), plan("call-kept", "ru")
+    await us.submit_plan(moved)
+    await us.submit_plan(kept)
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" and
+            moved.hash in r.url else None)
+    await page.reload()
+    bad = page.locator('.plan[data-call="call-moved"]')
+    await expect(bad.locator(".review-flags")).to_contain_text(
+        "is put in channel en; this delegation stated ru")
+    await bad.locator(".cosign").click()
+    await expect(page.locator("#console-error")).to_contain_text("Do not sign")
+    assert posts == []
+    good = page.locator('.plan[data-call="call-kept"]')
+    await expect(good.locator(".review-flags")).to_have_count(0)
+    await good.locator(".cosign").click()
+    await expect(page.locator('.plan[data-call="call-kept"] .badge')).to_have_text("planned")
     assert errors == []

@@ -18,7 +18,7 @@ from summitline.client.media import MediaSource
 from summitline.client.operator import ApiError, Operator, participant
 from summitline.client.reads import signed_get
 from summitline.client.session import CallSession, SessionRefused
-from summitline.core.plan import CallPlan
+from summitline.core.plan import CallPlan, PlanError
 from summitline.core.roles import Role
 from summitline.crypto import statements
 from summitline.crypto.encoding import canonical
@@ -171,9 +171,11 @@ async def test_a_revoked_device_is_refused_and_dropped_from_a_call(
 
     [row] = [d for d in await a.devices(b.id) if d["device"] == aide.fingerprint]
     assert row["revoked"] is True and row["certified"] is False
-    with pytest.raises(ApiError) as err:
-        await b.cosign_plan(later)
-    assert err.value.status == 409 and "revoked device" in err.value.detail
+    with pytest.raises(PlanError, match="a device this delegation revoked"):
+        await b.cosign_plan(later)  # B's own memory refuses before the server is asked
+    r = await http.post(f"/api/plans/{later.hash}/signatures", json={
+        "delegation": b.id, "signature": b.key.sign(statements.plan(later.hash))})
+    assert r.status_code == 409 and "revoked device" in r.json()["detail"], r.text
     with pytest.raises(ApiError) as err:
         await a.submit_plan(replace(plan, call="call-after"))
     assert err.value.status == 409 and "revoked device" in err.value.detail

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import secrets
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -30,6 +31,7 @@ from summitline.core.record import check_chain
 from summitline.core.roles import Role
 from summitline.crypto import statements
 from summitline.crypto.keys import PrivateKey, PublicKey, SignatureError, short_fingerprint
+from summitline.crypto.keystore import Keystore
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,8 @@ class ApiError(Exception):
 
 
 class Operator:
-    def __init__(self, http: httpx.AsyncClient, name: str, key: PrivateKey) -> None:
+    def __init__(self, http: httpx.AsyncClient, name: str, key: PrivateKey,
+                 keystore: Keystore | None = None) -> None:
         self.http = http
         self.name = name
         self.key = key
@@ -61,6 +64,17 @@ class Operator:
         self.names: dict[str, tuple[str, str]] = {
             key.fingerprint: (name, key.sign(statements.register(name, key.public.b64u)))}
         self._proposed: dict[str, str] = {}  # link id -> the delegation we proposed it to
+        # Kept here, not by the server (which a hostile one could forget): the devices this
+        # delegation revoked, and the language(s) its officer stated for each device it
+        # certified. The review flags a plan naming a revoked device or putting one of
+        # these devices in another channel. Persisted in ``keystore`` when given.
+        self.keystore = keystore
+        self.revoked: set[str] = set()
+        self.languages: dict[str, tuple[str, ...]] = {}
+        if keystore is not None:
+            state = keystore.operator_state()
+            self.revoked = set(state["revoked"])
+            self.languages = {d: tuple(v) for d, v in state["languages"].items()}
 
     @property
     def id(self) -> str:
@@ -245,10 +259,17 @@ class Operator:
                     pass
         return rows
 
-    async def certify(self, device: str, expected_short: str) -> dict[str, Any]:
+    def _save(self) -> None:
+        if self.keystore is not None:
+            self.keystore.save_operator_state(self.revoked, self.languages)
+
+    async def certify(self, device: str, expected_short: str,
+                      languages: Iterable[str] = ()) -> dict[str, Any]:
         """Vouch for an enrolled device after comparing ``expected_short`` (read on the
         device's screen) with the fingerprint computed here from the key the server holds
-        for it. Signs statements.device with the delegation key."""
+        for it. Signs statements.device with the delegation key. ``languages``: the
+        channel(s) the officer states for the device (an interpreter's target language, a
+        listener's); kept here, and a plan putting the device elsewhere is flagged."""
         rows = await self._call("GET", f"/api/delegations/{self.id}/devices")
         row = next((r for r in rows if r.get("device") == device), None)
         if row is None:
@@ -265,11 +286,19 @@ class Operator:
         result: dict[str, Any] = await self._call(
             "POST", f"/api/delegations/{self.id}/devices/{device}/certificate",
             {"signature": signature})
+        stated = tuple(sorted(set(languages)))
+        if stated:
+            self.languages[device] = stated
+            self._save()
         return result
 
     async def revoke(self, device: str) -> dict[str, Any]:
         """Revoke one of this delegation's devices: no plan may name it from now on, and
         the server closes its signaling in a call in progress."""
+        # remembered here first: the review flags any plan naming the device, whatever
+        # the server does with the revocation
+        self.revoked.add(device)
+        self._save()
         at = time.time_ns() // 1_000_000
         result: dict[str, Any] = await self._call(
             "POST", f"/api/delegations/{self.id}/devices/{device}/revocation",
@@ -290,8 +319,11 @@ class Operator:
     # -- plans -----------------------------------------------------------------------
     def review(self, plan: CallPlan) -> Review:
         """Every signed field of ``plan``, and what differs from what this delegation
-        pinned with the link (keys, self-signed names) or breaks the plan's rules."""
-        return review(plan, self.pinned, {d: n for d, (n, _) in self.names.items()})
+        pinned with the link (keys, self-signed names) or breaks the plan's rules, and any
+        device this delegation revoked or put by the plan in a channel its officer did not
+        state when certifying it."""
+        return review(plan, self.pinned, {d: n for d, (n, _) in self.names.items()},
+                      self.revoked, self.languages)
 
     async def fetch_plan(self, plan_hash: str) -> CallPlan:
         """A submitted plan, read and checked here (never taken from the server as is)."""

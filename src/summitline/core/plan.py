@@ -8,6 +8,7 @@ the server enforces it too, as a second wall.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -416,9 +417,16 @@ class Review:
     flags: list[str]
 
 
-def review(plan: CallPlan, pinned: dict[str, PublicKey], names: dict[str, str]) -> Review:
+def review(plan: CallPlan, pinned: dict[str, PublicKey], names: dict[str, str],
+           revoked: Collection[str] = (),
+           languages: Mapping[str, Collection[str]] | None = None) -> Review:
     """The review of ``plan`` against the keys and names pinned with the link. Each field
-    of ``plan.to_json()`` appears in ``lines`` (a test holds the two together)."""
+    of ``plan.to_json()`` appears in ``lines`` (a test holds the two together).
+
+    What the reviewing delegation keeps itself, not the server: ``revoked``, the devices
+    it revoked (a plan naming one is flagged, whoever drafted it), and ``languages``, the
+    language(s) its officer stated for each of its devices when certifying it (a plan
+    putting such a device in another channel is flagged)."""
     lines = [("version", str(PLAN_VERSION)), ("call", plan.call), ("link", plan.link),
              ("title", plan.title)]
     flags = []
@@ -441,6 +449,14 @@ def review(plan: CallPlan, pinned: dict[str, PublicKey], names: dict[str, str]) 
         lines.append(("participant", f"{p.name} · {p.role} · {by_id.get(p.delegation, '?')} · "
                       f"{p.language} · {short_fingerprint(p.device)} · certified by "
                       f"{by_id.get(p.delegation, '?')}"))
+        if p.device in revoked:
+            flags.append(f"{p.name!r} ({short_fingerprint(p.device)}) is a device this "
+                         "delegation revoked")
+        stated = (languages or {}).get(p.device)
+        if stated and p.language not in stated:
+            flags.append(f"{p.name!r} ({short_fingerprint(p.device)}) is put in channel "
+                         f"{p.language!r}; this delegation stated {', '.join(sorted(stated))} "
+                         "when it certified the device")
     lines += [("press_window_s", f"{plan.press_window_s} s"),
               ("interpreter_video", "yes: principals send video to interpreters"
                if plan.interpreter_video else "no: interpreters receive audio only"),

@@ -3,6 +3,8 @@
 Layout of the directory (mode 0700):
   <name>.key      PKCS#8 PEM private key, mode 0600
   pins.json       delegation id -> {name, key}: the keys pinned at link time
+  operator.json   what the delegation's operator keeps itself, not the server:
+                  {"revoked": [device id, ...], "languages": {device id: [language, ...]}}
 Loading a private key that others can read is refused, as ssh refuses it.
 """
 
@@ -12,6 +14,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 from summitline.crypto.keys import PrivateKey, PublicKey, SignatureError
 
@@ -93,3 +96,26 @@ class Keystore:
         if not isinstance(pins, dict):
             raise KeystoreError(f"{path} is damaged: not a JSON object")
         return pins
+
+    # -- what the operator keeps itself ---------------------------------------------------
+    def operator_state(self) -> dict[str, Any]:
+        """The devices this delegation revoked and the languages stated at certification."""
+        path = self.path / "operator.json"
+        if not path.exists():
+            return {"revoked": [], "languages": {}}
+        try:
+            state = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise KeystoreError(f"{path} is damaged: {exc}") from exc
+        if not isinstance(state, dict) or not isinstance(state.get("revoked"), list) or \
+                not isinstance(state.get("languages"), dict):
+            raise KeystoreError(f"{path} is damaged: not the operator's state")
+        return state
+
+    def save_operator_state(self, revoked: set[str], languages: dict[str, tuple[str, ...]]) \
+            -> None:
+        tmp = self.path / "operator.json.tmp"
+        tmp.write_text(json.dumps({"revoked": sorted(revoked),
+                                   "languages": {d: list(v) for d, v in languages.items()}},
+                                  indent=2, sort_keys=True))
+        os.replace(tmp, self.path / "operator.json")

@@ -223,7 +223,11 @@ export function mayConnect(plan, phase, a, b) {
 // Every signed field of `plan` as [field, value] lines, and flags for what differs from
 // what this console pinned with the link: `pins` and `names` map delegation ids to the
 // pinned key and self-signed name. A flag is [code, params] (strings review_flag_*).
-export async function reviewPlan(plan, pins, names) {
+// `revoked`: the devices this console's delegation revoked; `languages`: device id ->
+// the language(s) its officer stated when certifying it. Both kept by the console itself
+// (IndexedDB), not by the server: a plan naming a revoked device, or putting such a
+// device in a channel not stated, is flagged.
+export async function reviewPlan(plan, pins, names, revoked = [], languages = {}) {
   const short = shortFingerprint;
   const by = Object.fromEntries(plan.delegations.map((d) => [d.id, d.name]));
   const lines = [["version", String(plan.version)], ["call", plan.call], ["link", plan.link],
@@ -241,6 +245,12 @@ export async function reviewPlan(plan, pins, names) {
   for (const p of plan.participants) {
     lines.push(["participant", `${p.name} · ${p.role} · ${by[p.delegation] ?? "?"} · ` +
                 `${p.language} · ${short(p.device)}`]);
+    if (revoked.includes(p.device)) flags.push(["revoked", { name: p.name, id: short(p.device) }]);
+    const stated = languages[p.device];
+    if (stated?.length && !stated.includes(p.language)) {
+      flags.push(["language", { name: p.name, id: short(p.device), language: p.language,
+                                stated: [...stated].sort().join(", ") }]);
+    }
   }
   lines.push(["press_window_s", `${plan.press_window_s} s`],
              ["interpreter_video", plan.interpreter_video ? "yes" : "no"],

@@ -369,8 +369,14 @@ class Console {
     if (d.certified) {
       // A lost or stolen device: no plan may name it from now on, and the server drops
       // it from a call in progress.
+      const stated = this.me.languages?.[d.device];
       return h("span", {}, h("span", { class: "badge certified" }, this.t("op_certified")),
+        stated?.length ? h("span", { class: "stated-language" }, " · ", stated.join(", ")) : "",
         " ", h("button", { class: "revoke danger", onclick: this.act(async () => {
+          // remembered here first: the co-sign review flags any plan naming the device,
+          // whatever the server does with the revocation
+          this.me.revoked = [...new Set([...(this.me.revoked || []), d.device])];
+          await this.save();
           const at = Date.now();
           await post(`/api/delegations/${this.me.fingerprint}/devices/${d.device}/revocation`,
             { at, signature: await sign(this.me.privateKey,
@@ -381,6 +387,12 @@ class Console {
     if (!d.device || d.short === "KEY MISMATCH") return "";
     const read = h("input", { class: "read-fingerprint", placeholder: "XXXX-XXXX-XXXX-XXXX-XXXX",
                               "aria-label": this.t("op_certify_read") });
+    // The officer states the device's language (its channel): kept here, and a plan that
+    // puts the device in another channel is flagged at co-signing.
+    const language = h("select", { class: "certify-language",
+                                   "aria-label": this.t("op_certify_language") },
+      h("option", { value: "" }, this.t("op_certify_language_none")),
+      ["en", "ru"].map((l) => h("option", { value: l }, l)));
     const error = h("span", { class: "error", role: "alert" });
     return h("form", { class: "certify-form", onsubmit: async (ev) => {
       ev.preventDefault();
@@ -391,9 +403,13 @@ class Console {
         await post(`/api/delegations/${this.me.fingerprint}/devices/${d.device}/certificate`, {
           signature: await sign(this.me.privateKey, statements.device(
             this.me.fingerprint, d.device, d.key, d.role, d.name)) });
+        if (language.value) {
+          this.me.languages = { ...this.me.languages, [d.device]: [language.value] };
+          await this.save();
+        }
         await this.refresh();
       } catch (err) { error.textContent = err.message; }
-    } }, read, h("button", { class: "certify" }, this.t("op_certify")), error);
+    } }, read, language, h("button", { class: "certify" }, this.t("op_certify")), error);
   }
 
   plansCard(links, ownDevices, plans) { // plans: their rows, reviewed (planRow)
@@ -413,7 +429,9 @@ class Console {
     const names = Object.fromEntries(Object.entries(this.me.names || {})
       .map(([id, n]) => [id, n.name]));
     return { pins: { ...this.me.pins, [this.me.fingerprint]: this.me.key },
-             names: { ...names, [this.me.fingerprint]: this.me.name } };
+             names: { ...names, [this.me.fingerprint]: this.me.name },
+             // kept by this console, not the server: devices it revoked, languages stated
+             revoked: this.me.revoked || [], languages: this.me.languages || {} };
   }
 
   // Every signed field of the plan, and a flag for whatever differs from what this
@@ -439,14 +457,14 @@ class Console {
 
   async planRow(p) {
     const mineMissing = p.missing.includes(this.me.fingerprint);
-    const { pins, names } = this.pinned();
-    const review = await reviewPlan(p.plan, pins, names);
+    const { pins, names, revoked, languages } = this.pinned();
+    const review = await reviewPlan(p.plan, pins, names, revoked, languages);
     const row = h("div", { class: "plan", "data-call": p.plan.call },
       h("h3", {}, p.plan.title, " ", h("span", { class: `badge ${p.phase}` },
         p.complete ? p.phase : "awaiting signature")), ...this.reviewPart(p, review));
     if (mineMissing) {
       row.append(h("button", { class: "primary cosign", onclick: this.act(async () => {
-        const again = await reviewPlan(p.plan, pins, names);
+        const again = await reviewPlan(p.plan, pins, names, revoked, languages);
         if (again.flags.length) throw new Error(this.t("review_refused"));
         const hash = await digest(p.plan);
         if (hash !== p.hash) throw new Error("the plan does not hash to what the server says");
@@ -484,6 +502,8 @@ class Console {
       for (const d of devices.filter((x) => x.device && x.certified)) {
         const lang = h("select", { class: "lang" }, ["en", "ru"].map((l) => h("option", { value: l }, l)));
         if (delegation !== this.me.fingerprint) lang.value = "ru";
+        // our own device: the language its officer stated when certifying it, if any
+        else if (this.me.languages?.[d.device]?.length) lang.value = this.me.languages[d.device][0];
         rows.append(h("tr", {}, h("td", {}, h("input", { type: "checkbox", checked: true,
           class: "pick", "data-device": d.device, "data-key": d.key, "data-name": d.name,
           "data-role": d.role, "data-delegation": delegation,
