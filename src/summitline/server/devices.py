@@ -127,7 +127,7 @@ def router() -> APIRouter:
         # first revocation is the one kept and sent.
         [kept] = await h.store.revocations([device])
         told = h.tell_revoked(kept)
-        dropped = h.drop(device, "device-revoked", "its delegation revoked this device",
+        dropped = await h.drop(device, "device-revoked", "its delegation revoked this device",
                          cc.DEVICE_REVOKED)
         return {"delegation": id, "device": device, "revoked": True, "dropped": dropped,
                 "told": told}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from summitline.client.ice import IceSettings
@@ -12,6 +13,10 @@ from summitline.server.press.gateway import PressGateway
 from summitline.server.room import CallRoom, Clock
 from summitline.server.turn import TurnSettings, credentials
 from summitline.store import Store
+
+# A closed connection leaves once the device's socket closes: its client answers the close
+# at once; a client that does not is left to the WebSocket keepalive.
+DROP_WAIT_S = 5.0
 
 
 class Hub:
@@ -68,17 +73,21 @@ class Hub:
         self._rooms.clear()
         await self.press.shutdown()
 
-    def drop(self, device: str, code: str, message: str, close_code: int) -> int:
+    async def drop(self, device: str, code: str, message: str, close_code: int) -> int:
         """Close ``device``'s signaling in every call it is connected to (a revoked
-        device); how many connections were closed."""
-        dropped = 0
+        device), and wait (at most ``DROP_WAIT_S``) until each has left the call's state;
+        how many connections were closed."""
+        dropped = []
         for room in list(self._rooms.values()):
             endpoint = room.endpoints.get(device)
             if endpoint is not None:
                 endpoint.error(code, message, fatal=True)
                 endpoint.finish(close_code, code)
-                dropped += 1
-        return dropped
+                dropped.append(endpoint)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(DROP_WAIT_S):
+                await asyncio.gather(*(e.left.wait() for e in dropped))
+        return len(dropped)
 
     def tell_revoked(self, revocation: dict[str, Any]) -> int:
         """Send a signed revocation (``{delegation, device, at, signature}``) to every

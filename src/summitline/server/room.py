@@ -30,6 +30,7 @@ class Endpoint(Protocol):
     """What a room needs of a signaling connection."""
 
     device: str
+    left: asyncio.Event  # set once its leaving is in the call's state
 
     def send(self, message: dict[str, Any]) -> None: ...
     def error(self, code: str, message: str, fatal: bool = False,

@@ -68,6 +68,7 @@ class Connection:
         self._bucket = limits.TokenBucket()
         self._errors = 0
         self._closing: tuple[int, str] | None = None
+        self.left = asyncio.Event()  # set once its leaving is recorded (or it never joined)
 
     # -- writing -------------------------------------------------------------------------
     def send(self, message: dict[str, Any]) -> None:
@@ -118,7 +119,10 @@ class Connection:
             self.error("internal", "the server failed; try again", fatal=True)
             self.finish(cc.INTERNAL, "internal error")
         finally:
-            await self._leave()
+            try:
+                await self._leave()
+            finally:
+                self.left.set()
             if self._call_slot:
                 self.quota.leave_call(self._call_slot)
             self.finish(1000, "")
