@@ -227,6 +227,8 @@ async def test_a_burst_of_posts_gets_429_and_the_server_stays_usable(tmp_path: P
         assert r.status_code == 429 and r.headers["retry-after"] == "1"
         assert "too many requests from this address" in r.json()["detail"]
         assert r.headers["x-content-type-options"] == "nosniff"  # security headers too
+        # a press viewer's offer is not counted (it needs a token; viewers are capped)
+        assert (await http.post("/api/press/call-x/whep")).status_code == 401
         # reads go on, for this address too
         assert (await http.get("/api/nonce")).status_code == 200
         # and another address is not held back by this one's flood

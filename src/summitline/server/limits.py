@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -30,15 +31,18 @@ TRANSPORT_MAX_BYTES = 4 * MAX_MESSAGE_BYTES
 MAX_ERRORS = 20
 
 # REST writes (POST) per remote address: a delegation's console makes a few per action
-# (register, link, enrol, submit, co-sign, start, end, a readout), a press centre
-# behind one address at most one WHEP offer per viewer (80 per call). 200 at once and
-# 2 a second sustained is far beyond that, and stops a stranger from filling the store
-# and the server's memory with plans of its own (7,200 an hour at most).
+# (register, link, enrol, submit, co-sign, start, end, a readout, a photo). 200 at once
+# and 2 a second sustained is far beyond that, and stops a stranger from filling the
+# store and the server's memory with plans of its own (7,200 an hour at most). A press
+# viewer's WHEP offer is not counted: it stores nothing, needs a valid viewer token, and
+# viewers per call are capped (MAX_PRESS_VIEWERS); a press centre behind one address
+# may well have 80 of them.
 POST_RATE_PER_S = 2.0
 POST_BURST = 200.0
 # Addresses whose buckets are kept; past this the least recently seen is forgotten
 # (it starts again with a full bucket). IPv6 addresses count per /64.
 POST_ADDRESSES = 10_000
+_UNCOUNTED = re.compile(r"^/api/press/[^/]+/whep$")
 
 __all__ = ["MAX_MESSAGE_BYTES", "PostLimit", "TokenBucket"]
 
@@ -100,7 +104,8 @@ class PostLimit:
         return bucket.take(now)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["method"] != "POST" or \
+                _UNCOUNTED.match(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
         client = scope.get("client")
