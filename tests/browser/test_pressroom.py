@@ -126,11 +126,13 @@ async def test_both_delegations_publish_their_readouts_to_the_press_room(
         await expect(page.locator("#call-phase")).to_have_text("ended")
     await expect(us_page.locator("#readout-text")).to_have_value(US_READOUT)  # kept
 
-    # the press room, before anything is published
+    # the press room, before anything is published: a call without a press window shows
+    # nothing until a side publishes (the same answer as for an unknown call)
     press = await new_page(browser, errors)
     await press.goto(f"{server}/#/pressroom/{call}")
-    await expect(press.locator("h1")).to_have_text("Secure video call")
-    await expect(press.locator(".readout.pending")).to_have_count(2)
+    await expect(press.locator("p.error[role=alert]")).to_have_text(
+        "There is no such call on this server.")
+    await expect(press.locator("h1")).to_have_count(0)
 
     # the US office publishes, after a confirmation
     await us_page.locator("#publish-readout").click()

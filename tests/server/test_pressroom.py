@@ -84,11 +84,18 @@ async def end(call: Bilateral) -> None:
 
 async def test_the_press_room_before_anything_is_published(
         client: httpx.AsyncClient, call: Bilateral) -> None:
+    # before the call starts there is nothing public: the same 404 as an unknown call
+    unknown = await client.get("/api/pressroom/call-nobody-planned")
+    early = await client.get(f"/api/pressroom/{call.call}")
+    assert early.status_code == unknown.status_code == 404
+    assert early.json()["detail"].replace(call.call, "X") == \
+        unknown.json()["detail"].replace("call-nobody-planned", "X")
+    await call.a.operator.control(call.call, "start")  # with a press window: public now
     room = (await client.get(f"/api/pressroom/{call.call}")).json()
-    assert room["title"] == "Secure video call" and room["phase"] == "planned"
+    assert room["title"] == "Secure video call" and room["phase"] == "open"
     assert [d["name"] for d in room["delegations"]] == ["United States", "Russian Federation"]
     assert [d["id"] for d in room["delegations"]] == [call.a.operator.id, call.b.operator.id]
-    assert room["started_ms"] is None and room["ended_ms"] is None
+    assert room["started_ms"] is not None and room["ended_ms"] is None
     assert room["duration_ms"] is None
     assert room["readouts"] == [] and room["photos"] == []
     assert (await client.get("/api/pressroom/call-nobody-planned")).status_code == 404
@@ -120,7 +127,7 @@ async def test_a_draft_is_private_to_its_delegation(
                  f"/api/calls/{call.call}/record"):
         text = (await client.get(path)).text
         assert "first thoughts" not in text and "Biden" not in text, path
-    assert (await client.get(f"/api/pressroom/{call.call}")).json()["readouts"] == []
+    assert (await client.get(f"/api/pressroom/{call.call}")).status_code == 404
 
 
 async def test_signed_requests_that_are_refused(

@@ -23,7 +23,7 @@ from summitline.crypto.encoding import digest
 from summitline.crypto.keys import PublicKey, SignatureError, short_fingerprint
 from summitline.server import views as v
 from summitline.server.hub import Hub
-from summitline.server.reads import signed_read
+from summitline.server.reads import not_found, reader, signed_read
 from summitline.server.room import CallRoom
 from summitline.server.security import bearer_matches
 from summitline.store import StoreError
@@ -153,6 +153,16 @@ async def room_of(h: Hub, call: str) -> CallRoom:
     room = await h.room(call)
     if room is None:
         raise bad(404, f"no call {call!r} on this server")
+    return room
+
+
+async def room_to_read(request: Request, call: str) -> CallRoom:
+    """The room of a call for a signed read: the signature is checked first, so that an
+    unsigned or badly signed read is 401 whether the call exists or not."""
+    await reader(request)
+    room = await hub(request).room(call)
+    if room is None:
+        raise await not_found(request, f"no call {call!r} on this server")
     return room
 
 
@@ -313,9 +323,10 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
     async def get_link(id: str, request: Request) -> dict[str, Any]:
         """A link, for its two delegations (signed read)."""
         h = hub(request)
+        await reader(request)
         row = await h.store.link(id)
         if row is None:
-            raise bad(404, f"no link {id!r}")
+            raise await not_found(request, f"no link {id!r}")
         await signed_read(request, {row["proposer"]: None, row["acceptor"]: None})
         return await link_view(h, id)
 
@@ -377,9 +388,10 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
     @r.get("/plans/{plan_hash}", response_model=v.PlanView)
     async def get_plan(plan_hash: str, request: Request) -> dict[str, Any]:
         """A plan, for its two delegations and its devices (signed read)."""
+        await reader(request)
         signed = await hub(request).store.plan(plan_hash)
         if signed is None:
-            raise bad(404, "no such plan")
+            raise await not_found(request, "no such plan")
         await signed_read(request, readers(signed))
         return _plan_view(signed)
 
@@ -387,7 +399,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
     @r.get("/calls/{call}", response_model=v.CallView)
     async def get_call(call: str, request: Request) -> dict[str, Any]:
         """A call's state, for its two delegations and its devices (signed read)."""
-        room = await room_of(hub(request), call)
+        room = await room_to_read(request, call)
         await signed_read(request, readers(room.signed))
         return await call_view(room)
 
@@ -441,7 +453,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
     async def get_record(call: str, request: Request) -> dict[str, Any]:
         """The call's shared record, for its two delegations and its devices (signed
         read)."""
-        room = await room_of(hub(request), call)
+        room = await room_to_read(request, call)
         await signed_read(request, readers(room.signed))
         return await record_view(room)
 
@@ -475,7 +487,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
     async def export_record(call: str, request: Request) -> Response:
         """The record as one canonical JSON file, for ``summitline verify``: for the
         call's two delegations (signed read)."""
-        room = await room_of(hub(request), call)
+        room = await room_to_read(request, call)
         await signed_read(request, readers(room.signed, devices=False))
         body = export(room.signed, await room.store.entries(call),
                       await room.store.head_signatures(call))
@@ -486,7 +498,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
     async def export_record_html(call: str, request: Request) -> Response:
         """The record as a readable page, with whether it verifies now: for the call's
         two delegations (signed read)."""
-        room = await room_of(hub(request), call)
+        room = await room_to_read(request, call)
         await signed_read(request, readers(room.signed, devices=False))
         entries = await room.store.entries(call)
         raw = export(room.signed, entries, await room.store.head_signatures(call))

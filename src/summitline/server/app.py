@@ -21,7 +21,12 @@ from summitline.console import WEB
 from summitline.core import messages
 from summitline.server import api, closecodes, devices, pressroom
 from summitline.server.hub import Hub
-from summitline.server.limits import MAX_PRESS_VIEWERS
+from summitline.server.limits import (
+    MAX_PRESS_VIEWERS,
+    POST_BURST,
+    POST_RATE_PER_S,
+    PostLimit,
+)
 from summitline.server.press import routes as press_routes
 from summitline.server.press.gateway import PressGateway
 from summitline.server.room import Clock
@@ -62,6 +67,9 @@ class Settings:
     # interface; tests and the local demo use loopback), and its viewer limit per call.
     press_hosts: tuple[str, ...] | None = None
     max_press_viewers: int = MAX_PRESS_VIEWERS
+    # REST POSTs per remote address: a token bucket (docs/protocol.md §7).
+    post_rate_per_s: float = POST_RATE_PER_S
+    post_burst: float = POST_BURST
     # Serve the web client at "/" too. Keys made there live under the server's origin,
     # which the server scripts: for development and the demo only (docs/security.md §4).
     serve_client: bool = False
@@ -95,6 +103,8 @@ def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
                   docs_url=None, redoc_url=None,
                   description="Co-signed call plans, signaling and records for "
                               "confidential one-on-one video talks.")
+    # innermost of the three, so that a 429 carries the security and CORS headers too
+    app.add_middleware(PostLimit, rate=settings.post_rate_per_s, burst=settings.post_burst)
     app.add_middleware(SecurityHeaders)
     if settings.allowed_origins:
         app.add_middleware(cors, origins=settings.allowed_origins)

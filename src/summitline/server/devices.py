@@ -22,7 +22,7 @@ from summitline.crypto.keys import PublicKey, SignatureError, short_fingerprint
 from summitline.server import closecodes as cc
 from summitline.server import views as v
 from summitline.server.api import Id, Name, Sig, _Body, bad, delegation_key, hub, verify
-from summitline.server.reads import signed_read
+from summitline.server.reads import not_found, reader, signed_read
 from summitline.store import StoreError
 
 # Roles a device can be enrolled for (press never hold keys).
@@ -162,9 +162,10 @@ def router() -> APIRouter:
     async def plans_of_link(id: str, request: Request) -> list[dict[str, Any]]:
         """The plans of a link: for its two delegations (signed read)."""
         h = hub(request)
+        await reader(request)
         link = await h.store.link(id)
         if link is None:
-            raise bad(404, f"no link {id!r}")
+            raise await not_found(request, f"no link {id!r}")
         await signed_read(request, {link["proposer"]: None, link["acceptor"]: None})
         out = []
         for signed in await h.store.plans_of_link(id):

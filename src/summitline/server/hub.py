@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from typing import Any
 
 from summitline.client.ice import IceSettings
@@ -26,17 +27,27 @@ class Hub:
         self.clock = clock
         self.turn = turn
         self.press = press or PressGateway(IceSettings(), clock)
+        # Rooms of complete plans stay loaded (their calls can run). A room of a plan
+        # not yet signed by both delegations is kept only while something uses it: such
+        # plans cost a stranger nothing to submit, so they must not pile up in memory.
         self._rooms: dict[str, CallRoom] = {}
+        self._unsigned: weakref.WeakValueDictionary[str, CallRoom] = \
+            weakref.WeakValueDictionary()
         self._lock = asyncio.Lock()
 
     async def room(self, call_id: str) -> CallRoom | None:
         async with self._lock:
-            room = self._rooms.get(call_id)
+            room = self._rooms.get(call_id) or self._unsigned.get(call_id)
             if room is None:
                 room = await self._load(call_id)
                 if room is not None:
-                    self._rooms[call_id] = room
+                    (self._rooms if room.signed.complete else self._unsigned)[call_id] = room
             return room
+
+    @property
+    def loaded(self) -> int:
+        """How many rooms this process holds for good (complete plans)."""
+        return len(self._rooms)
 
     async def _load(self, call_id: str) -> CallRoom | None:
         signed = await self.store.plan_for_call(call_id)
@@ -63,6 +74,7 @@ class Hub:
         return str(room.state.phase) if room else "planned"
 
     def forget(self, call_id: str) -> None:
+        self._unsigned.pop(call_id, None)
         room = self._rooms.pop(call_id, None)
         if room is not None:
             room.stop()

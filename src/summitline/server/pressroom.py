@@ -6,7 +6,8 @@ as the delegation's official photo. Every write, and every read of a private dra
 is signed by the delegation key (``statements.readout`` / ``statements.photo``),
 fresh, and usable once, as a control request is. What is published is final.
 
-The press room (``GET /api/pressroom/{call}``) is public: the call's title, its two
+The press room (``GET /api/pressroom/{call}``) is public once there is something public
+about the call (it started with a press window, or a side published): the call's title, its two
 delegations, its public facts (start, end, duration, from the record) and what each
 side published, with the signatures so that anyone can check them against the
 delegation's key. Drafts never appear there.
@@ -191,12 +192,21 @@ def router() -> APIRouter:
     # -- the press room ------------------------------------------------------------------
     @r.get("/pressroom/{call}", response_model=v.PressRoom)
     async def pressroom(call: str, request: Request) -> dict[str, Any]:
-        """What both sides published about the call, and its public facts."""
+        """What both sides published about the call, and its public facts: only once
+        the call has started with a press window, or something is published (else 404,
+        as for an unknown call)."""
         h = hub(request)
         room = await room_of(h, call)
         plan = room.signed.plan
         names = {d.id: d.name for d in plan.delegations}
+        readouts = await store.published_readouts(h.store, call)
+        photos = await store.published_photos_of(h.store, call)
         facts = summary(await h.store.entries(call))
+        started = facts["started_ms"] is not None
+        if not (readouts or photos or (started and plan.press_window_s > 0)):
+            # nothing public about this call yet: the same answer as for an unknown
+            # call, so that this route tells nobody which calls exist
+            raise bad(404, f"no call {call!r} on this server")
         return {
             "call": call, "title": plan.title, "phase": str(room.state.phase),
             "delegations": [{"id": d.id, "name": d.name} for d in plan.delegations],
@@ -205,12 +215,12 @@ def router() -> APIRouter:
             "readouts": [{"delegation": x["delegation"], "name": names.get(x["delegation"]),
                           "text": x["text"], "hash": x["hash"], "published_ms": x["at"],
                           "signature": x["signature"]}
-                         for x in await store.published_readouts(h.store, call)],
+                         for x in readouts],
             "photos": [{"delegation": p["delegation"], "name": names.get(p["delegation"]),
                         "id": p["id"],
                         "url": f"/api/pressroom/{call}/photos/{p['delegation']}.jpg",
                         "published_ms": p["at"], "signature": p["signature"]}
-                       for p in await store.published_photos_of(h.store, call)],
+                       for p in photos],
         }
 
     @r.get("/pressroom/{call}/photos/{delegation}.jpg", response_class=Response,

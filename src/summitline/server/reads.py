@@ -9,7 +9,13 @@ The request carries three headers (docs/protocol.md §4.3):
   at)``, where ``path`` is the request target exactly as sent (path and ``?query``).
 
 No signature, a malformed or unknown one, one that does not verify or that is stale: 401.
-A valid signature by a signer the object does not concern: 403. A read is not
+A valid signature by a signer the object does not concern: 403. The signature is checked
+before the object is looked up (``reader``), against the key of a registered delegation
+or enrolled device; so a read that is unsigned, malformed, stale or badly signed is 401
+whether the object exists or not, and only a verified signer gets 404 for a missing one
+(``not_found``). A signer not known here (a device enrolled elsewhere, known only by the
+plans naming it) gets 401 for a missing object, and is checked against the key the
+object's plan gives it once the object is found. A read is not
 single-use (a GET changes nothing); within its freshness window it can be sent again,
 for the same target only.
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
 
@@ -36,6 +43,12 @@ SIGNATURE = "summitline-signature"
 _FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
 _AT = re.compile(r"^[0-9]{1,16}$")
 _SIGNATURE = re.compile(r"^[A-Za-z0-9_-]{80,100}$")
+
+
+# One answer for a signature that does not verify and for a signer not known here: a
+# signer known only by the plans naming it (a device enrolled elsewhere) is checked once
+# the object is found, and the two answers must not tell whether it was.
+UNVERIFIED = "the signature on this read does not verify with a key known here"
 
 
 def _unauthorised(message: str) -> HTTPException:
@@ -66,9 +79,25 @@ async def signer_key(h: Hub, signer: str, known: Mapping[str, PublicKey]) -> Pub
         return None
 
 
-async def signed_read(request: Request, concerned: Mapping[str, PublicKey | None]) -> str:
-    """The fingerprint of the verified signer of this read, if the object concerns it
-    (``concerned``: fingerprint -> its key, or None to look the key up); else 401/403."""
+@dataclass(frozen=True)
+class Reader:
+    """A read's signer, checked as far as it can be before the object is looked up:
+    ``key`` is set if the signer is a registered delegation or an enrolled device (its
+    signature then verified); None if the signer is not known here (it may still be a
+    device the object's plan names)."""
+
+    signer: str
+    at: int
+    signature: str
+    key: PublicKey | None
+
+
+async def reader(request: Request) -> Reader:
+    """Authenticate a read before anything is looked up, so that an unsigned or badly
+    signed read is 401 whether or not the object exists. Kept on the request."""
+    done: Reader | None = getattr(request.state, "reader", None)
+    if done is not None:
+        return done
     h: Hub = request.app.state.hub
     signer = request.headers.get(SIGNER, "")
     at_text = request.headers.get(AT, "")
@@ -81,18 +110,44 @@ async def signed_read(request: Request, concerned: Mapping[str, PublicKey | None
     at = int(at_text)
     if abs(h.clock() - at) > READ_FRESHNESS_MS:
         raise _unauthorised("the signed read is stale (or the clocks disagree)")
-    known = {fp: key for fp, key in concerned.items() if key is not None}
-    key = await signer_key(h, signer, known)
     # (a delegation's key is its current one: after a rotation its fingerprint is no
     # longer the id, which stays the fingerprint of the first key)
-    if key is None:
-        raise _unauthorised("the signer of this read is not known here")
+    key = await signer_key(h, signer, {})
+    if key is not None:
+        _verify(request, key, signer, at, signature)
+    request.state.reader = done = Reader(signer, at, signature, key)
+    return done
+
+
+def _verify(request: Request, key: PublicKey, signer: str, at: int, signature: str) -> None:
     try:
         key.verify(statements.read(request.method, target(request), signer, at), signature)
     except SignatureError:
-        raise _unauthorised("the signature on this read does not verify") from None
-    if await h.store.revoked([signer]):
+        raise _unauthorised(UNVERIFIED) from None
+
+
+async def not_found(request: Request, message: str) -> HTTPException:
+    """What a read of a missing object answers: 404 to a signer known here whose
+    signature verified; 401 to any other (the same as for a real object)."""
+    r = await reader(request)
+    if r.key is None:
+        return _unauthorised(UNVERIFIED)
+    return HTTPException(404, detail=message)
+
+
+async def signed_read(request: Request, concerned: Mapping[str, PublicKey | None]) -> str:
+    """The fingerprint of the verified signer of this read, if the object concerns it
+    (``concerned``: fingerprint -> its key, or None to look the key up); else 401/403."""
+    h: Hub = request.app.state.hub
+    r = await reader(request)
+    if r.key is None:
+        # not registered here: a device the object's plan names, with the plan's key
+        key = concerned.get(r.signer)
+        if key is None:
+            raise _unauthorised(UNVERIFIED)
+        _verify(request, key, r.signer, r.at, r.signature)
+    if await h.store.revoked([r.signer]):
         raise HTTPException(403, detail="this device was revoked by its delegation")
-    if signer not in concerned:
+    if r.signer not in concerned:
         raise HTTPException(403, detail="this object does not concern the signer")
-    return signer
+    return r.signer

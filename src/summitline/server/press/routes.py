@@ -76,9 +76,14 @@ def router() -> APIRouter:
 
     @r.get("/press/{call}", response_model=v.PressWindow)
     async def window(call: str, request: Request) -> dict[str, Any]:
-        """What the press page shows: the title and whether the window is open."""
+        """What the press page shows: the title and whether the window is open. Only
+        for a call whose plan has a press window (else 404, as for an unknown call)."""
         h = hub(request)
         room = await room_of(h, call)
+        if room.signed.plan.press_window_s == 0:
+            # a call without a press window has no press page: the same answer as for
+            # an unknown call, so that this route tells nobody which calls exist
+            raise bad(404, f"no call {call!r} on this server")
         phase = room.state.phase
         press = h.press.state(call)
         state = ("open" if phase is Phase.OPEN and press == "open" else
