@@ -131,7 +131,7 @@ async def test_both_delegations_publish_their_readouts_to_the_press_room(
     press = await new_page(browser, errors)
     await press.goto(f"{server}/#/pressroom/{call}")
     await expect(press.locator("p.error[role=alert]")).to_have_text(
-        "There is no such call on this server.")
+        "Nothing has been published about this call, or there is no such call.")
     await expect(press.locator("h1")).to_have_count(0)
 
     # the US office publishes, after a confirmation
