@@ -22,6 +22,7 @@ from summitline.client.bilateral import Bilateral, provision
 from summitline.client.ice import loopback
 from summitline.client.media import MediaSource
 from summitline.client.operator import Operator
+from summitline.client.reads import signed_get
 from summitline.client.session import CallSession, Identity, SessionRefused
 from summitline.core.plan import CallPlan, Participant, PlanError
 from summitline.core.roles import Role
@@ -97,7 +98,7 @@ async def test_a_planted_device_in_the_other_delegation_is_refused_everywhere(
                        signed_by_both(call, raw)["signatures"]):
         r = await http.post("/api/plans", json={"plan": raw, "signatures": signatures})
         assert r.status_code == 422 and "not certified by" in r.json()["detail"], r.text
-    assert (await http.get(f"/api/plans/{h}")).status_code == 404
+    assert (await signed_get(http, a.key, f"/api/plans/{h}")).status_code == 404
 
     # the endpoints: served the planted plan (signed by both), they refuse it
     def serve_planted(signed: dict[str, Any]) -> None:
