@@ -130,8 +130,10 @@ async def test_both_delegations_publish_their_readouts_to_the_press_room(
     # nothing until a side publishes (the same answer as for an unknown call)
     press = await new_page(browser, errors)
     await press.goto(f"{server}/#/pressroom/{call}")
-    await expect(press.locator("p.error[role=alert]")).to_have_text(
-        "Nothing has been published about this call, or there is no such call.")
+    await expect(press.locator("#pr-nothing[role=status]")).to_have_text(
+        "Nothing has been published about this call, or there is no such call. "
+        "This page updates by itself.")
+    await expect(press.locator("[role=alert]")).to_have_count(0)  # a notice, not an alarm
     await expect(press.locator("h1")).to_have_count(0)
 
     # the US office publishes, after a confirmation

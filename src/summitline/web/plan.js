@@ -6,7 +6,13 @@ import { digest, fingerprintOf, shortFingerprint, statements, unb64u, verify } f
 export const ROLES = ["principal", "interpreter", "aide", "operator", "press"];
 export const PHASES = ["planned", "open", "closed", "ended"];
 
-export class PlanError extends Error {}
+// key: an i18n key a page may show instead of the (English) message
+export class PlanError extends Error {
+  constructor(message, key = null) {
+    super(message);
+    this.key = key;
+  }
+}
 
 // 2: participants carry their delegation's certificate, delegations their self-signed
 // name (summitline/core/plan.py PLAN_VERSION).
@@ -56,8 +62,9 @@ export async function followRotations(delegation, start, rotations) {
     if (!Number.isSafeInteger(r.at) || r.at < 0) throw new PlanError("a rotation's 'at'");
     const said = statements.rotation(delegation, r.previous, r.key, r.at);
     if (!(await verify(r.previous, said, r.signature)) || !(await verify(r.key, said, r.proof))) {
-      throw new PlanError(`a key rotation of ${shortFingerprint(delegation)} is not signed by ` +
-                          "the key it retires and by the key it brings");
+      throw new PlanError(`a key rotation of ${shortFingerprint(delegation)} must be signed ` +
+                          "by both the key it retires and the key it brings",
+                          "rotation_unsigned");
     }
     key = r.key;
   }

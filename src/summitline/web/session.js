@@ -260,10 +260,11 @@ export class CallSession extends EventTarget {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 
-  alarm(text) {
+  // text: English, for logs and tests; key/args: an i18n key the page shows instead, if any
+  alarm(text, key = null, args = {}) {
     this.alarms.push(text);
     console.warn("summitline alarm:", text);
-    this.emit("alarm", { text });
+    this.emit("alarm", key ? { text, key, args } : { text });
   }
 
   // -- connection ---------------------------------------------------------------------
@@ -452,7 +453,8 @@ export class CallSession extends EventTarget {
     if (ok) ok = (await Promise.all(keys.map((k) => verify(k, said, msg.signature)))).some(Boolean);
     if (!ok) {
       this.alarm(`a revocation of ${p.name} (${p.role}) that ${d.name} did not sign; ignored: ` +
-                 "the device stays in the call");
+                 "the device stays in the call", "alarm_revocation_unsigned",
+                 { name: p.name, role: p.role, by: d.name });
       return false;
     }
     this.revoked.set(p.device, { delegation: p.delegation, device: p.device, at: msg.at,

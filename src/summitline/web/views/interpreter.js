@@ -81,7 +81,7 @@ export async function interpreterView(root, identity, call) {
       ? "on air" : session.links.has(partner.device) ? "listening" : "not connected"}` : "none";
     handover.textContent = partner ? `Hand over to ${partner.name}` : "Hand over";
     handover.disabled = !live || !partner;
-    phase.textContent = session.phase;
+    phase.textContent = t(`phase_${session.phase}`);
     showReconnecting(reconnecting, session, t, (d) => (session.signed &&
       participant(session.signed.plan, d)?.name) || d.slice(0, 12));
   };

@@ -93,7 +93,8 @@ export async function operatorView(root, fingerprint) {
         h("a", { class: "button", href: "#/operator/new" }, "Create another delegation"))));
     return null;
   }
-  const view = new Console(root, me, await strings(browserLanguage()));
+  const language = browserLanguage();
+  const view = new Console(root, me, await strings(language), language);
   await view.refresh();
   return view;
 }
@@ -121,10 +122,11 @@ function createDelegation(root) {
 }
 
 class Console {
-  constructor(root, me, t) {
+  constructor(root, me, t, language = "en") {
     this.root = root;
     this.me = me;
     this.t = t; // the strings of the browser's language (the call view's link health)
+    this.language = language; // the office's language: its own devices' channel by default
     // live regions, kept across redraws so that a screen reader hears what changes
     this.linkStatus = h("div", { id: "link-status", role: "status", "aria-live": "polite" });
     this.pressFeeds = h("div", { id: "press-feeds", role: "status", "aria-live": "polite" });
@@ -271,7 +273,7 @@ class Console {
     } catch (err) {
       this.rotationAlarm.hidden = false;
       this.rotationAlarm.textContent = this.t("op_rotation_refused", {
-        name: d.name, id: shortFingerprint(other), why: err.message });
+        name: d.name, id: shortFingerprint(other), why: err.key ? this.t(err.key) : err.message });
     }
   }
 
@@ -501,9 +503,11 @@ class Console {
     const addRows = (devices, delegation) => {
       for (const d of devices.filter((x) => x.device && x.certified)) {
         const lang = h("select", { class: "lang" }, ["en", "ru"].map((l) => h("option", { value: l }, l)));
-        if (delegation !== this.me.fingerprint) lang.value = "ru";
-        // our own device: the language its officer stated when certifying it, if any
-        else if (this.me.languages?.[d.device]?.length) lang.value = this.me.languages[d.device][0];
+        // our own device: the language its officer stated when certifying it, else the
+        // office's own; the other delegation's: the other language (a bilateral en/ru call)
+        const own = this.language === "ru" ? "ru" : "en";
+        if (delegation !== this.me.fingerprint) lang.value = own === "ru" ? "en" : "ru";
+        else lang.value = this.me.languages?.[d.device]?.[0] || own;
         rows.append(h("tr", {}, h("td", {}, h("input", { type: "checkbox", checked: true,
           class: "pick", "data-device": d.device, "data-key": d.key, "data-name": d.name,
           "data-role": d.role, "data-delegation": delegation,

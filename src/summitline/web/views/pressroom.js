@@ -23,7 +23,8 @@ export async function pressroomView(root, call, language) {
       room = await get(`/api/pressroom/${encodeURIComponent(call)}`);
     } catch (err) {
       if (err.status !== 404) throw err;
-      mount(page, h("p", { class: "error", role: "alert" }, t("pr_no_call")));
+      mount(page, h("p", { class: "muted", id: "pr-nothing", role: "status" },
+                    t("pr_no_call"), " ", t("pr_updates_itself")));
       return;
     }
     const text = JSON.stringify(room);

@@ -132,10 +132,11 @@ async function inCall(root, identity, call) {
   const keys = h("div", { class: "keys muted" });
   const alarm = h("div", { class: "alarm", id: "alarm", role: "alert", hidden: true });
   // A device of the call that its delegation revoked (a verified revocation): cut off.
-  const revokedNotice = h("div", { class: "alarm", id: "revoked-notice", role: "alert",
+  const revokedNotice = h("div", { class: "info", id: "revoked-notice", role: "status",
                                    hidden: true });
+  const panels = h("div", { class: "panels" }, listen, alarm, revokedNotice);
   const stage = h("div", { class: "stage" }, remoteVideo, waiting, reconnecting, remoteHold,
-                  selfVideo, phase, alarm, revokedNotice, listen, aideStatus, onHold,
+                  selfVideo, phase, panels, aideStatus, onHold,
                   h("aside", { class: "sas", "aria-live": "polite" }, sasTitle, code, sasHelp),
                   h("nav", { class: "controls" }, mute, camera, aides, hold, end), keys);
   mount(root, stage);
@@ -291,7 +292,8 @@ async function inCall(root, identity, call) {
       return;
     }
     alarm.hidden = false;
-    alarm.textContent = `${t("alarm_refused")} ${ev.detail.text}`;
+    const text = ev.detail.key ? t(ev.detail.key, ev.detail.args) : ev.detail.text;
+    alarm.textContent = `${t("alarm_refused")} ${text}`;
   });
   session.addEventListener("ended", () => stop(t("phase_ended"), { help: t("ended_help") }));
   render();
