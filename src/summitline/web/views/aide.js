@@ -93,7 +93,7 @@ export async function aideView(root, identity, call) {
   session.addEventListener("acked", render);
   session.addEventListener("alarm", (ev) => {
     alarm.hidden = false;
-    alarm.textContent = ev.detail.text;
+    alarm.textContent = ev.detail.key ? t(ev.detail.key, ev.detail.args) : ev.detail.text;
   });
   session.addEventListener("ended", () => {
     clearInterval(beeping);

@@ -159,7 +159,9 @@ export async function interpreterView(root, identity, call) {
         "Back")));
   };
   session.addEventListener("fatal", (ev) => stop("This call cannot be verified", ev.detail.message));
-  session.addEventListener("alarm", (ev) => { error.textContent = ev.detail.text; });
+  session.addEventListener("alarm", (ev) => {
+    error.textContent = ev.detail.key ? t(ev.detail.key, ev.detail.args) : ev.detail.text;
+  });
   session.addEventListener("ended", () => stop("The call has ended", ""));
   render();
   session.start();
