@@ -53,16 +53,23 @@ async def enrolled_plan(call: Bilateral, http: httpx.AsyncClient, name: str
     return plan, key
 
 
+async def in_call(ws_url: str, call: Bilateral, plan: CallPlan, key: PrivateKey
+                  ) -> tuple[CallSession, Stubborn, list[asyncio.Task[None]]]:
+    """A's principal and B's device ``key`` (which will not close its own links) in the
+    started call of ``plan``, media flowing both ways."""
+    a = CallSession(ws_url, plan.call, call.a.identity(), ice=loopback())
+    b = Stubborn(ws_url, plan.call, call.b.identity(key), ice=loopback(), reconnect=False)
+    tasks = [asyncio.create_task(s.run()) for s in (a, b)]
+    await asyncio.wait_for(asyncio.gather(a.joined.wait(), b.joined.wait()), WAIT_S)
+    await call.a.operator.control(plan.call, "start")
+    await until([a, b], lambda s: all(s.frames(k) > 10 for k in MediaKind))
+    return a, b, tasks
+
+
 async def test_a_revoked_device_is_cut_off_by_the_other_endpoints(
         ws_url: str, http: httpx.AsyncClient, bilateral: Bilateral) -> None:
     plan, key = await enrolled_plan(bilateral, http, "call-revoke")
-    a = CallSession(ws_url, plan.call, bilateral.a.identity(), ice=loopback())
-    b = Stubborn(ws_url, plan.call, bilateral.b.identity(key), ice=loopback(),
-                 reconnect=False)
-    tasks = [asyncio.create_task(s.run()) for s in (a, b)]
-    await asyncio.wait_for(asyncio.gather(a.joined.wait(), b.joined.wait()), WAIT_S)
-    await bilateral.a.operator.control(plan.call, "start")
-    await until([a, b], lambda s: all(s.frames(k) > 10 for k in MediaKind))
+    a, b, tasks = await in_call(ws_url, bilateral, plan, key)
     link = a.link(key.fingerprint)
     assert link is not None
 
@@ -147,13 +154,7 @@ async def test_a_revocation_signed_after_a_key_rotation(
     principal with the new key: the revocation comes with B's key chain, which leads from
     the plan's key to the signer, and the other end cuts the device off all the same."""
     plan, key = await enrolled_plan(bilateral, http, "call-rotate-revoke")
-    a = CallSession(ws_url, plan.call, bilateral.a.identity(), ice=loopback())
-    b = Stubborn(ws_url, plan.call, bilateral.b.identity(key), ice=loopback(),
-                 reconnect=False)
-    tasks = [asyncio.create_task(s.run()) for s in (a, b)]
-    await asyncio.wait_for(asyncio.gather(a.joined.wait(), b.joined.wait()), WAIT_S)
-    await bilateral.a.operator.control(plan.call, "start")
-    await until([a, b], lambda s: all(s.frames(k) > 10 for k in MediaKind))
+    a, b, tasks = await in_call(ws_url, bilateral, plan, key)
     await bilateral.b.operator.rotate()
     assert (await bilateral.b.operator.revoke(key.fingerprint))["told"] == 1
     await asyncio.wait_for(a.wait_for(lambda: key.fingerprint not in a.links),
