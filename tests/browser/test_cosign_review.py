@@ -21,6 +21,17 @@ from tests.browser.people import new_page
 from tests.browser.test_operator import create_delegation
 
 
+async def linked_console(browser: Browser, server: str, http: httpx.AsyncClient
+                         ) -> tuple[Page, list[str], Operator, str]:
+    """A browser page of the Russian console (its page errors collected), linked with a
+    US office registered in Python; and the Russian delegation's id."""
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    us = Operator(http, "United States", PrivateKey.generate())
+    await us.register()
+    return page, errors, us, await console_linked_to(page, server, http, us)
+
+
 async def console_linked_to(page: Page, server: str, http: httpx.AsyncClient,
                             us: Operator) -> str:
     """The Russian office in the browser console, linked with the US office (Python)."""
@@ -83,11 +94,7 @@ async def serve_also(page: Page, us: Operator, plan: CallPlan, ru_id: str) -> li
 
 async def test_the_console_reviews_every_field_and_refuses_planted_devices(
         browser: Browser, server: str, http: httpx.AsyncClient) -> None:
-    errors: list[str] = []
-    page = await new_page(browser, errors)
-    us = Operator(http, "United States", PrivateKey.generate())
-    await us.register()
-    ru_id = await console_linked_to(page, server, http, us)
+    page, errors, us, ru_id = await linked_console(browser, server, http)
     ru_principal = await console_certifies(page, http, "President of the Russian Federation")
     rows = {d["device"]: d for d in await us.devices(ru_id)}
     assert rows[ru_principal.fingerprint]["certified"]
@@ -144,11 +151,7 @@ async def test_the_console_revokes_a_device(browser: Browser, server: str,
                                             http: httpx.AsyncClient) -> None:
     """The officer revokes a certified device from the console (the statement signed in
     the browser, checked by the server): it can no longer be put in a plan."""
-    errors: list[str] = []
-    page = await new_page(browser, errors)
-    us = Operator(http, "United States", PrivateKey.generate())
-    await us.register()
-    ru_id = await console_linked_to(page, server, http, us)
+    page, errors, us, ru_id = await linked_console(browser, server, http)
     key = await console_certifies(page, http, "President of the Russian Federation")
     [row] = [d for d in await us.devices(ru_id) if d["device"] == key.fingerprint]
     plan = CallPlan(call="call-revoked", link="link-review", title="Too late",
@@ -184,11 +187,7 @@ async def test_the_console_flags_its_interpreter_moved_to_another_channel(
     """Attacker review (e): the officer states the interpreter's language (Russian) when
     certifying it; a plan by the US putting it in the English channel is flagged and not
     co-signed, the one keeping it in Russian is co-signed."""
-    errors: list[str] = []
-    page = await new_page(browser, errors)
-    us = Operator(http, "United States", PrivateKey.generate())
-    await us.register()
-    ru_id = await console_linked_to(page, server, http, us)
+    page, errors, us, ru_id = await linked_console(browser, server, http)
     principal = await console_certifies(page, http, "President of the Russian Federation")
     interp = await console_certifies(page, http, "Russian interpreter", "interpreter", "ru")
     await expect(page.locator(f'#devices tr[data-device="{interp.fingerprint}"] '

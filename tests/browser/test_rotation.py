@@ -11,22 +11,17 @@ import time
 import httpx
 from playwright.async_api import Browser, Route, expect
 
-from summitline.client.operator import Operator, participant
+from summitline.client.operator import participant
 from summitline.core.plan import CallPlan
 from summitline.core.roles import Role
 from summitline.crypto import statements
 from summitline.crypto.keys import PrivateKey, short_fingerprint
-from tests.browser.people import new_page
-from tests.browser.test_cosign_review import console_certifies, console_linked_to
+from tests.browser.test_cosign_review import console_certifies, linked_console
 
 
 async def test_the_console_follows_a_rotation_and_refuses_a_forged_one(
         browser: Browser, server: str, http: httpx.AsyncClient) -> None:
-    errors: list[str] = []
-    page = await new_page(browser, errors)
-    us = Operator(http, "United States", PrivateKey.generate())
-    await us.register()
-    ru_id = await console_linked_to(page, server, http, us)
+    page, errors, us, ru_id = await linked_console(browser, server, http)
     ru_principal = await console_certifies(page, http, "President of the Russian Federation")
 
     # a hostile server shows the US under a key of its own, with a chain it signed itself
