@@ -63,11 +63,9 @@ def target(request: Request) -> str:
     return raw.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
 
 
-async def signer_key(h: Hub, signer: str, known: Mapping[str, PublicKey]) -> PublicKey | None:
-    """The key of a signer: one the object names, a registered delegation, or an
-    enrolled device."""
-    if signer in known:
-        return known[signer]
+async def signer_key(h: Hub, signer: str) -> PublicKey | None:
+    """The key of a signer known here: a registered delegation (its current key) or an
+    enrolled device. (A device the object's plan names is found in ``signed_read``.)"""
     row = await h.store.delegation(signer)
     if row is None:
         row = await h.store.enrolled_device(signer)
@@ -112,7 +110,7 @@ async def reader(request: Request) -> Reader:
         raise _unauthorised("the signed read is stale (or the clocks disagree)")
     # (a delegation's key is its current one: after a rotation its fingerprint is no
     # longer the id, which stays the fingerprint of the first key)
-    key = await signer_key(h, signer, {})
+    key = await signer_key(h, signer)
     if key is not None:
         _verify(request, key, signer, at, signature)
     request.state.reader = done = Reader(signer, at, signature, key)
