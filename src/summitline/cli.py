@@ -55,7 +55,15 @@ def _serve(args: argparse.Namespace) -> int:
     if args.max_press_viewers < 1:
         print("summitline serve: --max-press-viewers must be at least 1", file=sys.stderr)
         return 2
+    from summitline.crypto.statements import origin
+
+    try:
+        public = tuple(origin(o) for o in args.public_origin)
+    except ValueError as exc:
+        print(f"summitline serve: --public-origin: {exc}", file=sys.stderr)
+        return 2
     settings = Settings(data_dir=args.data, database_url=args.database_url,
+                        public_origins=public,
                         allowed_origins=tuple(args.allow_origin or DEFAULT_CONSOLE_ORIGINS),
                         turn=turn, serve_client=args.serve_client,
                         press_hosts=tuple(args.press_host) if args.press_host else None,
@@ -230,6 +238,11 @@ def parser() -> argparse.ArgumentParser:
                    "API and open signaling (repeatable), e.g. http://127.0.0.1:8760; "
                    "default: a console on its default address, "
                    f"{' and '.join(DEFAULT_CONSOLE_ORIGINS)}")
+    s.add_argument("--public-origin", action="append", default=[], metavar="URL",
+                   help="the origin clients address this server by, e.g. "
+                   "https://summit.example.org (repeatable): a signed read names it, so "
+                   "that it is good at this server only; default: the Host of each "
+                   "request, by http or https (set it behind a reverse proxy)")
     s.add_argument("--serve-client", action="store_true",
                    help="also serve the web client at / (development and the demo only: "
                    "keys made there live under this server's origin, which the server "

@@ -162,7 +162,7 @@ async def room_to_read(request: Request, call: str) -> CallRoom:
     await reader(request)
     room = await hub(request).room(call)
     if room is None:
-        raise await not_found(request, f"no call {call!r} on this server")
+        raise await not_found(request)
     return room
 
 
@@ -326,7 +326,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         await reader(request)
         row = await h.store.link(id)
         if row is None:
-            raise await not_found(request, f"no link {id!r}")
+            raise await not_found(request)
         await signed_read(request, {row["proposer"]: None, row["acceptor"]: None})
         return await link_view(h, id)
 
@@ -391,7 +391,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         await reader(request)
         signed = await hub(request).store.plan(plan_hash)
         if signed is None:
-            raise await not_found(request, "no such plan")
+            raise await not_found(request)
         await signed_read(request, readers(signed))
         return _plan_view(signed)
 

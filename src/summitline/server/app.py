@@ -19,6 +19,7 @@ from summitline import __version__
 from summitline.client.ice import IceSettings
 from summitline.console import WEB
 from summitline.core import messages
+from summitline.crypto.statements import origin
 from summitline.server import api, closecodes, devices, pressroom
 from summitline.server.hub import Hub
 from summitline.server.limits import (
@@ -60,6 +61,10 @@ class Settings:
     # Origins besides the server's own whose pages may open signaling and call the REST
     # API: the delegations' consoles. Empty: same origin only.
     allowed_origins: tuple[str, ...] = DEFAULT_CONSOLE_ORIGINS
+    # The origins clients address this server by (``https://summit.example.org``): a
+    # signed read names one, so that it is good at this server only. Empty: the request's
+    # Host, by http or https (binds a read to a host name; set it behind a proxy).
+    public_origins: tuple[str, ...] = ()
     max_connections_per_address: int = MAX_CONNECTIONS_PER_ADDRESS
     max_connections_per_call: int = MAX_CONNECTIONS_PER_CALL
     turn: TurnSettings | None = None  # coturn with use-auth-secret, if any
@@ -103,6 +108,7 @@ def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
                   docs_url=None, redoc_url=None,
                   description="Co-signed call plans, signaling and records for "
                               "confidential one-on-one video talks.")
+    app.state.public_origins = tuple(origin(o) for o in settings.public_origins)
     # innermost of the three, so that a 429 carries the security and CORS headers too
     app.add_middleware(PostLimit, rate=settings.post_rate_per_s, burst=settings.post_burst)
     app.add_middleware(SecurityHeaders)

@@ -165,7 +165,7 @@ def router() -> APIRouter:
         await reader(request)
         link = await h.store.link(id)
         if link is None:
-            raise await not_found(request, f"no link {id!r}")
+            raise await not_found(request)
         await signed_read(request, {link["proposer"]: None, link["acceptor"]: None})
         out = []
         for signed in await h.store.plans_of_link(id):

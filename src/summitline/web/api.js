@@ -22,7 +22,8 @@ async function readHeaders(method, path) {
   if (method !== "GET" || !signer) return {};
   const url = new URL(serverUrl(path), location.href);
   const at = Date.now();
-  const statement = statements.read(method, url.pathname + url.search, signer.fingerprint, at);
+  const statement = statements.read(url.origin, method, url.pathname + url.search,
+                                    signer.fingerprint, at);
   return { "summitline-signer": signer.fingerprint, "summitline-at": String(at),
            "summitline-signature": await sign(signer.privateKey, statement) };
 }
