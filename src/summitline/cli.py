@@ -112,7 +112,8 @@ def _console(args: argparse.Namespace) -> int:
               f"that server must admit this origin (its --allow-origin {url})",
               file=sys.stderr, flush=True)
 
-    console = Server(config(server, args.host, args.port), on_started=started)
+    console = Server(config(server, args.host, args.port,
+                            allowed_hosts=tuple(args.allowed_host)), on_started=started)
     if not _run_until_signalled(console):
         return 1
     print("summitline: console stopped", file=sys.stderr, flush=True)
@@ -279,6 +280,11 @@ def parser() -> argparse.ArgumentParser:
                    "browsers open the camera only on 127.0.0.1, localhost or HTTPS)")
     c.add_argument("--port", type=int, default=CONSOLE_PORT,
                    help=f"port (default {CONSOLE_PORT})")
+    c.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="a further host name browsers reach this console by (repeatable); "
+                   "requests naming any other Host get 400, so that a page whose name "
+                   "was pointed at this machine (DNS rebinding) gets nothing; default: "
+                   "127.0.0.1, localhost, ::1 and the --host address")
     c.set_defaults(func=_console)
 
     dc = sub.add_parser("dev-cert", help="make a self-signed TLS certificate for development",

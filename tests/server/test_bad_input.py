@@ -327,5 +327,12 @@ async def test_booth_requests_that_the_plan_does_not_allow(http: httpx.AsyncClie
     await wire.next_of(i1, "booth")
     await wire.send(i1, go_live)  # the old go-live again
     assert (await wire.next_of(i1, "error"))["code"] == "stale-seq"
+    # the largest number there is would shut the booth for the rest of the call
+    # (attacker review of issue 11): at most 64 above the last
+    await wire.send(i1, booth(call, k1, "live", 2**53 - 1))
+    assert (await wire.next_of(i1, "error"))["code"] == "seq-too-far"
+    await wire.send(i1, booth(call, k1, "live", 2 + 64))
+    assert (await wire.next_of(a, "booth"))["live"] == {"ru": k1.fingerprint}
     assert await refusals(http, call, "signal.refused") == [
-        "phase", "not-interpreter", "invalid", "bad-source", "bad-signature", "stale-seq"]
+        "phase", "not-interpreter", "invalid", "bad-source", "bad-signature", "stale-seq",
+        "seq-too-far"]

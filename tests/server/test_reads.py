@@ -103,6 +103,11 @@ async def test_a_bad_stale_or_displaced_signature_is_401(
     assert await get({**good, "Summitline-Signer": bilateral.b.operator.id}) == 401
     assert await get(read_headers(key, "GET", path, here, now - 31_000)) == 401
     assert await get(read_headers(key, "GET", path, here, now + 31_000)) == 401
+    # dated ahead: clock skew only (attacker review: +29 s kept a read usable for 59 s)
+    assert await get(read_headers(key, "GET", path, here, now + 6_000)) == 401
+    assert await get(read_headers(key, "GET", path, here, now + 3_000)) == 200
+    # one spelling of the time: no leading zero
+    assert await get({**good, "Summitline-At": "0" + good["Summitline-At"]}) == 401
     assert await get({**good, "Summitline-At": "soon"}) == 401
     assert await get({**good, "Summitline-Signature": "x" * 86}) == 401
     unknown = PrivateKey.generate()

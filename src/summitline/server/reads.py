@@ -40,13 +40,16 @@ from summitline.server.hub import Hub
 # How far a read's ``at`` may be from the server's clock: clock skew and transit. A read
 # changes nothing, so the window only bounds how long a captured one stays usable.
 READ_FRESHNESS_MS = 30_000
+# A read dated ahead of the server's clock: clock skew only (the same bound as a signed
+# control request). Without it a read dated 30 s ahead would stay usable for a minute.
+READ_AHEAD_MS = 5_000
 
 SIGNER = "summitline-signer"
 AT = "summitline-at"
 SIGNATURE = "summitline-signature"
 
 _FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
-_AT = re.compile(r"^[0-9]{1,16}$")
+_AT = re.compile(r"^(0|[1-9][0-9]{0,15})$")  # decimal, no leading zero: one spelling
 _SIGNATURE = re.compile(r"^[A-Za-z0-9_-]{80,100}$")
 
 
@@ -125,7 +128,7 @@ async def reader(request: Request) -> Reader:
     if not (_FINGERPRINT.match(signer) and _AT.match(at_text) and _SIGNATURE.match(signature)):
         raise _unauthorised("the signed-request headers are malformed")
     at = int(at_text)
-    if abs(h.clock() - at) > READ_FRESHNESS_MS:
+    if h.clock() - at > READ_FRESHNESS_MS or at - h.clock() > READ_AHEAD_MS:
         raise _unauthorised("the signed read is stale (or the clocks disagree)")
     # (a delegation's key is its current one: after a rotation its fingerprint is no
     # longer the id, which stays the fingerprint of the first key)
@@ -157,9 +160,11 @@ async def not_found(request: Request) -> HTTPException:
     return HTTPException(403, detail=NOT_YOURS)
 
 
-async def signed_read(request: Request, concerned: Mapping[str, PublicKey | None]) -> str:
+async def signed_read(request: Request, concerned: Mapping[str, PublicKey | None],
+                      owners: Mapping[str, str] | None = None) -> str:
     """The fingerprint of the verified signer of this read, if the object concerns it
-    (``concerned``: fingerprint -> its key, or None to look the key up); else 401/403."""
+    (``concerned``: fingerprint -> its key, or None to look the key up); else 401/403.
+    ``owners``: the delegation each device stands under in the object's plan."""
     h: Hub = request.app.state.hub
     r = await reader(request)
     if r.key is None:
@@ -168,7 +173,19 @@ async def signed_read(request: Request, concerned: Mapping[str, PublicKey | None
         if key is None:
             raise _unauthorised(UNVERIFIED)
         _verify(request, key, r.signer, r.at, r.signature)
-    if await h.store.revoked([r.signer]):
+    # A device enrolled here is revoked by the delegation that enrolled it; one known
+    # only by plans, by the delegation it stands under in the object's plan (or, with no
+    # one plan, by every delegation the object concerns): a delegation that named
+    # another's device in a plan of its own cannot cut it off from the other's calls.
+    by = {row["delegation"] for row in await h.store.revocations([r.signer])}
+    seat = await h.store.enrolled_device(r.signer) if by else None
+    if seat is not None:
+        revoked = seat["delegation"] in by
+    elif owners is not None and r.signer in owners:
+        revoked = owners[r.signer] in by
+    else:
+        revoked = bool(by) and set(concerned) - {r.signer} <= by
+    if revoked:
         raise HTTPException(403, detail="this device was revoked by its delegation")
     if r.signer not in concerned:
         raise HTTPException(403, detail=NOT_YOURS)

@@ -213,7 +213,7 @@ class Connection:
         except SignatureError:
             raise refuse("bad-signature", "the hello signature does not verify with the "
                          "device key in the plan") from None
-        if await self.hub.store.revoked([hello.device]):
+        if await self.hub.store.revoked_as([(hello.device, participant.delegation)]):
             # (told as it is: only the holder of the device's key gets this far)
             raise Fatal("device-revoked", "its delegation revoked this device (call "
                         f"{hello.call[:40]}, device {hello.device[:12]})", cc.AUTH_FAILED)
@@ -264,7 +264,9 @@ class Connection:
                             booth=room.booth_state(), start=room.start_proof,
                             held=sorted(room.held),
                             revocations=await self.hub.store.revocations(
-                                [q.device for q in room.signed.plan.participants]),
+                                [q.device for q in room.signed.plan.participants],
+                                [(q.device, q.delegation)
+                                 for q in room.signed.plan.participants]),
                             ).model_dump())
         room.tell_peers(device, m.PeerJoined(device=device).model_dump())
         if p.role is Role.AIDE:  # pages of its principal that no aide has answered yet
@@ -388,6 +390,11 @@ class Connection:
         if msg.seq <= last:
             await self._refused("stale-seq", f"the booth's sequence is at {last}; sign the "
                                 "next one", "booth", {"seq": msg.seq})
+            return
+        if msg.seq > last + limits.BOOTH_SEQ_STEP:
+            await self._refused("seq-too-far", f"the booth's sequence is at {last}; an "
+                                f"action may go at most {limits.BOOTH_SEQ_STEP} above it",
+                                "booth", {"seq": msg.seq})
             return
         event: c.Event
         if msg.action == "live":
