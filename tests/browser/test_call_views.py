@@ -67,8 +67,9 @@ async def press_key(page: Page, code: str, key: str) -> None:
         } }""", [code, key])
 
 
-async def shoot(page: Page, name: str) -> None:
-    for width, height in ((1280, 800), (1920, 1080)):
+async def shoot(page: Page, name: str, sizes: tuple[tuple[int, int], ...] = (
+        (1280, 800), (1920, 1080))) -> None:
+    for width, height in sizes:
         await page.set_viewport_size({"width": width, "height": height})
         await page.screenshot(path=str(SHOTS / f"{name}-{width}x{height}.png"))
     await page.set_viewport_size({"width": 1280, "height": 800})
@@ -138,7 +139,7 @@ async def test_every_page_shows_a_labelled_code_per_peer_and_the_principals_agre
     await us_i.page.wait_for_function(
         "() => document.querySelector('#own-level').value > 0", polling=200)
 
-    await shoot(us_p.page, "principal-en")
+    await shoot(us_p.page, "principal-en", ((1280, 800), (1920, 1080), (3840, 2160)))
     await shoot(ru_p.page, "principal-ru")
     await shoot(us_i.page, "interpreter-en")
     await shoot(ru_i.page, "interpreter-ru")
@@ -168,8 +169,13 @@ async def test_remote_mute_and_camera_off_reach_the_other_side_by_the_link_itsel
 
     await a.page.route_web_socket("**/ws", relay)
     await us.control(plan.call, "start")
-    for device in (a, b):
-        await join_in_browser(device, server, plan.call)
+    await join_in_browser(a, server, plan.call)
+    # the Russian principal's first screen, in the language chosen there
+    await b.page.goto(f"{server}/#/principal/{b.device}")
+    await expect(b.page.locator("h1")).to_have_text("Your calls")
+    await b.page.locator("#lang-ru").click()
+    await expect(b.page.locator("h1")).to_have_text("Ваши переговоры")
+    await b.page.locator(f'button[data-call="{plan.call}"]').click()
     for device in (a, b):
         await wait_for_media(device.page, frames=5, audio=5)
     await expect(a.page.locator("#remote-name")).to_have_text(

@@ -22,14 +22,20 @@ export const INTERPRETER_KEYS = { KeyL: "air", KeyH: "handover" };
 export const languageName = (t, code) =>
   (code && t(`lang_${code}`) !== `lang_${code}` ? t(`lang_${code}`) : code || "–");
 
+// A meter shows decibels: 0 at -60 dBFS and below, full at 0 dBFS (clipping).
+const METER_FLOOR_DB = -60;
+export const meterValue = (level) =>
+  (level > 0 ? Math.max(0, 1 - (20 * Math.log10(level)) / METER_FLOOR_DB) : 0);
+
 function meter(id) {
   // green up to 0.9, then a warning colour: near clipping
-  return h("meter", { id, min: 0, max: 1, high: 0.9, optimum: 0.3, value: 0 });
+  return h("meter", { id, min: 0, max: 1, high: 0.95, optimum: 0.5, value: 0 });
 }
 
 export async function interpreterView(root, identity, call) {
-  const t = await strings(browserLanguage());
-  document.documentElement.lang = browserLanguage();
+  const lang = identity.uiLanguage || browserLanguage(); // not the channel it speaks into
+  const t = await strings(lang);
+  document.documentElement.lang = lang;
   let stream;
   try {
     stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
@@ -189,12 +195,12 @@ export async function interpreterView(root, identity, call) {
   const levelsTimer = followLevels(session, listening);
   // The meters, and who holds the floor: the loudest principal above SPEAKING.
   const floorTimer = setInterval(() => {
-    ownMeter.value = own.level();
+    ownMeter.value = meterValue(own.level());
     if (!session.signed || session.stopped) return;
     let best = null;
     for (const row of floorMeters.children) {
       const level = voices.get(row.dataset.remote)?.level() || 0;
-      row.lastChild.value = level;
+      row.lastChild.value = meterValue(level);
       row.classList.toggle("speaking", level > SPEAKING);
       if (level > SPEAKING && (!best || level > best.level)) {
         best = { name: row.firstChild.textContent, level };

@@ -5,7 +5,7 @@
 import { get, setSigner, wsUrl } from "../api.js";
 import { shortFingerprint } from "../crypto.js";
 import { go, h, mount } from "../dom.js";
-import { browserLanguage, strings } from "../i18n.js";
+import { browserLanguage, LANGUAGES, strings } from "../i18n.js";
 import { chooseIdentity, listIdentities, saveIdentity } from "../keystore.js";
 import { participant } from "../plan.js";
 import { Listening } from "../listening.js";
@@ -58,10 +58,20 @@ export function followLevels(session, listening) {
   }, LEVELS_EVERY_MS);
 }
 
+const ENDONYMS = { en: "English", ru: "Русский" }; // each language in its own words
+
+// The language of a device's screens outside a call: the one chosen on its first
+// screen, else its language in the last plan, else the browser's. (In a call, a
+// principal's screen speaks its language in the plan.)
+export const screenLanguage = (identity) =>
+  identity?.uiLanguage || identity?.language || browserLanguage();
+
 export async function principalView(root, fingerprint) {
   const identity = await chooseIdentity("device", fingerprint);
-  const t = await strings(identity?.language || browserLanguage());
+  const lang = screenLanguage(identity);
+  const t = await strings(lang);
   document.title = t("title");
+  document.documentElement.lang = lang;
   if (!identity) {
     const all = await listIdentities("device");
     mount(root, h("main", { class: "narrow" }, all.length === 0
@@ -73,7 +83,15 @@ export async function principalView(root, fingerprint) {
   setSigner(identity); // this device's reads are signed by its key
   const calls = await get(`/api/devices/${identity.fingerprint}/calls`);
   const open = calls.filter((c) => c.complete && c.phase !== "ended");
-  mount(root, h("main", { class: "narrow" },
+  const choose = async (l) => {
+    identity.uiLanguage = l;
+    await saveIdentity("device", identity);
+    await principalView(root, identity.fingerprint);
+  };
+  mount(root, h("main", { class: "narrow home" },
+    h("nav", { class: "languages", "aria-label": t("pr_language") }, LANGUAGES.map((l) =>
+      h("button", { class: "link", lang: l, id: `lang-${l}`, onclick: () => choose(l),
+                    "aria-current": l === lang ? "true" : null }, ENDONYMS[l]))),
     h("p", { class: "muted" }, `${t("device")}: ${identity.name} · `,
       h("span", { class: "mono" }, shortFingerprint(identity.fingerprint))),
     h("h1", {}, t("your_calls")),
@@ -139,6 +157,9 @@ export function showCodes(box, session, t, main) {
   help.textContent = !main ? "" : mainCode ? t("verify_help") : t("verify_pending");
   const rest = [...session.codes].filter(([remote]) => remote !== main);
   others.hidden = rest.length === 0;
+  const drawn = JSON.stringify([rest, plan ? session.planHash : null, t("pv_you")]);
+  if (others.dataset.drawn === drawn) return; // redrawn only on a change: text stays selectable
+  others.dataset.drawn = drawn;
   others.replaceChildren(...rest.map(([remote, value]) =>
     h("li", { "data-remote": remote }, h("span", { class: "sas-for" }, label(remote)),
       h("span", { class: "sas-small mono" }, value))));
@@ -155,7 +176,7 @@ export function codesBox(id = "sas-box") {
 // A control button: its label, and the physical key that works it as a visible key cap.
 function control(id, cap, extra = {}) {
   const label = h("span", { class: "label" });
-  const el = h("button", { class: "control", id, ...extra }, label,
+  const el = h("button", { class: "control", id, "aria-keyshortcuts": cap, ...extra }, label,
                h("kbd", { "aria-hidden": "true" }, cap));
   el.label = label;
   return el;
@@ -203,7 +224,7 @@ async function inCall(root, identity, call) {
   // and camera (over the link itself: session.js, the state channel).
   const remoteName = h("span", { class: "who", id: "remote-name" });
   const remoteMuted = h("span", { class: "state-badge", id: "remote-muted", hidden: true });
-  const remoteName2 = h("div", { class: "camera-off-name", id: "remote-camera-off", hidden: true });
+  const cameraOffNote = h("div", { class: "camera-off-name", id: "remote-camera-off", hidden: true });
   const tileName = h("div", { class: "tile-name remote-tag" }, remoteName, remoteMuted);
   const mute = control("mute", "M", { "aria-pressed": "false" });
   const camera = control("camera", "V", { "aria-pressed": "false" });
@@ -221,7 +242,7 @@ async function inCall(root, identity, call) {
   const revokedNotice = h("div", { class: "info", id: "revoked-notice", role: "status",
                                    hidden: true });
   const panels = h("div", { class: "panels" }, listen, alarm, revokedNotice);
-  const stage = h("div", { class: "stage" }, remoteVideo, remoteName2, waiting, reconnecting,
+  const stage = h("div", { class: "stage" }, remoteVideo, cameraOffNote, waiting, reconnecting,
                   remoteHold, tileName, selfTile, status, panels, aideStatus, onHold, codes,
                   h("nav", { class: "controls" }, mute, camera, aides, hold, end));
   mount(root, stage);
@@ -271,8 +292,8 @@ async function inCall(root, identity, call) {
     const state = otherDevice ? session.remoteMedia.get(otherDevice) : undefined;
     remoteMuted.hidden = !state?.muted;
     remoteMuted.textContent = t("pv_remote_muted");
-    remoteName2.hidden = !(state?.cameraOff && remoteVideo.srcObject);
-    remoteName2.textContent = t("pv_remote_camera_off", { name: otherName });
+    cameraOffNote.hidden = !(state?.cameraOff && remoteVideo.srcObject);
+    cameraOffNote.textContent = t("pv_remote_camera_off", { name: otherName });
     const mine = whoIs(session.signed?.plan, identity.fingerprint);
     selfName.textContent = t("pv_you") + (mine.delegation ? ` · ${mine.delegation}` : "");
     waiting.textContent = remoteVideo.srcObject ? "" : t("waiting_other", { name: otherName });
