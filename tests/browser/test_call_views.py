@@ -215,3 +215,32 @@ async def test_remote_mute_and_camera_off_reach_the_other_side_by_the_link_itsel
     for device in (a, b):
         await expect(device.page.locator("#stop")).to_be_visible()
     assert errors == []
+
+
+async def test_state_messages_quality_and_times_as_the_views_read_them(
+        browser: Browser, server: str) -> None:
+    """The small rules the views rest on, run in Chromium as the page runs them."""
+    page = await russian_tab(browser)
+    await page.goto(f"{server}/#/home")
+    out = await page.evaluate("""async () => {
+        const s = await import('/session.js'), v = await import('/views/principal.js');
+        const i = await import('/views/interpreter.js');
+        return {
+          ok: s.peerState('{"v": 1, "muted": true, "camera_off": false, "x": 1}'),
+          refused: ['{"v": 2, "muted": true, "camera_off": false}', '{"v": 1, "muted": 1,' +
+                    ' "camera_off": false}', '{"v": 1}', 'not json', '[]', 'null',
+                    '{"v": 1, "muted": true, "camera_off": false, "pad": "' + 'x'.repeat(300) +
+                    '"}'].map(s.peerState),
+          grades: [null, {rtt_ms: null}, {rtt_ms: 40, loss: 0, jitter_ms: 5},
+                   {rtt_ms: 250, loss: 0.001, jitter_ms: 5},
+                   {rtt_ms: 40, loss: 0.08, jitter_ms: 5}].map(v.quality),
+          elapsed: [0, 59999, 3600000 + 62000].map(v.elapsed),
+          time: v.timeOf(Date.UTC(2026, 0, 1, 15, 59, 14), 'ru'),
+          meter: [0, 0.001, 1].map(i.meterValue),
+        }; }""")
+    assert out["ok"] == {"muted": True, "cameraOff": False}
+    assert out["refused"] == [None] * 7
+    assert out["grades"] == [None, None, "good", "fair", "poor"]
+    assert out["elapsed"] == ["0:00", "0:59", "1:01:02"]
+    assert "PM" not in out["time"] and ":" in out["time"]  # 24-hour Russian time of day
+    assert out["meter"] == [0, 0, 1]
