@@ -150,11 +150,13 @@ export function showCodes(box, session, t, main) {
     return w.delegation ? t("pv_verify_with", { name: w.name, delegation: w.delegation })
       : t("pv_verify_with_name", { name: w.name });
   };
-  title.textContent = main ? label(main) : t("verify_title");
+  // set only on a change: the box is a live region, and the view redraws every second
+  const put = (el, text) => { if (el.textContent !== text) el.textContent = text; };
+  put(title, main ? label(main) : t("verify_title"));
   title.dataset.remote = main || "";
-  code.textContent = mainCode || "";
+  put(code, mainCode || "");
   code.dataset.remote = main || "";
-  help.textContent = !main ? "" : mainCode ? t("verify_help") : t("verify_pending");
+  put(help, !main ? "" : mainCode ? t("verify_help") : t("verify_pending"));
   const rest = [...session.codes].filter(([remote]) => remote !== main);
   others.hidden = rest.length === 0;
   const drawn = JSON.stringify([rest, plan ? session.planHash : null, t("pv_you")]);
