@@ -6,6 +6,7 @@ word on it is not taken); shortcuts by physical key, whatever the keyboard layou
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import httpx
@@ -118,6 +119,11 @@ async def test_every_page_shows_a_labelled_code_per_peer_and_the_principals_agre
         f"Сверьте с: {US_NAME} (United States)")
     await expect(us_p.page.locator(f'#sas-others li[data-remote="{us_i.device}"]')).to_have_text(
         f"Verify with Anna Smith (United States){shown[us_p.device][us_i.device]}")
+
+    # the call's time since the signed start, and the connection quality from getStats
+    await expect(us_p.page.locator("#timer")).to_have_text(re.compile(r"^\d+:\d\d$"))
+    await expect(us_p.page.locator("#quality")).to_have_attribute("data-quality", "good")
+    await expect(ru_p.page.locator("#quality")).to_have_text("Связь: хорошая")
 
     # the interpreter consoles: the channel by name, in the page's language
     await expect(us_i.page.locator("#booth-channel")).to_have_text("Russian")
