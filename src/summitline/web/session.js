@@ -830,8 +830,9 @@ export class CallSession extends EventTarget {
   }
 
   // Peer state travels inside the link (docs/protocol.md 5.8): each end says on open and
-  // on every change whether its microphone is muted and its camera off. Only the link
-  // that plays speaks for the peer; a repair's channel opens and says it again.
+  // on every change whether its microphone is muted and its camera off, on every link it
+  // holds. Any link held with the peer speaks for it (a repair's, while it is tried, too:
+  // the old one may be the dead one); a closed one no longer does.
   openStateChannel(link) {
     const channel = link.pc.createDataChannel(STATE_CHANNEL.label,
                                               { negotiated: true, id: STATE_CHANNEL.id });
@@ -843,7 +844,7 @@ export class CallSession extends EventTarget {
         this.alarm(`a malformed state message from ${link.remote.slice(0, 12)}; ignored`);
         return;
       }
-      if (this.links.get(link.remote) !== link) return;
+      if (this.peers.get(keyOf(link.remote, link.generation)) !== link) return;
       this.remoteMedia.set(link.remote, state);
       this.emit("remote-media", { remote: link.remote, ...state });
     };
@@ -851,8 +852,9 @@ export class CallSession extends EventTarget {
 
   sendState(link) {
     if (link.state?.readyState !== "open") return;
-    link.state.send(JSON.stringify({ v: 1, muted: this.muted && Boolean(this.localTrack("audio")),
-                                     camera_off: !this.cameraOn && Boolean(this.localTrack("video")) }));
+    const muted = this.muted && Boolean(this.localTrack("audio"));
+    const cameraOff = !this.cameraOn && Boolean(this.localTrack("video"));
+    link.state.send(JSON.stringify({ v: 1, muted, camera_off: cameraOff }));
   }
 
   showTrack(link) {
@@ -1079,8 +1081,8 @@ export class CallSession extends EventTarget {
 export async function linkHealth(link, reader = "view") {
   const report = await link.pc.getStats();
   const h = { state: link.pc.connectionState, rtt_ms: null, loss: null, bitrate_kbps: null,
-              width: null, height: null, path: null, jitter_ms: null, framesDecoded: 0, audioLevel: 0,
-              audioPacketsReceived: 0, bytesReceived: 0 };
+              width: null, height: null, path: null, jitter_ms: null, framesDecoded: 0,
+              audioLevel: 0, audioPacketsReceived: 0, bytesReceived: 0 };
   let lost = 0, received = 0;
   const byId = new Map();
   report.forEach((s) => byId.set(s.id, s));
