@@ -489,7 +489,7 @@ async def test_the_browser_counts_the_press_window_from_when_it_saw_the_start(
         "(c) => window.summitlineSession?.call === c && window.summitlineSession.signed",
         arg=plan.call)
     await us.control(plan.call, "start")
-    await expect(web.page.locator("#alarm")).to_contain_text("ahead of this clock")
+    await expect(web.page.locator("#alarm")).to_contain_text("ahead of this device's clock")
     await web.page.wait_for_function("() => window.summitlineSession.pressCutAt !== null")
     started, seen, cut = await web.page.evaluate(
         "() => { const s = window.summitlineSession; return [s.startedAt, s.startSeen,"

@@ -48,27 +48,31 @@ export class BoothLedger {
     this.since = new Map(); // channel -> the signed `at` of that action
   }
 
-  // Take the actions the server shows (channel -> action); the alarms for the bad.
+  // Take the actions the server shows (channel -> action); the alarms for the bad
+  // ({text, key, args}: the English text for logs, the i18n key and its values).
   async take(actions) {
     const alarms = [];
     const channels = new Set(this.plan.participants
       .filter((p) => p.role === "interpreter").map((p) => p.language));
     for (const [channel, action] of Object.entries(actions || {})) {
       if (!channels.has(channel) || !action || typeof action !== "object") {
-        alarms.push(`a booth action for ${JSON.stringify(channel)} that is no channel; ignored`);
+        alarms.push({ text: `a booth action for ${JSON.stringify(channel)} that is no channel; ` +
+                      "ignored", key: "alarm_booth_no_channel", args: {} });
         continue;
       }
       const result = await verifyAction(this.call, this.plan, this.planHash, channel, action);
       if (result.error) {
-        alarms.push(`a booth action in the ${channel} booth that no interpreter of it signed: ` +
-                    `${result.error}; ignored`);
+        alarms.push({ text: `a booth action in the ${channel} booth that no interpreter of it ` +
+                      `signed: ${result.error}; ignored`, key: "alarm_booth_unsigned",
+                      args: { channel } });
         continue;
       }
       const last = this.seq.get(channel);
       if (last !== undefined && (action.seq < last ||
           (action.seq === last && result.text !== this.text.get(channel)))) {
-        alarms.push(`an old booth action replayed in the ${channel} booth (sequence ` +
-                    `${action.seq}, seen ${last}); ignored`);
+        alarms.push({ text: `an old booth action replayed in the ${channel} booth (sequence ` +
+                      `${action.seq}, seen ${last}); ignored`, key: "alarm_booth_replayed",
+                      args: { channel } });
         continue;
       }
       this.seq.set(channel, action.seq);
@@ -86,8 +90,10 @@ export class BoothLedger {
       if (device && device === this.holder.get(channel)) out[channel] = device;
       else if (device) {
         const p = this.plan.participants.find((x) => x.device === device);
-        alarms.push(`the server says ${p ? p.name : device.slice(0, 12)} is live in the ` +
-                    `${channel} booth, but no interpreter of the booth signed that; not believed`);
+        const name = p ? p.name : device.slice(0, 12);
+        alarms.push({ text: `the server says ${name} is live in the ${channel} booth, but no ` +
+                      "interpreter of the booth signed that; not believed",
+                      key: "alarm_booth_live_unsigned", args: { name, channel } });
       }
     }
     return { live: out, alarms };

@@ -257,11 +257,12 @@ export class CallSession extends EventTarget {
       const key = `${mine}/${this.ledger.seq.get(mine)}`;
       if (!this.inherited.has(key)) {
         this.inherited.add(key);
-        believed.alarms.push("the server puts this interpreter on air by a booth action from " +
-                             "before this session; not on air: go live again to speak");
+        believed.alarms.push({ text: "the server puts this interpreter on air by a booth " +
+                               "action from before this session; not on air: go live again " +
+                               "to speak", key: "alarm_booth_inherited", args: {} });
       }
     }
-    for (const text of [...alarms, ...believed.alarms]) this.alarm(text);
+    for (const a of [...alarms, ...believed.alarms]) this.alarm(a.text, a.key, a.args);
     this.booth = { live: believed.live, sources: { ...msg.sources } };
     if (this.channel !== null) {
       // an interpreter's microphone is open only while live, and for the tail after a
@@ -411,7 +412,7 @@ export class CallSession extends EventTarget {
         throw new Error("the server now serves a different plan for this call");
       }
     } catch (err) {
-      this.alarm(`plan refused: ${err.message}`);
+      this.alarm(`plan refused: ${err.message}`, "alarm_plan_refused", { reason: err.message });
       this.stop("plan-rejected", err.message);
       return;
     }
@@ -499,22 +500,22 @@ export class CallSession extends EventTarget {
       const start = await this.signedStart(msg.start);
       if (start === null) {
         this.alarm("the server says the call has started, but no delegation of the plan " +
-                   "signed the start: no media sent");
+                   "signed the start: no media sent", "alarm_start_unsigned");
         phase = "planned";
       } else {
         if (this.startSeen === null || this.startedAt === null) {
           this.startSeen = Date.now();
           this.startedAt = start;
           if (startAhead(start, this.startSeen)) {
-            this.alarm(`the signed start is dated ${Math.round((start - this.startSeen) / 1000)} ` +
-                       "s ahead of this clock: the press window is counted from when this end " +
-                       "saw the start");
+            const s = Math.round((start - this.startSeen) / 1000);
+            this.alarm(`the signed start is dated ${s} s ahead of this clock: the press window ` +
+                       "is counted from when this end saw the start", "alarm_start_ahead", { s });
           }
         } else if (start !== this.startedAt && !this.otherStarts.has(start)) {
           // A call starts once: a second valid start must not move the deadline later.
           this.otherStarts.add(start);
           this.alarm("a second, different signed start: the press window stays counted " +
-                     "from the earliest start this end saw");
+                     "from the earliest start this end saw", "alarm_second_start");
         }
         this.startedAt = Math.min(this.startedAt, start);
         if (phase === "open") {
@@ -591,7 +592,8 @@ export class CallSession extends EventTarget {
     setTimeout(() => {
       if (this.phase === "open" && !this.stopped) {
         this.alarm("the server keeps the press window open past the deadline of the signed " +
-                   "plan; this end stopped sending to the press at the deadline");
+                   "plan; this end stopped sending to the press at the deadline",
+                   "alarm_press_overrun");
       }
     }, PRESS_GRACE_MS);
   }
@@ -655,7 +657,7 @@ export class CallSession extends EventTarget {
   async on_paged(msg) {
     if (!this.own(msg.by, "principal") || !await this.signedBy(
       msg.by, statements.page(this.call, msg.by, msg.id, msg.at), msg.signature)) {
-      this.alarm("a page that our principal did not sign; ignored");
+      this.alarm("a page that our principal did not sign; ignored", "alarm_page_unsigned");
       return;
     }
     if (this.pages.some((p) => p.id === msg.id)) return; // again, after a reconnect
@@ -667,7 +669,8 @@ export class CallSession extends EventTarget {
   async on_acked(msg) {
     if (!this.own(msg.by, "aide") || !await this.signedBy(
       msg.by, statements.ack(this.call, msg.by, msg.page, msg.at), msg.signature)) {
-      this.alarm("an acknowledgement that no aide of ours signed; ignored");
+      this.alarm("an acknowledgement that no aide of ours signed; ignored",
+                 "alarm_ack_unsigned");
       return;
     }
     if (!this.acks.has(msg.page)) this.acks.set(msg.page, []);
@@ -715,7 +718,9 @@ export class CallSession extends EventTarget {
     this.openStateChannel(link);
     pc.ontrack = (ev) => {
       if (!receive.includes(ev.track.kind)) {
-        this.alarm(`${remote.slice(0, 12)} sent ${ev.track.kind} that the plan does not allow`);
+        this.alarm(`${remote.slice(0, 12)} sent ${ev.track.kind} that the plan does not allow`,
+                   `alarm_track_${ev.track.kind === "video" ? "video" : "audio"}`,
+                   { who: this.nameOf(remote) });
         return;
       }
       link.stream.addTrack(ev.track);
@@ -841,7 +846,8 @@ export class CallSession extends EventTarget {
     channel.onmessage = (ev) => {
       const state = peerState(ev.data);
       if (state === null) {
-        this.alarm(`a malformed state message from ${link.remote.slice(0, 12)}; ignored`);
+        this.alarm(`a malformed state message from ${link.remote.slice(0, 12)}; ignored`,
+                   "alarm_state_malformed", { who: this.nameOf(link.remote) });
         return;
       }
       if (this.peers.get(keyOf(link.remote, link.generation)) !== link) return;
@@ -925,7 +931,20 @@ export class CallSession extends EventTarget {
   }
 
   async do_alarm({ text }) {
-    this.alarm(text);
+    // the state machine's alarms (endpoint.js) carry only their English text, as the
+    // Python endpoint's do (shared vectors); the key is found here
+    const old = /^an offer of old generation (\d+)/.exec(text);
+    if (old) this.alarm(text, "alarm_old_generation", { n: old[1] });
+    else if (text.startsWith("an offer from a device the plan does not let us")) {
+      this.alarm(text, "alarm_offer_not_allowed");
+    } else this.alarm(text);
+  }
+
+  // A device of the plan by its name and delegation, for alarms; else its fingerprint.
+  nameOf(device) {
+    const p = this.signed?.plan.participants.find((x) => x.device === device);
+    const d = p && this.signed.plan.delegations.find((x) => x.id === p.delegation);
+    return p ? `${p.name} (${d ? d.name : p.delegation.slice(0, 12)})` : device.slice(0, 12);
   }
 
   async signedSdp(kind, link) {
@@ -939,7 +958,7 @@ export class CallSession extends EventTarget {
   async checkSigned(kind, msg) {
     const sender = participant(this.signed.plan, msg.from);
     if (!sender) {
-      this.alarm(`${kind} from a device outside the plan; ignored`);
+      this.alarm(`${kind} from a device outside the plan; ignored`, "alarm_outside_plan");
       return false;
     }
     const ok = sdpFingerprints(msg.sdp).length > 0 && await verify(sender.key, statements.sdp({
@@ -947,7 +966,8 @@ export class CallSession extends EventTarget {
       generation: msg.generation, kind, sdpHash: hex(await sha256(msg.sdp)) }), msg.signature);
     if (!ok) {
       this.alarm(`${kind} from ${sender.name} fails its signature: it was changed on the ` +
-                 "way (the DTLS fingerprint may have been swapped); no media sent");
+                 "way (the DTLS fingerprint may have been swapped); no media sent",
+                 "alarm_sdp_signature", { name: sender.name });
     }
     return ok;
   }
@@ -960,7 +980,8 @@ export class CallSession extends EventTarget {
         !(await this.checkSigned("offer", msg))) return;
     const remote = msg.from;
     if (!mayConnect(this.signed.plan, this.phase, this.device, remote)) {
-      this.alarm("offer from a device the plan does not let us connect to; ignored");
+      this.alarm("offer from a device the plan does not let us connect to; ignored",
+                 "alarm_offer_not_allowed");
       return;
     }
     this.offers.set(keyOf(remote, msg.generation), msg);
@@ -969,7 +990,8 @@ export class CallSession extends EventTarget {
 
   refused(kind, remote) {
     if (!this.revoked.has(remote)) return false;
-    this.alarm(`${kind} from a revoked device ${remote.slice(0, 12)}; ignored`);
+    this.alarm(`${kind} from a revoked device ${remote.slice(0, 12)}; ignored`,
+               "alarm_from_revoked", { who: this.nameOf(remote) });
     return true;
   }
 
@@ -977,7 +999,7 @@ export class CallSession extends EventTarget {
     if (this.refused("answer", msg.from)) return;
     const link = this.peers.get(keyOf(msg.from, msg.generation));
     if (!link || link.pc.signalingState !== "have-local-offer") {
-      this.alarm("answer to no offer of ours; ignored");
+      this.alarm("answer to no offer of ours; ignored", "alarm_answer_unasked");
       return;
     }
     if (!(await this.checkSigned("answer", msg))) {
@@ -1004,7 +1026,8 @@ export class CallSession extends EventTarget {
   // The peer's view of our link: it may see a stall that this end does not.
   async on_link(msg) {
     if (!["lost", "restored"].includes(msg.state) || !Number.isSafeInteger(msg.generation)) {
-      this.alarm(`a malformed link report from the server (${msg.state}); ignored`);
+      this.alarm(`a malformed link report from the server (${msg.state}); ignored`,
+                 "alarm_report_malformed");
       return;
     }
     this.feed({ type: "peer-report", now_ms: clock(), remote: msg.from,
