@@ -83,11 +83,13 @@ async def test_operators_take_an_empty_server_to_a_running_call(
     for dev in (us_dev, ru_dev):
         await dev.locator("text=Continue").click()  # from the enrolment page
         await dev.locator("button[data-call]").click()
-    await us_op.reload()
     await us_op.locator(".plan .start").click()
+    await expect(us_op.locator("#confirm-dialog")).to_be_visible()
+    await us_op.locator("#confirm-ok").click()
     for dev in (us_dev, ru_dev):
         await wait_for_media(dev, frames=30, audio=30)
-    await expect(us_op.locator("#call-phase")).to_have_text("closed")
+    await expect(us_op.locator("#call-phase")).to_have_attribute("data-phase", "closed")
+    await expect(us_op.locator("#call-phase")).to_have_text("in session, closed door")
     await expect(us_op.locator("#connected li")).to_have_count(2)
     # health rows arrive from both endpoints' getStats() reports
     await expect(us_op.locator("#health tr")).to_have_count(3, timeout=15_000)
@@ -99,6 +101,7 @@ async def test_operators_take_an_empty_server_to_a_running_call(
 
     # and ends it
     await us_op.locator(".plan .end").click()
+    await us_op.locator("#confirm-ok").click()
     await expect(us_op.locator("#call-phase")).to_have_text("ended")
     for dev in (us_dev, ru_dev):
         await expect(dev.locator("#stop h1")).to_be_visible()

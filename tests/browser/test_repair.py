@@ -104,6 +104,7 @@ async def consoles_start_a_call(browser: Browser, server: str, errors: list[str]
         await dev.locator("button[data-call]").click()
     await us_op.reload()
     await us_op.locator(".plan .start").click()  # and watches the call it started
+    await us_op.locator("#confirm-ok").click()  # the console asks first
     await ru_op.reload()
     await ru_op.locator(".plan .watch").click()
     for dev in (us_dev, ru_dev):
