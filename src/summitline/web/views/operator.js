@@ -693,6 +693,8 @@ class Console {
       review.flags.length ? h("ul", { class: "review-flags", role: "alert" },
         review.flags.map(([code, params]) => h("li", { class: "error" },
           t(`review_flag_${code}`, params)))) : "",
+      "scheduled_ms" in p.plan ? h("p", { class: "scheduled" }, t("op_plan_scheduled", {
+        time: this.dateTime.format(p.plan.scheduled_ms) })) : "",
       h("p", { class: "muted" }, p.plan.press_window_s
         ? t("op_plan_press", { s: p.plan.press_window_s }) : t("op_plan_no_press"), " · ",
       t("op_plan_hash"), " ", h("span", { class: "mono" }, p.hash.slice(0, 16)))];
@@ -1107,6 +1109,8 @@ class DraftForm {
       interpreter_video: this.video.checked };
     const heard = [...new Set(this.pressChannels.value.split(/[\s,]+/).filter(Boolean))].sort();
     if (heard.length) plan.press_channels = heard;
+    // the field's local date and time, signed as the instant it names
+    if (this.when.value) plan.scheduled_ms = new Date(this.when.value).getTime();
     await checkPlan(plan);
     const hash = await digest(plan);
     await post("/api/plans", { plan, signatures: {
