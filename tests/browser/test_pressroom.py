@@ -62,10 +62,10 @@ IMPORT_KEY = """async ([der, key, fingerprint, name, pins]) => {
 
 
 async def console_of(browser: Browser, base: str, op: Operator, other: Operator,
-                     errors: list[str]) -> Page:
+                     errors: list[str], locale: str | None = None, width: int = 1366) -> Page:
     """A console in a fresh browser context holding ``op``'s delegation key, which has
     pinned the other delegation's."""
-    page = await new_page(browser, errors)
+    page = await new_page(browser, errors, locale, width)
     await page.goto(f"{base}/")
     pem = op.key.to_pem().decode()
     der = "".join(line for line in pem.splitlines() if not line.startswith("-----"))

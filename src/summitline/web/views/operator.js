@@ -220,7 +220,6 @@ class Console {
     this.t = t; // the strings of the page's language
     this.language = language; // the office's language: its own devices' channel by default
     this.time = new Intl.DateTimeFormat(language, { timeStyle: "medium" });
-    this.shortTime = new Intl.DateTimeFormat(language, { timeStyle: "short" });
     this.dateTime = new Intl.DateTimeFormat(language, { dateStyle: "medium",
                                                        timeStyle: "short" });
     this.selectedCall = null;
@@ -281,6 +280,7 @@ class Console {
     this.linkList = h("ul", { id: "link-list", class: "links" });
     this.noLinks = h("p", { class: "muted" }, t("op_no_link"));
     this.deviceRows = h("tbody");
+    this.noDevices = h("p", { class: "muted", id: "no-devices" }, t("op_no_device"));
     this.planList = h("div", { id: "plan-list" });
     this.planNote = h("p", { class: "muted", id: "plans-note" });
     this.draftToggle = h("button", { id: "new-plan", "aria-expanded": "false",
@@ -296,7 +296,7 @@ class Console {
         h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, t("op_name")),
           h("th", {}, t("op_role")), h("th", {}, t("op_fingerprint_compare")),
           h("th", {}, t("op_certificate")))), this.deviceRows),
-        this.enrolForm()),
+        this.noDevices, this.enrolForm()),
       plans: h("section", { class: "card", id: "plans" }, h("h2", {}, t("op_plans")),
         this.planList, this.planNote, this.draftToggle, this.draftSlot),
       call: this.callPanel,
@@ -466,14 +466,18 @@ class Console {
     const t = this.t, mine = link.proposer === this.me.fingerprint;
     const other = this.otherOf(link);
     const named = this.otherNames.get(other);
-    const them = named ? t("op_quoted", { name: named }) : shortFingerprint(other);
+    // before the spoken check, nothing on this screen may give away the fingerprint to be
+    // read out: a pending link from the other office names it only by its signed name
+    const secret = link.state === "proposed" && !mine;
+    const them = named ? t("op_quoted", { name: named })
+      : secret ? t("op_unnamed") : shortFingerprint(other);
     const row = h("li", { "data-link": link.id },
       h("span", { class: `badge ${link.state}`, "data-state": link.state },
         t(`op_link_${link.state}`)), " ",
       h("span", { class: "link-with" }, t("op_link_with", { name: them })), " ",
       h("span", { class: "mono muted" }, link.id),
       h("p", { class: "muted proposed-by" }, mine ? t("op_proposed_by_us", { name: them })
-        : t("op_proposed_by_them", { name: them, id: shortFingerprint(other) })));
+        : t(secret ? "op_proposed_by_them_check" : "op_proposed_by_them", { name: them })));
     if (link.state === "proposed" && !mine) {
       const spoken = h("input", { class: "spoken", placeholder: "XXXX-XXXX-XXXX-XXXX-XXXX",
                                   autocomplete: "off" });
@@ -509,7 +513,8 @@ class Console {
               (d) => [d.name, d.role, d.short, d.certified, d.revoked,
                       this.me.languages?.[d.device] ?? null],
               (d) => this.deviceRow(d));
-    if (this.draft) this.draft.update();
+    this.noDevices.hidden = this.devices.length > 0;
+    if (this.draft) await this.draft.update();
   }
 
   deviceRow(d) {
@@ -632,15 +637,15 @@ class Console {
       this.draft = new DraftForm(this, established[0]);
       mount(this.draftSlot, this.draft.el);
     }
-    this.draft.update();
+    await this.draft.update();
     this.showDraft();
   }
 
-  // The draft form is open while no plan is waiting or to be held (a first plan), or
-  // when the officer asks for it: never a second form under a signed plan unasked.
+  // The draft form is open for the link's first plan, or when the officer asks for
+  // it: never a second form under a signed plan unasked.
   isDraftOpen() {
     if (this.draftOpen !== null) return this.draftOpen;
-    return ![...this.plans.values()].some((p) => p.phase !== "ended");
+    return this.plans.size === 0;
   }
 
   showDraft() {
@@ -665,7 +670,7 @@ class Console {
   phaseText(phase, plan, deadline = null) {
     const t = this.t;
     if (phase === "open") {
-      return deadline ? t("op_phase_open_until", { time: this.shortTime.format(deadline) })
+      return deadline ? t("op_phase_open_until", { time: this.time.format(deadline) })
         : t("op_phase_open");
     }
     if (phase === "closed") {
@@ -970,7 +975,8 @@ class Console {
     if (c.linksDrawn === key) return; // a live region: only a change is announced
     c.linksDrawn = key;
     mount(c.linkStatus, lines.length ? h("ul", { class: "reconnecting" }, lines)
-      : h("p", { class: "muted" }, media ? t("op_links_ok") : t("op_links_none")),
+      : h("p", { class: "muted" }, t(media ? "op_links_ok" : info.phase === "ended"
+        ? "op_links_ended" : "op_links_none")),
     m.repairs ? h("p", { class: "muted", id: "repairs" }, t("op_repairs", {
       n: m.repairs, s: (m.longest / 1000).toFixed(1) })) : "");
     mount(c.pressFeeds, info.phase !== "open" ? [] : [h("h3", {}, t("op_press")),
@@ -1006,6 +1012,7 @@ class DraftForm {
     this.theirs.value = me.theirLanguages?.[this.other] ||
       (this.ours.value === "en" ? "ru" : "en");
     this.rows = h("tbody");
+    this.empty = h("p", { class: "muted", id: "plan-no-devices" }, t("op_plan_no_devices"));
     this.error = h("p", { class: "error", role: "alert" });
     const theirName = me.names?.[this.other]?.name ?? shortFingerprint(this.other);
     this.el = h("form", { id: "draft-plan", onsubmit: owner.act(() => this.submit(), this.error) },
@@ -1021,7 +1028,7 @@ class DraftForm {
       h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, h("span", { class: "sr-only" },
         t("op_plan_take"))), h("th", {}, t("op_name")), h("th", {}, t("op_role")),
       h("th", {}, t("op_language")), h("th", {}, t("op_fingerprint")))), this.rows),
-      h("button", { class: "primary", id: "submit-plan" }, t("op_submit_plan")), this.error);
+      this.empty, h("button", { class: "primary", id: "submit-plan" }, t("op_submit_plan")), this.error);
   }
 
   // This office's language: the one its officer stated for its principals, else the
@@ -1058,6 +1065,7 @@ class DraftForm {
     const all = [...take(owner.devices, me.fingerprint), ...take(this.theirDevices, this.other)];
     reconcile(this.rows, all, (d) => d.device, (d) => [d.name, d.role, d.delegation],
               (d) => this.row(d));
+    this.empty.hidden = all.length > 0;
   }
 
   row(d) {
@@ -1292,6 +1300,11 @@ class Readout {
         t("op_ro_publish")));
   }
 
+  // The press window of the plan (s), if the console has read the plan (else assumed).
+  pressWindow() {
+    return this.owner.plans.get(this.call)?.plan.press_window_s ?? 1;
+  }
+
   drawPhotos(own) {
     const t = this.t, clockTime = this.clockTime;
     const official = own.photos.find((p) => p.official);
@@ -1306,8 +1319,9 @@ class Readout {
     const shown = own.photos.find((p) => p.id === this.selected) || own.photos[0];
     const open = this.phase === "open", over = this.phase === "closed" || this.phase === "ended";
     mount(this.photoArea, ...[ // (mount would show a null as text)
-      h("p", { class: "muted", id: "photo-state" }, t(open ? "op_ro_photo_open"
-        : !over ? "op_ro_photo_before" : shown ? "op_ro_photo_over" : "op_ro_photo_none")),
+      h("p", { class: "muted", id: "photo-state" }, t(!this.pressWindow() ? "op_ro_photo_no_window"
+        : open ? "op_ro_photo_open" : !over ? "op_ro_photo_before"
+          : shown ? "op_ro_photo_over" : "op_ro_photo_none")),
       over ? null : h("button", { id: "capture-photo", disabled: !open,
                                   onclick: this.act(() => this.capture()) }, t("op_ro_capture")),
       shown ? h("img", { class: "preview", id: "photo-preview", src: serverUrl(shown.url),
