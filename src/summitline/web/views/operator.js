@@ -971,12 +971,13 @@ class Console {
       : now - p.since < PRESS_GRACE_MS ? null
         : h("li", { class: "press-down" }, t("op_press_down", { name: name(p.device) })));
     const key = JSON.stringify([lines.map((l) => l.textContent), m.repairs, m.longest,
-                                press.map((p) => p?.textContent ?? null), media, info.phase]);
+                                press.map((p) => p?.textContent ?? null), media, info.phase,
+                                info.connected.length < 2]);
     if (c.linksDrawn === key) return; // a live region: only a change is announced
     c.linksDrawn = key;
     mount(c.linkStatus, lines.length ? h("ul", { class: "reconnecting" }, lines)
-      : h("p", { class: "muted" }, t(media ? "op_links_ok" : info.phase === "ended"
-        ? "op_links_ended" : "op_links_none")),
+      : h("p", { class: "muted" }, t(!media ? (info.phase === "ended" ? "op_links_ended"
+        : "op_links_none") : info.connected.length < 2 ? "op_links_waiting" : "op_links_ok")),
     m.repairs ? h("p", { class: "muted", id: "repairs" }, t("op_repairs", {
       n: m.repairs, s: (m.longest / 1000).toFixed(1) })) : "");
     mount(c.pressFeeds, info.phase !== "open" ? [] : [h("h3", {}, t("op_press")),
