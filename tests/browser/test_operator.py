@@ -185,7 +185,32 @@ async def test_the_link_check_keeps_the_key_to_itself_and_reads_it_however_typed
     await us.pin_link("link-check")
     assert us.pinned[ru_id].fingerprint == ru_id
     await page.screenshot(path=str(screenshots / "operator-links-en.png"))
+
+    # this Russian office's browser speaks English: the plan form takes its principal's
+    # language from what its officer stated at certification, and the other side's follows
+    from tests.browser.test_cosign_review import console_certifies  # (it imports us)
+    await console_certifies(page, http, "President of the Russian Federation", "principal", "ru")
+    await enrol_certified(us, http, "President of the United States", Role.PRINCIPAL)
+    form = page.locator("#draft-plan")
+    await expect(form.locator("tbody tr")).to_have_count(2)
+    await expect(page.locator("#plan-our-language")).to_have_value("ru")
+    await expect(page.locator("#plan-their-language")).to_have_value("en")
+    await expect(form.locator("tr", has_text="Russian Federation").locator(".lang")) \
+        .to_have_value("ru")
+    await expect(form.locator("tr", has_text="United States").locator(".lang")) \
+        .to_have_value("en")
     assert errors == []
+
+
+async def enrol_certified(op: Operator, http: httpx.AsyncClient, name: str, role: Role) -> None:
+    """A device (Python) takes a seat ``op`` opened, and ``op`` certifies it."""
+    code = await op.open_enrolment(name, role)
+    key = PrivateKey.generate()
+    r = await http.post("/api/enrolments", json={
+        "code": code, "key": key.public.b64u,
+        "signature": key.sign(statements.enrol(code, key.public.b64u))})
+    assert r.status_code == 200, r.text
+    await op.certify(key.fingerprint, short_fingerprint(key.fingerprint))
 
 
 async def test_start_asks_first_and_the_call_card_updates_in_place(
@@ -294,13 +319,7 @@ async def test_the_russian_office_drafts_in_russian_with_interpreter_video(
     await console_certifies(page, http, "Президент Российской Федерации")
     for name, role in (("President of the United States", Role.PRINCIPAL),
                        ("US interpreter", Role.INTERPRETER)):
-        code = await us.open_enrolment(name, role)
-        key = PrivateKey.generate()
-        r = await http.post("/api/enrolments", json={
-            "code": code, "key": key.public.b64u,
-            "signature": key.sign(statements.enrol(code, key.public.b64u))})
-        assert r.status_code == 200, r.text
-        await us.certify(key.fingerprint, short_fingerprint(key.fingerprint))
+        await enrol_certified(us, http, name, role)
     await page.screenshot(path=str(screenshots / "operator-devices-ru.png"))
 
     # the form follows the drafter: our principal speaks Russian, theirs English, their

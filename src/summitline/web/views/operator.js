@@ -438,10 +438,10 @@ class Console {
 
   proposeForm() {
     const t = this.t;
-    const otherId = h("input", { id: "link-other", placeholder: t("op_link_other_placeholder"),
-                                 autocomplete: "off",
-                                 "aria-describedby": "link-other-error" });
     const error = h("p", { class: "error", role: "alert", id: "link-other-error" });
+    const otherId = h("input", { id: "link-other", placeholder: t("op_link_other_placeholder"),
+                                 autocomplete: "off", "aria-describedby": "link-other-error",
+                                 oninput: () => { error.textContent = ""; } });
     // our own check (novalidate): the browser's "Please match the requested format"
     // says nothing an officer can act on
     return h("form", { id: "propose-form", novalidate: true, onsubmit: this.act(async () => {
@@ -1005,13 +1005,10 @@ class DraftForm {
     this.pressChannels = h("input", { id: "plan-press-channels", placeholder: "ru",
                                       autocomplete: "off" });
     this.video = h("input", { type: "checkbox", id: "plan-interpreter-video" });
-    this.ours = owner.languageSelect({ id: "plan-our-language",
-                                       onchange: () => this.defaults() });
-    this.theirs = owner.languageSelect({ id: "plan-their-language",
-                                         onchange: () => this.defaults() });
-    this.ours.value = this.ourLanguage();
-    this.theirs.value = me.theirLanguages?.[this.other] ||
-      (this.ours.value === "en" ? "ru" : "en");
+    const chosen = (ev) => { ev.target.dataset.touched = "1"; this.defaults(); };
+    this.ours = owner.languageSelect({ id: "plan-our-language", onchange: chosen });
+    this.theirs = owner.languageSelect({ id: "plan-their-language", onchange: chosen });
+    this.sideDefaults();
     this.rows = h("tbody");
     this.empty = h("p", { class: "muted", id: "plan-no-devices" }, t("op_plan_no_devices"));
     this.error = h("p", { class: "error", role: "alert" });
@@ -1033,13 +1030,27 @@ class DraftForm {
   }
 
   // This office's language: the one its officer stated for its principals, else the
-  // page's.
+  // one chosen in its last plan, else the page's.
   ourLanguage() {
     const me = this.owner.me;
     const stated = this.owner.devices.filter((d) => d.certified && d.role === "principal")
       .map((d) => me.languages?.[d.device]?.[0]).filter((x) => x);
     if (stated.length) return stated[0];
+    if (me.ownLanguage) return me.ownLanguage;
     return PLAN_LANGUAGES.includes(this.owner.language) ? this.owner.language : "en";
+  }
+
+  // Each side's language, unless the officer chose it here: ours as ourLanguage says,
+  // theirs as chosen in the last plan with them, else the other of English and Russian
+  // (the bilateral call this was built for).
+  sideDefaults() {
+    const me = this.owner.me, before = [this.ours.value, this.theirs.value];
+    if (!this.ours.dataset.touched) this.ours.value = this.ourLanguage();
+    if (!this.theirs.dataset.touched) {
+      this.theirs.value = me.theirLanguages?.[this.other] ||
+        (this.ours.value === "en" ? "ru" : "en");
+    }
+    if (before.join() !== [this.ours.value, this.theirs.value].join()) this.defaults();
   }
 
   defaultLanguage(d, ours) {
@@ -1061,6 +1072,7 @@ class DraftForm {
     } catch (err) {
       this.error.textContent = owner.message(err);
     }
+    this.sideDefaults(); // a language stated since (a principal certified meanwhile)
     const take = (devices, delegation) => devices.filter((d) => d.device && d.certified)
       .map((d) => ({ ...d, delegation }));
     const all = [...take(owner.devices, me.fingerprint), ...take(this.theirDevices, this.other)];
@@ -1085,7 +1097,7 @@ class DraftForm {
 
   // The two language choices at the top changed: rows not set by hand follow them.
   defaults() {
-    for (const tr of this.rows.children) {
+    for (const tr of this.rows?.children ?? []) {
       const lang = tr.querySelector(".lang"), pick = tr.querySelector(".pick").dataset;
       if (lang.dataset.touched) continue;
       lang.value = this.defaultLanguage({ device: pick.device, role: pick.role },
@@ -1125,6 +1137,7 @@ class DraftForm {
     await post("/api/plans", { plan, signatures: {
       [me.fingerprint]: await sign(me.privateKey, statements.plan(hash)) } });
     me.theirLanguages = { ...me.theirLanguages, [other]: this.theirs.value };
+    me.ownLanguage = this.ours.value;
     await owner.save();
     owner.draftOpen = null; // closed under the plan just signed
     owner.draft = null;
