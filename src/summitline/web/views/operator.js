@@ -882,7 +882,7 @@ class Console {
     const num = (v, digits = 0) => (v === null || v === undefined ? "–" : v.toFixed(digits));
     reconcile(c.healthRows, health, (p) => `${p.from} ${p.peer}`, (p) => p, (p) =>
       h("tr", {}, h("td", {}, name(p.from)), h("td", {}, name(p.peer)),
-        h("td", {}, p.state), h("td", {}, num(p.rtt_ms)), h("td", {}, num(p.loss * 100, 1)),
+        h("td", { "data-state": p.state }, this.stateName(p.state)), h("td", {}, num(p.rtt_ms)), h("td", {}, num(p.loss * 100, 1)),
         h("td", {}, num(p.bitrate_kbps)), h("td", {}, p.width ? `${p.width}×${p.height}` : "–"),
         h("td", {}, p.path ? t(`op_path_${p.path}`) : "–")));
     c.recordHead.textContent = t("op_record", { n: record.entries.length });
@@ -894,6 +894,12 @@ class Console {
     this.updates += 1;
     this.callPanel.dataset.updates = String(this.updates);
     await this.readout.show(call, info);
+  }
+
+  // A peer connection's state (RTCPeerConnectionState) in the page's language.
+  stateName(state) {
+    const key = `op_state_${state}`, name = this.t(key);
+    return name === key ? state : name;
   }
 
   timing(info) {
