@@ -19,8 +19,11 @@ from summitline.crypto.keys import PrivateKey, PublicKey
 TIMEOUT_MS = 30_000
 
 
-async def new_page(browser: Browser, errors: list[str] | None = None) -> Page:
-    context = await browser.new_context(viewport={"width": 1366, "height": 800})
+async def new_page(browser: Browser, errors: list[str] | None = None,
+                   locale: str | None = None, width: int = 1366) -> Page:
+    """A page in a fresh context; ``locale`` sets the browser's language (navigator.language)."""
+    context = await browser.new_context(viewport={"width": width, "height": 800},
+                                        **({"locale": locale} if locale else {}))
     page = await context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     if errors is not None:

@@ -62,10 +62,10 @@ IMPORT_KEY = """async ([der, key, fingerprint, name, pins]) => {
 
 
 async def console_of(browser: Browser, base: str, op: Operator, other: Operator,
-                     errors: list[str]) -> Page:
+                     errors: list[str], locale: str | None = None, width: int = 1366) -> Page:
     """A console in a fresh browser context holding ``op``'s delegation key, which has
     pinned the other delegation's."""
-    page = await new_page(browser, errors)
+    page = await new_page(browser, errors, locale, width)
     await page.goto(f"{base}/")
     pem = op.key.to_pem().decode()
     der = "".join(line for line in pem.splitlines() if not line.startswith("-----"))
@@ -120,8 +120,10 @@ async def test_both_delegations_publish_their_readouts_to_the_press_room(
 
     # the call: started and ended from the US console
     await us_page.locator(f'.plan[data-call="{call}"] .start').click()
-    await expect(us_page.locator("#call-phase")).to_have_text("closed")
+    await us_page.locator("#confirm-ok").click()  # the console asks first
+    await expect(us_page.locator("#call-phase")).to_have_attribute("data-phase", "closed")
     await us_page.locator(f'.plan[data-call="{call}"] .end').click()
+    await us_page.locator("#confirm-ok").click()
     for page in (us_page, ru_page):
         await expect(page.locator("#call-phase")).to_have_text("ended")
     await expect(us_page.locator("#readout-text")).to_have_value(US_READOUT)  # kept
@@ -251,7 +253,8 @@ async def test_an_official_photo_captured_from_the_press_window(
         await watch(page, call)
         await expect(page.locator("#capture-photo")).to_be_disabled()  # no window yet
         await page.locator(f'.plan[data-call="{call}"] .start').click()
-        await expect(page.locator("#call-phase")).to_have_text("open")
+        await page.locator("#confirm-ok").click()  # the console asks first
+        await expect(page.locator("#call-phase")).to_have_attribute("data-phase", "open")
 
         # wait until the programme carries the principals' pictures, as a viewer sees it
         await asyncio.wait_for(asyncio.gather(*(s.press_answered.wait() for s in sessions)),
@@ -287,6 +290,7 @@ async def test_an_official_photo_captured_from_the_press_window(
 
         # the call ends; the photo is published afterwards, after a confirmation
         await page.locator(f'.plan[data-call="{call}"] .end').click()
+        await page.locator("#confirm-ok").click()
         await expect(page.locator("#call-phase")).to_have_text("ended")
         await expect(page.locator("#capture-photo")).to_have_count(0)
         await expect(page.locator("#photo-preview")).to_have_attribute("src", first or "")

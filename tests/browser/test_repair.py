@@ -87,7 +87,7 @@ async def consoles_start_a_call(browser: Browser, server: str, errors: list[str]
     await ru_op.reload()
     await ru_op.locator(".spoken").fill(us_short)
     await ru_op.locator(".accept-link").click()
-    await expect(ru_op.locator("#links .badge")).to_have_text("established")
+    await expect(ru_op.locator("#links .badge")).to_have_text("установлена")
     await us_op.reload()
     await expect(us_op.locator("#links .badge")).to_have_text("established")
     await enrol(us_op, us_dev, US_NAME)
@@ -98,12 +98,13 @@ async def consoles_start_a_call(browser: Browser, server: str, errors: list[str]
     await expect(us_op.locator(".plan .badge")).to_have_text("awaiting signature")
     await ru_op.reload()
     await ru_op.locator(".cosign").click()
-    await expect(ru_op.locator(".plan .badge")).to_have_text("planned")
+    await expect(ru_op.locator(".plan .badge")).to_have_text("запланированы")
     for dev in (us_dev, ru_dev):
         await dev.locator("text=Continue").click()
         await dev.locator("button[data-call]").click()
     await us_op.reload()
     await us_op.locator(".plan .start").click()  # and watches the call it started
+    await us_op.locator("#confirm-ok").click()  # the console asks first
     await ru_op.reload()
     await ru_op.locator(".plan .watch").click()
     for dev in (us_dev, ru_dev):

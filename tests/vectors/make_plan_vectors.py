@@ -70,13 +70,18 @@ def refused(world: World, good: SignedPlan) -> list[dict[str, Any]]:
         d["name"] = "Elsewhere"
         d["name_signature"] = us.sign(statements.register("Elsewhere", d["key"]))
     case("delegation named by the other", "not the name the delegation signed", borrow)
+
+    def fraction(plan: dict[str, Any]) -> None:
+        plan["scheduled_ms"] = plan["scheduled_ms"] + 0.5  # a start both read alike or none
+    case("planned start not an integer", "'scheduled_ms' must be an integer", fraction)
     return cases
 
 
 def main() -> None:
     world = World()
-    # with press channels, so that the browser's plan check reads them too
-    good = world.signed(replace(world.plan(press_window_s=90), press_channels=("ru",)))
+    # with press channels and a planned start, so that the browser's plan check reads them
+    good = world.signed(replace(world.plan(press_window_s=90), press_channels=("ru",),
+                                scheduled_ms=1_638_892_800_000))  # 2021-12-07 16:00 UTC
     doc = {
         "signed_plan": good.to_json(), "plan_hash": good.plan.hash,
         "pinned": {world.us.fingerprint: world.us.public.b64u},

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from summitline.core.roles import Role
@@ -27,6 +28,9 @@ DELEGATIONS_PER_CALL = 2
 MAX_PARTICIPANTS = 64
 MAX_PRESS_WINDOW_S = 3600
 MAX_NAME = 120
+# A planned start, in ms since the Unix epoch: at most the last millisecond of the year
+# 9999, the last one both Python's datetime and JavaScript's Date can show.
+MAX_SCHEDULED_MS = 253_402_300_799_999
 
 
 class PlanError(ValueError):
@@ -196,6 +200,10 @@ class CallPlan:
     # Interpretation channels the press may hear during the window (besides the floor).
     # Absent from the JSON when empty, so plans without it keep their hash.
     press_channels: tuple[str, ...] = ()
+    # When the call is to begin (ms since the Unix epoch, UTC), as both delegations agreed
+    # by signing: for the people who read the plan; nothing is enforced from it (the call
+    # starts with a signed start). Absent from the JSON when not given (hashes kept).
+    scheduled_ms: int | None = None
 
     # -- reading -------------------------------------------------------------------------
     @classmethod
@@ -204,7 +212,7 @@ class CallPlan:
             raise PlanError("a plan is a JSON object")
         _fields(obj, "the plan", {"version", "call", "link", "title", "delegations",
                                   "participants", "press_window_s", "interpreter_video",
-                                  "press_channels"})
+                                  "press_channels", "scheduled_ms"})
         if obj.get("version") == 1:
             raise PlanError("this is a version 1 plan, from before device certificates: it "
                             "does not say who vouches for its participants. Draft the plan "
@@ -224,10 +232,14 @@ class CallPlan:
         if not isinstance(press, list) or not all(isinstance(c, str) for c in press) or \
                 "press_channels" in obj and not press:
             raise PlanError("'press_channels' must be a non-empty list of channels (or absent)")
+        scheduled = obj.get("scheduled_ms")
+        if "scheduled_ms" in obj and (type(scheduled) is not int or
+                                      not 0 <= scheduled <= MAX_SCHEDULED_MS):
+            raise PlanError("'scheduled_ms' must be an integer (ms since 1970, UTC), or absent")
         plan = cls(call=_text(obj, "call"), link=_text(obj, "link"), title=_text(obj, "title"),
                    delegations=delegations, participants=participants,
                    press_window_s=window, interpreter_video=video,
-                   press_channels=tuple(press))
+                   press_channels=tuple(press), scheduled_ms=scheduled)
         plan.check()
         return plan
 
@@ -277,6 +289,7 @@ class CallPlan:
             "participants": [p.to_json() for p in self.participants],
             "press_window_s": self.press_window_s, "interpreter_video": self.interpreter_video,
             **({"press_channels": list(self.press_channels)} if self.press_channels else {}),
+            **({"scheduled_ms": self.scheduled_ms} if self.scheduled_ms is not None else {}),
         }
 
     @property
@@ -461,6 +474,9 @@ def review(plan: CallPlan, pinned: dict[str, PublicKey], names: dict[str, str],
               ("interpreter_video", "yes: principals send video to interpreters"
                if plan.interpreter_video else "no: interpreters receive audio only"),
               ("press_channels", ", ".join(plan.press_channels) or "none (floor only)")]
+    if plan.scheduled_ms is not None:
+        at = datetime.fromtimestamp(plan.scheduled_ms / 1000, UTC)
+        lines.append(("scheduled_ms", at.strftime("%Y-%m-%d %H:%M UTC")))
     try:
         plan.check()
     except PlanError as exc:

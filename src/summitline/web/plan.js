@@ -18,8 +18,10 @@ export class PlanError extends Error {
 // name (summitline/core/plan.py PLAN_VERSION).
 export const PLAN_VERSION = 2;
 
+// The last millisecond of the year 9999 (core/plan.py MAX_SCHEDULED_MS).
+const MAX_SCHEDULED_MS = 253402300799999;
 const PLAN_FIELDS = ["version", "call", "link", "title", "delegations", "participants",
-                     "press_window_s", "interpreter_video", "press_channels"];
+                     "press_window_s", "interpreter_video", "press_channels", "scheduled_ms"];
 const DELEGATION_FIELDS = ["id", "name", "key", "name_signature", "rotations"];
 const ROTATION_FIELDS = ["previous", "key", "at", "signature", "proof"];
 const PARTICIPANT_FIELDS = ["device", "key", "delegation", "role", "name", "language",
@@ -154,6 +156,10 @@ export async function checkPlan(plan) {
     }
     if (!plan.press_window_s) throw new PlanError("press channels need a press window");
   }
+  if ("scheduled_ms" in plan && (!Number.isSafeInteger(plan.scheduled_ms) ||
+                                 plan.scheduled_ms < 0 || plan.scheduled_ms > MAX_SCHEDULED_MS)) {
+    throw new PlanError("'scheduled_ms' must be an integer (ms since 1970, UTC), or absent");
+  }
 }
 
 // The channels the press may hear besides the floor (plan.press_channels).
@@ -262,6 +268,10 @@ export async function reviewPlan(plan, pins, names, revoked = [], languages = {}
   lines.push(["press_window_s", `${plan.press_window_s} s`],
              ["interpreter_video", plan.interpreter_video ? "yes" : "no"],
              ["press_channels", (plan.press_channels || []).join(", ") || "—"]);
+  if ("scheduled_ms" in plan) {
+    lines.push(["scheduled_ms", `${new Date(plan.scheduled_ms).toISOString().slice(0, 16)
+      .replace("T", " ")} UTC`]);
+  }
   try {
     await checkPlan(plan);
   } catch (err) {

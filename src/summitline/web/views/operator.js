@@ -2,6 +2,12 @@
 // links, its devices, call plans to draft and co-sign, and the call to start, watch
 // and end. The delegation's private key never leaves this browser (IndexedDB,
 // non-extractable); everything the console agrees to, it signs.
+//
+// The page is built once; each section (links, devices, plans, call) has its own
+// refresh that re-reads it from the server and updates its rows in place, so that a
+// button, a selection or a half-typed field survives an update. `refresh(section)` is
+// the one entry for whatever tells the console that something changed (a poll now, a
+// push stream later): `window.summitlineConsole.refresh("plans")`.
 
 import { get, post, serverUrl, setSigner } from "../api.js";
 import { b64u, digest, fingerprintOf, generateKeyPair, hex, sha256, shortFingerprint, sign,
@@ -12,6 +18,31 @@ import { chooseIdentity, listIdentities, saveIdentity } from "../keystore.js";
 import { checkPlan, followRotations, PLAN_VERSION, reviewPlan } from "../plan.js";
 
 const ROLES = ["principal", "interpreter", "aide", "operator"];
+// The languages a plan offers for a participant (its channel): the six official
+// languages of the United Nations, then others common at summits.
+export const PLAN_LANGUAGES = ["ar", "zh", "en", "fr", "ru", "es", "de", "it", "ja"];
+export const SECTIONS = ["links", "devices", "plans", "call"];
+const REFRESH_MS = 1000; // the call card follows the server once a second
+// Links, devices and plans change rarely, and each read is signed: every few seconds
+// is soon enough for an officer, until a push stream says when (refresh(section)).
+const POLL_MS = 5000;
+// A principal's press feed connects within moments of the start (or of its joining);
+// only after this long is its absence shown as a fault.
+const PRESS_GRACE_MS = 5000;
+const PRESS_TOKEN_TTL_S = 900; // a press link is valid 15 minutes
+
+// What an officer types for a fingerprint read out to them, as shortFingerprint writes
+// it: case, spaces and dashes do not matter ("ab12 cd34…" is "AB12-CD34-…").
+export function normaliseShort(text) {
+  const bare = String(text).toUpperCase().replace(/[\s\-‐-―]/g, "");
+  return (bare.match(/.{1,4}/g) || []).join("-");
+}
+
+// A delegation id as pasted: case and whitespace do not matter; null if it is not one.
+export function normaliseId(text) {
+  const id = String(text).toLowerCase().replace(/\s/g, "");
+  return /^[0-9a-f]{64}$/.test(id) ? id : null;
+}
 
 // The fingerprint an officer compares with a device's screen, computed here from the
 // key the plan will carry (the server's own rendering of it proves nothing), and whether
@@ -28,20 +59,24 @@ async function withLocalFingerprint(device, delegationKey) {
            short: fp === device.device ? shortFingerprint(fp) : "KEY MISMATCH" };
 }
 
+// The error a page shows: its own key if it has one (a translated message), else its text.
+class Refusal extends Error {
+  constructor(key, params = {}) {
+    super(key);
+    this.key = key;
+    this.params = params;
+  }
+}
+
 // Pin the name a delegation signed for itself (statements.register) with its key: a
 // name the server made up, or one signed by someone else, is never pinned.
 async function selfSignedName(d) {
   if (!d.name_signature ||
       !(await verify(d.key, statements.register(d.name, d.key), d.name_signature))) {
-    throw new Error(`the name "${d.name}" the server shows is not one that delegation ` +
-                    "signed for itself. Do not accept.");
+    throw new Refusal("op_name_unsigned", { name: d.name });
   }
   return { name: d.name, signature: d.name_signature };
 }
-const REFRESH_MS = 1000; // the console redraws what the server reports, once a second
-// A principal's press feed connects within moments of the start (or of its joining);
-// only after this long is its absence shown as a fault.
-const PRESS_GRACE_MS = 5000;
 
 // What the call's record says of its media links and press feeds. The operator is not
 // in the media: a pair whose last report is `link.lost` (section 8.2) is being
@@ -79,29 +114,55 @@ export function mediaLinks(entries) {
   };
 }
 
+// Keep `container`'s children in step with `items`, in their order: an item whose
+// signature (`sig`) is unchanged keeps its element, so focus, selection and listeners
+// stay; a changed one is drawn anew in its place. Elements carry data-key.
+function reconcile(container, items, keyOf, sigOf, draw) {
+  const old = new Map([...container.children].filter((el) => el.dataset.key !== undefined)
+    .map((el) => [el.dataset.key, el]));
+  const kept = items.map((item) => {
+    const key = String(keyOf(item)), sig = JSON.stringify(sigOf(item));
+    const el = old.get(key);
+    if (el && el.dataset.sig === sig) return el;
+    const drawn = draw(item);
+    drawn.dataset.key = key;
+    drawn.dataset.sig = sig;
+    return drawn;
+  });
+  const wanted = new Set(kept);
+  for (const el of [...container.children]) if (!wanted.has(el)) el.remove();
+  kept.forEach((el, i) => {
+    if (container.children[i] !== el) container.insertBefore(el, container.children[i] || null);
+  });
+}
+
 export async function operatorView(root, fingerprint) {
-  if (fingerprint === "new") return createDelegation(root);
+  const language = browserLanguage();
+  const t = await strings(language);
+  document.documentElement.lang = language;
+  if (fingerprint === "new") return createDelegation(root, t);
   const me = await chooseIdentity("operator", fingerprint);
   setSigner(me); // this console's reads are signed by the delegation key
   if (!me) {
     const all = await listIdentities("operator");
-    if (all.length === 0) return createDelegation(root);
-    mount(root, h("main", { class: "narrow" }, h("h1", {}, "Operator console"),
-      h("p", {}, "This browser holds the keys of several delegations. Which one?"),
+    if (all.length === 0) return createDelegation(root, t);
+    mount(root, h("main", { class: "narrow" }, h("h1", {}, t("op_title")),
+      h("p", {}, t("op_choose")),
       h("nav", { class: "choices column" }, all.map((d) =>
         h("a", { class: "button big", href: `#/operator/${d.fingerprint}` }, d.name)),
-        h("a", { class: "button", href: "#/operator/new" }, "Create another delegation"))));
+        h("a", { class: "button", href: "#/operator/new" }, t("op_create_another")))));
     return null;
   }
-  const language = browserLanguage();
-  const view = new Console(root, me, await strings(language), language);
+  window.summitlineConsole?.stop();
+  const view = new Console(root, me, t, language);
+  window.summitlineConsole = view;
   await view.refresh();
   return view;
 }
 
-function createDelegation(root) {
+function createDelegation(root, t) {
   const name = h("input", { id: "delegation-name", required: true, maxLength: 120,
-                            placeholder: "e.g. United States" });
+                            placeholder: t("op_delegation_example") });
   const error = h("p", { class: "error", role: "alert" });
   const form = h("form", { class: "card", onsubmit: async (ev) => {
     ev.preventDefault();
@@ -114,45 +175,98 @@ function createDelegation(root) {
     } catch (err) {
       error.textContent = err.message;
     }
-  } }, h("label", {}, "Name of your delegation", name),
-     h("button", { class: "primary", id: "create-delegation" }, "Create delegation"), error);
-  mount(root, h("main", {}, h("h1", {}, "Operator console"),
-    h("p", {}, "Create your delegation. Its key is made in this browser and never leaves it."),
+  } }, h("label", {}, t("op_delegation_name"), name),
+     h("button", { class: "primary", id: "create-delegation" }, t("op_create_delegation")),
+     error);
+  mount(root, h("main", {}, h("h1", {}, t("op_title")), h("p", {}, t("op_create_intro")),
     form));
+}
+
+// A question before an action that cannot be undone: a native modal <dialog> (focus
+// stays in it, Escape cancels), Cancel focused first.
+class Confirmation {
+  constructor(t) {
+    this.title = h("h2", { id: "confirm-title" });
+    this.text = h("div", { id: "confirm-text" });
+    this.ok = h("button", { id: "confirm-ok", value: "ok", class: "danger" });
+    this.cancel = h("button", { id: "confirm-cancel", value: "cancel" }, t("op_cancel"));
+    this.el = h("dialog", { id: "confirm-dialog", class: "console-confirm",
+                            "aria-labelledby": "confirm-title",
+                            "aria-describedby": "confirm-text" },
+      h("form", { method: "dialog" }, this.title, this.text,
+        h("div", { class: "actions" }, this.cancel, this.ok)));
+  }
+
+  // Resolves true if the officer confirmed; `lines`: paragraphs (a warning is
+  // { warn: text }).
+  ask(title, lines, ok, danger = true) {
+    this.title.textContent = title;
+    mount(this.text, lines.filter((x) => x).map((x) => typeof x === "string"
+      ? h("p", {}, x) : h("p", { class: "warning", role: "alert" }, x.warn)));
+    this.ok.textContent = ok;
+    this.ok.className = danger ? "danger" : "primary";
+    this.el.returnValue = "";
+    this.el.showModal();
+    this.cancel.focus();
+    return new Promise((resolve) => this.el.addEventListener("close",
+      () => resolve(this.el.returnValue === "ok"), { once: true }));
+  }
 }
 
 class Console {
   constructor(root, me, t, language = "en") {
     this.root = root;
     this.me = me;
-    this.t = t; // the strings of the browser's language (the call view's link health)
+    this.t = t; // the strings of the page's language
     this.language = language; // the office's language: its own devices' channel by default
-    // live regions, kept across redraws so that a screen reader hears what changes
-    this.linkStatus = h("div", { id: "link-status", role: "status", "aria-live": "polite" });
-    this.pressFeeds = h("div", { id: "press-feeds", role: "status", "aria-live": "polite" });
+    this.time = new Intl.DateTimeFormat(language, { timeStyle: "medium" });
+    this.dateTime = new Intl.DateTimeFormat(language, { dateStyle: "medium",
+                                                       timeStyle: "short" });
     this.selectedCall = null;
-    this.timer = setInterval(() => this.refreshCall(), REFRESH_MS);
-    this.callPanel = h("section", { class: "card", id: "call-panel" });
+    this.links = null; // not read yet
+    this.devices = [];
+    this.draft = null; // the plan form, while there is an established link
+    this.plans = new Map(); // call -> its row from the server (plan, phase, signatures)
+    this.otherNames = new Map(); // delegation id -> the name it signed for itself
+    this.pressLinks = new Map(); // call -> the press link issued last (or its error)
+    this.draftOpen = null; // whether the officer opened the draft form (null: not asked)
+    this.pending = new Map(); // section -> its refresh in flight
+    this.updates = 0; // call card updates so far (tests wait on it)
+    this.confirm = new Confirmation(t);
     this.status = h("p", { class: "error", role: "alert", id: "console-error" });
+    this.sync = h("p", { class: "muted", role: "status", id: "sync-status" });
     // The other delegation rotated its key and the pin followed (or a rotation the pinned
-    // key did not sign was refused): kept across redraws, until the officer has seen it.
+    // key did not sign was refused): kept until the officer has seen it.
     this.rotationNotice = h("p", { class: "notice", role: "status", id: "rotation-notice",
                                    hidden: true });
     this.rotationAlarm = h("p", { class: "error", role: "alert", id: "rotation-alarm",
                                   hidden: true });
     this.readout = new Readout(this);
-    this.pressLinks = new Map(); // call -> the press link issued last (or its error)
+    this.build();
+    this.timer = setInterval(() => this.refresh("call"), REFRESH_MS);
+    this.poll = setInterval(() => this.refresh("links", "devices", "plans"), POLL_MS);
+  }
+
+  stop() {
+    clearInterval(this.timer);
+    clearInterval(this.poll);
+  }
+
+  // Translate an error: ours carry a key; anything else shows its own message.
+  message(err) {
+    return err?.key ? this.t(err.key, err.params) : String(err?.message ?? err);
   }
 
   // Run a console action; a failure is shown, never swallowed.
-  act(fn) {
+  act(fn, out = this.status) {
     return async (ev) => {
       ev?.preventDefault?.();
-      this.status.textContent = "";
+      out.textContent = "";
+      if (out !== this.status) this.status.textContent = "";
       try {
         await fn(ev);
       } catch (err) {
-        this.status.textContent = err.message;
+        out.textContent = this.message(err);
       }
     };
   }
@@ -161,67 +275,112 @@ class Console {
     await saveIdentity("operator", this.me);
   }
 
-  async control(call, action) {
-    const at = Date.now();
-    await post(`/api/calls/${call}/control`, { action, delegation: this.me.fingerprint, at,
-      signature: await sign(this.me.privateKey,
-                            statements.control(call, action, this.me.fingerprint, at)) });
-    this.selectedCall = call;
-    await this.refresh();
-  }
-
-  // A press viewer link: a short-lived token, shown once, for the press office to hand out.
-  async pressToken(call) {
-    const at = Date.now();
-    try {
-      this.pressLinks.set(call, await post(`/api/calls/${call}/press/tokens`, {
-        delegation: this.me.fingerprint, at, ttl_s: 900,
-        signature: await sign(this.me.privateKey,
-                              statements.control(call, "press-token", this.me.fingerprint, at)) }));
-    } catch (err) {
-      this.pressLinks.set(call, { error: err.message });
-    }
-    await this.refreshCall();
-  }
-
-  pressLine(call, info) {
-    if (!["planned", "open"].includes(info.phase)) return "";
-    const issued = this.pressLinks.get(call);
-    return h("div", { class: "press-links" },
-      h("button", { id: "press-token", onclick: () => this.pressToken(call) },
-        "Issue a press link (valid 15 min)"),
-      issued?.error ? h("p", { class: "error" }, issued.error) : "",
-      issued?.token ? h("p", { id: "press-link" }, "Press page: ",
-        h("code", {}, serverUrl(issued.press_page)), h("br"), "HLS: ",
-        h("code", {}, serverUrl(issued.hls)), " with the header ",
-        h("code", {}, `Authorization: Bearer ${issued.token}`), h("br"),
-        h("span", { class: "muted" }, `valid until ${new Date(issued.expires_ms)
-          .toLocaleTimeString()}; hand it only to accredited press`)) : "");
-  }
-
-  async refresh() {
-    const me = this.me;
-    const [links, listed] = await Promise.all([
-      get(`/api/delegations/${me.fingerprint}/links`),
-      get(`/api/delegations/${me.fingerprint}/devices`)]);
-    const devices = await Promise.all(listed.map((d) => withLocalFingerprint(d, me.key)));
-    const plans = (await Promise.all(links.filter((l) => l.state === "established")
-      .map((l) => get(`/api/links/${l.id}/plans`)))).flat();
-    await this.pinEstablished(links);
-    const planRows = await Promise.all(plans.map((p) => this.planRow(p)));
+  build() {
+    const t = this.t, me = this.me;
+    this.linkList = h("ul", { id: "link-list", class: "links" });
+    this.noLinks = h("p", { class: "muted" }, t("op_no_link"));
+    this.deviceRows = h("tbody");
+    this.noDevices = h("p", { class: "muted", id: "no-devices" }, t("op_no_device"));
+    this.planList = h("div", { id: "plan-list" });
+    this.planNote = h("p", { class: "muted", id: "plans-note" });
+    this.draftToggle = h("button", { id: "new-plan", "aria-expanded": "false",
+      onclick: () => { this.draftOpen = !this.isDraftOpen(); this.showDraft(); } },
+      t("op_draft_heading"));
+    this.draftSlot = h("div", { id: "draft-slot" });
+    this.callPanel = h("section", { class: "card", id: "call-panel", "aria-labelledby":
+                                    "call-heading" });
+    this.sections = {
+      links: h("section", { class: "card", id: "links" }, h("h2", {}, t("op_links_heading")),
+        this.noLinks, this.linkList, this.proposeForm()),
+      devices: h("section", { class: "card", id: "devices" }, h("h2", {}, t("op_devices")),
+        h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, t("op_name")),
+          h("th", {}, t("op_role")), h("th", {}, t("op_fingerprint_compare")),
+          h("th", {}, t("op_certificate")))), this.deviceRows),
+        this.noDevices, this.enrolForm()),
+      plans: h("section", { class: "card", id: "plans" }, h("h2", {}, t("op_plans")),
+        this.planList, this.planNote, this.draftToggle, this.draftSlot),
+      call: this.callPanel,
+    };
+    this.drawNoCall();
     mount(this.root, h("main", { class: "console" },
-      h("header", {}, h("h1", {}, "Operator console"),
-        h("div", { class: "who" }, h("strong", {}, me.name), " · delegation fingerprint ",
-          h("span", { class: "fingerprint", id: "own-fingerprint" },
+      h("header", {}, h("h1", {}, t("op_title")),
+        h("div", { class: "who" }, h("strong", {}, me.name), " · ", t("op_own_fingerprint"),
+          " ", h("span", { class: "fingerprint", id: "own-fingerprint" },
             shortFingerprint(me.fingerprint)),
-          h("details", {}, h("summary", {}, "Full id (send it to the other office)"),
+          h("details", {}, h("summary", {}, t("op_full_id")),
             h("code", { id: "own-id" }, me.fingerprint)))),
-      this.status, this.rotationNotice, this.rotationAlarm,
+      this.status, this.sync, this.rotationNotice, this.rotationAlarm,
       h("div", { class: "columns" },
-        h("div", {}, this.linksCard(links), this.devicesCard(devices)),
-        h("div", {}, this.plansCard(links, devices, planRows), this.callPanel,
-          this.readout.el))));
-    await this.refreshCall();
+        h("div", {}, this.sections.links, this.sections.devices),
+        h("div", {}, this.sections.plans, this.callPanel, this.readout.el)),
+      this.confirm.el));
+  }
+
+  // Re-read the named sections (all of them without a name) and update them in place.
+  // A refresh of a section already in flight runs once more after it, not twice at once.
+  async refresh(...names) {
+    if (names.length) {
+      await Promise.all(names.map((name) => this.refreshOne(name)));
+      return;
+    }
+    // everything, in the order the sections need each other: plans are read per
+    // established link, and drafted from the devices
+    await this.refreshOne("links");
+    await this.refreshOne("devices");
+    await Promise.all([this.refreshOne("plans"), this.refreshOne("call")]);
+  }
+
+  refreshOne(name) {
+    const run = { links: () => this.refreshLinks(), devices: () => this.refreshDevices(),
+                  plans: () => this.refreshPlans(), call: () => this.refreshCall() }[name];
+    if (!run) throw new Error(`no section ${name}`);
+    const busy = this.pending.get(name);
+    if (busy) {
+      busy.again ??= busy.done.then(() => { busy.again = null; return this.refreshOne(name); });
+      return busy.again;
+    }
+    const entry = { again: null, done: null };
+    entry.done = (async () => {
+      try {
+        await run();
+        this.sync.textContent = "";
+      } catch (err) {
+        this.sync.textContent = this.t("op_sync_failed", { why: this.message(err) });
+      } finally {
+        this.pending.delete(name);
+      }
+    })();
+    this.pending.set(name, entry);
+    return entry.done;
+  }
+
+  // -- links -------------------------------------------------------------------------
+  async refreshLinks() {
+    if (!document.body.contains(this.callPanel)) return this.stop();
+    const links = await get(`/api/delegations/${this.me.fingerprint}/links`);
+    await this.pinEstablished(links);
+    const others = links.map((l) => this.otherOf(l));
+    await Promise.all(others.filter((o) => !this.otherNames.has(o)).map(async (o) => {
+      try {
+        this.otherNames.set(o, (await selfSignedName(await get(`/api/delegations/${o}`))).name);
+      } catch {
+        this.otherNames.set(o, null); // not a name it signed: shown as its fingerprint only
+      }
+    }));
+    const established = (l) => l.state === "established";
+    const before = this.links?.filter(established).length ?? null;
+    this.links = links;
+    this.noLinks.hidden = links.length > 0;
+    reconcile(this.linkList, links, (l) => l.id,
+              (l) => [l.state, l.proposer, this.otherNames.get(this.otherOf(l))],
+              (l) => this.linkRow(l));
+    if (before !== null && links.filter(established).length !== before) {
+      await this.refresh("plans");
+    }
+  }
+
+  otherOf(link) {
+    return link.proposer === this.me.fingerprint ? link.acceptor : link.proposer;
   }
 
   // The proposer pins the acceptor once the link is established: the key whose
@@ -229,7 +388,7 @@ class Console {
   async pinEstablished(links) {
     this.me.names ??= {};
     for (const link of links) {
-      const other = link.proposer === this.me.fingerprint ? link.acceptor : link.proposer;
+      const other = this.otherOf(link);
       if (link.state === "established" && this.me.pins[other]) await this.followKey(other);
       if (link.state === "established" && this.me.pins[other] && !this.me.names[other]) {
         // pinned before names were: the name is self-signed, so the server cannot pick it
@@ -273,108 +432,153 @@ class Console {
     } catch (err) {
       this.rotationAlarm.hidden = false;
       this.rotationAlarm.textContent = this.t("op_rotation_refused", {
-        name: d.name, id: shortFingerprint(other), why: err.key ? this.t(err.key) : err.message });
+        name: d.name, id: shortFingerprint(other), why: this.message(err) });
     }
   }
 
-  linksCard(links) {
-    const otherId = h("input", { id: "link-other", placeholder: "the other delegation's full id",
-                                 pattern: "[0-9a-f]{64}", required: true });
-    const error = h("p", { class: "error", role: "alert" });
-    const propose = h("form", { onsubmit: async (ev) => {
-      ev.preventDefault();
-      try {
-        const id = `link-${b64u(crypto.getRandomValues(new Uint8Array(6)))}`;
-        const other = otherId.value.trim();
-        await post("/api/links", { id, proposer: this.me.fingerprint, acceptor: other,
-          signature: await sign(this.me.privateKey,
-                                statements.link(id, [this.me.fingerprint, other])) });
-        this.me.proposed[id] = other;
-        await this.save();
-        await this.refresh();
-      } catch (err) { error.textContent = err.message; }
-    } }, h("label", {}, "Propose a link to", otherId),
-       h("button", { id: "propose-link" }, "Propose link"), error);
-    return h("section", { class: "card", id: "links" }, h("h2", {}, "Links"),
-      links.length === 0 ? h("p", { class: "muted" }, "No link yet.") : h("ul", {},
-        links.map((l) => this.linkRow(l))), propose);
+  proposeForm() {
+    const t = this.t;
+    const error = h("p", { class: "error", role: "alert", id: "link-other-error" });
+    const otherId = h("input", { id: "link-other", placeholder: t("op_link_other_placeholder"),
+                                 autocomplete: "off", "aria-describedby": "link-other-error",
+                                 oninput: () => { error.textContent = ""; } });
+    // our own check (novalidate): the browser's "Please match the requested format"
+    // says nothing an officer can act on
+    return h("form", { id: "propose-form", novalidate: true, onsubmit: this.act(async () => {
+      const other = normaliseId(otherId.value);
+      if (!other) throw new Refusal("op_id_invalid");
+      if (other === this.me.fingerprint) throw new Refusal("op_id_own");
+      const id = `link-${b64u(crypto.getRandomValues(new Uint8Array(6)))}`;
+      await post("/api/links", { id, proposer: this.me.fingerprint, acceptor: other,
+        signature: await sign(this.me.privateKey,
+                              statements.link(id, [this.me.fingerprint, other])) });
+      this.me.proposed[id] = other;
+      await this.save();
+      otherId.value = "";
+      await this.refresh("links");
+    }, error) }, h("label", {}, t("op_propose_to"), otherId),
+       h("button", { id: "propose-link" }, t("op_propose")), error);
   }
 
+  // Who proposed the link (this office, or the other, by the name it signed for itself)
+  // and, for a link the other office proposed, the spoken check before accepting.
   linkRow(link) {
-    const mine = link.proposer === this.me.fingerprint;
-    const other = mine ? link.acceptor : link.proposer;
-    const row = h("li", { "data-link": link.id }, h("span", { class: "mono" }, link.id), " ",
-      h("span", { class: `badge ${link.state}` }, link.state));
+    const t = this.t, mine = link.proposer === this.me.fingerprint;
+    const other = this.otherOf(link);
+    const named = this.otherNames.get(other);
+    // before the spoken check, nothing on this screen may give away the fingerprint to be
+    // read out: a pending link from the other office names it only by its signed name
+    const secret = link.state === "proposed" && !mine;
+    const them = named ? t("op_quoted", { name: named })
+      : secret ? t("op_unnamed") : shortFingerprint(other);
+    const row = h("li", { "data-link": link.id },
+      h("span", { class: `badge ${link.state}`, "data-state": link.state },
+        t(`op_link_${link.state}`)), " ",
+      h("span", { class: "link-with" }, t("op_link_with", { name: them })), " ",
+      h("span", { class: "mono muted" }, link.id),
+      h("p", { class: "muted proposed-by" }, mine ? t("op_proposed_by_us", { name: them })
+        : t(secret ? "op_proposed_by_them_check" : "op_proposed_by_them", { name: them })));
     if (link.state === "proposed" && !mine) {
-      const spoken = h("input", { class: "spoken", placeholder: "XXXX-XXXX-XXXX-XXXX-XXXX" });
+      const spoken = h("input", { class: "spoken", placeholder: "XXXX-XXXX-XXXX-XXXX-XXXX",
+                                  autocomplete: "off" });
       const error = h("span", { class: "error", role: "alert" });
-      row.append(h("form", { onsubmit: async (ev) => {
-        ev.preventDefault();
-        try {
-          // Computed here from the key that will be pinned, never the server's rendering.
-          const d = await get(`/api/delegations/${other}`);
-          const computed = await fingerprintOf(unb64u(d.key));
-          if (computed !== other) throw new Error("the server returned a key that is not " +
-                                                  "that delegation's. Do not accept.");
-          if (shortFingerprint(computed) !== spoken.value.trim().toUpperCase()) {
-            throw new Error(`the key the server holds is ${shortFingerprint(computed)}; that ` +
-                            "is not what the other office read out. Do not accept.");
-          }
-          const named = await selfSignedName(d);
-          await post(`/api/links/${link.id}/accept`, { signature: await sign(
-            this.me.privateKey, statements.link(link.id, [link.proposer, link.acceptor])) });
-          this.me.pins[other] = d.key;
-          this.me.names = { ...this.me.names, [other]: named };
-          await this.save();
-          await this.refresh();
-        } catch (err) { error.textContent = err.message; }
-      } }, h("label", {}, "Fingerprint read out by the other office", spoken),
-         h("button", { class: "accept-link" }, "Accept"), error));
+      row.append(h("form", { class: "accept-form", onsubmit: this.act(async () => {
+        // Computed here from the key that will be pinned, never the server's rendering;
+        // a wrong reading is only told wrong: the right one is not shown (it would be
+        // read off this screen instead of checked by voice).
+        const d = await get(`/api/delegations/${other}`);
+        const computed = await fingerprintOf(unb64u(d.key));
+        if (computed !== other) throw new Refusal("op_link_wrong_key");
+        if (shortFingerprint(computed) !== normaliseShort(spoken.value)) {
+          throw new Refusal("op_link_mismatch");
+        }
+        const named = await selfSignedName(d);
+        await post(`/api/links/${link.id}/accept`, { signature: await sign(
+          this.me.privateKey, statements.link(link.id, [link.proposer, link.acceptor])) });
+        this.me.pins[other] = d.key;
+        this.me.names = { ...this.me.names, [other]: named };
+        await this.save();
+        await this.refresh("links");
+      }, error) }, h("label", {}, t("op_spoken"), spoken),
+         h("button", { class: "accept-link" }, t("op_accept")), error));
     }
     return row;
   }
 
-  devicesCard(devices) {
-    const name = h("input", { id: "device-name", required: true, placeholder: "e.g. President" });
-    const role = h("select", { id: "device-role" }, ROLES.map((r) => h("option", { value: r }, r)));
-    const out = h("div", { id: "enrolment-link" });
-    const form = h("form", { onsubmit: this.act(async () => {
+  // -- devices -----------------------------------------------------------------------
+  async refreshDevices() {
+    const listed = await get(`/api/delegations/${this.me.fingerprint}/devices`);
+    this.devices = await Promise.all(listed.map((d) => withLocalFingerprint(d, this.me.key)));
+    reconcile(this.deviceRows, this.devices, (d) => d.device || `seat:${d.name}:${d.role}`,
+              (d) => [d.name, d.role, d.short, d.certified, d.revoked,
+                      this.me.languages?.[d.device] ?? null],
+              (d) => this.deviceRow(d));
+    this.noDevices.hidden = this.devices.length > 0;
+    if (this.draft) await this.draft.update();
+  }
+
+  deviceRow(d) {
+    const t = this.t;
+    return h("tr", { "data-device": d.device || "" }, h("td", {}, d.name),
+      h("td", { "data-role": d.role }, t(`op_role_${d.role}`)), h("td", { class: "mono" },
+        d.short === "KEY MISMATCH" ? h("span", { class: "error" }, t("op_key_mismatch"))
+          : d.short || h("span", { class: "muted" }, t("op_waiting_device"))),
+      h("td", {}, this.certifyCell(d)));
+  }
+
+  enrolForm() {
+    const t = this.t;
+    const name = h("input", { id: "device-name", required: true,
+                              placeholder: t("op_device_example") });
+    const role = h("select", { id: "device-role" },
+      ROLES.map((r) => h("option", { value: r }, t(`op_role_${r}`))));
+    const out = h("div", { id: "enrolment-link", role: "status" });
+    const error = h("p", { class: "error", role: "alert" });
+    return h("form", { id: "enrol-form", onsubmit: this.act(async () => {
       const code = b64u(crypto.getRandomValues(new Uint8Array(24)));
       const codeHash = hex(await sha256(code));
+      const who = name.value;
       await post(`/api/delegations/${this.me.fingerprint}/enrolments`, {
-        code_hash: codeHash, name: name.value, role: role.value,
+        code_hash: codeHash, name: who, role: role.value,
         signature: await sign(this.me.privateKey, statements.enrolment(
-          this.me.fingerprint, codeHash, name.value, role.value)) });
+          this.me.fingerprint, codeHash, who, role.value)) });
       const url = `${location.origin}/#/enrol/${code}/${this.me.fingerprint}`;
-      await this.refresh();
-      document.getElementById("enrolment-link").replaceChildren(
-        h("p", {}, `Open this link on the device for ${name.value}:`),
+      mount(out, h("p", {}, t("op_enrol_open", { name: who })),
         h("a", { href: url, class: "mono", id: "enrol-url", target: "_blank" }, url));
-    }) }, h("label", {}, "Device for", name), h("label", {}, "Role", role),
-       h("button", { id: "enrol-device" }, "Create enrolment link"));
-    return h("section", { class: "card", id: "devices" }, h("h2", {}, "Devices"),
-      h("table", {}, h("tr", {}, h("th", {}, "Name"), h("th", {}, "Role"),
-                       h("th", {}, "Fingerprint (compare with the device)"),
-                       h("th", {}, this.t("op_certificate"))),
-        devices.map((d) => h("tr", { "data-device": d.device || "" }, h("td", {}, d.name),
-          h("td", {}, d.role), h("td", { class: "mono" },
-            d.short || h("span", { class: "muted" }, "waiting for the device")),
-          h("td", {}, this.certifyCell(d))))),
-      form, out);
+      name.value = "";
+      await this.refresh("devices");
+    }, error) }, h("label", {}, t("op_device_for"), name), h("label", {}, t("op_role"), role),
+       h("button", { id: "enrol-device" }, t("op_enrol")), error, out);
+  }
+
+  languageName(code) {
+    const key = `op_lang_${code}`, name = this.t(key);
+    return name === key ? code : name;
+  }
+
+  languageSelect(attrs, withNone = false) {
+    return h("select", attrs, withNone ? h("option", { value: "" },
+      this.t("op_certify_language_none")) : null,
+    PLAN_LANGUAGES.map((l) => h("option", { value: l }, this.languageName(l))));
   }
 
   // The officer reads the fingerprint on the device's screen; if it is the one computed
   // here from the key the server holds, the delegation certifies the device (its key,
   // role and name). Only certified devices can be put in a plan.
   certifyCell(d) {
-    if (d.revoked) return h("span", { class: "badge revoked" }, this.t("op_revoked"));
+    const t = this.t;
+    if (d.revoked) return h("span", { class: "badge revoked" }, t("op_revoked"));
     if (d.certified) {
       // A lost or stolen device: no plan may name it from now on, and the server drops
       // it from a call in progress.
       const stated = this.me.languages?.[d.device];
-      return h("span", {}, h("span", { class: "badge certified" }, this.t("op_certified")),
-        stated?.length ? h("span", { class: "stated-language" }, " · ", stated.join(", ")) : "",
+      return h("span", {}, h("span", { class: "badge certified" }, t("op_certified")),
+        stated?.length ? h("span", { class: "stated-language" }, " · ",
+          stated.map((l) => this.languageName(l)).join(", ")) : "",
         " ", h("button", { class: "revoke danger", onclick: this.act(async () => {
+          const sure = await this.confirm.ask(t("op_revoke_title", { name: d.name }),
+            [t("op_revoke_text")], t("op_revoke"));
+          if (!sure) return;
           // remembered here first: the co-sign review flags any plan naming the device,
           // whatever the server does with the revocation
           this.me.revoked = [...new Set([...(this.me.revoked || []), d.device])];
@@ -383,47 +587,72 @@ class Console {
           await post(`/api/delegations/${this.me.fingerprint}/devices/${d.device}/revocation`,
             { at, signature: await sign(this.me.privateKey,
                                         statements.revocation(this.me.fingerprint, d.device, at)) });
-          await this.refresh();
-        }) }, this.t("op_revoke")));
+          await this.refresh("devices", "plans");
+        }) }, t("op_revoke")));
     }
     if (!d.device || d.short === "KEY MISMATCH") return "";
     const read = h("input", { class: "read-fingerprint", placeholder: "XXXX-XXXX-XXXX-XXXX-XXXX",
-                              "aria-label": this.t("op_certify_read") });
+                              autocomplete: "off",
+                              "aria-label": t("op_certify_read") });
     // The officer states the device's language (its channel): kept here, and a plan that
     // puts the device in another channel is flagged at co-signing.
-    const language = h("select", { class: "certify-language",
-                                   "aria-label": this.t("op_certify_language") },
-      h("option", { value: "" }, this.t("op_certify_language_none")),
-      ["en", "ru"].map((l) => h("option", { value: l }, l)));
+    const language = this.languageSelect({ class: "certify-language",
+                                           "aria-label": t("op_certify_language") }, true);
     const error = h("span", { class: "error", role: "alert" });
-    return h("form", { class: "certify-form", onsubmit: async (ev) => {
-      ev.preventDefault();
-      try {
-        if (read.value.trim().toUpperCase() !== d.short) {
-          throw new Error(this.t("op_certify_mismatch", { short: d.short }));
-        }
-        await post(`/api/delegations/${this.me.fingerprint}/devices/${d.device}/certificate`, {
-          signature: await sign(this.me.privateKey, statements.device(
-            this.me.fingerprint, d.device, d.key, d.role, d.name)) });
-        if (language.value) {
-          this.me.languages = { ...this.me.languages, [d.device]: [language.value] };
-          await this.save();
-        }
-        await this.refresh();
-      } catch (err) { error.textContent = err.message; }
-    } }, read, language, h("button", { class: "certify" }, this.t("op_certify")), error);
+    return h("form", { class: "certify-form", onsubmit: this.act(async () => {
+      if (normaliseShort(read.value) !== d.short) {
+        throw new Refusal("op_certify_mismatch", { short: d.short });
+      }
+      await post(`/api/delegations/${this.me.fingerprint}/devices/${d.device}/certificate`, {
+        signature: await sign(this.me.privateKey, statements.device(
+          this.me.fingerprint, d.device, d.key, d.role, d.name)) });
+      if (language.value) {
+        this.me.languages = { ...this.me.languages, [d.device]: [language.value] };
+        await this.save();
+      }
+      await this.refresh("devices");
+    }, error) }, read, language, h("button", { class: "certify" }, t("op_certify")), error);
   }
 
-  plansCard(links, ownDevices, plans) { // plans: their rows, reviewed (planRow)
-    const established = links.filter((l) => l.state === "established");
-    const card = h("section", { class: "card", id: "plans" }, h("h2", {}, "Call plans"));
-    for (const row of plans) card.append(row);
-    if (established.length === 0) {
-      card.append(h("p", { class: "muted" }, "Plans are drafted on an established link."));
-      return card;
+  // -- plans -------------------------------------------------------------------------
+  async refreshPlans() {
+    const established = (this.links || []).filter((l) => l.state === "established");
+    const rows = (await Promise.all(established.map((l) => get(`/api/links/${l.id}/plans`))))
+      .flat();
+    this.plans = new Map(rows.map((p) => [p.plan.call, p]));
+    const { pins, names, revoked, languages } = this.pinned();
+    const reviewed = await Promise.all(rows.map(async (p) =>
+      ({ p, review: await reviewPlan(p.plan, pins, names, revoked, languages) })));
+    reconcile(this.planList, reviewed, ({ p }) => p.plan.call,
+              ({ p, review }) => [p.hash, p.complete, p.missing, p.phase, review],
+              ({ p, review }) => this.planRow(p, review));
+    this.planNote.textContent = established.length ? "" : this.t("op_plans_need_link");
+    this.planNote.hidden = established.length > 0;
+    if (!established.length) {
+      this.draftToggle.hidden = true;
+      this.draftSlot.hidden = true;
+      return;
     }
-    card.append(this.draftForm(established[0], ownDevices));
-    return card;
+    if (!this.draft || this.draft.link.id !== established[0].id) {
+      this.draft = new DraftForm(this, established[0]);
+      mount(this.draftSlot, this.draft.el);
+    }
+    await this.draft.update();
+    this.showDraft();
+  }
+
+  // The draft form is open for the link's first plan, or when the officer asks for
+  // it: never a second form under a signed plan unasked.
+  isDraftOpen() {
+    if (this.draftOpen !== null) return this.draftOpen;
+    return this.plans.size === 0;
+  }
+
+  showDraft() {
+    const open = this.isDraftOpen();
+    this.draftSlot.hidden = !open;
+    this.draftToggle.hidden = open;
+    this.draftToggle.setAttribute("aria-expanded", String(open));
   }
 
   // What this console pinned with its links: keys and self-signed names, its own too.
@@ -436,13 +665,29 @@ class Console {
              revoked: this.me.revoked || [], languages: this.me.languages || {} };
   }
 
+  // The phase of a call in words that cannot be misread: "closed" is the closed-door
+  // part of a running call (the press gone), never its end.
+  phaseText(phase, plan, deadline = null) {
+    const t = this.t;
+    if (phase === "open") {
+      return deadline ? t("op_phase_open_until", { time: this.time.format(deadline) })
+        : t("op_phase_open");
+    }
+    if (phase === "closed") {
+      return t(plan?.press_window_s ? "op_phase_closed_press_gone" : "op_phase_closed");
+    }
+    return t(`op_phase_${phase}`);
+  }
+
   // Every signed field of the plan, and a flag for whatever differs from what this
   // console pinned (or breaks the plan's rules, e.g. an uncertified participant).
   reviewPart(p, review) {
     const t = this.t, names = Object.fromEntries(p.plan.delegations.map((d) => [d.id, d.name]));
     return [
       h("ul", { class: "participants" }, p.plan.participants.map((x) => h("li", {},
-        `${x.name} — ${x.role}, ${names[x.delegation]}, ${x.language} · `,
+        t("op_participant_line", { name: x.name, role: t(`op_role_${x.role}`),
+                                   delegation: names[x.delegation],
+                                   language: this.languageName(x.language) }), " · ",
         h("span", { class: "mono" }, shortFingerprint(x.device))))),
       h("details", { class: "review", open: p.missing.includes(this.me.fingerprint) },
         h("summary", {}, t("review_heading")),
@@ -453,118 +698,272 @@ class Console {
       review.flags.length ? h("ul", { class: "review-flags", role: "alert" },
         review.flags.map(([code, params]) => h("li", { class: "error" },
           t(`review_flag_${code}`, params)))) : "",
-      h("p", { class: "muted" }, `Press window: ${p.plan.press_window_s} s · plan `,
-        h("span", { class: "mono" }, p.hash.slice(0, 16)))];
+      "scheduled_ms" in p.plan ? h("p", { class: "scheduled" }, t("op_plan_scheduled", {
+        time: this.dateTime.format(p.plan.scheduled_ms) })) : "",
+      h("p", { class: "muted" }, p.plan.press_window_s
+        ? t("op_plan_press", { s: p.plan.press_window_s }) : t("op_plan_no_press"), " · ",
+      t("op_plan_hash"), " ", h("span", { class: "mono" }, p.hash.slice(0, 16)))];
   }
 
-  async planRow(p) {
+  planRow(p, review) {
+    const t = this.t, call = p.plan.call;
     const mineMissing = p.missing.includes(this.me.fingerprint);
-    const { pins, names, revoked, languages } = this.pinned();
-    const review = await reviewPlan(p.plan, pins, names, revoked, languages);
-    const row = h("div", { class: "plan", "data-call": p.plan.call },
-      h("h3", {}, p.plan.title, " ", h("span", { class: `badge ${p.phase}` },
-        p.complete ? p.phase : "awaiting signature")), ...this.reviewPart(p, review));
+    const phase = p.complete ? p.phase || "planned" : null;
+    const row = h("div", { class: "plan", "data-call": call },
+      h("h3", {}, t("op_quoted", { name: p.plan.title }), " ",
+        h("span", { class: `badge ${phase || "unsigned"}`, "data-phase": phase || "unsigned" },
+          phase ? this.phaseText(phase, p.plan) : t("op_awaiting_signature"))),
+      ...this.reviewPart(p, review));
     if (mineMissing) {
       row.append(h("button", { class: "primary cosign", onclick: this.act(async () => {
+        const { pins, names, revoked, languages } = this.pinned();
         const again = await reviewPlan(p.plan, pins, names, revoked, languages);
-        if (again.flags.length) throw new Error(this.t("review_refused"));
+        if (again.flags.length) throw new Refusal("review_refused");
         const hash = await digest(p.plan);
-        if (hash !== p.hash) throw new Error("the plan does not hash to what the server says");
+        if (hash !== p.hash) throw new Refusal("op_plan_hash_differs");
         await post(`/api/plans/${hash}/signatures`, { delegation: this.me.fingerprint,
           signature: await sign(this.me.privateKey, statements.plan(hash)) });
-        await this.refresh();
-      }) }, "I have checked the participants: co-sign"));
-    } else if (p.complete && p.phase === "planned") {
+        await this.refresh("plans");
+      }) }, t("op_cosign")));
+    } else if (phase === "planned") {
       row.append(h("button", { class: "primary start",
-                               onclick: this.act(() => this.control(p.plan.call, "start")) },
-        "Start the call"));
-    } else if (p.complete && p.phase !== "ended") {
+                               onclick: this.act(() => this.startCall(call)) }, t("op_start")));
+    } else if (phase && phase !== "ended") {
       row.append(h("button", { class: "danger end",
-                               onclick: this.act(() => this.control(p.plan.call, "end")) },
-        "End the call"));
+                               onclick: this.act(() => this.endCall(call)) }, t("op_end")));
     }
     if (p.complete) {
-      row.append(h("button", { class: "watch", onclick: () => {
-        this.selectedCall = p.plan.call;
-        this.refreshCall();
-      } }, "Watch"));
+      row.append(h("button", { class: "watch", "aria-pressed": String(this.selectedCall === call),
+                               onclick: () => this.watch(call) }, t("op_watch")));
     }
     return row;
   }
 
-  draftForm(link, ownDevices) {
-    const other = link.proposer === this.me.fingerprint ? link.acceptor : link.proposer;
-    const title = h("input", { id: "plan-title", value: "Secure video call", required: true });
-    const press = h("input", { id: "plan-press", type: "number", min: 0, max: 3600, value: 0 });
-    const pressChannels = h("input", { id: "plan-press-channels", placeholder: "e.g. ru" });
-    const rows = h("tbody");
-    const error = h("p", { class: "error", role: "alert" });
-    // Only devices their own delegation certified (checked here under its pinned key).
-    const addRows = (devices, delegation) => {
-      for (const d of devices.filter((x) => x.device && x.certified)) {
-        const lang = h("select", { class: "lang" }, ["en", "ru"].map((l) => h("option", { value: l }, l)));
-        // our own device: the language its officer stated when certifying it, else the
-        // office's own; the other delegation's: the other language (a bilateral en/ru call)
-        const own = this.language === "ru" ? "ru" : "en";
-        if (delegation !== this.me.fingerprint) lang.value = own === "ru" ? "en" : "ru";
-        else lang.value = this.me.languages?.[d.device]?.[0] || own;
-        rows.append(h("tr", {}, h("td", {}, h("input", { type: "checkbox", checked: true,
-          class: "pick", "data-device": d.device, "data-key": d.key, "data-name": d.name,
-          "data-role": d.role, "data-delegation": delegation,
-          "data-certificate": d.certificate })),
-          h("td", {}, d.name), h("td", {}, d.role), h("td", {}, lang),
-          h("td", { class: "mono" }, d.short)));
-      }
+  watch(call) {
+    this.selectedCall = call;
+    for (const b of this.planList.querySelectorAll("button.watch")) {
+      b.setAttribute("aria-pressed", String(b.closest(".plan")?.dataset.call === call));
+    }
+    return this.refresh("call");
+  }
+
+  // -- start and end -----------------------------------------------------------------
+  async control(call, action) {
+    const at = Date.now();
+    await post(`/api/calls/${call}/control`, { action, delegation: this.me.fingerprint, at,
+      signature: await sign(this.me.privateKey,
+                            statements.control(call, action, this.me.fingerprint, at)) });
+    this.selectedCall = call;
+    await this.refresh("plans", "call");
+  }
+
+  // Start asks first, and says what starting does: the press window (if any) runs from
+  // now, whoever is there; it warns if a principal is not connected yet.
+  async startCall(call) {
+    const t = this.t, row = this.plans.get(call), plan = row?.plan;
+    const info = await get(`/api/calls/${call}`);
+    const here = new Set(info.connected.map((c) => c.device));
+    const absent = (plan?.participants || []).filter((p) => p.role === "principal" &&
+                                                            !here.has(p.device));
+    const press = plan?.press_window_s || 0;
+    const lines = [
+      absent.length ? { warn: t("op_start_absent", {
+        names: absent.map((p) => t("op_quoted", { name: p.name })).join(", ") }) } : null,
+      press ? t("op_start_press", { s: press,
+                                    time: this.time.format(Date.now() + press * 1000) })
+        : t("op_start_no_press"),
+    ];
+    const sure = await this.confirm.ask(t("op_start_title", { title: plan?.title ?? call }),
+                                        lines, t("op_start_confirm"), false);
+    if (sure) await this.control(call, "start");
+  }
+
+  async endCall(call) {
+    const t = this.t, plan = this.plans.get(call)?.plan;
+    const sure = await this.confirm.ask(t("op_end_title", { title: plan?.title ?? call }),
+                                        [t("op_end_text")], t("op_end_confirm"));
+    if (sure) await this.control(call, "end");
+  }
+
+  // -- the call card -------------------------------------------------------------------
+  drawNoCall() {
+    this.card = null;
+    mount(this.callPanel, h("h2", { id: "call-heading" }, this.t("op_call")),
+      h("p", { class: "muted" }, this.t("op_call_none")));
+  }
+
+  // The card of the selected call, built once per call; each second only its texts and
+  // changed rows are updated (buttons stay the same elements).
+  buildCard(call) {
+    const t = this.t;
+    const c = {
+      call,
+      title: h("h2", { id: "call-heading" }),
+      phase: h("span", { class: "badge", id: "call-phase" }),
+      timing: h("span", { id: "call-timing", class: "muted" }),
+      start: h("button", { class: "primary", id: "call-start",
+                           onclick: this.act(() => this.startCall(call)) }, t("op_start")),
+      end: h("button", { class: "danger", id: "call-end",
+                         onclick: this.act(() => this.endCall(call)) }, t("op_end")),
+      pressButton: h("button", { id: "press-token", onclick: () => this.pressToken(call) },
+        t("op_press_issue")),
+      pressOut: h("div", { id: "press-link-out" }),
+      connectedHead: h("h3", {}, t("op_connected")),
+      connected: h("ul", { id: "connected" }),
+      nobody: h("p", { class: "muted", id: "nobody" }, t("op_nobody")),
+      linkStatus: h("div", { id: "link-status", role: "status", "aria-live": "polite" }),
+      pressFeeds: h("div", { id: "press-feeds", role: "status", "aria-live": "polite" }),
+      healthPart: null,
+      healthRows: h("tbody"),
+      recordHead: h("h3", { id: "record-heading" }),
+      record: h("ol", { class: "record", id: "record", start: 0 }),
+      seen: 0, // record entries shown
+      phaseSeen: null,
     };
-    addRows(ownDevices, this.me.fingerprint);
-    get(`/api/delegations/${other}/devices`)
-      .then((devices) => Promise.all(devices.map((d) => withLocalFingerprint(d,
-                                                                            this.me.pins[other]))))
-      .then((devices) => addRows(devices.filter((d) => d.short !== "KEY MISMATCH"), other));
-    return h("form", { id: "draft-plan", onsubmit: async (ev) => {
-      ev.preventDefault();
-      try {
-        const pinned = this.me.pins[other], theirs = this.me.names?.[other];
-        if (!pinned || !theirs) throw new Error("the other delegation's key is not pinned yet");
-        const participants = [...rows.querySelectorAll("tr")].filter(
-          (tr) => tr.querySelector(".pick").checked).map((tr) => {
-          const pick = tr.querySelector(".pick").dataset;
-          return { device: pick.device, key: pick.key, delegation: pick.delegation,
-                   role: pick.role, name: pick.name, language: tr.querySelector(".lang").value,
-                   certificate: pick.certificate };
-        });
-        const plan = { version: PLAN_VERSION,
-          call: `call-${b64u(crypto.getRandomValues(new Uint8Array(6)))}`,
-          link: link.id, title: title.value,
-          delegations: [{ id: this.me.fingerprint, name: this.me.name, key: this.me.key,
-                          name_signature: await sign(this.me.privateKey,
-                                                     statements.register(this.me.name, this.me.key)) },
-                        { id: other, name: theirs.name, key: pinned,
-                          name_signature: theirs.signature,
-                          // its key chain, if it rotated (the plan must verify on its own)
-                          ...(this.me.chains?.[other]?.length
-                            ? { rotations: this.me.chains[other] } : {}) }],
-          participants, press_window_s: Number(press.value), interpreter_video: false };
-        const heard = [...new Set(pressChannels.value.split(/[\s,]+/).filter(Boolean))].sort();
-        if (heard.length) plan.press_channels = heard;
-        await checkPlan(plan);
-        const hash = await digest(plan);
-        await post("/api/plans", { plan, signatures: {
-          [this.me.fingerprint]: await sign(this.me.privateKey, statements.plan(hash)) } });
-        await this.refresh();
-      } catch (err) { error.textContent = err.message; }
-    } }, h("h3", {}, "Draft a plan"), h("label", {}, "Title", title),
-       h("label", {}, "Press window (seconds; 0 for none)", press),
-       h("label", {}, "Interpretation channels the press may hear (comma-separated; " +
-         "their interpreters feed the press too)", pressChannels),
-       h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, ""), h("th", {}, "Name"),
-         h("th", {}, "Role"), h("th", {}, "Language"), h("th", {}, "Fingerprint"))), rows),
-       h("button", { class: "primary", id: "submit-plan" }, "Sign and propose the plan"), error);
+    c.press = h("div", { class: "press-links" }, c.pressButton, c.pressOut);
+    c.healthPart = h("div", { id: "health-part" }, h("h3", {}, t("op_health")),
+      h("table", { id: "health" }, h("thead", {}, h("tr", {}, ["op_h_endpoint", "op_h_peer",
+        "op_h_state", "op_h_rtt", "op_h_loss", "op_h_kbps", "op_h_video", "op_h_path"]
+        .map((k) => h("th", {}, t(k))))), c.healthRows));
+    mount(this.callPanel, c.title,
+      h("p", { class: "call-state" }, c.phase, " ", c.timing),
+      h("div", { class: "actions" }, c.start, c.end), c.press,
+      c.connectedHead, c.connected, c.nobody,
+      h("div", { id: "media-links" }, h("h3", {}, t("op_links")), c.linkStatus, c.pressFeeds),
+      c.healthPart, c.recordHead, c.record);
+    this.card = c;
+    return c;
+  }
+
+  // The name of a device of the call: from the plan, else from the record's joins.
+  nameIn(plan, entries) {
+    const names = new Map((plan?.participants || []).map((p) => [p.device, p.name]));
+    for (const e of entries) {
+      if (e.kind === "endpoint.joined" && !names.has(e.data.device)) {
+        names.set(e.data.device, e.data.name);
+      }
+    }
+    return (device) => names.get(device) || shortFingerprint(device);
+  }
+
+  async refreshCall() {
+    if (!document.body.contains(this.callPanel)) return this.stop();
+    const call = this.selectedCall;
+    if (!call) {
+      if (this.card) this.drawNoCall();
+      await this.readout.show(null);
+      return;
+    }
+    const [info, record] = await Promise.all([get(`/api/calls/${call}`),
+                                              get(`/api/calls/${call}/record`)]);
+    if (call !== this.selectedCall) return; // another call was chosen meanwhile
+    const c = this.card?.call === call ? this.card : this.buildCard(call);
+    const t = this.t, plan = this.plans.get(call)?.plan;
+    const name = this.nameIn(plan, record.entries);
+    c.title.textContent = t("op_call_title", { title: info.title });
+    c.phase.className = `badge ${info.phase}`;
+    c.phase.dataset.phase = info.phase;
+    c.phase.textContent = this.phaseText(info.phase, plan, info.press_deadline_ms);
+    c.timing.textContent = this.timing(info);
+    c.start.hidden = info.phase !== "planned";
+    c.end.hidden = !["open", "closed"].includes(info.phase);
+    this.drawPress(c, info);
+    // after the end nobody is connected, and the last health reports are history
+    const live = info.phase !== "ended";
+    c.connectedHead.hidden = !live;
+    c.connected.hidden = !live;
+    c.nobody.hidden = !live || info.connected.length > 0;
+    reconcile(c.connected, live ? info.connected : [], (x) => x.device, (x) => name(x.device),
+              (x) => h("li", {}, name(x.device)));
+    this.linksPart(c, info, record.entries, name);
+    c.healthPart.hidden = !live;
+    const health = !live ? [] : Object.entries(info.health || {}).flatMap(([device, h0]) =>
+      h0.peers.map((p) => ({ from: device, ...p })));
+    const num = (v, digits = 0) => (v === null || v === undefined ? "–" : v.toFixed(digits));
+    reconcile(c.healthRows, health, (p) => `${p.from} ${p.peer}`, (p) => p, (p) =>
+      h("tr", {}, h("td", {}, name(p.from)), h("td", {}, name(p.peer)),
+        h("td", { "data-state": p.state }, this.stateName(p.state)), h("td", {}, num(p.rtt_ms)), h("td", {}, num(p.loss * 100, 1)),
+        h("td", {}, num(p.bitrate_kbps)), h("td", {}, p.width ? `${p.width}×${p.height}` : "–"),
+        h("td", {}, p.path ? t(`op_path_${p.path}`) : "–")));
+    c.recordHead.textContent = t("op_record", { n: record.entries.length });
+    for (const e of record.entries.slice(c.seen)) c.record.append(this.recordLine(e, name));
+    c.seen = Math.max(c.seen, record.entries.length);
+    // the plans' badges follow the call's phase at once, not at the next poll
+    if (c.phaseSeen !== null && c.phaseSeen !== info.phase) this.refresh("plans");
+    c.phaseSeen = info.phase;
+    this.updates += 1;
+    this.callPanel.dataset.updates = String(this.updates);
+    await this.readout.show(call, info);
+  }
+
+  // A peer connection's state (RTCPeerConnectionState) in the page's language.
+  stateName(state) {
+    const key = `op_state_${state}`, name = this.t(key);
+    return name === key ? state : name;
+  }
+
+  timing(info) {
+    const t = this.t;
+    const lasted = (ms) => {
+      const s = Math.floor(ms / 1000);
+      const hms = [Math.floor(s / 3600), Math.floor(s / 60) % 60, s % 60];
+      return hms.map((x, i) => (i ? String(x).padStart(2, "0") : String(x))).join(":");
+    };
+    if (info.phase === "ended" && info.duration_ms !== null) {
+      return t("op_lasted", { start: this.time.format(info.started_ms),
+                              end: this.time.format(info.ended_ms),
+                              duration: lasted(info.duration_ms) });
+    }
+    if (info.started_ms) {
+      return t("op_running", { start: this.time.format(info.started_ms),
+                               duration: lasted(Date.now() - info.started_ms) });
+    }
+    return "";
+  }
+
+  recordLine(e, name) {
+    const who = e.data?.device ? ` · ${name(e.data.device)}` : e.data?.by
+      ? ` · ${this.otherNames.get(e.data.by) || (e.data.by === this.me.fingerprint
+        ? this.me.name : shortFingerprint(e.data.by))}` : "";
+    return h("li", {}, h("span", { class: "mono" }, this.time.format(e.at)), " ",
+      h("span", { class: "mono" }, e.kind), who);
+  }
+
+  // A press viewer link: a short-lived token, shown once, for the press office to hand out.
+  async pressToken(call) {
+    const at = Date.now();
+    try {
+      this.pressLinks.set(call, await post(`/api/calls/${call}/press/tokens`, {
+        delegation: this.me.fingerprint, at, ttl_s: PRESS_TOKEN_TTL_S,
+        signature: await sign(this.me.privateKey,
+                              statements.control(call, "press-token", this.me.fingerprint, at)) }));
+    } catch (err) {
+      this.pressLinks.set(call, { error: err.message });
+    }
+    if (this.card?.call === call) this.card.pressDrawn = null;
+    await this.refresh("call");
+  }
+
+  // The press link part: drawn again only when the link issued changes (so that it can
+  // be selected and copied while the card updates).
+  drawPress(c, info) {
+    const t = this.t;
+    c.press.hidden = !["planned", "open"].includes(info.phase);
+    const issued = this.pressLinks.get(c.call);
+    if (c.pressDrawn === issued) return;
+    c.pressDrawn = issued;
+    mount(c.pressOut, issued?.error ? h("p", { class: "error" }, issued.error) : "",
+      issued?.token ? h("p", { id: "press-link" }, t("op_press_page"), " ",
+        h("code", {}, serverUrl(issued.press_page)), h("br"), "HLS: ",
+        h("code", {}, serverUrl(issued.hls)), " ", t("op_press_header"), " ",
+        h("code", {}, `Authorization: Bearer ${issued.token}`), h("br"),
+        h("span", { class: "muted" }, t("op_press_valid", {
+          time: this.time.format(issued.expires_ms) }))) : "");
   }
 
   // "Reconnecting… N s" per pair of devices whose link is being repaired, the repairs
   // so far; and while the press window is open, each principal's press feed.
-  linksPart(info, entries) {
+  linksPart(c, info, entries, name) {
     const t = this.t, now = Date.now();
     const m = mediaLinks(entries);
     const media = ["open", "closed"].includes(info.phase);
@@ -574,56 +973,181 @@ class Console {
         t("seconds", { n: Math.max(0, Math.floor((now - since) / 1000)) })))) : [];
     const press = info.phase !== "open" ? [] : m.press.map((p) => p.at !== null
       ? h("li", { class: "press-up" }, t("op_press_up", {
-        name: p.name, time: new Date(p.at).toLocaleTimeString() }))
+        name: name(p.device), time: this.time.format(p.at) }))
       : now - p.since < PRESS_GRACE_MS ? null
-        : h("li", { class: "press-down" }, t("op_press_down", { name: p.name })));
-    mount(this.linkStatus, lines.length ? h("ul", { class: "reconnecting" }, lines)
-      : h("p", { class: "muted" }, media ? t("op_links_ok") : ""),
+        : h("li", { class: "press-down" }, t("op_press_down", { name: name(p.device) })));
+    const key = JSON.stringify([lines.map((l) => l.textContent), m.repairs, m.longest,
+                                press.map((p) => p?.textContent ?? null), media, info.phase,
+                                info.connected.length < 2]);
+    if (c.linksDrawn === key) return; // a live region: only a change is announced
+    c.linksDrawn = key;
+    mount(c.linkStatus, lines.length ? h("ul", { class: "reconnecting" }, lines)
+      : h("p", { class: "muted" }, t(!media ? (info.phase === "ended" ? "op_links_ended"
+        : "op_links_none") : info.connected.length < 2 ? "op_links_waiting" : "op_links_ok")),
     m.repairs ? h("p", { class: "muted", id: "repairs" }, t("op_repairs", {
       n: m.repairs, s: (m.longest / 1000).toFixed(1) })) : "");
-    mount(this.pressFeeds, info.phase !== "open" ? [] : [h("h3", {}, t("op_press")),
+    mount(c.pressFeeds, info.phase !== "open" ? [] : [h("h3", {}, t("op_press")),
       h("ul", {}, press.filter((x) => x)), h("p", { class: "muted" }, t("op_press_note"))]);
-    return h("div", { id: "media-links" }, h("h3", {}, t("op_links")), this.linkStatus,
-             this.pressFeeds);
+  }
+}
+
+// -- the plan form -------------------------------------------------------------------
+// Participants: every device each delegation certified (checked here under its pinned
+// key). Languages: this office's principal speaks this office's language, the other's
+// the other delegation's (both chosen at the top of the form, from what the officers
+// stated when certifying principals); an interpreter speaks into the language of the
+// side it does not serve, unless its officer stated its channel.
+class DraftForm {
+  constructor(owner, link) {
+    this.owner = owner;
+    this.link = link;
+    const t = owner.t, me = owner.me;
+    this.other = owner.otherOf(link);
+    this.theirDevices = [];
+    this.title = h("input", { id: "plan-title", value: t("op_plan_default_title"),
+                              required: true, maxLength: 120 });
+    this.when = h("input", { id: "plan-when", type: "datetime-local" });
+    this.press = h("input", { id: "plan-press", type: "number", min: 0, max: 3600, value: 0 });
+    this.pressChannels = h("input", { id: "plan-press-channels", placeholder: "ru",
+                                      autocomplete: "off" });
+    this.video = h("input", { type: "checkbox", id: "plan-interpreter-video" });
+    const chosen = (ev) => { ev.target.dataset.touched = "1"; this.defaults(); };
+    this.ours = owner.languageSelect({ id: "plan-our-language", onchange: chosen });
+    this.theirs = owner.languageSelect({ id: "plan-their-language", onchange: chosen });
+    this.sideDefaults();
+    this.rows = h("tbody");
+    this.empty = h("p", { class: "muted", id: "plan-no-devices" }, t("op_plan_no_devices"));
+    this.error = h("p", { class: "error", role: "alert" });
+    const theirName = me.names?.[this.other]?.name ?? shortFingerprint(this.other);
+    this.el = h("form", { id: "draft-plan", onsubmit: owner.act(() => this.submit(), this.error) },
+      h("h3", {}, t("op_draft_heading")),
+      h("label", {}, t("op_plan_title"), this.title),
+      h("label", {}, t("op_plan_when"), this.when),
+      h("div", { class: "form-row" },
+        h("label", {}, t("op_our_language", { name: me.name }), this.ours),
+        h("label", {}, t("op_their_language", { name: theirName }), this.theirs)),
+      h("label", {}, t("op_plan_press_window"), this.press),
+      h("label", {}, t("op_plan_press_channels"), this.pressChannels),
+      h("label", { class: "check" }, this.video, " ", t("op_plan_interpreter_video")),
+      h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, h("span", { class: "sr-only" },
+        t("op_plan_take"))), h("th", {}, t("op_name")), h("th", {}, t("op_role")),
+      h("th", {}, t("op_language")), h("th", {}, t("op_fingerprint")))), this.rows),
+      this.empty, h("button", { class: "primary", id: "submit-plan" }, t("op_submit_plan")), this.error);
   }
 
-  async refreshCall() {
-    if (!document.body.contains(this.callPanel)) {
-      clearInterval(this.timer);
-      return;
+  // This office's language: the one its officer stated for its principals, else the
+  // one chosen in its last plan, else the page's.
+  ourLanguage() {
+    const me = this.owner.me;
+    const stated = this.owner.devices.filter((d) => d.certified && d.role === "principal")
+      .map((d) => me.languages?.[d.device]?.[0]).filter((x) => x);
+    if (stated.length) return stated[0];
+    if (me.ownLanguage) return me.ownLanguage;
+    return PLAN_LANGUAGES.includes(this.owner.language) ? this.owner.language : "en";
+  }
+
+  // Each side's language, unless the officer chose it here: ours as ourLanguage says,
+  // theirs as chosen in the last plan with them, else the other of English and Russian
+  // (the bilateral call this was built for).
+  sideDefaults() {
+    const me = this.owner.me, before = [this.ours.value, this.theirs.value];
+    if (!this.ours.dataset.touched) this.ours.value = this.ourLanguage();
+    if (!this.theirs.dataset.touched) {
+      this.theirs.value = me.theirLanguages?.[this.other] ||
+        (this.ours.value === "en" ? "ru" : "en");
     }
-    if (!this.selectedCall) {
-      mount(this.callPanel, h("h2", {}, "Call"), h("p", { class: "muted" },
-        "Start or watch a call to see it here."));
-      await this.readout.show(null);
-      return;
+    if (before.join() !== [this.ours.value, this.theirs.value].join()) this.defaults();
+  }
+
+  defaultLanguage(d, ours) {
+    const stated = ours ? this.owner.me.languages?.[d.device]?.[0] : null;
+    if (stated) return stated;
+    const side = d.role === "interpreter" ? !ours : ours;
+    return side ? this.ours.value : this.theirs.value;
+  }
+
+  // Rows for certified devices of both delegations, in place: a row the officer
+  // touched keeps its choices.
+  async update() {
+    const owner = this.owner, me = owner.me;
+    try {
+      const listed = await get(`/api/delegations/${this.other}/devices`);
+      this.theirDevices = (await Promise.all(listed.map((d) =>
+        withLocalFingerprint(d, me.pins[this.other]))))
+        .filter((d) => d.short !== "KEY MISMATCH");
+    } catch (err) {
+      this.error.textContent = owner.message(err);
     }
-    const call = this.selectedCall;
-    const [info, record] = await Promise.all([get(`/api/calls/${call}`),
-                                              get(`/api/calls/${call}/record`)]);
-    const health = Object.entries(info.health || {}).flatMap(([device, h0]) =>
-      h0.peers.map((p) => ({ from: device, ...p })));
-    const label = (d) => info.connected.find((c) => c.device === d)?.label || d.slice(0, 12);
-    const num = (v, digits = 0) => (v === null || v === undefined ? "–" : v.toFixed(digits));
-    mount(this.callPanel,
-      h("h2", {}, `Call: ${info.title}`),
-      h("p", {}, "Phase ", h("span", { class: `badge ${info.phase}`, id: "call-phase" }, info.phase),
-        info.duration_ms !== null ? ` · lasted ${(info.duration_ms / 1000).toFixed(0)} s` : ""),
-      this.pressLine(call, info),
-      h("h3", {}, "Connected"),
-      h("ul", { id: "connected" }, info.connected.map((c) => h("li", {}, c.label))),
-      this.linksPart(info, record.entries),
-      h("h3", {}, "Connection health"),
-      h("table", { id: "health" }, h("tr", {}, ["Endpoint", "Peer", "State", "RTT ms", "Loss %",
-        "kbit/s in", "Video", "Path"].map((x) => h("th", {}, x))),
-        health.map((p) => h("tr", {}, h("td", {}, label(p.from)), h("td", {}, label(p.peer)),
-          h("td", {}, p.state), h("td", {}, num(p.rtt_ms)), h("td", {}, num(p.loss * 100, 1)),
-          h("td", {}, num(p.bitrate_kbps)), h("td", {}, p.width ? `${p.width}×${p.height}` : "–"),
-          h("td", {}, p.path || "–")))),
-      h("h3", {}, `Record (${record.entries.length} events)`),
-      h("ol", { class: "record", id: "record", start: 0 }, record.entries.map((e) => h("li", {},
-        h("span", { class: "mono" }, new Date(e.at).toISOString().slice(11, 23)), " ", e.kind))));
-    await this.readout.show(call, info);
+    this.sideDefaults(); // a language stated since (a principal certified meanwhile)
+    const take = (devices, delegation) => devices.filter((d) => d.device && d.certified)
+      .map((d) => ({ ...d, delegation }));
+    const all = [...take(owner.devices, me.fingerprint), ...take(this.theirDevices, this.other)];
+    reconcile(this.rows, all, (d) => d.device, (d) => [d.name, d.role, d.delegation],
+              (d) => this.row(d));
+    this.empty.hidden = all.length > 0;
+  }
+
+  row(d) {
+    const owner = this.owner, t = owner.t, ours = d.delegation === owner.me.fingerprint;
+    const lang = owner.languageSelect({ class: "lang", "aria-label": t("op_language_of",
+                                                                       { name: d.name }),
+      onchange: () => { lang.dataset.touched = "1"; } });
+    lang.value = this.defaultLanguage(d, ours);
+    return h("tr", { "data-side": ours ? "ours" : "theirs" }, h("td", {}, h("input", {
+      type: "checkbox", checked: true, class: "pick", "data-device": d.device, "data-key": d.key,
+      "data-name": d.name, "data-role": d.role, "data-delegation": d.delegation,
+      "data-certificate": d.certificate, "aria-label": t("op_plan_take_who", { name: d.name }) })),
+    h("td", {}, d.name), h("td", {}, t(`op_role_${d.role}`)), h("td", {}, lang),
+    h("td", { class: "mono" }, d.short));
+  }
+
+  // The two language choices at the top changed: rows not set by hand follow them.
+  defaults() {
+    for (const tr of this.rows?.children ?? []) {
+      const lang = tr.querySelector(".lang"), pick = tr.querySelector(".pick").dataset;
+      if (lang.dataset.touched) continue;
+      lang.value = this.defaultLanguage({ device: pick.device, role: pick.role },
+                                        tr.dataset.side === "ours");
+    }
+  }
+
+  async submit() {
+    const owner = this.owner, me = owner.me, other = this.other;
+    const pinned = me.pins[other], theirs = me.names?.[other];
+    if (!pinned || !theirs) throw new Refusal("op_not_pinned");
+    const participants = [...this.rows.querySelectorAll("tr")].filter(
+      (tr) => tr.querySelector(".pick").checked).map((tr) => {
+      const pick = tr.querySelector(".pick").dataset;
+      return { device: pick.device, key: pick.key, delegation: pick.delegation,
+               role: pick.role, name: pick.name, language: tr.querySelector(".lang").value,
+               certificate: pick.certificate };
+    });
+    const plan = { version: PLAN_VERSION,
+      call: `call-${b64u(crypto.getRandomValues(new Uint8Array(6)))}`,
+      link: this.link.id, title: this.title.value,
+      delegations: [{ id: me.fingerprint, name: me.name, key: me.key,
+                      name_signature: await sign(me.privateKey,
+                                                 statements.register(me.name, me.key)) },
+                    { id: other, name: theirs.name, key: pinned,
+                      name_signature: theirs.signature,
+                      // its key chain, if it rotated (the plan must verify on its own)
+                      ...(me.chains?.[other]?.length ? { rotations: me.chains[other] } : {}) }],
+      participants, press_window_s: Number(this.press.value),
+      interpreter_video: this.video.checked };
+    const heard = [...new Set(this.pressChannels.value.split(/[\s,]+/).filter(Boolean))].sort();
+    if (heard.length) plan.press_channels = heard;
+    // the field's local date and time, signed as the instant it names
+    if (this.when.value) plan.scheduled_ms = new Date(this.when.value).getTime();
+    await checkPlan(plan);
+    const hash = await digest(plan);
+    await post("/api/plans", { plan, signatures: {
+      [me.fingerprint]: await sign(me.privateKey, statements.plan(hash)) } });
+    me.theirLanguages = { ...me.theirLanguages, [other]: this.theirs.value };
+    me.ownLanguage = this.ours.value;
+    await owner.save();
+    owner.draftOpen = null; // closed under the plan just signed
+    owner.draft = null;
+    await owner.refresh("plans");
   }
 }
 
@@ -639,12 +1163,15 @@ const photoStatement = (call, delegation, action, at, photo) => ({
   purpose: "summitline/photo", call, delegation, action, at,
   ...(photo === undefined ? {} : { photo }) });
 const textHash = async (text) => b64u(await sha256(text)); // of the UTF-8 bytes
-const clockTime = (ms) => new Date(ms).toLocaleString("en-GB", { dateStyle: "medium",
-                                                                   timeStyle: "medium" });
 
 class Readout {
   constructor(owner) {
     this.owner = owner;
+    const t = owner.t;
+    this.t = t;
+    const clock = new Intl.DateTimeFormat(owner.language, { dateStyle: "medium",
+                                                            timeStyle: "medium" });
+    this.clockTime = (ms) => clock.format(ms);
     this.call = null;
     this.phase = null;
     this.own = null; // what the server holds of ours: draft, published, photos
@@ -652,17 +1179,16 @@ class Readout {
     this.selected = null; // the photo in the preview
     this.drawn = null;
     this.text = h("textarea", { id: "readout-text", rows: 12, maxLength: 20000,
-      placeholder: "What your delegation says about the call.", oninput: () => this.draw() });
+      placeholder: t("op_ro_placeholder"), oninput: () => this.draw() });
     this.state = h("p", { class: "readout-state", id: "readout-state" });
     this.buttons = h("div", { class: "actions" });
     this.error = h("p", { class: "error", role: "alert", id: "readout-error" });
     this.photoArea = h("div", { class: "photo-area", id: "photo-area" });
     this.el = h("section", { class: "card", id: "readout-panel", hidden: true },
-      h("h2", {}, "Readout and official photo"),
-      h("label", {}, "Readout of your delegation (only you can read it until it is published)",
-        this.text),
+      h("h2", {}, t("op_ro_heading")),
+      h("label", {}, t("op_ro_label"), this.text),
       this.state, this.buttons, this.error,
-      h("h3", {}, "Official photo"), this.photoArea);
+      h("h3", {}, t("op_ro_photo")), this.photoArea);
   }
 
   async show(call, info) {
@@ -685,7 +1211,7 @@ class Readout {
         this.own = own;
         this.text.value = own.published?.text ?? own.draft?.text ?? "";
       } catch (err) {
-        this.error.textContent = err.message;
+        this.error.textContent = this.owner.message(err);
       }
     }
     this.draw();
@@ -705,7 +1231,7 @@ class Readout {
       try {
         await fn();
       } catch (err) {
-        this.error.textContent = err.message;
+        this.error.textContent = this.owner.message(err);
       }
       this.draw();
     };
@@ -743,7 +1269,7 @@ class Readout {
   // Redraw the state, the buttons and the photos (never the text being written), when
   // something they show has changed.
   draw() {
-    const own = this.own;
+    const own = this.own, t = this.t;
     const saved = own?.draft?.text ?? "";
     const dirty = this.text.value !== saved;
     const key = JSON.stringify([this.call, this.phase, own, this.confirming, this.selected,
@@ -752,7 +1278,7 @@ class Readout {
     this.drawn = key;
     this.text.readOnly = !own || Boolean(own.published);
     if (!own) {
-      mount(this.state, "Loading…");
+      mount(this.state, t("op_ro_loading"));
       mount(this.buttons);
       mount(this.photoArea);
       return;
@@ -762,71 +1288,80 @@ class Readout {
   }
 
   drawReadout(own, dirty) {
+    const t = this.t, clockTime = this.clockTime;
     const empty = this.text.value.trim() === "";
     if (own.published) {
-      mount(this.state, h("span", { class: "badge published" }, "published"), " ",
-        `Published ${clockTime(own.published.at)}. A published readout is final. `,
+      mount(this.state, h("span", { class: "badge published" }, t("op_ro_published_badge")),
+        " ", t("op_ro_published", { time: clockTime(own.published.at) }), " ",
         h("a", { href: `#/pressroom/${this.call}`, target: "_blank", id: "pressroom-link" },
-          "Open the press room"));
+          t("op_ro_open_pressroom")));
       mount(this.buttons);
       return;
     }
     mount(this.state, own.draft
-      ? `Draft saved ${clockTime(own.draft.at)}${dirty ? " · unsaved changes" : ""}.`
-      : (dirty ? "Not saved yet." : "No draft yet."),
-      this.phase === "ended" ? "" : " Readouts are published after the call has ended.");
+      ? t(dirty ? "op_ro_saved_dirty" : "op_ro_saved", { time: clockTime(own.draft.at) })
+      : t(dirty ? "op_ro_not_saved" : "op_ro_no_draft"),
+      this.phase === "ended" ? "" : ` ${t("op_ro_after_end")}`);
     if (this.confirming === "readout") {
       mount(this.buttons, h("div", { class: "confirm-box", id: "publish-confirm" },
-        h("p", {}, `Publish this text as the readout of ${this.owner.me.name}? Everyone can ` +
-                   "read it in the press room, and it cannot be changed afterwards."),
+        h("p", {}, t("op_ro_confirm", { name: this.owner.me.name })),
         h("button", { class: "danger", id: "publish-yes", onclick: this.act(() => this.publish()) },
-          "Publish now"),
+          t("op_ro_publish_now")),
         h("button", { id: "publish-no", onclick: () => { this.confirming = null; this.draw(); } },
-          "Cancel")));
+          t("op_cancel"))));
       return;
     }
     mount(this.buttons,
       h("button", { id: "save-draft", disabled: !dirty || empty,
-                    onclick: this.act(() => this.saveDraft()) }, "Save draft"),
+                    onclick: this.act(() => this.saveDraft()) }, t("op_ro_save")),
       h("button", { class: "primary", id: "publish-readout",
                     disabled: this.phase !== "ended" || empty,
-                    onclick: () => { this.confirming = "readout"; this.draw(); } }, "Publish…"));
+                    onclick: () => { this.confirming = "readout"; this.draw(); } },
+        t("op_ro_publish")));
+  }
+
+  // The press window of the plan (s), if the console has read the plan (else assumed).
+  pressWindow() {
+    return this.owner.plans.get(this.call)?.plan.press_window_s ?? 1;
   }
 
   drawPhotos(own) {
+    const t = this.t, clockTime = this.clockTime;
     const official = own.photos.find((p) => p.official);
     if (official) {
       mount(this.photoArea, h("img", { class: "preview", id: "photo-preview", src: serverUrl(official.url),
-                                       alt: "The official photo" }),
-        h("p", { id: "photo-state" }, h("span", { class: "badge published" }, "published"), " ",
-          `Published ${clockTime(official.published_ms)}. It is final.`));
+                                       alt: t("op_ro_photo_alt") }),
+        h("p", { id: "photo-state" }, h("span", { class: "badge published" },
+          t("op_ro_published_badge")), " ",
+        t("op_ro_photo_published", { time: clockTime(official.published_ms) })));
       return;
     }
     const shown = own.photos.find((p) => p.id === this.selected) || own.photos[0];
     const open = this.phase === "open", over = this.phase === "closed" || this.phase === "ended";
     mount(this.photoArea, ...[ // (mount would show a null as text)
-      h("p", { class: "muted", id: "photo-state" }, open
-        ? "The press window is open: capture the press programme as it is now."
-        : !over ? "Photos are captured from the press programme during the press window."
-          : shown ? "The press window is over." : "The press window is over; no photo was captured."),
+      h("p", { class: "muted", id: "photo-state" }, t(!this.pressWindow() ? "op_ro_photo_no_window"
+        : open ? "op_ro_photo_open" : !over ? "op_ro_photo_before"
+          : shown ? "op_ro_photo_over" : "op_ro_photo_none")),
       over ? null : h("button", { id: "capture-photo", disabled: !open,
-                                  onclick: this.act(() => this.capture()) }, "Capture photo"),
+                                  onclick: this.act(() => this.capture()) }, t("op_ro_capture")),
       shown ? h("img", { class: "preview", id: "photo-preview", src: serverUrl(shown.url),
-                         alt: "Captured from the press programme" }) : null,
+                         alt: t("op_ro_captured_alt") }) : null,
       own.photos.length > 1 ? h("div", { class: "thumbs" }, own.photos.map((p) =>
         h("button", { class: `thumb${p.id === shown.id ? " selected" : ""}`, "data-photo": p.id,
                       "aria-pressed": String(p.id === shown.id),
                       onclick: () => { this.selected = p.id; this.draw(); } },
-          h("img", { src: serverUrl(p.url), alt: `Captured ${clockTime(p.captured_ms)}` })))) : null,
+          h("img", { src: serverUrl(p.url),
+                     alt: t("op_ro_captured_at", { time: clockTime(p.captured_ms) }) })))) : null,
       !shown ? null : this.confirming === shown.id
         ? h("div", { class: "confirm-box", id: "publish-photo-confirm" },
-          h("p", {}, "Publish this photo as your delegation's official photo of the call? " +
-                     "It cannot be changed afterwards."),
+          h("p", {}, t("op_ro_photo_confirm")),
           h("button", { class: "danger", id: "publish-photo-yes",
-                        onclick: this.act(() => this.publishPhoto(shown.id)) }, "Publish now"),
-          h("button", { onclick: () => { this.confirming = null; this.draw(); } }, "Cancel"))
+                        onclick: this.act(() => this.publishPhoto(shown.id)) },
+          t("op_ro_publish_now")),
+          h("button", { onclick: () => { this.confirming = null; this.draw(); } },
+            t("op_cancel")))
         : h("button", { class: "primary", id: "publish-photo",
                         onclick: () => { this.confirming = shown.id; this.draw(); } },
-          "Publish photo…")].filter((x) => x));
+          t("op_ro_publish_photo"))].filter((x) => x));
   }
 }
