@@ -4,15 +4,31 @@ proposes, without a reload."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
-from playwright.async_api import Browser
+from playwright.async_api import Browser, Page, expect
 
+from summitline.client.ice import LOOPBACK
 from summitline.client.operator import Operator
+from summitline.console import running as console
+from summitline.core.roles import Role
+from summitline.crypto import statements
 from summitline.crypto.keys import PrivateKey
-from tests.browser.people import new_page
+from summitline.server.app import Settings
+from summitline.server.run import running
+from tests.browser.people import (
+    cosigned_plan,
+    linked_operators,
+    new_page,
+    principal,
+)
 from tests.browser.test_operator import create_delegation
+from tests.browser.test_record import pkcs8_b64
 
 WATCH = """async (id) => {
   const live = await import("/live.js");
@@ -43,4 +59,72 @@ async def test_the_console_hears_of_a_link_the_other_side_proposes(
     # stopped, it does not reconnect
     await page.evaluate("() => window.stopLive()")
     assert not await page.evaluate("() => window.liveEvents.some(e => e.type === 'closed')")
+    assert errors == []
+
+
+FOLLOW = """async ([pem, id]) => {
+  const der = Uint8Array.from(atob(pem), (c) => c.charCodeAt(0));
+  const privateKey = await crypto.subtle.importKey(
+    "pkcs8", der, { name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
+  (await import("/api.js")).setSigner({ fingerprint: id, privateKey });
+  const { follow } = await import("/live.js");
+  window.changes = [];
+  window.stopLive = follow(id, (c) => window.changes.push({
+    everything: c.everything, links: [...c.links], plans: [...c.plans],
+    devices: [...c.devices], calls: [...c.calls] }));
+}"""
+
+
+@contextlib.asynccontextmanager
+async def server_and_console(data: Path) -> AsyncIterator[tuple[str, str]]:
+    """(server URL, console URL): a delegation's own console, on another origin than the
+    server, as in real use (the stream crosses origins, preflight and all)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        origin = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        settings = Settings(data_dir=data, press_hosts=LOOPBACK, allowed_origins=(origin,))
+        async with running(settings) as server, console(server, sockets=[sock]) as base:
+            yield server, base
+
+
+async def seen(page: Page, kind: str, value: object) -> None:
+    await page.wait_for_function(
+        "([kind, value]) => window.changes.some((c) => JSON.stringify(c[kind]).includes("
+        "JSON.stringify(value)))", arg=[kind, value])
+
+
+async def test_a_console_follows_links_plans_devices_and_the_call(
+        browser: Browser, tmp_path: Path) -> None:
+    errors: list[str] = []
+    async with server_and_console(tmp_path / "server") as (server, base), \
+            httpx.AsyncClient(base_url=server) as http:
+        us, ru, link = await linked_operators(http)
+        page = await new_page(browser, errors)
+        await page.goto(f"{base}/#/home")
+        await expect(page.locator("#server")).to_be_visible()
+        await page.evaluate(FOLLOW, [pkcs8_b64(us.key), us.id])
+        await page.wait_for_function("() => window.changes.some((c) => c.everything)")
+
+        code = await ru.open_enrolment("Aide", Role.AIDE)  # the partner's devices too
+        aide = PrivateKey.generate()
+        r = await http.post("/api/enrolments", json={
+            "code": code, "key": aide.public.b64u,
+            "signature": aide.sign(statements.enrol(code, aide.public.b64u))})
+        assert r.status_code == 200
+        await seen(page, "devices", aide.fingerprint)
+
+        plan = await cosigned_plan(us, ru, link, [
+            principal(us, PrivateKey.generate(), "President of the United States", "en"),
+            principal(ru, PrivateKey.generate(), "President of the Russian Federation", "ru")])
+        await seen(page, "plans", plan.hash)
+        await ru.control(plan.call, "start")
+        await seen(page, "calls", [plan.call, "closed"])
+        await ru.control(plan.call, "end")
+        await seen(page, "calls", [plan.call, "ended"])
+
+        other = Operator(http, "Kingdom of Norway", PrivateKey.generate())
+        await other.register()
+        await other.propose_link("link-north", us.id)
+        await seen(page, "links", "link-north")
+        await page.evaluate("() => window.stopLive()")
     assert errors == []

@@ -166,10 +166,11 @@ def router() -> APIRouter:
         streams: EventStreams = request.app.state.events
         stream = streams.open(id)
         if stream is None:
+            if streams.closed:
+                raise HTTPException(503, detail="the server is stopping; reconnect shortly")
             raise HTTPException(429, detail="too many event streams open for this "
                                 "delegation; close another console tab and reconnect")
-        heartbeat_s: float = getattr(request.app.state, "events_heartbeat_s", HEARTBEAT_S)
-        return StreamingResponse(_body(streams, stream, heartbeat_s),
+        return StreamingResponse(_body(streams, stream, HEARTBEAT_S),
                                  media_type="text/event-stream",
                                  headers={"cache-control": "no-store"})
 
