@@ -160,3 +160,38 @@ async def test_the_console_refuses_to_sign_a_record_the_server_changed(
         "The call plan in the record does not verify")
     await expect(page.locator("#rec-sign")).to_be_disabled()
     assert errors == []
+
+
+async def test_the_readable_page_runs_nothing_the_server_put_in_it(
+        browser: Browser, server: str) -> None:
+    """The console shows the server's HTML page under a policy of its own: what a hostile
+    server puts in it runs no script and loads nothing but the record's stylesheet, from
+    the console's origin (not even what the console's own policy would allow)."""
+    context = await browser.new_context()
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    await page.goto(f"{server}/#/home")
+    await expect(page.locator("#server")).to_be_visible()
+    hostile = ("<!doctype html><html><head><title>Record</title>"
+               '<link rel=stylesheet href="/api/record.css"></head><body>'
+               "<p class=ok id=verdict>Verified</p>"
+               "<script>document.title = 'ran'</script>"
+               f'<script type=module src="{server}/dom.js"></script>'
+               f'<img src="{server}/api/nonce?seen-by-the-server">'
+               "<img src=x onerror=\"document.title = 'ran'\"></body></html>")
+    loaded: list[str] = []
+    context.on("response", lambda r: loaded.append(r.url))  # (refused ones get none)
+    async with context.expect_page() as opened:
+        await page.evaluate("""async (html) => {
+          const { recordPage } = await import("/views/record.js");
+          const url = URL.createObjectURL(new Blob([recordPage(html)], { type: "text/html" }));
+          window.open(url, "_blank");
+        }""", hostile)
+    shown = await opened.value
+    await expect(shown.locator("#verdict")).to_have_text("Verified")
+    await expect(shown.locator("#verdict")).to_have_css("color", "rgb(34, 102, 58)")
+    assert await shown.title() == "Record"
+    await shown.wait_for_load_state("load")
+    assert [u for u in loaded if not u.startswith("blob:")
+            and not u.endswith("/views/record.js")] == [f"{server}/record.css"]
+    await context.close()
