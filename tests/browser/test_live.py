@@ -71,7 +71,7 @@ FOLLOW = """async ([pem, id]) => {
   window.changes = [];
   window.stopLive = follow(id, (c) => window.changes.push({
     everything: c.everything, links: [...c.links], plans: [...c.plans],
-    devices: [...c.devices], calls: [...c.calls] }));
+    devices: [...c.devices], seats: [...c.seats], calls: [...c.calls] }));
 }"""
 
 

@@ -65,7 +65,7 @@ async def console_with_record(browser: Browser, server: str, op: Operator, other
     await expect(page.locator("#server")).to_be_visible()  # the start page is drawn
     me = {"fingerprint": op.id, "key": op.key.public.b64u, "name": op.name,
           "pins": {other.id: other_key or other.key.public.b64u},
-          "names": {op.id: op.name, other.id: other.name}}
+          "names": {other.id: {"name": other.name, "signature": "(kept by the console)"}}}
     await page.evaluate(MOUNT, [pkcs8_b64(op.key), me, call])
     return page
 
@@ -102,7 +102,7 @@ async def test_the_console_signs_exports_and_opens_the_record(
     await page.locator("#record-panel").screenshot(path=str(screenshots / "record-confirm-en.png"))
     await page.locator("#rec-sign-yes").click()
     await expect(status).to_contain_text("Both delegations have signed")
-    await expect(page.locator("#rec-sign")).to_be_disabled()
+    await expect(page.locator("#rec-signed")).to_have_text("Signed by your delegation")
     await expect(page.locator("#rec-error")).to_be_empty()
     await page.locator("#record-panel").screenshot(path=str(screenshots / "record-en.png"))
 
@@ -138,7 +138,7 @@ async def test_the_console_signs_exports_and_opens_the_record(
     # the Russian console shows the same record, complete, in Russian
     ru_page = await console_with_record(browser, server, us, ru, plan.call, "ru-RU", errors)
     await expect(ru_page.locator("#rec-status")).to_contain_text("Обе делегации подписали")
-    await expect(ru_page.locator("#rec-sign")).to_have_text("Подписано вашей делегацией")
+    await expect(ru_page.locator("#rec-signed")).to_have_text("Подписано вашей делегацией")
     await ru_page.locator("#record-panel").screenshot(path=str(screenshots / "record-ru.png"))
     assert errors == []
 

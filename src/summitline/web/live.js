@@ -111,13 +111,14 @@ export const COALESCE_MS = 250;
 // A console's wiring: follow `delegation`'s stream and call onChange(changes) at most once
 // per COALESCE_MS with what changed since the last call:
 //   { everything: bool (reconnected: re-read all), links: Set of ids, plans: Set of
-//     hashes, devices: Set of device ids and seat code hashes, calls: Map id -> phase }.
+//     hashes, devices: Set of device ids, seats: Set of code hashes (seats opened, perhaps
+//     by this very console), calls: Map id -> phase }.
 // `alive()` (optional) is asked before each call: once it says false (the view was left),
 // the stream is stopped. Returns stop().
 export function follow(delegation, onChange, alive = () => true) {
   let changes = null, timer = null;
   const fresh = () => ({ everything: false, links: new Set(), plans: new Set(),
-                         devices: new Set(), calls: new Map() });
+                         devices: new Set(), seats: new Set(), calls: new Map() });
   function flush() {
     timer = null;
     const now = changes;
@@ -134,7 +135,8 @@ export function follow(delegation, onChange, alive = () => true) {
     if (ev.type === "open") changes.everything = true;
     else if (ev.type === "link") changes.links.add(ev.data.id);
     else if (ev.type === "plan") changes.plans.add(ev.data.id);
-    else if (ev.type === "device") changes.devices.add(ev.data.id ?? ev.data.seat);
+    else if (ev.type === "device" && ev.data.id) changes.devices.add(ev.data.id);
+    else if (ev.type === "device" && ev.data.seat) changes.seats.add(ev.data.seat);
     else if (ev.type === "call") changes.calls.set(ev.data.id, ev.data.phase);
     else return;
     if (timer === null) timer = setTimeout(flush, COALESCE_MS);

@@ -7,7 +7,7 @@
 //   await panel.refresh();   // after the call changed (e.g. a live `call` event)
 //
 // me: the delegation's identity as the console holds it ({fingerprint, privateKey, key,
-// name, pins, names}); call: the call id; t: the strings (i18n.js), loaded if absent.
+// name, pins: {id: key}, names: {id: {name, signature}}}); call: the call id; t: the strings (i18n.js), loaded if absent.
 // The server is trusted for nothing here: the head this delegation signs is the one the
 // browser verified, and an export is offered with what the check found.
 
@@ -154,6 +154,16 @@ class RecordPanel {
     return { ...(this.me.pins || {}), [this.me.fingerprint]: this.me.key };
   }
 
+  // The names pinned with the link (the console keeps {name, signature} per delegation),
+  // and its own.
+  get names() {
+    const out = { [this.me.fingerprint]: this.me.name };
+    for (const [id, v] of Object.entries(this.me.names || {})) {
+      out[id] = typeof v === "string" ? v : v?.name;
+    }
+    return out;
+  }
+
   async refresh() {
     this.t ||= await strings(browserLanguage());
     this.busy = true;
@@ -163,7 +173,7 @@ class RecordPanel {
                                 this.me);
       this.bytes = new Uint8Array(await res.arrayBuffer());
       this.error = null;
-      this.result = await verifyRecord(this.bytes, this.pinned, this.me.names || {});
+      this.result = await verifyRecord(this.bytes, this.pinned, this.names);
     } catch (err) {
       this.error = err;
       this.result = null;
@@ -263,10 +273,11 @@ class RecordPanel {
                class: r && !r.missing.length ? "ok" : null }, this.statusText()),
       head,
       h("div", { class: "actions" },
-        h("button", { class: mine ? null : "primary", id: "rec-sign",
-                      disabled: !canSign || this.confirming,
-                      onclick: () => { this.confirming = true; this.draw(); } },
-          mine ? t("rec_signed") : t("rec_sign")),
+        mine ? h("span", { class: "badge established", id: "rec-signed" }, t("rec_signed"))
+          : h("button", { class: "primary", id: "rec-sign",
+                          disabled: !canSign || this.confirming,
+                          onclick: () => { this.confirming = true; this.draw(); } },
+            t("rec_sign")),
         h("button", { id: "rec-export", disabled: this.busy || !this.bytes,
                       onclick: () => this.exportJson() }, t("rec_export")),
         h("button", { id: "rec-html", disabled: this.busy, onclick: () => this.openPage() },
