@@ -128,3 +128,36 @@ async def test_a_console_follows_links_plans_devices_and_the_call(
         await seen(page, "links", "link-north")
         await page.evaluate("() => window.stopLive()")
     assert errors == []
+
+
+async def test_the_stream_is_parsed_across_chunks_and_retried_with_a_growing_wait(
+        browser: Browser, server: str) -> None:
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await page.goto(f"{server}/#/home")
+    await expect(page.locator("#server")).to_be_visible()
+    # an event split anywhere, CRLF or LF, comments, a data line without a space
+    parsed = await page.evaluate("""async () => {
+      const { sseParser } = await import("/live.js");
+      const out = [], retries = [];
+      const feed = sseParser((type, data) => out.push([type, data]), (ms) => retries.push(ms));
+      for (const chunk of ["retry: 2000\\r\\n: open\\r\\n\\r\\nev", "ent: link\\ndata: {\\"id\\"",
+                           ":\\"l-1\\"}\\n", "\\n: heartbeat\\n\\nevent: call\\ndata:{}\\n\\n"]) {
+        feed(chunk);
+      }
+      return { out, retries };
+    }""")
+    assert parsed == {"out": [["link", '{"id":"l-1"}'], ["call", "{}"]], "retries": [2000]}
+    # unsigned (this page set no signer): refused, and tried again 1 s, 2 s, 4 s later
+    await page.evaluate("""async () => {
+      const { watch } = await import("/live.js");
+      window.closings = [];
+      window.stopLive = watch("/api/delegations/" + "0".repeat(64) + "/events",
+        (ev) => { if (ev.type === "closed") window.closings.push([ev.status, Date.now()]); });
+    }""")
+    await page.wait_for_function("() => window.closings.length >= 4", timeout=20_000)
+    closings = await page.evaluate("() => { window.stopLive(); return window.closings; }")
+    assert {status for status, _ in closings} == {401}
+    gaps = [b[1] - a[1] for a, b in zip(closings, closings[1:], strict=False)]
+    assert gaps[0] >= 900 and gaps[1] >= 1900 and gaps[2] >= 3900, gaps
+    assert errors == []

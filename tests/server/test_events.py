@@ -22,7 +22,7 @@ from summitline.core.roles import Role
 from summitline.crypto import statements
 from summitline.crypto.keys import PrivateKey
 from summitline.server.app import Settings
-from summitline.server.events import MAX_STREAMS_PER_DELEGATION
+from summitline.server.events import MAX_PENDING, MAX_STREAMS_PER_DELEGATION, EventStreams
 from summitline.server.run import SHUTDOWN_GRACE_S, running
 
 WAIT_S = 15.0  # an event arrives in milliseconds; a loaded 2-core machine is slower
@@ -121,6 +121,16 @@ async def test_seats_and_devices_are_told_to_the_delegation_and_its_partners(
         assert await own.until("device", id=aide.fingerprint)
         # b drafts plans with a's devices: it hears of them too
         assert await partner.until("device", id=aide.fingerprint)
+        await a.revoke(aide.fingerprint)
+        assert await own.until("device", id=aide.fingerprint)
+
+
+async def test_a_key_rotation_is_told_through_the_link(
+        http: httpx.AsyncClient, bilateral: Bilateral) -> None:
+    a, b = bilateral.a.operator, bilateral.b.operator
+    async with watching(http, b) as events:
+        await a.rotate()  # the link view shows a's key chain: b's console re-reads it
+        assert await events.until("link") == {"id": bilateral.link_id}
 
 
 async def test_call_state_is_told_with_its_phase(
@@ -189,3 +199,24 @@ async def test_a_stopping_server_ends_its_streams_at_once(tmp_path: Path) -> Non
             await server.__aexit__(None, None, None)
     # uvicorn alone would hold an open response for the whole grace period, then cut it
     assert stopped_in < SHUTDOWN_GRACE_S, stopped_in
+
+
+async def test_a_stream_sends_a_change_once_and_drops_a_reader_too_far_behind() -> None:
+    streams = EventStreams(per_delegation=2, total=3)
+    d = "a" * 64
+    stream = streams.open(d)
+    assert stream is not None
+    for _ in range(3):
+        streams.publish([d, "b" * 64], "call", id="call-1", phase="open")
+    assert await stream.next(0.01) == ("call", '{"id":"call-1","phase":"open"}')
+    assert await stream.next(0.01) is None  # the same change, pending, was kept once
+    for i in range(MAX_PENDING + 1):
+        streams.publish([d], "link", id=f"link-{i}")
+    assert stream.ended  # the client reconnects and re-reads
+    assert streams.open(d) is not None  # (the ended one counts until it is released)
+    assert streams.open(d) is None  # 2 per delegation
+    assert streams.open("b" * 64) is not None
+    assert streams.open("c" * 64) is None  # 3 in all
+    streams.release(stream)
+    assert streams.open("c" * 64) is not None
+    assert streams.close() == 3 and streams.open("e" * 64) is None
