@@ -136,6 +136,15 @@ async def test_console_cli_refuses_a_bad_url_and_stops_on_sigterm() -> None:
         async with httpx.AsyncClient() as http:
             r = await http.get(f"http://127.0.0.1:{port}/config.json")
             assert r.json() == {"server": "http://127.0.0.1:8750"}
+            # a page whose name was pointed here (DNS rebinding) gets neither the
+            # configuration nor the scripts under its own origin (attacker review)
+            for path in ("/config.json", "/app.js"):
+                r = await http.get(f"http://127.0.0.1:{port}{path}",
+                                   headers={"host": f"evil.example:{port}"})
+                assert r.status_code == 400 and "server" not in r.text, path
+            r = await http.get(f"http://127.0.0.1:{port}/config.json",
+                               headers={"host": f"localhost:{port}"})
+            assert r.status_code == 200
         c.signal(signal.SIGTERM)
         code, _ = await c.exit(STOP_S)
     assert code == 0

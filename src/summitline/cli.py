@@ -55,7 +55,15 @@ def _serve(args: argparse.Namespace) -> int:
     if args.max_press_viewers < 1:
         print("summitline serve: --max-press-viewers must be at least 1", file=sys.stderr)
         return 2
+    from summitline.crypto.statements import origin
+
+    try:
+        public = tuple(origin(o) for o in args.public_origin)
+    except ValueError as exc:
+        print(f"summitline serve: --public-origin: {exc}", file=sys.stderr)
+        return 2
     settings = Settings(data_dir=args.data, database_url=args.database_url,
+                        public_origins=public,
                         allowed_origins=tuple(args.allow_origin or DEFAULT_CONSOLE_ORIGINS),
                         turn=turn, serve_client=args.serve_client,
                         press_hosts=tuple(args.press_host) if args.press_host else None,
@@ -104,7 +112,8 @@ def _console(args: argparse.Namespace) -> int:
               f"that server must admit this origin (its --allow-origin {url})",
               file=sys.stderr, flush=True)
 
-    console = Server(config(server, args.host, args.port), on_started=started)
+    console = Server(config(server, args.host, args.port,
+                            allowed_hosts=tuple(args.allowed_host)), on_started=started)
     if not _run_until_signalled(console):
         return 1
     print("summitline: console stopped", file=sys.stderr, flush=True)
@@ -230,6 +239,11 @@ def parser() -> argparse.ArgumentParser:
                    "API and open signaling (repeatable), e.g. http://127.0.0.1:8760; "
                    "default: a console on its default address, "
                    f"{' and '.join(DEFAULT_CONSOLE_ORIGINS)}")
+    s.add_argument("--public-origin", action="append", default=[], metavar="URL",
+                   help="the origin clients address this server by, e.g. "
+                   "https://summit.example.org (repeatable): a signed read names it, so "
+                   "that it is good at this server only; default: the Host of each "
+                   "request, by http or https (set it behind a reverse proxy)")
     s.add_argument("--serve-client", action="store_true",
                    help="also serve the web client at / (development and the demo only: "
                    "keys made there live under this server's origin, which the server "
@@ -266,6 +280,11 @@ def parser() -> argparse.ArgumentParser:
                    "browsers open the camera only on 127.0.0.1, localhost or HTTPS)")
     c.add_argument("--port", type=int, default=CONSOLE_PORT,
                    help=f"port (default {CONSOLE_PORT})")
+    c.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="a further host name browsers reach this console by (repeatable); "
+                   "requests naming any other Host get 400, so that a page whose name "
+                   "was pointed at this machine (DNS rebinding) gets nothing; default: "
+                   "127.0.0.1, localhost, ::1 and the --host address")
     c.set_defaults(func=_console)
 
     dc = sub.add_parser("dev-cert", help="make a self-signed TLS certificate for development",

@@ -106,8 +106,26 @@ class ConsoleHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def create_console_app(server: str) -> Starlette:
-    """The console for the shared server at origin ``server`` (see ``server_origin``)."""
+# The names a browser on this machine reaches the console by. A page of another name
+# (a DNS-rebinding page whose name resolves here) gets 400, not the console's scripts
+# and configuration under its own origin.
+LOCAL_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
+
+
+def hosts_for(host: str, extra: tuple[str, ...] = ()) -> list[str]:
+    """The Host names the console answers: this machine's, the address it listens on
+    unless a wildcard, and ``extra`` (``--allowed-host``)."""
+    names = [*LOCAL_NAMES, *extra]
+    if host not in ("0.0.0.0", "::", ""):
+        names.append(f"[{host}]" if ":" in host else host)
+    return sorted(set(names))
+
+
+def create_console_app(server: str, hosts: list[str] | None = None) -> Starlette:
+    """The console for the shared server at origin ``server`` (see ``server_origin``),
+    answering only requests whose Host is one of ``hosts`` (default: this machine's)."""
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+
     config = json.dumps({"server": server}).encode()
 
     async def config_json(request: Request) -> Response:
@@ -116,14 +134,17 @@ def create_console_app(server: str) -> Starlette:
     app = Starlette(routes=[Route(CONFIG_PATH, config_json),
                             Mount("/", StaticFiles(directory=WEB, html=True))])
     app.add_middleware(ConsoleHeaders, server=server)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts or list(LOCAL_NAMES))
     return app
 
 
-def config(server: str, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
+def config(server: str, host: str, port: int, log_level: str = "info",
+           allowed_hosts: tuple[str, ...] = ()) -> uvicorn.Config:
     import uvicorn  # here: "summitline --help" need not load the web server
 
-    return uvicorn.Config(create_console_app(server), host=host, port=port,
-                          log_level=log_level, lifespan="off", server_header=False)
+    return uvicorn.Config(create_console_app(server, hosts_for(host, allowed_hosts)),
+                          host=host, port=port, log_level=log_level, lifespan="off",
+                          server_header=False)
 
 
 @contextlib.asynccontextmanager

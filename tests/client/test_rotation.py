@@ -10,6 +10,7 @@ import asyncio
 import json
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pytest
@@ -23,6 +24,7 @@ from summitline.core.record import verify_export
 from summitline.core.roles import MediaKind, Role
 from summitline.crypto import statements
 from summitline.crypto.keys import PrivateKey
+from summitline.crypto.keystore import Keystore
 from tests.client.test_session import WAIT_S, leave_all, until
 
 
@@ -129,3 +131,30 @@ async def test_a_forged_rotation_is_refused(server: str, bilateral: Bilateral) -
         CallPlan.from_json(plan.to_json())
     with pytest.raises(PlanError):
         SignedPlan(plan, {}).verify({b.id: b.key.public})
+
+
+async def test_pins_kept_in_a_keystore_follow_a_rotation_across_restarts(
+        http: httpx.AsyncClient, bilateral: Bilateral, tmp_path: Path) -> None:
+    a, b = bilateral.a.operator, bilateral.b.operator
+    store = Keystore(tmp_path / "us").create()
+    kept = Operator(http, a.name, a.key, keystore=store)
+    for did in (b.id,):  # what A pinned at link time, now in A's keystore
+        view = {"key": a.pinned[did].b64u, "name": a.names[did][0],
+                "name_signature": a.names[did][1]}
+        kept.pin(did, view["key"], view["name"], view["name_signature"])
+    first = b.key.public
+    await b.rotate()
+    assert await kept.follow(bilateral.link_id) != []
+    # restarted from its keystore: the new key and the chain from the first, checked again
+    again = Operator(http, a.name, a.key, keystore=Keystore(tmp_path / "us"))
+    assert again.pinned[b.id] == b.key.public != first
+    assert [r.previous for r in again.rotations[b.id]] == [first]
+    assert await again.follow(bilateral.link_id) == []  # nothing new to follow
+    # a keystore edited by hand to another key without a chain is refused at start
+    edited = store.pin_views()[b.id]
+    raw = json.loads((tmp_path / "us" / "pins.json").read_text())
+    raw[b.id] = {**raw[b.id], "key": PrivateKey.generate().public.b64u, "rotations": []}
+    (tmp_path / "us" / "pins.json").write_text(json.dumps(raw))
+    with pytest.raises(ApiError):
+        Operator(http, a.name, a.key, keystore=Keystore(tmp_path / "us"))
+    assert edited["key"] == b.key.public.b64u

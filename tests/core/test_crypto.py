@@ -80,8 +80,17 @@ def test_pins_refuse_a_second_key_for_a_delegation(tmp_path: Path) -> None:
     first, second = PrivateKey.generate().public, PrivateKey.generate().public
     store.pin(first.fingerprint, "US", first)
     assert store.pinned() == {first.fingerprint: first}
-    with pytest.raises(KeystoreError, match="not the fingerprint"):
+    with pytest.raises(KeystoreError, match="not come with a rotation"):
         store.pin(first.fingerprint, "US", second)
+    with pytest.raises(KeystoreError, match="not the fingerprint"):
+        store.pin(second.fingerprint, "UK", first)
+    # along a chain that retires the pinned key, the pin follows (the Operator checks
+    # the chain's signatures; the keystore only that it claims to start from the pin)
+    step = {"previous": first.b64u, "key": second.b64u, "at": 1, "signature": "s",
+            "proof": "p"}
+    store.pin(first.fingerprint, "US", second, "name-sig", [step])
+    assert store.pinned() == {first.fingerprint: second}
+    assert store.pin_views()[first.fingerprint]["rotations"] == [step]
     assert repr(PrivateKey.generate()).startswith("PrivateKey(")
 
 

@@ -107,7 +107,7 @@ async def test_a_bad_handshake_signature(http: httpx.AsyncClient, ws_url: str,
     forged = wire.hello(bilateral.call, bilateral.a.principal, nonce)
     forged["signature"] = PrivateKey.generate().sign({"purpose": "summitline/join"})
     await wire.send(ws, forged)
-    await wire.refused(ws, "bad-signature", cc.AUTH_FAILED)
+    await wire.refused(ws, "not-admitted", cc.AUTH_FAILED)
     # unauthenticated: the server's incidents, not the call's record (strangers cannot
     # write into a record)
     assert "bad-signature" in await incidents(http, operator_headers)
@@ -125,7 +125,7 @@ async def test_a_replayed_handshake(http: httpx.AsyncClient, ws_url: str,
     await first.close()
     second, _ = await wire.connect(ws_url)
     await wire.send(second, captured)  # the same valid hello, on a new connection
-    await wire.refused(second, "stale-nonce", cc.AUTH_FAILED)
+    await wire.refused(second, "not-admitted", cc.AUTH_FAILED)
     assert "stale-nonce" in await incidents(http, operator_headers)
     await assert_unharmed(http, ws_url)
 
@@ -142,13 +142,18 @@ async def test_an_unsupported_protocol_version(http: httpx.AsyncClient, ws_url: 
 async def test_a_device_outside_the_plan_and_an_unknown_call(
         http: httpx.AsyncClient, ws_url: str, bilateral: Bilateral,
         operator_headers: dict[str, str]) -> None:
-    ws, nonce = await wire.connect(ws_url)
-    await wire.send(ws, wire.hello(bilateral.call, PrivateKey.generate(), nonce))
-    await wire.refused(ws, "not-in-plan", cc.AUTH_FAILED)
-    ws, nonce = await wire.connect(ws_url)
-    await wire.send(ws, wire.hello("call-nobody", bilateral.a.principal, nonce))
-    await wire.refused(ws, "unknown-call", cc.UNKNOWN_CALL)
-    assert {"not-in-plan", "unknown-call"} <= set(await incidents(http, operator_headers))
+    # a stranger is told the same, word for word, whether the call exists or not and
+    # whether the fingerprint is in its plan (no oracle); the incidents say which it was
+    told = []
+    for call, key, answer in [(bilateral.call, PrivateKey.generate(), True),
+                              ("call-nobody", bilateral.a.principal, True),
+                              (bilateral.call, bilateral.a.principal, False)]:
+        ws, nonce = await wire.connect(ws_url)
+        await wire.send(ws, wire.hello(call, key, nonce if answer else "x" * len(nonce)))
+        told.append(await wire.refused(ws, "not-admitted", cc.AUTH_FAILED))
+    assert told[0] == told[1] == told[2], told
+    assert {"not-in-plan", "unknown-call", "stale-nonce"} <= set(
+        await incidents(http, operator_headers))
     await assert_unharmed(http, ws_url)
 
 
@@ -322,5 +327,12 @@ async def test_booth_requests_that_the_plan_does_not_allow(http: httpx.AsyncClie
     await wire.next_of(i1, "booth")
     await wire.send(i1, go_live)  # the old go-live again
     assert (await wire.next_of(i1, "error"))["code"] == "stale-seq"
+    # the largest number there is would shut the booth for the rest of the call
+    # (attacker review of issue 11): at most 64 above the last
+    await wire.send(i1, booth(call, k1, "live", 2**53 - 1))
+    assert (await wire.next_of(i1, "error"))["code"] == "seq-too-far"
+    await wire.send(i1, booth(call, k1, "live", 2 + 64))
+    assert (await wire.next_of(a, "booth"))["live"] == {"ru": k1.fingerprint}
     assert await refusals(http, call, "signal.refused") == [
-        "phase", "not-interpreter", "invalid", "bad-source", "bad-signature", "stale-seq"]
+        "phase", "not-interpreter", "invalid", "bad-source", "bad-signature", "stale-seq",
+        "seq-too-far"]

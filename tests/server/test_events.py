@@ -21,6 +21,7 @@ from summitline.client.reads import read_headers
 from summitline.core.roles import Role
 from summitline.crypto import statements
 from summitline.crypto.keys import PrivateKey
+from summitline.crypto.statements import origin
 from summitline.server.app import Settings
 from summitline.server.events import MAX_PENDING, MAX_STREAMS_PER_DELEGATION, EventStreams
 from summitline.server.run import SHUTDOWN_GRACE_S, running
@@ -30,6 +31,11 @@ WAIT_S = 15.0  # an event arrives in milliseconds; a loaded 2-core machine is sl
 
 def path_of(delegation: str) -> str:
     return f"/api/delegations/{delegation}/events"
+
+
+def signed(http: httpx.AsyncClient, key: PrivateKey, path: str) -> dict[str, str]:
+    """The signed-read headers of a GET of ``path`` on the server ``http`` talks to."""
+    return read_headers(key, "GET", path, origin(str(http.base_url)))
 
 
 class EventReader:
@@ -62,7 +68,7 @@ class EventReader:
 @contextlib.asynccontextmanager
 async def watching(http: httpx.AsyncClient, op: Operator) -> AsyncIterator[EventReader]:
     path = path_of(op.id)
-    async with http.stream("GET", path, headers=read_headers(op.key, "GET", path),
+    async with http.stream("GET", path, headers=signed(http, op.key, path),
                            timeout=httpx.Timeout(WAIT_S, read=None)) as r:
         assert r.status_code == 200, await r.aread()
         assert r.headers["content-type"].startswith("text/event-stream")
@@ -74,12 +80,12 @@ async def test_only_the_delegation_itself_reads_its_stream(
     a, b = bilateral.a.operator, bilateral.b.operator
     path = path_of(a.id)
     assert (await http.get(path)).status_code == 401
-    other = await http.get(path, headers=read_headers(b.key, "GET", path))
+    other = await http.get(path, headers=signed(http, b.key, path))
     assert other.status_code == 403  # linked with it, but a's changes are a's
     # a device of a's own plan is not its delegation either
-    device = await http.get(path, headers=read_headers(bilateral.a.principal, "GET", path))
+    device = await http.get(path, headers=signed(http, bilateral.a.principal, path))
     assert device.status_code in (401, 403)
-    bad = read_headers(a.key, "GET", path_of(b.id))  # signed for another target
+    bad = signed(http, a.key, path_of(b.id))  # signed for another target
     assert (await http.get(path, headers=bad)).status_code == 401
 
 
@@ -150,7 +156,7 @@ async def test_streams_per_delegation_are_capped(
         for _ in range(MAX_STREAMS_PER_DELEGATION):
             await stack.enter_async_context(watching(http, a))
         path = path_of(a.id)
-        over = await http.get(path, headers=read_headers(a.key, "GET", path))
+        over = await http.get(path, headers=signed(http, a.key, path))
         assert over.status_code == 429
         assert "too many event streams" in over.json()["detail"]
         # another delegation is not held back by a's streams
@@ -160,7 +166,7 @@ async def test_streams_per_delegation_are_capped(
     async with asyncio.timeout(WAIT_S):
         while True:
             async with http.stream("GET", path,
-                                   headers=read_headers(a.key, "GET", path)) as r:
+                                   headers=signed(http, a.key, path)) as r:
                 if r.status_code == 200:
                     break
                 assert r.status_code == 429

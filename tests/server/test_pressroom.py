@@ -160,7 +160,7 @@ async def test_signed_requests_that_are_refused(
     outsider = Operator(client, "Elsewhere", PrivateKey.generate())
     await outsider.register()
     await refused(readout_body(outsider, call.call, "draft", US_TEXT), 403,
-                  "not part of this call")
+                  "not part of it")
     # once only: the same signed draft again
     assert (await client.post(url, json=draft)).status_code == 200
     await refused(draft, 403, "already used")

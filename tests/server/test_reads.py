@@ -94,21 +94,62 @@ async def test_a_bad_stale_or_displaced_signature_is_401(
         return (await http.get(target, headers=headers)).status_code
 
     now = time.time_ns() // 1_000_000
-    good = read_headers(key, "GET", path, now)
+    here = statements.origin(str(http.base_url))
+    good = read_headers(key, "GET", path, here, now)
     assert await get(good) == 200
     # signed for another path, another method, by another key, or long ago
-    assert await get(read_headers(key, "GET", f"/api/calls/{bilateral.call}", now)) == 401
-    assert await get(read_headers(key, "POST", path, now)) == 401
+    assert await get(read_headers(key, "GET", f"/api/calls/{bilateral.call}", here, now)) == 401
+    assert await get(read_headers(key, "POST", path, here, now)) == 401
     assert await get({**good, "Summitline-Signer": bilateral.b.operator.id}) == 401
-    assert await get(read_headers(key, "GET", path, now - 31_000)) == 401
-    assert await get(read_headers(key, "GET", path, now + 31_000)) == 401
+    assert await get(read_headers(key, "GET", path, here, now - 31_000)) == 401
+    assert await get(read_headers(key, "GET", path, here, now + 31_000)) == 401
+    # dated ahead: clock skew only (attacker review: +29 s kept a read usable for 59 s)
+    assert await get(read_headers(key, "GET", path, here, now + 6_000)) == 401
+    assert await get(read_headers(key, "GET", path, here, now + 3_000)) == 200
+    # one spelling of the time: no leading zero
+    assert await get({**good, "Summitline-At": "0" + good["Summitline-At"]}) == 401
     assert await get({**good, "Summitline-At": "soon"}) == 401
     assert await get({**good, "Summitline-Signature": "x" * 86}) == 401
     unknown = PrivateKey.generate()
-    assert await get(read_headers(unknown, "GET", path, now)) == 401
+    assert await get(read_headers(unknown, "GET", path, here, now)) == 401
     # the query is part of what is signed
     assert await get(good, path + "?x=1") == 401
-    assert await get(read_headers(key, "GET", path + "?x=1", now), path + "?x=1") == 200
+    assert await get(read_headers(key, "GET", path + "?x=1", here, now), path + "?x=1") == 200
+
+
+async def test_a_read_is_good_at_the_server_it_names_only(tmp_path: Path) -> None:
+    """Attacker review of issue 11 (a): a hostile server replays a read it received to
+    another summitline server where the same delegation is registered. The read names the
+    origin its signer addressed, and a server takes only its own."""
+    async with running(Settings(data_dir=tmp_path / "a")) as base_a, \
+            running(Settings(data_dir=tmp_path / "b",
+                             public_origins=("HTTPS://Summit.Example.org:443/",))) as base_b, \
+            httpx.AsyncClient(base_url=base_a) as a, httpx.AsyncClient(base_url=base_b) as b:
+        key = PrivateKey.generate()
+        ops = [Operator(http, "Office", key) for http in (a, b)]
+        for op in ops:
+            await op.register()
+        path = f"/api/delegations/{ops[0].id}/links"
+        # signed for server A: good at A (it names A's Host), no good at B
+        for_a = read_headers(key, "GET", path, statements.origin(base_a))
+        assert (await a.get(path, headers=for_a)).status_code == 200
+        assert (await b.get(path, headers=for_a)).status_code == 401
+        # B names its public origin: a read for it is good there whatever Host says
+        # (behind a proxy), and one for B's loopback address is not
+        for_b = read_headers(key, "GET", path, "https://summit.example.org")
+        assert (await b.get(path, headers=for_b)).status_code == 200
+        assert (await a.get(path, headers=for_b)).status_code == 401
+        by_host = read_headers(key, "GET", path, statements.origin(base_b))
+        assert (await b.get(path, headers=by_host)).status_code == 401
+
+
+def test_origins_are_serialised_as_a_browser_does() -> None:
+    assert statements.origin("HTTP://Example.ORG:80/x?y") == "http://example.org"
+    assert statements.origin("https://example.org:8443") == "https://example.org:8443"
+    assert statements.origin("http://[::1]:8750/api") == "http://[::1]:8750"
+    for bad in ("example.org", "ftp://example.org", "http://", "http://h:99999"):
+        with pytest.raises(ValueError):
+            statements.origin(bad)
 
 
 async def test_incidents_are_for_the_operator_aggregated_and_paged(
@@ -191,6 +232,6 @@ def test_the_read_statement_is_the_one_docs_protocol_shows() -> None:
     shown = next(line for line in doc.splitlines()
                  if line.startswith('{"at":1700000000000,"method":"GET"'))
     signer = "ab" * 32
-    built = canonical(statements.read("GET", "/api/calls/call-1/record", signer,
-                                      1700000000000))
+    built = canonical(statements.read("https://summit.example.org", "GET",
+                                      "/api/calls/call-1/record", signer, 1700000000000))
     assert built.decode() == shown.replace("<64 hex>", signer)

@@ -68,8 +68,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "enrol": {"code": EXAMPLE_CODE, "key": EXAMPLE_KEY.public.b64u},
     "booth": {"call": CALL, "plan_hash": PLAN, "channel": "ru", "action": "handover",
               "sender": FP, "seq": 7, "at_ms": AT, "receiver": OTHER},
-    "read": {"method": "GET", "path": f"/api/calls/{CALL}/record?after=3", "signer": FP,
-             "at_ms": AT},
+    "read": {"server": "https://summit.example.org", "method": "GET",
+             "path": f"/api/calls/{CALL}/record?after=3", "signer": FP, "at_ms": AT},
     "device": {"delegation": FP, "device": FP, "key": EXAMPLE_KEY.public.b64u,
                "role": "interpreter", "name": "Interpreter 1"},
     "revocation": {"delegation": FP, "device": OTHER, "at_ms": AT},
@@ -78,7 +78,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                  "key": NEXT_KEY.public.b64u, "at_ms": AT},
 }
 # Helpers of statements.py that build no statement.
-NOT_STATEMENTS = {"text_hash"}
+NOT_STATEMENTS = {"text_hash", "origin"}
 
 
 def builders() -> dict[str, Callable[..., dict[str, Any]]]:

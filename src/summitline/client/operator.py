@@ -31,7 +31,7 @@ from summitline.core.record import check_chain
 from summitline.core.roles import Role
 from summitline.crypto import statements
 from summitline.crypto.keys import PrivateKey, PublicKey, SignatureError, short_fingerprint
-from summitline.crypto.keystore import Keystore
+from summitline.crypto.keystore import Keystore, KeystoreError
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,11 @@ class Operator:
             state = keystore.operator_state()
             self.revoked = set(state["revoked"])
             self.languages = {d: tuple(v) for d, v in state["languages"].items()}
+            # the pins outlive the process too (each checked again: key, name, chain)
+            for did, view in keystore.pin_views().items():
+                if did != self.id:
+                    self.pin(did, view["key"], view["name"], view["name_signature"],
+                             view["rotations"], save=False)
 
     @property
     def id(self) -> str:
@@ -151,11 +156,19 @@ class Operator:
                               "signed for itself; not linking") from None
 
     def pin(self, delegation_id: str, key: str, name: str, name_signature: str,
-            rotations: list[dict[str, Any]] | None = None) -> None:
-        """Pin a delegation's key and the name it signed for itself."""
+            rotations: list[dict[str, Any]] | None = None, save: bool = True) -> None:
+        """Pin a delegation's key and the name it signed for itself (kept in the
+        keystore, if any, unless ``save`` is false)."""
+        chain = rotations or []
         view = {"id": delegation_id, "key": key, "name": name,
-                "name_signature": name_signature, "rotations": rotations or []}
+                "name_signature": name_signature, "rotations": chain}
         self._check_pin(view)
+        if self.keystore is not None and save:
+            try:
+                self.keystore.pin(delegation_id, name, PublicKey.from_b64u(key),
+                                  name_signature, chain)
+            except KeystoreError as exc:
+                raise ApiError(0, str(exc)) from None
         self.pinned[delegation_id] = PublicKey.from_b64u(key)
         self.names[delegation_id] = (name, name_signature)
         self.rotations[delegation_id] = _chain(view)

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from summitline.core import call as c
-from summitline.core.plan import PlanError, SignedPlan
+from summitline.core.plan import PlanError, Rotation, SignedPlan, follow_rotations
 from summitline.crypto import statements
 from summitline.crypto.encoding import canonical, digest
-from summitline.crypto.keys import SignatureError
+from summitline.crypto.keys import PublicKey, SignatureError
 
 GENESIS = "0" * 64
 EXPORT_FORMAT = "summitline-record/1"
@@ -142,14 +142,19 @@ def summary(entries: list[Entry]) -> dict[str, Any]:
 
 
 # -- export and offline verification ---------------------------------------------------
-def export(signed: SignedPlan, entries: list[Entry], signatures: dict[str, str]) -> bytes:
-    """The exported record: canonical JSON, so that any changed byte is detected."""
-    doc = {
+def export(signed: SignedPlan, entries: list[Entry], signatures: dict[str, str],
+           rotations: dict[str, list[dict[str, Any]]] | None = None) -> bytes:
+    """The exported record: canonical JSON, so that any changed byte is detected.
+    ``rotations``: for a delegation that rotated its key since the plan was signed, its
+    key chain (a head signed by its current key verifies through it); only if any."""
+    doc: dict[str, Any] = {
         "format": EXPORT_FORMAT,
         "signed_plan": signed.to_json(),
         "entries": [e.to_json() for e in entries],
         "head_signatures": signatures,
     }
+    if rotations:
+        doc["rotations"] = rotations
     return canonical(doc) + b"\n"
 
 
@@ -171,7 +176,8 @@ def verify_export(raw: bytes) -> VerifiedRecord:
                           "edited") from None
     if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
         raise RecordError(f"not a summitline record (expected format {EXPORT_FORMAT!r})")
-    if set(doc) != {"format", "signed_plan", "entries", "head_signatures"}:
+    if not {"format", "signed_plan", "entries", "head_signatures"} <= set(doc) <= {
+            "format", "signed_plan", "entries", "head_signatures", "rotations"}:
         raise RecordError("the record has missing or unknown top-level fields")
     try:
         canonical_bytes = canonical(doc)
@@ -186,8 +192,35 @@ def verify_export(raw: bytes) -> VerifiedRecord:
     except PlanError as exc:
         raise RecordError(f"the call plan does not verify: {exc}") from exc
     entries = check_chain(doc.get("entries"))
-    signers = _check_head(signed, entries, doc.get("head_signatures"))
+    signers = _check_head(signed, entries, doc.get("head_signatures"),
+                          _keys(signed, doc.get("rotations")))
     return VerifiedRecord(signed, entries, signers)
+
+
+def _keys(signed: SignedPlan, rotations: Any) -> dict[str, list[PublicKey]]:
+    """Each delegation's keys that may sign the head: the plan's, then each key its own
+    signed rotations (``rotations``, absent if none) lead to from there."""
+    keys = {d.id: [d.key] for d in signed.plan.delegations}
+    if rotations is None:
+        return keys
+    if not isinstance(rotations, dict) or not rotations or \
+            set(rotations) - {d.id for d in signed.plan.delegations}:
+        raise RecordError("'rotations' must map delegations of the plan to their key chains")
+    for d in signed.plan.delegations:
+        chain = rotations.get(d.id)
+        if chain is None:
+            continue
+        try:
+            steps = [Rotation.from_json(r) for r in chain] if isinstance(chain, list) else None
+            if not steps:
+                raise PlanError("an empty or malformed key chain")
+            follow_rotations(d.id, d.key, steps)  # each step signed by the key before it
+        except PlanError as exc:
+            raise RecordError(f"the key chain of {d.name!r} does not verify: {exc}") from None
+        after = next(i for i, r in enumerate(steps) if r.previous == d.key) \
+            if any(r.previous == d.key for r in steps) else len(steps)
+        keys[d.id] += [r.key for r in steps[after:]]
+    return keys
 
 
 def check_chain(raw_entries: Any) -> list[Entry]:
@@ -214,7 +247,8 @@ def check_chain(raw_entries: Any) -> list[Entry]:
     return entries
 
 
-def _check_head(signed: SignedPlan, entries: list[Entry], sigs: Any) -> list[str]:
+def _check_head(signed: SignedPlan, entries: list[Entry], sigs: Any,
+                keys: dict[str, list[PublicKey]]) -> list[str]:
     if not isinstance(sigs, dict):
         raise RecordError("'head_signatures' must map delegation ids to signatures")
     plan = signed.plan
@@ -227,11 +261,17 @@ def _check_head(signed: SignedPlan, entries: list[Entry], sigs: Any) -> list[str
         sig = sigs.get(d.id)
         if sig is None:
             raise RecordError(f"the head of the record is not signed by {d.name!r}")
-        try:
-            d.key.verify(statement, sig)
-        except SignatureError as exc:
+        if not any(_verifies(k, statement, sig) for k in keys[d.id]):
             raise RecordError(f"the signature of {d.name!r} on the record's head does not "
                               f"verify: the record was changed after it was signed, or "
-                              f"truncated") from exc
+                              f"truncated")
         signers.append(d.name)
     return signers
+
+
+def _verifies(key: PublicKey, statement: dict[str, Any], sig: Any) -> bool:
+    try:
+        key.verify(statement, sig)
+    except (SignatureError, TypeError, ValueError):
+        return False
+    return True

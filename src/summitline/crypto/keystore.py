@@ -2,7 +2,9 @@
 
 Layout of the directory (mode 0700):
   <name>.key      PKCS#8 PEM private key, mode 0600
-  pins.json       delegation id -> {name, key}: the keys pinned at link time
+  pins.json       delegation id -> {name, key, name_signature, rotations}: the keys
+                  pinned at link time, and followed through the delegation's own
+                  signed key rotations (``rotations``: its chain from its first key)
   operator.json   what the delegation's operator keeps itself, not the server:
                   {"revoked": [device id, ...], "languages": {device id: [language, ...]}}
 Loading a private key that others can read is refused, as ssh refuses it.
@@ -70,14 +72,27 @@ class Keystore:
         return key
 
     # -- pins ------------------------------------------------------------------------------
-    def pin(self, delegation_id: str, name: str, key: PublicKey) -> None:
-        if key.fingerprint != delegation_id:
-            raise KeystoreError("refusing to pin: the id is not the fingerprint of the key")
+    def pin(self, delegation_id: str, name: str, key: PublicKey, name_signature: str = "",
+            rotations: list[dict[str, Any]] | None = None) -> None:
+        """Keep ``key`` as the pinned key of ``delegation_id``. A first pin must be the key
+        whose fingerprint is the id, or come with the chain (``rotations``, as a
+        delegation view gives it) that leads there from the id. A later pin may replace
+        the key only along its chain: a step must retire the key pinned now. (The caller,
+        ``Operator``, verifies the chain's signatures; this refuses a replacement that
+        does not even claim to follow one.)"""
+        steps = rotations or []
         pins = self._read_pins()
         old = pins.get(delegation_id)
-        if old is not None and old["key"] != key.b64u:
-            raise KeystoreError(f"delegation {name!r} is already pinned to another key")
-        pins[delegation_id] = {"name": name, "key": key.b64u}
+        if old is None:
+            first = PublicKey.from_b64u(steps[0]["previous"]) if steps else key
+            if first.fingerprint != delegation_id:
+                raise KeystoreError("refusing to pin: the id is not the fingerprint of the key "
+                                    "(nor of the first key of its chain)")
+        elif old["key"] != key.b64u and not any(s.get("previous") == old["key"] for s in steps):
+            raise KeystoreError(f"delegation {name!r} is already pinned to another key, and "
+                                "the new one does not come with a rotation from it")
+        pins[delegation_id] = {"name": name, "key": key.b64u, "name_signature": name_signature,
+                               "rotations": steps}
         tmp = self.path / "pins.json.tmp"
         tmp.write_text(json.dumps(pins, indent=2, sort_keys=True))
         os.replace(tmp, self.path / "pins.json")
@@ -85,7 +100,14 @@ class Keystore:
     def pinned(self) -> dict[str, PublicKey]:
         return {k: PublicKey.from_b64u(v["key"]) for k, v in self._read_pins().items()}
 
-    def _read_pins(self) -> dict[str, dict[str, str]]:
+    def pin_views(self) -> dict[str, dict[str, Any]]:
+        """Each pin as a delegation view: {id, name, key, name_signature, rotations}."""
+        return {k: {"id": k, "name": v["name"], "key": v["key"],
+                    "name_signature": v.get("name_signature", ""),
+                    "rotations": v.get("rotations", [])}
+                for k, v in self._read_pins().items()}
+
+    def _read_pins(self) -> dict[str, dict[str, Any]]:
         path = self.path / "pins.json"
         if not path.exists():
             return {}

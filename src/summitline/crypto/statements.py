@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from typing import Any
+from urllib.parse import urlsplit
 
 from summitline.crypto.encoding import b64u
 
@@ -106,11 +107,33 @@ def enrol(code: str, key: str) -> Statement:
     return {"purpose": "summitline/enrol", "code": code, "key": key}
 
 
-def read(method: str, path: str, signer: str, at_ms: int) -> Statement:
-    """A signed read: ``signer`` (a delegation or device fingerprint) asks for ``path``
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def origin(url: str) -> str:
+    """The origin of an absolute ``url`` as a browser serialises it (``URL.origin``):
+    scheme and host in lowercase, ``:port`` only if not the scheme's default, an IPv6
+    host in brackets; no path, query or user. What a signed read names as its server."""
+    parts = urlsplit(url.strip())
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if scheme not in _DEFAULT_PORTS or not host:
+        raise ValueError(f"not an absolute http(s) URL: {url!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"a bad port in {url!r}") from None
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}" + (f":{port}" if port and port != _DEFAULT_PORTS[scheme]
+                                   else "")
+
+
+def read(server: str, method: str, path: str, signer: str, at_ms: int) -> Statement:
+    """A signed read: ``signer`` (a delegation or device fingerprint) asks ``server`` (the
+    origin it addresses, ``scheme://host[:port]`` as a browser serialises it) for ``path``
     (the request target as sent: path and ``?query``, percent-encoded) at ``at_ms``."""
-    return {"purpose": "summitline/read", "method": method, "path": path, "signer": signer,
-            "at": at_ms}
+    return {"purpose": "summitline/read", "server": server, "method": method, "path": path,
+            "signer": signer, "at": at_ms}
 
 
 def booth(call: str, plan_hash: str, channel: str, action: str, sender: str, seq: int,

@@ -35,6 +35,9 @@ CONTROL_FRESHNESS_MS = 120_000
 # honest machines is well under it): a start dated ahead would lengthen the press window
 # for endpoints that count from it.
 CONTROL_AHEAD_MS = 5_000
+# A start dated further back would shorten the press window by as much (the deadline
+# counts from the signed time): a start is sent as soon as it is signed.
+START_FRESHNESS_MS = 15_000
 
 # The most incident rows one page of GET /api/incidents returns.
 MAX_INCIDENT_PAGE = 500
@@ -135,7 +138,7 @@ async def name_signature(h: Hub, id: str) -> str | None:
 async def refuse_revoked(h: Hub, signed: SignedPlan) -> None:
     """409 if the plan names a device its delegation revoked."""
     plan = signed.plan
-    revoked = await h.store.revoked([p.device for p in plan.participants])
+    revoked = await h.store.revoked_as([(p.device, p.delegation) for p in plan.participants])
     if revoked:
         raise bad(409, "the plan names a revoked device: " + ", ".join(
             plan.label(d) for d in sorted(revoked)) + "; draft it again without it")
@@ -162,8 +165,13 @@ async def room_to_read(request: Request, call: str) -> CallRoom:
     await reader(request)
     room = await hub(request).room(call)
     if room is None:
-        raise await not_found(request, f"no call {call!r} on this server")
+        raise await not_found(request)
     return room
+
+
+def owners(signed: SignedPlan) -> dict[str, str]:
+    """The delegation each device of the plan stands under."""
+    return {p.device: p.delegation for p in signed.plan.participants}
 
 
 def readers(signed: SignedPlan, devices: bool = True) -> dict[str, PublicKey | None]:
@@ -192,36 +200,83 @@ async def link_view(h: Hub, id: str) -> dict[str, Any]:
                            row["acceptor"]: row["acceptor_signature"]}}
 
 
-async def signed_request(h: Hub, room: CallRoom, delegation: str, at: int,
+# One answer for a call that does not exist, a delegation not in its plan and a signature
+# that does not verify with the delegation's current key: so that a stranger learns
+# neither which calls exist nor who is in them (attacker review of issue 11).
+NOT_THIS_CALL = ("no such call here, or that delegation is not part of it, or the signature "
+                 "does not verify with the delegation's current key")
+
+
+async def current_key(h: Hub, delegation: str) -> PublicKey | None:
+    """The delegation's key now (after its rotations), or None if it is not registered."""
+    row = await h.store.delegation(delegation)
+    return PublicKey.from_b64u(row["key"]) if row else None
+
+
+def verifies(key: PublicKey | None, statement: dict[str, Any], sig: str) -> bool:
+    if key is None:
+        return False
+    try:
+        key.verify(statement, sig)
+    except SignatureError:
+        return False
+    return True
+
+
+async def signed_request(h: Hub, call: str, delegation: str, at: int,
                          statement: dict[str, Any], signature: str,
-                         what: str) -> Delegation:
-    """The delegation of the call that signed ``statement`` (made at ``at``), fresh and
-    not used before; else 403 saying which of these failed."""
-    d = room.signed.plan.delegation(delegation)
-    if d is None:
-        raise bad(403, "that delegation is not part of this call")
+                         what: str) -> tuple[CallRoom, Delegation]:
+    """The call and its delegation that signed ``statement`` (made at ``at``) with its
+    current key, fresh and not used before. The signature is checked before the call is
+    looked up, and a missing call, a delegation outside it and a bad signature get one
+    403 (``NOT_THIS_CALL``); a retired key signs nothing (docs/protocol.md §3.5)."""
+    room = None
+    if verifies(await current_key(h, delegation), statement, signature):
+        room = await h.room(call)
+    d = room.signed.plan.delegation(delegation) if room is not None else None
+    if room is None or d is None:
+        raise bad(403, NOT_THIS_CALL)
     now = h.clock()
     if now - at > CONTROL_FRESHNESS_MS:
         raise bad(403, f"{what} is stale (or the clocks disagree)")
     if at - now > CONTROL_AHEAD_MS:
         raise bad(403, f"{what} is dated {(at - now) / 1000:.0f} s ahead of the server's "
                   "clock (check the clock of the machine that signed it)")
-    verify(d.key, statement, signature, what)
     try:
         # Keyed on what was signed: an ECDSA signature has a second valid form (r, n-s),
         # so the signature itself cannot tell a replay from a first use.
         await h.store.use_control(digest(statement), now)
     except StoreError:
         raise bad(403, f"{what} was already used (replayed?)") from None
-    return d
+    return room, d
 
 
-async def signed_control(h: Hub, room: CallRoom, action: str, delegation: str, at: int,
-                         signature: str, what: str) -> Delegation:
+async def signed_control(h: Hub, call: str, action: str, delegation: str, at: int,
+                         signature: str, what: str) -> tuple[CallRoom, Delegation]:
     """``signed_request`` for ``statements.control(call, action, delegation, at)``."""
-    return await signed_request(h, room, delegation, at,
-                                statements.control(room.call_id, action, delegation, at),
+    return await signed_request(h, call, delegation, at,
+                                statements.control(call, action, delegation, at),
                                 signature, what)
+
+
+async def rotated(h: Hub, room: CallRoom) -> dict[str, list[dict[str, Any]]]:
+    """The key chains of the call's delegations whose key changed since its plan: an
+    export carries them, so that a head signed by a current key verifies offline."""
+    out = {}
+    for d in room.signed.plan.delegations:
+        now = await current_key(h, d.id)
+        if now is not None and now != d.key:
+            out[d.id] = list(await h.store.rotations(d.id))
+    return out
+
+
+async def refuse_retired(h: Hub, d: Delegation, what: str) -> None:
+    """409 if the plan names a key of ``d`` that it has since retired: endpoints check
+    the plan's key (a start, a plan signature), so such a plan is drafted again."""
+    now = await current_key(h, d.id)
+    if now is not None and now != d.key:
+        raise bad(409, f"the plan names a key {d.name} has retired since (it rotated its "
+                       f"key): {what} needs a plan drafted again with its current key")
 
 
 def router() -> APIRouter:  # a list of small routes, read top to bottom
@@ -330,7 +385,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         await reader(request)
         row = await h.store.link(id)
         if row is None:
-            raise await not_found(request, f"no link {id!r}")
+            raise await not_found(request)
         await signed_read(request, {row["proposer"]: None, row["acceptor"]: None})
         return await link_view(h, id)
 
@@ -373,14 +428,18 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
                           request: Request) -> dict[str, Any]:
         """Add a delegation's signature to a submitted plan."""
         h = hub(request)
-        signed = await h.store.plan(plan_hash)
-        if signed is None:
-            raise bad(404, "no such plan")
-        d = signed.plan.delegation(body.delegation)
-        if d is None:
-            raise bad(422, "that delegation is not part of this plan")
+        # the signature first, with the delegation's current key: a missing plan, a
+        # delegation outside it and a bad signature are one answer
+        signed = None
+        if verifies(await current_key(h, body.delegation), statements.plan(plan_hash),
+                    body.signature):
+            signed = await h.store.plan(plan_hash)
+        d = signed.plan.delegation(body.delegation) if signed is not None else None
+        if signed is None or d is None:
+            raise bad(403, "no such plan here, or that delegation is not part of it, or the "
+                           "signature does not verify with the delegation's current key")
+        await refuse_retired(h, d, "its signature")
         await refuse_revoked(h, signed)
-        verify(d.key, statements.plan(plan_hash), body.signature, f"the plan by {d.name}")
         try:
             await h.store.add_plan_signature(plan_hash, body.delegation, body.signature)
         except StoreError as exc:
@@ -397,8 +456,8 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         await reader(request)
         signed = await hub(request).store.plan(plan_hash)
         if signed is None:
-            raise await not_found(request, "no such plan")
-        await signed_read(request, readers(signed))
+            raise await not_found(request)
+        await signed_read(request, readers(signed), owners(signed))
         return _plan_view(signed)
 
     # -- calls ---------------------------------------------------------------------------
@@ -406,7 +465,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
     async def get_call(call: str, request: Request) -> dict[str, Any]:
         """A call's state, for its two delegations and its devices (signed read)."""
         room = await room_to_read(request, call)
-        await signed_read(request, readers(room.signed))
+        await signed_read(request, readers(room.signed), owners(room.signed))
         return await call_view(room)
 
     async def call_view(room: CallRoom) -> dict[str, Any]:
@@ -424,11 +483,16 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
     async def control(call: str, body: Control, request: Request) -> dict[str, Any]:
         """Start the call, shut the doors on the press, or end it: signed by a delegation."""
         h = hub(request)
-        room = await room_of(h, call)
+        room, d = await signed_control(h, call, body.action, body.delegation, body.at,
+                                       body.signature, "the control request")
         if not room.signed.complete:
             raise bad(409, "the plan is not signed by both delegations yet")
-        d = await signed_control(h, room, body.action, body.delegation, body.at,
-                                 body.signature, "the control request")
+        if body.action == "start":
+            if h.clock() - body.at > START_FRESHNESS_MS:
+                raise bad(403, f"the start is dated {(h.clock() - body.at) / 1000:.0f} s ago: "
+                               "it would shorten the press window; sign it again")
+            for each in room.signed.plan.delegations:
+                await refuse_retired(h, each, "the start")
         make, kind = _CONTROLS[body.action]
         try:
             # the signed request goes into the record, and (for the start) to every
@@ -448,9 +512,8 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         acknowledgements, asides): read only with a fresh request signed by that
         delegation (control action "read-private")."""
         h = hub(request)
-        room = await room_of(h, call)
-        d = await signed_control(h, room, "read-private", body.delegation, body.at,
-                                 body.signature, "the read request")
+        _, d = await signed_control(h, call, "read-private", body.delegation, body.at,
+                                    body.signature, "the read request")
         entries = await h.store.private_entries(call, d.id)
         return {"call": call, "delegation": d.id,
                 "entries": [e.to_json() for e in entries]}
@@ -460,7 +523,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         """The call's shared record, for its two delegations and its devices (signed
         read)."""
         room = await room_to_read(request, call)
-        await signed_read(request, readers(room.signed))
+        await signed_read(request, readers(room.signed), owners(room.signed))
         return await record_view(room)
 
     async def record_view(room: CallRoom) -> dict[str, Any]:
@@ -472,17 +535,26 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
     @r.post("/calls/{call}/record/signatures", response_model=v.RecordView)
     async def sign_record(call: str, body: HeadSignature, request: Request) -> dict[str, Any]:
         """A delegation signs the head of the ended call's record."""
-        room = await room_of(hub(request), call)
-        if room.state.phase is not c.Phase.ENDED or room.head is None:
+        h = hub(request)
+        room = await h.room(call)
+        d = room.signed.plan.delegation(body.delegation) if room is not None else None
+        head = room.head if room is not None else None
+        # the head's statement needs the call's entry at ``seq``; still, a missing call, a
+        # delegation outside it and a bad signature (by its current key) are one answer,
+        # and the phase is told only to the call's own delegation
+        signed_entry = None
+        if room is not None and d is not None and head is not None and 0 <= body.seq <= head.seq:
+            signed_entry = head if body.seq == head.seq else next(
+                (e for e in await room.store.entries(call) if e.seq == body.seq), None)
+        if room is None or d is None or signed_entry is None or not verifies(
+                await current_key(h, d.id), statements.record_head(
+                    call, room.signed.plan.hash, body.seq, signed_entry.hash),
+                body.signature):
+            raise bad(403, NOT_THIS_CALL)
+        if room.state.phase is not c.Phase.ENDED or head is None:
             raise bad(409, "the record's head is signed after the call has ended")
-        d = room.signed.plan.delegation(body.delegation)
-        if d is None:
-            raise bad(403, "that delegation is not part of this call")
-        if body.seq != room.head.seq:
-            raise bad(409, f"the head is entry {room.head.seq}, not {body.seq}")
-        plan_hash = room.signed.plan.hash
-        verify(d.key, statements.record_head(call, plan_hash, room.head.seq, room.head.hash),
-                body.signature, "the record's head")
+        if body.seq != head.seq:
+            raise bad(409, f"the head is entry {head.seq}, not {body.seq}")
         try:
             await room.store.add_head_signature(call, d.id, body.seq, body.signature)
         except StoreError as exc:
@@ -494,9 +566,9 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         """The record as one canonical JSON file, for ``summitline verify``: for the
         call's two delegations (signed read)."""
         room = await room_to_read(request, call)
-        await signed_read(request, readers(room.signed, devices=False))
+        await signed_read(request, readers(room.signed, devices=False), owners(room.signed))
         body = export(room.signed, await room.store.entries(call),
-                      await room.store.head_signatures(call))
+                      await room.store.head_signatures(call), await rotated(hub(request), room))
         return Response(body, media_type="application/json", headers={
             "content-disposition": f'attachment; filename="{call}.record.json"'})
 
@@ -505,9 +577,10 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         """The record as a readable page, with whether it verifies now: for the call's
         two delegations (signed read)."""
         room = await room_to_read(request, call)
-        await signed_read(request, readers(room.signed, devices=False))
+        await signed_read(request, readers(room.signed, devices=False), owners(room.signed))
         entries = await room.store.entries(call)
-        raw = export(room.signed, entries, await room.store.head_signatures(call))
+        raw = export(room.signed, entries, await room.store.head_signatures(call),
+                     await rotated(hub(request), room))
         try:
             verified = verify_export(raw)
             verdict = ("Verified: the chain is intact and its head is signed by "

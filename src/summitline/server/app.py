@@ -19,6 +19,7 @@ from summitline import __version__
 from summitline.client.ice import IceSettings
 from summitline.console import WEB
 from summitline.core import messages
+from summitline.crypto.statements import origin
 from summitline.server import api, closecodes, devices, events, pressroom
 from summitline.server.hub import Hub
 from summitline.server.limits import (
@@ -60,6 +61,10 @@ class Settings:
     # Origins besides the server's own whose pages may open signaling and call the REST
     # API: the delegations' consoles. Empty: same origin only.
     allowed_origins: tuple[str, ...] = DEFAULT_CONSOLE_ORIGINS
+    # The origins clients address this server by (``https://summit.example.org``): a
+    # signed read names one, so that it is good at this server only. Empty: the request's
+    # Host, by http or https (binds a read to a host name; set it behind a proxy).
+    public_origins: tuple[str, ...] = ()
     max_connections_per_address: int = MAX_CONNECTIONS_PER_ADDRESS
     max_connections_per_call: int = MAX_CONNECTIONS_PER_CALL
     turn: TurnSettings | None = None  # coturn with use-auth-secret, if any
@@ -104,10 +109,11 @@ def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
                   docs_url=None, redoc_url=None,
                   description="Co-signed call plans, signaling and records for "
                               "confidential one-on-one video talks.")
-    # innermost of the three, so that a 429 carries the security and CORS headers too
+    app.state.public_origins = tuple(origin(o) for o in settings.public_origins)
     # the consoles' live updates; made here, not in the lifespan, so that a stopping
     # server ends them before it waits for requests in flight (server/run.py)
     app.state.events = events.EventStreams()
+    # innermost of the three, so that a 429 carries the security and CORS headers too
     app.add_middleware(PostLimit, rate=settings.post_rate_per_s, burst=settings.post_burst)
     app.add_middleware(SecurityHeaders)
     if settings.allowed_origins:

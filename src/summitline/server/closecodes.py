@@ -7,9 +7,9 @@ INTERNAL = 1011
 
 BAD_HANDSHAKE = 4000  # the first message was not a valid hello
 UNSUPPORTED_VERSION = 4001
-AUTH_FAILED = 4002  # bad or replayed signature, device not in the plan
+AUTH_FAILED = 4002  # not admitted: unknown call, device not in the plan, bad/replayed hello
 PLAN_UNSIGNED = 4003  # the plan lacks a delegation's signature
-UNKNOWN_CALL = 4004
+# 4004 (was: unknown call) is no longer sent: it told strangers which calls exist
 SEAT_TAKEN = 4005  # a second principal of a delegation
 REPLACED = 4006  # the same device connected again; the new connection took over
 BAD_ORIGIN = 4007  # a page of another origin (sent before accept: the client sees 403)

@@ -129,18 +129,25 @@ def router() -> APIRouter:
         now on, its joins too, and its signaling in a call in progress is closed."""
         h = hub(request)
         _, key = await delegation_key(h, id)
-        if not any(e["device"] == device for e in await h.store.enrolments_of(id)):
-            raise bad(404, f"no enrolled device {short_fingerprint(device)} of this delegation")
         verify(key, statements.revocation(id, device, body.at), body.signature,
                "the revocation")
+        # A device enrolled here is revoked by the delegation that enrolled it; one enrolled
+        # elsewhere (or certified without enrolment) by a delegation a plan here names it
+        # under: the revocation then counts where it is that delegation's device.
+        seat = await h.store.enrolled_device(device)
+        if seat is not None and seat["delegation"] != id:
+            raise bad(403, f"{short_fingerprint(device)} is a device of another delegation")
+        if seat is None and not await h.store.names_device(id, device):
+            raise bad(404, f"no device {short_fingerprint(device)} of this delegation: "
+                           "neither enrolled here nor named by a plan under it")
         await h.store.revoke(device, id, body.at, body.signature)
         # The others are told, with the delegation's signature, so that they close their
         # peer-to-peer links with the device (its media does not pass through here). The
         # first revocation is the one kept and sent.
-        [kept] = await h.store.revocations([device])
+        [kept] = await h.store.revocations([device], [(device, id)])
         told = h.tell_revoked(kept)
         dropped = await h.drop(device, "device-revoked", "its delegation revoked this device",
-                         cc.DEVICE_REVOKED)
+                               cc.DEVICE_REVOKED, by=id)
         await device_changed(h, id, id=device)
         return {"delegation": id, "device": device, "revoked": True, "dropped": dropped,
                 "told": told}
@@ -155,7 +162,7 @@ def router() -> APIRouter:
             (row["acceptor"] if row["proposer"] == id else row["proposer"]): None
             for row in await h.store.links_of(id) if row["acceptor_signature"]}})
         rows = await h.store.enrolments_of(id)
-        revoked = await h.store.revoked([e["device"] for e in rows if e["device"]])
+        revoked = await h.store.revoked([e["device"] for e in rows if e["device"]], by=id)
         return [{"name": e["name"], "role": e["role"], "device": e["device"], "key": e["key"],
                  "short_fingerprint": short_fingerprint(e["device"]) if e["device"] else None,
                  "code_hash": e["code_hash"], "delegation": id,
@@ -178,7 +185,7 @@ def router() -> APIRouter:
         await reader(request)
         link = await h.store.link(id)
         if link is None:
-            raise await not_found(request, f"no link {id!r}")
+            raise await not_found(request)
         await signed_read(request, {link["proposer"]: None, link["acceptor"]: None})
         out = []
         for signed in await h.store.plans_of_link(id):
@@ -213,6 +220,9 @@ def router() -> APIRouter:
             standing = signed.plan.participant(device)
             if reader != device and (standing is None or standing.delegation != reader):
                 continue
+            if reader == device and standing is not None and \
+                    await h.store.revoked_as([(device, standing.delegation)]):
+                continue  # not the device of that delegation any more
             entries = await h.store.entries(signed.plan.call)
             out.append({"call": signed.plan.call, "title": signed.plan.title,
                         "phase": await h.phase_of(signed.plan.call),

@@ -92,13 +92,18 @@ class Hub:
         self._rooms.clear()
         await self.press.shutdown()
 
-    async def drop(self, device: str, code: str, message: str, close_code: int) -> int:
+    async def drop(self, device: str, code: str, message: str, close_code: int,
+                   by: str | None = None) -> int:
         """Close ``device``'s signaling in every call it is connected to (a revoked
-        device), and wait (at most ``DROP_WAIT_S``) until each has left the call's state;
-        how many connections were closed."""
+        device; only where its plan names it under delegation ``by``, if given), and
+        wait (at most ``DROP_WAIT_S``) until each has left the call's state; how many
+        connections were closed."""
         dropped = []
         for room in list(self._rooms.values()):
             endpoint = room.endpoints.get(device)
+            seat = room.signed.plan.participant(device)
+            if by is not None and (seat is None or seat.delegation != by):
+                continue
             if endpoint is not None:
                 endpoint.error(code, message, fatal=True)
                 endpoint.finish(close_code, code)
@@ -115,7 +120,8 @@ class Hub:
         told = 0
         message = {"type": "revoked", **revocation}
         for room in list(self._rooms.values()):
-            if room.signed.plan.participant(revocation["device"]) is None:
+            seat = room.signed.plan.participant(revocation["device"])
+            if seat is None or seat.delegation != revocation["delegation"]:
                 continue
             for device, endpoint in list(room.endpoints.items()):
                 if device != revocation["device"]:

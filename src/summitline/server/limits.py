@@ -29,6 +29,10 @@ PING_TIMEOUT_S = 20.0
 TRANSPORT_MAX_BYTES = 4 * MAX_MESSAGE_BYTES
 # Non-fatal protocol errors tolerated on one connection before it is closed.
 MAX_ERRORS = 20
+# How far above a booth's last sequence number a signed booth action may go. Honest
+# consoles sign the next one; a larger step is refused (seq-too-far), so that nobody can
+# sign the largest number there is and shut the booth for the rest of the call.
+BOOTH_SEQ_STEP = 64
 
 # REST writes (POST) per remote address: a delegation's console makes a few per action
 # (register, link, enrol, submit, co-sign, start, end, a readout, a photo). 200 at once

@@ -102,9 +102,8 @@ def router() -> APIRouter:
     async def save_draft(call: str, body: ReadoutIn, request: Request) -> dict[str, Any]:
         """Save (or replace) the delegation's private draft, until it publishes."""
         h = hub(request)
-        room = await room_of(h, call)
         digest_ = text_hash(body.text)
-        d = await signed_request(h, room, body.delegation, body.at, statements.readout(
+        room, d = await signed_request(h, call, body.delegation, body.at, statements.readout(
             call, body.delegation, "draft", body.at, digest_), body.signature, "the draft")
         if any(x["delegation"] == d.id for x in await store.published_readouts(h.store, call)):
             raise bad(409, "the readout is published; a published readout is final")
@@ -116,8 +115,7 @@ def router() -> APIRouter:
         """The delegation's own draft, readout and photos: a signed read, since drafts
         are private to the delegation."""
         h = hub(request)
-        room = await room_of(h, call)
-        d = await signed_request(h, room, body.delegation, body.at, statements.readout(
+        room, d = await signed_request(h, call, body.delegation, body.at, statements.readout(
             call, body.delegation, "read", body.at), body.signature, "the read request")
         return await own_view(h, call, d.id)
 
@@ -125,9 +123,8 @@ def router() -> APIRouter:
     async def publish(call: str, body: ReadoutIn, request: Request) -> dict[str, Any]:
         """Publish the delegation's readout: the text whose hash it signed. Final."""
         h = hub(request)
-        room = await room_of(h, call)
         digest_ = text_hash(body.text)
-        d = await signed_request(h, room, body.delegation, body.at, statements.readout(
+        room, d = await signed_request(h, call, body.delegation, body.at, statements.readout(
             call, body.delegation, "publish", body.at, digest_), body.signature,
             "the publication")
         if room.state.phase is not c.Phase.ENDED:
@@ -147,8 +144,7 @@ def router() -> APIRouter:
         """Capture a frame of the press programme, as the delegation's unpublished photo.
         Only during the press window."""
         h = hub(request)
-        room = await room_of(h, call)
-        d = await signed_request(h, room, body.delegation, body.at, statements.photo(
+        room, d = await signed_request(h, call, body.delegation, body.at, statements.photo(
             call, body.delegation, "capture", body.at), body.signature, "the capture request")
         if room.state.phase is not c.Phase.OPEN:
             raise bad(409, "a photo is captured during the press window only")
@@ -177,8 +173,7 @@ def router() -> APIRouter:
                             request: Request) -> dict[str, Any]:
         """Publish one of the delegation's photos as its official photo of the call. Final."""
         h = hub(request)
-        room = await room_of(h, call)
-        d = await signed_request(h, room, body.delegation, body.at, statements.photo(
+        room, d = await signed_request(h, call, body.delegation, body.at, statements.photo(
             call, body.delegation, "publish", body.at, photo_id), body.signature,
             "the publication")
         if not any(p["id"] == photo_id for p in await store.photos_of(h.store, call, d.id)):

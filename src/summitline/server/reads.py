@@ -5,15 +5,20 @@ The request carries three headers (docs/protocol.md §4.3):
 
 - ``Summitline-Signer``: the signer's fingerprint (a delegation id or a device id);
 - ``Summitline-At``: when it was made, Unix milliseconds;
-- ``Summitline-Signature``: its signature over ``statements.read(method, path, signer,
-  at)``, where ``path`` is the request target exactly as sent (path and ``?query``).
+- ``Summitline-Signature``: its signature over ``statements.read(server, method, path,
+  signer, at)``, where ``path`` is the request target exactly as sent (path and
+  ``?query``) and ``server`` the origin the client addressed: one of the server's public
+  origins (``--public-origin``), or, if none is configured, ``http://`` or ``https://``
+  and the request's ``Host``. A read one server received is no good at another.
 
 No signature, a malformed or unknown one, one that does not verify or that is stale: 401.
 A valid signature by a signer the object does not concern: 403. The signature is checked
 before the object is looked up (``reader``), against the key of a registered delegation
 or enrolled device; so a read that is unsigned, malformed, stale or badly signed is 401
-whether the object exists or not, and only a verified signer gets 404 for a missing one
-(``not_found``). A signer not known here (a device enrolled elsewhere, known only by the
+whether the object exists or not; and a verified signer gets the same 403, word for word,
+for a missing object as for one that does not concern it (``not_found``, ``NOT_YOURS``):
+anyone may register a delegation, so a 404 would tell any stranger which ids exist. A
+signer not known here (a device enrolled elsewhere, known only by the
 plans naming it) gets 401 for a missing object, and is checked against the key the
 object's plan gives it once the object is found. A read is not
 single-use (a GET changes nothing); within its freshness window it can be sent again,
@@ -35,13 +40,16 @@ from summitline.server.hub import Hub
 # How far a read's ``at`` may be from the server's clock: clock skew and transit. A read
 # changes nothing, so the window only bounds how long a captured one stays usable.
 READ_FRESHNESS_MS = 30_000
+# A read dated ahead of the server's clock: clock skew only (the same bound as a signed
+# control request). Without it a read dated 30 s ahead would stay usable for a minute.
+READ_AHEAD_MS = 5_000
 
 SIGNER = "summitline-signer"
 AT = "summitline-at"
 SIGNATURE = "summitline-signature"
 
 _FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
-_AT = re.compile(r"^[0-9]{1,16}$")
+_AT = re.compile(r"^(0|[1-9][0-9]{0,15})$")  # decimal, no leading zero: one spelling
 _SIGNATURE = re.compile(r"^[A-Za-z0-9_-]{80,100}$")
 
 
@@ -50,10 +58,24 @@ _SIGNATURE = re.compile(r"^[A-Za-z0-9_-]{80,100}$")
 # the object is found, and the two answers must not tell whether it was.
 UNVERIFIED = "the signature on this read does not verify with a key known here"
 
+# One answer for an object that does not exist and for one that does not concern the
+# verified signer: which calls, plans and links exist is itself a secret.
+NOT_YOURS = "no such object here, or it does not concern the signer"
+
 
 def _unauthorised(message: str) -> HTTPException:
     return HTTPException(401, detail=message,
                          headers={"WWW-Authenticate": 'Summitline-Signature realm="reads"'})
+
+
+def origins(request: Request) -> tuple[str, ...]:
+    """The origins a read sent to this server may name: the configured public ones, or
+    else the host the request names, by either scheme (docs/protocol.md §4.3)."""
+    configured: tuple[str, ...] = getattr(request.app.state, "public_origins", ())
+    if configured:
+        return configured
+    host = request.headers.get("host", "").lower()
+    return (f"http://{host}", f"https://{host}") if host else ()
 
 
 def target(request: Request) -> str:
@@ -106,7 +128,7 @@ async def reader(request: Request) -> Reader:
     if not (_FINGERPRINT.match(signer) and _AT.match(at_text) and _SIGNATURE.match(signature)):
         raise _unauthorised("the signed-request headers are malformed")
     at = int(at_text)
-    if abs(h.clock() - at) > READ_FRESHNESS_MS:
+    if h.clock() - at > READ_FRESHNESS_MS or at - h.clock() > READ_AHEAD_MS:
         raise _unauthorised("the signed read is stale (or the clocks disagree)")
     # (a delegation's key is its current one: after a rotation its fingerprint is no
     # longer the id, which stays the fingerprint of the first key)
@@ -118,24 +140,31 @@ async def reader(request: Request) -> Reader:
 
 
 def _verify(request: Request, key: PublicKey, signer: str, at: int, signature: str) -> None:
-    try:
-        key.verify(statements.read(request.method, target(request), signer, at), signature)
-    except SignatureError:
-        raise _unauthorised(UNVERIFIED) from None
+    path = target(request)
+    for server in origins(request):
+        try:
+            key.verify(statements.read(server, request.method, path, signer, at), signature)
+            return
+        except SignatureError:
+            continue
+    raise _unauthorised(UNVERIFIED)
 
 
-async def not_found(request: Request, message: str) -> HTTPException:
-    """What a read of a missing object answers: 404 to a signer known here whose
-    signature verified; 401 to any other (the same as for a real object)."""
+async def not_found(request: Request) -> HTTPException:
+    """What a read of a missing object answers: 403 ``NOT_YOURS`` to a signer known here
+    whose signature verified (as for a real object that does not concern it); 401 to any
+    other (the same as for a real object)."""
     r = await reader(request)
     if r.key is None:
         return _unauthorised(UNVERIFIED)
-    return HTTPException(404, detail=message)
+    return HTTPException(403, detail=NOT_YOURS)
 
 
-async def signed_read(request: Request, concerned: Mapping[str, PublicKey | None]) -> str:
+async def signed_read(request: Request, concerned: Mapping[str, PublicKey | None],
+                      owners: Mapping[str, str] | None = None) -> str:
     """The fingerprint of the verified signer of this read, if the object concerns it
-    (``concerned``: fingerprint -> its key, or None to look the key up); else 401/403."""
+    (``concerned``: fingerprint -> its key, or None to look the key up); else 401/403.
+    ``owners``: the delegation each device stands under in the object's plan."""
     h: Hub = request.app.state.hub
     r = await reader(request)
     if r.key is None:
@@ -144,8 +173,20 @@ async def signed_read(request: Request, concerned: Mapping[str, PublicKey | None
         if key is None:
             raise _unauthorised(UNVERIFIED)
         _verify(request, key, r.signer, r.at, r.signature)
-    if await h.store.revoked([r.signer]):
+    # A device enrolled here is revoked by the delegation that enrolled it; one known
+    # only by plans, by the delegation it stands under in the object's plan (or, with no
+    # one plan, by every delegation the object concerns): a delegation that named
+    # another's device in a plan of its own cannot cut it off from the other's calls.
+    by = {row["delegation"] for row in await h.store.revocations([r.signer])}
+    seat = await h.store.enrolled_device(r.signer) if by else None
+    if seat is not None:
+        revoked = seat["delegation"] in by
+    elif owners is not None and r.signer in owners:
+        revoked = owners[r.signer] in by
+    else:
+        revoked = bool(by) and set(concerned) - {r.signer} <= by
+    if revoked:
         raise HTTPException(403, detail="this device was revoked by its delegation")
     if r.signer not in concerned:
-        raise HTTPException(403, detail="this object does not concern the signer")
+        raise HTTPException(403, detail=NOT_YOURS)
     return r.signer

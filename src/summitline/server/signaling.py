@@ -39,15 +39,29 @@ log = logging.getLogger(__name__)
 
 
 class Fatal(Exception):
-    """Ends the connection. ``room`` and ``device``: whom to record it against."""
+    """Ends the connection. ``room`` and ``device``: whom to record it against.
+    ``public``: the code and message the client is told, if not ``code`` and the message
+    (the record or incident keeps the precise ones)."""
 
     def __init__(self, code: str, message: str, close_code: int,
-                 room: CallRoom | None = None, device: str = "") -> None:
+                 room: CallRoom | None = None, device: str = "",
+                 public: tuple[str, str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.close_code = close_code
         self.room = room
         self.device = device
+        self.public = public or (code, message)
+
+
+# What a hello that is not admitted is told, whatever the reason: no such call, a device
+# outside the plan, a nonce not this connection's, a signature that does not verify. One
+# answer, so that a stranger without a key of the plan cannot learn whether a call exists
+# or whether a fingerprint is in its plan (docs/protocol.md §6.4). The server's incidents
+# keep the precise reason for its operator.
+NOT_ADMITTED = ("not-admitted", "this hello is not admitted: there is no such call, or the "
+                "device is not in its plan, or the hello does not answer this connection's "
+                "challenge or does not verify with the plan's key")
 
 
 _JOIN_CLOSE = {"seat-taken": cc.SEAT_TAKEN, "already-joined": cc.SEAT_TAKEN,
@@ -110,8 +124,9 @@ class Connection:
             await self._read_loop()
         except Fatal as exc:
             await self._record_fatal(exc)
-            self.error(exc.code, str(exc), fatal=True)
-            self.finish(exc.close_code, exc.code)
+            code, message = exc.public
+            self.error(code, message, fatal=True)
+            self.finish(exc.close_code, code)
         except WebSocketDisconnect:
             pass
         except Exception:
@@ -171,9 +186,14 @@ class Connection:
             raise Fatal("too-many-connections", "too many connections for this call",
                         cc.TOO_MANY)
         self._call_slot = hello.call
+        # the nonce first: it needs no lookup, so a replayed hello learns nothing either
+        if not secrets.compare_digest(hello.nonce, nonce):
+            raise Fatal("stale-nonce", "the hello does not answer this connection's "
+                        "challenge (replayed?)", cc.AUTH_FAILED, public=NOT_ADMITTED)
         room = await self.hub.room(hello.call)
         if room is None:
-            raise Fatal("unknown-call", "there is no such call on this server", cc.UNKNOWN_CALL)
+            raise Fatal("unknown-call", f"there is no call {hello.call[:40]!r} on this server",
+                        cc.AUTH_FAILED, public=NOT_ADMITTED)
         await self._authenticate(room, hello, nonce)
         await self._join(room, hello.device)
 
@@ -182,22 +202,21 @@ class Connection:
         server's incidents, not the call's record (strangers cannot write there)."""
         def refuse(code: str, message: str) -> Fatal:
             return Fatal(code, f"{message} (call {hello.call[:40]}, device "
-                         f"{hello.device[:12]})", cc.AUTH_FAILED)
+                         f"{hello.device[:12]})", cc.AUTH_FAILED, public=NOT_ADMITTED)
 
         participant = room.signed.plan.participant(hello.device)
         if participant is None:
             raise refuse("not-in-plan", "this device is not in the call plan")
-        if not secrets.compare_digest(hello.nonce, nonce):
-            raise refuse("stale-nonce", "the hello does not answer this connection's "
-                         "challenge (replayed?)")
         try:
             participant.key.verify(statements.join(hello.call, hello.device, nonce),
                                    hello.signature)
         except SignatureError:
             raise refuse("bad-signature", "the hello signature does not verify with the "
                          "device key in the plan") from None
-        if await self.hub.store.revoked([hello.device]):
-            raise refuse("device-revoked", "its delegation revoked this device")
+        if await self.hub.store.revoked_as([(hello.device, participant.delegation)]):
+            # (told as it is: only the holder of the device's key gets this far)
+            raise Fatal("device-revoked", "its delegation revoked this device (call "
+                        f"{hello.call[:40]}, device {hello.device[:12]})", cc.AUTH_FAILED)
         if not room.signed.complete:
             missing = ", ".join(d.name for d in room.signed.missing()) or "a delegation"
             raise Fatal("plan-unsigned", f"the call plan is not signed by {missing}; both "
@@ -245,7 +264,9 @@ class Connection:
                             booth=room.booth_state(), start=room.start_proof,
                             held=sorted(room.held),
                             revocations=await self.hub.store.revocations(
-                                [q.device for q in room.signed.plan.participants]),
+                                [q.device for q in room.signed.plan.participants],
+                                [(q.device, q.delegation)
+                                 for q in room.signed.plan.participants]),
                             ).model_dump())
         room.tell_peers(device, m.PeerJoined(device=device).model_dump())
         if p.role is Role.AIDE:  # pages of its principal that no aide has answered yet
@@ -369,6 +390,11 @@ class Connection:
         if msg.seq <= last:
             await self._refused("stale-seq", f"the booth's sequence is at {last}; sign the "
                                 "next one", "booth", {"seq": msg.seq})
+            return
+        if msg.seq > last + limits.BOOTH_SEQ_STEP:
+            await self._refused("seq-too-far", f"the booth's sequence is at {last}; an "
+                                f"action may go at most {limits.BOOTH_SEQ_STEP} above it",
+                                "booth", {"seq": msg.seq})
             return
         event: c.Event
         if msg.action == "live":

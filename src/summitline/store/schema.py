@@ -107,10 +107,12 @@ delegation_rotations = Table(
 )
 
 # A delegation's signed revocation of one of its devices (statements.revocation).
+# A revocation counts where the device acts as that delegation's (a device not enrolled
+# here can be named by plans of more than one delegation: one cannot revoke it for another).
 device_revocations = Table(
     "device_revocations", metadata,
     Column("device", FP, primary_key=True),
-    Column("delegation", FP, ForeignKey("delegations.id"), nullable=False),
+    Column("delegation", FP, ForeignKey("delegations.id"), primary_key=True),
     Column("at", BigInteger, nullable=False),
     Column("signature", String(100), nullable=False),
 )

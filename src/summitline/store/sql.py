@@ -222,6 +222,12 @@ class Store:
                                .order_by(t.plans.c.created_ms))
         return await self._readable(rows)
 
+    async def names_device(self, delegation: str, device: str) -> bool:
+        """Whether a plan here names ``device`` as a device of ``delegation``."""
+        return any(p.device == device and p.delegation == delegation
+                   for signed in await self.plans_of_device(device)
+                   for p in signed.plan.participants)
+
     async def plans_of_link(self, link: str) -> list[SignedPlan]:
         rows = await self._all(select(t.plans).where(t.plans.c.link == link)
                                .order_by(t.plans.c.created_ms))
@@ -279,18 +285,36 @@ class Store:
         except StoreError:
             pass  # revoked already: a revocation is final
 
-    async def revoked(self, devices: list[str]) -> set[str]:
-        """Which of ``devices`` their delegation revoked."""
-        rows = await self._all(select(t.device_revocations.c.device)
-                               .where(t.device_revocations.c.device.in_(devices)))
-        return {r["device"] for r in rows}
+    async def revoked(self, devices: list[str], by: str | None = None) -> set[str]:
+        """Which of ``devices`` delegation ``by`` revoked (any delegation if None)."""
+        r = t.device_revocations
+        query = select(r.c.device).where(r.c.device.in_(devices))
+        if by is not None:
+            query = query.where(r.c.delegation == by)
+        return {row["device"] for row in await self._all(query)}
 
-    async def revocations(self, devices: list[str]) -> list[dict[str, Any]]:
+    async def revoked_as(self, seats: list[tuple[str, str]]) -> set[str]:
+        """Which of the (device, delegation) ``seats`` that delegation revoked."""
+        r = t.device_revocations
+        found: set[str] = set()
+        for delegation in {d for _, d in seats}:
+            rows = await self._all(select(r.c.device).where(
+                r.c.delegation == delegation,
+                r.c.device.in_([dev for dev, d in seats if d == delegation])))
+            found |= {row["device"] for row in rows}
+        return found
+
+    async def revocations(self, devices: list[str],
+                          seats: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
         """The signed revocations of those of ``devices`` that were revoked:
-        ``{delegation, device, at, signature, rotations}``, by device."""
+        ``{delegation, device, at, signature, rotations}``, by device; only those by the
+        delegation each (device, delegation) of ``seats`` names, if given."""
         r = t.device_revocations
         rows = await self._all(select(r.c.delegation, r.c.device, r.c.at, r.c.signature)
-                               .where(r.c.device.in_(devices)).order_by(r.c.device))
+                               .where(r.c.device.in_(devices))
+                               .order_by(r.c.device, r.c.delegation))
+        if seats is not None:
+            rows = [row for row in rows if (row["device"], row["delegation"]) in set(seats)]
         # with the delegation's key chain, for endpoints whose plan has an older key
         return [{**row, "rotations": await self.rotations(row["delegation"])} for row in rows]
 

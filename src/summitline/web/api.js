@@ -24,8 +24,8 @@ export async function readHeaders(method, path, identity = signer) {
   if (method !== "GET" || !identity) return {};
   const url = new URL(serverUrl(path), location.href);
   const at = Date.now();
-  const statement = statements.read(method, url.pathname + url.search, identity.fingerprint,
-                                    at);
+  const statement = statements.read(url.origin, method, url.pathname + url.search,
+                                    identity.fingerprint, at);
   return { "summitline-signer": identity.fingerprint, "summitline-at": String(at),
            "summitline-signature": await sign(identity.privateKey, statement) };
 }

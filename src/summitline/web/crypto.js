@@ -143,9 +143,10 @@ export const statements = {
   ack: (call, aide, page, at) => ({ purpose: "summitline/ack", call, from: aide, page, at }),
   enrolment: (delegation, codeHash, name, role) => ({
     purpose: "summitline/enrolment", delegation, code: codeHash, name, role }),
-  // A signed read (docs/protocol.md §4.3): path is the request target, path and ?query.
-  read: (method, path, signer, at) => ({ purpose: "summitline/read", method, path, signer,
-                                         at }),
+  // A signed read (docs/protocol.md §4.3): server is the origin addressed (URL.origin),
+  // path the request target, path and ?query.
+  read: (server, method, path, signer, at) => ({ purpose: "summitline/read", server, method,
+                                                 path, signer, at }),
   // `to` only for a handover (absent, never null, otherwise)
   booth: (call, planHash, channel, action, sender, seq, at, to = null) => ({
     purpose: "summitline/booth", call, plan: planHash, channel, action, from: sender, seq, at,

@@ -81,3 +81,32 @@ export class Listening {
     }
   }
 }
+
+// The level of a microphone or of a remote voice (0..1, the peak of the last 0.68 s at
+// 48 kHz), for a meter. It reads a clone of the track, kept enabled, so that an
+// interpreter sees its microphone work while off air (the sent track is disabled then);
+// the clone is never sent. A peak over a long window: sampled a few times a second, a
+// short syllable is not missed.
+export class LevelMeter {
+  constructor(context, track) {
+    this.track = track.clone();
+    this.track.enabled = true;
+    this.analyser = context.createAnalyser();
+    this.analyser.fftSize = 32768;
+    this.source = context.createMediaStreamSource(new MediaStream([this.track]));
+    this.source.connect(this.analyser);
+    this.samples = new Float32Array(this.analyser.fftSize);
+  }
+
+  level() {
+    this.analyser.getFloatTimeDomainData(this.samples);
+    let peak = 0;
+    for (const x of this.samples) peak = Math.max(peak, Math.abs(x));
+    return Math.min(1, peak);
+  }
+
+  stop() {
+    this.source.disconnect();
+    this.track.stop();
+  }
+}

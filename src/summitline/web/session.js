@@ -14,7 +14,10 @@
 //   track {remote, stream, role}  the stream that plays for `remote` now: the first
 //                       link once it carries media, and a repair's once it carries
 //                       (make-before-break: the old one plays until then)
-//   sas {remote, sas}   the verification code of the link that plays
+//   sas {remote, sas}   the verification code of the link that plays (all: `codes`)
+//   remote-media {remote, muted, cameraOff}  what a peer says of its own microphone and
+//                       camera, over the peer connection itself (the state channel: the
+//                       server cannot forge or alter it; docs/protocol.md 5.8)
 //   status {remote, state, since}  "connecting", "ok" or "reconnecting" (since: clock())
 //   peers {}            the set of links changed
 //   alarm {text}        a check failed; nothing was sent on its strength
@@ -56,6 +59,10 @@ const STATS_EVERY_MS = 2000;
 export const HANDOVER_TAIL_MS = 1500;
 // After the press deadline the server should announce the doors shut within moments.
 const PRESS_GRACE_MS = 2000;
+// The peer-to-peer state channel of every link (docs/protocol.md 5.8): a data channel
+// negotiated in the signed SDP, so that only the peer's DTLS end can write into it.
+export const STATE_CHANNEL = { label: "summitline-state", id: 0 };
+const STATE_MAX_BYTES = 256; // a state message is a few dozen bytes; more is refused
 
 // The rules' clock: monotonic milliseconds, so that a changed wall clock fakes no stall.
 export const clock = () => Math.floor(performance.now());
@@ -70,7 +77,18 @@ class Link {
     this.last = {}; // the previous stats sample of each reader, for bitrates
     this.counts = null; // previous decoded counts, for media health
     this.sas = null;
+    this.state = null; // the data channel of peer state (STATE_CHANNEL)
   }
+}
+
+// A peer's state message, checked: {v: 1, muted: bool, camera_off: bool}, or null.
+export function peerState(text) {
+  if (typeof text !== "string" || text.length > STATE_MAX_BYTES) return null;
+  let msg;
+  try { msg = JSON.parse(text); } catch { return null; }
+  if (!msg || msg.v !== 1 || typeof msg.muted !== "boolean" ||
+      typeof msg.camera_off !== "boolean") return null;
+  return { muted: msg.muted, cameraOff: msg.camera_off };
 }
 
 // What a peer connection decoded so far, from getStats() inbound-rtp: video frames;
@@ -169,6 +187,8 @@ export class CallSession extends EventTarget {
     // Devices of the plan their delegation revoked (each a verified revocation): no
     // link with them from then on, across reconnections.
     this.revoked = new Map();
+    this.codes = new Map(); // remote -> the verification code of the link that plays
+    this.remoteMedia = new Map(); // remote -> {muted, cameraOff}, from the state channel
   }
 
   // Per remote device, the link that plays (or, before any did, the one tried).
@@ -692,6 +712,7 @@ export class CallSession extends EventTarget {
     const pc = new RTCPeerConnection({ iceServers: [...this.iceServers,
                                                     ...(this.serverIce || [])] });
     const link = new Link(remote, generation, pc, send, receive);
+    this.openStateChannel(link);
     pc.ontrack = (ev) => {
       if (!receive.includes(ev.track.kind)) {
         this.alarm(`${remote.slice(0, 12)} sent ${ev.track.kind} that the plan does not allow`);
@@ -708,7 +729,7 @@ export class CallSession extends EventTarget {
         // descriptions are re-serialised and may drop fingerprint lines.
         link.sas = await sas(this.call, sdpFingerprints(link.sentSdp),
                              sdpFingerprints(link.receivedSdp));
-        if (this.shown.get(remote) === generation) this.emit("sas", { remote, sas: link.sas });
+        if (this.shown.get(remote) === generation) this.showSas(link);
       }
       this.emit("peers");
     };
@@ -799,8 +820,41 @@ export class CallSession extends EventTarget {
       if (!link || this.shown.get(remote) === generation) continue;
       this.shown.set(remote, generation);
       if (link.stream.getTracks().length) this.showTrack(link);
-      if (link.sas !== null) this.emit("sas", { remote, sas: link.sas });
+      if (link.sas !== null) this.showSas(link);
     }
+  }
+
+  showSas(link) {
+    this.codes.set(link.remote, link.sas);
+    this.emit("sas", { remote: link.remote, sas: link.sas });
+  }
+
+  // Peer state travels inside the link (docs/protocol.md 5.8): each end says on open and
+  // on every change whether its microphone is muted and its camera off, on every link it
+  // holds. Any link held with the peer speaks for it (a repair's, while it is tried, too:
+  // the old one may be the dead one); a closed one no longer does.
+  openStateChannel(link) {
+    const channel = link.pc.createDataChannel(STATE_CHANNEL.label,
+                                              { negotiated: true, id: STATE_CHANNEL.id });
+    link.state = channel;
+    channel.onopen = () => this.sendState(link);
+    channel.onmessage = (ev) => {
+      const state = peerState(ev.data);
+      if (state === null) {
+        this.alarm(`a malformed state message from ${link.remote.slice(0, 12)}; ignored`);
+        return;
+      }
+      if (this.peers.get(keyOf(link.remote, link.generation)) !== link) return;
+      this.remoteMedia.set(link.remote, state);
+      this.emit("remote-media", { remote: link.remote, ...state });
+    };
+  }
+
+  sendState(link) {
+    if (link.state?.readyState !== "open") return;
+    const muted = this.muted && Boolean(this.localTrack("audio"));
+    const cameraOff = !this.cameraOn && Boolean(this.localTrack("video"));
+    link.state.send(JSON.stringify({ v: 1, muted, camera_off: cameraOff }));
   }
 
   showTrack(link) {
@@ -968,6 +1022,7 @@ export class CallSession extends EventTarget {
   setMuted(muted) {
     this.muted = muted;
     this.applyMicrophone();
+    for (const link of this.peers.values()) this.sendState(link);
   }
 
   applyMicrophone() {
@@ -980,6 +1035,7 @@ export class CallSession extends EventTarget {
     this.cameraOn = on;
     for (const t of this.localStream?.getVideoTracks() || []) t.enabled = on;
     this.announce();
+    for (const link of this.peers.values()) this.sendState(link);
   }
 
   // The kinds this end does not send now.
@@ -1025,8 +1081,8 @@ export class CallSession extends EventTarget {
 export async function linkHealth(link, reader = "view") {
   const report = await link.pc.getStats();
   const h = { state: link.pc.connectionState, rtt_ms: null, loss: null, bitrate_kbps: null,
-              width: null, height: null, path: null, framesDecoded: 0, audioLevel: 0,
-              audioPacketsReceived: 0, bytesReceived: 0 };
+              width: null, height: null, path: null, jitter_ms: null, framesDecoded: 0,
+              audioLevel: 0, audioPacketsReceived: 0, bytesReceived: 0 };
   let lost = 0, received = 0;
   const byId = new Map();
   report.forEach((s) => byId.set(s.id, s));
@@ -1047,6 +1103,7 @@ export async function linkHealth(link, reader = "view") {
       } else if (s.kind === "audio") {
         h.audioPacketsReceived += s.packetsReceived || 0;
         h.audioLevel = s.audioLevel || 0;
+        if (s.jitter !== undefined) h.jitter_ms = s.jitter * 1000;
       }
     }
   });

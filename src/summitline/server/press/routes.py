@@ -51,9 +51,8 @@ def router() -> APIRouter:
     async def issue_token(call: str, body: TokenRequest, request: Request) -> dict[str, Any]:
         """An operator issues a short-lived viewer token (signed control "press-token")."""
         h = hub(request)
-        room = await room_of(h, call)
-        d = await signed_control(h, room, "press-token", body.delegation, body.at,
-                                 body.signature, "the token request")
+        room, d = await signed_control(h, call, "press-token", body.delegation, body.at,
+                                       body.signature, "the token request")
         now = h.clock()
         if room.signed.plan.press_window_s == 0:
             raise bad(409, "the plan of this call has no press window")

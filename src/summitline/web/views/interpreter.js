@@ -1,30 +1,50 @@
 // The interpreter's console: hears the floor (sees it only where the plan grants it),
 // a large microphone control with an unmistakable ON AIR indicator, the channel it
-// speaks into, who speaks on the floor now, and the booth partner with the handover.
+// speaks into, who holds the floor now (a level meter per principal, and its own
+// microphone's), the booth partner with the handover, and a verification code per peer.
 // Interpreters are never seen: they send audio only.
 
 import { wsUrl } from "../api.js";
 import { shortFingerprint } from "../crypto.js";
 import { go, h, mount } from "../dom.js";
 import { browserLanguage, strings } from "../i18n.js";
-import { Listening } from "../listening.js";
-import { participant } from "../plan.js";
+import { LevelMeter, Listening } from "../listening.js";
 import { CallSession } from "../session.js";
-import { followLevels, holdStream, showReconnecting } from "./principal.js";
+import { codesBox, followLevels, holdStream, showCodes, showReconnecting,
+         whoIs } from "./principal.js";
 
 const SPEAKING = 0.02; // audio level above which a principal is taken to be speaking
+const METER_EVERY_MS = 200; // the meters follow the levels this often
+// Shortcuts by physical key (KeyboardEvent.code): the same keys on any layout.
+export const INTERPRETER_KEYS = { KeyL: "air", KeyH: "handover" };
+
+// A language code as a name in the page's language ("ru" -> "Russian" / "русский").
+export const languageName = (t, code) =>
+  (code && t(`lang_${code}`) !== `lang_${code}` ? t(`lang_${code}`) : code || "–");
+
+// A meter shows decibels: 0 at -60 dBFS and below, full at 0 dBFS (clipping).
+const METER_FLOOR_DB = -60;
+export const meterValue = (level) =>
+  (level > 0 ? Math.max(0, 1 - (20 * Math.log10(level)) / METER_FLOOR_DB) : 0);
+
+function meter(id) {
+  // green up to 0.9, then a warning colour: near clipping
+  return h("meter", { id, min: 0, max: 1, high: 0.95, optimum: 0.5, value: 0 });
+}
 
 export async function interpreterView(root, identity, call) {
+  const lang = identity.uiLanguage || browserLanguage(); // not the channel it speaks into
+  const t = await strings(lang);
+  document.documentElement.lang = lang;
   let stream;
   try {
     stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
   } catch (err) {
     mount(root, h("main", { class: "narrow" }, h("p", { class: "error", role: "alert" },
-      `The microphone could not be opened: ${err.message}`)));
+      t("iv_mic_error", { error: err.message }))));
     return;
   }
   for (const track of stream.getAudioTracks()) track.enabled = false; // off until live
-  const t = await strings(browserLanguage());
   const session = new CallSession({
     url: wsUrl(), call, identity, localStream: stream,
     pinned: { [identity.delegation.id]: identity.delegation.key },
@@ -32,36 +52,48 @@ export async function interpreterView(root, identity, call) {
   window.summitlineSession = session;
   const listening = new Listening(new AudioContext());
   window.summitlineListening = listening;
+  const own = new LevelMeter(listening.ctx, stream.getAudioTracks()[0]);
+  const voices = new Map(); // principal -> LevelMeter of the voice that plays now
 
   const onair = h("button", { class: "onair primary", id: "onair", "aria-pressed": "false" });
   const indicator = h("span", { class: "indicator", id: "indicator", role: "status" });
   const channel = h("dd", { id: "booth-channel" });
   const floor = h("dd", { id: "floor-speaker" }, "–");
+  const floorMeters = h("div", { class: "meters", id: "floor-meters" });
+  const ownMeter = meter("own-level");
+  const ownLabel = h("label", { class: "meter-row", for: "own-level" },
+                     h("span", { class: "who" }), ownMeter);
   const partnerInfo = h("dd", { id: "partner" });
-  const handover = h("button", { id: "handover" }, "Hand over");
+  const handover = h("button", { id: "handover" });
   const source = h("select", { id: "source" });
   const phase = h("dd", { id: "interp-phase" });
   const video = h("video", { autoplay: true, playsInline: true, muted: true, hidden: true,
                              id: "floor-video" });
-  const noVideo = h("p", { class: "muted", id: "no-video" }, "Audio only: the plan does not " +
-                    "grant you the picture.");
+  const noVideo = h("p", { class: "muted", id: "no-video" }, t("iv_no_video"));
   const error = h("p", { class: "error", id: "alarm", role: "alert" });
   const reconnecting = h("div", { class: "reconnecting", id: "reconnecting", role: "status",
                                   "aria-live": "polite", hidden: true });
-  const page = h("main", { class: "booth" }, h("h1", {}, "Interpreter console"),
+  const codes = codesBox("interp-codes");
+  const dt = (key) => h("dt", {}, t(key));
+  const page = h("main", { class: "booth" }, h("h1", {}, t("iv_title")),
     h("p", {}, indicator, " ", h("span", { class: "muted" }, identity.name, " · ",
       h("span", { class: "mono" }, shortFingerprint(identity.fingerprint)))),
-    h("p", {}, onair), error, reconnecting,
-    h("dl", {}, h("dt", {}, "You interpret into"), channel, h("dt", {}, "On the floor now"),
-      floor, h("dt", {}, "Booth partner"), partnerInfo, h("dt", {}, "Your source"),
-      h("dd", {}, source), h("dt", {}, "Call"), phase),
-    h("p", {}, handover), video, noVideo,
-    h("p", { class: "muted" }, "Keys: L on air / off air, H hand over"));
+    h("p", { class: "air-row" }, onair, h("kbd", { "aria-hidden": "true" }, "L")), error,
+    reconnecting,
+    h("section", { class: "floor", "aria-labelledby": "floor-title" },
+      h("h2", { id: "floor-title" }, t("iv_floor_levels")), floorMeters, ownLabel),
+    h("dl", {}, dt("iv_into"), channel, dt("iv_on_floor"), floor, dt("iv_partner"),
+      partnerInfo, h("dt", {}, h("label", { for: "source" }, t("iv_source"))),
+      h("dd", {}, source), dt("iv_call"), phase),
+    h("p", { class: "air-row" }, handover, h("kbd", { "aria-hidden": "true" }, "H")),
+    codes, video, noVideo);
   mount(root, page);
 
   const partners = () => session.signed ? session.signed.plan.participants.filter(
     (p) => p.role === "interpreter" && p.language === session.channel &&
       p.device !== identity.fingerprint) : [];
+  const principals = () => session.signed ? session.signed.plan.participants.filter(
+    (p) => p.role === "principal") : [];
   // The control works only once the server has let this console in (its welcome: the
   // verified plan and the booth): before that a press would go nowhere, and the
   // interpreter would believe to be on air.
@@ -69,35 +101,47 @@ export async function interpreterView(root, identity, call) {
   const render = () => {
     const live = session.live;
     const holder = session.channel ? session.booth.live[session.channel] : null;
-    onair.textContent = !ready() ? "Connecting…" : live ? "On air — stop"
-      : holder ? "Your partner is on air" : "Go on air";
+    onair.textContent = !ready() ? t("iv_connecting") : live ? t("iv_stop")
+      : holder ? t("iv_partner_on_air") : t("iv_go_on_air");
     onair.disabled = !ready() || (!live && Boolean(holder));
     onair.setAttribute("aria-pressed", String(live));
-    indicator.textContent = live ? "ON AIR" : "OFF AIR";
+    indicator.textContent = live ? t("iv_on_air") : t("iv_off_air");
     indicator.classList.toggle("live", live);
-    channel.textContent = session.channel || "–";
+    channel.textContent = languageName(t, session.channel);
     const partner = partners()[0];
     partnerInfo.textContent = partner ? `${partner.name} — ${holder === partner.device
-      ? "on air" : session.links.has(partner.device) ? "listening" : "not connected"}` : "none";
-    handover.textContent = partner ? `Hand over to ${partner.name}` : "Hand over";
+      ? t("iv_partner_live") : session.links.has(partner.device) ? t("iv_partner_listening")
+        : t("iv_partner_away")}` : t("iv_no_partner");
+    handover.textContent = partner ? t("iv_hand_over_to", { name: partner.name })
+      : t("iv_hand_over");
     handover.disabled = !live || !partner;
+    handover.title = !partner ? t("iv_no_partner") : "";
     phase.textContent = t(`phase_${session.phase}`);
-    showReconnecting(reconnecting, session, t, (d) => (session.signed &&
-      participant(session.signed.plan, d)?.name) || d.slice(0, 12));
+    ownLabel.firstChild.textContent = t("iv_own_mic");
+    showCodes(codes, session, t, null);
+    showReconnecting(reconnecting, session, t, (d) => whoIs(session.signed?.plan, d).name);
   };
   const toggle = () => {
     if (onair.disabled) return; // the L key obeys what the button shows
     if (session.live) session.goQuiet();
     else session.goLive();
   };
-  const handOver = () => { const p = partners()[0]; if (p && session.live) session.handover(p.device); };
+  const handOver = () => {
+    if (handover.disabled) return;
+    const p = partners()[0];
+    if (p && session.live) session.handover(p.device);
+  };
   onair.onclick = toggle;
   handover.onclick = handOver;
   source.onchange = () => session.setSource(source.value);
+  const actions = { air: toggle, handover: handOver };
   const onKey = (ev) => {
-    if (ev.target.tagName === "SELECT") return;
-    if (ev.key.toLowerCase() === "l") toggle();
-    else if (ev.key.toLowerCase() === "h") handOver();
+    if (["INPUT", "SELECT", "TEXTAREA"].includes(ev.target.tagName) || ev.repeat ||
+        ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const action = INTERPRETER_KEYS[ev.code];
+    if (!action) return;
+    ev.preventDefault();
+    actions[action]();
   };
   document.addEventListener("keydown", onKey);
 
@@ -105,9 +149,16 @@ export async function interpreterView(root, identity, call) {
     const plan = ev.detail.plan;
     const others = [...new Set(plan.participants.filter((p) => p.role === "interpreter" &&
       p.language !== session.channel).map((p) => p.language))].sort();
-    source.replaceChildren(h("option", { value: "floor" }, "The floor"),
-      ...others.map((c) => h("option", { value: c }, `Relay: the ${c} channel`)));
+    source.replaceChildren(h("option", { value: "floor" }, t("iv_the_floor")),
+      ...others.map((c) => h("option", { value: c },
+        t("iv_relay", { language: languageName(t, c) }))));
     noVideo.hidden = plan.interpreter_video;
+    floorMeters.replaceChildren(...principals().map((p) => {
+      const who = whoIs(plan, p.device);
+      return h("label", { class: "meter-row", "data-remote": p.device, for: `level-${p.device}` },
+        h("span", { class: "who" }, who.delegation ? `${who.name} · ${who.delegation}` : who.name),
+        meter(`level-${p.device}`));
+    }));
     render();
   });
   session.addEventListener("booth", () => {
@@ -125,44 +176,57 @@ export async function interpreterView(root, identity, call) {
   session.addEventListener("phase", render);
   session.addEventListener("peers", render);
   session.addEventListener("status", render);
+  session.addEventListener("sas", render);
   const countTimer = setInterval(() => { if (session.reconnecting().size) render(); }, 1000);
   session.addEventListener("stream", (ev) => holdStream(page, ev.detail.stream));
   session.addEventListener("track", (ev) => {  // the stream that plays for a remote now
     holdStream(page, ev.detail.stream);
     listening.attach(ev.detail.remote, ev.detail.stream, ev.detail.role);
+    const voice = ev.detail.stream.getAudioTracks()[0];
+    if (ev.detail.role === "principal" && voice) {
+      voices.get(ev.detail.remote)?.stop();
+      voices.set(ev.detail.remote, new LevelMeter(listening.ctx, voice));
+    }
     if (ev.detail.role === "principal" && ev.detail.stream.getVideoTracks().length) {
       video.srcObject = ev.detail.stream;  // only where the plan granted the picture
       video.hidden = false;
     }
   });
   const levelsTimer = followLevels(session, listening);
-  const floorTimer = setInterval(async () => {  // who speaks on the floor now
+  // The meters, and who holds the floor: the loudest principal above SPEAKING.
+  const floorTimer = setInterval(() => {
+    ownMeter.value = meterValue(own.level());
     if (!session.signed || session.stopped) return;
     let best = null;
-    for (const hh of await session.health()) {
-      const p = participant(session.signed.plan, hh.peer);
-      if (p?.role === "principal" && hh.audioLevel > SPEAKING &&
-          (!best || hh.audioLevel > best.level)) best = { name: p.name, level: hh.audioLevel };
+    for (const row of floorMeters.children) {
+      const level = voices.get(row.dataset.remote)?.level() || 0;
+      row.lastChild.value = meterValue(level);
+      row.classList.toggle("speaking", level > SPEAKING);
+      if (level > SPEAKING && (!best || level > best.level)) {
+        best = { name: row.firstChild.textContent, level };
+      }
     }
     floor.textContent = best ? best.name : "–";
-  }, 500);
+  }, METER_EVERY_MS);
   const stop = (title, detail) => {
     document.removeEventListener("keydown", onKey);
     clearInterval(levelsTimer);
     clearInterval(floorTimer);
     clearInterval(countTimer);
+    own.stop();
+    for (const voice of voices.values()) voice.stop();
     listening.ctx.close();
     for (const track of stream.getTracks()) track.stop();
     mount(root, h("main", { class: "narrow stop", role: "alert", id: "stop" }, h("h1", {}, title),
       detail ? h("p", { class: "mono", id: "stop-detail" }, detail) : "",
-      h("button", { class: "big", id: "back", onclick: () => go(`#/principal/${identity.fingerprint}`) },
-        "Back")));
+      h("button", { class: "big", id: "back",
+                    onclick: () => go(`#/principal/${identity.fingerprint}`) }, t("back"))));
   };
-  session.addEventListener("fatal", (ev) => stop("This call cannot be verified", ev.detail.message));
+  session.addEventListener("fatal", (ev) => stop(t("stop_title"), ev.detail.message));
   session.addEventListener("alarm", (ev) => {
     error.textContent = ev.detail.key ? t(ev.detail.key, ev.detail.args) : ev.detail.text;
   });
-  session.addEventListener("ended", () => stop("The call has ended", ""));
+  session.addEventListener("ended", () => stop(t("phase_ended"), ""));
   render();
   session.start();
 }

@@ -5,7 +5,7 @@
 import { get, setSigner, wsUrl } from "../api.js";
 import { shortFingerprint } from "../crypto.js";
 import { go, h, mount } from "../dom.js";
-import { browserLanguage, strings } from "../i18n.js";
+import { browserLanguage, LANGUAGES, strings } from "../i18n.js";
 import { chooseIdentity, listIdentities, saveIdentity } from "../keystore.js";
 import { participant } from "../plan.js";
 import { Listening } from "../listening.js";
@@ -58,10 +58,20 @@ export function followLevels(session, listening) {
   }, LEVELS_EVERY_MS);
 }
 
+const ENDONYMS = { en: "English", ru: "Русский" }; // each language in its own words
+
+// The language of a device's screens outside a call: the one chosen on its first
+// screen, else its language in the last plan, else the browser's. (In a call, a
+// principal's screen speaks its language in the plan.)
+export const screenLanguage = (identity) =>
+  identity?.uiLanguage || identity?.language || browserLanguage();
+
 export async function principalView(root, fingerprint) {
   const identity = await chooseIdentity("device", fingerprint);
-  const t = await strings(identity?.language || browserLanguage());
+  const lang = screenLanguage(identity);
+  const t = await strings(lang);
   document.title = t("title");
+  document.documentElement.lang = lang;
   if (!identity) {
     const all = await listIdentities("device");
     mount(root, h("main", { class: "narrow" }, all.length === 0
@@ -73,7 +83,15 @@ export async function principalView(root, fingerprint) {
   setSigner(identity); // this device's reads are signed by its key
   const calls = await get(`/api/devices/${identity.fingerprint}/calls`);
   const open = calls.filter((c) => c.complete && c.phase !== "ended");
-  mount(root, h("main", { class: "narrow" },
+  const choose = async (l) => {
+    identity.uiLanguage = l;
+    await saveIdentity("device", identity);
+    await principalView(root, identity.fingerprint);
+  };
+  mount(root, h("main", { class: "narrow home" },
+    h("nav", { class: "languages", "aria-label": t("pr_language") }, LANGUAGES.map((l) =>
+      h("button", { class: "link", lang: l, id: `lang-${l}`, onclick: () => choose(l),
+                    "aria-current": l === lang ? "true" : null }, ENDONYMS[l]))),
     h("p", { class: "muted" }, `${t("device")}: ${identity.name} · `,
       h("span", { class: "mono" }, shortFingerprint(identity.fingerprint))),
     h("h1", {}, t("your_calls")),
@@ -84,8 +102,91 @@ export async function principalView(root, fingerprint) {
                         identity.role] || inCall)(root, identity, c.call) }, t("join")))))));
 }
 
+// Shortcuts by physical key (KeyboardEvent.code), so that they work whatever the
+// keyboard layout: on a Russian one the M key types "ь" but is still "KeyM".
+export const PRINCIPAL_KEYS = { KeyM: "mute", KeyV: "camera", KeyA: "aides", KeyH: "hold",
+                                KeyE: "end" };
+const QUALITY_EVERY_MS = 2000; // the connection indicator follows getStats this often
+// A link is "poor" past any of these, "fair" past half of them (ITU-T G.114 puts the
+// comfortable limit of one-way delay at 150 ms; 5 % loss breaks up speech).
+const POOR = { rtt_ms: 400, loss: 0.05, jitter_ms: 60 };
+
+// "good", "fair" or "poor" from one link's health (rtt_ms, loss, jitter_ms), or null.
+export function quality(hh) {
+  if (!hh || hh.rtt_ms === null) return null;
+  const worst = Math.max(...Object.entries(POOR).map(([k, limit]) => (hh[k] ?? 0) / limit));
+  return worst >= 1 ? "poor" : worst >= 0.5 ? "fair" : "good";
+}
+
+// The time of day in the page's language (Intl, not the browser's default).
+export function timeOf(ms, lang) {
+  return new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit" }).format(ms);
+}
+
+// Elapsed time as H:MM:SS (M:SS under an hour), with tabular figures in CSS.
+export function elapsed(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const hh = Math.floor(s / 3600), mm = Math.floor((s % 3600) / 60), ss = s % 60;
+  const two = (n) => String(n).padStart(2, "0");
+  return hh ? `${hh}:${two(mm)}:${two(ss)}` : `${mm}:${two(ss)}`;
+}
+
+// Who a device of the plan is: {name, delegation} (the delegation's signed name).
+export function whoIs(plan, device) {
+  const p = plan ? participant(plan, device) : null;
+  if (!p) return { name: device.slice(0, 12), delegation: "" };
+  const d = plan.delegations.find((x) => x.id === p.delegation);
+  return { name: p.name, delegation: d ? d.name : "", role: p.role };
+}
+
+// The verification codes of a session, one per peer, labelled with who it is for; the
+// one with `main` (the other principal) first and large (#sas), the others listed.
+export function showCodes(box, session, t, main) {
+  const plan = session.signed?.plan;
+  const [title, code, help, others] = box.children;
+  const mainCode = main ? session.codes.get(main) : undefined;
+  const label = (device) => {
+    const w = whoIs(plan, device);
+    return w.delegation ? t("pv_verify_with", { name: w.name, delegation: w.delegation })
+      : t("pv_verify_with_name", { name: w.name });
+  };
+  // set only on a change: the box is a live region, and the view redraws every second
+  const put = (el, text) => { if (el.textContent !== text) el.textContent = text; };
+  put(title, main ? label(main) : t("verify_title"));
+  title.dataset.remote = main || "";
+  put(code, mainCode || "");
+  code.dataset.remote = main || "";
+  put(help, !main ? "" : mainCode ? t("verify_help") : t("verify_pending"));
+  const rest = [...session.codes].filter(([remote]) => remote !== main);
+  others.hidden = rest.length === 0;
+  const drawn = JSON.stringify([rest, plan ? session.planHash : null, t("pv_you")]);
+  if (others.dataset.drawn === drawn) return; // redrawn only on a change: text stays selectable
+  others.dataset.drawn = drawn;
+  others.replaceChildren(...rest.map(([remote, value]) =>
+    h("li", { "data-remote": remote }, h("span", { class: "sas-for" }, label(remote)),
+      h("span", { class: "sas-small mono" }, value))));
+}
+
+export function codesBox(id = "sas-box") {
+  return h("aside", { class: "sas", id, "aria-live": "polite" },
+    h("div", { class: "sas-title", id: "sas-title" }),
+    h("div", { class: "sas-code", id: "sas" }),
+    h("div", { class: "sas-help" }),
+    h("ul", { class: "sas-others", id: "sas-others", hidden: true }));
+}
+
+// A control button: its label, and the physical key that works it as a visible key cap.
+function control(id, cap, extra = {}) {
+  const label = h("span", { class: "label" });
+  const el = h("button", { class: "control", id, "aria-keyshortcuts": cap, ...extra }, label,
+               h("kbd", { "aria-hidden": "true" }, cap));
+  el.label = label;
+  return el;
+}
+
 async function inCall(root, identity, call) {
   let t = await strings(identity.language || browserLanguage());
+  let lang = identity.language || browserLanguage();
   let stream;
   try {
     stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
@@ -104,49 +205,56 @@ async function inCall(root, identity, call) {
                                    muted: true, id: "remote-video" });  // sound: Web Audio
   const listening = new Listening(new AudioContext());
   window.summitlineListening = listening;
-  const channelSelect = h("select", { id: "channel", "aria-label": "listen" });
-  const duck = h("input", { type: "range", id: "duck", min: 0, max: 100, value: 30,
-                            "aria-label": "original" });
+  const channelSelect = h("select", { id: "channel" });
+  const duck = h("input", { type: "range", id: "duck", min: 0, max: 100, value: 30 });
   const listenText = h("span"), duckText = h("span");
   const listen = h("div", { class: "listen" }, h("label", {}, listenText, channelSelect),
                    h("label", {}, duckText, duck));
   const selfVideo = h("video", { class: "self", autoplay: true, playsInline: true, muted: true,
                                  id: "self-video", srcObject: stream });
+  const selfName = h("div", { class: "tile-name", id: "self-name" });
+  const selfTile = h("div", { class: "self-tile" }, selfVideo, selfName);
   const phase = h("div", { class: "phase", id: "phase", role: "status" });
+  const timer = h("span", { class: "timer", id: "timer", role: "timer" });
+  const qualityEl = h("span", { class: "quality", id: "quality", hidden: true });
+  const status = h("div", { class: "status-bar" }, phase, timer, qualityEl);
   const reconnecting = h("div", { class: "reconnecting", id: "reconnecting", role: "status",
                                   "aria-live": "polite", hidden: true });
   const waiting = h("div", { class: "waiting", id: "waiting" });
-  const code = h("div", { class: "sas-code", id: "sas" });
-  const sasHelp = h("div", { class: "sas-help" });
-  const sasTitle = h("div", { class: "sas-title" });
-  const mute = h("button", { class: "control", id: "mute", "aria-pressed": "false" });
-  const camera = h("button", { class: "control", id: "camera", "aria-pressed": "false" });
-  const end = h("button", { class: "control danger", id: "end" });
+  const codes = codesBox();
+  // The other principal's tile: name and delegation, and what it says of its microphone
+  // and camera (over the link itself: session.js, the state channel).
+  const remoteName = h("span", { class: "who", id: "remote-name" });
+  const remoteMuted = h("span", { class: "state-badge", id: "remote-muted", hidden: true });
+  const cameraOffNote = h("div", { class: "camera-off-name", id: "remote-camera-off", hidden: true });
+  const tileName = h("div", { class: "tile-name remote-tag" }, remoteName, remoteMuted);
+  const mute = control("mute", "M", { "aria-pressed": "false" });
+  const camera = control("camera", "V", { "aria-pressed": "false" });
+  const end = control("end", "E");
+  end.classList.add("danger");
   // The aide button and the aside: the other side learns only "on hold", nothing more.
-  const aides = h("button", { class: "control", id: "call-aides" });
-  const hold = h("button", { class: "control", id: "hold", "aria-pressed": "false" });
+  const aides = control("call-aides", "A");
+  const hold = control("hold", "H", { "aria-pressed": "false" });
   const aideStatus = h("div", { class: "aide-status", id: "aide-status", role: "status",
                                 hidden: true });
   const onHold = h("div", { class: "on-hold", id: "on-hold", hidden: true });
   const remoteHold = h("div", { class: "remote-hold", id: "remote-hold", hidden: true });
-  const keys = h("div", { class: "keys muted" });
   const alarm = h("div", { class: "alarm", id: "alarm", role: "alert", hidden: true });
   // A device of the call that its delegation revoked (a verified revocation): cut off.
   const revokedNotice = h("div", { class: "info", id: "revoked-notice", role: "status",
                                    hidden: true });
   const panels = h("div", { class: "panels" }, listen, alarm, revokedNotice);
-  const stage = h("div", { class: "stage" }, remoteVideo, waiting, reconnecting, remoteHold,
-                  selfVideo, phase, panels, aideStatus, onHold,
-                  h("aside", { class: "sas", "aria-live": "polite" }, sasTitle, code, sasHelp),
-                  h("nav", { class: "controls" }, mute, camera, aides, hold, end), keys);
+  const stage = h("div", { class: "stage" }, remoteVideo, cameraOffNote, waiting, reconnecting,
+                  remoteHold, tileName, selfTile, status, panels, aideStatus, onHold, codes,
+                  h("nav", { class: "controls" }, mute, camera, aides, hold, end));
   mount(root, stage);
 
   let muted = false, cameraOn = true, otherName = "", otherDevice = null, lastPage = null;
-  const nameOf = (device) => (session.signed &&
-    participant(session.signed.plan, device)?.name) || device.slice(0, 12);
+  let linkQuality = null;
+  const nameOf = (device) => whoIs(session.signed?.plan, device).name;
   const render = () => {
-    aides.textContent = t("call_aides");
-    hold.textContent = session.onHold ? t("release") : t("hold");
+    aides.label.textContent = t("call_aides");
+    hold.label.textContent = session.onHold ? t("release") : t("hold");
     hold.setAttribute("aria-pressed", String(session.onHold));
     onHold.hidden = !session.onHold;
     onHold.textContent = t("on_hold_self");
@@ -159,31 +267,51 @@ async function inCall(root, identity, call) {
         ? coming.map((d) => t("aide_coming", { name: nameOf(d) })).join(" · ")
         : t("aides_called");
     }
-    mute.textContent = muted ? t("unmute") : t("mute");
+    mute.label.textContent = muted ? t("unmute") : t("mute");
     mute.setAttribute("aria-pressed", String(muted));
-    camera.textContent = cameraOn ? t("camera_off") : t("camera_on");
+    camera.label.textContent = cameraOn ? t("camera_off") : t("camera_on");
     camera.setAttribute("aria-pressed", String(!cameraOn));
-    end.textContent = t("end");
-    sasTitle.textContent = t("verify_title");
-    sasHelp.textContent = code.textContent ? t("verify_help") : t("verify_pending");
-    keys.textContent = t("keys");
+    end.label.textContent = t("end");
+    showCodes(codes, session, t, otherDevice);
     listenText.textContent = t("listen");
     duckText.textContent = t("original_level");
     phase.textContent = t(`phase_${session.phase}`) + (session.phase === "open" && session.deadline
-      ? ` · ${t("press_until", { time: new Date(session.deadline).toLocaleTimeString() })}` : "");
+      ? ` · ${t("press_until", { time: timeOf(session.deadline, lang) })}` : "");
     phase.dataset.phase = session.phase;
+    const begun = session.startedAt && session.startSeen
+      ? Math.min(session.startedAt, session.startSeen) : null;
+    timer.hidden = begun === null || session.phase === "planned";
+    timer.textContent = begun === null ? "" : elapsed(Date.now() - begun);
+    timer.title = t("pv_timer");
+    qualityEl.hidden = linkQuality === null;
+    qualityEl.dataset.quality = linkQuality?.grade || "";
+    qualityEl.textContent = linkQuality ? t(`pv_quality_${linkQuality.grade}`) : "";
+    qualityEl.title = linkQuality ? t("pv_quality_detail", linkQuality.numbers) : "";
+    const other = otherDevice ? whoIs(session.signed?.plan, otherDevice) : null;
+    remoteName.textContent = other
+      ? (other.delegation ? `${other.name} · ${other.delegation}` : other.name) : "";
+    tileName.hidden = !other;
+    const state = otherDevice ? session.remoteMedia.get(otherDevice) : undefined;
+    remoteMuted.hidden = !state?.muted;
+    remoteMuted.textContent = t("pv_remote_muted");
+    cameraOffNote.hidden = !(state?.cameraOff && remoteVideo.srcObject);
+    cameraOffNote.textContent = t("pv_remote_camera_off", { name: otherName });
+    const mine = whoIs(session.signed?.plan, identity.fingerprint);
+    selfName.textContent = t("pv_you") + (mine.delegation ? ` · ${mine.delegation}` : "");
     waiting.textContent = remoteVideo.srcObject ? "" : t("waiting_other", { name: otherName });
     showReconnecting(reconnecting, session, t, (d) => (d === otherDevice ? "" : nameOf(d)));
   };
   const toggleMute = () => { muted = !muted; session.setMuted(muted); render(); };
   const toggleCamera = () => { cameraOn = !cameraOn; session.setCamera(cameraOn); render(); };
+  // Ending cannot be undone: ask first, with "continue" as the default.
   const confirmEnd = () => {
     const dialog = h("dialog", { class: "confirm", id: "end-dialog" },
       h("p", {}, t("end_confirm")),
       h("button", { class: "control danger", id: "end-yes",
                     onclick: () => { dialog.close(); session.endCall(); } }, t("end_yes")),
-      h("button", { class: "control", autofocus: true, onclick: () => dialog.close() },
-        t("end_no")));
+      h("button", { class: "control", id: "end-no", autofocus: true,
+                    onclick: () => dialog.close() }, t("end_no")));
+    dialog.addEventListener("close", () => dialog.remove());
     stage.append(dialog);
     dialog.showModal();
   };
@@ -202,21 +330,25 @@ async function inCall(root, identity, call) {
     }
   });
   session.addEventListener("held", render);
+  session.addEventListener("remote-media", render);
   session.addEventListener("revoked", (ev) => {
     revokedNotice.hidden = false;
     revokedNotice.textContent = t("revoked_notice", { name: ev.detail.name, by: ev.detail.by });
     render();
   });
+  const actions = { mute: toggleMute, camera: toggleCamera, end: confirmEnd, aides: callAides,
+                    hold: toggleHold };
   const onKey = (ev) => {
-    if (ev.target.tagName === "INPUT" || document.querySelector("dialog[open]")) return;
-    const key = ev.key.toLowerCase();
-    if (key === "m") toggleMute();
-    else if (key === "v") toggleCamera();
-    else if (key === "e") confirmEnd();
-    else if (key === "a") callAides();
-    else if (key === "h") toggleHold();
+    if (["INPUT", "SELECT", "TEXTAREA"].includes(ev.target.tagName) || ev.repeat ||
+        ev.ctrlKey || ev.metaKey || ev.altKey || document.querySelector("dialog[open]")) return;
+    const action = PRINCIPAL_KEYS[ev.code];
+    if (!action) return;
+    ev.preventDefault();
+    actions[action]();
   };
   document.addEventListener("keydown", onKey);
+  channelSelect.setAttribute("aria-label", t("listen"));
+  duck.setAttribute("aria-label", t("original_level"));
 
   const members = (channel) => (session.signed && channel ? session.signed.plan.participants
     .filter((p) => p.role === "interpreter" && p.language === channel).map((p) => p.device) : []);
@@ -225,6 +357,15 @@ async function inCall(root, identity, call) {
   duck.oninput = () => listening.setDuck(Number(duck.value) / 100);
   session.addEventListener("booth", () => listening.booth(session.booth));
   const levelsTimer = followLevels(session, listening);
+  const qualityTimer = setInterval(async () => {
+    if (session.stopped || !otherDevice) return;
+    const hh = (await session.health("quality")).find((x) => x.peer === otherDevice);
+    const grade = quality(hh);
+    linkQuality = grade && { grade, numbers: {
+      rtt: Math.round(hh.rtt_ms), loss: ((hh.loss || 0) * 100).toFixed(1),
+      jitter: Math.round(hh.jitter_ms || 0) } };
+    render();
+  }, QUALITY_EVERY_MS);
   session.addEventListener("plan", async (ev) => {
     const plan = ev.detail.plan;
     const me = participant(plan, identity.fingerprint);
@@ -233,7 +374,10 @@ async function inCall(root, identity, call) {
     otherName = other ? other.name : "";
     otherDevice = other ? other.device : null;
     t = await strings(me.language);
+    lang = me.language;
     document.documentElement.lang = me.language;
+    channelSelect.setAttribute("aria-label", t("listen"));
+    duck.setAttribute("aria-label", t("original_level"));
     if (identity.language !== me.language) {  // the next screen speaks it from the start
       identity.language = me.language;
       await saveIdentity("device", identity);
@@ -254,8 +398,8 @@ async function inCall(root, identity, call) {
   });
   session.addEventListener("phase", render);
   session.addEventListener("status", render);
-  const countTimer = setInterval(() => { if (session.reconnecting().size) render(); },
-                                 COUNT_EVERY_MS);
+  // every second: the call timer, and "Reconnecting… N s"
+  const countTimer = setInterval(render, COUNT_EVERY_MS);
   session.addEventListener("stream", (ev) => holdStream(stage, ev.detail.stream));
   session.addEventListener("track", (ev) => {  // the stream that plays for a remote now
     holdStream(stage, ev.detail.stream);
@@ -265,11 +409,12 @@ async function inCall(root, identity, call) {
     }
     render();
   });
-  session.addEventListener("sas", (ev) => { code.textContent = ev.detail.sas; render(); });
+  session.addEventListener("sas", render);
   const stop = (title, detail) => {
     document.removeEventListener("keydown", onKey);
     clearInterval(levelsTimer);
     clearInterval(countTimer);
+    clearInterval(qualityTimer);
     listening.ctx.close();
     for (const track of stream.getTracks()) track.stop();
     mount(root, h("main", { class: "narrow stop", role: "alert", id: "stop" },
