@@ -166,19 +166,20 @@ class RecordPanel {
 
   async refresh() {
     this.t ||= await strings(browserLanguage());
+    const run = (this.runs = (this.runs || 0) + 1); // only the latest read is shown
     this.busy = true;
     this.draw();
+    let bytes = null, result = null, error = null;
     try {
       const res = await readRaw(`/api/calls/${encodeURIComponent(this.call)}/record/export`,
                                 this.me);
-      this.bytes = new Uint8Array(await res.arrayBuffer());
-      this.error = null;
-      this.result = await verifyRecord(this.bytes, this.pinned, this.names);
+      bytes = new Uint8Array(await res.arrayBuffer());
+      result = await verifyRecord(bytes, this.pinned, this.names);
     } catch (err) {
-      this.error = err;
-      this.result = null;
+      error = err;
     }
-    this.busy = false;
+    if (run !== this.runs) return;
+    Object.assign(this, { bytes, result, error, busy: false });
     this.draw();
   }
 
