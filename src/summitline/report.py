@@ -9,16 +9,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from html import escape
+from pathlib import Path
 
 from summitline.core.plan import CallPlan, SignedPlan
 from summitline.core.record import Entry, summary
 from summitline.crypto.keys import short_fingerprint
 
-STYLE = """body{font-family:'DejaVu Sans',system-ui,sans-serif;color:#1b2430;margin:2rem auto;
-max-width:60rem;padding:0 1rem}table{border-collapse:collapse;width:100%;font-size:.9rem}
-th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #d9dee5;vertical-align:top}
-th{color:#5b6675}.mono{font-family:'DejaVu Sans Mono',monospace;font-size:.85em}
-.ok{color:#22663a;font-weight:600}.bad{color:#9b1c1c;font-weight:600}"""
+# One stylesheet for the page wherever it is shown: inlined offline, served by the server
+# (/api/record.css), and from the console's own origin when the console opens the page.
+STYLE = (Path(__file__).parent / "web" / "record.css").read_text(encoding="utf-8")
 
 
 def _when(ms: int | None) -> str:

@@ -12,6 +12,7 @@ from summitline.server.app import Settings, create_app
 # JSON Schemas (documented in docs/protocol.md §4).
 NOT_VIEWS = {
     ("get", "/api/protocol"),
+    ("get", "/api/delegations/{id}/events"),  # text/event-stream (server/events.py)
     ("get", "/api/calls/{call}/record/export"),
     ("get", "/api/calls/{call}/record/export.html"),
     ("get", "/api/calls/{call}/photos/{photo_id}.jpg"),

@@ -338,6 +338,8 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
                                  body.proof, body.name_signature)
         except StoreError as exc:
             raise bad(409, str(exc)) from None
+        for row in await h.store.links_of(id):  # the link views carry the key chain
+            h.events.publish([row["proposer"], row["acceptor"]], "link", id=row["id"])
         return await get_delegation(id, request)
 
     # -- links ---------------------------------------------------------------------------
@@ -356,6 +358,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
                                    h.clock())
         except StoreError as exc:
             raise bad(409, str(exc)) from None
+        h.events.publish([body.proposer, body.acceptor], "link", id=body.id)
         return await link_view(h, body.id)
 
     @r.post("/links/{id}/accept", response_model=v.LinkView)
@@ -372,6 +375,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         verify(key, statements.link(id, [row["proposer"], row["acceptor"]]), body.signature,
                 "the link acceptance")
         await h.store.accept_link(id, body.signature)
+        h.events.publish([row["proposer"], row["acceptor"]], "link", id=id)
         return await link_view(h, id)
 
     @r.get("/links/{id}", response_model=v.LinkView)
@@ -416,6 +420,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         room = await room_of(h, plan.call)
         await room.record("plan.submitted", {"plan": plan.hash,
                                              "signed_by": sorted(signed.signatures)})
+        h.events.publish([d.id for d in plan.delegations], "plan", id=plan.hash)
         return _plan_view(room.signed)
 
     @r.post("/plans/{plan_hash}/signatures", response_model=v.PlanView)
@@ -442,6 +447,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         h.forget(signed.plan.call)  # reload with the new signature
         room = await room_of(h, signed.plan.call)
         await room.record("plan.signed", {"plan": plan_hash, "delegation": body.delegation})
+        h.events.publish([d.id for d in signed.plan.delegations], "plan", id=plan_hash)
         return _plan_view(room.signed)
 
     @r.get("/plans/{plan_hash}", response_model=v.PlanView)

@@ -20,7 +20,7 @@ from summitline.client.ice import IceSettings
 from summitline.console import WEB
 from summitline.core import messages
 from summitline.crypto.statements import origin
-from summitline.server import api, closecodes, devices, pressroom
+from summitline.server import api, closecodes, devices, events, pressroom
 from summitline.server.hub import Hub
 from summitline.server.limits import (
     MAX_PRESS_VIEWERS,
@@ -92,13 +92,14 @@ def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
         store = await open_store(settings.url)
         press = PressGateway(IceSettings(host_addresses=settings.press_hosts), clock,
                              settings.max_press_viewers, workdir=settings.data_dir)
-        app.state.hub = Hub(store, clock, settings.turn, press)
+        app.state.hub = Hub(store, clock, settings.turn, press, app.state.events)
         app.state.limits = ConnectionLimits(settings.max_connections_per_address,
                                             settings.max_connections_per_call)
         log.info("summitline %s: data in %s", __version__, settings.data_dir)
         try:
             yield
         finally:
+            app.state.events.close()
             await app.state.hub.close()
             await store.close()
 
@@ -109,6 +110,9 @@ def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
                   description="Co-signed call plans, signaling and records for "
                               "confidential one-on-one video talks.")
     app.state.public_origins = tuple(origin(o) for o in settings.public_origins)
+    # the consoles' live updates; made here, not in the lifespan, so that a stopping
+    # server ends them before it waits for requests in flight (server/run.py)
+    app.state.events = events.EventStreams()
     # innermost of the three, so that a 429 carries the security and CORS headers too
     app.add_middleware(PostLimit, rate=settings.post_rate_per_s, burst=settings.post_burst)
     app.add_middleware(SecurityHeaders)
@@ -127,6 +131,7 @@ def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
     app.include_router(devices.router())
     app.include_router(press_routes.router())
     app.include_router(pressroom.router())
+    app.include_router(events.router())
 
     @app.get("/api/protocol")
     async def protocol() -> dict[str, object]:

@@ -22,6 +22,7 @@ from summitline.crypto.keys import PublicKey, SignatureError, short_fingerprint
 from summitline.server import closecodes as cc
 from summitline.server import views as v
 from summitline.server.api import Id, Name, Sig, _Body, bad, delegation_key, hub, verify
+from summitline.server.hub import Hub
 from summitline.server.reads import not_found, reader, signed_read
 from summitline.store import StoreError
 
@@ -56,6 +57,14 @@ def code_hash(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
 
+async def device_changed(h: Hub, delegation: str, **fields: str) -> None:
+    """Tell the consoles that read this delegation's devices (itself and the delegations
+    linked with it) that one changed (server/events.py)."""
+    partners = [row["acceptor"] if row["proposer"] == delegation else row["proposer"]
+                for row in await h.store.links_of(delegation) if row["acceptor_signature"]]
+    h.events.publish([delegation, *partners], "device", **fields)
+
+
 def router() -> APIRouter:
     r = APIRouter(prefix="/api")
 
@@ -70,6 +79,7 @@ def router() -> APIRouter:
             await h.store.add_enrolment(body.code_hash, id, body.name, body.role, h.clock())
         except StoreError as exc:
             raise bad(409, str(exc)) from None
+        await device_changed(h, id, seat=body.code_hash)
         return {"code_hash": body.code_hash, "name": body.name, "role": body.role}
 
     @r.post("/enrolments", response_model=v.Enrolled)
@@ -88,6 +98,7 @@ def router() -> APIRouter:
         if not await h.store.enrol(code_hash(body.code), key.fingerprint, body.key):
             raise bad(409, "this enrolment code was used already")
         name, dkey = await delegation_key(h, seat["delegation"])
+        await device_changed(h, seat["delegation"], id=key.fingerprint)
         return {"device": key.fingerprint, "short_fingerprint": short_fingerprint(
                 key.fingerprint), "name": seat["name"], "role": seat["role"],
                 "delegation": {"id": seat["delegation"], "name": name, "key": dkey.b64u}}
@@ -107,6 +118,7 @@ def router() -> APIRouter:
         verify(key, statements.device(id, device, seat["key"], seat["role"], seat["name"]),
                body.signature, "the device certificate")
         await h.store.add_certificate(device, id, body.signature)
+        await device_changed(h, id, id=device)
         return {"delegation": id, "device": device, "name": seat["name"],
                 "role": seat["role"], "certificate": body.signature}
 
@@ -136,6 +148,7 @@ def router() -> APIRouter:
         told = h.tell_revoked(kept)
         dropped = await h.drop(device, "device-revoked", "its delegation revoked this device",
                                cc.DEVICE_REVOKED, by=id)
+        await device_changed(h, id, id=device)
         return {"delegation": id, "device": device, "revoked": True, "dropped": dropped,
                 "told": told}
 

@@ -10,6 +10,7 @@ from typing import Any
 from summitline.client.ice import IceSettings
 from summitline.core import call as c
 from summitline.core.roles import Phase
+from summitline.server.events import EventStreams
 from summitline.server.press.gateway import PressGateway
 from summitline.server.room import CallRoom, Clock
 from summitline.server.turn import TurnSettings, credentials
@@ -22,8 +23,11 @@ DROP_WAIT_S = 5.0
 
 class Hub:
     def __init__(self, store: Store, clock: Clock, turn: TurnSettings | None = None,
-                 press: PressGateway | None = None) -> None:
+                 press: PressGateway | None = None,
+                 events: EventStreams | None = None) -> None:
         self.store = store
+        # the delegations' consoles are told of every change of a call (server/events.py)
+        self.events = events if events is not None else EventStreams()
         self.clock = clock
         self.turn = turn
         self.press = press or PressGateway(IceSettings(), clock)
@@ -55,6 +59,9 @@ class Hub:
             return None
         room = CallRoom(self.store, self.clock, signed, await self.store.entries(call_id))
         room.on_doors_shut = lambda: self._doors_shut(room)
+        delegations = [d.id for d in signed.plan.delegations]
+        room.on_entry = lambda: self.events.publish(delegations, "call", id=call_id,
+                                                    phase=str(room.state.phase))
         if room.state.admitted:
             # Endpoints were connected when this process (or an earlier one) stopped. Their
             # signaling is gone; their peer-to-peer media may well go on. They rejoin.

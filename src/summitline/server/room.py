@@ -64,6 +64,8 @@ class CallRoom:
         self.held: set[str] = set()  # principals whose floor audio is on hold
         # Called when the doors shut or the call ends (the press gateway closes its feed).
         self.on_doors_shut: Callable[[], Awaitable[None]] | None = None
+        # Called after each entry of the shared record (the consoles' live updates).
+        self.on_entry: Callable[[], None] | None = None
 
     @property
     def call_id(self) -> str:
@@ -80,6 +82,8 @@ class CallRoom:
                                    self.clock() if at_ms is None else at_ms, kind, data, event)
         await self.store.append(self.call_id, entry)
         self.state, self.head = new_state, entry
+        if self.on_entry is not None:
+            self.on_entry()
         return entry
 
     async def record_private(self, delegation: str, kind: str, data: dict[str, Any]) -> Entry:

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from summitline.server import limits
 from summitline.server.app import Settings, create_app
+from summitline.server.events import EventStreams
 
 KEEP_ALIVE_S = 75
 GOING_AWAY = 1001  # RFC 6455: "an endpoint is going away, such as a server going down"
@@ -34,10 +35,13 @@ STOP_TIMEOUT_S = 15.0  # GOODBYE_S + SHUTDOWN_GRACE_S + closing the hub and the 
 
 class OpenWebSockets:
     """ASGI middleware that holds every open WebSocket, so that a stopping server can
-    close each with 1001. After that, what the application still sends is dropped."""
+    close each with 1001. After that, what the application still sends is dropped.
+    ``streams``: the consoles' event streams, ended first (they would otherwise hold the
+    stop for the whole graceful shutdown)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, streams: EventStreams | None = None) -> None:
         self.app = app
+        self.streams = streams
         self._open: set[_Socket] = set()
         self._none_open = asyncio.Event()
         self._none_open.set()
@@ -59,6 +63,8 @@ class OpenWebSockets:
     async def going_away(self, timeout_s: float = GOODBYE_S) -> int:
         """Close every open WebSocket with 1001; wait up to ``timeout_s`` for the
         application to see them go. Returns how many were told."""
+        if self.streams is not None:
+            self.streams.close()
         sockets = list(self._open)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout_s):
@@ -135,7 +141,8 @@ def config(settings: Settings, host: str, port: int, log_level: str = "info",
            tls: tuple[Path, Path] | None = None) -> uvicorn.Config:
     """``tls``: (certificate, key) PEM files; None serves plain HTTP."""
     cert, key = tls or (None, None)
-    return uvicorn.Config(OpenWebSockets(create_app(settings)), host=host, port=port,
+    app = create_app(settings)
+    return uvicorn.Config(OpenWebSockets(app, app.state.events), host=host, port=port,
                           log_level=log_level,
                           ws_max_size=limits.TRANSPORT_MAX_BYTES,
                           ws_ping_interval=limits.PING_INTERVAL_S,

@@ -18,14 +18,16 @@ export function setSigner(identity) {
     : null;
 }
 
-async function readHeaders(method, path) {
-  if (method !== "GET" || !signer) return {};
+// The signed-read headers of a GET of `path`, by `identity` (default: the view's signer).
+// Exported for reads that are not JSON: the event stream (live.js), the record's bytes.
+export async function readHeaders(method, path, identity = signer) {
+  if (method !== "GET" || !identity) return {};
   const url = new URL(serverUrl(path), location.href);
   const at = Date.now();
   const statement = statements.read(url.origin, method, url.pathname + url.search,
-                                    signer.fingerprint, at);
-  return { "summitline-signer": signer.fingerprint, "summitline-at": String(at),
-           "summitline-signature": await sign(signer.privateKey, statement) };
+                                    identity.fingerprint, at);
+  return { "summitline-signer": identity.fingerprint, "summitline-at": String(at),
+           "summitline-signature": await sign(identity.privateKey, statement) };
 }
 
 export class ApiError extends Error {
