@@ -32,13 +32,9 @@ export function go(hash) {
 export function explainInvalid(input, message) {
   const check = () => {
     input.setCustomValidity("");
-    if (!input.checkValidity()) input.setCustomValidity(message);
+    if (!input.validity.valid) input.setCustomValidity(message); // reading fires no event
   };
   input.addEventListener("input", check);
-  input.addEventListener("invalid", () => {
-    if (!input.validationMessage || input.validity.customError) return;
-    input.setCustomValidity(message);
-  });
   check();
   return input;
 }

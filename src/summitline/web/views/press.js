@@ -62,7 +62,8 @@ export async function pressView(root, call, token, language) {
   // the floor, or an interpretation channel the plan gives the press
   const channel = h("select", { id: "press-channel", "aria-label": t("listen") });
   const listen = h("label", { class: "press-listen", hidden: true }, t("listen"), channel);
-  mount(root, h("main", { class: "press" }, title, status, listen, video, doors));
+  mount(root, h("main", { class: "press" }, h("p", { class: "kicker" }, t("press_title")),
+    title, status, listen, video, doors));
   // frames: the wall-clock time of every frame shown; states: every state the page took,
   // with the time it took it (what a test reads afterwards, however late it looks)
   const page = { pc: null, state: null, frames: [], states: [] };
