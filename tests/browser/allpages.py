@@ -37,8 +37,8 @@ from tests.browser.people import (
     principal,
 )
 
-PAGES = ["enrolment", "principal-home", "principal-call", "aide", "aide-paged",
-         "interpreter", "operator", "press", "press-ended", "pressroom"]
+PAGES = ["home", "enrolment", "enrolment-mistyped", "principal-home", "principal-call",
+         "aide", "aide-paged", "interpreter", "operator", "press", "press-ended", "pressroom"]
 LANGS = ["en", "ru"]
 LOCALES = {"en": "en-US", "ru": "ru-RU"}
 
@@ -110,6 +110,17 @@ async def open_page(name: str, lang: str, browser: Browser, server: str,
         await page.goto(us.enrolment_url(server, code))
         shown = await page.locator("#device-fingerprint").text_content()
         return Shown(page, [*base_data, shown or "", code])
+    if name == "home":
+        page = await _context_page(browser, lang, bypass_csp)
+        await page.goto(f"{server}/#/home")
+        await expect(page.locator("#server")).to_be_visible()
+        return Shown(page, [*base_data, server])
+    if name == "enrolment-mistyped":  # the delegation id lost a character on its way
+        page = await _context_page(browser, lang, bypass_csp)
+        code = await us.open_enrolment(US_NAME, Role.PRINCIPAL)
+        await page.goto(us.enrolment_url(server, code)[:-1])
+        await expect(page.locator("main .error[role=alert]")).to_be_visible()
+        return Shown(page, [*base_data, code])
     if name == "operator":
         from tests.browser.test_operator import create_delegation
         page = await _context_page(browser, lang, bypass_csp)

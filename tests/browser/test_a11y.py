@@ -61,3 +61,27 @@ async def check(page: Page, name: str, lang: str) -> None:
     assert result["testEngine"]["version"] == axe.VERSION
     bad = [v for v in result["violations"] if v["impact"] in ("serious", "critical")]
     assert summary(bad) == []
+    assert await unringed(page) == []
+    await page.screenshot(path=str(out / f"{name}-{lang}-focus.png"), full_page=True)
+
+
+# The keyboard: Tab goes through the page's controls, and each shows a focus ring (an
+# outline of at least 2 px); returns the controls that show none.
+FOCUS_RING = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return null;
+  const s = getComputedStyle(el);
+  const ring = s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2;
+  return ring ? '' : (el.id ? '#' + el.id : el.tagName.toLowerCase());
+}"""
+TABS = 12
+
+
+async def unringed(page: Page) -> list[str]:
+    missing = []
+    for _ in range(TABS):
+        await page.keyboard.press("Tab")
+        found = await page.evaluate(FOCUS_RING)
+        if found:
+            missing.append(found)
+    return missing
