@@ -38,7 +38,7 @@ export async function aideView(root, identity, call) {
   let principalName = "", beeping = null, plan = null;
   // who answered a page: the names of the aides whose answers our session checked
   const comingFor = (page) => (session.acks.get(page.id) || []).map((device) => {
-    const p = plan && plan.participants.find((x) => x.device === device);
+    const p = plan && participant(plan, device);
     return p ? p.name : t("aide_someone");
   });
 

@@ -27,8 +27,8 @@ export async function enrolView(root, code, delegationId, language) {
     failed(t("enrol_bad_link"));
     return;
   }
-  mount(root, h("main", { class: "narrow" },
-    h("h1", { role: "status" }, t("enrol_working"))));
+  mount(root, h("main", { class: "narrow", "aria-busy": "true" },
+    h("h1", {}, t("enrol_working"))));
   let delegation;
   try {
     delegation = await get(`/api/delegations/${delegationId}`);
