@@ -18,7 +18,10 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
+from summitline.core.roles import Role
+from summitline.crypto.keys import PrivateKey, PublicKey
 from tests.browser.allpages import AIDE_NAME, LANGS, PAGES, Shown, artifacts, open_page
+from tests.browser.people import cosigned_plan, linked_operators, principal
 
 I18N = Path(__file__).resolve().parents[2] / "src" / "summitline" / "web" / "i18n"
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -151,3 +154,27 @@ async def test_a_page_shows_only_its_own_language(
             await press_after_the_end(shown.page, lang)
     finally:
         await shown.close()
+
+
+async def test_an_enrolment_link_in_russian_makes_the_devices_first_screen_russian(
+        browser: Browser, server: str, http: httpx.AsyncClient) -> None:
+    """The link names the language (#/enrol/CODE/ID/ru): in an English browser, the
+    enrolment page and then the principal's first screen ("Your calls") are Russian."""
+    us, ru, link = await linked_operators(http)
+    context = await browser.new_context(locale="en-US")
+    try:
+        page = await context.new_page()
+        code = await us.open_enrolment("Anna Smith", Role.PRINCIPAL)
+        await page.goto(f"{us.enrolment_url(server, code)}/ru")
+        await expect(page.locator("main h1")).to_have_text(table("ru")["enrol_done"])
+        assert await page.evaluate("document.documentElement.lang") == "ru"
+        (seat,) = await us.devices()
+        plan = await cosigned_plan(us, ru, link, [
+            principal(us, PublicKey.from_b64u(seat["key"]), "Anna Smith", "ru"),
+            principal(ru, PrivateKey.generate(), "Ivan Petrov", "en")])
+        await page.locator("a.button.primary").click()
+        await expect(page.locator(f'button[data-call="{plan.call}"]')).to_have_text(
+            table("ru")["join"])
+        await expect(page.locator("main h1")).to_have_text(table("ru")["your_calls"])
+    finally:
+        await context.close()
