@@ -178,3 +178,30 @@ async def test_an_enrolment_link_in_russian_makes_the_devices_first_screen_russi
         await expect(page.locator("main h1")).to_have_text(table("ru")["your_calls"])
     finally:
         await context.close()
+
+
+async def test_a_mistyped_id_gets_our_own_words(browser: Browser, server: str) -> None:
+    """dom.js explainInvalid: an id field that does not match its pattern says what an id
+    is, in the page's language, instead of "Please match the requested format."."""
+    context = await browser.new_context(locale="ru-RU")
+    try:
+        page = await context.new_page()
+        await page.goto(f"{server}/#/home")
+        said = await page.evaluate("""async (message) => {
+          const { explainInvalid } = await import('/dom.js');
+          const input = document.createElement('input');
+          input.pattern = '[0-9a-f]{64}';
+          input.required = true;
+          document.body.append(input);
+          explainInvalid(input, message);
+          const seen = [];
+          for (const value of ['0b7e5b59', 'f'.repeat(64)]) {
+            input.value = value;
+            input.dispatchEvent(new Event('input'));
+            seen.push([input.checkValidity(), input.validationMessage]);
+          }
+          return seen;
+        }""", table("ru")["id_invalid"])
+        assert said == [[False, table("ru")["id_invalid"]], [True, ""]]
+    finally:
+        await context.close()
