@@ -3,13 +3,13 @@
 //   #/operator[/FP]       the operator console (of delegation FP, if this browser has several)
 //   #/operator/new        create another delegation in this browser
 //   #/principal[/FP]      the principal view (of enrolled device FP, if several)
-//   #/enrol/CODE/ID       enrol this device with a delegation
-//   #/press/CALL/TOKEN    the press feed of a call (a viewer token from a press office)
+//   #/enrol/CODE/ID[/LANG]  enrol this device with a delegation (the page in LANG)
+//   #/press/CALL/TOKEN[/LANG]  the press feed of a call (a viewer token from a press office)
 //   #/pressroom/CALL[/LANG]  the press room of a call (public: what both sides published)
 
 import { ON_CONSOLE, SERVER } from "./api.js";
 import { h, mount } from "./dom.js";
-import { browserLanguage, LANGUAGES, strings } from "./i18n.js";
+import { browserLanguage, LANGUAGES, setPageLanguage, strings } from "./i18n.js";
 import { enrolView } from "./views/enrol.js";
 import { operatorView } from "./views/operator.js";
 import { pressView } from "./views/press.js";
@@ -23,7 +23,8 @@ const ENDONYMS = { en: "English", ru: "Русский" }; // each language in it
 async function home(language) {
   const lang = LANGUAGES.includes(language) ? language : browserLanguage();
   const t = await strings(lang);
-  document.documentElement.lang = lang;
+  setPageLanguage(lang);
+  document.title = "summitline";
   mount(root, h("main", { class: "narrow home" },
     h("nav", { class: "languages", "aria-label": t("pr_language") }, LANGUAGES.map((l) =>
       h("a", { href: `#/home/${l}`, lang: l, "aria-current": l === lang ? "true" : null },
@@ -43,13 +44,17 @@ async function route() {
   try {
     if (parts[0] === "operator") await operatorView(root, parts[1]);
     else if (parts[0] === "principal") await principalView(root, parts[1]);
-    else if (parts[0] === "enrol" && parts.length === 3) await enrolView(root, parts[1], parts[2]);
-    else if (parts[0] === "press" && parts.length === 3) await pressView(root, parts[1], parts[2]);
-    else if (parts[0] === "pressroom" && parts[1]) await pressroomView(root, parts[1], parts[2]);
-    else await home(parts[0] === "home" ? parts[1] : undefined);
+    else if (parts[0] === "enrol" && parts.length >= 3) {
+      await enrolView(root, parts[1], parts[2], parts[3]);
+    } else if (parts[0] === "press" && parts.length >= 3) {
+      await pressView(root, parts[1], parts[2], parts[3]);
+    } else if (parts[0] === "pressroom" && parts[1]) {
+      await pressroomView(root, parts[1], parts[2]);
+    } else await home(parts[0] === "home" ? parts[1] : undefined);
   } catch (err) {
-    mount(root, h("main", { class: "narrow" }, h("p", { class: "error", role: "alert" },
-      `Something went wrong: ${err.message}`)));
+    const t = await strings(document.documentElement.lang || browserLanguage());
+    mount(root, h("main", { class: "narrow" }, h("h1", {}, t("app_failed")),
+      h("p", { class: "error", role: "alert" }, err.message)));
   }
 }
 

@@ -24,3 +24,17 @@ export function go(hash) {
   if (location.hash === hash) window.dispatchEvent(new HashChangeEvent("hashchange"));
   else location.hash = hash;
 }
+
+// Our own words for an input whose value does not match its pattern (or is missing),
+// in place of the browser's "Please match the requested format.": e.g.
+// explainInvalid(input, t("id_invalid")). The message shows on submit, as the browser's
+// would, and is cleared as soon as the value is valid.
+export function explainInvalid(input, message) {
+  const check = () => {
+    input.setCustomValidity("");
+    if (!input.validity.valid) input.setCustomValidity(message); // reading fires no event
+  };
+  input.addEventListener("input", check);
+  check();
+  return input;
+}

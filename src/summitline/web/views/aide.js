@@ -4,7 +4,7 @@
 
 import { wsUrl } from "../api.js";
 import { h, mount } from "../dom.js";
-import { browserLanguage, strings } from "../i18n.js";
+import { browserLanguage, formatTime, setPageLanguage, strings } from "../i18n.js";
 import { participant } from "../plan.js";
 import { CallSession } from "../session.js";
 
@@ -28,13 +28,19 @@ function chime(ctx) {
 
 export async function aideView(root, identity, call) {
   let t = await strings(identity.language || browserLanguage());
+  setPageLanguage(t.lang);
   const session = new CallSession({
     url: wsUrl(), call, identity, localStream: null,
     pinned: { [identity.delegation.id]: identity.delegation.key },
   });
   window.summitlineSession = session;
   const audio = new AudioContext();
-  let principalName = "", beeping = null;
+  let principalName = "", beeping = null, plan = null;
+  // who answered a page: the names of the aides whose answers our session checked
+  const comingFor = (page) => (session.acks.get(page.id) || []).map((device) => {
+    const p = plan && participant(plan, device);
+    return p ? p.name : t("aide_someone");
+  });
 
   const title = h("h1", {});
   const state = h("p", { class: "aide-waiting", id: "aide-waiting" });
@@ -58,13 +64,15 @@ export async function aideView(root, identity, call) {
       banner.replaceChildren(
         h("strong", {}, t("paged", { name: principalName })),
         h("span", { class: "muted" }, t("paged_at", {
-          time: new Date(page.at).toLocaleTimeString() })),
+          time: formatTime(t.lang, page.at) })),
         h("button", { class: "primary big", id: "ack", onclick: () => answer(page) },
           t("ack")));
     }
     history.replaceChildren(...session.pages.slice().reverse().map((p) =>
-      h("li", {}, `${new Date(p.at).toLocaleTimeString()} · `,
-        p.acked ? t("acked_by", { name: "✓" }) : t("paged", { name: principalName }))));
+      h("li", {}, h("time", { dateTime: new Date(p.at).toISOString() },
+        formatTime(t.lang, p.at)), " · ",
+        p.acked ? `✓ ${t("acked_by", { name: comingFor(p).join(", ") || t("aide_someone") })}`
+          : t("paged", { name: principalName }))));
     if (waiting.length && beeping === null) {
       chime(audio);
       beeping = setInterval(() => chime(audio), BEEP_EVERY_MS);
@@ -75,18 +83,18 @@ export async function aideView(root, identity, call) {
   };
   document.addEventListener("keydown", (ev) => {
     const waiting = open();
-    if (waiting.length && (ev.key === "Enter" || ev.key.toLowerCase() === "a")) {
+    if (waiting.length && (ev.key === "Enter" || ev.code === "KeyA")) {
       answer(waiting[0]);
     }
   });
   session.addEventListener("plan", async (ev) => {
-    const plan = ev.detail.plan;
+    plan = ev.detail.plan;
     const me = participant(plan, identity.fingerprint);
     const principal = plan.participants.find(
       (p) => p.role === "principal" && p.delegation === me.delegation);
     principalName = principal ? principal.name : t("aide_principal");
     t = await strings(me.language);
-    document.documentElement.lang = me.language;
+    setPageLanguage(t.lang);
     render();
   });
   session.addEventListener("paged", render);

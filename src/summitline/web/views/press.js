@@ -6,7 +6,7 @@
 
 import { get, serverUrl } from "../api.js";
 import { h, mount } from "../dom.js";
-import { browserLanguage, strings } from "../i18n.js";
+import { browserLanguage, LANGUAGES, setPageLanguage, strings } from "../i18n.js";
 
 const POLL_MS = 1000;
 const GATHER_TIMEOUT_MS = 5000;
@@ -49,17 +49,21 @@ async function watch(call, token, video, channel) {
   return pc;
 }
 
-export async function pressView(root, call, token) {
-  const t = await strings(browserLanguage());
-  const title = h("h1", {});
+export async function pressView(root, call, token, language) {
+  const t = await strings(LANGUAGES.includes(language) ? language : browserLanguage());
+  setPageLanguage(t.lang);
+  document.title = t("press_title");
+  const title = h("h1", {}, t("press_title"));
   const status = h("p", { class: "press-state", id: "press-state", role: "status" });
   const video = h("video", { class: "programme", id: "programme", autoplay: true,
-                             playsInline: true, controls: true, muted: true });
+                             playsInline: true, controls: true, muted: true,
+                             "aria-label": t("press_programme") });
   const doors = h("div", { class: "doors", id: "doors", hidden: true });
   // the floor, or an interpretation channel the plan gives the press
   const channel = h("select", { id: "press-channel", "aria-label": t("listen") });
   const listen = h("label", { class: "press-listen", hidden: true }, t("listen"), channel);
-  mount(root, h("main", { class: "press" }, title, status, listen, video, doors));
+  mount(root, h("main", { class: "press" }, h("p", { class: "kicker" }, t("press_title")),
+    title, status, listen, video, doors));
   // frames: the wall-clock time of every frame shown; states: every state the page took,
   // with the time it took it (what a test reads afterwards, however late it looks)
   const page = { pc: null, state: null, frames: [], states: [] };
@@ -86,14 +90,15 @@ export async function pressView(root, call, token) {
     document.title = `${t("press_title")} · ${info.title}`;
     title.textContent = info.title;
     status.dataset.state = info.state;
-    status.textContent = {
-      waiting: t("press_waiting"), open: t("press_live"),
-      closed: t("press_closed"), ended: t("press_ended"),
-    }[info.state];
+    // once the window is over, one sentence says so: behind closed doors while the
+    // talks go on, ended once they have (never both)
     const over = info.state === "closed" || info.state === "ended";
+    status.textContent = over ? ""
+      : { waiting: t("press_waiting"), open: t("press_live") }[info.state] ?? "";
     video.hidden = over;
     doors.hidden = !over;
-    doors.textContent = over ? t("press_closed") : "";
+    doors.textContent = info.state === "closed" ? t("press_closed")
+      : info.state === "ended" ? t("press_ended") : "";
   };
   const tick = async () => {
     let info;

@@ -5,7 +5,8 @@
 
 import { get, serverUrl } from "../api.js";
 import { h, mount } from "../dom.js";
-import { browserLanguage, LANGUAGES, strings } from "../i18n.js";
+import { browserLanguage, formatDateTime, formatDuration, LANGUAGES, setPageLanguage, strings }
+  from "../i18n.js";
 
 const REFRESH_MS = 5000;
 const ENDONYMS = { en: "English", ru: "Русский" }; // each language in its own words
@@ -13,7 +14,8 @@ const ENDONYMS = { en: "English", ru: "Русский" }; // each language in it
 export async function pressroomView(root, call, language) {
   const lang = LANGUAGES.includes(language) ? language : browserLanguage();
   const t = await strings(lang);
-  document.documentElement.lang = lang;
+  setPageLanguage(lang);
+  document.title = t("pr_title");
   const page = h("main", { class: "pressroom", id: "pressroom" });
   mount(root, page);
   let shown = null;
@@ -41,8 +43,8 @@ export async function pressroomView(root, call, language) {
 }
 
 function render(room, t, lang, call) {
-  const when = new Intl.DateTimeFormat(lang, { dateStyle: "long", timeStyle: "long" });
-  const at = (ms) => h("time", { dateTime: new Date(ms).toISOString() }, when.format(ms));
+  const at = (ms) => h("time", { dateTime: new Date(ms).toISOString() },
+    formatDateTime(lang, ms));
   const readouts = new Map(room.readouts.map((r) => [r.delegation, r]));
   return [
     h("header", { class: "pressroom-head" },
@@ -63,7 +65,7 @@ function render(room, t, lang, call) {
           ? (room.started_ms === null ? "–" : t("pr_in_progress")) : at(room.ended_ms)),
         h("dt", {}, t("pr_duration")),
         h("dd", { id: "fact-duration" }, room.duration_ms === null ? "–"
-          : duration(room.duration_ms, t)))),
+          : formatDuration(t, room.duration_ms)))),
     room.photos.length === 0 ? null : h("section", { class: "photos-official", id: "photos" },
       room.photos.map((p) => h("figure", { "data-delegation": p.delegation },
         h("img", { src: serverUrl(p.url), alt: t("pr_photo_alt", { name: p.name }) }),
@@ -83,13 +85,4 @@ function render(room, t, lang, call) {
             h("dt", {}, t("pr_key")), h("dd", { class: "mono" }, d.id))) : null);
     })),
   ];
-}
-
-function duration(ms, t) {
-  const total = Math.round(ms / 1000);
-  const hours = Math.floor(total / 3600), minutes = Math.floor((total % 3600) / 60);
-  const seconds = total % 60;
-  if (hours > 0) return t("pr_duration_hm", { h: hours, m: minutes });
-  if (minutes > 0) return t("pr_duration_ms", { m: minutes, s: seconds });
-  return t("pr_duration_s", { s: seconds });
 }
