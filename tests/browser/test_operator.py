@@ -50,8 +50,8 @@ async def enrol(op: Page, device: Page, name: str) -> str:
     assert url
     await device.goto(url)
     shown = await device.locator("#device-fingerprint").text_content()
-    # the officer compares the device's screen with the console, then certifies it
-    await op.reload()
+    # the officer compares the device's screen with the console, then certifies it (the
+    # enrolment reaches the console by the server's event stream: no reload)
     await expect(op.locator("#devices")).to_contain_text(shown or "?")
     row = op.locator("#devices tr", has_text=name)
     await row.locator(".read-fingerprint").fill(shown or "?")
@@ -69,18 +69,20 @@ async def test_operators_take_an_empty_server_to_a_running_call(
     await us_op.screenshot(path=str(screenshots / "operator-new.png"))
     us_id, us_short = await create_delegation(us_op, server, "United States")
     ru_id, _ = await create_delegation(ru_op, server, "Russian Federation")
+    # from here on, nothing reloads a console: the link, the devices, the plan and the
+    # call state reach it pushed by the server (a reload would drop this mark)
+    for op in (us_op, ru_op):
+        await op.evaluate("() => { window.notReloaded = true; }")
 
     # the US office proposes a link; the Russian office accepts after the spoken check
     await us_op.locator("#link-other").fill(ru_id)
     await us_op.locator("#propose-link").click()
-    await ru_op.reload()
     await ru_op.locator(".spoken").fill("0000-0000-0000-0000-0000")  # a wrong reading first
     await ru_op.locator(".accept-link").click()
     await expect(ru_op.locator("#links li .error")).to_contain_text("Do not accept")
     await ru_op.locator(".spoken").fill(us_short)
     await ru_op.locator(".accept-link").click()
     await expect(ru_op.locator("#links .badge")).to_have_text("established")
-    await us_op.reload()
     await expect(us_op.locator("#links .badge")).to_have_text("established")
 
     # each office enrols its principal's device
@@ -92,12 +94,10 @@ async def test_operators_take_an_empty_server_to_a_running_call(
     await us_op.screenshot(path=str(screenshots / "operator-devices-en.png"))
 
     # the US office drafts and signs the plan; the Russian office checks and co-signs
-    await us_op.reload()
     await expect(us_op.locator("#draft-plan tbody tr")).to_have_count(2)
     await us_op.locator("#plan-title").fill("Secure video call, 7 December")
     await us_op.locator("#submit-plan").click()
     await expect(us_op.locator(".plan .badge")).to_have_text("awaiting signature")
-    await ru_op.reload()
     await expect(ru_op.locator(".plan .participants li")).to_have_count(2)
     await ru_op.locator(".cosign").click()
     await expect(ru_op.locator(".plan .badge")).to_have_text("planned")
@@ -133,6 +133,11 @@ async def test_operators_take_an_empty_server_to_a_running_call(
         await expect(dev.locator("#stop h1")).to_be_visible()
     await expect(us_op.locator("#record")).to_contain_text("call.ended")
     await expect(us_op.locator("#console-error")).to_be_empty()
+    # the Russian office, which never pressed anything after co-signing, saw the call
+    # start and end on its plan's badge
+    await expect(ru_op.locator(".plan .badge")).to_have_text("ended")
+    for op in (us_op, ru_op):
+        assert await op.evaluate("() => window.notReloaded === true")
     assert errors == []
 
 

@@ -6,8 +6,10 @@
 // The page is built once; each section (links, devices, plans, call) has its own
 // refresh that re-reads it from the server and updates its rows in place, so that a
 // button, a selection or a half-typed field survives an update. `refresh(section)` is
-// the one entry for whatever tells the console that something changed (a poll now, a
-// push stream later): `window.summitlineConsole.refresh("plans")`.
+// the one entry for whatever tells the console that something changed: the server's
+// event stream (live.js), the call card's one-second timer, an action of the officer;
+// `window.summitlineConsole.refresh("plans")`. Below the call card, the call's record
+// (views/record.js): checked here, signed, exported.
 
 import { get, post, serverUrl, setSigner } from "../api.js";
 import { b64u, digest, fingerprintOf, generateKeyPair, hex, sha256, shortFingerprint, sign,
@@ -15,7 +17,9 @@ import { b64u, digest, fingerprintOf, generateKeyPair, hex, sha256, shortFingerp
 import { h, mount } from "../dom.js";
 import { browserLanguage, strings } from "../i18n.js";
 import { chooseIdentity, listIdentities, saveIdentity } from "../keystore.js";
+import { follow } from "../live.js";
 import { checkPlan, followRotations, PLAN_VERSION, reviewPlan } from "../plan.js";
+import { mountRecord } from "./record.js";
 
 const ROLES = ["principal", "interpreter", "aide", "operator"];
 // The languages a plan offers for a participant (its channel): the six official
@@ -23,9 +27,8 @@ const ROLES = ["principal", "interpreter", "aide", "operator"];
 export const PLAN_LANGUAGES = ["ar", "zh", "en", "fr", "ru", "es", "de", "it", "ja"];
 export const SECTIONS = ["links", "devices", "plans", "call"];
 const REFRESH_MS = 1000; // the call card follows the server once a second
-// Links, devices and plans change rarely, and each read is signed: every few seconds
-// is soon enough for an officer, until a push stream says when (refresh(section)).
-const POLL_MS = 5000;
+// Links, devices and plans are not polled: the server's event stream says when one
+// changed (docs/protocol.md §4.6), and that section alone is read again.
 // A principal's press feed connects within moments of the start (or of its joining);
 // only after this long is its absence shown as a fault.
 const PRESS_GRACE_MS = 5000;
@@ -157,6 +160,21 @@ export async function operatorView(root, fingerprint) {
   const view = new Console(root, me, t, language);
   window.summitlineConsole = view;
   await view.refresh();
+  // The server pushes what changed (docs/protocol.md §4.6); each section re-reads itself.
+  // A (re)connected stream says "everything": what changed while it was away.
+  view.live = follow(me.fingerprint, (c) => {
+    if (c.everything) {
+      view.refresh();
+      return;
+    }
+    const names = new Set();
+    if (c.links.size) names.add("links").add("plans");
+    if (c.devices.size || c.seats.size) names.add("devices");
+    if (c.plans.size || c.calls.size) names.add("plans");
+    if (c.calls.has(view.selectedCall)) names.add("call");
+    if (names.size) view.refresh(...names);
+    if (c.calls.has(view.selectedCall)) view.recordPanel?.refresh();
+  }, () => document.body.contains(view.callPanel));
   return view;
 }
 
@@ -243,13 +261,16 @@ class Console {
                                   hidden: true });
     this.readout = new Readout(this);
     this.build();
+    // the call card's connection health is no record event: it is read once a second
     this.timer = setInterval(() => this.refresh("call"), REFRESH_MS);
-    this.poll = setInterval(() => this.refresh("links", "devices", "plans"), POLL_MS);
+    this.live = null; // stops the server's event stream (operatorView starts it)
+    this.recordPanel = null; // the selected call's record: check, sign, export
   }
 
   stop() {
     clearInterval(this.timer);
-    clearInterval(this.poll);
+    this.live?.();
+    this.live = null;
   }
 
   // Translate an error: ours carry a key; anything else shows its own message.
@@ -287,6 +308,7 @@ class Console {
       onclick: () => { this.draftOpen = !this.isDraftOpen(); this.showDraft(); } },
       t("op_draft_heading"));
     this.draftSlot = h("div", { id: "draft-slot" });
+    this.recordBox = h("div", { id: "record-box" });
     this.callPanel = h("section", { class: "card", id: "call-panel", "aria-labelledby":
                                     "call-heading" });
     this.sections = {
@@ -312,7 +334,7 @@ class Console {
       this.status, this.sync, this.rotationNotice, this.rotationAlarm,
       h("div", { class: "columns" },
         h("div", {}, this.sections.links, this.sections.devices),
-        h("div", {}, this.sections.plans, this.callPanel, this.readout.el)),
+        h("div", {}, this.sections.plans, this.callPanel, this.recordBox, this.readout.el)),
       this.confirm.el));
   }
 
@@ -788,6 +810,8 @@ class Console {
   // -- the call card -------------------------------------------------------------------
   drawNoCall() {
     this.card = null;
+    this.recordPanel = null;
+    mount(this.recordBox);
     mount(this.callPanel, h("h2", { id: "call-heading" }, this.t("op_call")),
       h("p", { class: "muted" }, this.t("op_call_none")));
   }
@@ -893,6 +917,9 @@ class Console {
     c.phaseSeen = info.phase;
     this.updates += 1;
     this.callPanel.dataset.updates = String(this.updates);
+    if (this.recordPanel?.call !== call) {
+      this.recordPanel = mountRecord(this.recordBox, { me: this.me, call, t: this.t });
+    }
     await this.readout.show(call, info);
   }
 
