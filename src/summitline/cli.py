@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 DEFAULT_PORT = 8750
 
 
+# Addresses only this machine reaches: a read's origin may follow the request's Host.
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
 def _serve(args: argparse.Namespace) -> int:
     from summitline.server.app import Settings
     from summitline.server.run import config
@@ -59,6 +63,16 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         public = tuple(origin(o) for o in args.public_origin)
+        if not public and args.host not in LOOPBACK:
+            # Reached from other machines: a read must name this server, not whatever
+            # Host a request claims (a hostile server could replay a read here with the
+            # Host of its own). Bound to one address, that address is the origin.
+            if args.host in ("0.0.0.0", "::", "") or args.port == 0:
+                raise ValueError("serving on every address (or a random port): say which "
+                                 "origin clients use, e.g. --public-origin "
+                                 "https://summit.example.org")
+            host = f"[{args.host}]" if ":" in args.host else args.host
+            public = (origin(f"{'https' if tls else 'http'}://{host}:{args.port}"),)
     except ValueError as exc:
         print(f"summitline serve: --public-origin: {exc}", file=sys.stderr)
         return 2
@@ -242,8 +256,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--public-origin", action="append", default=[], metavar="URL",
                    help="the origin clients address this server by, e.g. "
                    "https://summit.example.org (repeatable): a signed read names it, so "
-                   "that it is good at this server only; default: the Host of each "
-                   "request, by http or https (set it behind a reverse proxy)")
+                   "that it is good at this server only; default: on a loopback --host, "
+                   "the Host of each request; on another address, that address and "
+                   "--port (required with 0.0.0.0 or ::, and behind a reverse proxy)")
     s.add_argument("--serve-client", action="store_true",
                    help="also serve the web client at / (development and the demo only: "
                    "keys made there live under this server's origin, which the server "

@@ -16,7 +16,7 @@ from summitline.client.operator import Operator, participant
 from summitline.core.plan import CallPlan
 from summitline.core.roles import Role
 from summitline.crypto import statements
-from summitline.crypto.keys import PrivateKey, short_fingerprint
+from summitline.crypto.keys import PrivateKey, PublicKey, short_fingerprint
 from tests.browser.people import new_page
 from tests.browser.test_operator import create_delegation
 
@@ -138,6 +138,21 @@ async def test_the_console_reviews_every_field_and_refuses_planted_devices(
     await bad.locator(".cosign").click()
     await expect(page.locator("#console-error")).to_contain_text("Do not sign")
     assert cosigned == []  # nothing was signed or sent
+
+    # the server serves a plan naming the Russian delegation's own key as a US aide: once
+    # signed, the US could "revoke" it and cut the Russian office off (attacker review of
+    # issue 11, round 3); the console flags it and signs nothing
+    await page.unroute("**/api/links/*/plans")
+    ru_key = PublicKey.from_b64u((await http.get(f"/api/delegations/{ru_id}")).json()["key"])
+    baited = replace(plan, call="call-baited", participants=(
+        *plan.participants, participant(ru_key, us.key, Role.AIDE, "Aide", "en")))
+    cosigned = await serve_also(page, us, baited, ru_id)
+    await page.reload()
+    bad = page.locator('.plan[data-call="call-baited"]')
+    await expect(bad.locator(".review-flags")).to_contain_text("a delegation's key, not a device")
+    await bad.locator(".cosign").click()
+    await expect(page.locator("#console-error")).to_contain_text("Do not sign")
+    assert cosigned == []
 
     # the genuine plan is co-signed from the console
     await page.unroute("**/api/links/*/plans")

@@ -17,9 +17,10 @@ import httpx
 import pytest
 
 from summitline.client.bilateral import Bilateral, provision
-from summitline.client.operator import ApiError, Operator
+from summitline.client.operator import ApiError, Operator, participant
 from summitline.client.reads import signed_get
 from summitline.core.record import RecordError, verify_export
+from summitline.core.roles import Role
 from summitline.crypto import statements
 from summitline.crypto.encoding import canonical
 from summitline.crypto.keys import PrivateKey
@@ -77,6 +78,13 @@ async def test_a_retired_key_acts_on_no_call_and_the_current_one_finishes_it(
     assert sorted(verify_export(raw).signers) == sorted([a.name, b.name])
     doc = json.loads(raw)
     assert list(doc["rotations"]) == [a.id]
+    # round 3: the retired key's signature swapped in does not verify with the chain kept
+    head = doc["entries"][-1]
+    retired = ghost.key.sign(statements.record_head(call.call, call.plan.hash, head["seq"],
+                                                    head["hash"]))
+    swapped = {**doc, "head_signatures": {**doc["head_signatures"], a.id: retired}}
+    with pytest.raises(RecordError, match="United States"):
+        verify_export(canonical(swapped) + b"\n")
     # a chain not signed by the plan's key does not carry the signature
     forged = dict(doc["rotations"][a.id][0], signature=PrivateKey.generate().sign({"x": 1}))
     doc["rotations"][a.id] = [forged]
@@ -184,7 +192,11 @@ async def test_a_device_never_enrolled_here_is_revoked_by_its_own_delegation_onl
     await puppet.register()
     plan = bait(await linked(http, a, puppet), a, puppet, device.public)
     await a.submit_plan(plan)  # A certifies B's principal as its own aide there
-    assert (await a.revoke(device.fingerprint))["revoked"]
+    r = await http.post(f"/api/delegations/{a.id}/devices/{device.fingerprint}/revocation",
+                        json=revocation(a))
+    assert r.status_code == 404, r.text  # a plan only A signed is no claim to the device
+    await puppet.cosign_plan(plan)
+    assert (await a.revoke(device.fingerprint))["revoked"]  # counts in A's plans only
     ws, welcome = await wire.join(ws_url, bilateral.call, device)  # still B's principal
     assert welcome["revocations"] == []
     await ws.close()
@@ -214,3 +226,23 @@ async def test_a_start_dated_back_is_refused(http: httpx.AsyncClient,
             "signature": a.key.sign(statements.control(bilateral.call, "start", a.id, at))})
         assert r.status_code == status, r.text
     assert "shorten the press window" not in r.text
+
+
+async def test_a_delegation_is_no_device_and_cannot_be_revoked(
+        http: httpx.AsyncClient, bilateral: Bilateral) -> None:
+    # round 3, finding 1: A listed B's delegation key as its own aide, B co-signed (its
+    # review said nothing), A "revoked" B's id, and B's own reads were 403 from then on
+    a, b = bilateral.a.operator, bilateral.b.operator
+    plan = replace(bilateral.plan, call="call-bait", participants=(
+        *bilateral.plan.participants,
+        participant(b.key.public, a.key, Role.AIDE, "Aide (B's delegation key)", "en")))
+    assert any("a delegation's key, not a device" in f for f in b.review(plan).flags)
+    r = await http.post("/api/plans", json={  # A's side skips its own review
+        "plan": plan.to_json(), "signatures": {a.id: a.key.sign(statements.plan(plan.hash))}})
+    assert r.status_code == 422 and "delegation's key" in r.json()["detail"], r.text
+    at = now_ms()
+    r = await http.post(f"/api/delegations/{a.id}/devices/{b.id}/revocation", json={
+        "at": at, "signature": a.key.sign(statements.revocation(a.id, b.id, at))})
+    assert r.status_code == 403 and "a delegation, not a device" in r.json()["detail"]
+    for path in (f"/api/calls/{bilateral.call}", f"/api/delegations/{b.id}/links"):
+        assert (await signed_get(http, b.key, path)).status_code == 200, path

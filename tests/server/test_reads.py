@@ -235,3 +235,14 @@ def test_the_read_statement_is_the_one_docs_protocol_shows() -> None:
     built = canonical(statements.read("https://summit.example.org", "GET",
                                       "/api/calls/call-1/record", signer, 1700000000000))
     assert built.decode() == shown.replace("<64 hex>", signer)
+
+
+def test_a_server_on_every_address_must_name_its_origin(tmp_path: Path) -> None:
+    # attacker review round 3: with no --public-origin a read is bound to whatever Host a
+    # request claims, so a server others reach must say which origin is its own
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "summitline", "serve", "--host", "0.0.0.0",
+                          "--data", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "--public-origin" in run.stderr, run.stderr

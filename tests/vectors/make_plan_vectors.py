@@ -74,6 +74,10 @@ def refused(world: World, good: SignedPlan) -> list[dict[str, Any]]:
     def fraction(plan: dict[str, Any]) -> None:
         plan["scheduled_ms"] = plan["scheduled_ms"] + 0.5  # a start both read alike or none
     case("planned start not an integer", "'scheduled_ms' must be an integer", fraction)
+
+    def line_break(plan: dict[str, Any]) -> None:
+        plan["call"] = "call-1\r\nX-Injected: 1"  # it goes into URLs and headers
+    case("call id with a line break", "'call' must be 1..120 of the characters", line_break)
     return cases
 
 

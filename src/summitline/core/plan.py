@@ -7,6 +7,7 @@ the server enforces it too, as a second wall.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -181,6 +182,18 @@ def _text(obj: dict[str, Any], field: str, limit: int = MAX_NAME) -> str:
     return value
 
 
+# A call or link id: what goes into URLs, file names and headers, so nothing else
+# (a CR LF in a call id broke the record's export; attacker review of issue 11).
+ID = re.compile(r"[A-Za-z0-9._-]{1,120}")
+
+
+def _ident(obj: dict[str, Any], field: str) -> str:
+    value = obj.get(field)
+    if not isinstance(value, str) or not ID.fullmatch(value):
+        raise PlanError(f"'{field}' must be 1..120 of the characters A-Z a-z 0-9 . _ -")
+    return value
+
+
 def _key(obj: dict[str, Any], field: str) -> PublicKey:
     try:
         return PublicKey.from_b64u(_text(obj, field, 200))
@@ -236,7 +249,7 @@ class CallPlan:
         if "scheduled_ms" in obj and (type(scheduled) is not int or
                                       not 0 <= scheduled <= MAX_SCHEDULED_MS):
             raise PlanError("'scheduled_ms' must be an integer (ms since 1970, UTC), or absent")
-        plan = cls(call=_text(obj, "call"), link=_text(obj, "link"), title=_text(obj, "title"),
+        plan = cls(call=_ident(obj, "call"), link=_ident(obj, "link"), title=_text(obj, "title"),
                    delegations=delegations, participants=participants,
                    press_window_s=window, interpreter_video=video,
                    press_channels=tuple(press), scheduled_ms=scheduled)
@@ -458,10 +471,16 @@ def review(plan: CallPlan, pinned: dict[str, PublicKey], names: dict[str, str],
             flags.append(f"{short_fingerprint(d.id)} is named {d.name!r}; it signed "
                          f"{names[d.id]!r} for itself when linked")
     by_id = {d.id: d.name for d in plan.delegations}
+    # a delegation is no device: its key as a participant would let the other side
+    # "revoke" it and so cut it off (attacker review of issue 11, round 3)
+    delegation_keys = {k for d in plan.delegations for k in d.keys()} | set(pinned.values())
     for p in plan.participants:
         lines.append(("participant", f"{p.name} · {p.role} · {by_id.get(p.delegation, '?')} · "
                       f"{p.language} · {short_fingerprint(p.device)} · certified by "
                       f"{by_id.get(p.delegation, '?')}"))
+        if p.key in delegation_keys or p.device in by_id or p.device in pinned:
+            flags.append(f"{p.name!r} ({short_fingerprint(p.device)}) is a delegation's key, "
+                         "not a device")
         if p.device in revoked:
             flags.append(f"{p.name!r} ({short_fingerprint(p.device)}) is a device this "
                          "delegation revoked")

@@ -198,8 +198,10 @@ def verify_export(raw: bytes) -> VerifiedRecord:
 
 
 def _keys(signed: SignedPlan, rotations: Any) -> dict[str, list[PublicKey]]:
-    """Each delegation's keys that may sign the head: the plan's, then each key its own
-    signed rotations (``rotations``, absent if none) lead to from there."""
+    """The key each delegation's head signature must verify with: the plan's; or, for a
+    delegation whose key chain (``rotations``, absent if none) the export carries, the
+    key that chain leads to from the plan's (its key when the record was signed). One
+    key, never the ones retired along the way: a retired key signs no record."""
     keys = {d.id: [d.key] for d in signed.plan.delegations}
     if rotations is None:
         return keys
@@ -214,12 +216,12 @@ def _keys(signed: SignedPlan, rotations: Any) -> dict[str, list[PublicKey]]:
             steps = [Rotation.from_json(r) for r in chain] if isinstance(chain, list) else None
             if not steps:
                 raise PlanError("an empty or malformed key chain")
-            follow_rotations(d.id, d.key, steps)  # each step signed by the key before it
+            now = follow_rotations(d.id, d.key, steps)  # each step signed by the one before
         except PlanError as exc:
             raise RecordError(f"the key chain of {d.name!r} does not verify: {exc}") from None
-        after = next(i for i, r in enumerate(steps) if r.previous == d.key) \
-            if any(r.previous == d.key for r in steps) else len(steps)
-        keys[d.id] += [r.key for r in steps[after:]]
+        if now == d.key:
+            raise RecordError(f"the key chain of {d.name!r} leads nowhere from the plan's key")
+        keys[d.id] = [now]
     return keys
 
 

@@ -136,8 +136,13 @@ async def name_signature(h: Hub, id: str) -> str | None:
 
 
 async def refuse_revoked(h: Hub, signed: SignedPlan) -> None:
-    """409 if the plan names a device its delegation revoked."""
+    """409 if the plan names a device its delegation revoked; 422 if it names a
+    delegation's key (current or retired) as a device, or another's enrolled device."""
     plan = signed.plan
+    for p in plan.participants:
+        if await h.store.key_in_use(p.key.b64u, p.device):
+            raise bad(422, f"{plan.label(p.device)} is a delegation's key, not a device: "
+                           "a delegation cannot stand in a plan as a participant")
     revoked = await h.store.revoked_as([(p.device, p.delegation) for p in plan.participants])
     if revoked:
         raise bad(409, "the plan names a revoked device: " + ", ".join(
@@ -260,13 +265,21 @@ async def signed_control(h: Hub, call: str, action: str, delegation: str, at: in
 
 
 async def rotated(h: Hub, room: CallRoom) -> dict[str, list[dict[str, Any]]]:
-    """The key chains of the call's delegations whose key changed since its plan: an
-    export carries them, so that a head signed by a current key verifies offline."""
+    """The key chains an export carries: of each delegation of the call whose key changed
+    since its plan, unless the head signature it holds is by the plan's key (signed
+    before the rotation). With the chain, a verifier takes the head signature only by the
+    key the chain leads to (docs/protocol.md §8.3)."""
     out = {}
+    heads = await room.store.head_signatures(room.call_id)
+    head = room.head
     for d in room.signed.plan.delegations:
         now = await current_key(h, d.id)
-        if now is not None and now != d.key:
-            out[d.id] = list(await h.store.rotations(d.id))
+        if now is None or now == d.key:
+            continue
+        if d.id in heads and head is not None and verifies(d.key, statements.record_head(
+                room.call_id, room.signed.plan.hash, head.seq, head.hash), heads[d.id]):
+            continue
+        out[d.id] = list(await h.store.rotations(d.id))
     return out
 
 
@@ -367,13 +380,13 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         proposer's short fingerprint out of band)."""
         h = hub(request)
         row = await h.store.link(id)
-        if row is None:
-            raise bad(404, f"no link {id!r}")
+        # one answer for a link that does not exist and a signature that is not its
+        # acceptor's: a stranger learns neither which links exist nor their state
+        if row is None or not verifies(await current_key(h, row["acceptor"]), statements.link(
+                id, [row["proposer"], row["acceptor"]]), body.signature):
+            raise bad(403, "no such link here, or the signature is not its acceptor's")
         if row["acceptor_signature"] is not None:
             raise bad(409, "this link is already established")
-        _, key = await delegation_key(h, row["acceptor"])
-        verify(key, statements.link(id, [row["proposer"], row["acceptor"]]), body.signature,
-                "the link acceptance")
         await h.store.accept_link(id, body.signature)
         h.events.publish([row["proposer"], row["acceptor"]], "link", id=id)
         return await link_view(h, id)

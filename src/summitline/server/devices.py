@@ -134,6 +134,8 @@ def router() -> APIRouter:
         # A device enrolled here is revoked by the delegation that enrolled it; one enrolled
         # elsewhere (or certified without enrolment) by a delegation a plan here names it
         # under: the revocation then counts where it is that delegation's device.
+        if await h.store.delegation(device) is not None:
+            raise bad(403, f"{short_fingerprint(device)} is a delegation, not a device")
         seat = await h.store.enrolled_device(device)
         if seat is not None and seat["delegation"] != id:
             raise bad(403, f"{short_fingerprint(device)} is a device of another delegation")

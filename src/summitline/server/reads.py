@@ -110,6 +110,7 @@ class Reader:
     at: int
     signature: str
     key: PublicKey | None
+    delegation: bool = False  # a registered delegation (which no revocation concerns)
 
 
 async def reader(request: Request) -> Reader:
@@ -135,7 +136,8 @@ async def reader(request: Request) -> Reader:
     key = await signer_key(h, signer)
     if key is not None:
         _verify(request, key, signer, at, signature)
-    request.state.reader = done = Reader(signer, at, signature, key)
+    is_delegation = key is not None and await h.store.delegation(signer) is not None
+    request.state.reader = done = Reader(signer, at, signature, key, is_delegation)
     return done
 
 
@@ -177,14 +179,16 @@ async def signed_read(request: Request, concerned: Mapping[str, PublicKey | None
     # only by plans, by the delegation it stands under in the object's plan (or, with no
     # one plan, by every delegation the object concerns): a delegation that named
     # another's device in a plan of its own cannot cut it off from the other's calls.
-    by = {row["delegation"] for row in await h.store.revocations([r.signer])}
+    by = set() if r.delegation else {
+        row["delegation"] for row in await h.store.revocations([r.signer])}
     seat = await h.store.enrolled_device(r.signer) if by else None
+    stands = set(concerned) - {r.signer}
     if seat is not None:
         revoked = seat["delegation"] in by
     elif owners is not None and r.signer in owners:
         revoked = owners[r.signer] in by
     else:
-        revoked = bool(by) and set(concerned) - {r.signer} <= by
+        revoked = bool(by) and bool(stands) and stands <= by
     if revoked:
         raise HTTPException(403, detail="this device was revoked by its delegation")
     if r.signer not in concerned:

@@ -223,9 +223,10 @@ class Store:
         return await self._readable(rows)
 
     async def names_device(self, delegation: str, device: str) -> bool:
-        """Whether a plan here names ``device`` as a device of ``delegation``."""
+        """Whether a plan here, signed by both its delegations, names ``device`` as a
+        device of ``delegation``."""
         return any(p.device == device and p.delegation == delegation
-                   for signed in await self.plans_of_device(device)
+                   for signed in await self.plans_of_device(device) if signed.complete
                    for p in signed.plan.participants)
 
     async def plans_of_link(self, link: str) -> list[SignedPlan]:

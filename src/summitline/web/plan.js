@@ -91,6 +91,11 @@ export async function checkPlan(plan) {
   if (plan.version !== PLAN_VERSION) {
     throw new PlanError(`unsupported plan version ${plan.version}`);
   }
+  for (const field of ["call", "link"]) {  // what goes into URLs and file names
+    if (typeof plan[field] !== "string" || !/^[A-Za-z0-9._-]{1,120}$/.test(plan[field])) {
+      throw new PlanError(`'${field}' must be 1..120 of the characters A-Z a-z 0-9 . _ -`);
+    }
+  }
   const ds = plan.delegations, ps = plan.participants;
   if (!Array.isArray(ds) || ds.length !== 2 || ds[0].id === ds[1].id) {
     throw new PlanError("a bilateral plan names exactly 2 different delegations");
@@ -255,9 +260,16 @@ export async function reviewPlan(plan, pins, names, revoked = [], languages = {}
       flags.push(["name", { name: d.name, id: short(d.id), pinned: names[d.id] }]);
     }
   }
+  // a delegation is no device: its key as a participant would let the other side
+  // "revoke" it and so cut it off
+  const delegationKeys = new Set([...plan.delegations.flatMap((d) => keysOf(d)),
+                                  ...Object.values(pins)]);
   for (const p of plan.participants) {
     lines.push(["participant", `${p.name} · ${p.role} · ${by[p.delegation] ?? "?"} · ` +
                 `${p.language} · ${short(p.device)}`]);
+    if (delegationKeys.has(p.key) || p.device in by || p.device in pins) {
+      flags.push(["delegation_key", { name: p.name, id: short(p.device) }]);
+    }
     if (revoked.includes(p.device)) flags.push(["revoked", { name: p.name, id: short(p.device) }]);
     const stated = languages[p.device];
     if (stated?.length && !stated.includes(p.language)) {

@@ -15,11 +15,13 @@ import { ApiError, post, readHeaders, serverUrl } from "../api.js";
 import { canonical, digest, sign, statements, verify } from "../crypto.js";
 import { h, mount } from "../dom.js";
 import { browserLanguage, strings } from "../i18n.js";
-import { verifySignedPlan } from "../plan.js";
+import { followRotations, verifySignedPlan } from "../plan.js";
 
 export const EXPORT_FORMAT = "summitline-record/1";
 const GENESIS = "0".repeat(64);
 const DOC_FIELDS = ["entries", "format", "head_signatures", "signed_plan"];
+// and, only if a delegation's head is signed by a key it rotated to since the plan,
+// "rotations": its key chain (docs/protocol.md §8.3)
 const ENTRY_FIELDS = ["at", "data", "hash", "kind", "prev", "seq"];
 
 // A record that does not verify: `key` and `vars` name the fault in the user's language;
@@ -47,7 +49,9 @@ export async function verifyRecord(bytes, pinned, names = {}) {
   } catch (err) {
     throw new RecordError("rec_err_json", {}, err.message);
   }
-  if (!sameFields(doc, DOC_FIELDS) || doc.format !== EXPORT_FORMAT) {
+  const fields = doc && typeof doc === "object" && "rotations" in doc
+    ? Object.fromEntries(Object.entries(doc).filter(([k]) => k !== "rotations")) : doc;
+  if (!sameFields(fields, DOC_FIELDS) || doc.format !== EXPORT_FORMAT) {
     throw new RecordError("rec_err_format", { format: EXPORT_FORMAT });
   }
   let again;
@@ -71,13 +75,15 @@ export async function verifyRecord(bytes, pinned, names = {}) {
   }
   const ids = plan.delegations.map((d) => d.id);
   if (Object.keys(sigs).some((id) => !ids.includes(id))) throw new RecordError("rec_err_heads");
+  const keys = await headKeys(plan, doc.rotations);
   const head = entries[entries.length - 1];
   const statement = statements.recordHead(plan.call, planHash, head.seq, head.hash);
   const signed = [], missing = [];
   for (const d of plan.delegations) {
     if (sigs[d.id] === undefined) {
       missing.push(d);
-    } else if (typeof sigs[d.id] !== "string" || !(await verify(d.key, statement, sigs[d.id]))) {
+    } else if (typeof sigs[d.id] !== "string" ||
+               !(await verify(keys[d.id], statement, sigs[d.id]))) {
       throw new RecordError("rec_err_head_signature", { name: d.name });
     } else {
       signed.push(d);
@@ -85,6 +91,32 @@ export async function verifyRecord(bytes, pinned, names = {}) {
   }
   return { plan, planHash, entries, head, signed, missing, statement,
            ended: entries.some((e) => e.kind === "call.ended") };
+}
+
+// The key each delegation's head signature must verify with: the plan's, or the key its
+// chain (the export's `rotations`) leads to from there; never a key retired on the way.
+async function headKeys(plan, rotations) {
+  const keys = Object.fromEntries(plan.delegations.map((d) => [d.id, d.key]));
+  if (rotations === undefined) return keys;
+  const ids = plan.delegations.map((d) => d.id);
+  if (rotations === null || typeof rotations !== "object" || Array.isArray(rotations) ||
+      Object.keys(rotations).length === 0 || Object.keys(rotations).some((id) => !ids.includes(id))) {
+    throw new RecordError("rec_err_format", { format: EXPORT_FORMAT });
+  }
+  for (const d of plan.delegations) {
+    const chain = rotations[d.id];
+    if (chain === undefined) continue;
+    let now;
+    try {
+      if (!Array.isArray(chain) || chain.length === 0) throw new Error("an empty key chain");
+      now = await followRotations(d.id, d.key, chain);
+    } catch (err) {
+      throw new RecordError("rec_err_rotations", { name: d.name }, err.message);
+    }
+    if (now === d.key) throw new RecordError("rec_err_rotations", { name: d.name });
+    keys[d.id] = now;
+  }
+  return keys;
 }
 
 async function checkChain(entries) {
