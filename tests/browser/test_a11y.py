@@ -15,21 +15,12 @@ from playwright.async_api import Browser, Page
 from tests.browser import axe
 from tests.browser.allpages import LANGS, PAGES, artifacts, open_page
 
-# The pages owned by other branches, and what axe found on them before their merge (the
-# lead routes these; see the report of the pages branch)
-ELSEWHERE: dict[str, str] = {
-    "interpreter": "interpreter.js (branch interpreter): select-name (critical): the source "
-                   "select #source has no label or aria-label",
-}
-
 
 def cases() -> list[object]:
     out: list[object] = []
     for page in PAGES:
         for lang in LANGS:
-            marks = [pytest.mark.xfail(strict=False, reason=ELSEWHERE[page])] \
-                if page in ELSEWHERE else []
-            out.append(pytest.param(page, lang, marks=marks, id=f"{page}-{lang}"))
+            out.append(pytest.param(page, lang, id=f"{page}-{lang}"))
     return out
 
 

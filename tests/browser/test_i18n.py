@@ -31,9 +31,6 @@ CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 SAME_IN_BOTH = {"summitline", "SHA"}
 # commands, typed as they are whatever the language
 COMMANDS = ["summitline console"]
-# the pages whose translation is being done in other branches (operator, principal,
-# interpreter): expected to fail here until they are merged
-ELSEWHERE = {"principal-home", "principal-call", "interpreter", "operator"}
 
 
 def table(lang: str) -> dict[str, str]:
@@ -105,10 +102,7 @@ def cases() -> list[object]:
     out: list[object] = []
     for page in PAGES:
         for lang in LANGS:
-            marks = [pytest.mark.xfail(strict=False,
-                                       reason="translation in branch operator/principal")] \
-                if page in ELSEWHERE else []
-            out.append(pytest.param(page, lang, marks=marks, id=f"{page}-{lang}"))
+            out.append(pytest.param(page, lang, id=f"{page}-{lang}"))
     return out
 
 
