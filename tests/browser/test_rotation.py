@@ -69,3 +69,45 @@ async def test_the_console_follows_a_rotation_and_refuses_a_forged_one(
     await row.locator(".cosign").click()
     await expect(row.locator(".badge")).to_have_text("planned")
     assert errors == []
+
+
+async def test_the_console_rotates_its_own_key(browser: Browser, server: str,
+                                               http: httpx.AsyncClient) -> None:
+    # the Russian office replaces its key from the console: the server holds the chain,
+    # the US office follows it, the console's devices stay certified (under the new key),
+    # and a plan drafted by the US afterwards is co-signed by the console
+    page, errors, us, ru_id = await linked_console(browser, server, http)
+    ru_principal = await console_certifies(page, http, "President of the Russian Federation")
+    first = (await http.get(f"/api/delegations/{ru_id}")).json()["key"]
+    await page.locator("#own-id").locator("xpath=..").locator("summary").click()
+    await page.locator("#rotate-key").click()
+    await expect(page.locator("#confirm-dialog")).to_be_visible()
+    await page.locator("#confirm-cancel").click()  # asked first: cancel changes nothing
+    assert (await http.get(f"/api/delegations/{ru_id}")).json()["key"] == first
+    await page.locator("#rotate-key").click()
+    await page.locator("#confirm-ok").click()
+    await expect(page.locator("#own-rotation-notice")).to_contain_text("1")
+    view = (await http.get(f"/api/delegations/{ru_id}")).json()
+    assert view["key"] != first and [r["previous"] for r in view["rotations"]] == [first]
+    notices = await us.follow("link-review")
+    assert notices and us.pinned[ru_id].b64u == view["key"]
+    rows = {d["device"]: d for d in await us.devices(ru_id)}
+    assert rows[ru_principal.fingerprint]["certified"]  # certified again, new key
+    await expect(page.locator(f'#devices tr[data-device="{ru_principal.fingerprint}"] '
+                              ".badge.certified")).to_be_visible()
+    plan = CallPlan(call="call-after-own-rotation", link="link-review", title="New key",
+                    delegations=(us.delegation(), us.delegation(ru_id)), participants=(
+                        participant(PrivateKey.generate(), us.key, Role.PRINCIPAL,
+                                    "President of the United States", "en",
+                                    delegation_id=us.id),
+                        us.participant(rows[ru_principal.fingerprint], "ru")))
+    await us.submit_plan(plan)
+    row = page.locator('.plan[data-call="call-after-own-rotation"]')
+    await expect(row.locator(".review-flags")).to_have_count(0)
+    await row.locator(".cosign").click()
+    await expect(row.locator(".badge")).to_have_text("planned")
+    # the console, reloaded, still reads with its new key (kept in IndexedDB)
+    await page.reload()
+    await expect(page.locator('.plan[data-call="call-after-own-rotation"] .badge')) \
+        .to_have_text("planned")
+    assert errors == []

@@ -160,6 +160,7 @@ export async function operatorView(root, fingerprint) {
   const view = new Console(root, me, t, language);
   window.summitlineConsole = view;
   await view.refresh();
+  if (me.nextKey) await view.act(() => view.finishRotation())();  // a rotation cut short
   // The server pushes what changed (docs/protocol.md §4.6); each section re-reads itself.
   // A (re)connected stream says "everything": what changed while it was away.
   view.live = follow(me.fingerprint, (c) => {
@@ -259,6 +260,8 @@ class Console {
                                    hidden: true });
     this.rotationAlarm = h("p", { class: "error", role: "alert", id: "rotation-alarm",
                                   hidden: true });
+    this.ownNotice = h("p", { class: "notice", role: "status", id: "own-rotation-notice",
+                              hidden: true });
     this.readout = new Readout(this);
     this.build();
     // the call card's connection health is no record event: it is read once a second
@@ -296,6 +299,54 @@ class Console {
     await saveIdentity("operator", this.me);
   }
 
+  // Replace this delegation's key (docs/protocol.md 3.5): the new key signed by the old
+  // and proved by itself. The new pair is saved before the server hears of it, so that
+  // a crash in between loses nothing (`finishRotation` settles it at the next start).
+  async rotate() {
+    const t = this.t, me = this.me;
+    const sure = await this.confirm.ask(t("op_rotate_title"),
+      [t("op_rotate_text"), { warn: t("op_rotate_warning") }], t("op_rotate_ok"));
+    if (!sure) return;
+    const next = await generateKeyPair();
+    me.nextKey = { key: next.key, privateKey: next.privateKey, publicKey: next.publicKey,
+                   fingerprint: next.fingerprint };
+    await this.save();
+    const at = Date.now();
+    const said = statements.rotation(me.fingerprint, me.key, next.key, at);
+    await post(`/api/delegations/${me.fingerprint}/rotations`, {
+      key: next.key, at, signature: await sign(me.privateKey, said),
+      proof: await sign(next.privateKey, said),
+      name_signature: await sign(next.privateKey, statements.register(me.name, next.key)) });
+    await this.finishRotation();
+  }
+
+  // Take the new key once the server holds it (or drop it if the server never took it),
+  // then certify again, with it, the devices the old key had certified.
+  async finishRotation() {
+    const me = this.me, next = me.nextKey;
+    if (!next) return;
+    const view = await get(`/api/delegations/${me.fingerprint}`);
+    const certified = me.key !== next.key ? (this.devices || []).filter((d) => d.certified)
+      : [];
+    if (view.key === next.key) {
+      Object.assign(me, { key: next.key, privateKey: next.privateKey,
+                          publicKey: next.publicKey, rotations: view.rotations });
+    }
+    delete me.nextKey;
+    await this.save();
+    setSigner(me);
+    if (view.key !== me.key) return;
+    for (const d of certified) {
+      await post(`/api/delegations/${me.fingerprint}/devices/${d.device}/certificate`, {
+        signature: await sign(me.privateKey, statements.device(
+          me.fingerprint, d.device, d.key, d.role, d.name)) });
+    }
+    this.ownNotice.hidden = false;
+    this.ownNotice.textContent = this.t("op_rotated_own", {
+      short: shortFingerprint(next.fingerprint), n: certified.length });
+    await this.refresh();
+  }
+
   build() {
     const t = this.t, me = this.me;
     this.linkList = h("ul", { id: "link-list", class: "links" });
@@ -330,8 +381,10 @@ class Console {
           " ", h("span", { class: "fingerprint", id: "own-fingerprint" },
             shortFingerprint(me.fingerprint)),
           h("details", {}, h("summary", {}, t("op_full_id")),
-            h("code", { id: "own-id" }, me.fingerprint)))),
-      this.status, this.sync, this.rotationNotice, this.rotationAlarm,
+            h("code", { id: "own-id" }, me.fingerprint),
+            h("p", {}, h("button", { id: "rotate-key", onclick: this.act(() => this.rotate()) },
+              t("op_rotate")))))),
+      this.status, this.sync, this.rotationNotice, this.rotationAlarm, this.ownNotice,
       h("div", { class: "columns" },
         h("div", {}, this.sections.links, this.sections.devices),
         h("div", {}, this.sections.plans, this.callPanel, this.recordBox, this.readout.el)),
@@ -1154,7 +1207,9 @@ class DraftForm {
       link: this.link.id, title: this.title.value,
       delegations: [{ id: me.fingerprint, name: me.name, key: me.key,
                       name_signature: await sign(me.privateKey,
-                                                 statements.register(me.name, me.key)) },
+                                                 statements.register(me.name, me.key)),
+                      // its own key chain, if it rotated
+                      ...(me.rotations?.length ? { rotations: me.rotations } : {}) },
                     { id: other, name: theirs.name, key: pinned,
                       name_signature: theirs.signature,
                       // its key chain, if it rotated (the plan must verify on its own)
