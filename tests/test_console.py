@@ -71,9 +71,15 @@ async def test_the_console_serves_the_client_naming_its_one_server() -> None:
 async def test_the_server_serves_no_client_unless_told(tmp_path: Path) -> None:
     async with running(Settings(data_dir=tmp_path / "a")) as base, \
             httpx.AsyncClient(base_url=base) as http:
-        for path in ("/", "/app.js", "/keystore.js"):
+        for path in ("/", "/index.html", "/app.js", "/keystore.js", "/views/operator.js",
+                     "/views/principal.js", "/views/enrol.js"):
             assert (await http.get(path)).status_code == 404, path
         assert (await http.get("/api/nonce")).status_code == 200
+        # the press pages only: the link a press office hands out points at this server
+        for path in ("/press.html", "/pressapp.js", "/views/press.js", "/i18n/ru.json"):
+            r = await http.get(path)
+            assert r.status_code == 200 and "script-src 'self'" in r.headers[
+                "content-security-policy"], path
     async with running(Settings(data_dir=tmp_path / "b", serve_client=True)) as base, \
             httpx.AsyncClient(base_url=base) as http:
         assert (await http.get("/app.js")).status_code == 200

@@ -109,7 +109,9 @@ async def hostile_server_and_console(data: Path) -> AsyncIterator[tuple[str, str
         sock.bind(("127.0.0.1", 0))
         origin = f"http://127.0.0.1:{sock.getsockname()[1]}"
         settings = Settings(data_dir=data, press_hosts=LOOPBACK, allowed_origins=(origin,))
-        app = OpenWebSockets(KeyThief(create_app(settings)))
+        inner = create_app(settings)
+        # (the consoles' event streams too: they would hold the server's stop)
+        app = OpenWebSockets(KeyThief(inner), inner.state.events)
         async with serving(uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on",
                                           log_level="warning")) as server, \
                 console(server, sockets=[sock]) as base:

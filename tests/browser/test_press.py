@@ -72,9 +72,12 @@ async def test_a_press_viewer_sees_the_window_and_nothing_after(
     for device in (a, b):
         await join_in_browser(device, server, plan.call)
     # the press come early and wait for the window
-    token = (await ru.press_token(plan.call))["token"]
+    issued = await ru.press_token(plan.call)
+    token = issued["token"]
     press = await new_page(browser, errors)
-    await press.goto(f"{server}/#/press/{plan.call}/{token}")
+    # the link as the press office hands it out: the press pages the server serves
+    assert issued["press_page"] == f"/press.html#/press/{plan.call}/{token}"
+    await press.goto(server + issued["press_page"])
     await expect(press.locator("#press-state")).to_have_attribute("data-state", "waiting")
     await press.screenshot(path=str(screenshots / "press-page-waiting.png"))
     for device in (a, b):

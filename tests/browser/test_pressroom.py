@@ -261,7 +261,7 @@ async def test_an_official_photo_captured_from_the_press_window(
                                TIMEOUT_MS / 1000)
         # the press office issues a press link from the console, for the viewer below
         await page.locator("#press-token").click()
-        await expect(page.locator("#press-link")).to_contain_text(f"/#/press/{call}/")
+        await expect(page.locator("#press-link")).to_contain_text(f"/press.html#/press/{call}/")
         link_text = await page.locator("#press-link code").first.text_content()
         token = (link_text or "").rsplit("/", 1)[-1]
         pictures: list[float] = []

@@ -84,6 +84,24 @@ class Settings:
         return self.database_url or sqlite_url(self.data_dir)
 
 
+# What the shared server serves of the web client by default: the press pages (the link a
+# press office hands out points here), and the modules they import. No view that makes or
+# holds a key (operator, principal, enrolment, keystore.js) is served from this origin.
+PRESS_FILES = ("press.html", "pressapp.js", "api.js", "crypto.js", "dom.js", "i18n.js",
+               "i18n/en.json", "i18n/ru.json", "style.css", "views/press.js",
+               "views/pressroom.js")
+
+
+def press_pages(app: FastAPI) -> None:
+    from starlette.responses import FileResponse
+
+    for name in PRESS_FILES:
+        def serve(path: Path = WEB / name) -> FileResponse:
+            return FileResponse(path)
+
+        app.add_api_route(f"/{name}", serve, methods=["GET"], include_in_schema=False)
+
+
 def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -160,5 +178,7 @@ def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
 
     if settings.serve_client:
         app.mount("/", StaticFiles(directory=WEB, html=True), name="web")
+    else:
+        press_pages(app)
 
     return app

@@ -60,7 +60,7 @@ def router() -> APIRouter:
         expires = now + body.ttl_s * 1000
         await h.store.add_press_token(_hash(token), call, d.id, expires)
         return {"token": token, "expires_ms": expires,
-                "press_page": f"/#/press/{call}/{token}",
+                "press_page": f"/press.html#/press/{call}/{token}",
                 "hls": f"/api/press/{call}/hls/index.m3u8"}
 
     async def check(request: Request, call: str, authorization: str) -> None:

@@ -1375,7 +1375,8 @@ class Readout {
     if (own.published) {
       mount(this.state, h("span", { class: "badge published" }, t("op_ro_published_badge")),
         " ", t("op_ro_published", { time: clockTime(own.published.at) }), " ",
-        h("a", { href: `#/pressroom/${this.call}`, target: "_blank", id: "pressroom-link" },
+        h("a", { href: serverUrl(`/press.html#/pressroom/${this.call}`), target: "_blank",
+                 id: "pressroom-link", rel: "noopener" },
           t("op_ro_open_pressroom")));
       mount(this.buttons);
       return;
