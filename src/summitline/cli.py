@@ -26,6 +26,24 @@ DEFAULT_PORT = 8750
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
+def every_address(host: str) -> bool:
+    """Whether ``host`` names every address (0.0.0.0, ::, 0, 0:0::0 …), however spelt."""
+    import ipaddress
+    import socket
+
+    if host in ("", "*"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        pass
+    try:  # "0", "00.0.0.0": what the resolver makes of it, without a lookup
+        info = socket.getaddrinfo(host, None, flags=socket.AI_NUMERICHOST)
+    except OSError:
+        return False
+    return any(ipaddress.ip_address(i[4][0]).is_unspecified for i in info)
+
+
 def _serve(args: argparse.Namespace) -> int:
     from summitline.server.app import Settings
     from summitline.server.run import config
@@ -67,7 +85,7 @@ def _serve(args: argparse.Namespace) -> int:
             # Reached from other machines: a read must name this server, not whatever
             # Host a request claims (a hostile server could replay a read here with the
             # Host of its own). Bound to one address, that address is the origin.
-            if args.host in ("0.0.0.0", "::", "") or args.port == 0:
+            if every_address(args.host) or args.port == 0:
                 raise ValueError("serving on every address (or a random port): say which "
                                  "origin clients use, e.g. --public-origin "
                                  "https://summit.example.org")
@@ -200,6 +218,22 @@ def _verify(args: argparse.Namespace) -> int:
     except RecordError as exc:
         print(f"REJECTED {args.record}: {exc}", file=sys.stderr)
         return 1
+    plan = record.signed.plan
+    for expected in args.expect:
+        who, _, fingerprint = expected.partition("=")
+        d = next((d for d in plan.delegations
+                  if who in (d.id, d.name, short_fingerprint(d.id))), None)
+        if d is None or not fingerprint:
+            print(f"summitline verify: --expect {expected!r}: give NAME=FINGERPRINT, NAME a "
+                  "delegation of the record (its name or id)", file=sys.stderr)
+            return 2
+        key = record.head_keys[d.id].fingerprint
+        given = fingerprint.strip().upper().replace(" ", "")
+        if given not in (key.upper(), short_fingerprint(key)):
+            print(f"REJECTED {args.record}: the head of {d.name!r} is signed by key "
+                  f"{short_fingerprint(key)}, not by {fingerprint} as expected",
+                  file=sys.stderr)
+            return 1
     s = summary(record.entries)
     duration = f"{s['duration_ms'] / 1000:.3f} s" if s["duration_ms"] is not None else "-"
     if args.html is not None:
@@ -211,9 +245,13 @@ def _verify(args: argparse.Namespace) -> int:
     print(f"OK {args.record}: call {record.signed.plan.call!r}, {s['events']} events, "
           f"duration {duration}, chain intact, head signed by {' and '.join(record.signers)}")
     # Each name is the one its delegation signed for itself (the plan's name_signature,
-    # checked); the fingerprints are what to compare with your pins.
-    for d in record.signed.plan.delegations:
-        print(f"  {d.name}: key {short_fingerprint(d.id)} (name signed by that key)")
+    # checked); the fingerprints are what to compare with your pins (--expect).
+    for d in plan.delegations:
+        head = record.head_keys[d.id]
+        how = ("its key in the plan" if head == d.key else
+               "a later key its own signed rotations lead to from its key in the plan")
+        print(f"  {d.name}: id {short_fingerprint(d.id)}; head signed by key "
+              f"{short_fingerprint(head.fingerprint)} ({how})")
     return 0
 
 
@@ -335,6 +373,12 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("record", type=Path, metavar="RECORD", help="an exported .record.json")
     v.add_argument("--html", type=Path, default=None, metavar="FILE",
                    help="also write a readable HTML page of the verified record")
+    v.add_argument("--expect", action="append", default=[], metavar="NAME=FINGERPRINT",
+                   help="the key a delegation (its name or id) signs with, as you know it "
+                   "(short or full fingerprint, e.g. from your console's pins): refuse "
+                   "the record unless that delegation's head is signed by it "
+                   "(repeatable). Offline, a key stolen before a rotation can sign a "
+                   "record with a chain of its own; this is how to tell.")
     v.set_defaults(func=_verify)
 
     sc = sub.add_parser("schema", help="print the JSON Schema of the signaling messages",

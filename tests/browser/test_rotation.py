@@ -78,6 +78,13 @@ async def test_the_console_rotates_its_own_key(browser: Browser, server: str,
     # and a plan drafted by the US afterwards is co-signed by the console
     page, errors, us, ru_id = await linked_console(browser, server, http)
     ru_principal = await console_certifies(page, http, "President of the Russian Federation")
+    # an aide tablet it certified, then revoked: a rotation must not certify it again,
+    # whatever the server lists (attacker review of issue 11, round 4)
+    tablet = await console_certifies(page, http, "Aide tablet", role="aide")
+    await page.locator(f'#devices tr[data-device="{tablet.fingerprint}"] .revoke').click()
+    await page.locator("#confirm-ok").click()
+    await expect(page.locator(f'#devices tr[data-device="{tablet.fingerprint}"]')) \
+        .not_to_contain_text("certified")
     first = (await http.get(f"/api/delegations/{ru_id}")).json()["key"]
     await page.locator("#own-id").locator("xpath=..").locator("summary").click()
     await page.locator("#rotate-key").click()
@@ -86,7 +93,8 @@ async def test_the_console_rotates_its_own_key(browser: Browser, server: str,
     assert (await http.get(f"/api/delegations/{ru_id}")).json()["key"] == first
     await page.locator("#rotate-key").click()
     await page.locator("#confirm-ok").click()
-    await expect(page.locator("#own-rotation-notice")).to_contain_text("1")
+    await expect(page.locator("#own-rotation-notice")).to_contain_text(
+        "1 device(s) certified again")
     view = (await http.get(f"/api/delegations/{ru_id}")).json()
     assert view["key"] != first and [r["previous"] for r in view["rotations"]] == [first]
     notices = await us.follow("link-review")

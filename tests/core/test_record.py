@@ -126,7 +126,16 @@ def test_the_verify_command_accepts_and_rejects(tmp_path: Path) -> None:
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert "OK" in ok.stdout and "United States and Russian Federation" in ok.stdout
-    assert f"United States: key {short_fingerprint(W.us.fingerprint)}" in ok.stdout
+    us = short_fingerprint(W.us.fingerprint)
+    assert f"United States: id {us}; head signed by key {us} (its key in the plan)" \
+        in ok.stdout
+    # the key a delegation signs with, as the reader knows it: given, it must be the one
+    for expected, code in ((f"United States={us}", 0), (f"United States={us.lower()}", 0),
+                           ("United States=" + short_fingerprint("ab" * 32), 1),
+                           (f"Elsewhere={us}", 2)):
+        run = subprocess.run([sys.executable, "-m", "summitline", "verify", str(good),
+                              "--expect", expected], capture_output=True, text=True)
+        assert run.returncode == code, (expected, run.stderr)
     no = subprocess.run([sys.executable, "-m", "summitline", "verify", str(bad)],
                         capture_output=True, text=True)
     assert no.returncode == 1

@@ -7,10 +7,13 @@ largest sequence number. A test per finding, asserting the refusal."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,10 +26,11 @@ from summitline.core.record import RecordError, verify_export
 from summitline.core.roles import Role
 from summitline.crypto import statements
 from summitline.crypto.encoding import canonical
-from summitline.crypto.keys import PrivateKey
+from summitline.crypto.keys import PrivateKey, short_fingerprint
 from summitline.server import closecodes as cc
 from summitline.server.api import NOT_THIS_CALL
 from tests import wire
+from tests.client.test_certificates import enrol_and_certify
 from tests.server.test_attack_review import bait, linked
 
 TEXT = "The presidents discussed the situation."
@@ -34,6 +38,16 @@ TEXT = "The presidents discussed the situation."
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+async def verify_cli(path: Path, *args: str) -> tuple[int, str, str]:
+    """``summitline verify PATH ARGS``: exit code, stdout, stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "summitline", "verify", str(path), *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    async with asyncio.timeout(60):
+        out, err = await proc.communicate()
+    return proc.returncode or 0, out.decode(), err.decode()
 
 
 def ghost_of(http: httpx.AsyncClient, op: Operator) -> Operator:
@@ -49,7 +63,7 @@ async def refused(attempt: Any, status: int, words: str) -> None:
 
 
 async def test_a_retired_key_acts_on_no_call_and_the_current_one_finishes_it(
-        http: httpx.AsyncClient) -> None:
+        http: httpx.AsyncClient, tmp_path: Path) -> None:
     call = await provision(http, press_window_s=60)
     a, b = call.a.operator, call.b.operator
     await a.control(call.call, "start")
@@ -85,6 +99,25 @@ async def test_a_retired_key_acts_on_no_call_and_the_current_one_finishes_it(
     swapped = {**doc, "head_signatures": {**doc["head_signatures"], a.id: retired}}
     with pytest.raises(RecordError, match="United States"):
         verify_export(canonical(swapped) + b"\n")
+    # round 4: the thief of the retired key writes a chain of its own to a key of its own
+    # and signs the head with it. Offline that verifies (the file is all a verifier
+    # has); the key that signed is shown, and --expect with A's key as its reader knows
+    # it refuses the file
+    evil, at = PrivateKey.generate(), now_ms()
+    step = statements.rotation(a.id, ghost.key.public.b64u, evil.public.b64u, at)
+    forged_doc = {**doc, "rotations": {a.id: [{
+        "previous": ghost.key.public.b64u, "key": evil.public.b64u, "at": at,
+        "signature": ghost.key.sign(step), "proof": evil.sign(step)}]},
+        "head_signatures": {**doc["head_signatures"], a.id: evil.sign(statements.record_head(
+            call.call, call.plan.hash, head["seq"], head["hash"]))}}
+    path = tmp_path / "forged.record.json"
+    path.write_bytes(canonical(forged_doc) + b"\n")
+    assert verify_export(path.read_bytes()).head_keys[a.id] == evil.public
+    code, out, _ = await verify_cli(path)
+    assert code == 0 and short_fingerprint(evil.fingerprint) in out
+    code, _, err = await verify_cli(path, "--expect",
+                                    f"{a.name}={short_fingerprint(a.key.fingerprint)}")
+    assert code == 1 and "not by" in err
     # a chain not signed by the plan's key does not carry the signature
     forged = dict(doc["rotations"][a.id][0], signature=PrivateKey.generate().sign({"x": 1}))
     doc["rotations"][a.id] = [forged]
@@ -246,3 +279,17 @@ async def test_a_delegation_is_no_device_and_cannot_be_revoked(
     assert r.status_code == 403 and "a delegation, not a device" in r.json()["detail"]
     for path in (f"/api/calls/{bilateral.call}", f"/api/delegations/{b.id}/links"):
         assert (await signed_get(http, b.key, path)).status_code == 200, path
+
+
+async def test_a_revoked_device_is_not_certified_again(
+        http: httpx.AsyncClient, bilateral: Bilateral) -> None:
+    # round 4: a rotation re-certified a device the console had revoked, and the server
+    # took the new certificate; a revocation is final
+    b = bilateral.b.operator
+    tablet = await enrol_and_certify(b, http, "Aide tablet", Role.AIDE)
+    await b.revoke(tablet.fingerprint)
+    row = next(r for r in await b.devices(b.id) if r["device"] == tablet.fingerprint)
+    r = await http.post(f"/api/delegations/{b.id}/devices/{tablet.fingerprint}/certificate",
+                        json={"signature": b.key.sign(statements.device(
+                            b.id, tablet.fingerprint, row["key"], row["role"], row["name"]))})
+    assert r.status_code == 409 and "revocation is final" in r.json()["detail"], r.text

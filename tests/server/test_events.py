@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from summitline.client.bilateral import Bilateral, provision
 from summitline.client.operator import Operator
@@ -33,9 +34,11 @@ def path_of(delegation: str) -> str:
     return f"/api/delegations/{delegation}/events"
 
 
-def signed(http: httpx.AsyncClient, key: PrivateKey, path: str) -> dict[str, str]:
-    """The signed-read headers of a GET of ``path`` on the server ``http`` talks to."""
-    return read_headers(key, "GET", path, origin(str(http.base_url)))
+def signed(http: httpx.AsyncClient, key: PrivateKey, path: str,
+           signer: str | None = None) -> dict[str, str]:
+    """The signed-read headers of a GET of ``path`` on the server ``http`` talks to
+    (``signer``: the delegation's id, if its key rotated)."""
+    return read_headers(key, "GET", path, origin(str(http.base_url)), signer=signer)
 
 
 class EventReader:
@@ -68,7 +71,7 @@ class EventReader:
 @contextlib.asynccontextmanager
 async def watching(http: httpx.AsyncClient, op: Operator) -> AsyncIterator[EventReader]:
     path = path_of(op.id)
-    async with http.stream("GET", path, headers=signed(http, op.key, path),
+    async with http.stream("GET", path, headers=signed(http, op.key, path, op.id),
                            timeout=httpx.Timeout(WAIT_S, read=None)) as r:
         assert r.status_code == 200, await r.aread()
         assert r.headers["content-type"].startswith("text/event-stream")
@@ -149,28 +152,47 @@ async def test_call_state_is_told_with_its_phase(
         assert await events.until("call", id=bilateral.call, phase="ended")
 
 
-async def test_streams_per_delegation_are_capped(
+async def test_a_delegation_at_its_cap_loses_its_oldest_stream(
         http: httpx.AsyncClient, bilateral: Bilateral) -> None:
+    # attacker review of issue 11, round 4: whoever held a delegation's streams (an old
+    # tab, or a thief of an old key) locked its console out with 429; now the newest
+    # signed request takes the oldest stream's place
     a = bilateral.a.operator
     async with contextlib.AsyncExitStack() as stack:
+        first = await stack.enter_async_context(watching(http, a))
         for _ in range(MAX_STREAMS_PER_DELEGATION):
             await stack.enter_async_context(watching(http, a))
-        path = path_of(a.id)
-        over = await http.get(path, headers=signed(http, a.key, path))
-        assert over.status_code == 429
-        assert "too many event streams" in over.json()["detail"]
-        # another delegation is not held back by a's streams
+        with pytest.raises(AssertionError, match="the stream ended"):
+            await first.next()  # pushed out by the fifth
         async with watching(http, bilateral.b.operator):
-            pass
-    # the closed streams are given back: a new one opens once the server saw them go
-    async with asyncio.timeout(WAIT_S):
-        while True:
-            async with http.stream("GET", path,
-                                   headers=signed(http, a.key, path)) as r:
-                if r.status_code == 200:
-                    break
-                assert r.status_code == 429
-            await asyncio.sleep(0.1)
+            pass  # another delegation is not held back by a's streams
+
+
+async def test_a_rotation_ends_the_streams_its_old_key_opened(
+        http: httpx.AsyncClient, bilateral: Bilateral) -> None:
+    a, b = bilateral.a.operator, bilateral.b.operator
+    thief = Operator(http, a.name, a.key)
+    async with watching(http, thief) as stolen:
+        await a.rotate()
+        with pytest.raises(AssertionError, match="the stream ended"):
+            while True:
+                await stolen.next()  # (the rotation's own link event may come first)
+    path = path_of(a.id)
+    r = await http.get(path, headers=signed(http, thief.key, path, a.id))
+    assert r.status_code == 401  # the old key opens no new one
+    async with watching(http, a) as own:  # the new key does
+        await b.propose_link(f"link-{secrets.token_hex(4)}", a.id)
+        assert (await own.next())[0] == "link"
+
+
+def test_one_address_holds_a_bounded_share_of_the_streams() -> None:
+    streams = EventStreams(per_delegation=4, total=100, per_address=3)
+    opened = [streams.open(f"{i:064x}", "192.0.2.7") for i in range(4)]
+    assert all(opened[:3]) and opened[3] is None  # a stranger with many delegations
+    assert streams.open("f" * 64, "198.51.100.1") is not None  # others are not held back
+    assert opened[0] is not None
+    streams.release(opened[0])
+    assert streams.open("e" * 64, "192.0.2.7") is not None
 
 
 async def test_a_stopping_server_ends_its_streams_at_once(tmp_path: Path) -> None:
@@ -219,10 +241,11 @@ async def test_a_stream_sends_a_change_once_and_drops_a_reader_too_far_behind() 
     for i in range(MAX_PENDING + 1):
         streams.publish([d], "link", id=f"link-{i}")
     assert stream.ended  # the client reconnects and re-reads
-    assert streams.open(d) is not None  # (the ended one counts until it is released)
-    assert streams.open(d) is None  # 2 per delegation
+    second = streams.open(d)  # (the ended one counts until it is released)
+    assert second is not None and streams.open(d) is not None  # 2 per delegation: the
+    assert not second.ended and stream.ended  # oldest (the first) gave up its place
     assert streams.open("b" * 64) is not None
     assert streams.open("c" * 64) is None  # 3 in all
-    streams.release(stream)
+    streams.release(second)
     assert streams.open("c" * 64) is not None
     assert streams.close() == 3 and streams.open("e" * 64) is None

@@ -243,6 +243,8 @@ def test_a_server_on_every_address_must_name_its_origin(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    run = subprocess.run([sys.executable, "-m", "summitline", "serve", "--host", "0.0.0.0",
-                          "--data", str(tmp_path)], capture_output=True, text=True, timeout=60)
-    assert run.returncode == 2 and "--public-origin" in run.stderr, run.stderr
+    for host in ("0.0.0.0", "::", "0", "00.0.0.0", "0:0:0:0:0:0:0:0"):  # however spelt
+        run = subprocess.run([sys.executable, "-m", "summitline", "serve", "--host", host,
+                              "--data", str(tmp_path)], capture_output=True, text=True,
+                             timeout=60)
+        assert run.returncode == 2 and "--public-origin" in run.stderr, (host, run.stderr)

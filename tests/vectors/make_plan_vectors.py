@@ -78,6 +78,10 @@ def refused(world: World, good: SignedPlan) -> list[dict[str, Any]]:
     def line_break(plan: dict[str, Any]) -> None:
         plan["call"] = "call-1\r\nX-Injected: 1"  # it goes into URLs and headers
     case("call id with a line break", "'call' must be 1..120 of the characters", line_break)
+
+    def dots(plan: dict[str, Any]) -> None:
+        plan["call"] = ".."  # a URL client folds it away: the call could never be read
+    case("call id of dots", "the first a letter or digit", dots)
     return cases
 
 

@@ -184,13 +184,14 @@ def _text(obj: dict[str, Any], field: str, limit: int = MAX_NAME) -> str:
 
 # A call or link id: what goes into URLs, file names and headers, so nothing else
 # (a CR LF in a call id broke the record's export; attacker review of issue 11).
-ID = re.compile(r"[A-Za-z0-9._-]{1,120}")
+ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,119}")  # not "." or "..": URLs fold those
 
 
 def _ident(obj: dict[str, Any], field: str) -> str:
     value = obj.get(field)
     if not isinstance(value, str) or not ID.fullmatch(value):
-        raise PlanError(f"'{field}' must be 1..120 of the characters A-Z a-z 0-9 . _ -")
+        raise PlanError(f"'{field}' must be 1..120 of the characters A-Z a-z 0-9 . _ -, "
+                        "the first a letter or digit")
     return value
 
 

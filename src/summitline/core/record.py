@@ -163,6 +163,7 @@ class VerifiedRecord:
     signed: SignedPlan
     entries: list[Entry]
     signers: list[str]  # delegation names that signed the head
+    head_keys: dict[str, PublicKey]  # delegation id -> the key its head signature verified with
 
 
 def verify_export(raw: bytes) -> VerifiedRecord:
@@ -192,9 +193,9 @@ def verify_export(raw: bytes) -> VerifiedRecord:
     except PlanError as exc:
         raise RecordError(f"the call plan does not verify: {exc}") from exc
     entries = check_chain(doc.get("entries"))
-    signers = _check_head(signed, entries, doc.get("head_signatures"),
-                          _keys(signed, doc.get("rotations")))
-    return VerifiedRecord(signed, entries, signers)
+    keys = _keys(signed, doc.get("rotations"))
+    signers = _check_head(signed, entries, doc.get("head_signatures"), keys)
+    return VerifiedRecord(signed, entries, signers, {d: k[0] for d, k in keys.items()})
 
 
 def _keys(signed: SignedPlan, rotations: Any) -> dict[str, list[PublicKey]]:

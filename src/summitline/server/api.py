@@ -67,7 +67,7 @@ class RotationIn(_Body):
 
 
 class LinkIn(_Body):
-    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,120}$")]
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")]
     proposer: Id
     acceptor: Id
     signature: Sig
@@ -353,6 +353,9 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
             raise bad(409, str(exc)) from None
         for row in await h.store.links_of(id):  # the link views carry the key chain
             h.events.publish([row["proposer"], row["acceptor"]], "link", id=row["id"])
+        # its streams were opened by reads the retired key signed: they end, and its
+        # consoles reconnect with the new key (a thief of the old one gets 401)
+        h.events.end_delegation(id)
         return await get_delegation(id, request)
 
     # -- links ---------------------------------------------------------------------------

@@ -117,6 +117,8 @@ def router() -> APIRouter:
             raise bad(404, f"no enrolled device {short_fingerprint(device)} of this delegation")
         verify(key, statements.device(id, device, seat["key"], seat["role"], seat["name"]),
                body.signature, "the device certificate")
+        if await h.store.revoked([device], by=id):
+            raise bad(409, "this delegation revoked the device: a revocation is final")
         await h.store.add_certificate(device, id, body.signature)
         await device_changed(h, id, id=device)
         return {"delegation": id, "device": device, "name": seat["name"],

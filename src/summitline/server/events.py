@@ -31,6 +31,9 @@ MAX_STREAMS_PER_DELEGATION = 4
 # In all: registering a delegation costs nothing, so the per-delegation cap alone does
 # not bound the server's open streams.
 MAX_STREAMS = 256
+# From one remote address: registering delegations costs nothing, so without this one
+# stranger could hold every stream of the server (attacker review of issue 11, round 4).
+MAX_STREAMS_PER_ADDRESS = 16
 # Distinct changes a stream may owe its client. A console that re-reads on each event
 # is never this far behind; one that is, is better served by a reconnect and a re-read.
 MAX_PENDING = 64
@@ -48,8 +51,9 @@ Event = tuple[str, str]  # (kind, JSON data)
 class Stream:
     """One client's stream: the events it is owed, distinct, in order of first change."""
 
-    def __init__(self, delegation: str) -> None:
+    def __init__(self, delegation: str, address: str = "") -> None:
         self.delegation = delegation
+        self.address = address
         self._pending: dict[Event, None] = {}  # ordered set
         self._wake = asyncio.Event()
         self.ended = False
@@ -87,33 +91,50 @@ class EventStreams:
     """The open streams of this server process, by delegation."""
 
     def __init__(self, per_delegation: int = MAX_STREAMS_PER_DELEGATION,
-                 total: int = MAX_STREAMS) -> None:
+                 total: int = MAX_STREAMS, per_address: int = MAX_STREAMS_PER_ADDRESS) -> None:
         self.per_delegation = per_delegation
         self.total = total
-        self._streams: dict[str, set[Stream]] = {}
+        self.per_address = per_address
+        # each delegation's streams, oldest first (an ordered set)
+        self._streams: dict[str, dict[Stream, None]] = {}
         self.closed = False
 
     def __len__(self) -> int:
         return sum(len(s) for s in self._streams.values())
 
-    def open(self, delegation: str) -> Stream | None:
-        """A new stream for ``delegation``; None if a cap is reached or the server stops."""
-        own = self._streams.setdefault(delegation, set())
-        if self.closed or len(own) >= self.per_delegation or len(self) >= self.total:
-            if not own:
-                del self._streams[delegation]
+    def _from(self, address: str) -> int:
+        return sum(1 for own in self._streams.values() for s in own if s.address == address)
+
+    def open(self, delegation: str, address: str = "") -> Stream | None:
+        """A new stream for ``delegation`` from ``address``; None if the server or the
+        address is at its cap, or the server stops. A delegation at its own cap loses its
+        oldest stream instead: the request is signed by its current key, and an old tab
+        (or whoever kept an old key's stream) must not lock its console out."""
+        if self.closed or len(self) >= self.total or self._from(address) >= self.per_address:
             return None
-        stream = Stream(delegation)
-        own.add(stream)
+        own = self._streams.setdefault(delegation, {})
+        while len(own) >= self.per_delegation:
+            self.release(next(iter(own)))
+            own = self._streams.setdefault(delegation, {})
+        stream = Stream(delegation, address)
+        own[stream] = None
         return stream
 
     def release(self, stream: Stream) -> None:
         stream.end()
         own = self._streams.get(stream.delegation)
         if own is not None:
-            own.discard(stream)
+            own.pop(stream, None)
             if not own:
                 del self._streams[stream.delegation]
+
+    def end_delegation(self, delegation: str) -> int:
+        """End every stream of ``delegation`` (its key rotated: each was opened by a read
+        the old key signed); how many. Its consoles reconnect with the new key."""
+        streams = list(self._streams.get(delegation, ()))
+        for s in streams:
+            self.release(s)
+        return len(streams)
 
     def publish(self, delegations: Iterable[str], kind: str, **fields: Any) -> None:
         """Tell the streams of ``delegations`` that the object ``fields`` name changed."""
@@ -164,12 +185,12 @@ def router() -> APIRouter:
         events naming each changed object: for the delegation itself (signed read)."""
         await signed_read(request, {id: None})
         streams: EventStreams = request.app.state.events
-        stream = streams.open(id)
+        stream = streams.open(id, request.client.host if request.client else "")
         if stream is None:
             if streams.closed:
                 raise HTTPException(503, detail="the server is stopping; reconnect shortly")
-            raise HTTPException(429, detail="too many event streams open for this "
-                                "delegation; close another console tab and reconnect")
+            raise HTTPException(429, detail="too many event streams open from this address "
+                                "or on this server; close another console tab and reconnect")
         return StreamingResponse(_body(streams, stream, HEARTBEAT_S),
                                  media_type="text/event-stream",
                                  headers={"cache-control": "no-store"})

@@ -92,8 +92,10 @@ export async function checkPlan(plan) {
     throw new PlanError(`unsupported plan version ${plan.version}`);
   }
   for (const field of ["call", "link"]) {  // what goes into URLs and file names
-    if (typeof plan[field] !== "string" || !/^[A-Za-z0-9._-]{1,120}$/.test(plan[field])) {
-      throw new PlanError(`'${field}' must be 1..120 of the characters A-Z a-z 0-9 . _ -`);
+    if (typeof plan[field] !== "string" ||
+        !/^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$/.test(plan[field])) {
+      throw new PlanError(`'${field}' must be 1..120 of the characters A-Z a-z 0-9 . _ -, ` +
+                          "the first a letter or digit");
     }
   }
   const ds = plan.delegations, ps = plan.participants;

@@ -326,8 +326,10 @@ class Console {
     const me = this.me, next = me.nextKey;
     if (!next) return;
     const view = await get(`/api/delegations/${me.fingerprint}`);
-    const certified = me.key !== next.key ? (this.devices || []).filter((d) => d.certified)
-      : [];
+    // only what this console certified and never revoked, whatever the server lists
+    const revoked = new Set(me.revoked || []);
+    const certified = me.key !== next.key ? (this.devices || []).filter((d) =>
+      d.certified && !d.revoked && !revoked.has(d.device)) : [];
     if (view.key === next.key) {
       Object.assign(me, { key: next.key, privateKey: next.privateKey,
                           publicKey: next.publicKey, rotations: view.rotations });
