@@ -272,7 +272,7 @@ async def test_start_asks_first_and_the_call_card_updates_in_place(
 
         # the card's buttons and the press link are the same elements second after second
         await page.locator("#press-token").click()
-        await expect(page.locator("#press-link")).to_contain_text(f"/#/press/{call}/")
+        await expect(page.locator("#press-link")).to_contain_text(f"/press.html#/press/{call}/")
         held = [await page.locator(sel).first.element_handle()
                 for sel in ("#call-end", "#press-token", "#press-link code")]
         selected = await held[2].evaluate("""(code) => {
