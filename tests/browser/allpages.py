@@ -178,7 +178,7 @@ async def open_page(name: str, lang: str, browser: Browser, server: str,
         page = await _context_page(browser, lang, bypass_csp)
         if name == "press":
             token = (await ru.press_token(plan.call))["token"]
-            await page.goto(f"{server}/#/press/{plan.call}/{token}")
+            await page.goto(f"{server}/press.html#/press/{plan.call}/{token}")
             await expect(page.locator("#press-state")).to_have_attribute("data-state",
                                                                          "waiting")
             return Shown(page, [*base_data, plan.call, token])
@@ -186,12 +186,12 @@ async def open_page(name: str, lang: str, browser: Browser, server: str,
         await us.control(plan.call, "end")
         if name == "press-ended":
             token = (await ru.press_token(plan.call))["token"]
-            await page.goto(f"{server}/#/press/{plan.call}/{token}")
+            await page.goto(f"{server}/press.html#/press/{plan.call}/{token}")
             await expect(page.locator("#doors")).to_be_visible()
             return Shown(page, [*base_data, plan.call, token])
         await us.publish_readout(plan.call, READOUTS["us"])
         await ru.publish_readout(plan.call, READOUTS["ru"])
-        await page.goto(f"{server}/#/pressroom/{plan.call}/{lang}")
+        await page.goto(f"{server}/press.html#/pressroom/{plan.call}/{lang}")
         await expect(page.locator(".readout .readout-text")).to_have_count(2)
         return Shown(page, [*base_data, plan.call, *READOUTS.values()])
     raise ValueError(f"no such page: {name}")
