@@ -146,6 +146,7 @@ export class CallSession extends EventTarget {
     this.rules = endpoint(this.device); // web/endpoint.js: the link rules
     this.peers = new Map(); // keyOf(remote, generation) -> Link, every open one
     this.offers = new Map(); // keyOf(remote, generation) -> a verified offer to answer
+    this.offered = new Set(); // keyOf(remote, generation) of every offer this end sent
     this.shown = new Map(); // remote -> the generation whose stream plays
     this.status = new Map(); // remote -> {state, since}, as the rules say to show
     this.stalls = []; // every link report made, lost and restored
@@ -879,7 +880,15 @@ export class CallSession extends EventTarget {
     await gathered(link.pc);
     if (!this.stillTried(link)) return;
     this.install(link);
-    this.send(await this.signedSdp("offer", link));
+    const offer = await this.signedSdp("offer", link);
+    if (!/^a=candidate:/m.test(link.pc.localDescription.sdp) && !this.noPath) {
+      // gathering found no address to connect from: the link cannot form; say so once
+      this.noPath = true;
+      this.alarm("this device found no network address for the call (no ICE candidate)",
+                 "alarm_no_candidates");
+    }
+    this.offered.add(keyOf(remote, generation));
+    this.send(offer);
   }
 
   async do_answer({ remote, generation }) {
@@ -999,6 +1008,11 @@ export class CallSession extends EventTarget {
     if (this.refused("answer", msg.from)) return;
     const link = this.peers.get(keyOf(msg.from, msg.generation));
     if (!link || link.pc.signalingState !== "have-local-offer") {
+      if (!link && this.offered.has(keyOf(msg.from, msg.generation))) {
+        // a try closed meanwhile (a newer one replaced it): its answer came late
+        console.info("summitline: answer to a closed try", msg.generation);
+        return;
+      }
       this.alarm("answer to no offer of ours; ignored", "alarm_answer_unasked");
       return;
     }

@@ -168,6 +168,12 @@ export async function operatorView(root, fingerprint) {
       view.refresh();
       return;
     }
+    // a call of ours started or ended while the officer watched none: show it (its
+    // record then waits below for this delegation's signature)
+    if (!view.selectedCall) {
+      const moved = [...c.calls].find(([, phase]) => phase !== "planned");
+      if (moved) view.watch(moved[0]);
+    }
     const names = new Set();
     if (c.links.size) names.add("links").add("plans");
     if (c.devices.size || c.seats.size) names.add("devices");
@@ -1058,14 +1064,21 @@ class Console {
         name: name(p.device), time: this.time.format(p.at) }))
       : now - p.since < PRESS_GRACE_MS ? null
         : h("li", { class: "press-down" }, t("op_press_down", { name: name(p.device) })));
+    // "all links carry media" only once every device reports every link connected
+    const reported = Object.entries(info.health || {}).flatMap(([device, h0]) =>
+      h0.peers.map((p) => ({ from: device, ...p })));
+    const down = reported.filter((p) => p.state !== "connected");
+    const pairs = [...new Set(down.map((p) => [name(p.from), name(p.peer)].sort().join(" ↔ ")))];
+    const allUp = reported.length > 0 && down.length === 0;
     const key = JSON.stringify([lines.map((l) => l.textContent), m.repairs, m.longest,
                                 press.map((p) => p?.textContent ?? null), media, info.phase,
-                                info.connected.length < 2]);
+                                info.connected.length < 2, allUp, pairs]);
     if (c.linksDrawn === key) return; // a live region: only a change is announced
     c.linksDrawn = key;
     mount(c.linkStatus, lines.length ? h("ul", { class: "reconnecting" }, lines)
       : h("p", { class: "muted" }, t(!media ? (info.phase === "ended" ? "op_links_ended"
-        : "op_links_none") : info.connected.length < 2 ? "op_links_waiting" : "op_links_ok")),
+        : "op_links_none") : info.connected.length < 2 ? "op_links_waiting"
+        : allUp ? "op_links_ok" : "op_links_forming", { pairs: pairs.join(", ") || "…" })),
     m.repairs ? h("p", { class: "muted", id: "repairs" }, t("op_repairs", {
       n: m.repairs, s: (m.longest / 1000).toFixed(1) })) : "");
     mount(c.pressFeeds, info.phase !== "open" ? [] : [h("h3", {}, t("op_press")),

@@ -245,7 +245,9 @@ async function inCall(root, identity, call) {
                                    hidden: true });
   const panels = h("div", { class: "panels" }, listen, alarm, revokedNotice);
   const stage = h("div", { class: "stage" }, remoteVideo, cameraOffNote, waiting, reconnecting,
-                  remoteHold, tileName, selfTile, status, panels, aideStatus, onHold, codes,
+                  remoteHold, tileName, selfTile,
+                  // one column: the panels follow the status bar however it wraps
+                  h("div", { class: "top-left" }, status, panels), aideStatus, onHold, codes,
                   h("nav", { class: "controls" }, mute, camera, aides, hold, end));
   mount(root, stage);
 
