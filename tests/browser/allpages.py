@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 from playwright.async_api import Browser, Page, expect
 
 from summitline.client.ice import loopback
@@ -196,3 +197,7 @@ async def open_page(name: str, lang: str, browser: Browser, server: str,
         return Shown(page, [*base_data, plan.call, *READOUTS.values()])
     raise ValueError(f"no such page: {name}")
 
+
+def cases() -> list[object]:
+    """Every page in every language, as pytest parameters named "page-lang"."""
+    return [pytest.param(page, lang, id=f"{page}-{lang}") for page in PAGES for lang in LANGS]

@@ -13,15 +13,7 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from tests.browser import axe
-from tests.browser.allpages import LANGS, PAGES, artifacts, open_page
-
-
-def cases() -> list[object]:
-    out: list[object] = []
-    for page in PAGES:
-        for lang in LANGS:
-            out.append(pytest.param(page, lang, id=f"{page}-{lang}"))
-    return out
+from tests.browser.allpages import artifacts, cases, open_page
 
 
 def summary(violations: list[dict[str, Any]]) -> list[str]:

@@ -20,7 +20,7 @@ from playwright.async_api import Browser, Page, expect
 
 from summitline.core.roles import Role
 from summitline.crypto.keys import PrivateKey, PublicKey
-from tests.browser.allpages import AIDE_NAME, LANGS, PAGES, Shown, artifacts, open_page
+from tests.browser.allpages import AIDE_NAME, Shown, artifacts, cases, open_page
 from tests.browser.people import cosigned_plan, linked_operators, principal
 
 I18N = Path(__file__).resolve().parents[2] / "src" / "summitline" / "web" / "i18n"
@@ -97,13 +97,6 @@ def leftovers(lang: str, texts: list[str], user_data: list[str]) -> list[str]:
             found.append(text)
     return found
 
-
-def cases() -> list[object]:
-    out: list[object] = []
-    for page in PAGES:
-        for lang in LANGS:
-            out.append(pytest.param(page, lang, id=f"{page}-{lang}"))
-    return out
 
 
 async def check_language(shown: Shown, lang: str, path: Path) -> None:

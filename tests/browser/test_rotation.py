@@ -9,14 +9,35 @@ import json
 import time
 
 import httpx
-from playwright.async_api import Browser, Route, expect
+from playwright.async_api import Browser, Page, Route, expect
 
-from summitline.client.operator import participant
+from summitline.client.operator import Operator, participant
 from summitline.core.plan import CallPlan
 from summitline.core.roles import Role
 from summitline.crypto import statements
 from summitline.crypto.keys import PrivateKey, short_fingerprint
 from tests.browser.test_cosign_review import console_certifies, linked_console
+
+
+async def us_drafts_and_the_console_cosigns(page: Page, us: Operator, ru_id: str,
+                                            ru_principal: PrivateKey, call: str,
+                                            reload: bool = False) -> None:
+    """The US (Python) drafts a plan with both principals, signed with its key as it is
+    now; the Russian console finds nothing to flag in it and co-signs."""
+    rows = {d["device"]: d for d in await us.devices(ru_id)}
+    plan = CallPlan(call=call, link="link-review", title="After the rotation",
+                    delegations=(us.delegation(), us.delegation(ru_id)), participants=(
+                        participant(PrivateKey.generate(), us.key, Role.PRINCIPAL,
+                                    "President of the United States", "en",
+                                    delegation_id=us.id),
+                        us.participant(rows[ru_principal.fingerprint], "ru")))
+    await us.submit_plan(plan)
+    if reload:
+        await page.reload()
+    row = page.locator(f'.plan[data-call="{call}"]')
+    await expect(row.locator(".review-flags")).to_have_count(0)
+    await row.locator(".cosign").click()
+    await expect(row.locator(".badge")).to_have_text("planned")
 
 
 async def test_the_console_follows_a_rotation_and_refuses_a_forged_one(
@@ -55,19 +76,8 @@ async def test_the_console_follows_a_rotation_and_refuses_a_forged_one(
     await expect(page.locator("#rotation-alarm")).to_be_hidden()
 
     # a plan signed with the new key (and carrying the chain) is co-signed without a flag
-    rows = {d["device"]: d for d in await us.devices(ru_id)}
-    plan = CallPlan(call="call-rotated", link="link-review", title="After the rotation",
-                    delegations=(us.delegation(), us.delegation(ru_id)), participants=(
-                        participant(PrivateKey.generate(), us.key, Role.PRINCIPAL,
-                                    "President of the United States", "en",
-                                    delegation_id=us.id),
-                        us.participant(rows[ru_principal.fingerprint], "ru")))
-    await us.submit_plan(plan)
-    await page.reload()
-    row = page.locator('.plan[data-call="call-rotated"]')
-    await expect(row.locator(".review-flags")).to_have_count(0)
-    await row.locator(".cosign").click()
-    await expect(row.locator(".badge")).to_have_text("planned")
+    await us_drafts_and_the_console_cosigns(page, us, ru_id, ru_principal, "call-rotated",
+                                            reload=True)
     assert errors == []
 
 
@@ -103,17 +113,8 @@ async def test_the_console_rotates_its_own_key(browser: Browser, server: str,
     assert rows[ru_principal.fingerprint]["certified"]  # certified again, new key
     await expect(page.locator(f'#devices tr[data-device="{ru_principal.fingerprint}"] '
                               ".badge.certified")).to_be_visible()
-    plan = CallPlan(call="call-after-own-rotation", link="link-review", title="New key",
-                    delegations=(us.delegation(), us.delegation(ru_id)), participants=(
-                        participant(PrivateKey.generate(), us.key, Role.PRINCIPAL,
-                                    "President of the United States", "en",
-                                    delegation_id=us.id),
-                        us.participant(rows[ru_principal.fingerprint], "ru")))
-    await us.submit_plan(plan)
-    row = page.locator('.plan[data-call="call-after-own-rotation"]')
-    await expect(row.locator(".review-flags")).to_have_count(0)
-    await row.locator(".cosign").click()
-    await expect(row.locator(".badge")).to_have_text("planned")
+    await us_drafts_and_the_console_cosigns(page, us, ru_id, ru_principal,
+                                            "call-after-own-rotation")
     # the console, reloaded, still reads with its new key (kept in IndexedDB)
     await page.reload()
     await expect(page.locator('.plan[data-call="call-after-own-rotation"] .badge')) \
