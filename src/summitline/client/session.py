@@ -485,7 +485,7 @@ class CallSession:
                 start = next((i for i, r in enumerate(chain) if r.previous == d.key), None)
                 keys += [r.key for r in chain[start:]] if start is not None else []
             statement = statements.revocation(p.delegation, p.device, at)
-            if not any(_verifies(k, statement, str(msg["signature"])) for k in keys):
+            if not any(k.verifies(statement, str(msg["signature"])) for k in keys):
                 raise SignatureError("the signature does not verify")
         except (SignatureError, PlanError, ValueError) as exc:
             self.alarm(f"a revocation of {plan.label(p.device)} that {d.name} did not sign "
@@ -1074,14 +1074,6 @@ def _close_if_open(attempt: asyncio.Future[Any]) -> None:
         task = asyncio.get_running_loop().create_task(attempt.result().close())
         _closing.add(task)
         task.add_done_callback(_closing.discard)
-
-
-def _verifies(key: PublicKey, statement: dict[str, Any], signature: str) -> bool:
-    try:
-        key.verify(statement, signature)
-    except SignatureError:
-        return False
-    return True
 
 
 def _now_ms() -> int:

@@ -16,7 +16,7 @@ from summitline.core import call as c
 from summitline.core.plan import PlanError, Rotation, SignedPlan, follow_rotations
 from summitline.crypto import statements
 from summitline.crypto.encoding import canonical, digest
-from summitline.crypto.keys import PublicKey, SignatureError
+from summitline.crypto.keys import PublicKey
 
 GENESIS = "0" * 64
 EXPORT_FORMAT = "summitline-record/1"
@@ -264,17 +264,9 @@ def _check_head(signed: SignedPlan, entries: list[Entry], sigs: Any,
         sig = sigs.get(d.id)
         if sig is None:
             raise RecordError(f"the head of the record is not signed by {d.name!r}")
-        if not any(_verifies(k, statement, sig) for k in keys[d.id]):
+        if not any(k.verifies(statement, sig) for k in keys[d.id]):
             raise RecordError(f"the signature of {d.name!r} on the record's head does not "
                               f"verify: the record was changed after it was signed, or "
                               f"truncated")
         signers.append(d.name)
     return signers
-
-
-def _verifies(key: PublicKey, statement: dict[str, Any], sig: Any) -> bool:
-    try:
-        key.verify(statement, sig)
-    except (SignatureError, TypeError, ValueError):
-        return False
-    return True

@@ -91,6 +91,17 @@ class PublicKey:
                 f"with key {short_fingerprint(self.fingerprint)}"
             ) from exc
 
+    def verifies(self, statement: dict[str, Any], signature: object) -> bool:
+        """Whether ``signature`` signs ``statement`` with this key (False for anything
+        that is not a signature at all, e.g. a JSON value of another type)."""
+        if not isinstance(signature, str):
+            return False
+        try:
+            self.verify(statement, signature)
+        except SignatureError:
+            return False
+        return True
+
 
 class PrivateKey:
     """A private P-256 key. Never serialised except by the keystore."""

@@ -135,7 +135,7 @@ async def name_signature(h: Hub, id: str) -> str | None:
     return row["name_signature"] if row else None
 
 
-async def refuse_revoked(h: Hub, signed: SignedPlan) -> None:
+async def refuse_participants(h: Hub, signed: SignedPlan) -> None:
     """409 if the plan names a device its delegation revoked; 422 if it names a
     delegation's key (current or retired) as a device, or another's enrolled device."""
     plan = signed.plan
@@ -219,13 +219,9 @@ async def current_key(h: Hub, delegation: str) -> PublicKey | None:
 
 
 def verifies(key: PublicKey | None, statement: dict[str, Any], sig: str) -> bool:
-    if key is None:
-        return False
-    try:
-        key.verify(statement, sig)
-    except SignatureError:
-        return False
-    return True
+    """Whether ``sig`` signs ``statement`` with ``key`` (a delegation not registered,
+    None, verifies nothing)."""
+    return key is not None and key.verifies(statement, sig)
 
 
 async def signed_request(h: Hub, call: str, delegation: str, at: int,
@@ -415,7 +411,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         except PlanError as exc:
             raise bad(422, f"invalid plan: {exc}") from None
         plan = signed.plan
-        await refuse_revoked(h, signed)
+        await refuse_participants(h, signed)
         link = await link_view(h, plan.link)
         if link["state"] != "established":
             raise bad(409, "the link is not yet accepted by both delegations")
@@ -455,7 +451,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
             raise bad(403, "no such plan here, or that delegation is not part of it, or the "
                            "signature does not verify with the delegation's current key")
         await refuse_retired(h, d, "its signature")
-        await refuse_revoked(h, signed)
+        await refuse_participants(h, signed)
         try:
             await h.store.add_plan_signature(plan_hash, body.delegation, body.signature)
         except StoreError as exc:

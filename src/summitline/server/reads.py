@@ -85,18 +85,20 @@ def target(request: Request) -> str:
     return raw.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
 
 
-async def signer_key(h: Hub, signer: str) -> PublicKey | None:
+async def signer_key(h: Hub, signer: str) -> tuple[PublicKey | None, bool]:
     """The key of a signer known here: a registered delegation (its current key) or an
-    enrolled device. (A device the object's plan names is found in ``signed_read``.)"""
+    enrolled device; and whether it is a delegation. (A device the object's plan names
+    is found in ``signed_read``.)"""
     row = await h.store.delegation(signer)
+    is_delegation = row is not None
     if row is None:
         row = await h.store.enrolled_device(signer)
     if row is None or not row.get("key"):
-        return None
+        return None, False
     try:
-        return PublicKey.from_b64u(row["key"])
+        return PublicKey.from_b64u(row["key"]), is_delegation
     except SignatureError:
-        return None
+        return None, False
 
 
 @dataclass(frozen=True)
@@ -133,23 +135,18 @@ async def reader(request: Request) -> Reader:
         raise _unauthorised("the signed read is stale (or the clocks disagree)")
     # (a delegation's key is its current one: after a rotation its fingerprint is no
     # longer the id, which stays the fingerprint of the first key)
-    key = await signer_key(h, signer)
+    key, is_delegation = await signer_key(h, signer)
     if key is not None:
         _verify(request, key, signer, at, signature)
-    is_delegation = key is not None and await h.store.delegation(signer) is not None
     request.state.reader = done = Reader(signer, at, signature, key, is_delegation)
     return done
 
 
 def _verify(request: Request, key: PublicKey, signer: str, at: int, signature: str) -> None:
     path = target(request)
-    for server in origins(request):
-        try:
-            key.verify(statements.read(server, request.method, path, signer, at), signature)
-            return
-        except SignatureError:
-            continue
-    raise _unauthorised(UNVERIFIED)
+    if not any(key.verifies(statements.read(server, request.method, path, signer, at),
+                            signature) for server in origins(request)):
+        raise _unauthorised(UNVERIFIED)
 
 
 async def not_found(request: Request) -> HTTPException:
