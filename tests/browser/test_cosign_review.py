@@ -92,6 +92,19 @@ async def serve_also(page: Page, us: Operator, plan: CallPlan, ru_id: str) -> li
     return posts
 
 
+async def flagged_and_not_signed(page: Page, us: Operator, plan: CallPlan, ru_id: str,
+                                 flag: str) -> None:
+    """A hostile server serves ``plan`` to the console: its review shows ``flag``, and
+    co-signing it is refused with nothing signed or sent."""
+    cosigned = await serve_also(page, us, plan, ru_id)
+    await page.reload()
+    bad = page.locator(f'.plan[data-call="{plan.call}"]')
+    await expect(bad.locator(".review-flags")).to_contain_text(flag)
+    await bad.locator(".cosign").click()
+    await expect(page.locator("#console-error")).to_contain_text("Do not sign")
+    assert cosigned == []
+
+
 async def test_the_console_reviews_every_field_and_refuses_planted_devices(
         browser: Browser, server: str, http: httpx.AsyncClient) -> None:
     page, errors, us, ru_id = await linked_console(browser, server, http)
@@ -131,13 +144,7 @@ async def test_the_console_reviews_every_field_and_refuses_planted_devices(
         replace(participant(spare, us.key, Role.PRINCIPAL, "Spare", "ru"), delegation=ru_id,
                 certificate=real["certificate"]),
         replace(participant(fake_aide, us.key, Role.AIDE, "Aide", "ru"), delegation=ru_id)))
-    cosigned = await serve_also(page, us, planted, ru_id)
-    await page.reload()
-    bad = page.locator('.plan[data-call="call-planted"]')
-    await expect(bad.locator(".review-flags")).to_contain_text("is not certified by")
-    await bad.locator(".cosign").click()
-    await expect(page.locator("#console-error")).to_contain_text("Do not sign")
-    assert cosigned == []  # nothing was signed or sent
+    await flagged_and_not_signed(page, us, planted, ru_id, "is not certified by")
 
     # the server serves a plan naming the Russian delegation's own key as a US aide: once
     # signed, the US could "revoke" it and cut the Russian office off (attacker review of
@@ -146,13 +153,7 @@ async def test_the_console_reviews_every_field_and_refuses_planted_devices(
     ru_key = PublicKey.from_b64u((await http.get(f"/api/delegations/{ru_id}")).json()["key"])
     baited = replace(plan, call="call-baited", participants=(
         *plan.participants, participant(ru_key, us.key, Role.AIDE, "Aide", "en")))
-    cosigned = await serve_also(page, us, baited, ru_id)
-    await page.reload()
-    bad = page.locator('.plan[data-call="call-baited"]')
-    await expect(bad.locator(".review-flags")).to_contain_text("a delegation's key, not a device")
-    await bad.locator(".cosign").click()
-    await expect(page.locator("#console-error")).to_contain_text("Do not sign")
-    assert cosigned == []
+    await flagged_and_not_signed(page, us, baited, ru_id, "a delegation's key, not a device")
 
     # the genuine plan is co-signed from the console
     await page.unroute("**/api/links/*/plans")

@@ -87,8 +87,8 @@ class Settings:
 # What the shared server serves of the web client by default: the press pages (the link a
 # press office hands out points here), and the modules they import. No view that makes or
 # holds a key (operator, principal, enrolment, keystore.js) is served from this origin.
-PRESS_FILES = ("press.html", "pressapp.js", "api.js", "crypto.js", "dom.js", "i18n.js",
-               "i18n/en.json", "i18n/ru.json", "style.css", "views/press.js",
+PRESS_FILES = ("press.html", "pressapp.js", "routing.js", "api.js", "crypto.js", "dom.js",
+               "i18n.js", "i18n/en.json", "i18n/ru.json", "style.css", "views/press.js",
                "views/pressroom.js")
 
 

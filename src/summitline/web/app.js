@@ -12,8 +12,7 @@ import { h, mount } from "./dom.js";
 import { browserLanguage, LANGUAGES, setPageLanguage, strings } from "./i18n.js";
 import { enrolView } from "./views/enrol.js";
 import { operatorView } from "./views/operator.js";
-import { pressView } from "./views/press.js";
-import { pressroomView } from "./views/pressroom.js";
+import { pressPages, showFailure } from "./routing.js";
 import { principalView } from "./views/principal.js";
 
 const root = document.getElementById("app");
@@ -46,15 +45,11 @@ async function route() {
     else if (parts[0] === "principal") await principalView(root, parts[1]);
     else if (parts[0] === "enrol" && parts.length >= 3) {
       await enrolView(root, parts[1], parts[2], parts[3]);
-    } else if (parts[0] === "press" && parts.length >= 3) {
-      await pressView(root, parts[1], parts[2], parts[3]);
-    } else if (parts[0] === "pressroom" && parts[1]) {
-      await pressroomView(root, parts[1], parts[2]);
-    } else await home(parts[0] === "home" ? parts[1] : undefined);
+    } else if (!(await pressPages(root, parts))) {
+      await home(parts[0] === "home" ? parts[1] : undefined);
+    }
   } catch (err) {
-    const t = await strings(document.documentElement.lang || browserLanguage());
-    mount(root, h("main", { class: "narrow" }, h("h1", {}, t("app_failed")),
-      h("p", { class: "error", role: "alert" }, err.message)));
+    await showFailure(root, err);
   }
 }
 

@@ -215,6 +215,15 @@ export function participant(plan, device) {
   return plan.participants.find((p) => p.device === device) || null;
 }
 
+// Who a device is, as the plan names it: {name, delegation (its name), role}; a device
+// the plan does not name (or no plan yet) by the start of its fingerprint.
+export function whoIs(plan, device) {
+  const p = plan ? participant(plan, device) : null;
+  if (!p) return { name: device.slice(0, 12), delegation: "" };
+  const d = plan.delegations.find((x) => x.id === p.delegation);
+  return { name: p.name, delegation: d ? d.name : "", role: p.role };
+}
+
 // -- the permission table (summitline/core/policy.py) --------------------------------
 const MEDIA_PHASES = ["open", "closed"];
 const SENDS = {

@@ -7,30 +7,22 @@
 
 import { h, mount } from "./dom.js";
 import { browserLanguage, LANGUAGES, setPageLanguage, strings } from "./i18n.js";
-import { pressView } from "./views/press.js";
-import { pressroomView } from "./views/pressroom.js";
+import { pressPages, showFailure } from "./routing.js";
 
 const root = document.getElementById("app");
 
 async function route() {
   const parts = location.hash.replace(/^#\/?/, "").split("/");
-  const lang = LANGUAGES.includes(parts[parts.length - 1]) ? parts[parts.length - 1]
-    : browserLanguage();
   try {
-    if (parts[0] === "press" && parts.length >= 3) {
-      await pressView(root, parts[1], parts[2], parts[3]);
-    } else if (parts[0] === "pressroom" && parts[1]) {
-      await pressroomView(root, parts[1], parts[2]);
-    } else {
-      const t = await strings(lang);
-      setPageLanguage(lang);
-      mount(root, h("main", { class: "narrow" }, h("h1", {}, t("press_only_title")),
-        h("p", {}, t("press_only_text"))));
-    }
+    if (await pressPages(root, parts)) return;
+    const last = parts[parts.length - 1];
+    const lang = LANGUAGES.includes(last) ? last : browserLanguage();
+    const t = await strings(lang);
+    setPageLanguage(lang);
+    mount(root, h("main", { class: "narrow" }, h("h1", {}, t("press_only_title")),
+      h("p", {}, t("press_only_text"))));
   } catch (err) {
-    const t = await strings(document.documentElement.lang || browserLanguage());
-    mount(root, h("main", { class: "narrow" }, h("h1", {}, t("app_failed")),
-      h("p", { class: "error", role: "alert" }, err.message)));
+    await showFailure(root, err);
   }
 }
 

@@ -32,7 +32,7 @@ import { hex, sdpFingerprints, sas, sha256, sign, statements, verify } from "./c
 import { BoothLedger } from "./booth.js";
 import { apply, endpoint, pressDeadline, START_SKEW_MS, startAhead, TICK_MS } from "./endpoint.js";
 import { followRotations, mayConnect, media, participant, pressChannels,
-         verifySignedPlan } from "./plan.js";
+         verifySignedPlan, whoIs } from "./plan.js";
 
 const VERSION = 1;
 // Reconnection of the signaling connection: quick first, never more than a second
@@ -951,9 +951,8 @@ export class CallSession extends EventTarget {
 
   // A device of the plan by its name and delegation, for alarms; else its fingerprint.
   nameOf(device) {
-    const p = this.signed?.plan.participants.find((x) => x.device === device);
-    const d = p && this.signed.plan.delegations.find((x) => x.id === p.delegation);
-    return p ? `${p.name} (${d ? d.name : p.delegation.slice(0, 12)})` : device.slice(0, 12);
+    const { name, delegation } = whoIs(this.signed?.plan, device);
+    return delegation ? `${name} (${delegation})` : name;
   }
 
   async signedSdp(kind, link) {

@@ -10,8 +10,8 @@ import { go, h, mount } from "../dom.js";
 import { browserLanguage, strings } from "../i18n.js";
 import { LevelMeter, Listening } from "../listening.js";
 import { CallSession } from "../session.js";
-import { codesBox, followLevels, holdStream, showCodes, showReconnecting,
-         whoIs } from "./principal.js";
+import { whoIs } from "../plan.js";
+import { codesBox, followLevels, holdStream, showCodes, showReconnecting } from "./principal.js";
 
 const SPEAKING = 0.02; // audio level above which a principal is taken to be speaking
 const METER_EVERY_MS = 200; // the meters follow the levels this often

@@ -7,7 +7,7 @@ import { shortFingerprint } from "../crypto.js";
 import { go, h, mount } from "../dom.js";
 import { browserLanguage, LANGUAGES, strings } from "../i18n.js";
 import { chooseIdentity, listIdentities, saveIdentity } from "../keystore.js";
-import { participant } from "../plan.js";
+import { participant, whoIs } from "../plan.js";
 import { Listening } from "../listening.js";
 import { CallSession } from "../session.js";
 import { aideView } from "./aide.js";
@@ -129,14 +129,6 @@ export function elapsed(ms) {
   const hh = Math.floor(s / 3600), mm = Math.floor((s % 3600) / 60), ss = s % 60;
   const two = (n) => String(n).padStart(2, "0");
   return hh ? `${hh}:${two(mm)}:${two(ss)}` : `${mm}:${two(ss)}`;
-}
-
-// Who a device of the plan is: {name, delegation} (the delegation's signed name).
-export function whoIs(plan, device) {
-  const p = plan ? participant(plan, device) : null;
-  if (!p) return { name: device.slice(0, 12), delegation: "" };
-  const d = plan.delegations.find((x) => x.id === p.delegation);
-  return { name: p.name, delegation: d ? d.name : "", role: p.role };
 }
 
 // The verification codes of a session, one per peer, labelled with who it is for; the
