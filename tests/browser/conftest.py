@@ -34,7 +34,12 @@ expect.set_options(timeout=TIMEOUT_MS)
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
+    # The browser closes before the test's server stops: a page left open (live updates,
+    # a route handler) would otherwise fetch from a server already gone, and fail the
+    # teardown (CI, stop 19: test_the_console_revokes_a_device).
+    if "server" in request.fixturenames:
+        request.getfixturevalue("server")
     if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 - one stat before a browser starts
         pytest.fail("Debian's chromium is not installed (apt-get install chromium)")
     async with async_playwright() as p:
