@@ -33,13 +33,22 @@ ARGS = [
 expect.set_options(timeout=TIMEOUT_MS)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The test's server starts before its browser, so that the browser closes before the
+    server stops: a page left open (live updates, a route handler) would otherwise fetch
+    from a server already gone and fail the teardown (CI, stop 19:
+    test_the_console_revokes_a_device). Fixtures are set up in this order and torn down
+    in reverse."""
+    for item in items:
+        names = getattr(item, "fixturenames", None)
+        if names is not None and "server" in names and "browser" in names and \
+                names.index("server") > names.index("browser"):
+            names.remove("server")
+            names.insert(names.index("browser"), "server")
+
+
 @pytest.fixture
-async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
-    # The browser closes before the test's server stops: a page left open (live updates,
-    # a route handler) would otherwise fetch from a server already gone, and fail the
-    # teardown (CI, stop 19: test_the_console_revokes_a_device).
-    if "server" in request.fixturenames:
-        request.getfixturevalue("server")
+async def browser() -> AsyncIterator[Browser]:
     if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 - one stat before a browser starts
         pytest.fail("Debian's chromium is not installed (apt-get install chromium)")
     async with async_playwright() as p:

@@ -43,6 +43,14 @@ CHECK = """async (v) => {
                                                               (e) => e.message);
   out.refused = await Promise.all(v.refused.map((x) => p.verifySignedPlan(x.signed_plan,
     v.pinned).then(() => "accepted", (e) => e.message)));
+  const b = v.briefing, bp = b.signed_plan.plan;
+  out.briefingHash = await p.verifySignedPlan(b.signed_plan, b.pinned);
+  out.groupCode = await c.groupCode(bp.call, out.briefingHash,
+    Object.fromEntries(bp.delegations.map((d) => [d.id, d.key])));
+  const guests = bp.delegations.filter((d) => d.id !== bp.host).map((d) => d.id);
+  out.introduced = [p.introducedBy(bp, guests[0]), p.introducedBy(bp, bp.host)];
+  out.briefingRefused = await Promise.all(b.refused.map((x) => p.verifySignedPlan(
+    x.signed_plan, b.pinned).then(() => "accepted", (e) => e.message)));
   return out;
 }"""
 
@@ -75,6 +83,16 @@ async def test_the_shared_vectors_hold_in_the_browser(browser: Browser, server: 
     # browser for the reason Python gives (tests/core/test_vectors.py)
     assert len(out["refused"]) == len(PLANS["refused"]) >= 5
     for case, message in zip(PLANS["refused"], out["refused"], strict=True):
+        assert case["error"] in message, (case["case"], message)
+    # a briefing: the same hash and group code as Python, the same introductions, and
+    # each refused briefing refused for the reason Python gives
+    b = PLANS["briefing"]
+    assert out["briefingHash"] == b["plan_hash"] and out["groupCode"] == b["group_code"]
+    host = b["signed_plan"]["plan"]["host"]
+    guests = [d["id"] for d in b["signed_plan"]["plan"]["delegations"] if d["id"] != host]
+    assert out["introduced"] == [{guests[1]: host}, {}]
+    assert len(out["briefingRefused"]) == len(b["refused"]) >= 7
+    for case, message in zip(b["refused"], out["briefingRefused"], strict=True):
         assert case["error"] in message, (case["case"], message)
 
 

@@ -4,6 +4,7 @@ checks the same file in tests/browser/test_keys.py."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from summitline.core import policy
 from summitline.core.plan import PlanError, SignedPlan
 from summitline.core.roles import Phase, Role
-from summitline.core.sas import sas
+from summitline.core.sas import plan_group_code, sas
 from summitline.crypto import sdp
 from summitline.crypto.encoding import canonical
 from summitline.crypto.keys import PublicKey
@@ -55,6 +56,28 @@ def test_refused_plans(case: dict[str, Any]) -> None:
     with pytest.raises(PlanError, match=case["error"]):
         SignedPlan.from_json(case["signed_plan"]).verify(
             {k: PublicKey.from_b64u(v) for k, v in PLANS["pinned"].items()})
+
+
+def test_a_briefing_signed_by_all_reads_alike_with_its_group_code() -> None:
+    b = PLANS["briefing"]
+    signed = SignedPlan.from_json(b["signed_plan"])
+    assert signed.plan.briefing and signed.plan.hash == b["plan_hash"]
+    signed.verify({k: PublicKey.from_b64u(v) for k, v in b["pinned"].items()})
+    assert plan_group_code(signed.plan) == b["group_code"]
+    host = signed.plan.host
+    guests = [d.id for d in signed.plan.delegations if d.id != host]
+    # a guest's people know the other guest through the host; the host's people know all
+    assert signed.plan.introduced_by(guests[0]) == {guests[1]: host}
+    assert signed.plan.introduced_by(host) == {}
+
+
+@pytest.mark.parametrize("case", PLANS["briefing"]["refused"], ids=lambda c: c["case"])
+def test_refused_briefings(case: dict[str, Any]) -> None:
+    """Each signed by every delegation it names (but one, where that is the point), and
+    refused: by the browser too, for the same reason."""
+    with pytest.raises(PlanError, match=re.escape(case["error"])):
+        SignedPlan.from_json(case["signed_plan"]).verify(
+            {k: PublicKey.from_b64u(v) for k, v in PLANS["briefing"]["pinned"].items()})
 
 
 def test_policy_table_is_what_the_code_says() -> None:

@@ -14,7 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from summitline.core.plan import SignedPlan
+from summitline.core.plan import CallPlan, SignedPlan
+from summitline.core.roles import Role
+from summitline.core.sas import plan_group_code
 from summitline.crypto import statements
 from summitline.crypto.encoding import digest
 from summitline.crypto.keys import PrivateKey
@@ -85,6 +87,79 @@ def refused(world: World, good: SignedPlan) -> list[dict[str, Any]]:
     return cases
 
 
+def briefing(world: World) -> dict[str, Any]:
+    """A briefing hosted by the US with France and Germany, signed by all three, its
+    group code, and briefings each signed by all their delegations and still refused."""
+    fr, de = PrivateKey.generate(), PrivateKey.generate()
+    heads = {world.us: "United States", fr: "France", de: "Germany"}
+    people = {k: PrivateKey.generate() for k in heads}
+    plan = CallPlan(
+        call="briefing-1", link=None, title="Briefing of allies", host=world.us.fingerprint,
+        links=("link-us-fr", "link-us-de"),
+        delegations=tuple(world.delegation(k, n) for k, n in heads.items()),
+        participants=tuple(world.participant(people[k], k, Role.PRINCIPAL, f"Head of {n}",
+                                             n[:2].lower()) for k, n in heads.items()))
+
+    def signed_by(keys: list[PrivateKey], plan_json: dict[str, Any]) -> dict[str, Any]:
+        h = digest(plan_json)
+        return {"plan": plan_json,
+                "signatures": {k.fingerprint: k.sign(statements.plan(h)) for k in keys}}
+
+    good = SignedPlan.from_json(signed_by(list(heads), plan.to_json()))
+    cases = []
+
+    def case(name: str, error: str, change: Any, signers: list[PrivateKey] | None = None
+             ) -> None:
+        body = copy.deepcopy(good.plan.to_json())
+        change(body)
+        keys = [k for k in [*heads, *extra] if any(
+            d["id"] == k.fingerprint for d in body["delegations"])]
+        cases.append({"case": name, "error": error,
+                      "signed_plan": signed_by(signers or keys, body)})
+
+    extra = [PrivateKey.generate() for _ in range(5)]
+
+    def nine(body: dict[str, Any]) -> None:
+        body["delegations"] += [world.delegation(k, f"Guest {i}").to_json()
+                                for i, k in enumerate(extra)]
+        body["links"] += [f"link-{i}" for i in range(6)]
+    extra.append(world.ru)
+    case("briefing of nine delegations", "names 2 to 8 delegations", nine)
+
+    def elsewhere(body: dict[str, Any]) -> None:
+        body["host"] = world.ru.fingerprint
+    case("host not one of its delegations", "host of a briefing must be one of", elsewhere)
+
+    def short(body: dict[str, Any]) -> None:
+        body["links"] = body["links"][:1]
+    case("one link short", "one link per guest", short)
+
+    def both(body: dict[str, Any]) -> None:
+        body["link"] = "link-us-fr"
+    case("a link and links", "names its 'links'", both)
+
+    def crowd(body: dict[str, Any]) -> None:
+        body["participants"] += [world.participant(
+            PrivateKey.generate(), world.us, Role.PRINCIPAL, f"US principal {i}", "en"
+        ).to_json() for i in range(6)]
+    case("nine principals", "at most 8 principals", crowd)
+
+    def planted(body: dict[str, Any]) -> None:
+        # the host certifies a device of its own and lists it under France
+        key = PrivateKey.generate()
+        body["participants"].append({
+            "device": key.fingerprint, "key": key.public.b64u, "delegation": fr.fingerprint,
+            "role": "aide", "name": "French aide", "language": "fr",
+            "certificate": world.us.sign(statements.device(
+                fr.fingerprint, key.fingerprint, key.public.b64u, "aide", "French aide"))})
+    case("a device planted in a guest delegation", "is not certified by", planted)
+    case("a guest's signature missing", "is not signed by", lambda body: None,
+         signers=[world.us, de])
+    return {"signed_plan": good.to_json(), "plan_hash": good.plan.hash,
+            "pinned": {world.us.fingerprint: world.us.public.b64u},
+            "group_code": plan_group_code(good.plan), "refused": cases}
+
+
 def main() -> None:
     world = World()
     # with press channels and a planned start, so that the browser's plan check reads them
@@ -94,6 +169,7 @@ def main() -> None:
         "signed_plan": good.to_json(), "plan_hash": good.plan.hash,
         "pinned": {world.us.fingerprint: world.us.public.b64u},
         "refused": refused(world, good),
+        "briefing": briefing(world),
     }
     OUT.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
     print(f"wrote {OUT} ({len(doc['refused'])} refused plans)")

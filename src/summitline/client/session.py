@@ -41,7 +41,7 @@ from summitline.core import policy
 from summitline.core.booth import BoothLedger
 from summitline.core.plan import PlanError, Rotation, SignedPlan, follow_rotations
 from summitline.core.roles import MediaKind, Phase, Role
-from summitline.core.sas import sas
+from summitline.core.sas import plan_group_code, sas
 from summitline.crypto import sdp as signed_sdp
 from summitline.crypto import statements
 from summitline.crypto.keys import PrivateKey, PublicKey, SignatureError
@@ -143,6 +143,7 @@ class CallSession:
         self._leaving = False
         self._fatal: dict[str, Any] | None = None
         self._retired = dict.fromkeys(MediaKind, 0)
+        self._retired_from: dict[tuple[str, MediaKind], int] = {}  # (remote, kind) -> n
         # Who is live, as far as signed booth actions bear the server out (core/booth.py)
         self.booth: dict[str, Any] = {"live": {}, "sources": {}}
         self.ledger: BoothLedger | None = None  # the booth actions seen, across rejoins
@@ -191,10 +192,22 @@ class CallSession:
         """Frames of ``kind`` decoded so far, over all peer connections, closed ones too."""
         return self._retired[kind] + sum(link.frames[kind] for link in self._peers.values())
 
+    def frames_from(self, remote: str, kind: MediaKind) -> int:
+        """Frames of ``kind`` decoded from ``remote`` so far, over all its links."""
+        return self._retired_from.get((remote, kind), 0) + sum(
+            link.frames[kind] for (r, _), link in self._peers.items() if r == remote)
+
+    def group_code(self) -> str | None:
+        """The code of the whole call (docs/protocol.md §9.1), from the verified plan:
+        equal on every participant's screen when all hold the same plan and keys."""
+        return plan_group_code(self.signed.plan) if self.signed is not None else None
+
     async def _retire(self, link: PeerLink) -> None:
         self._peers.pop((link.remote, link.generation), None)
         for kind, n in link.frames.items():
             self._retired[kind] += n
+            key = (link.remote, kind)
+            self._retired_from[key] = self._retired_from.get(key, 0) + n
         await link.close()
 
     async def wait_for(self, predicate: Callable[[], bool]) -> None:

@@ -1,8 +1,13 @@
 """The call plan: who takes part, in which role, and what the press may see.
 
-A plan is plain data. It becomes binding when both delegations of its link have
-signed its hash (``SignedPlan.verify``). Every endpoint verifies it and enforces it;
-the server enforces it too, as a second wall.
+A plan is plain data. It becomes binding when every delegation it names has signed its
+hash (``SignedPlan.verify``). Every endpoint verifies it and enforces it; the server
+enforces it too, as a second wall.
+
+Two kinds: a **bilateral** plan names its ``link`` and exactly two delegations; a
+**briefing** plan names a ``host`` among 2 to 8 delegations and ``links``, one
+established link between the host and each guest (docs/protocol.md §3.1). Guests need
+no link with each other: the host introduces them.
 """
 
 from __future__ import annotations
@@ -22,9 +27,12 @@ from summitline.crypto.keys import PublicKey, SignatureError, short_fingerprint
 # 2: each participant carries its delegation's device certificate, each delegation the
 # signature on its own name (issue 11). Version 1 plans bound neither and are refused.
 PLAN_VERSION = 2
-# A bilateral call: the format the reports describe. Briefings (more delegations)
-# are a later issue and will raise this with their own plan kind.
+# A bilateral call: the format the reports describe.
 DELEGATIONS_PER_CALL = 2
+# A briefing: the host and up to seven guests (the reports' briefing had five), and as
+# many principals: every pair of principals holds a peer connection (a mesh).
+MAX_BRIEFING_DELEGATIONS = 8
+MAX_BRIEFING_PRINCIPALS = 8
 # A plan is a list a person reviews before signing: keep it reviewable.
 MAX_PARTICIPANTS = 64
 MAX_PRESS_WINDOW_S = 3600
@@ -205,7 +213,7 @@ def _key(obj: dict[str, Any], field: str) -> PublicKey:
 @dataclass(frozen=True)
 class CallPlan:
     call: str
-    link: str
+    link: str | None  # a bilateral's link; None in a briefing (see ``links``)
     title: str
     delegations: tuple[Delegation, ...]
     participants: tuple[Participant, ...]
@@ -218,6 +226,19 @@ class CallPlan:
     # by signing: for the people who read the plan; nothing is enforced from it (the call
     # starts with a signed start). Absent from the JSON when not given (hashes kept).
     scheduled_ms: int | None = None
+    # A briefing's host (a delegation id) and its links, one per guest, each between the
+    # host and that guest; both absent (None, ()) in a bilateral plan.
+    host: str | None = None
+    links: tuple[str, ...] = ()
+
+    @property
+    def briefing(self) -> bool:
+        return self.host is not None
+
+    @property
+    def filed_under(self) -> tuple[str, ...]:
+        """The links this plan is listed under: its link, or a briefing's links."""
+        return self.links if self.host is not None else (self.link or "",)
 
     # -- reading -------------------------------------------------------------------------
     @classmethod
@@ -226,7 +247,7 @@ class CallPlan:
             raise PlanError("a plan is a JSON object")
         _fields(obj, "the plan", {"version", "call", "link", "title", "delegations",
                                   "participants", "press_window_s", "interpreter_video",
-                                  "press_channels", "scheduled_ms"})
+                                  "press_channels", "scheduled_ms", "host", "links"})
         if obj.get("version") == 1:
             raise PlanError("this is a version 1 plan, from before device certificates: it "
                             "does not say who vouches for its participants. Draft the plan "
@@ -250,20 +271,51 @@ class CallPlan:
         if "scheduled_ms" in obj and (type(scheduled) is not int or
                                       not 0 <= scheduled <= MAX_SCHEDULED_MS):
             raise PlanError("'scheduled_ms' must be an integer (ms since 1970, UTC), or absent")
-        plan = cls(call=_ident(obj, "call"), link=_ident(obj, "link"), title=_text(obj, "title"),
+        host: str | None = None
+        links: tuple[str, ...] = ()
+        link: str | None = None
+        if "host" in obj or "links" in obj:
+            if "link" in obj:
+                raise PlanError("a briefing plan names its 'links' (one per guest), not a 'link'")
+            host = _text(obj, "host", 64)
+            raw = obj.get("links")
+            if not isinstance(raw, list):
+                raise PlanError("'links' must be a list of link ids, one per guest")
+            links = tuple(_ident({"links": x}, "links") for x in raw)
+        else:
+            link = _ident(obj, "link")
+        plan = cls(call=_ident(obj, "call"), link=link, title=_text(obj, "title"),
                    delegations=delegations, participants=participants,
                    press_window_s=window, interpreter_video=video,
-                   press_channels=tuple(press), scheduled_ms=scheduled)
+                   press_channels=tuple(press), scheduled_ms=scheduled, host=host, links=links)
         plan.check()
         return plan
 
     def check(self) -> None:
-        """Raise PlanError if the plan is not a well-formed bilateral plan."""
-        if len(self.delegations) != DELEGATIONS_PER_CALL:
-            raise PlanError(f"a bilateral plan names exactly {DELEGATIONS_PER_CALL} delegations")
+        """Raise PlanError if the plan is not a well-formed bilateral or briefing plan."""
         ids = {d.id for d in self.delegations}
-        if len(ids) != DELEGATIONS_PER_CALL:
-            raise PlanError("the two delegations must be different")
+        if self.host is None:
+            if len(self.delegations) != DELEGATIONS_PER_CALL or self.links:
+                raise PlanError(f"a bilateral plan names exactly {DELEGATIONS_PER_CALL} "
+                                "delegations")
+            if len(ids) != DELEGATIONS_PER_CALL:
+                raise PlanError("the two delegations must be different")
+        else:
+            if not 2 <= len(self.delegations) <= MAX_BRIEFING_DELEGATIONS:
+                raise PlanError("a briefing plan names 2 to "
+                                f"{MAX_BRIEFING_DELEGATIONS} delegations")
+            if len(ids) != len(self.delegations):
+                raise PlanError("a delegation appears more than once in the plan")
+            if self.host not in ids:
+                raise PlanError("the host of a briefing must be one of its delegations")
+            if len(self.links) != len(self.delegations) - 1 or \
+                    len(set(self.links)) != len(self.links):
+                raise PlanError("a briefing plan names one link per guest (between the host "
+                                "and that guest), each once")
+            principals = sum(p.role is Role.PRINCIPAL for p in self.participants)
+            if principals > MAX_BRIEFING_PRINCIPALS:
+                raise PlanError(f"a briefing holds at most {MAX_BRIEFING_PRINCIPALS} "
+                                "principals (a mesh)")
         for d in self.delegations:
             d.check()
         if not 0 < len(self.participants) <= MAX_PARTICIPANTS:
@@ -298,7 +350,10 @@ class CallPlan:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "version": PLAN_VERSION, "call": self.call, "link": self.link, "title": self.title,
+            "version": PLAN_VERSION, "call": self.call,
+            **({"host": self.host, "links": list(self.links)} if self.host is not None
+               else {"link": self.link}),
+            "title": self.title,
             "delegations": [d.to_json() for d in self.delegations],
             "participants": [p.to_json() for p in self.participants],
             "press_window_s": self.press_window_s, "interpreter_video": self.interpreter_video,
@@ -327,6 +382,14 @@ class CallPlan:
     def booth(self, channel: str) -> list[Participant]:
         return [p for p in self.participants
                 if p.role is Role.INTERPRETER and p.language == channel]
+
+    def introduced_by(self, viewer: str) -> dict[str, str]:
+        """For the people of delegation ``viewer``: each delegation of a briefing that
+        the viewer's delegation knows only through the host (neither itself nor the host),
+        mapped to the host. Empty for the host's people and in a bilateral plan."""
+        if self.host is None or viewer == self.host:
+            return {}
+        return {d.id: self.host for d in self.delegations if d.id not in (viewer, self.host)}
 
     def label(self, device: str) -> str:
         p = self.participant(device)
@@ -389,7 +452,7 @@ class SignedPlan:
 
     def verify(self, pinned: dict[str, PublicKey] | None = None,
                names: dict[str, str] | None = None) -> None:
-        """Raise PlanError unless both delegations signed this exact plan.
+        """Raise PlanError unless every delegation of the plan signed this exact plan.
 
         ``pinned`` maps delegation ids to keys this endpoint pinned: at least its own
         delegation's (from enrolment), perhaps also the other's (from the link). At least
@@ -416,7 +479,7 @@ class SignedPlan:
             sig = self.signatures.get(d.id)
             if sig is None:
                 raise PlanError(f"the plan is not signed by {d.name!r}; "
-                                "both delegations must sign it")
+                                "every delegation of the plan must sign it")
             try:
                 d.key.verify(statements.plan(self.plan.hash), sig)
             except SignatureError as exc:
@@ -454,15 +517,31 @@ def review(plan: CallPlan, pinned: dict[str, PublicKey], names: dict[str, str],
     it revoked (a plan naming one is flagged, whoever drafted it), and ``languages``, the
     language(s) its officer stated for each of its devices when certifying it (a plan
     putting such a device in another channel is flagged)."""
-    lines = [("version", str(PLAN_VERSION)), ("call", plan.call), ("link", plan.link),
-             ("title", plan.title)]
+    lines = [("version", str(PLAN_VERSION)), ("call", plan.call)]
+    if plan.host is None:
+        lines.append(("link", plan.link or ""))
+    else:
+        host = plan.delegation(plan.host)
+        lines += [("host", f"{host.name if host else '?'} · {short_fingerprint(plan.host)}"),
+                  ("links", ", ".join(plan.links))]
+    lines.append(("title", plan.title))
     flags = []
+    # In a briefing, a guest this delegation has no link with counts when the host is
+    # pinned (and signs the same plan): the host introduces it.
+    host_pinned = plan.host is not None and plan.host in pinned and \
+        any(d.id == plan.host and pinned[d.id] in d.keys() for d in plan.delegations)
     for d in plan.delegations:
         lines.append(("delegation", f"{d.name} · {short_fingerprint(d.id)} · key {d.key.b64u}"
                       " · name signed by the delegation"))
-        if d.id not in pinned:
+        if d.id not in pinned and host_pinned and plan.host is not None:
+            host = plan.delegation(plan.host)
+            lines.append(("delegation", f"{d.name} — introduced by "
+                          f"{host.name if host else '?'}"))
+        elif d.id not in pinned:
             flags.append(f"delegation {d.name!r} ({short_fingerprint(d.id)}) is not pinned "
-                         "with this link")
+                         "with this link" if plan.host is None else
+                         f"delegation {d.name!r} ({short_fingerprint(d.id)}) is pinned with "
+                         "no link of this delegation, and the host is not either")
         elif pinned[d.id] not in d.keys():
             flags.append(f"the key of {d.name!r} is not the one pinned with the link")
         elif pinned[d.id] != d.key:

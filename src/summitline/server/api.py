@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from summitline import report
 from summitline.core import call as c
-from summitline.core.plan import Delegation, PlanError, SignedPlan
+from summitline.core.plan import CallPlan, Delegation, PlanError, SignedPlan
 from summitline.core.record import RecordError, export, summary, verify_export
 from summitline.crypto import statements
 from summitline.crypto.encoding import digest
@@ -203,6 +203,32 @@ async def link_view(h: Hub, id: str) -> dict[str, Any]:
             "state": "established" if row["acceptor_signature"] else "proposed",
             "signatures": {row["proposer"]: row["proposer_signature"],
                            row["acceptor"]: row["acceptor_signature"]}}
+
+
+async def refuse_unlinked(h: Hub, plan: CallPlan) -> None:
+    """A bilateral plan's delegations are the two of its established link; a briefing's
+    links are established, each joins the host and one guest, and together they join
+    every guest (docs/protocol.md §3.1). The keys are the ones the server holds now."""
+    keys: dict[str, str] = {}
+    guests: list[str] = []
+    for id in plan.filed_under:
+        link = await link_view(h, id)
+        if link["state"] != "established":
+            raise bad(409, f"the link {id!r} is not yet accepted by both delegations")
+        ends = {d["id"]: d["key"] for d in link["delegations"]}
+        keys.update(ends)
+        if plan.host is not None:
+            if plan.host not in ends:
+                raise bad(422, f"the link {id!r} does not join the host of the briefing")
+            guests += [d for d in ends if d != plan.host]
+    if plan.host is None:
+        if {d.id: d.key.b64u for d in plan.delegations} != keys:
+            raise bad(422, "the plan's delegations are not the two delegations of its link")
+        return
+    if sorted(guests) != sorted(d.id for d in plan.delegations if d.id != plan.host):
+        raise bad(422, "the briefing's links do not join the host with each guest, once each")
+    if any(keys[d.id] != d.key.b64u for d in plan.delegations):
+        raise bad(422, "a delegation's key in the briefing is not the one of its link")
 
 
 # One answer for a call that does not exist, a delegation not in its plan and a signature
@@ -412,12 +438,7 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
             raise bad(422, f"invalid plan: {exc}") from None
         plan = signed.plan
         await refuse_participants(h, signed)
-        link = await link_view(h, plan.link)
-        if link["state"] != "established":
-            raise bad(409, "the link is not yet accepted by both delegations")
-        pinned = {d["id"]: d["key"] for d in link["delegations"]}
-        if {d.id: d.key.b64u for d in plan.delegations} != pinned:
-            raise bad(422, "the plan's delegations are not the two delegations of its link")
+        await refuse_unlinked(h, plan)
         if not signed.signatures:
             raise bad(422, "a plan is submitted with its proposer's signature")
         for delegation, sig in signed.signatures.items():

@@ -61,6 +61,16 @@ plan_devices = Table(
     PrimaryKeyConstraint("plan", "device"),
 )
 
+# The links a briefing plan is filed under, one per guest (its ``plans.link`` is the
+# first of them), so that each guest's console finds it under its link with the host.
+# A table of its own, so that databases made before briefings only gain a table.
+plan_links = Table(
+    "plan_links", metadata,
+    Column("plan", FP, ForeignKey("plans.hash"), nullable=False),
+    Column("link", String(120), ForeignKey("links.id"), nullable=False),
+    PrimaryKeyConstraint("plan", "link"),
+)
+
 # A seat a delegation opens for one device; the device that shows the code takes it.
 enrolments = Table(
     "enrolments", metadata,

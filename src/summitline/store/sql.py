@@ -185,8 +185,12 @@ class Store:
         try:
             async with self.writing() as conn:
                 await conn.execute(insert(t.plans).values(
-                    hash=plan.hash, call=plan.call, link=plan.link,
+                    hash=plan.hash, call=plan.call, link=plan.filed_under[0],
                     body=canonical(plan.to_json()).decode(), created_ms=now_ms))
+                if plan.host is not None:
+                    for link in plan.links:
+                        await conn.execute(insert(t.plan_links).values(plan=plan.hash,
+                                                                       link=link))
                 for delegation, sig in signed.signatures.items():
                     await conn.execute(insert(t.plan_signatures).values(
                         plan=plan.hash, delegation=delegation, signature=sig))
@@ -230,8 +234,10 @@ class Store:
                    for p in signed.plan.participants)
 
     async def plans_of_link(self, link: str) -> list[SignedPlan]:
-        rows = await self._all(select(t.plans).where(t.plans.c.link == link)
-                               .order_by(t.plans.c.created_ms))
+        briefings = select(t.plan_links.c.plan).where(t.plan_links.c.link == link)
+        rows = await self._all(select(t.plans).where(
+            (t.plans.c.link == link) | t.plans.c.hash.in_(briefings))
+            .order_by(t.plans.c.created_ms))
         return await self._readable(rows)
 
     async def _readable(self, rows: list[Any]) -> list[SignedPlan]:

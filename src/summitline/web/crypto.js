@@ -179,3 +179,14 @@ export async function sas(call, fingerprintsA, fingerprintsB) {
   const text = (n % 1000000n).toString().padStart(6, "0");
   return `${text.slice(0, 3)} ${text.slice(3)}`;
 }
+
+// The group code of a briefing, as summitline/core/sas.py group_code: over the call, the
+// plan hash and every delegation's id and key (`keys`: id -> base64url key), sorted by id.
+export async function groupCode(call, planHash, keys) {
+  const lines = Object.keys(keys).sort().map((id) => `${id} ${keys[id]}`);
+  const h = await sha256(["summitline/group", call, planHash, ...lines].join("\n"));
+  let n = 0n;
+  for (const b of h.slice(0, 8)) n = (n << 8n) | BigInt(b);
+  const text = (n % 1000000n).toString().padStart(6, "0");
+  return `${text.slice(0, 3)} ${text.slice(3)}`;
+}

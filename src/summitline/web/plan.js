@@ -21,7 +21,17 @@ export const PLAN_VERSION = 2;
 // The last millisecond of the year 9999 (core/plan.py MAX_SCHEDULED_MS).
 const MAX_SCHEDULED_MS = 253402300799999;
 const PLAN_FIELDS = ["version", "call", "link", "title", "delegations", "participants",
-                     "press_window_s", "interpreter_video", "press_channels", "scheduled_ms"];
+                     "press_window_s", "interpreter_video", "press_channels", "scheduled_ms",
+                     "host", "links"];
+// A briefing: the host and up to seven guests, at most 8 principals (a mesh).
+export const MAX_BRIEFING_DELEGATIONS = 8;
+export const MAX_BRIEFING_PRINCIPALS = 8;
+const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$/;
+
+// Whether `plan` is a briefing (it names a host), not a bilateral.
+export function isBriefing(plan) {
+  return "host" in plan || "links" in plan;
+}
 const DELEGATION_FIELDS = ["id", "name", "key", "name_signature", "rotations"];
 const ROTATION_FIELDS = ["previous", "key", "at", "signature", "proof"];
 const PARTICIPANT_FIELDS = ["device", "key", "delegation", "role", "name", "language",
@@ -79,7 +89,7 @@ export function keysOf(d) {
   return chain.length ? [chain[0].previous, ...chain.map((r) => r.key)] : [d.key];
 }
 
-// Check the structure of a bilateral plan, as CallPlan.check does.
+// Check the structure of a bilateral or briefing plan, as CallPlan.check does.
 export async function checkPlan(plan) {
   if (typeof plan !== "object" || plan === null) throw new PlanError("a plan is an object");
   onlyFields(plan, PLAN_FIELDS, "the plan");
@@ -91,16 +101,44 @@ export async function checkPlan(plan) {
   if (plan.version !== PLAN_VERSION) {
     throw new PlanError(`unsupported plan version ${plan.version}`);
   }
-  for (const field of ["call", "link"]) {  // what goes into URLs and file names
-    if (typeof plan[field] !== "string" ||
-        !/^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$/.test(plan[field])) {
-      throw new PlanError(`'${field}' must be 1..120 of the characters A-Z a-z 0-9 . _ -, ` +
-                          "the first a letter or digit");
-    }
+  const briefing = isBriefing(plan);
+  if (briefing && "link" in plan) {
+    throw new PlanError("a briefing plan names its 'links' (one per guest), not a 'link'");
+  }
+  const idError = (field) => new PlanError(`'${field}' must be 1..120 of the characters ` +
+                                           "A-Z a-z 0-9 . _ -, the first a letter or digit");
+  for (const field of briefing ? ["call"] : ["call", "link"]) {  // URLs and file names
+    if (typeof plan[field] !== "string" || !ID.test(plan[field])) throw idError(field);
   }
   const ds = plan.delegations, ps = plan.participants;
-  if (!Array.isArray(ds) || ds.length !== 2 || ds[0].id === ds[1].id) {
+  if (!Array.isArray(ds)) throw new PlanError("'delegations' must be a list of objects");
+  if (!briefing && (ds.length !== 2 || ds[0].id === ds[1].id)) {
     throw new PlanError("a bilateral plan names exactly 2 different delegations");
+  }
+  if (briefing) {
+    if (ds.length < 2 || ds.length > MAX_BRIEFING_DELEGATIONS) {
+      throw new PlanError(`a briefing plan names 2 to ${MAX_BRIEFING_DELEGATIONS} delegations`);
+    }
+    if (new Set(ds.map((d) => d.id)).size !== ds.length) {
+      throw new PlanError("a delegation appears more than once in the plan");
+    }
+    if (typeof plan.host !== "string" || !ds.some((d) => d.id === plan.host)) {
+      throw new PlanError("the host of a briefing must be one of its delegations");
+    }
+    const links = plan.links;
+    if (!Array.isArray(links) || !links.every((l) => typeof l === "string" && ID.test(l))) {
+      throw idError("links");
+    }
+    if (links.length !== ds.length - 1 || new Set(links).size !== links.length) {
+      throw new PlanError("a briefing plan names one link per guest (between the host and " +
+                          "that guest), each once");
+    }
+    if (Array.isArray(plan.participants) &&
+        plan.participants.filter((p) => p.role === "principal").length >
+        MAX_BRIEFING_PRINCIPALS) {
+      throw new PlanError(`a briefing holds at most ${MAX_BRIEFING_PRINCIPALS} principals ` +
+                          "(a mesh)");
+    }
   }
   for (const d of ds) {
     onlyFields(d, DELEGATION_FIELDS, "a delegation");
@@ -174,7 +212,7 @@ export function pressChannels(plan) {
   return plan.press_channels || [];
 }
 
-// Verify a signed plan: well formed, signed by both delegations, and at least one of
+// Verify a signed plan: well formed, signed by every delegation, and at least one of
 // them pinned by this device (its own delegation, from enrolment); `names` (optional)
 // maps delegation ids to the names pinned with them. Returns the hash.
 export async function verifySignedPlan(signed, pinned, names = {}) {
@@ -209,6 +247,15 @@ export async function verifySignedPlan(signed, pinned, names = {}) {
     throw new PlanError("the plan carries signatures of delegations it does not name");
   }
   return hash;
+}
+
+// For the people of delegation `viewer`: each delegation of a briefing it knows only
+// through the host (neither itself nor the host), mapped to the host's id, as
+// CallPlan.introduced_by. The views say "France — introduced by United States".
+export function introducedBy(plan, viewer) {
+  if (!isBriefing(plan) || viewer === plan.host) return {};
+  return Object.fromEntries(plan.delegations.filter((d) => d.id !== viewer && d.id !== plan.host)
+    .map((d) => [d.id, plan.host]));
 }
 
 export function participant(plan, device) {
@@ -259,12 +306,28 @@ export function mayConnect(plan, phase, a, b) {
 export async function reviewPlan(plan, pins, names, revoked = [], languages = {}) {
   const short = shortFingerprint;
   const by = Object.fromEntries(plan.delegations.map((d) => [d.id, d.name]));
-  const lines = [["version", String(plan.version)], ["call", plan.call], ["link", plan.link],
-                 ["title", plan.title]];
+  const briefing = isBriefing(plan);
+  const lines = [["version", String(plan.version)], ["call", plan.call]];
+  if (briefing) {
+    lines.push(["host", `${by[plan.host] ?? "?"} · ${short(String(plan.host))}`],
+               ["links", (plan.links || []).join(", ")]);
+  } else {
+    lines.push(["link", plan.link]);
+  }
+  lines.push(["title", plan.title]);
   const flags = [];
+  // In a briefing, a guest this console has no link with counts when the host is pinned
+  // (and signs the same plan): the host introduces it.
+  const host = briefing ? plan.delegations.find((d) => d.id === plan.host) : undefined;
+  const hostPinned = host !== undefined && pins[host.id] !== undefined &&
+    keysOf(host).includes(pins[host.id]);
   for (const d of plan.delegations) {
     lines.push(["delegation", `${d.name} · ${short(d.id)} · key ${d.key}`]);
-    if (pins[d.id] === undefined) flags.push(["not_pinned", { name: d.name, id: short(d.id) }]);
+    if (pins[d.id] === undefined && hostPinned) {
+      lines.push(["delegation", `${d.name} · introduced by ${host.name}`]);
+    } else if (pins[d.id] === undefined) {
+      flags.push([briefing ? "not_introduced" : "not_pinned", { name: d.name, id: short(d.id) }]);
+    }
     else if (!keysOf(d).includes(pins[d.id])) flags.push(["key", { name: d.name }]);
     else if (pins[d.id] !== d.key) lines.push(["delegation", `${d.name} · rotated · key ${d.key}`]);
     if (names[d.id] !== undefined && names[d.id] !== d.name) {
