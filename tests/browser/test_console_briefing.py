@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from playwright.async_api import Browser, Page, expect
 
 from summitline.client.operator import Operator, participant
@@ -208,7 +209,7 @@ async def test_the_console_cosigns_a_briefing_as_a_guest_and_refuses_a_stranger(
     page, errors, us, fr, ru_id, plan = await guest_console(browser, server, http, "en-US")
     row = page.locator('.plan[data-call="briefing-review"]')
     await expect(row.locator(".hosted-by")).to_have_text("hosted by United States")
-    await expect(row.locator(f'li[data-delegation="{fr.id}"] .who')).to_have_text(
+    await expect(row.locator(f'li[data-delegation="{fr.id}"] .named')).to_have_text(
         "France — introduced by United States")
     await expect(row.locator(f'li[data-delegation="{ru_id}"]')).to_contain_text("not signed yet")
     review = row.locator(".review")  # open: this delegation has not signed yet
@@ -251,7 +252,7 @@ async def test_the_briefing_in_russian(browser: Browser, server: str, http: http
     row = page.locator('.plan[data-call="briefing-review"]')
     await expect(row.locator(".kind")).to_have_text("Брифинг")
     await expect(row.locator(".hosted-by")).to_have_text("проводит: United States")
-    await expect(row.locator(f'li[data-delegation="{fr.id}"] .who')).to_have_text(
+    await expect(row.locator(f'li[data-delegation="{fr.id}"] .named')).to_have_text(
         "France — представлена делегацией «United States»")
     await expect(row.locator(".review dd.introduced")).to_have_count(1)
     await page.screenshot(path=str(screenshots / "console-briefing-review-ru.png"), full_page=True)
@@ -272,3 +273,20 @@ async def test_the_briefing_in_russian(browser: Browser, server: str, http: http
     await expect(page.locator("#draft-plan .error")).to_contain_text(
         "У делегации «United States» нет первого лица в плане")
     assert errors == []
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+async def test_axe_finds_no_serious_violation_in_the_briefing_form(
+        lang: str, browser: Browser, server: str, http: httpx.AsyncClient) -> None:
+    """The form with its kind and guests (axe, and a focus ring on each control)."""
+    from tests.browser import axe
+    from tests.browser.allpages import _context_page
+    from tests.browser.test_a11y import check
+    axe.script()  # before the page: a missing axe fails at once
+    page = await _context_page(browser, lang, bypass_csp=True)  # axe is an inline script
+    fr, de = await registered(http, "France"), await registered(http, "Germany")
+    await console_hosts(page, server, [fr, de])
+    await page.locator("#plan-kind-briefing").check()
+    await page.locator(f'#plan-guests li[data-delegation="{fr.id}"] .guest').check()
+    await expect(page.locator("#plan-guests .guest:checked")).to_have_count(1)
+    await check(page, "console-briefing-form", lang)

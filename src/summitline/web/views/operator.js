@@ -825,7 +825,7 @@ class Console {
       h("ul", { class: "briefing-delegations" }, plan.delegations.map((d) => {
         const done = !p.missing.includes(d.id);
         return h("li", { "data-delegation": d.id, "data-signed": String(done) },
-          h("span", { class: "who" }, introduced[d.id]
+          h("span", { class: "named" }, introduced[d.id]
             ? t("op_brief_introduced", { name: d.name, host: introduced[d.id] }) : d.name),
           d.id === plan.host ? h("span", { class: "muted" }, ` (${t("op_brief_host")})`) : "",
           " · ", h("span", { class: done ? "signed" : "missing" },
