@@ -79,6 +79,9 @@ async def test_the_console_drafts_a_briefing_its_guests_cosign_and_runs_it(
     # the form: a briefing, both guests, a language each; the rows follow the guests
     form = page.locator("#draft-plan")
     await expect(form.locator("tbody tr")).to_have_count(2)  # bilateral with France first
+    await page.locator("#plan-with").select_option(de.id)  # or with Germany
+    await expect(form.locator("tbody tr")).to_have_count(3)
+    await expect(page.locator("#plan-their-language")).to_be_visible()
     await page.locator("#plan-kind-briefing").check()
     await expect(page.locator("#plan-guests li")).to_have_count(2)
     await expect(page.locator("#plan-their-language")).to_be_hidden()
@@ -259,6 +262,13 @@ async def test_the_briefing_in_russian(browser: Browser, server: str, http: http
     await row.locator(".cosign").click()
     await expect(row.locator(".badge")).to_have_text("запланированы")
     await expect(row.locator(".signed-count")).to_have_text("подписи: 3 из 3")
+    # nothing English is left on the page but user data (names, ids, fingerprints)
+    from tests.browser.test_i18n import VISIBLE_TEXT, leftovers
+    seen = await page.evaluate(VISIBLE_TEXT)
+    data = [plan.title, plan.call, plan.hash[:16], "link-review",
+            *(x for d in plan.delegations for x in (d.name, short_fingerprint(d.id))),
+            *(x for p in plan.participants for x in (p.name, short_fingerprint(p.device)))]
+    assert leftovers("ru", seen["texts"], data) == []
     await page.screenshot(path=str(screenshots / "console-briefing-listed-ru.png"), full_page=True)
 
     # the form in Russian: a briefing for the one delegation linked with this office
