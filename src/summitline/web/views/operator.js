@@ -18,7 +18,8 @@ import { h, mount } from "../dom.js";
 import { browserLanguage, strings } from "../i18n.js";
 import { chooseIdentity, listIdentities, saveIdentity } from "../keystore.js";
 import { follow } from "../live.js";
-import { checkPlan, followRotations, PLAN_VERSION, reviewPlan } from "../plan.js";
+import { checkPlan, followRotations, isBriefing, keysOf, MAX_BRIEFING_DELEGATIONS, PLAN_VERSION,
+         reviewPlan } from "../plan.js";
 import { mountRecord } from "./record.js";
 
 const ROLES = ["principal", "interpreter", "aide", "operator"];
@@ -700,14 +701,17 @@ class Console {
   // -- plans -------------------------------------------------------------------------
   async refreshPlans() {
     const established = (this.links || []).filter((l) => l.state === "established");
+    // a briefing is filed under each of its links: shown once
+    const seen = new Set();
     const rows = (await Promise.all(established.map((l) => get(`/api/links/${l.id}/plans`))))
-      .flat();
+      .flat().filter((p) => !seen.has(p.hash) && seen.add(p.hash));
     this.plans = new Map(rows.map((p) => [p.plan.call, p]));
     const { pins, names, revoked, languages } = this.pinned();
     const reviewed = await Promise.all(rows.map(async (p) =>
       ({ p, review: await reviewPlan(p.plan, pins, names, revoked, languages) })));
-    reconcile(this.planList, reviewed, ({ p }) => p.plan.call,
-              ({ p, review }) => [p.hash, p.complete, p.missing, p.phase, review],
+    reconcile(this.planList, reviewed, ({ p }) => p.hash,
+              ({ p, review }) => [p.hash, p.complete, p.missing, p.phase, review,
+                                  this.introduced(p.plan)],
               ({ p, review }) => this.planRow(p, review));
     this.planNote.textContent = established.length ? "" : this.t("op_plans_need_link");
     this.planNote.hidden = established.length > 0;
@@ -716,10 +720,11 @@ class Console {
       this.draftSlot.hidden = true;
       return;
     }
-    if (!this.draft || this.draft.link.id !== established[0].id) {
-      this.draft = new DraftForm(this, established[0]);
+    if (!this.draft) {
+      this.draft = new DraftForm(this);
       mount(this.draftSlot, this.draft.el);
     }
+    this.draft.setLinks(established);
     await this.draft.update();
     this.showDraft();
   }
@@ -766,6 +771,10 @@ class Console {
   // console pinned (or breaks the plan's rules, e.g. an uncertified participant).
   reviewPart(p, review) {
     const t = this.t, names = Object.fromEntries(p.plan.delegations.map((d) => [d.id, d.name]));
+    // reviewPlan's "France · introduced by United States", in the page's language
+    const introduced = new Map(Object.entries(this.introduced(p.plan)).map(([id, host]) =>
+      [`${names[id]} · introduced by ${host}`,
+       t("op_brief_introduced", { name: names[id], host })]));
     return [
       h("ul", { class: "participants" }, p.plan.participants.map((x) => h("li", {},
         t("op_participant_line", { name: x.name, role: t(`op_role_${x.role}`),
@@ -776,8 +785,10 @@ class Console {
         h("summary", {}, t("review_heading")),
         h("dl", {}, review.lines.flatMap(([field, value]) => [
           h("dt", { "data-field": field }, t(`review_${field}`)),
-          h("dd", { "data-field": field, class: "mono" },
-            field === "interpreter_video" ? t(`review_${value}`) : value)]))),
+          field === "delegation" && introduced.has(value)
+            ? h("dd", { "data-field": field, class: "introduced" }, introduced.get(value))
+            : h("dd", { "data-field": field, class: "mono" },
+              field === "interpreter_video" ? t(`review_${value}`) : value)]))),
       review.flags.length ? h("ul", { class: "review-flags", role: "alert" },
         review.flags.map(([code, params]) => h("li", { class: "error" },
           t(`review_flag_${code}`, params)))) : "",
@@ -788,6 +799,40 @@ class Console {
       t("op_plan_hash"), " ", h("span", { class: "mono" }, p.hash.slice(0, 16)))];
   }
 
+  // The delegations of a briefing this console knows only through its host (the host
+  // pinned, they not): id -> the host's name, as plan.js reviewPlan says it.
+  introduced(plan) {
+    if (!isBriefing(plan)) return {};
+    const { pins } = this.pinned();
+    const host = plan.delegations.find((d) => d.id === plan.host);
+    if (!host || pins[host.id] === undefined || !keysOf(host).includes(pins[host.id])) return {};
+    return Object.fromEntries(plan.delegations.filter((d) => pins[d.id] === undefined)
+      .map((d) => [d.id, host.name]));
+  }
+
+  // A briefing: its host, and each delegation (introduced by the host, or pinned here)
+  // with whether it has signed, as the server says (the co-sign and the call check it).
+  briefingPart(p) {
+    const t = this.t, plan = p.plan, introduced = this.introduced(plan);
+    const host = plan.delegations.find((d) => d.id === plan.host);
+    const signed = plan.delegations.filter((d) => !p.missing.includes(d.id)).length;
+    return h("div", { class: "briefing-of" },
+      h("p", {}, h("span", { class: "kind briefing", "data-kind": "briefing" },
+        t("op_brief_kind")), " ",
+      h("span", { class: "hosted-by" }, t("op_brief_hosted_by", { name: host?.name ?? "?" })),
+      " · ", h("span", { class: "signed-count" }, t("op_brief_signed_count", {
+        n: signed, of: plan.delegations.length }))),
+      h("ul", { class: "briefing-delegations" }, plan.delegations.map((d) => {
+        const done = !p.missing.includes(d.id);
+        return h("li", { "data-delegation": d.id, "data-signed": String(done) },
+          h("span", { class: "named" }, introduced[d.id]
+            ? t("op_brief_introduced", { name: d.name, host: introduced[d.id] }) : d.name),
+          d.id === plan.host ? h("span", { class: "muted" }, ` (${t("op_brief_host")})`) : "",
+          " · ", h("span", { class: done ? "signed" : "missing" },
+            t(done ? "op_brief_signed" : "op_brief_missing")));
+      })));
+  }
+
   planRow(p, review) {
     const t = this.t, call = p.plan.call;
     const mineMissing = p.missing.includes(this.me.fingerprint);
@@ -796,6 +841,7 @@ class Console {
       h("h3", {}, t("op_quoted", { name: p.plan.title }), " ",
         h("span", { class: `badge ${phase || "unsigned"}`, "data-phase": phase || "unsigned" },
           phase ? this.phaseText(phase, p.plan) : t("op_awaiting_signature"))),
+      isBriefing(p.plan) ? this.briefingPart(p) : "",
       ...this.reviewPart(p, review));
     if (mineMissing) {
       row.append(h("button", { class: "primary cosign", onclick: this.act(async () => {
@@ -850,8 +896,9 @@ class Console {
                                                             !here.has(p.device));
     const press = plan?.press_window_s || 0;
     const lines = [
-      absent.length ? { warn: t("op_start_absent", {
-        names: absent.map((p) => t("op_quoted", { name: p.name })).join(", ") }) } : null,
+      absent.length ? { warn: t(plan && isBriefing(plan) ? "op_brief_start_absent"
+        : "op_start_absent", {
+          names: absent.map((p) => t("op_quoted", { name: p.name })).join(", ") }) } : null,
       press ? t("op_start_press", { s: press,
                                     time: this.time.format(Date.now() + press * 1000) })
         : t("op_start_no_press"),
@@ -1087,18 +1134,23 @@ class Console {
 }
 
 // -- the plan form -------------------------------------------------------------------
-// Participants: every device each delegation certified (checked here under its pinned
-// key). Languages: this office's principal speaks this office's language, the other's
-// the other delegation's (both chosen at the top of the form, from what the officers
-// stated when certifying principals); an interpreter speaks into the language of the
-// side it does not serve, unless its officer stated its channel.
+// A bilateral call with one linked delegation, or a briefing this delegation hosts for
+// 1 to 7 guests among the delegations it has established links with (each guest's link
+// is filed in the plan's `links`; core/plan.py CallPlan.to_json). Participants: every
+// device each delegation certified (checked here under its pinned key). Languages: each
+// delegation's principal speaks the language chosen for that delegation (ours from what
+// our officer stated when certifying principals, a guest's from the last plan with it);
+// in a bilateral an interpreter speaks into the language of the side it does not serve,
+// in a briefing into its own delegation's (each delegation's interpreters serve its
+// channel), unless its officer stated its channel.
+const MAX_GUESTS = MAX_BRIEFING_DELEGATIONS - 1;
+
 class DraftForm {
-  constructor(owner, link) {
+  constructor(owner) {
     this.owner = owner;
-    this.link = link;
     const t = owner.t, me = owner.me;
-    this.other = owner.otherOf(link);
-    this.theirDevices = [];
+    this.links = []; // established links, one per other delegation (the first of each)
+    this.theirDevices = new Map(); // other delegation -> its devices, checked here
     this.title = h("input", { id: "plan-title", value: t("op_plan_default_title"),
                               required: true, maxLength: 120 });
     this.when = h("input", { id: "plan-when", type: "datetime-local" });
@@ -1109,25 +1161,120 @@ class DraftForm {
     const chosen = (ev) => { ev.target.dataset.touched = "1"; this.defaults(); };
     this.ours = owner.languageSelect({ id: "plan-our-language", onchange: chosen });
     this.theirs = owner.languageSelect({ id: "plan-their-language", onchange: chosen });
-    this.sideDefaults();
+    const kind = (value) => h("label", { class: "check" }, h("input", {
+      type: "radio", name: "plan-kind", id: `plan-kind-${value}`, value,
+      checked: value === "bilateral", onchange: () => this.kindChanged() }), " ",
+    t(`op_plan_kind_${value}`));
+    this.kindBox = h("fieldset", { id: "plan-kind", class: "plan-kind" },
+      h("legend", {}, t("op_plan_kind")), kind("bilateral"), kind("briefing"));
+    // bilateral: with whom (one of the linked delegations)
+    this.with = h("select", { id: "plan-with", onchange: () => {
+      this.sideDefaults();
+      this.changed();
+    } });
+    this.withLabel = h("label", { id: "plan-with-label" }, t("op_plan_with"), this.with);
+    this.theirName = h("span");
+    this.theirLabel = h("label", {}, this.theirName, this.theirs);
+    // briefing: the guests, each with its language
+    this.guests = h("ul", { id: "plan-guests", class: "guests" });
+    this.guestBox = h("fieldset", { id: "plan-guest-box", class: "guest-box", hidden: true },
+      h("legend", {}, t("op_brief_guests", { n: MAX_GUESTS })),
+      h("p", { class: "muted" }, t("op_brief_guests_note", { name: me.name })), this.guests);
     this.rows = h("tbody");
     this.empty = h("p", { class: "muted", id: "plan-no-devices" }, t("op_plan_no_devices"));
     this.error = h("p", { class: "error", role: "alert" });
-    const theirName = me.names?.[this.other]?.name ?? shortFingerprint(this.other);
+    this.heading = h("h3", {}, t("op_draft_heading"));
     this.el = h("form", { id: "draft-plan", onsubmit: owner.act(() => this.submit(), this.error) },
-      h("h3", {}, t("op_draft_heading")),
+      this.heading, this.kindBox,
       h("label", {}, t("op_plan_title"), this.title),
       h("label", {}, t("op_plan_when"), this.when),
+      this.withLabel,
       h("div", { class: "form-row" },
-        h("label", {}, t("op_our_language", { name: me.name }), this.ours),
-        h("label", {}, t("op_their_language", { name: theirName }), this.theirs)),
+        h("label", {}, t("op_our_language", { name: me.name }), this.ours), this.theirLabel),
+      this.guestBox,
       h("label", {}, t("op_plan_press_window"), this.press),
       h("label", {}, t("op_plan_press_channels"), this.pressChannels),
       h("label", { class: "check" }, this.video, " ", t("op_plan_interpreter_video")),
       h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, h("span", { class: "sr-only" },
         t("op_plan_take"))), h("th", {}, t("op_name")), h("th", {}, t("op_role")),
-      h("th", {}, t("op_language")), h("th", {}, t("op_fingerprint")))), this.rows),
-      this.empty, h("button", { class: "primary", id: "submit-plan" }, t("op_submit_plan")), this.error);
+      h("th", {}, t("op_plan_delegation")), h("th", {}, t("op_language")),
+      h("th", {}, t("op_fingerprint")))), this.rows),
+      this.empty, h("button", { class: "primary", id: "submit-plan" }, t("op_submit_plan")),
+      this.error);
+  }
+
+  get briefing() {
+    return this.el.querySelector("#plan-kind-briefing").checked;
+  }
+
+  // The established links the console holds now: one per other delegation.
+  setLinks(established) {
+    const seen = new Set();
+    this.links = established.filter((l) => {
+      const other = this.owner.otherOf(l);
+      return !seen.has(other) && seen.add(other);
+    });
+    const owner = this.owner, t = owner.t;
+    const nameOf = (id) => owner.me.names?.[id]?.name ?? shortFingerprint(id);
+    if (!this.ours.dataset.touched) this.ours.value = this.ourLanguage();
+    const was = this.with.value;
+    reconcile(this.with, this.links, (l) => l.id, (l) => nameOf(owner.otherOf(l)),
+              (l) => h("option", { value: owner.otherOf(l) }, nameOf(owner.otherOf(l))));
+    if (was && [...this.with.options].some((o) => o.value === was)) this.with.value = was;
+    reconcile(this.guests, this.links, (l) => l.id, (l) => nameOf(owner.otherOf(l)), (l) => {
+      const other = owner.otherOf(l), name = nameOf(other);
+      const language = owner.languageSelect({ class: "guest-language",
+        "aria-label": t("op_their_language", { name }),
+        onchange: (ev) => { ev.target.dataset.touched = "1"; this.defaults(); } });
+      language.value = this.guessLanguage(other);
+      return h("li", { "data-delegation": other },
+        h("label", { class: "check" }, h("input", { type: "checkbox", class: "guest",
+          "data-delegation": other, "data-link": l.id, onchange: () => this.changed() }),
+        " ", name, " ", h("span", { class: "mono muted" }, shortFingerprint(other))),
+        language);
+    });
+    this.withLabel.hidden = this.briefing || this.links.length < 2;
+    this.sideDefaults();
+  }
+
+  // A guest's language before the officer chose one: as in the last plan with it, else
+  // English (else Russian, if this office speaks English: the bilateral it was built for).
+  guessLanguage(other) {
+    return this.owner.me.theirLanguages?.[other] || (this.ours.value === "en" ? "ru" : "en");
+  }
+
+  // The other delegations of the plan being drafted, each with the link it is filed
+  // under: the one chosen for a bilateral; the guests ticked for a briefing.
+  chosen() {
+    if (this.briefing) {
+      return [...this.guests.querySelectorAll("input.guest:checked")].map((box) =>
+        ({ id: box.dataset.delegation, link: box.dataset.link }));
+    }
+    const l = this.links.find((x) => this.owner.otherOf(x) === this.with.value) ?? this.links[0];
+    return l ? [{ id: this.owner.otherOf(l), link: l.id }] : [];
+  }
+
+  kindChanged() {
+    const briefing = this.briefing, t = this.owner.t;
+    this.guestBox.hidden = !briefing;
+    this.theirLabel.hidden = briefing;
+    this.withLabel.hidden = briefing || this.links.length < 2;
+    this.heading.textContent = t(briefing ? "op_brief_draft_heading" : "op_draft_heading");
+    if (briefing && this.title.value === t("op_plan_default_title")) {
+      this.title.value = t("op_brief_default_title");
+    } else if (!briefing && this.title.value === t("op_brief_default_title")) {
+      this.title.value = t("op_plan_default_title");
+    }
+    this.changed();
+  }
+
+  // The delegations in the plan changed: at most 7 guests; rows follow.
+  changed() {
+    const boxes = [...this.guests.querySelectorAll("input.guest")];
+    const full = boxes.filter((b) => b.checked).length >= MAX_GUESTS;
+    for (const b of boxes) b.disabled = full && !b.checked;
+    this.error.textContent = "";
+    this.update().then(() => this.defaults());
   }
 
   // This office's language: the one its officer stated for its principals, else the
@@ -1142,41 +1289,63 @@ class DraftForm {
   }
 
   // Each side's language, unless the officer chose it here: ours as ourLanguage says,
-  // theirs as chosen in the last plan with them, else the other of English and Russian
-  // (the bilateral call this was built for).
+  // the bilateral partner's as chosen in the last plan with it, else the other of
+  // English and Russian (the bilateral call this was built for).
   sideDefaults() {
     const me = this.owner.me, before = [this.ours.value, this.theirs.value];
+    const other = this.chosen()[0]?.id;
     if (!this.ours.dataset.touched) this.ours.value = this.ourLanguage();
-    if (!this.theirs.dataset.touched) {
-      this.theirs.value = me.theirLanguages?.[this.other] ||
+    if (!this.theirs.dataset.touched || (other ?? "") !== this.theirs.dataset.other) {
+      delete this.theirs.dataset.touched;
+      this.theirs.dataset.other = other ?? "";
+      this.theirs.value = me.theirLanguages?.[other] ||
         (this.ours.value === "en" ? "ru" : "en");
     }
+    for (const select of this.guests.querySelectorAll(".guest-language")) {
+      if (!select.dataset.touched) {
+        select.value = this.guessLanguage(select.closest("li").dataset.delegation);
+      }
+    }
+    const name = other ? me.names?.[other]?.name ?? shortFingerprint(other) : "…";
+    this.theirName.textContent = this.owner.t("op_their_language", { name });
     if (before.join() !== [this.ours.value, this.theirs.value].join()) this.defaults();
+  }
+
+  // The language of a delegation's side: ours, the bilateral partner's, a guest's.
+  languageOf(delegation) {
+    if (delegation === this.owner.me.fingerprint) return this.ours.value;
+    if (!this.briefing) return this.theirs.value;
+    return this.guests.querySelector(`li[data-delegation="${delegation}"] .guest-language`)
+      ?.value ?? this.ours.value;
   }
 
   defaultLanguage(d, ours) {
     const stated = ours ? this.owner.me.languages?.[d.device]?.[0] : null;
     if (stated) return stated;
+    if (this.briefing) return this.languageOf(d.delegation);
     const side = d.role === "interpreter" ? !ours : ours;
     return side ? this.ours.value : this.theirs.value;
   }
 
-  // Rows for certified devices of both delegations, in place: a row the officer
-  // touched keeps its choices.
+  // Rows for certified devices of the delegations in the plan, in place: a row the
+  // officer touched keeps its choices.
   async update() {
-    const owner = this.owner, me = owner.me;
-    try {
-      const listed = await get(`/api/delegations/${this.other}/devices`);
-      this.theirDevices = (await Promise.all(listed.map((d) =>
-        withLocalFingerprint(d, me.pins[this.other]))))
-        .filter((d) => d.short !== "KEY MISMATCH");
-    } catch (err) {
-      this.error.textContent = owner.message(err);
-    }
+    const owner = this.owner, me = owner.me, chosen = this.chosen();
+    await Promise.all(chosen.map(async ({ id }) => {
+      try {
+        const listed = await get(`/api/delegations/${id}/devices`);
+        this.theirDevices.set(id, (await Promise.all(listed.map((d) =>
+          withLocalFingerprint(d, me.pins[id])))).filter((d) => d.short !== "KEY MISMATCH"));
+      } catch (err) {
+        this.error.textContent = owner.message(err);
+      }
+    }));
     this.sideDefaults(); // a language stated since (a principal certified meanwhile)
-    const take = (devices, delegation) => devices.filter((d) => d.device && d.certified)
+    const take = (devices, delegation) => (devices || []).filter((d) => d.device && d.certified)
       .map((d) => ({ ...d, delegation }));
-    const all = [...take(owner.devices, me.fingerprint), ...take(this.theirDevices, this.other)];
+    const now = this.chosen().map((c) => c.id); // (the officer may have ticked meanwhile)
+    const all = [...take(owner.devices, me.fingerprint),
+                 ...now.flatMap((id) => take(this.theirDevices.get(id), id))];
     reconcile(this.rows, all, (d) => d.device, (d) => [d.name, d.role, d.delegation],
               (d) => this.row(d));
     this.empty.hidden = all.length > 0;
@@ -1188,49 +1357,76 @@ class DraftForm {
                                                                        { name: d.name }),
       onchange: () => { lang.dataset.touched = "1"; } });
     lang.value = this.defaultLanguage(d, ours);
-    return h("tr", { "data-side": ours ? "ours" : "theirs" }, h("td", {}, h("input", {
-      type: "checkbox", checked: true, class: "pick", "data-device": d.device, "data-key": d.key,
-      "data-name": d.name, "data-role": d.role, "data-delegation": d.delegation,
-      "data-certificate": d.certificate, "aria-label": t("op_plan_take_who", { name: d.name }) })),
-    h("td", {}, d.name), h("td", {}, t(`op_role_${d.role}`)), h("td", {}, lang),
-    h("td", { class: "mono" }, d.short));
+    const delegation = ours ? owner.me.name
+      : owner.me.names?.[d.delegation]?.name ?? shortFingerprint(d.delegation);
+    return h("tr", { "data-side": ours ? "ours" : "theirs", "data-delegation": d.delegation },
+      h("td", {}, h("input", {
+        type: "checkbox", checked: true, class: "pick", "data-device": d.device,
+        "data-key": d.key, "data-name": d.name, "data-role": d.role,
+        "data-delegation": d.delegation, "data-certificate": d.certificate,
+        "aria-label": t("op_plan_take_who", { name: d.name }) })),
+      h("td", {}, d.name), h("td", {}, t(`op_role_${d.role}`)), h("td", {}, delegation),
+      h("td", {}, lang), h("td", { class: "mono" }, d.short));
   }
 
-  // The two language choices at the top changed: rows not set by hand follow them.
+  // The language choices at the top changed: rows not set by hand follow them.
   defaults() {
     for (const tr of this.rows?.children ?? []) {
       const lang = tr.querySelector(".lang"), pick = tr.querySelector(".pick").dataset;
       if (lang.dataset.touched) continue;
-      lang.value = this.defaultLanguage({ device: pick.device, role: pick.role },
+      lang.value = this.defaultLanguage({ device: pick.device, role: pick.role,
+                                          delegation: pick.delegation },
                                         tr.dataset.side === "ours");
     }
   }
 
+  // A delegation as the plan names it: as pinned with its link (key, self-signed name
+  // and key chain), never as the server shows it now.
+  async delegationEntry(id) {
+    const me = this.owner.me;
+    if (id === me.fingerprint) {
+      return { id, name: me.name, key: me.key,
+               name_signature: await sign(me.privateKey, statements.register(me.name, me.key)),
+               ...(me.rotations?.length ? { rotations: me.rotations } : {}) }; // if it rotated
+    }
+    const pinned = me.pins[id], named = me.names?.[id];
+    if (!pinned || !named) throw new Refusal("op_not_pinned");
+    return { id, name: named.name, key: pinned, name_signature: named.signature,
+             // its key chain, if it rotated (the plan must verify on its own)
+             ...(me.chains?.[id]?.length ? { rotations: me.chains[id] } : {}) };
+  }
+
   async submit() {
-    const owner = this.owner, me = owner.me, other = this.other;
-    const pinned = me.pins[other], theirs = me.names?.[other];
-    if (!pinned || !theirs) throw new Refusal("op_not_pinned");
-    const participants = [...this.rows.querySelectorAll("tr")].filter(
-      (tr) => tr.querySelector(".pick").checked).map((tr) => {
+    const owner = this.owner, me = owner.me, briefing = this.briefing;
+    const others = this.chosen();
+    if (briefing && others.length === 0) throw new Refusal("op_brief_no_guest");
+    if (briefing && others.length > MAX_GUESTS) {
+      throw new Refusal("op_brief_too_many", { n: MAX_GUESTS });
+    }
+    if (!others.length) throw new Refusal("op_not_pinned");
+    const ids = [me.fingerprint, ...others.map((o) => o.id)];
+    const delegations = [];
+    for (const id of ids) delegations.push(await this.delegationEntry(id));
+    const participants = [...this.rows.querySelectorAll("tr")].filter((tr) =>
+      tr.querySelector(".pick").checked && ids.includes(tr.dataset.delegation)).map((tr) => {
       const pick = tr.querySelector(".pick").dataset;
       return { device: pick.device, key: pick.key, delegation: pick.delegation,
                role: pick.role, name: pick.name, language: tr.querySelector(".lang").value,
                certificate: pick.certificate };
     });
-    const plan = { version: PLAN_VERSION,
-      call: `call-${b64u(crypto.getRandomValues(new Uint8Array(6)))}`,
-      link: this.link.id, title: this.title.value,
-      delegations: [{ id: me.fingerprint, name: me.name, key: me.key,
-                      name_signature: await sign(me.privateKey,
-                                                 statements.register(me.name, me.key)),
-                      // its own key chain, if it rotated
-                      ...(me.rotations?.length ? { rotations: me.rotations } : {}) },
-                    { id: other, name: theirs.name, key: pinned,
-                      name_signature: theirs.signature,
-                      // its key chain, if it rotated (the plan must verify on its own)
-                      ...(me.chains?.[other]?.length ? { rotations: me.chains[other] } : {}) }],
-      participants, press_window_s: Number(this.press.value),
-      interpreter_video: this.video.checked };
+    for (const d of delegations) {
+      if (!participants.some((x) => x.delegation === d.id && x.role === "principal")) {
+        throw new Refusal("op_plan_no_principal", { name: d.name });
+      }
+    }
+    const call = `${briefing ? "briefing" : "call"}-` +
+      b64u(crypto.getRandomValues(new Uint8Array(6)));
+    // as core/plan.py CallPlan.to_json: a briefing names its host and one link per guest
+    const plan = { version: PLAN_VERSION, call,
+      ...(briefing ? { host: me.fingerprint, links: others.map((o) => o.link) }
+        : { link: others[0].link }),
+      title: this.title.value, delegations, participants,
+      press_window_s: Number(this.press.value), interpreter_video: this.video.checked };
     const heard = [...new Set(this.pressChannels.value.split(/[\s,]+/).filter(Boolean))].sort();
     if (heard.length) plan.press_channels = heard;
     // the field's local date and time, signed as the instant it names
@@ -1239,7 +1435,8 @@ class DraftForm {
     const hash = await digest(plan);
     await post("/api/plans", { plan, signatures: {
       [me.fingerprint]: await sign(me.privateKey, statements.plan(hash)) } });
-    me.theirLanguages = { ...me.theirLanguages, [other]: this.theirs.value };
+    me.theirLanguages = { ...me.theirLanguages,
+      ...Object.fromEntries(others.map((o) => [o.id, this.languageOf(o.id)])) };
     me.ownLanguage = this.ours.value;
     await owner.save();
     owner.draftOpen = null; // closed under the plan just signed

@@ -264,7 +264,7 @@ class RecordPanel {
     if (r.missing.length) {
       lines.push(t(r.ended ? "rec_awaiting" : "rec_not_ended", { names: names(r.missing) }));
     } else {
-      lines.push(t("rec_complete"));
+      lines.push(t(r.plan.delegations.length > 2 ? "rec_complete_all" : "rec_complete"));
     }
     return lines.join(" ");
   }
