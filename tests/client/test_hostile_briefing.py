@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import secrets
+import time
 from typing import Any
 
 import httpx
@@ -359,5 +360,46 @@ async def test_a_split_view_of_two_plans_for_one_call_shows_in_the_group_code(
             # what the people compare: the host's code, read aloud, is not France's
             assert host.group_code() == de.group_code() != fr.group_code()
             assert fr.signed is not None and fr.signed.plan.hash == redraft.hash
+        finally:
+            await stop(sessions, tasks)
+
+
+# -- a revocation by a delegation that does not own the device ---------------------------
+@pytest.mark.parametrize("signer", ["another guest", "the host"])
+async def test_a_delegation_revoking_another_s_device_cuts_no_one(
+        signer: str, ws_url: str, http: httpx.AsyncClient) -> None:
+    # In a bilateral "the other delegation" is one; here any of the others might try.
+    # The server relays Germany's (or the host's) genuinely signed "revocation" of
+    # France's principal, under either name: every endpoint alarms, France stays.
+    b = await provision_briefing(http, 3)
+    by = (b.sides[2] if signer == "another guest" else b.sides[0]).operator
+    france = b.sides[1]
+    target = france.principal.fingerprint
+    async with hostile(ws_url) as proxy:
+        await b.host.operator.control(b.call, "start")
+        sessions = sessions_via(proxy.url, b)
+        tasks = [asyncio.create_task(s.run()) for s in sessions]
+        try:
+            devices = [s.device for s in sessions]
+            await mesh_carries(sessions, devices)
+            at = int(time.time() * 1000)
+            signature = by.key.sign(statements.revocation(by.id, target, at))
+            for named in (by.id, france.operator.id):  # as its own act, and as France's
+                for wire in proxy.wires:
+                    await wire.inject({"type": "revoked", "delegation": named,
+                                       "device": target, "at": at, "signature": signature,
+                                       "rotations": []})
+            await asyncio.wait_for(asyncio.gather(*(s.wait_for(lambda s=s: sum(
+                "did not sign" in t for t in s.alarms) >= 2) for s in sessions)), WAIT_S)
+            for s in sessions:
+                assert all("a revocation of" in t and "France did not sign" in t
+                           and "the device stays in the call" in t for t in s.alarms), s.alarms
+                assert s.revoked == {}
+            # and France's media goes on: a second more from it at both others
+            before = {s.device: s.frames_from(target, MediaKind.AUDIO) for s in sessions}
+            others = [s for s in sessions if s.device != target]
+            await asyncio.wait_for(asyncio.gather(*(s.wait_for(
+                lambda s=s: s.frames_from(target, MediaKind.AUDIO) > before[s.device] + 50)
+                for s in others)), WAIT_S)
         finally:
             await stop(sessions, tasks)
