@@ -403,3 +403,53 @@ async def test_a_delegation_revoking_another_s_device_cuts_no_one(
                 for s in others)), WAIT_S)
         finally:
             await stop(sessions, tasks)
+
+
+async def test_a_device_of_the_plan_with_no_pair_injected_into_the_mesh_is_refused(
+        ws_url: str, http: httpx.AsyncClient) -> None:
+    # Not an outsider: Germany's aide is in the plan, and its device (compromised, say)
+    # signs its offers itself. The plan gives an aide no media with anyone; the server
+    # announces it to each principal as a peer and relays its offer.
+    aide = PrivateKey.generate()
+    b = await provision_briefing(http, 3, extra=[(2, aide, Role.AIDE, "Aide", "de")])
+    pc = RTCPeerConnection(loopback().configuration())
+    pc.addTransceiver("audio", direction="recvonly")
+    pc.addTransceiver("video", direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+
+    def down(wire: Wire, msg: Message) -> Message:
+        if msg["type"] == "welcome":
+            offer_sdp = pc.localDescription.sdp
+            sig = signed_sdp.sign(aide, call=b.call, plan_hash=b.plan.hash,
+                                  receiver=wire.device, generation=1, kind="offer",
+                                  sdp=offer_sdp)
+
+            async def inject() -> None:
+                await wire.inject({"type": "peer-joined", "device": aide.fingerprint})
+                await wire.inject({"type": "offer", "from": aide.fingerprint,
+                                   "generation": 1, "sdp": offer_sdp, "signature": sig})
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(inject()))
+        return msg
+
+    async with hostile(ws_url, down=down) as proxy:
+        await b.host.operator.control(b.call, "start")
+        sessions = sessions_via(proxy.url, b)
+        tasks = [asyncio.create_task(s.run()) for s in sessions]
+        try:
+            await mesh_carries(sessions, [s.device for s in sessions])
+
+            def refused(s: CallSession) -> bool:
+                return any("offer from a device the plan does not let us connect to" in t
+                           for t in s.alarms) and any(
+                    "Aide (aide) as a peer, but the plan gives this end no link" in t
+                    for t in s.alarms)
+            await asyncio.wait_for(asyncio.gather(*(s.wait_for(lambda s=s: refused(s))
+                                                    for s in sessions)), WAIT_S)
+            for s in sessions:
+                assert aide.fingerprint not in s.links
+            for wire in proxy.wires:
+                assert not [m for m in wire.seen_up if m.get("to") == aide.fingerprint]
+            assert pc.remoteDescription is None and pc.connectionState == "new"
+        finally:
+            await stop(sessions, tasks)
+            await pc.close()
