@@ -1,7 +1,8 @@
 """A call session of the Python endpoint: signaling, plan checks, peer connections.
 
 The session trusts nothing the server says without a signature it can check:
-the plan must be signed by both pinned delegation keys and list this device; every
+the plan must be signed by every delegation it names, a pinned one among them (each
+pinned one with its pinned key), and list this device; every
 offer and answer must be signed by the sending device over the DTLS fingerprints in
 its SDP, for this call, plan, pair and generation. What fails a check raises an
 alarm (``alarms``) and is not used; no media is sent on the strength of it.
@@ -381,8 +382,9 @@ class CallSession:
         self._set_phase(msg)
         (self.rejoined if self.joined.is_set() else self.joined).set()
         now = _now_ms()
-        self.feed(ep.Welcome(now, tuple(p["device"] for p in msg["peers"]),
-                             tuple((p["device"], p["generation"]) for p in msg["peers"])))
+        peers = [p for p in msg["peers"] if not self._stranger(str(p["device"]))]
+        self.feed(ep.Welcome(now, tuple(p["device"] for p in peers),
+                             tuple((p["device"], p["generation"]) for p in peers)))
         self._grant(now)
         self._welcomed = True
         reports, self._reports = self._reports, []
@@ -407,7 +409,17 @@ class CallSession:
         assert self.signed is not None
         phase = Phase(msg["phase"])
         if phase in (Phase.OPEN, Phase.CLOSED):
-            start = self._signed_start(msg.get("start"))
+            proof = msg.get("start")
+            host = self.signed.plan.host
+            if host is not None and isinstance(proof, dict) and \
+                    proof.get("delegation") != host and self._signed_start(proof) is not None:
+                # a guest's own start (a request the server should have refused: its
+                # signature is no less valid for that): a briefing is started by its host
+                self.alarm("the server says the briefing has started, but by a guest's "
+                           "signed start, not the host's: no media sent")
+                self.phase, self.press_deadline_ms = Phase.PLANNED, None
+                return
+            start = self._signed_start(proof)
             if start is None:
                 self.alarm("the server says the call has started, but no delegation of the "
                            "plan signed the start: no media sent")
@@ -515,7 +527,27 @@ class CallSession:
         if self.signed is not None and self._take_revocation(msg):
             self._grant(_now_ms())  # the rules close every link with the device
 
+    def _stranger(self, device: str) -> bool:
+        """Whether the server announces ``device`` present though the plan lets this end
+        never connect to it (a device outside the plan, or one of no pair with us): the
+        server tells an endpoint only of its possible peers. Alarms; the rules then never
+        offer to it, as they offer only where the plan grants media."""
+        assert self.signed is not None
+        plan = self.signed.plan
+        if plan.participant(device) is None:
+            self.alarm(f"the server announces a device outside the plan "
+                       f"({device[:12]}) as present; nothing is sent to it")
+            return True
+        if device == self.device or not policy.may_connect(plan, Phase.CLOSED, self.device,
+                                                           device):
+            self.alarm(f"the server announces {plan.label(device)} as a peer, but the plan "
+                       "gives this end no link with it; nothing is sent to it")
+            return True
+        return False
+
     async def _on_peer_joined(self, msg: dict[str, Any]) -> None:
+        if self.signed is not None and self._stranger(str(msg["device"])):
+            return
         self.feed(ep.PeerJoined(_now_ms(), msg["device"]))
         if self.muted:
             await self._send({"type": "media", "off": sorted(self.muted)})

@@ -519,7 +519,15 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         room, d = await signed_control(h, call, body.action, body.delegation, body.at,
                                        body.signature, "the control request")
         if not room.signed.complete:
-            raise bad(409, "the plan is not signed by both delegations yet")
+            missing = ", ".join(x.name for x in room.signed.missing()) or "a delegation"
+            raise bad(409, f"the plan is not signed by {missing} yet; every delegation of "
+                           "the plan must sign it")
+        host = room.signed.plan.host
+        if host is not None and d.id != host:
+            # a briefing is the host's: one guest does not start, open to the press or end
+            # it for the others (its people leave; docs/protocol.md section 4)
+            raise bad(403, "in a briefing only the host starts the call, shuts the doors on "
+                           "the press and ends it; a guest's people leave it")
         if body.action == "start":
             if h.clock() - body.at > START_FRESHNESS_MS:
                 raise bad(403, f"the start is dated {(h.clock() - body.at) / 1000:.0f} s ago: "

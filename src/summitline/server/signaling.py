@@ -219,8 +219,9 @@ class Connection:
                         f"{hello.call[:40]}, device {hello.device[:12]})", cc.AUTH_FAILED)
         if not room.signed.complete:
             missing = ", ".join(d.name for d in room.signed.missing()) or "a delegation"
-            raise Fatal("plan-unsigned", f"the call plan is not signed by {missing}; both "
-                        "delegations must sign it", cc.PLAN_UNSIGNED, room, hello.device)
+            raise Fatal("plan-unsigned", f"the call plan is not signed by {missing}; every "
+                        "delegation of the plan must sign it", cc.PLAN_UNSIGNED, room,
+                        hello.device)
 
     async def _join(self, room: CallRoom, device: str) -> None:
         p = room.signed.plan.participant(device)
@@ -357,9 +358,14 @@ class Connection:
 
     async def _end(self, msg: m.End) -> None:
         assert self.room is not None
-        if not policy.may_end(self.room.signed.plan, self.device):
+        plan = self.room.signed.plan
+        if not policy.may_end(plan, self.device):
             await self._refused("not-permitted", "only a principal may end the call from "
                                 "the call", "end")
+            return
+        if plan.host is not None and self._me().delegation != plan.host:
+            await self._refused("not-permitted", "in a briefing only the host's principal "
+                                "ends the call from the call; a guest leaves it", "end")
             return
         try:
             await self.room.change_phase("call.ended", {"by": self.device}, c.End)
