@@ -153,6 +153,14 @@ def briefing(world: World) -> dict[str, Any]:
             "certificate": world.us.sign(statements.device(
                 fr.fingerprint, key.fingerprint, key.public.b64u, "aide", "French aide"))})
     case("a device planted in a guest delegation", "is not certified by", planted)
+    def shared_booth(body: dict[str, Any]) -> None:
+        # a US interpreter and a French one into French: one booth for two delegations
+        for key, by, name in ((PrivateKey.generate(), world.us, "US interpreter"),
+                              (PrivateKey.generate(), fr, "French interpreter")):
+            body["participants"].append(world.participant(key, by, Role.INTERPRETER, name,
+                                                          "fr").to_json())
+    case("one channel, interpreters of two delegations", "interpreters of two delegations",
+         shared_booth)
     case("a guest's signature missing", "is not signed by", lambda body: None,
          signers=[world.us, de])
     return {"signed_plan": good.to_json(), "plan_hash": good.plan.hash,

@@ -316,6 +316,15 @@ class CallPlan:
             if principals > MAX_BRIEFING_PRINCIPALS:
                 raise PlanError(f"a briefing holds at most {MAX_BRIEFING_PRINCIPALS} "
                                 "principals (a mesh)")
+            # each delegation's interpreters serve its own channel: one delegation's
+            # interpreter never takes over another's booth
+            serving: dict[str, str] = {}
+            for p in self.participants:
+                if p.role is Role.INTERPRETER and serving.setdefault(p.language,
+                                                                     p.delegation) != p.delegation:
+                    raise PlanError(f"channel {p.language!r} has interpreters of two "
+                                    "delegations; in a briefing each delegation's "
+                                    "interpreters serve a channel of their own")
         for d in self.delegations:
             d.check()
         if not 0 < len(self.participants) <= MAX_PARTICIPANTS:

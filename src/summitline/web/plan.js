@@ -139,6 +139,17 @@ export async function checkPlan(plan) {
       throw new PlanError(`a briefing holds at most ${MAX_BRIEFING_PRINCIPALS} principals ` +
                           "(a mesh)");
     }
+    // each delegation's interpreters serve its own channel (CallPlan.check)
+    const serving = new Map();
+    for (const p of Array.isArray(plan.participants) ? plan.participants : []) {
+      if (p.role !== "interpreter") continue;
+      if (!serving.has(p.language)) serving.set(p.language, p.delegation);
+      if (serving.get(p.language) !== p.delegation) {
+        throw new PlanError(`channel '${p.language}' has interpreters of two delegations; ` +
+                            "in a briefing each delegation's interpreters serve a channel of " +
+                            "their own");
+      }
+    }
   }
   for (const d of ds) {
     onlyFields(d, DELEGATION_FIELDS, "a delegation");
