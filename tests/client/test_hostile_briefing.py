@@ -272,20 +272,31 @@ async def test_an_offer_of_another_pair_relayed_into_a_pair_is_refused(
     b = await provision_briefing(http, 3)
     devices = [side.principal.fingerprint for side in b.sides]
     forged: list[tuple[str, str]] = []  # (to whom, as from whom)
-    proxy_box: list[Any] = []
+    # copies for a principal not connected yet: handed over with the first message it
+    # gets (an offer may pass before the third has joined)
+    pending: dict[str, list[Message]] = {}
+
+    def hand_over(wire: Wire, copies: list[Message]) -> None:
+        async def inject() -> None:
+            for c in copies:
+                await wire.inject(c)
+        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(inject()))
 
     def down(wire: Wire, msg: Message) -> Message:
+        if pending.get(wire.device):
+            hand_over(wire, pending.pop(wire.device))
         if msg["type"] == "offer" and msg["from"] in devices:
             (third,) = set(devices) - {msg["from"], wire.device}
             copy_ = {**msg, "from": msg["from"] if relabel == "signer" else wire.device}
             forged.append((third, copy_["from"]))
-            target = proxy_box[0].wire_of(third)
-            asyncio.get_running_loop().call_soon(
-                lambda: asyncio.ensure_future(target.inject(copy_)))
+            target = next((w for w in proxy.wires if w.device == third), None)
+            if target is None:
+                pending.setdefault(third, []).append(copy_)
+            else:
+                hand_over(target, [copy_])
         return msg
 
     async with hostile(ws_url, down=down) as proxy:
-        proxy_box.append(proxy)
         await b.host.operator.control(b.call, "start")
         sessions = sessions_via(proxy.url, b)
         tasks = [asyncio.create_task(s.run()) for s in sessions]
