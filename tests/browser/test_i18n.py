@@ -3,12 +3,11 @@
 The string tables: every language's file has the keys of en.json, no empty value, and
 the same placeholders in each string; a Russian string has Cyrillic, and a French or
 German one differs from the English one unless it is the same word (SAME_AS_ENGLISH).
-Every page, in each language (French and German: each page in one of them): no word of
-another language's strings left on it (in Russian, no English word of the client's own
-strings; in French, no word that only the English, Russian or German strings have; in
-English, no Cyrillic), user data (names, titles, fingerprints, codes) aside, and text
-marked with another ``lang`` (a language's own name on a language switch) aside. A
-screenshot of each is kept under $SUMMITLINE_ARTIFACTS/i18n (default
+Every page, in each language (French and German: each kind of page in one of them): no
+word of another language left on it (no word that only the other languages' strings
+have; outside Russian, no Cyrillic), user data (names, titles, fingerprints, codes)
+aside, and text marked with another ``lang`` (a language's own name on a language
+switch) aside. A screenshot of each is kept under $SUMMITLINE_ARTIFACTS/i18n (default
 /tmp/summitline-artifacts)."""
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from playwright.async_api import Browser, Page, expect
 
 from summitline.core.roles import Role
 from summitline.crypto.keys import PrivateKey, PublicKey
-from tests.browser.allpages import AIDE_NAME, PAGES, Shown, artifacts, cases, open_page
+from tests.browser.allpages import AIDE_NAME, Shown, artifacts, cases, open_page
 from tests.browser.people import cosigned_plan, linked_operators, principal
 
 I18N = Path(__file__).resolve().parents[2] / "src" / "summitline" / "web" / "i18n"
@@ -35,6 +34,8 @@ LATIN_WORD = re.compile(r"[A-Za-zÀ-ÖØ-öø-ÿ][A-Za-zÀ-ÖØ-öø-ÿ'’]+") 
 CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 # words that are the same in every language's text: the product, a hash's name
 SAME_IN_BOTH = {"summitline", "SHA"}
+# each language in its own words, on a language switch
+ENDONYMS = {"en": "English", "ru": "Русский", "fr": "Français", "de": "Deutsch"}
 # commands, typed as they are whatever the language
 COMMANDS = ["summitline console"]
 # the French and German strings that are the English ones (no-break spaces aside), each
@@ -47,13 +48,16 @@ SAME_AS_ENGLISH = {
 # a short fingerprint as the pages show it (6BBA-D4AB-2C44-7B8F-5EDA): user data, whose
 # letters are no language's words ("AB" is German)
 SHORT_FINGERPRINT = re.compile(r"\b[0-9A-F]{4}(?:-[0-9A-F]{4})+\b")
-# The pages checked in French and German too: each page in one of them, by turns, for
-# the time (all pages in both took 130 s more on 2 cores, each in one takes about 65 s);
+# The pages checked in French and German too: every kind of page (start, enrolment,
+# principal, aide, interpreter, console, press feed, press room) in one of them, for the
+# time (each page in both took 130 s more on 2 cores; these ten about 55 s).
 # SUMMITLINE_I18N_ALL=1 checks every page in both.
+FURTHER_PAGES = {"fr": ["home", "enrolment-mistyped", "principal-call", "aide-paged", "operator"],
+                 "de": ["enrolment", "principal-home", "interpreter", "press", "pressroom"]}
 if os.environ.get("SUMMITLINE_I18N_ALL"):
     FURTHER = cases(["fr", "de"])
 else:
-    FURTHER = cases(["fr"], PAGES[0::2]) + cases(["de"], PAGES[1::2])
+    FURTHER = [c for lang, pages in FURTHER_PAGES.items() for c in cases([lang], pages)]
 
 
 def table(lang: str) -> dict[str, str]:
@@ -165,6 +169,11 @@ async def check_language(shown: Shown, lang: str, path: Path) -> None:
     seen = await shown.page.evaluate(VISIBLE_TEXT)
     # <html lang> says what the page speaks, and nothing of the other language is left
     assert (seen["lang"], leftovers(lang, seen["texts"], shown.user_data)) == (lang, [])
+    # a language switch offers every language, each in its own words and marked so
+    switch = await shown.page.locator("nav.languages [lang]").all()
+    if switch:
+        offered = [(await s.get_attribute("lang"), await s.text_content()) for s in switch]
+        assert offered == list(ENDONYMS.items())
 
 
 async def aide_answers(page: Page, lang: str) -> None:
