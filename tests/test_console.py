@@ -76,7 +76,8 @@ async def test_the_server_serves_no_client_unless_told(tmp_path: Path) -> None:
             assert (await http.get(path)).status_code == 404, path
         assert (await http.get("/api/nonce")).status_code == 200
         # the press pages only: the link a press office hands out points at this server
-        for path in ("/press.html", "/pressapp.js", "/views/press.js", "/i18n/ru.json"):
+        for path in ("/press.html", "/pressapp.js", "/views/press.js", "/i18n/ru.json",
+                     "/i18n/fr.json", "/i18n/de.json"):
             r = await http.get(path)
             assert r.status_code == 200 and "script-src 'self'" in r.headers[
                 "content-security-policy"], path

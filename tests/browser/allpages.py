@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,8 +40,8 @@ from tests.browser.people import (
 
 PAGES = ["home", "enrolment", "enrolment-mistyped", "principal-home", "principal-call",
          "aide", "aide-paged", "interpreter", "operator", "press", "press-ended", "pressroom"]
-LANGS = ["en", "ru"]
-LOCALES = {"en": "en-US", "ru": "ru-RU"}
+LANGS = ["en", "ru"]  # the languages every page is checked in (fr and de: I18N_LANGS)
+LOCALES = {"en": "en-US", "ru": "ru-RU", "fr": "fr-FR", "de": "de-DE"}
 
 # user data: Latin names for everyone, so that a Russian page shows no Cyrillic from us
 # and an English page none at all; they are taken out of the text before it is checked
@@ -198,6 +198,7 @@ async def open_page(name: str, lang: str, browser: Browser, server: str,
     raise ValueError(f"no such page: {name}")
 
 
-def cases() -> list[object]:
-    """Every page in every language, as pytest parameters named "page-lang"."""
-    return [pytest.param(page, lang, id=f"{page}-{lang}") for page in PAGES for lang in LANGS]
+def cases(langs: Sequence[str] = LANGS, pages: Sequence[str] = PAGES) -> list[object]:
+    """Each of ``pages`` (all) in each of ``langs`` (English and Russian), as pytest
+    parameters named "page-lang"."""
+    return [pytest.param(page, lang, id=f"{page}-{lang}") for page in pages for lang in langs]

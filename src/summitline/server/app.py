@@ -86,10 +86,11 @@ class Settings:
 
 # What the shared server serves of the web client by default: the press pages (the link a
 # press office hands out points here), and the modules they import. No view that makes or
-# holds a key (operator, principal, enrolment, keystore.js) is served from this origin.
+# holds a key (operator, principal, enrolment, keystore.js) is served from this origin. The
+# strings of every language: the press read these pages in any of them.
 PRESS_FILES = ("press.html", "pressapp.js", "routing.js", "api.js", "crypto.js", "dom.js",
-               "i18n.js", "i18n/en.json", "i18n/ru.json", "style.css", "views/press.js",
-               "views/pressroom.js")
+               "i18n.js", "style.css", "views/press.js", "views/pressroom.js",
+               *(f"i18n/{p.name}" for p in sorted((WEB / "i18n").glob("*.json"))))
 
 
 def press_pages(app: FastAPI) -> None:

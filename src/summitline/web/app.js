@@ -9,15 +9,13 @@
 
 import { ON_CONSOLE, SERVER } from "./api.js";
 import { h, mount } from "./dom.js";
-import { browserLanguage, LANGUAGES, setPageLanguage, strings } from "./i18n.js";
+import { browserLanguage, ENDONYMS, LANGUAGES, setPageLanguage, strings } from "./i18n.js";
 import { enrolView } from "./views/enrol.js";
 import { operatorView } from "./views/operator.js";
 import { pressPages, showFailure } from "./routing.js";
 import { principalView } from "./views/principal.js";
 
 const root = document.getElementById("app");
-
-const ENDONYMS = { en: "English", ru: "Русский" }; // each language in its own words
 
 async function home(language) {
   const lang = LANGUAGES.includes(language) ? language : browserLanguage();

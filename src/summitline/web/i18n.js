@@ -2,11 +2,14 @@
 // dates, times and durations in the page's language (Intl). No DOM.
 //
 // Other views use: strings(lang) -> t(key, vars), t.lang; formatTime(lang, at),
-// formatDate(lang, at), formatDateTime(lang, at), formatDuration(t, ms); quoted(lang, text) for user data (a plan's
-// title, a name) set inside a sentence through a placeholder: t("x", {title:
-// quoted(lang, plan.title)}).
+// formatDate(lang, at), formatDateTime(lang, at), formatDuration(t, ms); quoted(lang, text)
+// for user data (a plan's title, a name) set inside a sentence through a placeholder:
+// t("x", {title: quoted(lang, plan.title)}); ENDONYMS for a language switch;
+// languageName(t, code) for an interpretation channel.
 
-export const LANGUAGES = ["en", "ru"];
+export const LANGUAGES = ["en", "ru", "fr", "de"];
+// each language in its own words, for a language switch (the element carries lang=code)
+export const ENDONYMS = { en: "English", ru: "Русский", fr: "Français", de: "Deutsch" };
 const cache = new Map();
 
 export async function strings(language) {
@@ -27,9 +30,22 @@ async function load(lang) {
   return res.ok ? res.json() : {};
 }
 
+// The first of the browser's preferred languages that the client speaks, else English.
 export function browserLanguage() {
-  const lang = (navigator.language || "en").slice(0, 2);
-  return LANGUAGES.includes(lang) ? lang : "en";
+  const preferred = navigator.languages?.length ? navigator.languages : [navigator.language];
+  for (const tag of preferred) {
+    const lang = (tag || "").slice(0, 2).toLowerCase();
+    if (LANGUAGES.includes(lang)) return lang;
+  }
+  return "en";
+}
+
+// A language code as a name in the strings' language ("ru" -> "Russian" / "русский"):
+// lang_CODE, else the console's op_lang_CODE, else the code itself.
+export function languageName(t, code) {
+  if (!code) return "–";
+  for (const key of [`lang_${code}`, `op_lang_${code}`]) if (t(key) !== key) return t(key);
+  return code;
 }
 
 // The page speaks `lang`: screen readers and the browser's hyphenation follow it.
@@ -45,13 +61,13 @@ function formatter(lang, options) {
   return formatters.get(key);
 }
 
-// "15:59:14" in Russian, "3:59:14 PM" in English: a clock time, with seconds.
+// "15:59:14" in Russian, French and German, "3:59:14 PM" in English: a clock time, with seconds.
 export function formatTime(lang, at) {
   return formatter(lang, { hour: "numeric", minute: "2-digit", second: "2-digit" })
     .format(asDate(at));
 }
 
-// "1 декабря 2026 г." / "December 1, 2026"
+// "1 декабря 2026 г." / "December 1, 2026" / "1 décembre 2026" / "1. Dezember 2026"
 export function formatDate(lang, at) {
   return formatter(lang, { dateStyle: "long" }).format(asDate(at));
 }
@@ -73,7 +89,10 @@ export function formatDuration(t, ms) {
   return t("duration_s", { s: n(seconds) });
 }
 
-// User data inside a sentence, in the language's quotation marks: «…» or “…”.
+// User data inside a sentence, in the language's quotation marks: «…», « … » (French,
+// with no-break spaces), „…“ (German) or “…”.
+const QUOTES = { ru: ["«", "»"], fr: ["«\u00a0", "\u00a0»"], de: ["„", "“"] };
 export function quoted(lang, text) {
-  return lang === "ru" ? `«${text}»` : `“${text}”`;
+  const [open, close] = QUOTES[lang] ?? ["“", "”"];
+  return `${open}${text}${close}`;
 }

@@ -7,7 +7,7 @@
 import { wsUrl } from "../api.js";
 import { shortFingerprint } from "../crypto.js";
 import { go, h, mount } from "../dom.js";
-import { browserLanguage, strings } from "../i18n.js";
+import { browserLanguage, languageName, strings } from "../i18n.js";
 import { LevelMeter, Listening } from "../listening.js";
 import { CallSession } from "../session.js";
 import { whoIs } from "../plan.js";
@@ -18,9 +18,7 @@ const METER_EVERY_MS = 200; // the meters follow the levels this often
 // Shortcuts by physical key (KeyboardEvent.code): the same keys on any layout.
 export const INTERPRETER_KEYS = { KeyL: "air", KeyH: "handover" };
 
-// A language code as a name in the page's language ("ru" -> "Russian" / "русский").
-export const languageName = (t, code) =>
-  (code && t(`lang_${code}`) !== `lang_${code}` ? t(`lang_${code}`) : code || "–");
+export { languageName }; // (from i18n.js, where the other views take it)
 
 // A meter shows decibels: 0 at -60 dBFS and below, full at 0 dBFS (clipping).
 const METER_FLOOR_DB = -60;

@@ -6,7 +6,7 @@
 
 import { get, serverUrl } from "../api.js";
 import { h, mount } from "../dom.js";
-import { browserLanguage, LANGUAGES, setPageLanguage, strings } from "../i18n.js";
+import { browserLanguage, LANGUAGES, languageName, setPageLanguage, strings } from "../i18n.js";
 
 const POLL_MS = 1000;
 const GATHER_TIMEOUT_MS = 5000;
@@ -84,7 +84,7 @@ export async function pressView(root, call, token, language) {
     if (listen.hidden && info.channels.length) {
       channel.replaceChildren(h("option", { value: "" }, t("original")),
         ...info.channels.map((c) => h("option", { value: c }, t("channel", {
-          language: t(`lang_${c}`) === `lang_${c}` ? c : t(`lang_${c}`) }))));
+          language: languageName(t, c) }))));
       listen.hidden = false;
     }
     document.title = `${t("press_title")} · ${info.title}`;

@@ -5,12 +5,10 @@
 
 import { get, serverUrl } from "../api.js";
 import { h, mount } from "../dom.js";
-import { browserLanguage, formatDateTime, formatDuration, LANGUAGES, setPageLanguage, strings }
-  from "../i18n.js";
+import { browserLanguage, ENDONYMS, formatDateTime, formatDuration, LANGUAGES, setPageLanguage,
+  strings } from "../i18n.js";
 
 const REFRESH_MS = 5000;
-const ENDONYMS = { en: "English", ru: "Русский" }; // each language in its own words
-
 export async function pressroomView(root, call, language) {
   const lang = LANGUAGES.includes(language) ? language : browserLanguage();
   const t = await strings(lang);

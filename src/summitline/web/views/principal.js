@@ -5,7 +5,7 @@
 import { get, setSigner, wsUrl } from "../api.js";
 import { shortFingerprint } from "../crypto.js";
 import { go, h, mount } from "../dom.js";
-import { browserLanguage, LANGUAGES, strings } from "../i18n.js";
+import { browserLanguage, ENDONYMS, LANGUAGES, languageName, strings } from "../i18n.js";
 import { chooseIdentity, listIdentities, saveIdentity } from "../keystore.js";
 import { participant, whoIs } from "../plan.js";
 import { Listening } from "../listening.js";
@@ -57,8 +57,6 @@ export function followLevels(session, listening) {
     listening.levels(levels);
   }, LEVELS_EVERY_MS);
 }
-
-const ENDONYMS = { en: "English", ru: "Русский" }; // each language in its own words
 
 // The language of a device's screens outside a call: the one chosen on its first
 // screen, else its language in the last plan, else the browser's. (In a call, a
@@ -380,7 +378,7 @@ async function inCall(root, identity, call) {
       .map((p) => p.language))].sort();
     channelSelect.replaceChildren(h("option", { value: "" }, t("original")),
       ...channels.map((c) => h("option", { value: c }, t("channel", {
-        language: t(`lang_${c}`) === `lang_${c}` ? c : t(`lang_${c}`) }))));
+        language: languageName(t, c) }))));
     listen.hidden = channels.length === 0;
     if (listening.channel === null && channels.includes(me.language)) {
       channelSelect.value = me.language; // one's own, unless the principal chose already
