@@ -42,8 +42,12 @@ COMMANDS = ["summitline console"]
 # because it is the same word or the same units there
 SAME_AS_ENGLISH = {
     "fr": {"original", "pr_signature", "op_plan_hash", "op_path_direct", "rec_plan",
-           "duration_hm", "duration_ms"},
-    "de": {"original", "op_name", "op_h_video", "rec_plan", "duration_hm", "duration_ms"},
+           "duration_hm", "duration_ms",
+           # "briefing" is the word French and German diplomats use
+           "op_brief_default_title", "op_brief_kind", "op_plan_kind_briefing"},
+    "de": {"original", "op_name", "op_h_video", "rec_plan", "duration_hm", "duration_ms",
+           "op_brief_default_title", "op_brief_kind", "op_plan_kind_briefing",
+           "op_plan_delegation"},
 }
 # a short fingerprint as the pages show it (6BBA-D4AB-2C44-7B8F-5EDA): user data, whose
 # letters are no language's words ("AB" is German)
