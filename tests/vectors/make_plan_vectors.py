@@ -161,6 +161,12 @@ def briefing(world: World) -> dict[str, Any]:
                                                           "fr").to_json())
     case("one channel, interpreters of two delegations", "interpreters of two delegations",
          shared_booth)
+    def look_alike(body: dict[str, Any]) -> None:
+        # a channel that reads like "fr" beside it
+        body["participants"].append(world.participant(
+            PrivateKey.generate(), fr, Role.INTERPRETER, "French interpreter", "fr\u200b"
+        ).to_json())
+    case("a channel that reads like another", "is not a language tag", look_alike)
     case("a guest's signature missing", "is not signed by", lambda body: None,
          signers=[world.us, de])
     return {"signed_plan": good.to_json(), "plan_hash": good.plan.hash,

@@ -195,6 +195,11 @@ def _text(obj: dict[str, Any], field: str, limit: int = MAX_NAME) -> str:
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,119}")  # not "." or "..": URLs fold those
 
 
+# A language (a channel, for an interpreter): a lowercase BCP 47 tag, so that no two
+# channels read alike ("RU", "ru ", "ru\u200b" beside "ru"; attacker review of issue 13).
+LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{2,8}){0,2}")
+
+
 def _ident(obj: dict[str, Any], field: str) -> str:
     value = obj.get(field)
     if not isinstance(value, str) or not ID.fullmatch(value):
@@ -342,6 +347,9 @@ class CallPlan:
                 raise PlanError("press are not plan participants (they never hold keys)")
             if p.role is Role.INTERPRETER and p.language == "floor":
                 raise PlanError("'floor' names the original, not a language")
+            if not LANGUAGE.fullmatch(p.language):
+                raise PlanError(f"participant {p.name!r}: {p.language!r} is not a language "
+                                "tag (lowercase, like en, fr or pt-br)")
             p.check(under)
         for d in self.delegations:
             if not any(p.role is Role.PRINCIPAL and p.delegation == d.id

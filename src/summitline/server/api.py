@@ -290,7 +290,9 @@ async def rotated(h: Hub, room: CallRoom) -> dict[str, list[dict[str, Any]]]:
     """The key chains an export carries: of each delegation of the call whose key changed
     since its plan, unless the head signature it holds is by the plan's key (signed
     before the rotation). With the chain, a verifier takes the head signature only by the
-    key the chain leads to (docs/protocol.md §8.3)."""
+    key the chain leads to (docs/protocol.md §8.3); so a chain stops at the key that
+    signed the head: a rotation after the signature must not unmake a finished record
+    (attacker review of issue 13, d3)."""
     out = {}
     heads = await room.store.head_signatures(room.call_id)
     head = room.head
@@ -298,10 +300,17 @@ async def rotated(h: Hub, room: CallRoom) -> dict[str, list[dict[str, Any]]]:
         now = await current_key(h, d.id)
         if now is None or now == d.key:
             continue
-        if d.id in heads and head is not None and verifies(d.key, statements.record_head(
-                room.call_id, room.signed.plan.hash, head.seq, head.hash), heads[d.id]):
+        said = statements.record_head(room.call_id, room.signed.plan.hash, head.seq,
+                                      head.hash) if head is not None else None
+        if d.id in heads and said is not None and verifies(d.key, said, heads[d.id]):
             continue
-        out[d.id] = list(await h.store.rotations(d.id))
+        chain = list(await h.store.rotations(d.id))
+        if d.id in heads and said is not None:
+            signer = next((i for i, step in enumerate(chain) if verifies(
+                PublicKey.from_b64u(step["key"]), said, heads[d.id])), None)
+            if signer is not None:
+                chain = chain[:signer + 1]
+        out[d.id] = chain
     return out
 
 
@@ -441,6 +450,10 @@ def router() -> APIRouter:  # a list of small routes, read top to bottom
         await refuse_unlinked(h, plan)
         if not signed.signatures:
             raise bad(422, "a plan is submitted with its proposer's signature")
+        if plan.host is not None and plan.host not in signed.signatures:
+            # only the host drafts a briefing: a guest must not put one under the host's
+            # name to the other guests (attacker review of issue 13, d2)
+            raise bad(422, "a briefing is submitted by its host, with the host's signature")
         for delegation, sig in signed.signatures.items():
             d = plan.delegation(delegation)
             if d is None:

@@ -18,6 +18,11 @@ HANDSHAKE_TIMEOUT_S = 10.0
 # second sustained with bursts of 120 carries that, and stops a peer from flooding.
 RATE_PER_S = 30.0
 RATE_BURST = 120.0
+# Link reports a device may put into a call's shared record (server/room.py): an honest
+# endpoint reports a stall once and its end once, a few a minute in a bad network; a
+# burst of 40 and one every 2 s sustained carry that, per device, across reconnections.
+LINK_REPORT_RATE_PER_S = 0.5
+LINK_REPORT_BURST = 40.0
 # Messages waiting for a slow reader. Past this the reader is dropped, not buffered for.
 SEND_QUEUE = 256
 # Transport keepalive (WebSocket ping): a dead peer is noticed within about 40 s.

@@ -19,6 +19,7 @@ from summitline.core.plan import SignedPlan
 from summitline.core.record import Entry, advance, replay
 from summitline.core.roles import Phase, Role
 from summitline.server.closecodes import CALL_ENDED
+from summitline.server.limits import LINK_REPORT_BURST, LINK_REPORT_RATE_PER_S, TokenBucket
 from summitline.store import Store
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,13 @@ class CallRoom:
         self.private_heads: dict[str, Entry | None] = {}
         self.pages: dict[str, dict[str, Any]] = {}  # open pages by id, until acknowledged
         self.held: set[str] = set()  # principals whose floor audio is on hold
+        # Link reports that go into the shared record: the last state per (device, peer,
+        # generation), so a repeat is not recorded twice, and a budget per device that
+        # outlives its connections (attacker review of issue 13, d5: reports within the
+        # message rate, and reconnections refilling it, grew every delegation's record
+        # without bound).
+        self.link_states: dict[tuple[str, str, int], str] = {}
+        self.link_budget: dict[str, TokenBucket] = {}
         # Called when the doors shut or the call ends (the press gateway closes its feed).
         self.on_doors_shut: Callable[[], Awaitable[None]] | None = None
         # Called after each entry of the shared record (the consoles' live updates).
@@ -70,6 +78,21 @@ class CallRoom:
     @property
     def call_id(self) -> str:
         return self.signed.plan.call
+
+    def link_report(self, device: str, peer: str, generation: int, state: str,
+                    now: float | None = None) -> str:
+        """What becomes of a link report: "record" (and relay) a new state within the
+        device's budget; only "relay" a repeat of the last state this device reported for
+        this link (its peer may have missed the first); "drop" one past the budget."""
+        key = (device, peer, generation)
+        if self.link_states.get(key) == state:
+            return "relay"
+        bucket = self.link_budget.setdefault(device, TokenBucket(
+            rate=LINK_REPORT_RATE_PER_S, burst=LINK_REPORT_BURST, tokens=LINK_REPORT_BURST))
+        if not bucket.take(now):
+            return "drop"
+        self.link_states[key] = state
+        return "record"
 
     async def record(self, kind: str, data: dict[str, Any], event: c.Event | None = None,
                      at_ms: int | None = None) -> Entry:

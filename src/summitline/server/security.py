@@ -49,8 +49,11 @@ CORS_MAX_AGE_S = 600  # how long a browser may reuse a preflight answer
 # One office behind one address runs a handful of devices and consoles; 32 concurrent
 # signaling connections is ample, and stops one address from exhausting the server.
 MAX_CONNECTIONS_PER_ADDRESS = 32
-# Connections naming one call, authenticated or not: a plan lists at most 64 devices.
-MAX_CONNECTIONS_PER_CALL = 64
+# Connections naming one call, authenticated or not: a plan lists at most 64 devices,
+# and each may hold a second connection while the server has not yet seen its first one
+# drop (a silent drop is noticed within about 40 s), so that a full briefing can still
+# reconnect (attacker review of issue 13, d8).
+MAX_CONNECTIONS_PER_CALL = 128
 
 
 class SecurityHeaders:

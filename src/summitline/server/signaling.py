@@ -547,11 +547,15 @@ class Connection:
             await self._refused("not-permitted", "no peer connection of that generation with "
                                 "that endpoint", "link", {"to": msg.to})
             return
+        fate = self.room.link_report(self.device, msg.to, msg.generation, msg.state)
+        if fate == "drop":
+            return  # past the device's budget: neither recorded nor relayed
         data: dict[str, Any] = {"device": self.device, "peer": msg.to,
                                 "generation": msg.generation}
         if msg.state == "restored":
             data["duration_ms"] = msg.duration_ms
-        await self.room.record(f"link.{msg.state}", data)
+        if fate == "record":
+            await self.room.record(f"link.{msg.state}", data)
         target = self.room.endpoints.get(msg.to)
         if target is not None:
             target.send(m.relayed(msg, self.device))

@@ -27,6 +27,8 @@ const PLAN_FIELDS = ["version", "call", "link", "title", "delegations", "partici
 export const MAX_BRIEFING_DELEGATIONS = 8;
 export const MAX_BRIEFING_PRINCIPALS = 8;
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$/;
+// a lowercase BCP 47 tag (core/plan.py LANGUAGE): no two channels read alike
+const LANGUAGE = /^[a-z]{2,3}(?:-[a-z0-9]{2,8}){0,2}$/;
 
 // Whether `plan` is a briefing (it names a host), not a bilateral.
 export function isBriefing(plan) {
@@ -184,6 +186,13 @@ export async function checkPlan(plan) {
     }
     if (!ROLES.includes(p.role) || p.role === "press") {
       throw new PlanError(`participant ${p.name} has an invalid role ${p.role}`);
+    }
+    if (p.role === "interpreter" && p.language === "floor") {
+      throw new PlanError("'floor' names the original, not a language");
+    }
+    if (typeof p.language !== "string" || !LANGUAGE.test(p.language)) {
+      throw new PlanError(`participant ${p.name}: '${p.language}' is not a language tag ` +
+                          "(lowercase, like en, fr or pt-br)");
     }
     const certified = statements.device(p.delegation, p.device, p.key, p.role, p.name);
     if (typeof p.certificate !== "string" ||
