@@ -825,10 +825,11 @@ export class CallSession extends EventTarget {
     return this.uplinkQueue;
   }
 
-  // The caps in force now, per remote (kbps), for tests and a look from the console.
+  // The caps in force now on the link that plays for each remote (kbps), for tests and
+  // a look from the console.
   uplinkCaps() {
     const out = {};
-    for (const link of this.peers.values()) {
+    for (const link of this.links.values()) {
       for (const s of link.pc.getSenders()) {
         if (s.track?.kind !== "video") continue;
         const e = s.getParameters().encodings?.[0];

@@ -49,15 +49,49 @@ export function showReconnecting(el, session, t, label) {
   }));
 }
 
-// `onLevels(levels)`, if given, sees the same readings (the briefing's active speaker).
-export function followLevels(session, listening, onLevels = null) {
+export function followLevels(session, listening) {
   return setInterval(async () => {
     if (session.stopped) return;
     const levels = {};
     for (const hh of await session.health()) levels[hh.peer] = hh.audioLevel || 0;
     listening.levels(levels);
-    if (onLevels) onLevels(levels);
   }, LEVELS_EVERY_MS);
+}
+
+// The level of each remote's decoded sound (RMS, 0..1), from an AnalyserNode on its
+// stream: whatever the sender (aiortc sends no audio-level header extension for
+// getSynchronizationSources, and Chromium's getStats audioLevel stayed 0 for streams
+// played through Web Audio in our tests). Not connected to the speakers: only measured.
+export class LevelMeter {
+  constructor(context) {
+    this.ctx = context;
+    this.meters = new Map(); // remote -> {stream, source, analyser}
+    this.samples = new Float32Array(512);
+  }
+
+  attach(remote, stream) {
+    const old = this.meters.get(remote);
+    if ((old && old.stream === stream) || stream.getAudioTracks().length === 0) return;
+    if (old) old.source.disconnect();
+    const source = this.ctx.createMediaStreamSource(stream);
+    const analyser = this.ctx.createAnalyser();
+    analyser.fftSize = this.samples.length;
+    source.connect(analyser);
+    this.meters.set(remote, { stream, source, analyser });
+  }
+
+  levels(remotes) {
+    const out = {};
+    for (const remote of remotes) {
+      const meter = this.meters.get(remote);
+      if (!meter) { out[remote] = 0; continue; }
+      meter.analyser.getFloatTimeDomainData(this.samples);
+      let sum = 0;
+      for (const x of this.samples) sum += x * x;
+      out[remote] = Math.sqrt(sum / this.samples.length);
+    }
+    return out;
+  }
 }
 
 // The active speaker of a briefing, from the remote principals' audio levels (0..1, read
@@ -403,6 +437,7 @@ async function inCall(root, identity, call) {
     stage.classList.add("briefing");
     // the bilateral's one large picture and its code box give way to the grid
     for (const el of [remoteVideo, cameraOffNote, waiting, remoteHold, tileName, codes]) el.remove();
+    panels.prepend(reconnecting); // in the top row, above the grid, not across a picture
     stage.insertBefore(grid, aideStatus);
     stage.insertBefore(groupBox, aideStatus);
   };
@@ -538,14 +573,14 @@ async function inCall(root, identity, call) {
                                                   members(channelSelect.value));
   duck.oninput = () => listening.setDuck(Number(duck.value) / 100);
   session.addEventListener("booth", () => listening.booth(session.booth));
-  const levelsTimer = followLevels(session, listening, (levels) => {
-    if (!tiles) return;
-    const now = performance.now();
+  const levelsTimer = followLevels(session, listening);
+  const meter = new LevelMeter(listening.ctx);
+  const speakerTimer = setInterval(() => {
+    if (!tiles || session.stopped) return;
     const was = speaking;
-    speaking = speaker.update(Object.fromEntries([...tiles.keys()].map((d) => [d, levels[d] ?? 0])),
-                              now);
+    speaking = speaker.update(meter.levels([...tiles.keys()]), performance.now());
     if (speaking !== was) render();
-  });
+  }, LEVELS_EVERY_MS);
   const GRADES = [null, "good", "fair", "poor"];
   const qualityTimer = setInterval(async () => {
     // the other principal's link; in a briefing, the worst of the principals' links
@@ -599,6 +634,7 @@ async function inCall(root, identity, call) {
   session.addEventListener("track", (ev) => {  // the stream that plays for a remote now
     holdStream(stage, ev.detail.stream);
     listening.attach(ev.detail.remote, ev.detail.stream, ev.detail.role);
+    if (tiles?.has(ev.detail.remote)) meter.attach(ev.detail.remote, ev.detail.stream);
     const video = tiles ? tiles.get(ev.detail.remote)?.video : remoteVideo;
     if (ev.detail.role === "principal" && video && video.srcObject !== ev.detail.stream) {
       video.srcObject = ev.detail.stream;
@@ -609,6 +645,7 @@ async function inCall(root, identity, call) {
   const stop = (title, detail) => {
     document.removeEventListener("keydown", onKey);
     clearInterval(levelsTimer);
+    clearInterval(speakerTimer);
     clearInterval(countTimer);
     clearInterval(qualityTimer);
     listening.ctx.close();
