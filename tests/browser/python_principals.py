@@ -20,6 +20,7 @@ import sys
 from typing import Any
 
 from summitline.client.ice import loopback
+from summitline.client.media import MediaSource
 from summitline.client.session import CallSession, Identity
 from summitline.core.roles import MediaKind
 from summitline.crypto.keys import PrivateKey, PublicKey
@@ -40,7 +41,8 @@ async def main() -> None:
     spec = json.loads(await reader.readline())
     sessions = [CallSession(spec["url"], spec["call"], Identity(
         PrivateKey.from_pem(p["pem"].encode()),
-        {d: PublicKey.from_b64u(k) for d, k in p["pinned"].items()}), ice=loopback())
+        {d: PublicKey.from_b64u(k) for d, k in p["pinned"].items()}), ice=loopback(),
+        source=MediaSource.synthetic(160, 120, 10))  # small: 2 cores hold the whole test
         for p in spec["principals"]]
     tasks = [asyncio.create_task(s.run()) for s in sessions]
     try:
