@@ -251,11 +251,24 @@ async def test_three_browsers_and_two_python_principals_hold_a_briefing(
             await expect(d.page.locator('#grid .tile[data-speaking="true"] .tile-speaking')
                          ).to_have_count(1)
 
+        # mute and camera work as in the bilateral: the others' tiles say so (state channel)
+        host_tile = f'#grid .tile[data-remote="{us.device}"]'
+        await us.page.locator("#mute").click()
+        await us.page.locator("#camera").click()
+        await expect(fr.page.locator(f"{host_tile} .tile-muted")).to_be_visible()
+        await expect(fr.page.locator(f"{host_tile} .tile-muted")).to_have_text("Microphone off")
+        await expect(de.page.locator(f"{host_tile} .tile-off")).to_be_visible()
+        await expect(de.page.locator(f"{host_tile} .tile-off")).to_have_text("Камера выключена")
+
         for d, name in ((us, "briefing-en"), (de, "briefing-ru")):
             for width, height in ((1920, 1080), (1280, 800)):
                 await d.page.set_viewport_size({"width": width, "height": height})
                 await d.page.screenshot(path=str(SHOTS / f"{name}-{width}x{height}.png"))
             await d.page.set_viewport_size({"width": 1366, "height": 800})
+        await us.page.locator("#mute").click()
+        await us.page.locator("#camera").click()
+        await expect(fr.page.locator(f"{host_tile} .tile-muted")).to_be_hidden()
+        await expect(de.page.locator(f"{host_tile} .tile-off")).to_be_hidden()
 
         # France leaves, and rejoins: it gets everyone back, and everyone gets it back
         before = {d.device: await stream_of(d.page, fr.device) for d in (us, de)}

@@ -424,9 +424,9 @@ async function inCall(root, identity, call) {
       };
       tile.el = h("figure", { class: "tile", "data-remote": p.device,
                               "data-delegation": p.delegation }, video, tile.off, tile.wait,
+        h("div", { class: "tile-badges" }, tile.speaking, tile.muted, tile.hold),
         h("figcaption", { class: "tile-caption" },
-          h("div", { class: "tile-names" }, tile.person, tile.from),
-          h("div", { class: "tile-badges" }, tile.speaking, tile.muted, tile.hold)));
+          h("div", { class: "tile-names" }, tile.person, tile.from)));
       tiles.set(p.device, tile);
     }
     selfTile.classList.add("tile");
