@@ -149,6 +149,8 @@ async def test_three_browsers_and_two_python_principals_hold_a_briefing(
     ops = [side.operator for side in b.sides]
     errors: list[str] = []
     pages: list[BrowserDevice] = []
+    PAGES.clear()
+    CONSOLE.clear()
     # the host and two guests in browsers; the Germany principal's screen speaks Russian
     for side, lang in zip(b.sides[:3], ("en", "fr", "ru"), strict=True):
         device = await enrol_browser(browser, server, side.operator, side.principal_name,
@@ -173,9 +175,7 @@ async def test_three_browsers_and_two_python_principals_hold_a_briefing(
         await guest.cosign_plan(plan)
     await host.control(plan.call, "start")
     devices = [d.device for d in pages] + [side.principal.fingerprint for side in b.sides[3:]]
-    children = [await PythonPrincipals.start(ws_url, plan.call, [side], devices,
-                                             tmp_path / f"python-{i}.log")
-                for i, side in enumerate(b.sides[3:])]
+    children: list[PythonPrincipals] = []
 
     async def python(command: str = "status") -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -183,6 +183,9 @@ async def test_three_browsers_and_two_python_principals_hold_a_briefing(
             out.update(answer)
         return out
     try:
+        for i, side in enumerate(b.sides[3:]):
+            children.append(await PythonPrincipals.start(ws_url, plan.call, [side], devices,
+                                                         tmp_path / f"python-{i}.log"))
         others = {d.device: [x for x in devices if x != d.device] for d in pages}
         # The browsers join one after another, each once it sees everyone there before it:
         # on 2 shared cores, ten DTLS handshakes at once outlast the link rules' tries.
