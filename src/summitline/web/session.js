@@ -964,10 +964,18 @@ export class CallSession extends EventTarget {
     this.send(offer);
   }
 
+  // A newer offer from the same remote waits already: this one was superseded (its
+  // offerer gave up on it, and the server holds only the newest). Answering it anyway is a
+  // protocol error to the server, and enough of them (a slow end under churn) get this
+  // device thrown out of the call.
+  superseded(remote, generation) {
+    return [...this.offers.values()].some((m) => m.from === remote && m.generation > generation);
+  }
+
   async do_answer({ remote, generation }) {
     const msg = this.offers.get(keyOf(remote, generation));
     this.offers.delete(keyOf(remote, generation));
-    if (!msg) return;
+    if (!msg || this.superseded(remote, generation)) return;
     const link = this.newLink(remote, generation);
     link.receivedSdp = msg.sdp;
     await link.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
@@ -981,6 +989,10 @@ export class CallSession extends EventTarget {
     }
     await link.pc.setLocalDescription(await link.pc.createAnswer());
     await gathered(link.pc);
+    if (this.superseded(remote, generation)) {
+      link.pc.close(); // the newer offer is answered next
+      return;
+    }
     if (!this.stillTried(link)) return;
     this.install(link);
     this.send(await this.signedSdp("answer", link));
