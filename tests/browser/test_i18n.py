@@ -44,7 +44,7 @@ SAME_AS_ENGLISH = {
     "fr": {"original", "pr_signature", "op_plan_hash", "op_path_direct", "rec_plan",
            "duration_hm", "duration_ms",
            # "briefing" is the word French and German diplomats use
-           "op_brief_default_title", "op_brief_kind", "op_plan_kind_briefing"},
+           "op_brief_default_title", "op_brief_kind", "op_plan_kind_briefing", "pvg_grid"},
     "de": {"original", "op_name", "op_h_video", "rec_plan", "duration_hm", "duration_ms",
            "op_brief_default_title", "op_brief_kind", "op_plan_kind_briefing",
            "op_plan_delegation"},

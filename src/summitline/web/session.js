@@ -28,7 +28,8 @@
 //   revoked {device, delegation, name}  a verified revocation: the device's delegation
 //                       revoked it; its links are closed and it is refused from now on
 
-import { hex, sdpFingerprints, sas, sha256, sign, statements, verify } from "./crypto.js";
+import { groupCode, hex, sdpFingerprints, sas, sha256, sign, statements,
+         verify } from "./crypto.js";
 import { BoothLedger } from "./booth.js";
 import { apply, endpoint, pressDeadline, START_SKEW_MS, startAhead, TICK_MS } from "./endpoint.js";
 import { followRotations, mayConnect, media, participant, pressChannels,
@@ -63,6 +64,25 @@ const PRESS_GRACE_MS = 2000;
 // negotiated in the signed SDP, so that only the peer's DTLS end can write into it.
 export const STATE_CHANNEL = { label: "summitline-state", id: 0 };
 const STATE_MAX_BYTES = 256; // a state message is a few dozen bytes; more is refused
+// The browser sends what fits its uplink: one video encoding per peer (a mesh), so the
+// uplink is shared out. UPLINK_KBPS is what this end may send in all; each peer's audio
+// is set aside first (Opus speech and its packet overhead), and the rest is split evenly
+// between the peers it sends video to, capped per peer (what one picture needs: a
+// bilateral sends about as much as Chromium would unbidden) and floored (below it a
+// picture is not worth sending; the uplink is then over budget, and the encoder's own
+// congestion control still has the last word). Re-applied whenever a link comes or goes
+// (RTCRtpSender.setParameters, encodings[].maxBitrate).
+export const UPLINK_KBPS = 2500;
+export const UPLINK_AUDIO_KBPS = 40;
+export const VIDEO_MAX_KBPS = 1500;
+export const VIDEO_MIN_KBPS = 100;
+
+// Each peer's share of the uplink for video, in kbps, when video goes to `peers` peers.
+export function videoShare(peers, uplink = UPLINK_KBPS) {
+  if (peers <= 0) return VIDEO_MAX_KBPS;
+  const share = Math.floor((uplink - peers * UPLINK_AUDIO_KBPS) / peers);
+  return Math.max(VIDEO_MIN_KBPS, Math.min(VIDEO_MAX_KBPS, share));
+}
 
 // The rules' clock: monotonic milliseconds, so that a changed wall clock fakes no stall.
 export const clock = () => Math.floor(performance.now());
@@ -190,6 +210,9 @@ export class CallSession extends EventTarget {
     this.revoked = new Map();
     this.codes = new Map(); // remote -> the verification code of the link that plays
     this.remoteMedia = new Map(); // remote -> {muted, cameraOff}, from the state channel
+    this.groupCode = null; // over the verified plan and every delegation's key (crypto.js)
+    this.uplink = { peers: 0, kbps: null }; // the video share each peer gets now
+    this.uplinkQueue = Promise.resolve(); // setParameters calls, one round at a time
   }
 
   // Per remote device, the link that plays (or, before any did, the one tried).
@@ -419,6 +442,9 @@ export class CallSession extends EventTarget {
     }
     this.signed = msg.signed_plan;
     this.planHash = hash;
+    const plan = this.signed.plan;
+    this.groupCode = await groupCode(plan.call, hash,
+                                     Object.fromEntries(plan.delegations.map((d) => [d.id, d.key])));
     this.serverIce = msg.ice_servers || []; // TURN credentials minted for this device
     this.welcomed = true;
     this.announced = null; // this connection has heard nothing of our media yet
@@ -730,6 +756,7 @@ export class CallSession extends EventTarget {
     };
     pc.onconnectionstatechange = async () => {
       this.feed({ type: "state", now_ms: clock(), remote, generation, state: pc.connectionState });
+      if (pc.connectionState === "connected") this.shareUplink();
       if (pc.connectionState === "connected" && link.sas === null) {
         // From the SDP as sent and as received over signaling: the peer connection's own
         // descriptions are re-serialised and may drop fingerprint lines.
@@ -758,12 +785,58 @@ export class CallSession extends EventTarget {
   install(link) {
     this.peers.set(keyOf(link.remote, link.generation), link);
     this.emit("peers");
+    this.shareUplink();
   }
 
   retire(link) {
     this.peers.delete(keyOf(link.remote, link.generation));
     link.pc.close();
     this.emit("peers");
+    this.shareUplink();
+  }
+
+  // Split the uplink between the peers this end sends video to (UPLINK_KBPS above): a
+  // cap on each video sender's encoding, set again whenever the set of links changes.
+  // A repair's link and the one it replaces count as one peer.
+  shareUplink() {
+    this.uplinkQueue = this.uplinkQueue.then(async () => {
+      const senders = [];
+      for (const link of this.peers.values()) {
+        if (link.pc.connectionState === "closed") continue;
+        for (const s of link.pc.getSenders()) if (s.track?.kind === "video") senders.push(s);
+      }
+      const remotes = new Set([...this.peers.values()]
+        .filter((l) => l.pc.getSenders().some((s) => s.track?.kind === "video"))
+        .map((l) => l.remote)).size;
+      const kbps = videoShare(remotes);
+      this.uplink = { peers: remotes, kbps };
+      for (const sender of senders) {
+        const params = sender.getParameters();
+        if (!params.encodings?.length) continue; // not negotiated yet: set on connecting
+        if (params.encodings.every((e) => e.maxBitrate === kbps * 1000)) continue;
+        for (const e of params.encodings) e.maxBitrate = kbps * 1000;
+        try {
+          await sender.setParameters(params);
+        } catch (err) {  // a link closing meanwhile: the next change sets it again
+          console.info("summitline: the uplink share was not set", String(err));
+        }
+      }
+    });
+    return this.uplinkQueue;
+  }
+
+  // The caps in force now on the link that plays for each remote (kbps), for tests and
+  // a look from the console.
+  uplinkCaps() {
+    const out = {};
+    for (const link of this.links.values()) {
+      for (const s of link.pc.getSenders()) {
+        if (s.track?.kind !== "video") continue;
+        const e = s.getParameters().encodings?.[0];
+        out[link.remote] = e?.maxBitrate ? e.maxBitrate / 1000 : null;
+      }
+    }
+    return out;
   }
 
   // -- the link rules (web/endpoint.js) -----------------------------------------------
@@ -891,10 +964,18 @@ export class CallSession extends EventTarget {
     this.send(offer);
   }
 
+  // A newer offer from the same remote waits already: this one was superseded (its
+  // offerer gave up on it, and the server holds only the newest). Answering it anyway is a
+  // protocol error to the server, and enough of them (a slow end under churn) get this
+  // device thrown out of the call.
+  superseded(remote, generation) {
+    return [...this.offers.values()].some((m) => m.from === remote && m.generation > generation);
+  }
+
   async do_answer({ remote, generation }) {
     const msg = this.offers.get(keyOf(remote, generation));
     this.offers.delete(keyOf(remote, generation));
-    if (!msg) return;
+    if (!msg || this.superseded(remote, generation)) return;
     const link = this.newLink(remote, generation);
     link.receivedSdp = msg.sdp;
     await link.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
@@ -908,6 +989,10 @@ export class CallSession extends EventTarget {
     }
     await link.pc.setLocalDescription(await link.pc.createAnswer());
     await gathered(link.pc);
+    if (this.superseded(remote, generation)) {
+      link.pc.close(); // the newer offer is answered next
+      return;
+    }
     if (!this.stillTried(link)) return;
     this.install(link);
     this.send(await this.signedSdp("answer", link));

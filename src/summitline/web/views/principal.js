@@ -7,7 +7,7 @@ import { shortFingerprint } from "../crypto.js";
 import { go, h, mount } from "../dom.js";
 import { browserLanguage, ENDONYMS, LANGUAGES, languageName, strings } from "../i18n.js";
 import { chooseIdentity, listIdentities, saveIdentity } from "../keystore.js";
-import { participant, whoIs } from "../plan.js";
+import { introducedBy, isBriefing, participant, whoIs } from "../plan.js";
 import { Listening } from "../listening.js";
 import { CallSession } from "../session.js";
 import { aideView } from "./aide.js";
@@ -57,6 +57,97 @@ export function followLevels(session, listening) {
     listening.levels(levels);
   }, LEVELS_EVERY_MS);
 }
+
+// The level of each remote's decoded sound (RMS, 0..1), from an AnalyserNode on its
+// stream: whatever the sender (aiortc sends no audio-level header extension for
+// getSynchronizationSources, and Chromium's getStats audioLevel stayed 0 for streams
+// played through Web Audio in our tests). Not connected to the speakers: only measured.
+export class LevelMeter {
+  constructor(context) {
+    this.ctx = context;
+    this.meters = new Map(); // remote -> {stream, source, analyser}
+    this.samples = new Float32Array(512);
+  }
+
+  attach(remote, stream) {
+    const old = this.meters.get(remote);
+    if ((old && old.stream === stream) || stream.getAudioTracks().length === 0) return;
+    if (old) old.source.disconnect();
+    const source = this.ctx.createMediaStreamSource(stream);
+    const analyser = this.ctx.createAnalyser();
+    analyser.fftSize = this.samples.length;
+    source.connect(analyser);
+    this.meters.set(remote, { stream, source, analyser });
+  }
+
+  levels(remotes) {
+    const out = {};
+    for (const remote of remotes) {
+      const meter = this.meters.get(remote);
+      if (!meter) { out[remote] = 0; continue; }
+      meter.analyser.getFloatTimeDomainData(this.samples);
+      let sum = 0;
+      for (const x of this.samples) sum += x * x;
+      out[remote] = Math.sqrt(sum / this.samples.length);
+    }
+    return out;
+  }
+}
+
+// The active speaker of a briefing, from the remote principals' audio levels (0..1, read
+// every LEVELS_EVERY_MS): each level is smoothed, so that one loud syllable or a cough
+// does not move the marker; another principal takes over only when clearly louder; the
+// marker stays a moment after the speaker pauses, so that it does not flicker between
+// sentences.
+const SPEAKER_SMOOTHING = 0.35; // the weight of a new reading in the smoothed level
+const SPEAKER_FLOOR = 0.02; // below this smoothed level, nobody counts as speaking
+const SPEAKER_MARGIN = 1.5; // a new speaker must be this many times louder than the one marked
+const SPEAKER_HOLD_MS = 1200; // the marker stays this long after its speaker fell quiet
+
+export class ActiveSpeaker {
+  constructor() {
+    this.smoothed = new Map(); // remote -> smoothed level
+    this.current = null;
+    this.quietSince = null;
+  }
+
+  // Take one reading of {remote: level} (only those that may be marked); the speaker now.
+  update(levels, now) {
+    for (const remote of [...this.smoothed.keys()]) {
+      if (!(remote in levels)) this.smoothed.delete(remote);
+    }
+    for (const [remote, level] of Object.entries(levels)) {
+      const before = this.smoothed.get(remote) ?? 0;
+      this.smoothed.set(remote, before + SPEAKER_SMOOTHING * (level - before));
+    }
+    let loudest = null, top = SPEAKER_FLOOR;
+    for (const [remote, level] of this.smoothed) {
+      if (level > top) { loudest = remote; top = level; }
+    }
+    const current = this.current === null ? 0 : this.smoothed.get(this.current) ?? 0;
+    if (loudest !== null && loudest !== this.current &&
+        (this.current === null || top > current * SPEAKER_MARGIN)) {
+      this.current = loudest;
+      this.quietSince = null;
+    } else if (this.current !== null && current < SPEAKER_FLOOR) {
+      this.quietSince ??= now;
+      if (now - this.quietSince >= SPEAKER_HOLD_MS) {
+        this.current = null;
+        this.quietSince = null;
+      }
+    } else {
+      this.quietSince = null;
+    }
+    return this.current;
+  }
+}
+
+// How many columns the briefing's grid has for `n` tiles (the remote principals and
+// oneself, at most 8): rows of at most three until more than six, so that each picture
+// stays large on a room screen.
+export const gridColumns = (n) => (n <= 1 ? 1 : n <= 4 ? 2 : n <= 6 ? 3 : 4);
+
+const ENDONYMS = { en: "English", ru: "Русский" }; // each language in its own words
 
 // The language of a device's screens outside a call: the one chosen on its first
 // screen, else its language in the last plan, else the browser's. (In a call, a
@@ -241,6 +332,21 @@ async function inCall(root, identity, call) {
                   h("nav", { class: "controls" }, mute, camera, aides, hold, end));
   mount(root, stage);
 
+  // A briefing (more than two delegations, a host): a grid of the remote principals and
+  // oneself instead of the one large picture, the group code the host reads aloud, and a
+  // code per pair. Built when the verified plan says it is one (`showGrid`).
+  const grid = h("section", { class: "grid", id: "grid" });
+  const groupTitle = h("div", { class: "group-title", id: "group-title" });
+  const groupCodeEl = h("div", { class: "group-code", id: "group-code" });
+  const groupHelp = h("div", { class: "group-help", id: "group-help" });
+  const pairsTitle = h("div", { class: "pairs-title", id: "pairs-title" });
+  const pairs = h("ul", { class: "pairs", id: "pair-codes" });
+  const groupBox = h("aside", { class: "group", id: "group-box" },
+    h("div", { "aria-live": "polite" }, groupTitle, groupCodeEl, groupHelp), pairsTitle, pairs);
+  let tiles = null; // remote principal -> its tile, in a briefing
+  const speaker = new ActiveSpeaker();
+  let speaking = null;
+
   let muted = false, cameraOn = true, otherName = "", otherDevice = null, lastPage = null;
   let linkQuality = null;
   const nameOf = (device) => whoIs(session.signed?.plan, device).name;
@@ -263,8 +369,9 @@ async function inCall(root, identity, call) {
     mute.setAttribute("aria-pressed", String(muted));
     camera.label.textContent = cameraOn ? t("camera_off") : t("camera_on");
     camera.setAttribute("aria-pressed", String(!cameraOn));
-    end.label.textContent = t("end");
-    showCodes(codes, session, t, otherDevice);
+    end.label.textContent = tiles ? t("pvg_leave") : t("end");
+    if (tiles) renderGrid();
+    else showCodes(codes, session, t, otherDevice);
     listenText.textContent = t("listen");
     duckText.textContent = t("original_level");
     phase.textContent = t(`phase_${session.phase}`) + (session.phase === "open" && session.deadline
@@ -293,6 +400,124 @@ async function inCall(root, identity, call) {
     waiting.textContent = remoteVideo.srcObject ? "" : t("waiting_other", { name: otherName });
     showReconnecting(reconnecting, session, t, (d) => (d === otherDevice ? "" : nameOf(d)));
   };
+  // -- the briefing --------------------------------------------------------------------
+  const showGrid = (plan) => {
+    const mine = participant(plan, identity.fingerprint);
+    const order = plan.delegations.map((d) => d.id);
+    const remotes = plan.participants
+      .filter((p) => p.role === "principal" && p.device !== identity.fingerprint)
+      .sort((a, b) => (a.delegation === plan.host ? -1 : 0) - (b.delegation === plan.host ? -1 : 0)
+        || order.indexOf(a.delegation) - order.indexOf(b.delegation));
+    tiles = new Map();
+    for (const p of remotes) {
+      const video = h("video", { class: "tile-video", autoplay: true, playsInline: true,
+                                 muted: true });  // sound: Web Audio (Listening)
+      const tile = {
+        device: p.device, delegation: p.delegation, video,
+        off: h("div", { class: "tile-off", hidden: true }),
+        wait: h("div", { class: "tile-wait" }),
+        person: h("span", { class: "tile-person" }, p.name),
+        from: h("span", { class: "tile-delegation" }),
+        speaking: h("span", { class: "tile-speaking", hidden: true }),
+        muted: h("span", { class: "state-badge tile-muted", hidden: true }),
+        hold: h("span", { class: "state-badge tile-hold", hidden: true }),
+      };
+      tile.el = h("figure", { class: "tile", "data-remote": p.device,
+                              "data-delegation": p.delegation }, video, tile.off, tile.wait,
+        h("div", { class: "tile-badges" }, tile.speaking, tile.muted, tile.hold),
+        h("figcaption", { class: "tile-caption" },
+          h("div", { class: "tile-names" }, tile.person, tile.from)));
+      tiles.set(p.device, tile);
+    }
+    selfTile.classList.add("tile");
+    selfTile.dataset.delegation = mine.delegation;
+    grid.replaceChildren(...[...tiles.values()].map((x) => x.el), selfTile);
+    grid.style.setProperty("--cols", String(gridColumns(tiles.size + 1)));
+    grid.style.setProperty("--rows", String(Math.ceil((tiles.size + 1) / gridColumns(tiles.size + 1))));
+    stage.classList.add("briefing");
+    // the bilateral's one large picture and its code box give way to the grid
+    for (const el of [remoteVideo, cameraOffNote, waiting, remoteHold, tileName, codes]) el.remove();
+    panels.prepend(reconnecting); // in the top row, above the grid, not across a picture
+    stage.insertBefore(grid, aideStatus);
+    stage.insertBefore(groupBox, aideStatus);
+  };
+
+  const renderGrid = () => {
+    const plan = session.signed.plan;
+    const mine = participant(plan, identity.fingerprint);
+    const nameOfDelegation = (id) => plan.delegations.find((d) => d.id === id)?.name ?? id;
+    const introduced = introducedBy(plan, mine.delegation);
+    const put = (el, text) => { if (el.textContent !== text) el.textContent = text; };
+    grid.setAttribute("aria-label", t("pvg_grid"));
+    for (const tile of tiles.values()) {
+      const by = introduced[tile.delegation];
+      put(tile.from, by ? t("pvg_introduced", { delegation: nameOfDelegation(tile.delegation),
+                                                  host: nameOfDelegation(by) })
+        : nameOfDelegation(tile.delegation));
+      const state = session.remoteMedia.get(tile.device);
+      const playing = Boolean(tile.video.srcObject);
+      tile.wait.hidden = playing;
+      put(tile.wait, t("verify_pending"));
+      tile.off.hidden = !(state?.cameraOff && playing);
+      put(tile.off, t("pvg_camera_off"));
+      tile.muted.hidden = !state?.muted;
+      put(tile.muted, t("pv_remote_muted"));
+      tile.hold.hidden = !session.held.has(tile.device);
+      put(tile.hold, t("pvg_on_hold"));
+      const on = speaking === tile.device;
+      tile.el.classList.toggle("speaking", on);
+      tile.el.dataset.speaking = String(on);
+      tile.speaking.hidden = !on;
+      put(tile.speaking, t("pvg_speaking"));
+    }
+    // the group code: the host's principal reads it aloud, everyone else compares
+    const hosting = mine.delegation === plan.host;
+    put(groupTitle, t("pvg_group_title"));
+    put(groupCodeEl, session.groupCode || "");
+    put(groupHelp, hosting ? t("pvg_group_read")
+      : t("pvg_group_compare", { host: nameOfDelegation(plan.host) }));
+    groupBox.dataset.hosting = String(hosting);
+    put(pairsTitle, t("pvg_pairs_title"));
+    // a code per pair: the principals by delegation, tile order; then anyone else linked
+    const label = (device) => {
+      const w = whoIs(plan, device);
+      return tiles.has(device) ? t("pvg_verify_with", { delegation: w.delegation })
+        : t("pv_verify_with", { name: w.name, delegation: w.delegation });
+    };
+    const rows = [...tiles.keys(), ...[...session.codes.keys()].filter((d) => !tiles.has(d))]
+      .map((device) => [device, label(device), session.codes.get(device) || ""]);
+    const drawn = JSON.stringify([rows, t("verify_pending")]);
+    if (pairs.dataset.drawn === drawn) return; // redrawn only on a change: text stays selectable
+    pairs.dataset.drawn = drawn;
+    pairs.replaceChildren(...rows.map(([device, text, code]) =>
+      h("li", { "data-remote": device, class: code ? "" : "pending" },
+        h("span", { class: "sas-for" }, text),
+        h("span", { class: "sas-small mono" }, code || t("verify_pending")))));
+  };
+
+  // Leaving a briefing: the others carry on; this page may rejoin. The host's principal
+  // may also end it for everyone (the bilateral's End).
+  const confirmLeave = () => {
+    const hosting = participant(session.signed.plan, identity.fingerprint)?.delegation ===
+      session.signed.plan.host;
+    const dialog = h("dialog", { class: "confirm", id: "leave-dialog" },
+      h("p", {}, t("pvg_leave_confirm")),
+      h("button", { class: "control", id: "leave-yes",
+                    onclick: () => { dialog.close(); leave(); } }, t("pvg_leave_yes")),
+      h("button", { class: "control", id: "leave-no", autofocus: true,
+                    onclick: () => dialog.close() }, t("pvg_leave_no")),
+      hosting ? h("button", { class: "control danger", id: "end-yes",
+                              onclick: () => { dialog.close(); session.endCall(); } },
+                  t("pvg_end_all")) : "");
+    dialog.addEventListener("close", () => dialog.remove());
+    stage.append(dialog);
+    dialog.showModal();
+  };
+  const leave = () => {
+    session.leave();
+    stop(t("pvg_left_title"), { help: t("pvg_left_help"), rejoin: true });
+  };
+
   const toggleMute = () => { muted = !muted; session.setMuted(muted); render(); };
   const toggleCamera = () => { cameraOn = !cameraOn; session.setCamera(cameraOn); render(); };
   // Ending cannot be undone: ask first, with "continue" as the default.
@@ -311,7 +536,7 @@ async function inCall(root, identity, call) {
   const toggleHold = () => { session.hold(!session.onHold); render(); };
   mute.onclick = toggleMute;
   camera.onclick = toggleCamera;
-  end.onclick = confirmEnd;
+  end.onclick = () => (tiles ? confirmLeave() : confirmEnd());
   aides.onclick = callAides;
   hold.onclick = toggleHold;
   session.addEventListener("acked", render);
@@ -328,8 +553,8 @@ async function inCall(root, identity, call) {
     revokedNotice.textContent = t("revoked_notice", { name: ev.detail.name, by: ev.detail.by });
     render();
   });
-  const actions = { mute: toggleMute, camera: toggleCamera, end: confirmEnd, aides: callAides,
-                    hold: toggleHold };
+  const actions = { mute: toggleMute, camera: toggleCamera, end: () => end.onclick(),
+                    aides: callAides, hold: toggleHold };
   const onKey = (ev) => {
     if (["INPUT", "SELECT", "TEXTAREA"].includes(ev.target.tagName) || ev.repeat ||
         ev.ctrlKey || ev.metaKey || ev.altKey || document.querySelector("dialog[open]")) return;
@@ -349,9 +574,21 @@ async function inCall(root, identity, call) {
   duck.oninput = () => listening.setDuck(Number(duck.value) / 100);
   session.addEventListener("booth", () => listening.booth(session.booth));
   const levelsTimer = followLevels(session, listening);
+  const meter = new LevelMeter(listening.ctx);
+  const speakerTimer = setInterval(() => {
+    if (!tiles || session.stopped) return;
+    const was = speaking;
+    speaking = speaker.update(meter.levels([...tiles.keys()]), performance.now());
+    if (speaking !== was) render();
+  }, LEVELS_EVERY_MS);
+  const GRADES = [null, "good", "fair", "poor"];
   const qualityTimer = setInterval(async () => {
-    if (session.stopped || !otherDevice) return;
-    const hh = (await session.health("quality")).find((x) => x.peer === otherDevice);
+    // the other principal's link; in a briefing, the worst of the principals' links
+    const watched = tiles ? [...tiles.keys()] : otherDevice ? [otherDevice] : [];
+    if (session.stopped || watched.length === 0) return;
+    const all = (await session.health("quality")).filter((x) => watched.includes(x.peer));
+    const hh = all.reduce((worst, x) => (
+      GRADES.indexOf(quality(x)) > GRADES.indexOf(quality(worst)) ? x : worst), all[0]);
     const grade = quality(hh);
     linkQuality = grade && { grade, numbers: {
       rtt: Math.round(hh.rtt_ms), loss: ((hh.loss || 0) * 100).toFixed(1),
@@ -361,7 +598,8 @@ async function inCall(root, identity, call) {
   session.addEventListener("plan", async (ev) => {
     const plan = ev.detail.plan;
     const me = participant(plan, identity.fingerprint);
-    const other = plan.participants.find(
+    if (isBriefing(plan) && !tiles) showGrid(plan); // before any track: each finds its tile
+    const other = tiles ? null : plan.participants.find(
       (p) => p.role === "principal" && p.delegation !== me.delegation);
     otherName = other ? other.name : "";
     otherDevice = other ? other.device : null;
@@ -396,8 +634,10 @@ async function inCall(root, identity, call) {
   session.addEventListener("track", (ev) => {  // the stream that plays for a remote now
     holdStream(stage, ev.detail.stream);
     listening.attach(ev.detail.remote, ev.detail.stream, ev.detail.role);
-    if (ev.detail.role === "principal" && remoteVideo.srcObject !== ev.detail.stream) {
-      remoteVideo.srcObject = ev.detail.stream;
+    if (tiles?.has(ev.detail.remote)) meter.attach(ev.detail.remote, ev.detail.stream);
+    const video = tiles ? tiles.get(ev.detail.remote)?.video : remoteVideo;
+    if (ev.detail.role === "principal" && video && video.srcObject !== ev.detail.stream) {
+      video.srcObject = ev.detail.stream;
     }
     render();
   });
@@ -405,6 +645,7 @@ async function inCall(root, identity, call) {
   const stop = (title, detail) => {
     document.removeEventListener("keydown", onKey);
     clearInterval(levelsTimer);
+    clearInterval(speakerTimer);
     clearInterval(countTimer);
     clearInterval(qualityTimer);
     listening.ctx.close();
@@ -413,8 +654,12 @@ async function inCall(root, identity, call) {
       h("h1", {}, title), h("p", {}, detail.help),
       detail.technical ? h("details", {}, h("summary", {}, t("technical_detail")),
                            h("p", { class: "mono", id: "stop-detail" }, detail.technical)) : "",
-      h("button", { class: "big", id: "back",
-                    onclick: () => go(`#/principal/${identity.fingerprint}`) }, t("back"))));
+      h("nav", { class: "choices" },
+        detail.rejoin ? h("button", { class: "primary big", id: "rejoin",
+                                      onclick: () => inCall(root, identity, call) },
+                          t("pvg_rejoin")) : "",
+        h("button", { class: "big", id: "back",
+                      onclick: () => go(`#/principal/${identity.fingerprint}`) }, t("back")))));
   };
   session.addEventListener("fatal", (ev) => {
     const planProblem = ev.detail.code === "plan-rejected";
