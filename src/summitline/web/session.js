@@ -454,8 +454,9 @@ export class CallSession extends EventTarget {
     this.held = new Set(msg.held || []);
     await this.takePhase(msg);
     const now = clock();
-    this.feed({ type: "welcome", now_ms: now, peers: msg.peers.map((p) => p.device),
-                generations: msg.peers.map((p) => [p.device, p.generation]) });
+    const peers = msg.peers.filter((p) => !this.stranger(p.device));
+    this.feed({ type: "welcome", now_ms: now, peers: peers.map((p) => p.device),
+                generations: peers.map((p) => [p.device, p.generation]) });
     this.grant(now);
     const reports = this.reports; // what happened while signaling was down, for the record
     this.reports = [];
@@ -525,9 +526,15 @@ export class CallSession extends EventTarget {
     let phase = msg.phase, deadline = null;
     if (phase === "open" || phase === "closed") {
       const start = await this.signedStart(msg.start);
+      const host = this.signed.plan.host;
       if (start === null) {
         this.alarm("the server says the call has started, but no delegation of the plan " +
                    "signed the start: no media sent", "alarm_start_unsigned");
+        phase = "planned";
+      } else if (host !== undefined && msg.start.delegation !== host) {
+        // a briefing is started by its host (docs/protocol.md §3.4), as in Python
+        this.alarm("the server says the briefing has started, by a guest's signed start, " +
+                   "not the host's: no media sent", "alarm_start_not_host");
         phase = "planned";
       } else {
         if (this.startSeen === null || this.startedAt === null) {
@@ -712,7 +719,29 @@ export class CallSession extends EventTarget {
     this.emit("held", { device: msg.device, on: msg.on });
   }
 
+  // Whether the server announces `device` present though the plan lets this end never
+  // connect to it (outside the plan, or of no pair with us), as client/session.py
+  // _stranger: an alarm; the rules then never offer to it.
+  stranger(device) {
+    const plan = this.signed.plan;
+    if (!participant(plan, device)) {
+      this.alarm(`the server announces a device outside the plan (${device.slice(0, 12)}) as ` +
+                 "present; nothing is sent to it", "alarm_stranger_outside",
+                 { id: device.slice(0, 12) });
+      return true;
+    }
+    if (device === this.device || !mayConnect(plan, "closed", this.device, device)) {
+      const who = whoIs(plan, device);
+      this.alarm(`the server announces ${who.name} as a peer, but the plan gives this end no ` +
+                 "link with it; nothing is sent to it", "alarm_stranger_no_pair",
+                 { name: who.name });
+      return true;
+    }
+    return false;
+  }
+
   async on_peer_joined(msg) {
+    if (this.signed && this.stranger(msg.device)) return;
     this.feed({ type: "peer-joined", now_ms: clock(), remote: msg.device });
     this.announce(true);
   }
