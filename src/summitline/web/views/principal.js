@@ -147,8 +147,6 @@ export class ActiveSpeaker {
 // stays large on a room screen.
 export const gridColumns = (n) => (n <= 1 ? 1 : n <= 4 ? 2 : n <= 6 ? 3 : 4);
 
-const ENDONYMS = { en: "English", ru: "Русский" }; // each language in its own words
-
 // The language of a device's screens outside a call: the one chosen on its first
 // screen, else its language in the last plan, else the browser's. (In a call, a
 // principal's screen speaks its language in the plan.)
