@@ -20,6 +20,7 @@ import httpx
 import numpy as np
 from playwright.async_api import Browser, Page, expect
 
+from summitline.client.briefing import provision_briefing
 from summitline.client.ice import loopback
 from summitline.client.operator import Operator
 from summitline.client.press import PressViewer
@@ -331,3 +332,98 @@ async def test_an_official_photo_captured_from_the_press_window(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+# The briefing's readouts, each delegation in its own language, as published.
+BRIEFING_READOUTS = (
+    "President Biden convened a secure video call with President Macron of France, "
+    "Chancellor Scholz of Germany, Prime Minister Draghi of Italy and Prime Minister "
+    "Johnson of the United Kingdom. The leaders discussed their shared concern about the "
+    "build-up of forces and agreed to stay in close coordination.",
+    "Le Président de la République s'est entretenu avec les dirigeants des États-Unis, "
+    "d'Allemagne, d'Italie et du Royaume-Uni. Ils ont réaffirmé leur attachement au "
+    "dialogue et à la coordination étroite entre alliés.",
+    "Bundeskanzler Scholz hat an einer Videokonferenz mit dem amerikanischen Präsidenten "
+    "sowie den Staats- und Regierungschefs Frankreichs, Italiens und des Vereinigten "
+    "Königreichs teilgenommen. Die Teilnehmer vereinbarten, eng abgestimmt zu bleiben.",
+    "Il Presidente del Consiglio ha partecipato a una videoconferenza con i leader di Stati "
+    "Uniti, Francia, Germania e Regno Unito. I leader hanno ribadito l'importanza del "
+    "dialogo e dell'unità tra alleati.",
+    "The Prime Minister joined a call with the leaders of the United States, France, "
+    "Germany and Italy. The leaders agreed on the importance of a united response and "
+    "committed to keep talking in the days ahead.",
+)
+
+
+async def test_a_briefing_press_room_shows_every_readout_side_by_side(
+        browser: Browser, server: str, screenshots: Path) -> None:
+    # five delegations' provisioning, on a loaded machine, may take more than httpx's 5 s
+    async with httpx.AsyncClient(base_url=server, timeout=TIMEOUT_MS / 1000) as http:
+        for n in (3, 5):
+            await briefing_press_room(browser, server, http, n, screenshots)
+
+
+async def briefing_press_room(browser: Browser, server: str, http: httpx.AsyncClient,
+                              n: int, screenshots: Path) -> None:
+    errors: list[str] = []
+    b = await provision_briefing(http, n, title="Briefing of allies")
+    ops = [side.operator for side in b.sides]
+    await ops[0].control(b.call, "start")
+    await ops[0].control(b.call, "end")
+    for op, text in reversed(list(zip(ops, BRIEFING_READOUTS, strict=False))):
+        await op.publish_readout(b.call, text)  # (signing in the browser: the test above)
+    press = await new_page(browser, errors, "en-US")
+    await press.goto(f"{server}/press.html#/pressroom/{b.call}")
+    cards = press.locator(".readouts > .readout")
+    await expect(cards).to_have_count(n)
+    for i, op in enumerate(ops):  # in the plan's order, each under its delegation's name
+        card = cards.nth(i)
+        await expect(card).to_have_attribute("data-delegation", op.id)
+        await expect(card.locator("h2")).to_have_text(op.name)
+        await expect(card.locator(".readout-text")).to_have_text(BRIEFING_READOUTS[i])
+        await expect(card.locator(".published")).to_contain_text("Published")
+    await expect(press.locator(".readout .badge.host")).to_have_count(1)
+    await expect(cards.nth(0).locator(".badge.host")).to_have_text("Host")
+    # the facts: the host, every delegation with its principal, the times
+    await expect(press.locator("#fact-host")).to_have_text("United States")
+    delegations = press.locator("#fact-delegations > li")
+    await expect(delegations).to_have_count(n)
+    for i, side in enumerate(b.sides):
+        await expect(delegations.nth(i)).to_contain_text(side.operator.name)
+        await expect(delegations.nth(i).locator(".principals")).to_have_text(
+            side.principal_name)
+    await expect(press.locator("#fact-end time")).to_have_count(1)
+
+    # side by side: three in a row; five as three and two
+    async def rows() -> list[list[float]]:
+        boxes = [await cards.nth(i).bounding_box() for i in range(n)]
+        lines: dict[float, list[float]] = {}
+        for box in boxes:
+            assert box is not None
+            lines.setdefault(round(box["y"]), []).append(box["x"])
+        return [xs for _, xs in sorted(lines.items())]
+    shape = [len(xs) for xs in await rows()]
+    assert shape == ([3] if n == 3 else [3, 2]), shape
+    assert all(xs == sorted(xs) for xs in await rows())
+    await press.screenshot(path=str(screenshots / f"pressroom-briefing-{n}.png"),
+                           full_page=True)
+
+    # in Russian
+    await press.locator('.languages a[lang="ru"]').click()
+    await expect(press.locator(".kicker")).to_have_text("Пресс-центр")
+    await expect(press.locator(".facts dt").first).to_have_text("Организатор")
+    await expect(cards.nth(0).locator(".badge.host")).to_have_text("Организатор")
+    await expect(press.locator(".readout .published").nth(n - 1)).to_contain_text(
+        "Опубликовано")
+    await press.screenshot(path=str(screenshots / f"pressroom-briefing-{n}-ru.png"),
+                           full_page=True)
+
+    # a narrow window: two to a row, then one under another
+    await press.set_viewport_size({"width": 1000, "height": 800})
+    await press.wait_for_function("innerWidth === 1000")
+    assert max(len(xs) for xs in await rows()) == 2
+    await press.set_viewport_size({"width": 600, "height": 800})
+    await press.wait_for_function("innerWidth === 600")
+    assert max(len(xs) for xs in await rows()) == 1
+    assert errors == []
+    await press.context.close()

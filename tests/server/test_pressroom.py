@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 
 from summitline.client.bilateral import Bilateral, provision
+from summitline.client.briefing import provision_briefing
 from summitline.client.operator import ApiError, Operator
 from summitline.client.reads import signed_get
 from summitline.crypto import statements
@@ -95,6 +96,9 @@ async def test_the_press_room_before_anything_is_published(
     assert room["title"] == "Secure video call" and room["phase"] == "open"
     assert [d["name"] for d in room["delegations"]] == ["United States", "Russian Federation"]
     assert [d["id"] for d in room["delegations"]] == [call.a.operator.id, call.b.operator.id]
+    assert room["host"] is None  # a bilateral
+    assert [d["principals"] for d in room["delegations"]] == [
+        [call.a.principal_name], [call.b.principal_name]]
     assert room["started_ms"] is not None and room["ended_ms"] is None
     assert room["duration_ms"] is None
     assert room["readouts"] == [] and room["photos"] == []
@@ -301,3 +305,29 @@ async def test_capture_requests_are_signed_and_used_once(
     r = await client.post(f"/api/calls/{call.call}/photos", json=body)
     assert r.status_code == 403 and "already used" in r.json()["detail"]
     assert press.asked == [call.call]  # the gateway is asked only for a valid request
+
+
+async def test_a_briefing_press_room_shows_every_delegation_and_its_readout(
+        client: httpx.AsyncClient) -> None:
+    b = await provision_briefing(client, 3, press_window_s=60)
+    host, *guests = (side.operator for side in b.sides)
+    await host.control(b.call, "start")
+    room = (await client.get(f"/api/pressroom/{b.call}")).json()
+    assert room["host"] == host.id
+    assert [(d["id"], d["name"], d["principals"]) for d in room["delegations"]] == [
+        (side.operator.id, side.operator.name, [side.principal_name]) for side in b.sides]
+    assert room["readouts"] == []
+    await host.control(b.call, "end")
+    texts = {op.id: f"{op.name}: the allies agreed to stay in close contact." for op in
+             (guests[1], host, guests[0])}
+    for op_id, text in texts.items():  # in an order other than the plan's
+        op = next(side.operator for side in b.sides if side.operator.id == op_id)
+        await op.publish_readout(b.call, text)
+    room = (await client.get(f"/api/pressroom/{b.call}")).json()
+    assert [(x["delegation"], x["name"], x["text"]) for x in room["readouts"]] == [
+        (op_id, next(s.operator.name for s in b.sides if s.operator.id == op_id), text)
+        for op_id, text in texts.items()]  # by publication time
+    for x in room["readouts"]:  # each checks with its delegation's key alone
+        key = next(s.operator.key.public for s in b.sides if s.operator.id == x["delegation"])
+        assert key.verifies(statements.readout(b.call, x["delegation"], "publish",
+                                               x["published_ms"], x["hash"]), x["signature"])

@@ -7,10 +7,11 @@ is signed by the delegation key (``statements.readout`` / ``statements.photo``),
 fresh, and usable once, as a control request is. What is published is final.
 
 The press room (``GET /api/pressroom/{call}``) is public once there is something public
-about the call (it started with a press window, or a side published): the call's title, its two
-delegations, its public facts (start, end, duration, from the record) and what each
-side published, with the signatures so that anyone can check them against the
-delegation's key. Drafts never appear there.
+about the call (it started with a press window, or a delegation published): the call's
+title, its delegations (two, or a briefing's host and guests) with their principals, its
+public facts (start, end, duration, from the record) and what each delegation published,
+with the signatures so that anyone can check them against the delegation's key. Drafts
+never appear there.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pydantic import Field
 
 from summitline.core import call as c
 from summitline.core.record import summary
+from summitline.core.roles import Role
 from summitline.crypto import statements
 from summitline.server import views as v
 from summitline.server.api import (
@@ -187,7 +189,7 @@ def router() -> APIRouter:
     # -- the press room ------------------------------------------------------------------
     @r.get("/pressroom/{call}", response_model=v.PressRoom)
     async def pressroom(call: str, request: Request) -> dict[str, Any]:
-        """What both sides published about the call, and its public facts: only once
+        """What every delegation published about the call, and its public facts: only once
         the call has started with a press window, or something is published (else 404,
         as for an unknown call)."""
         h = hub(request)
@@ -204,7 +206,12 @@ def router() -> APIRouter:
             raise bad(404, f"no call {call!r} on this server")
         return {
             "call": call, "title": plan.title, "phase": str(room.state.phase),
-            "delegations": [{"id": d.id, "name": d.name} for d in plan.delegations],
+            "host": plan.host,
+            "delegations": [{"id": d.id, "name": d.name,
+                             "principals": [p.name for p in plan.participants
+                                            if p.delegation == d.id
+                                            and p.role is Role.PRINCIPAL]}
+                            for d in plan.delegations],
             "started_ms": facts["started_ms"], "ended_ms": facts["ended_ms"],
             "duration_ms": facts["duration_ms"],
             "readouts": [{"delegation": x["delegation"], "name": names.get(x["delegation"]),

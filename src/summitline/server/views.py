@@ -266,6 +266,7 @@ class Captured(OwnView):
 class RoomDelegation(View):
     id: Fingerprint
     name: str
+    principals: list[str] = Field(description="the names of its principals in the plan")
 
 
 class RoomReadout(View):
@@ -290,6 +291,7 @@ class PressRoom(View):
     call: str
     title: str
     phase: str
+    host: Fingerprint | None = Field(description="a briefing's host; null in a bilateral")
     delegations: list[RoomDelegation]
     started_ms: Millis | None
     ended_ms: Millis | None

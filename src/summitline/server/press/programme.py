@@ -1,13 +1,18 @@
-"""The press programme of one call: both principals side by side, the floor audio mixed.
+"""The press programme of one call: the principals in a grid, the floor audio mixed.
+
+The grid holds every principal of the plan, each in a 320x240 cell, in the plan's order,
+left to right and top to bottom (``grid``): two side by side in a 640x480 picture (as
+in a bilateral), three or four 2x2 (640x480), five or six 3x2 (960x480), seven or eight
+3x3 (960x720); a last row not full is centred.
 
 Composed and encoded once, whatever the number of viewers: every ``PROGRAMME_FPS`` a
 picture is composed from the latest frame of each principal and encoded to VP8; every
-20 ms the floor audio of both is mixed and encoded to Opus. The encoded packets go to
+20 ms the floor audio of all of them is mixed and encoded to Opus. The encoded packets go to
 every subscriber (the WebRTC viewers, or a forwarder to a Janus Streaming mountpoint),
 which send them as they are (aiortc packs an ``Packet`` without re-encoding). A
 second encoder (H.264 + AAC) writes the HLS programme for broadcasters.
 
-A principal whose frames stop (the doors shut at its end) leaves a dark half: the
+A principal whose frames stop (the doors shut at its end) leaves a dark cell: the
 programme never repeats a stale picture as if it were live.
 """
 
@@ -34,9 +39,10 @@ from av.video.codeccontext import VideoCodecContext
 log = logging.getLogger(__name__)
 Packet: TypeAlias = "av.Packet[Any]"  # an encoded packet of the programme
 
-WIDTH, HEIGHT = 640, 480
+WIDTH, HEIGHT = 640, 480  # the programme of two principals (a bilateral), and the least
+CELL_W, CELL_H = 320, 240  # one principal's picture in it
 PROGRAMME_FPS = 15
-VIDEO_BITRATE = 600_000
+VIDEO_BITRATE = 600_000  # at WIDTH x HEIGHT; a larger grid gets as much per pixel
 AUDIO_RATE = 48_000
 PTIME_S = 0.020
 SAMPLES = int(AUDIO_RATE * PTIME_S)  # per 20 ms
@@ -47,6 +53,40 @@ HLS_SEGMENT_S = 1
 OPUS_FRAME_MS = 60
 DUCK = 0.3  # the floor under an interpretation channel, as a principal's listening does
 SUBSCRIBER_QUEUE = 64  # packets; a subscriber that falls further behind skips ahead
+
+
+def grid(n: int) -> tuple[int, int]:
+    """Columns and rows of the programme's grid for ``n`` principals."""
+    cols = 1 if n <= 1 else 2 if n <= 4 else 3
+    return cols, max(1, -(-n // cols))
+
+
+def frame_size(n: int) -> tuple[int, int]:
+    """The programme's width and height for ``n`` principals: the grid of cells, and at
+    least WIDTH x HEIGHT (two principals sit side by side, centred in it)."""
+    cols, rows = grid(n)
+    return max(WIDTH, cols * CELL_W), max(HEIGHT, rows * CELL_H)
+
+
+def cells(n: int) -> list[tuple[int, int]]:
+    """The top left corner of each principal's cell, in order: rows top to bottom, a last
+    row that is not full centred, the whole grid centred in the picture."""
+    cols, rows = grid(n)
+    width, height = frame_size(n)
+    top0 = (height - rows * CELL_H) // 2
+    out = []
+    for i in range(n):
+        row, col = divmod(i, cols)
+        in_row = min(cols, n - row * cols)
+        left0 = (width - in_row * CELL_W) // 2
+        out.append((left0 + col * CELL_W, top0 + row * CELL_H))
+    return [(left // 2 * 2, top // 2 * 2) for left, top in out]  # even: chroma halves
+
+
+def bitrate(width: int, height: int) -> int:
+    """The programme's VP8 bitrate: VIDEO_BITRATE per WIDTH x HEIGHT, so that each cell
+    gets what a principal gets in the bilateral's programme."""
+    return VIDEO_BITRATE * width * height // (WIDTH * HEIGHT)
 
 
 @dataclass
@@ -94,13 +134,16 @@ class Subscriber:
 
 
 class Programme:
-    """``layout``: the principals' devices, left to right. ``channels``: interpretation
-    channels the press may hear; each gets its own audio (the floor ducked under the
-    channel's interpreters), encoded once for all its viewers; the picture is shared."""
+    """``layout``: the principals' devices, in the order of their cells (``cells``).
+    ``channels``: interpretation channels the press may hear; each gets its own audio
+    (the floor ducked under the channel's interpreters), encoded once for all its
+    viewers; the picture is shared."""
 
     def __init__(self, layout: list[str], hls_dir: Path | None = None,
                  fps: int = PROGRAMME_FPS, channels: tuple[str, ...] = ()) -> None:
         self.layout = layout
+        self.width, self.height = frame_size(len(layout))
+        self.cells = dict(zip(layout, cells(len(layout)), strict=True))
         self.fps = fps
         self.channels = channels
         self.inputs = {device: Input() for device in layout}
@@ -111,12 +154,11 @@ class Programme:
         self.ended = asyncio.Event()
         self._want_keyframe = True
         self._picture: av.VideoFrame | None = None  # the latest composed picture
-        self._vp8 = _vp8(fps)
+        self._vp8 = _vp8(fps, self.width, self.height)
         self._opus = _opus()
         self._opus_channels = {channel: _opus() for channel in channels}
         self._hls: _Hls | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._half = WIDTH // 2
         self._listeners: list[Callable[[], None]] = []
 
     # -- input ---------------------------------------------------------------------------
@@ -128,8 +170,7 @@ class Programme:
         inp = self.inputs.get(device)
         if inp is None or not self.running:
             return
-        height = self._half * 3 // 4
-        small = frame.reformat(width=self._half, height=height, format="yuv420p")
+        small = frame.reformat(width=CELL_W, height=CELL_H, format="yuv420p")
         inp.picture = small.to_ndarray()
         inp.picture_at = inp.last_at = time.monotonic()
         inp.frames += 1
@@ -167,7 +208,7 @@ class Programme:
         if picture is None or not self.running:
             return None
         codec = av.CodecContext.create("mjpeg", "w")
-        codec.width, codec.height, codec.pix_fmt = WIDTH, HEIGHT, "yuvj420p"
+        codec.width, codec.height, codec.pix_fmt = self.width, self.height, "yuvj420p"
         codec.time_base = fractions.Fraction(1, self.fps)
         codec.options = {"qmin": "1", "qmax": "3"}
         frame = picture.reformat(format="yuvj420p")
@@ -180,7 +221,7 @@ class Programme:
             return
         self.running = True
         if self.hls_dir is not None:
-            self._hls = _Hls(self.hls_dir, self.fps)
+            self._hls = _Hls(self.hls_dir, self.fps, self.width, self.height)
         self._tasks = [asyncio.create_task(self._video_loop()),
                        asyncio.create_task(self._audio_loop())]
 
@@ -224,17 +265,16 @@ class Programme:
 
     def _compose(self) -> av.VideoFrame:
         now = time.monotonic()
-        y = np.full((HEIGHT, WIDTH), 16, dtype=np.uint8)
-        u = np.full((HEIGHT // 2, WIDTH // 2), 128, dtype=np.uint8)
-        v = np.full((HEIGHT // 2, WIDTH // 2), 128, dtype=np.uint8)
-        for i, device in enumerate(self.layout[:2]):
+        width, height = self.width, self.height
+        y = np.full((height, width), 16, dtype=np.uint8)
+        u = np.full((height // 2, width // 2), 128, dtype=np.uint8)
+        v = np.full((height // 2, width // 2), 128, dtype=np.uint8)
+        for device, (left, top) in self.cells.items():
             inp = self.inputs[device]
             if inp.picture is None or now - inp.picture_at > STALE_S:
                 continue
             h = inp.picture.shape[0] * 2 // 3
             w = inp.picture.shape[1]
-            top = (HEIGHT - h) // 2 // 2 * 2
-            left = i * self._half
             flat = inp.picture.reshape(-1)
             y[top:top + h, left:left + w] = flat[: h * w].reshape(h, w)
             cu = flat[h * w: h * w + (h // 2) * (w // 2)].reshape(h // 2, w // 2)
@@ -242,7 +282,7 @@ class Programme:
             u[top // 2: top // 2 + h // 2, left // 2: left // 2 + w // 2] = cu
             v[top // 2: top // 2 + h // 2, left // 2: left // 2 + w // 2] = cv
         planes = np.concatenate([y.reshape(-1), u.reshape(-1), v.reshape(-1)])
-        return av.VideoFrame.from_ndarray(planes.reshape(HEIGHT * 3 // 2, WIDTH),
+        return av.VideoFrame.from_ndarray(planes.reshape(height * 3 // 2, width),
                                           format="yuv420p")
 
     def _encode_video(self, picture: av.VideoFrame, keyframe: bool, n: int) -> list[Packet]:
@@ -307,11 +347,11 @@ def _take(inp: Input, count: int) -> np.ndarray:
     return out
 
 
-def _vp8(fps: int) -> VideoCodecContext:
+def _vp8(fps: int, width: int, height: int) -> VideoCodecContext:
     codec = av.VideoCodecContext.create("libvpx", "w")
-    codec.width, codec.height = WIDTH, HEIGHT
+    codec.width, codec.height = width, height
     codec.pix_fmt = "yuv420p"
-    codec.bit_rate = VIDEO_BITRATE
+    codec.bit_rate = bitrate(width, height)
     codec.framerate = fractions.Fraction(fps, 1)
     codec.time_base = VIDEO_TIME_BASE
     codec.gop_size = fps  # a keyframe every second: late viewers start soon
@@ -336,14 +376,14 @@ def _opus() -> AudioCodecContext:
 class _Hls:
     """H.264 + AAC in MPEG-TS segments with an EVENT playlist, ended on close."""
 
-    def __init__(self, directory: Path, fps: int) -> None:
+    def __init__(self, directory: Path, fps: int, width: int, height: int) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.out = av.open(str(directory / "index.m3u8"), "w", format="hls", options={
             "hls_time": str(HLS_SEGMENT_S), "hls_list_size": "0",
             "hls_playlist_type": "event", "hls_flags": "temp_file+independent_segments",
             "hls_segment_filename": str(directory / "segment%05d.ts")})
         self.v = self.out.add_stream("libx264", rate=fps)
-        self.v.width, self.v.height, self.v.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        self.v.width, self.v.height, self.v.pix_fmt = width, height, "yuv420p"
         self.v.codec_context.gop_size = fps * HLS_SEGMENT_S
         self.v.options = {"preset": "ultrafast", "tune": "zerolatency"}
         self.a = self.out.add_stream("aac", rate=AUDIO_RATE)
