@@ -1,5 +1,4 @@
-"""One endpoint of bench/interpretation.py or bench/briefing.py in a process of its own,
-driven over a pipe.
+"""One endpoint of bench/interpretation.py in a process of its own, driven over a pipe.
 
 A process per endpoint, so that the figures are the path's and not one event loop's
 queueing. CLOCK_MONOTONIC is the same in every process of the machine, so times noted
@@ -11,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -40,16 +38,7 @@ async def _serve(conn: Connection, spec: dict[str, Any]) -> None:
     pins = {k: PublicKey.from_b64u(v) for k, v in spec["pins"].items()}
     session = CallSession(spec["ws"], spec["call"], Identity(key, pins), ice=loopback(),
                           source=source)
-    # With "hold", the session starts only on "go": endpoints that join together.
-    task = None if spec.get("hold") else asyncio.create_task(session.run())
-    times: dict[str, float] = {}  # CLOCK_MONOTONIC of "joined" and "mesh" (see "mesh")
-
-    async def note(what: str, waited: Awaitable[object]) -> None:
-        await waited
-        times[what] = time.monotonic()
-
-    def video_from(n: int) -> bool:
-        return sum(session.frames_from(r, MediaKind.VIDEO) > 0 for r in session.links) >= n
+    task = asyncio.create_task(session.run())
     onsets: dict[str, Onsets] = {}
     mix = None
 
@@ -64,20 +53,7 @@ async def _serve(conn: Connection, spec: dict[str, Any]) -> None:
     while True:
         command = await loop.run_in_executor(None, conn.recv)
         op, arg = command[0], (command[1] if len(command) > 1 else None)
-        if op == "hello":  # loaded, the session made
-            conn.send(True)
-        elif op == "go":  # join now, and note when video from ``arg`` others is decoded
-            watchers = [asyncio.create_task(note("joined", session.joined.wait())),
-                        asyncio.create_task(note("mesh", session.wait_for(
-                            lambda n=arg: video_from(n))))]
-            task = asyncio.create_task(session.run())
-            conn.send(True)
-        elif op == "mesh":  # when it joined, when it first had video from everyone
-            await asyncio.wait_for(asyncio.gather(*watchers), arg)
-            conn.send((times["joined"], times["mesh"]))
-        elif op == "frames":  # decoded so far, per kind
-            conn.send({str(k): session.frames(k) for k in MediaKind})
-        elif op == "ready":  # links to everyone, audio flowing
+        if op == "ready":  # links to everyone, audio flowing
             await asyncio.wait_for(session.wait_for(lambda n=arg: len(session.links) == n
                                    and all(link.frames[MediaKind.AUDIO] > 10
                                            for link in session.links.values())), 60)
@@ -108,7 +84,6 @@ async def _serve(conn: Connection, spec: dict[str, Any]) -> None:
                        "played": mix.played if mix else []})
         elif op == "stop":
             await session.leave()
-            if task is not None:
-                task.cancel()
+            task.cancel()
             conn.send(True)
             return
