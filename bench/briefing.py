@@ -55,7 +55,7 @@ BILATERAL = 2
 WARMUP = 1
 MESH_TIMEOUT_S = 90.0  # eight endpoints on two cores: far above what it takes
 SETTLE_S = 3.0  # after the mesh is up, before the CPU window
-ASK_TIMEOUT_S = 60.0  # loading a process and its endpoints on a busy machine; stopping
+ASK_TIMEOUT_S = 180.0  # loading processes (each imports aiortc) on a busy machine; stopping
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter: no event loop inherited
 
@@ -95,7 +95,7 @@ async def _endpoints(conn: Connection, specs: list[dict[str, Any]]) -> None:
         pins = {k: PublicKey.from_b64u(v) for k, v in spec["pins"].items()}
         sessions.append(CallSession(spec["ws"], spec["call"], Identity(key, pins),
                                     ice=loopback(), source=source))
-    devices = [s.device for s in sessions]
+    devices = specs[0]["devices"]  # every endpoint of the call, in this process or not
     joined: dict[int, float] = {}
     mesh: dict[int, float] = {}
 
@@ -169,7 +169,8 @@ async def one_mesh(http: httpx.AsyncClient, ws: str, size: int, *,
     await host.control(call, "start")
     specs = [{"key": side.principal.to_pem().decode(),
               "pins": {d: k.b64u for d, k in side.operator.pinned.items()},
-              "ws": ws, "call": call, "encoding": encoding} for side in sides]
+              "ws": ws, "call": call, "encoding": encoding,
+              "devices": [s.principal.fingerprint for s in sides]} for side in sides]
     groups = [Endpoints([spec]) for spec in specs] if per_process else [Endpoints(specs)]
     out: dict[str, Any] = {}
     try:
