@@ -119,9 +119,15 @@ async def _endpoints(conn: Connection, specs: list[dict[str, Any]]) -> None:
                     *(note(i, s) for i, s in enumerate(sessions))), arg)
                 conn.send({"joined": list(joined.values()), "mesh": list(mesh.values())})
             except TimeoutError:  # what there was instead
-                conn.send({"failed": [{r[:8]: [link.pc.connectionState, link.generation,
-                                               s.frames_from(r, MediaKind.VIDEO)]
-                                       for r, link in s.links.items()} for s in sessions]})
+                conn.send({"failed": [{"device": s.device[:8], "joined": s.joined.is_set(),
+                                       "alarms": s.alarms, "errors": s.errors,
+                                       "received": sorted({str(m.get("type"))
+                                                           for m in s.inbox}),
+                                       "links": {r[:8]: [link.pc.connectionState,
+                                                         link.generation,
+                                                         s.frames_from(r, MediaKind.VIDEO)]
+                                                 for r, link in s.links.items()}}
+                                      for s in sessions]})
         elif op == "frames":  # video frames decoded so far, per endpoint
             conn.send([s.frames(MediaKind.VIDEO) for s in sessions])
         elif op == "stop":
