@@ -162,10 +162,15 @@ def _dev_cert(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from summitline.demo import run_demo
+    from summitline.core.plan import MAX_BRIEFING_DELEGATIONS
+    from summitline.demo import run_briefing_demo, run_demo
 
     if args.seconds <= 0:
         print("summitline demo: --seconds must be positive", file=sys.stderr)
+        return 2
+    if args.briefing is not None and not 2 <= args.briefing <= MAX_BRIEFING_DELEGATIONS:
+        print(f"summitline demo: --briefing takes 2 to {MAX_BRIEFING_DELEGATIONS} "
+              f"delegations, not {args.briefing}", file=sys.stderr)
         return 2
 
     async def until_signalled() -> int:
@@ -182,6 +187,9 @@ def _demo(args: argparse.Namespace) -> int:
             loop.call_soon_threadsafe(settle, signum)
 
         with stop_on_signals(signalled):
+            if args.briefing is not None:
+                return await run_briefing_demo(args.briefing, args.seconds, args.data,
+                                               args.export, stop=stop)
             return await run_demo(args.seconds, args.data, args.export, stop=stop)
 
     return _exit_without_stuck_threads(asyncio.run(until_signalled()))
@@ -234,6 +242,8 @@ def _verify(args: argparse.Namespace) -> int:
                   f"{short_fingerprint(key)}, not by {fingerprint} as expected",
                   file=sys.stderr)
             return 1
+    from summitline.report import and_list
+
     s = summary(record.entries)
     duration = f"{s['duration_ms'] / 1000:.3f} s" if s["duration_ms"] is not None else "-"
     if args.html is not None:
@@ -241,9 +251,9 @@ def _verify(args: argparse.Namespace) -> int:
 
         args.html.write_text(render(record.signed, record.entries,
                                     "Verified offline: the chain is intact and its head is "
-                                    f"signed by {' and '.join(record.signers)}.", True))
+                                    f"signed by {and_list(record.signers)}.", True))
     print(f"OK {args.record}: call {record.signed.plan.call!r}, {s['events']} events, "
-          f"duration {duration}, chain intact, head signed by {' and '.join(record.signers)}")
+          f"duration {duration}, chain intact, head signed by {and_list(record.signers)}")
     # Each name is the one its delegation signed for itself (the plan's name_signature,
     # checked); the fingerprints are what to compare with your pins (--expect).
     for d in plan.delegations:
@@ -351,15 +361,25 @@ def parser() -> argparse.ArgumentParser:
                     "default localhost, 127.0.0.1, ::1)")
     dc.set_defaults(func=_dev_cert)
 
-    d = sub.add_parser("demo", help="hold a headless demo call between two principals",
+    d = sub.add_parser("demo", help="hold a headless demo call between two principals, "
+                       "or a briefing of up to eight",
                        description="Start a server on loopback, create two delegations, a "
                        "link and a co-signed plan, hold a call between two synthetic "
                        "principals, end it, print and verify the record. Sends nothing "
-                       "beyond 127.0.0.1. Exits 0 when media flowed both ways.",
+                       "beyond 127.0.0.1. Exits 0 when media flowed both ways. With "
+                       "--briefing N: N delegations, the United States hosting France, "
+                       "Germany, Italy, the United Kingdom, Canada, Poland and Japan (the "
+                       "first N-1 of them), linked with each guest, one principal each in a "
+                       "peer-to-peer mesh; prints the pair codes on the host's screen and "
+                       "the group code on each; the record is signed by all N delegations; "
+                       "exits 0 when every principal received audio and video from every "
+                       "other.",
                        epilog="SIGTERM or SIGINT: ends the call early, then signs, exports "
                        "and verifies the record as above; a second one aborts.")
     d.add_argument("--seconds", type=float, default=10.0,
                    help="how long to hold the call once media flows (default 10)")
+    d.add_argument("--briefing", type=int, default=None, metavar="N",
+                   help="hold a briefing of N delegations (2 to 8) instead of the bilateral")
     d.add_argument("--data", type=Path, default=None,
                    help="keep the server's data here (default: a temporary directory)")
     d.add_argument("--export", type=Path, default=None,
@@ -367,8 +387,9 @@ def parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_demo)
 
     v = sub.add_parser("verify", help="check an exported record offline",
-                       description="Check the hash chain, the plan signatures and both "
-                       "delegations' signatures on the head of an exported record. Exits 0 "
+                       description="Check the hash chain, the plan signatures and every "
+                       "delegation's signature on the head of an exported record (both of a "
+                       "bilateral, all of a briefing's). Exits 0 "
                        "if it verifies, 1 naming the fault if not, 2 if it cannot be read.")
     v.add_argument("record", type=Path, metavar="RECORD", help="an exported .record.json")
     v.add_argument("--html", type=Path, default=None, metavar="FILE",

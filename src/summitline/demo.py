@@ -1,9 +1,13 @@
-"""``summitline demo``: a whole bilateral call on this machine, headless.
+"""``summitline demo``: a whole bilateral call (or a briefing) on this machine, headless.
 
 Starts the server on loopback, provisions two delegations, a link and a co-signed plan,
 joins two principals with synthetic audio and video (ICE host candidates on 127.0.0.1
 only, no STUN or TURN: nothing leaves loopback), holds the call, ends it, has both
 delegations sign the record, exports it and verifies it.
+
+``--briefing N`` does the same for a briefing of N delegations (client/briefing.py): the
+United States hosting France, Germany, Italy, the United Kingdom and then further allies,
+one principal each, every pair of principals linked peer-to-peer (a mesh).
 """
 
 from __future__ import annotations
@@ -20,11 +24,15 @@ from typing import Any, TextIO
 import httpx
 
 from summitline.client.bilateral import Bilateral, provision
+from summitline.client.briefing import Briefing, provision_briefing
 from summitline.client.closing import guard_decoders
 from summitline.client.ice import loopback
+from summitline.client.operator import Operator
 from summitline.client.session import CallSession
 from summitline.core.record import Entry, summary, verify_export
 from summitline.core.roles import MediaKind
+from summitline.core.sas import plan_group_code
+from summitline.report import and_list
 from summitline.server.app import Settings
 from summitline.server.run import running
 
@@ -35,6 +43,14 @@ JOIN_TIMEOUT_S = 10.0  # two WebSocket handshakes and hellos on loopback
 # Each step of the end (the sessions seeing it, each leaving): a session leaves by closing
 # its peer connections, which client/closing.py bounds at 2 s each.
 END_TIMEOUT_S = 10.0
+# A briefing of up to eight endpoints in this one process: each sets up a link with every
+# other (28 links at eight), all encoding and decoding on the same two cores. About 2 s
+# at five (bench/briefing.py); far above, so that a timeout means a fault.
+BRIEFING_FIRST_FRAMES_TIMEOUT_S = 90.0
+BRIEFING_JOIN_TIMEOUT_S = 20.0
+# How each delegation of client/briefing.py is named on the progress line.
+SHORT_NAMES = {"United States": "US", "France": "FR", "Germany": "DE", "Italy": "IT",
+               "United Kingdom": "UK", "Canada": "CA", "Poland": "PL", "Japan": "JP"}
 
 
 def _fmt_ms(ms: int | None) -> str:
@@ -106,7 +122,7 @@ async def _hold(call: Bilateral, sessions: list[CallSession], seconds: float, ou
     return None
 
 
-async def _end(call: Bilateral, sessions: list[CallSession],
+async def _end(operator: Operator, call: str, sessions: list[CallSession],
                tasks: list[asyncio.Task[None]], out: TextIO) -> None:
     """End the call and leave, bounded (a planned call that never started ends too)."""
     for s in sessions:
@@ -114,7 +130,7 @@ async def _end(call: Bilateral, sessions: list[CallSession],
         # BYE), which must not wait on a busy decoder thread either (client/closing.py).
         for link in s.links.values():
             guard_decoders(link.pc)
-    await call.a.operator.control(call.call, "end")
+    await operator.control(call, "end")
     done, pending = await asyncio.wait(tasks, timeout=END_TIMEOUT_S) if tasks else (set(), set())
     for task in pending:
         print("  a principal did not see the end in time; leaving anyway", file=out)
@@ -156,7 +172,7 @@ async def run_demo(seconds: float, data_dir: Path | None, export: Path | None,
                     when = f"after {held:.1f} s of media" if held else "before media flowed"
                     print(f"  {signal.Signals(stop.result()).name}: ending the call {when} "
                           "(a second signal aborts at once)", file=out, flush=True)
-                await _end(call, sessions, tasks, out)
+                await _end(call.a.operator, call.call, sessions, tasks, out)
             for side in (call.a, call.b):
                 await side.operator.sign_record(call.call, call.plan.hash)
             raw = await call.a.operator.export_record(call.call)
@@ -201,4 +217,145 @@ def _print_record(entries: list[Entry], signers: list[str], path: Path, out: Tex
         detail = ", ".join(f"{k}={_short(v)}" for k, v in e.data.items())
         print(f"    {e.seq:3d} {_fmt_ms(e.at)[11:23]} {e.kind:18s} {detail}", file=out)
     print(f"  exported to {path}; verified: chain intact, head signed by "
-          f"{' and '.join(signers)}", file=out)
+          f"{and_list(signers)}", file=out)
+
+
+# --- the briefing ----------------------------------------------------------------------
+
+
+def _heard_from(s: CallSession, devices: list[str]) -> int:
+    """How many of the other principals this one has received audio and video from."""
+    return sum(all(s.frames_from(d, k) > 0 for k in MediaKind)
+               for d in devices if d != s.device)
+
+
+def _briefing_progress(out: TextIO, elapsed: float, total: float,
+                       sessions: list[CallSession], devices: list[str],
+                       names: dict[str, str]) -> None:
+    others = len(sessions) - 1
+    line = (f"  in call {elapsed:5.1f}/{total:.0f} s | audio+video from the others: "
+            + ", ".join(f"{names[s.device]} {_heard_from(s, devices)}/{others}"
+                        for s in sessions)
+            + f" | {sum(s.frames(MediaKind.VIDEO) for s in sessions)} video frames decoded")
+    for s in sessions:
+        for remote, seconds in s.reconnecting().items():
+            line += (f" | {names[s.device]}: media from {names.get(remote, remote[:8])} lost, "
+                     f"reconnecting {seconds:.1f} s")
+    out.write(f"\r{line} " if out.isatty() else f"{line}\n")
+    out.flush()
+
+
+async def _hold_briefing(b: Briefing, sessions: list[CallSession], seconds: float,
+                         out: TextIO, stop: asyncio.Future[int],
+                         names: dict[str, str]) -> float | None:
+    """Join, start, hold the briefing ``seconds`` once every principal receives every
+    other. Returns how long it was held when a signal cut it short (None: not)."""
+    devices = [s.device for s in sessions]
+    if not await _or_stop(asyncio.gather(*(s.joined.wait() for s in sessions)), stop,
+                          BRIEFING_JOIN_TIMEOUT_S):
+        return 0.0
+    print(f"  all {len(sessions)} principals joined; the US operator starts the call",
+          file=out)
+    await b.host.operator.control(b.call, "start")
+    started = time.monotonic()
+
+    def from_everyone(s: CallSession) -> Callable[[], bool]:
+        return lambda: _heard_from(s, devices) == len(devices) - 1
+
+    if not await _or_stop(asyncio.gather(*(s.wait_for(from_everyone(s)) for s in sessions)),
+                          stop, BRIEFING_FIRST_FRAMES_TIMEOUT_S):
+        return 0.0
+    pairs = len(devices) * (len(devices) - 1) // 2
+    print(f"  media flowing in every direction ({pairs} peer-to-peer links) "
+          f"{time.monotonic() - started:.1f} s after the start", file=out)
+    host = sessions[0]
+    for s, side in zip(sessions[1:], b.sides[1:], strict=True):
+        print(f"  on the US principal's screen: verify with {side.operator.name}: "
+              f"{host.short_authentication_string(s.device)}", file=out)
+    for s in sessions:
+        print(f"  group code on {names[s.device]}'s screen: {s.group_code()}", file=out)
+    start = time.monotonic()
+    step = 0.5 if out.isatty() else 2.0
+    while (elapsed := time.monotonic() - start) < seconds:
+        _briefing_progress(out, elapsed, seconds, sessions, devices, names)
+        await asyncio.wait({stop}, timeout=min(step, seconds - elapsed))
+        if stop.done():
+            held = time.monotonic() - start
+            _briefing_progress(out, held, seconds, sessions, devices, names)
+            return held
+    _briefing_progress(out, seconds, seconds, sessions, devices, names)
+    return None
+
+
+async def run_briefing_demo(size: int, seconds: float, data_dir: Path | None,
+                            export: Path | None, out: TextIO = sys.stdout,
+                            stop: asyncio.Future[int] | None = None) -> int:
+    """The briefing of ``size`` delegations (2..8), as ``run_demo`` holds the bilateral."""
+    if stop is None:
+        stop = asyncio.get_running_loop().create_future()
+    held: float | None = None
+    with tempfile.TemporaryDirectory(prefix="summitline-demo-") as tmp:
+        settings = Settings(data_dir=data_dir or Path(tmp))
+        async with running(settings) as base, httpx.AsyncClient(base_url=base) as http:
+            print(f"summitline demo: server on {base} (loopback only), data in "
+                  f"{settings.data_dir}", file=out)
+            b = await provision_briefing(http, size)
+            guests = [side.operator.name for side in b.sides[1:]]
+            print(f"  briefing of {size}: {b.host.operator.name} hosting "
+                  f"{', '.join(guests)}; linked with each ({', '.join(b.links)}); plan "
+                  f"{b.plan.hash[:16]} signed by all {size} delegations", file=out)
+            ws = base.replace("http", "ws", 1) + "/ws"
+            sessions = [] if stop.done() else [
+                CallSession(ws, b.call, side.identity(), ice=loopback()) for side in b.sides]
+            names = {side.principal.fingerprint: SHORT_NAMES.get(side.operator.name,
+                                                                 side.operator.name)
+                     for side in b.sides}
+            tasks = [asyncio.create_task(s.run()) for s in sessions]
+            try:
+                held = (await _hold_briefing(b, sessions, seconds, out, stop, names)
+                        if sessions else 0.0)
+            finally:
+                if out.isatty():
+                    out.write("\n")
+                if stop.done():
+                    when = f"after {held:.1f} s of media" if held else "before media flowed"
+                    print(f"  {signal.Signals(stop.result()).name}: ending the call {when} "
+                          "(a second signal aborts at once)", file=out, flush=True)
+                await _end(b.host.operator, b.call, sessions, tasks, out)
+            for side in b.sides:
+                await side.operator.sign_record(b.call, b.plan.hash)
+            raw = await b.host.operator.export_record(b.call)
+        path = export or Path(f"{b.call}.record.json")
+        path.write_bytes(raw)
+    record = verify_export(raw)
+    _print_record(record.entries, record.signers, path, out)
+    if stop.done():
+        print(f"stopped early by {signal.Signals(stop.result()).name}: the call was ended, "
+              f"its record signed by all {size} delegations, exported and verified", file=out)
+    if sorted(record.signers) != sorted(side.operator.name for side in b.sides):
+        print(f"FAILED: the record is signed by {record.signers} only", file=out)
+        return 1
+    devices = [s.device for s in sessions]
+    missing = [f"{names[s.device]} from {names[d]}: {k}" for s in sessions for d in devices
+               if d != s.device for k in MediaKind if s.frames_from(d, k) == 0]
+    if not sessions or missing:
+        why = "; ".join(missing) or "no session"
+        print(f"FAILED: media did not flow between every pair ({why})", file=out)
+        return 1
+    codes = {s.group_code() for s in sessions}
+    if codes != {plan_group_code(b.plan)}:
+        print(f"FAILED: the group codes differ: {sorted(str(c) for c in codes)}", file=out)
+        return 1
+    print(f"  every principal received audio and video from every other; group code "
+          f"{codes.pop()} on all {size} screens", file=out)
+    outages = [r for s in sessions for r in s.stalls if r["state"] == "restored"]
+    if outages:
+        print(f"  media was lost {len(outages)} time(s) and came back each time (longest "
+              f"{max(r['duration_ms'] for r in outages) / 1000:.1f} s)", file=out)
+    if any(s.reconnecting() for s in sessions):
+        print("FAILED: media was lost and had not come back when the call ended", file=out)
+        return 1
+    if any(s.alarms for s in sessions):
+        print(f"FAILED: alarms: {[a for s in sessions for a in s.alarms]}", file=out)
+        return 1
+    return 0

@@ -15,6 +15,11 @@ from summitline.core.plan import CallPlan, SignedPlan
 from summitline.core.record import Entry, summary
 from summitline.crypto.keys import short_fingerprint
 
+
+def and_list(names: list[str]) -> str:
+    """"A", "A and B", "A, B and C": the signers of a bilateral or of a briefing."""
+    return " and ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} and {names[-1]}"
+
 # One stylesheet for the page wherever it is shown: inlined offline, served by the server
 # (/api/record.css), and from the console's own origin when the console opens the page.
 STYLE = (Path(__file__).parent / "web" / "record.css").read_text(encoding="utf-8")

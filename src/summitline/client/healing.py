@@ -699,7 +699,8 @@ async def _refresh(pc: RTCPeerConnection | None, healing: _Healing, since_keyfra
     if not senders or since_keyframe < keyframe_interval_s:
         return since_keyframe
     for sender in senders:
-        if sender.kind == "video":
+        # a shared encoder (client/encoding.py) keeps this interval itself, for all links
+        if sender.kind == "video" and not getattr(sender.track, "keeps_own_keyframes", False):
             _force_keyframe(sender)
     return 0.0
 

@@ -3,7 +3,8 @@
 The synthetic video is a moving bar over a gradient, with the frame number written
 into the first pixels of the luma plane, so a receiver can tell frames apart; the
 synthetic audio is a steady tone. One source feeds every peer connection through
-aiortc's ``MediaRelay`` (a track can be read by one consumer only).
+aiortc's ``MediaRelay`` (a track can be read by one consumer only), and each kind is
+encoded once for all of them (client/encoding.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from aiortc.mediastreams import (
     MediaStreamError,
 )
 
+from summitline.client.encoding import EncodedCopy, SharedEncoder
+from summitline.client.healing import KEYFRAME_INTERVAL_S
 from summitline.core.roles import MediaKind
 
 # Small frames keep two encoders and two decoders within two cores during tests.
@@ -225,11 +228,15 @@ class MediaSource:
     """What this endpoint sends: one audio and one video track, shared by all peers."""
 
     def __init__(self, audio: MediaStreamTrack | None, video: MediaStreamTrack | None,
-                 player: MediaPlayer | None = None) -> None:
+                 player: MediaPlayer | None = None, *, share_encoding: bool = True) -> None:
         self._tracks = {MediaKind.AUDIO: audio, MediaKind.VIDEO: video}
         self._relay = MediaRelay()
         self._player = player
         self.held = False  # the floor audio is on hold (an aside)
+        # Encode each kind once for every peer connection (False: once per connection,
+        # as aiortc does by itself; bench/briefing.py measures both).
+        self.share_encoding = share_encoding
+        self.encoders: dict[MediaKind, SharedEncoder] = {}
 
     @classmethod
     def synthetic(cls, width: int = DEFAULT_WIDTH, height: int = DEFAULT_HEIGHT,
@@ -270,6 +277,25 @@ class MediaSource:
             return None
         copy = self._relay.subscribe(source)
         return HeldAudioTrack(copy, self) if kind is MediaKind.AUDIO else copy
+
+    def link_track(self, kind: MediaKind) -> MediaStreamTrack | None:
+        """What one peer connection sends of ``kind``: a copy of the one encoding shared
+        by every connection (``EncodedCopy``; bind it to its sender), or with
+        ``share_encoding`` off, frames it encodes itself."""
+        if self._tracks[kind] is None:
+            return None
+        if not self.share_encoding:
+            return self.track(kind)
+        encoder = self.encoders.get(kind)
+        if encoder is None:
+            encoder = self.encoders[kind] = SharedEncoder(
+                str(kind), lambda: self._frames(kind), KEYFRAME_INTERVAL_S)
+        return EncodedCopy(encoder, lambda: self.track(kind))
+
+    def _frames(self, kind: MediaKind) -> MediaStreamTrack:
+        track = self.track(kind)
+        assert track is not None
+        return track
 
     def stop(self) -> None:
         for track in self._tracks.values():

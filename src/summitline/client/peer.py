@@ -18,6 +18,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
 from summitline.client.closing import close_peer, guard_decoders
+from summitline.client.encoding import EncodedCopy
 from summitline.client.healing import heal, request_keyframe
 from summitline.client.ice import IceSettings
 from summitline.client.media import MediaSource, loudness
@@ -76,9 +77,11 @@ class PeerLink:
     def add_media(self, offering: bool) -> None:
         """Attach what we send; as offerer, also ask for what we may receive."""
         for kind in (MediaKind.AUDIO, MediaKind.VIDEO):
-            track = self._source.track(kind) if kind in self.send else None
+            track = self._source.link_track(kind) if kind in self.send else None
             if track is not None:
-                self.pc.addTrack(track)
+                sender = self.pc.addTrack(track)
+                if isinstance(track, EncodedCopy):
+                    track.bind(self.pc, sender)
                 self._sent.append(track)
             elif offering and kind in self.receive:
                 self.pc.addTransceiver(str(kind), direction="recvonly")
