@@ -7,13 +7,16 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
 from summitline.client.briefing import provision_briefing
 from summitline.client.ice import loopback
 from summitline.client.session import CallSession
+from summitline.core import endpoint as ep
 from summitline.core.record import verify_export
 from summitline.core.roles import MediaKind
 from summitline.core.sas import plan_group_code
+from summitline.crypto.keys import SignatureError
 from tests.client.test_session import WAIT_S, leave_all
 
 
@@ -49,3 +52,31 @@ async def test_three_principals_hold_a_briefing_in_a_mesh(ws_url: str,
         assert all(s.alarms == [] for s in sessions)
     finally:
         await leave_all(sessions, tasks)
+
+
+async def test_an_offer_that_cannot_be_made_is_closed_and_told_to_the_rules(
+        ws_url: str, http: httpx.AsyncClient) -> None:
+    """An offer made when the pair has nothing to send or receive (the phase moved, the
+    peer was revoked meanwhile) has no media section, so no DTLS fingerprint to sign.
+    It used to leave the try "new" for ever, and a pair of a briefing never formed
+    (seen by bench/briefing.py): the link is closed and reported failed, so that the
+    rules' next try replaces it."""
+    b = await provision_briefing(http, 3)
+    session = CallSession(ws_url, b.call, b.sides[0].identity(), ice=loopback())
+    task = asyncio.create_task(session.run())
+    try:
+        await asyncio.wait_for(session.joined.wait(), WAIT_S)  # planned: no media granted
+        remote = b.sides[1].principal.fingerprint
+        states: list[str] = []
+        with pytest.raises(SignatureError, match="no DTLS fingerprint"):
+            await session._do_offer(ep.Offer(remote, 7))
+        assert (remote, 7) not in session._peers  # nothing left open
+        # the rules are told the try failed (their input queue carries it: nothing was
+        # awaited since, so their loop has not taken it yet)
+        while not session._inputs.empty():
+            event = session._inputs.get_nowait()
+            if isinstance(event, ep.State) and event.remote == remote:
+                states.append(f"{event.generation} {event.state}")
+        assert states == ["7 failed"]
+    finally:
+        await leave_all([session], [task])

@@ -916,10 +916,25 @@ class CallSession:
         assert self.signed is not None
         self._offered.add((action.remote, action.generation))
         link = self._new_link(action.remote, action.generation)
-        link.add_media(offering=True)
-        await link.pc.setLocalDescription(await link.pc.createOffer())
-        if await self._install(link):
-            await self._send(self._signed_sdp("offer", link))
+        try:
+            link.add_media(offering=True)
+            await link.pc.setLocalDescription(await link.pc.createOffer())
+            if await self._install(link):
+                await self._send(self._signed_sdp("offer", link))
+        except Exception:
+            await self._abandon(link)
+            raise
+
+    async def _abandon(self, link: PeerLink) -> None:
+        """A link whose offer or answer could not be made (its peer connection closed
+        under it, or nothing to send or receive in the phase it was made for): closed,
+        and told to the rules as failed, so that the pair's next try replaces it (a try
+        left "new" forever held a pair of a briefing apart)."""
+        if self._peers.get((link.remote, link.generation)) is link:
+            await self._retire(link)
+        else:
+            await link.close()
+        self.feed(ep.State(_now_ms(), link.remote, link.generation, "failed"))
 
     async def _do_answer(self, action: ep.Answer) -> None:
         msg = self._offers.pop((action.remote, action.generation), None)
@@ -927,11 +942,15 @@ class CallSession:
             return
         link = self._new_link(action.remote, action.generation)
         link.received_sdp = msg["sdp"]
-        await link.pc.setRemoteDescription(RTCSessionDescription(msg["sdp"], "offer"))
-        link.add_media(offering=False)
-        await link.pc.setLocalDescription(await link.pc.createAnswer())
-        if await self._install(link):
-            await self._send(self._signed_sdp("answer", link))
+        try:
+            await link.pc.setRemoteDescription(RTCSessionDescription(msg["sdp"], "offer"))
+            link.add_media(offering=False)
+            await link.pc.setLocalDescription(await link.pc.createAnswer())
+            if await self._install(link):
+                await self._send(self._signed_sdp("answer", link))
+        except Exception:
+            await self._abandon(link)
+            raise
 
     async def _do_close(self, action: ep.Close) -> None:
         link = self._peers.get((action.remote, action.generation))
@@ -955,9 +974,10 @@ class CallSession:
         if self._ws is None or not self._welcomed:
             self._reports.append(report)
         else:
+            ws = self._ws  # the connection this report goes into (it may drop meanwhile)
             self._unconfirmed.append((time.monotonic(), report))
             await self._send(report)
-            self._tasks.add(task := asyncio.create_task(self._confirm(self._ws)))
+            self._tasks.add(task := asyncio.create_task(self._confirm(ws)))
             task.add_done_callback(self._tasks.discard)
 
     async def _confirm(self, ws: Any) -> None:
