@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from playwright.async_api import Browser, Page, expect
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
@@ -154,6 +155,7 @@ class PythonPrincipals:
                 await self.proc.wait()
 
 
+@pytest.mark.heavy  # not in the default run: see pyproject.toml
 async def test_three_browsers_and_two_python_principals_hold_a_briefing(
         browser: Browser, server: str, ws_url: str, http: httpx.AsyncClient,
         tmp_path: Path) -> None:
