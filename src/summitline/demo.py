@@ -143,6 +143,20 @@ async def _end(operator: Operator, call: str, sessions: list[CallSession],
             await s.leave()
 
 
+async def _wind_up(held: float | None, stop: asyncio.Future[int], out: TextIO,
+                   operator: Operator, call: str, sessions: list[CallSession],
+                   tasks: list[asyncio.Task[None]]) -> None:
+    """After the call was held (or cut short by a signal: said so), end it and leave;
+    the same for the bilateral and the briefing."""
+    if out.isatty():
+        out.write("\n")
+    if stop.done():
+        when = f"after {held:.1f} s of media" if held else "before media flowed"
+        print(f"  {signal.Signals(stop.result()).name}: ending the call {when} "
+              "(a second signal aborts at once)", file=out, flush=True)
+    await _end(operator, call, sessions, tasks, out)
+
+
 async def run_demo(seconds: float, data_dir: Path | None, export: Path | None,
                    out: TextIO = sys.stdout, stop: asyncio.Future[int] | None = None) -> int:
     """``stop`` resolves to a signal number to end the call early (the record is still
@@ -166,13 +180,7 @@ async def run_demo(seconds: float, data_dir: Path | None, export: Path | None,
             try:
                 held = await _hold(call, sessions, seconds, out, stop) if sessions else 0.0
             finally:
-                if out.isatty():
-                    out.write("\n")
-                if stop.done():
-                    when = f"after {held:.1f} s of media" if held else "before media flowed"
-                    print(f"  {signal.Signals(stop.result()).name}: ending the call {when} "
-                          "(a second signal aborts at once)", file=out, flush=True)
-                await _end(call.a.operator, call.call, sessions, tasks, out)
+                await _wind_up(held, stop, out, call.a.operator, call.call, sessions, tasks)
             for side in (call.a, call.b):
                 await side.operator.sign_record(call.call, call.plan.hash)
             raw = await call.a.operator.export_record(call.call)
@@ -321,13 +329,7 @@ async def run_briefing_demo(size: int, seconds: float, data_dir: Path | None,
                 held = (await _hold_briefing(b, sessions, seconds, out, stop, names)
                         if sessions else 0.0)
             finally:
-                if out.isatty():
-                    out.write("\n")
-                if stop.done():
-                    when = f"after {held:.1f} s of media" if held else "before media flowed"
-                    print(f"  {signal.Signals(stop.result()).name}: ending the call {when} "
-                          "(a second signal aborts at once)", file=out, flush=True)
-                await _end(b.host.operator, b.call, sessions, tasks, out)
+                await _wind_up(held, stop, out, b.host.operator, b.call, sessions, tasks)
             for side in b.sides:
                 await side.operator.sign_record(b.call, b.plan.hash)
             raw = await b.host.operator.export_record(b.call)
