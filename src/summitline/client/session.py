@@ -936,9 +936,16 @@ class CallSession:
             await link.close()
         self.feed(ep.State(_now_ms(), link.remote, link.generation, "failed"))
 
+    def _superseded(self, remote: str, generation: int) -> bool:
+        """A newer offer from the same remote waits already: this one was given up on by
+        its offerer (the server holds only the newest), and answering it anyway is a
+        protocol error that, repeated by a slow end under churn, gets it thrown out of the
+        call (as web/session.js ``superseded``)."""
+        return any(r == remote and g > generation for r, g in self._offers)
+
     async def _do_answer(self, action: ep.Answer) -> None:
         msg = self._offers.pop((action.remote, action.generation), None)
-        if msg is None:
+        if msg is None or self._superseded(action.remote, action.generation):
             return
         link = self._new_link(action.remote, action.generation)
         link.received_sdp = msg["sdp"]
@@ -946,6 +953,9 @@ class CallSession:
             await link.pc.setRemoteDescription(RTCSessionDescription(msg["sdp"], "offer"))
             link.add_media(offering=False)
             await link.pc.setLocalDescription(await link.pc.createAnswer())
+            if self._superseded(action.remote, action.generation):
+                await link.close()  # the newer offer is answered next
+                return
             if await self._install(link):
                 await self._send(self._signed_sdp("answer", link))
         except Exception:

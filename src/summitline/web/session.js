@@ -142,15 +142,24 @@ export function progressed(before, after) {
 
 function gathered(pc) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
+  const began = performance.now();
   return new Promise((resolve) => {
     const done = () => {
       if (pc.iceGatheringState === "complete") {
         pc.removeEventListener("icegatheringstatechange", done);
+        const took = performance.now() - began;
+        // a slow gathering delays the answer past the offerer's patience (endpoint.js)
+        if (took > 1000) console.info(`summitline: ICE gathering took ${Math.round(took)} ms`);
         resolve();
       }
     };
     pc.addEventListener("icegatheringstatechange", done);
-    setTimeout(resolve, GATHER_TIMEOUT_MS);
+    setTimeout(() => {
+      if (pc.iceGatheringState !== "complete") {
+        console.info(`summitline: ICE gathering unfinished after ${GATHER_TIMEOUT_MS} ms`);
+      }
+      resolve();
+    }, GATHER_TIMEOUT_MS);
   });
 }
 
