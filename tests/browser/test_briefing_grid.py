@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,39 @@ TILES_PLAY = """([remotes, frames]) => remotes.map((r) => {
 
 
 PAGES: list[Page] = []
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[str]:
+    """The server in a process of its own, as in a real deployment, not in this test's
+    event loop: there Playwright's traffic with three pages shared its loop, and when the
+    loop fell behind, every browser dropped its signaling at once ("nothing from the
+    server") and its links could not be repaired until it was back."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    with (tmp_path / "server.log").open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "summitline", "serve", "--port", str(port),
+            "--data", str(tmp_path / "server"), "--serve-client", stdout=log, stderr=log)
+    try:
+        async with httpx.AsyncClient(base_url=base) as http, asyncio.timeout(30):
+            while True:
+                with contextlib.suppress(httpx.TransportError):
+                    if (await http.get("/api/nonce")).status_code == 200:
+                        break
+                if proc.returncode is not None:
+                    pytest.fail((tmp_path / "server.log").read_text())
+                await asyncio.sleep(0.1)  # polling a port that is not open yet
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
 
 
 # Links of a mesh forming at once: on the 2 shared cores of CI, under a load average of 25

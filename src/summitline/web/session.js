@@ -331,6 +331,7 @@ export class CallSession extends EventTarget {
       this.welcomed = false;
       let queue = Promise.resolve(); // handle messages one at a time, in order
       let opened = false, gone = false, heard = performance.now(), pinged = 0;
+      let checked = heard;
       // Closed, or given up on: forget this connection and make the next one. A
       // connection given up on is not waited for: on a cut path its close never comes.
       const drop = (why) => {
@@ -353,6 +354,12 @@ export class CallSession extends EventTarget {
       };
       const keepalive = setInterval(() => {
         const now = performance.now();
+        // Time this page could not run (its own main thread starved on a loaded machine:
+        // this check came late, and what the server sent meanwhile may still wait behind
+        // it) is not held against the server: its clock stops while the page's does.
+        const stalled = now - checked - KEEPALIVE_CHECK_MS;
+        if (stalled > KEEPALIVE_CHECK_MS) heard += stalled;
+        checked = now;
         const limit = !opened ? OPEN_TIMEOUT_MS
           : this.welcomed ? KEEPALIVE_TIMEOUT_MS : HANDSHAKE_TIMEOUT_MS;
         if (now - heard > limit) {
