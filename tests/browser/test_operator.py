@@ -228,7 +228,7 @@ async def test_start_asks_first_and_the_call_card_updates_in_place(
     names = ["President of the United States", "President of the Russian Federation"]
     plan = await cosigned_plan(us, ru, link, [principal(us, keys[0], names[0], "en"),
                                               principal(ru, keys[1], names[1], "ru")],
-                               press_window_s=60)
+                               press_window_s=600)  # open still when the doors close
     call = plan.call
     page = await console_of(browser, server, us, ru, errors, "en-US", SHOT["width"])
     row = page.locator(f'.plan[data-call="{call}"]')
@@ -282,6 +282,15 @@ async def test_start_asks_first_and_the_call_card_updates_in_place(
         assert await page.evaluate("getSelection().toString()") == selected  # still selected
         await expect(page.locator("#connected")).to_contain_text(names[0])
         await page.screenshot(path=str(screenshots / "operator-call-en.png"))
+
+        # Close the doors asks, then ends the press window before its deadline
+        await page.locator("#call-close-doors").click()
+        await expect(dialog).to_contain_text("The press window ends now")
+        await page.screenshot(path=str(screenshots / "operator-doors-confirm-en.png"))
+        await page.locator("#confirm-ok").click()
+        await expect(page.locator("#call-phase")).to_have_attribute("data-phase", "closed")
+        await expect(page.locator("#call-close-doors")).to_be_hidden()
+        assert (await signed_get(http, us.key, f"/api/calls/{call}")).json()["phase"] == "closed"
 
         # End asks too; afterwards the card shows names, and no health that is history
         await page.locator("#call-end").click()

@@ -908,6 +908,15 @@ class Console {
     if (sure) await this.control(call, "start");
   }
 
+  // Shutting the doors ends the press window now, before its deadline: every sender
+  // stops its press feed, and the call goes on in private.
+  async closeDoors(call) {
+    const t = this.t, plan = this.plans.get(call)?.plan;
+    const sure = await this.confirm.ask(t("op_doors_title", { title: plan?.title ?? call }),
+                                        [t("op_doors_text")], t("op_doors_confirm"), false);
+    if (sure) await this.control(call, "close-doors");
+  }
+
   async endCall(call) {
     const t = this.t, plan = this.plans.get(call)?.plan;
     const sure = await this.confirm.ask(t("op_end_title", { title: plan?.title ?? call }),
@@ -935,6 +944,8 @@ class Console {
       timing: h("span", { id: "call-timing", class: "muted" }),
       start: h("button", { class: "primary", id: "call-start",
                            onclick: this.act(() => this.startCall(call)) }, t("op_start")),
+      doors: h("button", { id: "call-close-doors",
+                           onclick: this.act(() => this.closeDoors(call)) }, t("op_doors")),
       end: h("button", { class: "danger", id: "call-end",
                          onclick: this.act(() => this.endCall(call)) }, t("op_end")),
       pressButton: h("button", { id: "press-token", onclick: () => this.pressToken(call) },
@@ -959,7 +970,7 @@ class Console {
         .map((k) => h("th", {}, t(k))))), c.healthRows));
     mount(this.callPanel, c.title,
       h("p", { class: "call-state" }, c.phase, " ", c.timing),
-      h("div", { class: "actions" }, c.start, c.end), c.press,
+      h("div", { class: "actions" }, c.start, c.doors, c.end), c.press,
       c.connectedHead, c.connected, c.nobody,
       h("div", { id: "media-links" }, h("h3", {}, t("op_links")), c.linkStatus, c.pressFeeds),
       c.healthPart, c.recordHead, c.record);
@@ -998,6 +1009,7 @@ class Console {
     c.phase.textContent = this.phaseText(info.phase, plan, info.press_deadline_ms);
     c.timing.textContent = this.timing(info);
     c.start.hidden = info.phase !== "planned";
+    c.doors.hidden = info.phase !== "open";
     c.end.hidden = !["open", "closed"].includes(info.phase);
     this.drawPress(c, info);
     // after the end nobody is connected, and the last health reports are history
