@@ -15,6 +15,13 @@ def pytest_configure(config: pytest.Config) -> None:
     netns.isolate()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``both_stores`` (tests/postgres.py): the test on SQLite and on PostgreSQL."""
+    if metafunc.definition.get_closest_marker("both_stores") and \
+            "database" in metafunc.fixturenames:
+        metafunc.parametrize("database", STORES, indirect=True)
+
+
 from collections.abc import AsyncIterator, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -25,7 +32,7 @@ from summitline.client.ice import LOOPBACK  # noqa: E402
 from summitline.server.app import Settings  # noqa: E402
 from summitline.server.run import running  # noqa: E402
 from summitline.store.sql import sqlite_url  # noqa: E402
-from tests.postgres import Cluster  # noqa: E402
+from tests.postgres import STORES, Cluster  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -31,9 +31,11 @@ ROLE = "summitline"
 TEMPLATE = "summitline_template"
 
 
-# Run a test on both stores: ``@both_stores`` on a test (or ``pytestmark = both_stores``
-# in a module) whose fixtures include ``database`` (tests/conftest.py; ``server`` does).
-both_stores = pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
+# Run a test on both stores: ``@both_stores`` on a test, or ``pytestmark = both_stores``
+# in a module. Only tests whose fixtures include ``database`` (tests/conftest.py; the
+# ``server`` fixture does) are run twice; the others of the module run once.
+STORES = ("sqlite", "postgresql")
+both_stores = pytest.mark.both_stores
 
 
 def _bin(name: str) -> Path:
