@@ -52,7 +52,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     it on a fresh PostgreSQL database as well."""
     kind = getattr(request, "param", "sqlite")
     if kind == "sqlite":
-        (tmp_path / "server").mkdir(exist_ok=True)
+        (tmp_path / "server").mkdir(mode=0o700, exist_ok=True)  # as the server makes it
         yield sqlite_url(tmp_path / "server")
         return
     cluster: Cluster = request.getfixturevalue("postgres")
