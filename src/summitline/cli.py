@@ -293,7 +293,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--data", type=Path, default=Path("summitline-data"),
                    help="data directory for the SQLite store (default ./summitline-data)")
     s.add_argument("--database-url", default=None,
-                   help="SQLAlchemy URL of another store, e.g. postgresql+asyncpg://…")
+                   help="the store instead of SQLite in --data, for several nodes: "
+                   "postgresql+asyncpg://USER@/DB?host=/var/run/postgresql")
     s.add_argument("--cert", type=Path, default=None, help="TLS certificate (PEM)")
     s.add_argument("--key", type=Path, default=None, help="TLS private key (PEM)")
     s.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",

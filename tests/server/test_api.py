@@ -13,6 +13,9 @@ from summitline.client.reads import signed_get
 from summitline.core.plan import CallPlan
 from summitline.crypto import statements
 from summitline.crypto.keys import PrivateKey
+from tests.postgres import both_stores
+
+pytestmark = both_stores  # each test with a server runs on SQLite and on PostgreSQL
 
 
 async def test_the_openapi_document_lists_the_api(http: httpx.AsyncClient) -> None:

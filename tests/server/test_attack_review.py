@@ -25,6 +25,9 @@ from summitline.server.hub import Hub
 from summitline.server.limits import POST_BURST, POST_RATE_PER_S, PostLimit
 from summitline.server.run import running
 from tests.client.test_certificates import enrol_and_certify
+from tests.postgres import both_stores
+
+pytestmark = both_stores  # each test with a server runs on SQLite and on PostgreSQL
 
 
 async def linked(http: httpx.AsyncClient, x: Operator, y: Operator) -> str:

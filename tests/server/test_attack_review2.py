@@ -31,7 +31,10 @@ from summitline.server import closecodes as cc
 from summitline.server.api import NOT_THIS_CALL
 from tests import wire
 from tests.client.test_certificates import enrol_and_certify
+from tests.postgres import both_stores
 from tests.server.test_attack_review import bait, linked
+
+pytestmark = both_stores  # each test with a server runs on SQLite and on PostgreSQL
 
 TEXT = "The presidents discussed the situation."
 

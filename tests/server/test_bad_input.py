@@ -18,6 +18,9 @@ from summitline.crypto.keys import PrivateKey
 from summitline.server import closecodes as cc
 from summitline.server.limits import RATE_BURST
 from tests import wire
+from tests.postgres import both_stores
+
+pytestmark = both_stores  # each test with a server runs on SQLite and on PostgreSQL
 
 
 async def record_kinds(http: httpx.AsyncClient, call: Bilateral) -> list[dict[str, Any]]:

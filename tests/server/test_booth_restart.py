@@ -14,11 +14,14 @@ from summitline.crypto.keys import PrivateKey
 from summitline.server.app import Settings
 from summitline.server.run import running
 from tests import wire
+from tests.postgres import both_stores
 from tests.server.test_bad_input import booth
 
 
-async def test_booth_actions_survive_a_server_restart(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "server", press_hosts=LOOPBACK)
+@both_stores
+async def test_booth_actions_survive_a_server_restart(tmp_path: Path, database: str) -> None:
+    settings = Settings(data_dir=tmp_path / "server", database_url=database,
+                        press_hosts=LOOPBACK)
     k1 = PrivateKey.generate()
     async with running(settings) as base, httpx.AsyncClient(base_url=base) as http:
         call = await provision(http, extra=[(1, k1, Role.INTERPRETER, "RU interpreter")])

@@ -19,6 +19,9 @@ from summitline.crypto.encoding import digest
 from summitline.crypto.keys import PrivateKey
 from summitline.server.limits import LINK_REPORT_BURST
 from summitline.server.room import CallRoom
+from tests.postgres import both_stores
+
+pytestmark = both_stores  # each test with a server runs on SQLite and on PostgreSQL
 
 
 async def submit(http: httpx.AsyncClient, op: Operator, plan_json: dict[str, Any]

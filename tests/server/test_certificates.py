@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,10 +23,13 @@ from summitline.crypto import statements
 from summitline.crypto.encoding import canonical
 from summitline.crypto.keys import PrivateKey, short_fingerprint
 from summitline.store import schema
-from summitline.store.sql import open_store, sqlite_url
+from summitline.store.sql import open_store
 from tests.client.test_certificates import enrol_and_certify
 from tests.client.test_session import WAIT_S
 from tests.factories import World
+from tests.postgres import both_stores
+
+pytestmark = both_stores  # each test that stores runs on SQLite and on PostgreSQL
 
 
 async def enrolled(op: Operator, http: httpx.AsyncClient, name: str) -> PrivateKey:
@@ -112,10 +114,10 @@ async def test_the_review_shows_every_signed_field(bilateral: Bilateral) -> None
     assert any("is not pinned with this link" in f for f in flags)
 
 
-async def test_plans_stored_before_version_2_are_left_out_of_lists(tmp_path: Path) -> None:
+async def test_plans_stored_before_version_2_are_left_out_of_lists(database: str) -> None:
     """A database from before certificates: its version 1 plans no longer read; lists
     leave them out instead of failing."""
-    store = await open_store(sqlite_url(tmp_path))
+    store = await open_store(database)
     try:
         w = World()
         for key, name in ((w.us, "US"), (w.ru, "RU")):

@@ -26,6 +26,9 @@ from summitline.crypto.statements import origin
 from summitline.server.app import Settings
 from summitline.server.events import MAX_PENDING, MAX_STREAMS_PER_DELEGATION, EventStreams
 from summitline.server.run import SHUTDOWN_GRACE_S, running
+from tests.postgres import both_stores
+
+pytestmark = both_stores  # each test with a server runs on SQLite and on PostgreSQL
 
 WAIT_S = 15.0  # an event arrives in milliseconds; a loaded 2-core machine is slower
 

@@ -21,6 +21,9 @@ from summitline.client.reads import signed_get
 from summitline.crypto import statements
 from summitline.crypto.keys import PrivateKey
 from summitline.server.app import Settings, create_app
+from tests.postgres import both_stores
+
+pytestmark = both_stores  # each test with a server runs on SQLite and on PostgreSQL
 
 US_TEXT = "President Biden voiced deep concerns.\n\nThe presidents tasked their teams to follow up."
 RU_TEXT = "Владимир Путин подчеркнул: ответственность лежит на другой стороне."

@@ -23,6 +23,7 @@ from summitline.crypto.keys import PrivateKey
 from summitline.server.app import Settings
 from summitline.server.run import running
 from summitline.store.sql import MAX_INCIDENT_GROUPS
+from tests.postgres import both_stores
 
 OPEN = ["/api/protocol", "/api/nonce", "/api/record.css"]
 
@@ -52,6 +53,7 @@ def routes(call: Bilateral, device: PrivateKey) -> list[tuple[str, list[PrivateK
     ]
 
 
+@both_stores
 async def test_every_closed_route_refuses_the_unsigned_and_the_unconcerned(
         http: httpx.AsyncClient, bilateral: Bilateral) -> None:
     other = await provision(http)  # a delegation with a call of its own elsewhere
@@ -85,6 +87,7 @@ async def test_every_closed_route_refuses_the_unsigned_and_the_unconcerned(
         assert (await http.get(path)).status_code == 200, path
 
 
+@both_stores
 async def test_a_bad_stale_or_displaced_signature_is_401(
         http: httpx.AsyncClient, bilateral: Bilateral) -> None:
     key = bilateral.a.operator.key
@@ -205,15 +208,16 @@ async def test_incidents_are_for_the_operator_aggregated_and_paged(
     assert not [r for r in seen if r.levelno >= logging.ERROR], messages[:5]
 
 
-async def test_incident_rows_are_capped(tmp_path: Path,
+@both_stores
+async def test_incident_rows_are_capped(database: str,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from summitline.store import open_store, sql
-    from summitline.store.sql import OVERFLOW, sqlite_url
+    from summitline.store.sql import OVERFLOW
 
     assert MAX_INCIDENT_GROUPS == 10_000  # as docs/protocol.md says
     cap = 20  # the same rule, on a table small enough to fill quickly
     monkeypatch.setattr(sql, "MAX_INCIDENT_GROUPS", cap)
-    store = await open_store(sqlite_url(tmp_path))
+    store = await open_store(database)
     try:
         for i in range(cap + 5):
             await store.add_incident(i, f"10.{i // 65536}.{i // 256 % 256}.{i % 256}",

@@ -28,6 +28,7 @@ from summitline.server.limits import (
     POST_RATE_PER_S,
     PostLimit,
 )
+from summitline.server.metrics import CONTENT_TYPE
 from summitline.server.press import routes as press_routes
 from summitline.server.press.gateway import PressGateway
 from summitline.server.room import Clock
@@ -37,6 +38,7 @@ from summitline.server.security import (
     MAX_CONNECTIONS_PER_CALL,
     ConnectionLimits,
     SecurityHeaders,
+    bearer_matches,
     cors,
     operator_token,
     origin_allowed,
@@ -151,6 +153,18 @@ def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
     app.include_router(press_routes.router())
     app.include_router(pressroom.router())
     app.include_router(events.router())
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        """The Prometheus metrics of this process (server/metrics.py): for the server's
+        operator alone, as the incidents are."""
+        if not bearer_matches(request.headers.get("authorization"),
+                              app.state.operator_token):
+            return Response("metrics are read with the server operator's token "
+                            "(operator.token in the data directory)\n", status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"}, media_type="text/plain")
+        hub: Hub = app.state.hub
+        return Response(hub.metrics.render(), media_type=CONTENT_TYPE)
 
     @app.get("/api/protocol")
     async def protocol() -> dict[str, object]:

@@ -11,6 +11,7 @@ from summitline.client.ice import IceSettings
 from summitline.core import call as c
 from summitline.core.roles import Phase
 from summitline.server.events import EventStreams
+from summitline.server.metrics import Metrics
 from summitline.server.press.gateway import PressGateway
 from summitline.server.room import CallRoom, Clock
 from summitline.server.turn import TurnSettings, credentials
@@ -38,6 +39,12 @@ class Hub:
         self._unsigned: weakref.WeakValueDictionary[str, CallRoom] = \
             weakref.WeakValueDictionary()
         self._lock = asyncio.Lock()
+        self.metrics = Metrics()
+        self.metrics.watch(self)
+
+    def rooms(self) -> list[CallRoom]:
+        """The rooms this process holds for good (complete plans)."""
+        return list(self._rooms.values())
 
     async def room(self, call_id: str) -> CallRoom | None:
         async with self._lock:
@@ -133,4 +140,5 @@ class Hub:
         """The relay servers for an authenticated device, with fresh credentials."""
         if self.turn is None:
             return []
+        self.metrics.turn_credentials.inc()
         return [credentials(self.turn, device, self.clock() // 1000)]

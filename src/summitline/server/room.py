@@ -16,15 +16,20 @@ from typing import Any, Protocol
 from summitline.core import call as c
 from summitline.core import policy
 from summitline.core.plan import SignedPlan
-from summitline.core.record import Entry, advance, replay
+from summitline.core.record import Entry, advance, replay, to_event
 from summitline.core.roles import Phase, Role
 from summitline.server.closecodes import CALL_ENDED
 from summitline.server.limits import LINK_REPORT_BURST, LINK_REPORT_RATE_PER_S, TokenBucket
-from summitline.store import Store
+from summitline.store import RecordMoved, Store, StoreError
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], int]  # milliseconds since the epoch
+
+# How often an append may come second to another server process's before the record is
+# called stuck: each time the room takes the other's entries and tries again, so only
+# many processes appending to one call at once, without pause, come near it.
+MAX_CATCH_UPS = 20
 
 
 class Endpoint(Protocol):
@@ -52,8 +57,7 @@ class CallRoom:
         # channel -> the latest signed booth action (what endpoints check ``live`` by)
         self.booth_actions: dict[str, dict[str, Any]] = {}
         for e in entries:
-            if e.kind in BOOTH_KINDS and "signature" in e.data:
-                self.booth_actions[e.data["channel"]] = booth_action(e.data)
+            self._note_booth(e)
         self.endpoints: dict[str, Endpoint] = {}
         # Latest connection health each endpoint reported (not recorded: it is telemetry).
         self.health: dict[str, dict[str, Any]] = {}
@@ -101,13 +105,40 @@ class CallRoom:
 
     async def _record_locked(self, kind: str, data: dict[str, Any], event: c.Event | None,
                              at_ms: int | None) -> Entry:
-        new_state, entry = advance(self.state, self.head,
-                                   self.clock() if at_ms is None else at_ms, kind, data, event)
-        await self.store.append(self.call_id, entry)
+        for _ in range(MAX_CATCH_UPS):
+            new_state, entry = advance(self.state, self.head,
+                                       self.clock() if at_ms is None else at_ms, kind, data,
+                                       event)
+            try:
+                await self.store.append(self.call_id, entry)
+                break
+            except RecordMoved:
+                # another server process appended first: take its entries, then decide
+                # again on the state they lead to (the event may be illegal there now)
+                await self._catch_up()
+        else:
+            raise StoreError(f"the record of {self.call_id!r} kept moving: "
+                             f"{MAX_CATCH_UPS} appends in a row came second")
         self.state, self.head = new_state, entry
         if self.on_entry is not None:
             self.on_entry()
         return entry
+
+    async def _catch_up(self) -> None:
+        """Apply the entries stored past this room's head (appended by another process)."""
+        for e in await self.store.entries(self.call_id,
+                                          after=-1 if self.head is None else self.head.seq):
+            event = to_event(e)
+            if event is not None:
+                self.state = self.state.apply(event)
+            if e.kind == "call.started":
+                self.start_proof = _proof(e.data)
+            self._note_booth(e)
+            self.head = e
+
+    def _note_booth(self, e: Entry) -> None:
+        if e.kind in BOOTH_KINDS and "signature" in e.data:
+            self.booth_actions[e.data["channel"]] = booth_action(e.data)
 
     async def record_private(self, delegation: str, kind: str, data: dict[str, Any]) -> Entry:
         """Append to ``delegation``'s private chain: only that delegation ever reads it."""
@@ -115,10 +146,16 @@ class CallRoom:
             if delegation not in self.private_heads:
                 entries = await self.store.private_entries(self.call_id, delegation)
                 self.private_heads[delegation] = entries[-1] if entries else None
-            entry = Entry.make(self.private_heads[delegation], self.clock(), kind, data)
-            await self.store.append_private(self.call_id, delegation, entry)
-            self.private_heads[delegation] = entry
-            return entry
+            for _ in range(MAX_CATCH_UPS):
+                entry = Entry.make(self.private_heads[delegation], self.clock(), kind, data)
+                try:
+                    await self.store.append_private(self.call_id, delegation, entry)
+                    self.private_heads[delegation] = entry
+                    return entry
+                except RecordMoved:
+                    entries = await self.store.private_entries(self.call_id, delegation)
+                    self.private_heads[delegation] = entries[-1] if entries else None
+            raise StoreError(f"the private record of {self.call_id!r} kept moving")
 
     async def note(self, kind: str, data: dict[str, Any], remote: str = "") -> None:
         """Record something that changes no state (a refusal). After the end the record

@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -318,6 +319,7 @@ class Connection:
 
     async def _signal(self, msg: m.Offer | m.Answer) -> None:
         assert self.room is not None
+        arrived = time.perf_counter()
         event = (c.Offer if isinstance(msg, m.Offer) else c.Answer)(
             self.device, msg.to, msg.generation)
         data = {"from": self.device, "to": msg.to, "generation": msg.generation}
@@ -330,9 +332,14 @@ class Connection:
         target = self.room.endpoints.get(msg.to)
         if target is not None:  # else it left just now; the record has the attempt
             target.send(m.relayed(msg, self.device))
+            self._relayed(msg.type, arrived)
+
+    def _relayed(self, kind: str, arrived: float) -> None:
+        self.hub.metrics.relay.labels(kind).observe(time.perf_counter() - arrived)
 
     async def _candidate(self, msg: m.Candidate) -> None:
         assert self.room is not None
+        arrived = time.perf_counter()
         state = self.room.state
         target = self.room.endpoints.get(msg.to)
         if target is None or msg.generation != state.generation(self.device, msg.to) or \
@@ -341,6 +348,7 @@ class Connection:
                                 "that endpoint", "candidate", {"to": msg.to})
             return
         target.send(m.relayed(msg, self.device))
+        self._relayed(msg.type, arrived)
 
     async def _bye(self, msg: m.Bye) -> None:
         assert self.room is not None

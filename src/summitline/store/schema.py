@@ -140,6 +140,21 @@ entries = Table(
     PrimaryKeyConstraint("call", "seq"),
 )
 
+# The head of each hash chain of a call's record: its last seq and hash, one row per
+# chain ("" for the shared record, the delegation's id for its private chain). An append
+# moves the head from (seq - 1, prev) to (seq, hash) in the same transaction as it inserts
+# the entry, so the database itself refuses a gap, a duplicate or a fork, whichever
+# server process appends (sql.Store.append). A table of its own, so that databases made
+# before it only gain a table; a chain without a row starts from its last stored entry.
+record_heads = Table(
+    "record_heads", metadata,
+    Column("call", String(120), nullable=False),
+    Column("chain", FP, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("hash", FP, nullable=False),
+    PrimaryKeyConstraint("call", "chain"),
+)
+
 head_signatures = Table(
     "head_signatures", metadata,
     Column("call", String(120), nullable=False),

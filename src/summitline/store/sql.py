@@ -10,17 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, event, func, insert, select
+from sqlalchemy import Table, delete, event, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from summitline.core.plan import PlanError, SignedPlan
-from summitline.core.record import Entry
+from summitline.core.record import GENESIS, Entry
 from summitline.crypto.encoding import canonical
 from summitline.store import schema as t
 
@@ -38,6 +39,12 @@ class StoreError(Exception):
     """A write conflicts with what is stored (a duplicate, a fork of the record)."""
 
 
+class RecordMoved(StoreError):
+    """An entry that does not follow the head of its chain as stored: another writer (a
+    process on another node) appended first. Read the entries past your head, and try
+    again from the new head."""
+
+
 def sqlite_url(data_dir: Path) -> str:
     return f"sqlite+aiosqlite:///{data_dir / 'summitline.db'}"
 
@@ -49,6 +56,11 @@ async def open_store(url: str) -> Store:
     async with engine.begin() as conn:
         await conn.run_sync(t.metadata.create_all)
     return Store(engine)
+
+
+def _entry(row: Any) -> Entry:
+    return Entry(row["seq"], row["at"], row["kind"], json.loads(row["data"]), row["prev"],
+                 row["hash"])
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -67,6 +79,10 @@ class Store:
         # writes (1,500 foreign-Origin attempts) otherwise queues in the pool and in
         # SQLite's busy handler until some fail with "database is locked".
         self._writer = asyncio.Lock()
+        # Told how long each append to a shared record took (s), and the code of each
+        # incident counted: the server's metrics (server/metrics.py).
+        self.on_append: Callable[[float], None] = lambda seconds: None
+        self.on_incident: Callable[[str], None] = lambda code: None
 
     @contextlib.asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncConnection]:
@@ -338,30 +354,79 @@ class Store:
 
     # -- the record ----------------------------------------------------------------------
     async def append(self, call: str, entry: Entry) -> None:
-        """Durably append ``entry``; it is on disk when this returns."""
-        await self._insert(t.entries, f"record of {call!r} already has entry {entry.seq}",
-                           call=call, seq=entry.seq, at=entry.at, kind=entry.kind,
-                           data=json.dumps(entry.data), prev=entry.prev, hash=entry.hash)
+        """Durably append ``entry`` to the call's shared record; it is stored when this
+        returns. Only the entry that follows the stored head (``seq`` one more, ``prev``
+        its hash) is taken: else RecordMoved, and nothing is stored."""
+        started = time.perf_counter()
+        await self._append_chained(t.entries, call, "", entry, {})
+        self.on_append(time.perf_counter() - started)
 
-    async def entries(self, call: str) -> list[Entry]:
+    async def head(self, call: str) -> Entry | None:
+        """The last entry of the call's shared record (None if it has none)."""
         rows = await self._all(select(t.entries).where(t.entries.c.call == call)
+                               .order_by(t.entries.c.seq.desc()).limit(1))
+        return _entry(rows[0]) if rows else None
+
+    async def entries(self, call: str, after: int = -1) -> list[Entry]:
+        """The call's shared record in order; only the entries past seq ``after``."""
+        rows = await self._all(select(t.entries)
+                               .where(t.entries.c.call == call, t.entries.c.seq > after)
                                .order_by(t.entries.c.seq))
-        return [Entry(r["seq"], r["at"], r["kind"], json.loads(r["data"]), r["prev"], r["hash"])
-                for r in rows]
+        return [_entry(r) for r in rows]
 
     async def append_private(self, call: str, delegation: str, entry: Entry) -> None:
-        await self._insert(t.private_entries, "private record already has that entry",
-                           call=call, delegation=delegation, seq=entry.seq, at=entry.at,
-                           kind=entry.kind, data=json.dumps(entry.data), prev=entry.prev,
-                           hash=entry.hash)
+        """Append to ``delegation``'s private chain of the call, as ``append`` does."""
+        await self._append_chained(t.private_entries, call, delegation, entry,
+                                   {"delegation": delegation})
 
     async def private_entries(self, call: str, delegation: str) -> list[Entry]:
         c = t.private_entries.c
         rows = await self._all(select(t.private_entries)
                                .where(c.call == call, c.delegation == delegation)
                                .order_by(c.seq))
-        return [Entry(r["seq"], r["at"], r["kind"], json.loads(r["data"]), r["prev"], r["hash"])
-                for r in rows]
+        return [_entry(r) for r in rows]
+
+    async def _append_chained(self, table: Table, call: str, chain: str, entry: Entry,
+                              key: dict[str, str]) -> None:
+        """Insert ``entry`` into ``table`` and move the chain's head in one transaction,
+        only from (entry.seq - 1, entry.prev). The head row is the point of contention:
+        PostgreSQL makes a concurrent UPDATE of it wait for the first to commit and then
+        finds it moved; SQLite has one writer at a time. So of two processes that append
+        the same seq, exactly one succeeds, and no seq is ever skipped."""
+        h = t.record_heads
+        here = (h.c.call == call) & (h.c.chain == chain)
+        moved = RecordMoved(f"the record of {call!r} has moved past entry {entry.seq - 1}: "
+                            "read its new entries and try again")
+        try:
+            async with self.writing() as conn:
+                result = await conn.execute(
+                    update(h).where(here, h.c.seq == entry.seq - 1, h.c.hash == entry.prev)
+                    .values(seq=entry.seq, hash=entry.hash))
+                if result.rowcount != 1:
+                    await self._first_head(conn, table, call, chain, entry, key, moved)
+                await conn.execute(insert(table).values(
+                    call=call, seq=entry.seq, at=entry.at, kind=entry.kind,
+                    data=json.dumps(entry.data), prev=entry.prev, hash=entry.hash, **key))
+        except IntegrityError as exc:  # another process made the first head, or a row
+            raise moved from exc
+
+    @staticmethod
+    async def _first_head(conn: AsyncConnection, table: Table, call: str, chain: str,
+                          entry: Entry, key: dict[str, str], moved: RecordMoved) -> None:
+        """The chain has no head row: a new chain, or one stored before heads were kept
+        (it starts from its last entry). Raise ``moved`` if the head has a row already
+        or ``entry`` does not follow the last entry."""
+        h = t.record_heads
+        if (await conn.execute(select(h.c.seq).where(h.c.call == call,
+                                                     h.c.chain == chain))).first():
+            raise moved
+        mine = [table.c.call == call, *(table.c[k] == v for k, v in key.items())]
+        last = (await conn.execute(select(table.c.seq, table.c.hash).where(*mine)
+                                   .order_by(table.c.seq.desc()).limit(1))).first()
+        if (entry.seq - 1, entry.prev) != ((last.seq, last.hash) if last else (-1, GENESIS)):
+            raise moved
+        await conn.execute(insert(h).values(call=call, chain=chain, seq=entry.seq,
+                                            hash=entry.hash))
 
     async def add_press_token(self, token_hash: str, call: str, delegation: str,
                               expires_ms: int) -> None:
@@ -390,6 +455,7 @@ class Store:
         """Count one incident in its (remote, code) row."""
         g = t.incident_groups
         remote, code, detail = remote[:80], code[:40], detail[:400]
+        self.on_incident(code)
         async with self.writing() as conn:
             known = (await conn.execute(select(g.c.count).where(
                 (g.c.remote == remote) & (g.c.code == code)))).first()

@@ -94,6 +94,7 @@ class PressGateway:
         self.max_viewers = max_viewers
         self._root = Path(tempfile.mkdtemp(prefix="summitline-press-", dir=workdir))
         self.feeds: dict[str, Feed] = {}
+        self.on_cpu: Callable[[float], None] = lambda seconds: None  # server/metrics.py
 
     # A hostile server in a test turns this off: the principals' clients cut anyway.
     enforce_deadline = True
@@ -112,6 +113,7 @@ class PressGateway:
             feed = Feed(call, Programme(layout, hls_dir=workdir / "hls", channels=channels),
                         deadline_ms, workdir)
             self.feeds[call] = feed
+            feed.programme.on_cpu = self.on_cpu
             feed.programme.start()
             if self.enforce_deadline:
                 feed.timer = asyncio.create_task(self._close_at(feed))

@@ -150,6 +150,7 @@ class Programme:
         self.subscribers: set[Subscriber] = set()
         self.hls_dir = hls_dir
         self.encoded = 0  # video frames encoded (once, for all viewers)
+        self.on_cpu: Callable[[float], None] = lambda seconds: None  # encoding's CPU time
         self.running = False
         self.ended = asyncio.Event()
         self._want_keyframe = True
@@ -286,11 +287,13 @@ class Programme:
                                           format="yuv420p")
 
     def _encode_video(self, picture: av.VideoFrame, keyframe: bool, n: int) -> list[Packet]:
+        started = time.thread_time()
         if keyframe:
             picture.pict_type = av.video.frame.PictureType.I
         packets = list(self._vp8.encode(picture))
         if self._hls is not None:
             self._hls.video(picture, n)
+        self.on_cpu(time.thread_time() - started)
         return packets
 
     async def _audio_loop(self) -> None:
