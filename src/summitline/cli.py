@@ -95,6 +95,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"summitline serve: --public-origin: {exc}", file=sys.stderr)
         return 2
     settings = Settings(data_dir=args.data, database_url=args.database_url,
+                        redis_url=args.redis_url,
                         public_origins=public,
                         allowed_origins=tuple(args.allow_origin or DEFAULT_CONSOLE_ORIGINS),
                         turn=turn, serve_client=args.serve_client,
@@ -294,6 +295,10 @@ def parser() -> argparse.ArgumentParser:
                    help="data directory for the SQLite store (default ./summitline-data)")
     s.add_argument("--database-url", default=None,
                    help="SQLAlchemy URL of another store, e.g. postgresql+asyncpg://…")
+    s.add_argument("--redis-url", default=None, metavar="URL",
+                   help="Redis for several nodes behind a proxy (presence and signaling "
+                   "between them), e.g. redis://127.0.0.1:6379/0; default: one node, "
+                   "nothing shared (docs/operations.md)")
     s.add_argument("--cert", type=Path, default=None, help="TLS certificate (PEM)")
     s.add_argument("--key", type=Path, default=None, help="TLS private key (PEM)")
     s.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",

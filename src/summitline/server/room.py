@@ -9,6 +9,7 @@ runs ahead of the record, and after a crash the record replays to the same state
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -16,13 +17,17 @@ from typing import Any, Protocol
 from summitline.core import call as c
 from summitline.core import policy
 from summitline.core.plan import SignedPlan
-from summitline.core.record import Entry, advance, replay
+from summitline.core.record import Entry, advance, replay, to_event
 from summitline.core.roles import Phase, Role
 from summitline.server.closecodes import CALL_ENDED
 from summitline.server.limits import LINK_REPORT_BURST, LINK_REPORT_RATE_PER_S, TokenBucket
 from summitline.store import Store
+from summitline.store.sql import StoreError
 
 log = logging.getLogger(__name__)
+
+# Appends lost to other nodes in a row before one gives up (server/cluster.py).
+APPEND_TRIES = 8
 
 Clock = Callable[[], int]  # milliseconds since the epoch
 
@@ -74,6 +79,8 @@ class CallRoom:
         self.on_doors_shut: Callable[[], Awaitable[None]] | None = None
         # Called after each entry of the shared record (the consoles' live updates).
         self.on_entry: Callable[[], None] | None = None
+        # Called after each entry this process appended (other nodes then read it).
+        self.on_append: Callable[[Entry], None] | None = None
 
     @property
     def call_id(self) -> str:
@@ -101,13 +108,53 @@ class CallRoom:
 
     async def _record_locked(self, kind: str, data: dict[str, Any], event: c.Event | None,
                              at_ms: int | None) -> Entry:
-        new_state, entry = advance(self.state, self.head,
-                                   self.clock() if at_ms is None else at_ms, kind, data, event)
-        await self.store.append(self.call_id, entry)
-        self.state, self.head = new_state, entry
-        if self.on_entry is not None:
-            self.on_entry()
-        return entry
+        for _ in range(APPEND_TRIES):
+            new_state, entry = advance(self.state, self.head,
+                                       self.clock() if at_ms is None else at_ms, kind, data,
+                                       event)
+            try:
+                await self.store.append(self.call_id, entry)
+            except StoreError:
+                # Another node appended this sequence number first (the store's key
+                # refuses a second): read what it wrote, and try on top of it (the
+                # event may no longer be legal: IllegalEvent, nothing recorded).
+                if not await self._catch_up_locked():
+                    raise
+                continue
+            self.state, self.head = new_state, entry
+            if self.on_entry is not None:
+                self.on_entry()
+            if self.on_append is not None:
+                self.on_append(entry)
+            return entry
+        raise StoreError(f"record of {self.call_id!r}: {APPEND_TRIES} appends lost in a row")
+
+    async def catch_up(self) -> None:
+        """Read the entries other nodes appended since this room's head."""
+        async with self._lock:
+            await self._catch_up_locked()
+
+    async def _catch_up_locked(self) -> bool:
+        """Take the stored entries past the head into the state; whether there were any."""
+        seq = -1 if self.head is None else self.head.seq
+        newer = [e for e in await self.store.entries(self.call_id) if e.seq > seq]
+        phase = self.state.phase
+        for entry in newer:
+            if entry.prev != (self.head.hash if self.head else entry.prev):
+                raise StoreError(f"record of {self.call_id!r} forks at {entry.seq}")
+            event = to_event(entry)
+            if event is not None:
+                self.state = self.state.apply(event)
+            self.head = entry
+            if entry.kind == "call.started":
+                self.start_proof = _proof(entry.data)
+            if entry.kind in BOOTH_KINDS and "signature" in entry.data:
+                self.booth_actions[entry.data["channel"]] = booth_action(entry.data)
+            if self.on_entry is not None:
+                self.on_entry()
+        if self.state.phase is not phase:
+            self.arm_press_timer()
+        return bool(newer)
 
     async def record_private(self, delegation: str, kind: str, data: dict[str, Any]) -> Entry:
         """Append to ``delegation``'s private chain: only that delegation ever reads it."""
@@ -116,7 +163,12 @@ class CallRoom:
                 entries = await self.store.private_entries(self.call_id, delegation)
                 self.private_heads[delegation] = entries[-1] if entries else None
             entry = Entry.make(self.private_heads[delegation], self.clock(), kind, data)
-            await self.store.append_private(self.call_id, delegation, entry)
+            try:
+                await self.store.append_private(self.call_id, delegation, entry)
+            except StoreError:  # another node appended to that chain: once more on top
+                entries = await self.store.private_entries(self.call_id, delegation)
+                entry = Entry.make(entries[-1] if entries else None, self.clock(), kind, data)
+                await self.store.append_private(self.call_id, delegation, entry)
             self.private_heads[delegation] = entry
             return entry
 
@@ -156,8 +208,9 @@ class CallRoom:
     async def _close_at(self, deadline_ms: int) -> None:
         await asyncio.sleep(max(0.0, (deadline_ms - self.clock()) / 1000))
         if self.state.phase is Phase.OPEN:
-            await self.change_phase("doors.closed", {"reason": "press window ended"},
-                                    c.CloseDoors)
+            with contextlib.suppress(c.IllegalEvent):  # another node shut them first
+                await self.change_phase("doors.closed", {"reason": "press window ended"},
+                                        c.CloseDoors)
 
     def stop(self) -> None:
         if self._press_timer is not None:
@@ -169,6 +222,20 @@ class CallRoom:
         plan = self.signed.plan
         return [d for d in policy.peers_of(plan, Phase.CLOSED, device)
                 if d in self.state.admitted]
+
+    async def gone(self, device: str, reason: str) -> bool:
+        """Record that ``device`` left without its connection saying so (its node was
+        lost); tell its peers. Whether it was recorded (another node may have been first)."""
+        booth_before = dict(self.state.live)
+        try:
+            await self.record("endpoint.left", {"device": device, "reason": reason},
+                              c.Leave(device))
+        except c.IllegalEvent:
+            return False
+        self.tell_peers(device, {"type": "peer-left", "device": device})
+        if self.state.live != booth_before:
+            self.broadcast(self.booth_state())
+        return True
 
     def booth_state(self) -> dict[str, Any]:
         return {"type": "booth", "live": dict(self.state.live),
