@@ -168,19 +168,40 @@ class Cluster:
         if _channel(call) not in self._subscribed:
             self._subscribed.add(_channel(call))
             await self._pubsub.subscribe(_channel(call))
+        room.on_caught_up = lambda: self.sync(room)
+        await room.catch_up()  # what was appended before the subscription took
         presence = {str(k): str(v) for k, v in
                     (await self.redis.hgetall(_presence_key(call))).items()}
         alive = await self._alive(set(presence.values()))
-        for device, node in presence.items():
-            if node != self.node and node in alive and device not in room.endpoints:
-                room.endpoints[device] = RemoteEndpoint(self, call, device, node)
+        self.sync(room)
+        for device, e in room.endpoints.items():
+            if isinstance(e, RemoteEndpoint):
+                e.node = presence.get(device, "")
         return [d for d in sorted(room.state.admitted)
-                if presence.get(d) not in alive or presence.get(d) == self.node
-                and d not in room.endpoints]
+                if presence.get(d) not in alive or presence.get(d) == self.node]
+
+    def sync(self, room: CallRoom) -> None:
+        """The devices the record admits are connected here or elsewhere: those not here
+        are remote endpoints (their node learnt from presence when needed); a remote
+        endpoint the record no longer admits is gone."""
+        for device in room.state.admitted:
+            if device not in room.endpoints:
+                room.endpoints[device] = RemoteEndpoint(self, room.call_id, device, "")
+        for device, e in list(room.endpoints.items()):
+            if isinstance(e, RemoteEndpoint) and device not in room.state.admitted:
+                del room.endpoints[device]
+                e.left.set()
 
     async def joining(self, call: str, device: str) -> None:
         """Before the join is recorded: the device is here."""
         await self.redis.hset(_presence_key(call), device, self.node)
+
+    async def holds(self, call: str, device: str) -> bool:
+        """Whether the device is still this node's (no other node has taken it over)."""
+        try:
+            return await self.redis.hget(_presence_key(call), device) in (self.node, None)
+        except Exception:  # Redis away: this node's view is all there is
+            return True
 
     def joined(self, call: str, device: str) -> None:
         self.publish(call, {"op": "joined", "device": device})
@@ -220,11 +241,16 @@ class Cluster:
         """Devices of nodes that are gone, in the rooms loaded here, are recorded left."""
         rooms = [r for r in list(self._rooms().values()) if any(
             isinstance(e, RemoteEndpoint) for e in r.endpoints.values())]
+        for room in rooms:  # remote endpoints the record told of: which node
+            for device, e in list(room.endpoints.items()):
+                if isinstance(e, RemoteEndpoint) and not e.node:
+                    e.node = str(await self.redis.hget(_presence_key(room.call_id), device)
+                                 or "")
         nodes = {e.node for r in rooms for e in r.endpoints.values()
                  if isinstance(e, RemoteEndpoint)}
         if not nodes:
             return
-        alive = await self._alive(set(nodes))
+        alive = await self._alive(set(nodes) - {""})
         for room in rooms:
             for device, e in list(room.endpoints.items()):
                 if isinstance(e, RemoteEndpoint) and e.node not in alive:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -26,8 +27,11 @@ from summitline.store.sql import StoreError
 
 log = logging.getLogger(__name__)
 
-# Appends lost to other nodes in a row before one gives up (server/cluster.py).
-APPEND_TRIES = 8
+# Appends lost to other nodes in a row before one gives up (server/cluster.py), and the
+# most a node waits before its next try (random, growing with the tries: two nodes busy
+# with one call take turns instead of one losing every time).
+APPEND_TRIES = 40
+APPEND_BACKOFF_S = 0.005
 
 Clock = Callable[[], int]  # milliseconds since the epoch
 
@@ -81,6 +85,8 @@ class CallRoom:
         self.on_entry: Callable[[], None] | None = None
         # Called after each entry this process appended (other nodes then read it).
         self.on_append: Callable[[Entry], None] | None = None
+        # Called after entries appended elsewhere were read (server/cluster.py).
+        self.on_caught_up: Callable[[], None] | None = None
 
     @property
     def call_id(self) -> str:
@@ -108,7 +114,7 @@ class CallRoom:
 
     async def _record_locked(self, kind: str, data: dict[str, Any], event: c.Event | None,
                              at_ms: int | None) -> Entry:
-        for _ in range(APPEND_TRIES):
+        for tries in range(APPEND_TRIES):
             new_state, entry = advance(self.state, self.head,
                                        self.clock() if at_ms is None else at_ms, kind, data,
                                        event)
@@ -118,6 +124,7 @@ class CallRoom:
                 # Another node appended this sequence number first (the store's key
                 # refuses a second): read what it wrote, and try on top of it (the
                 # event may no longer be legal: IllegalEvent, nothing recorded).
+                await asyncio.sleep(random.uniform(0, APPEND_BACKOFF_S * min(tries + 1, 8)))
                 if not await self._catch_up_locked():
                     raise
                 continue
@@ -154,6 +161,8 @@ class CallRoom:
                 self.on_entry()
         if self.state.phase is not phase:
             self.arm_press_timer()
+        if newer and self.on_caught_up is not None:
+            self.on_caught_up()
         return bool(newer)
 
     async def record_private(self, delegation: str, kind: str, data: dict[str, Any]) -> Entry:

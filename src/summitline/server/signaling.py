@@ -300,6 +300,12 @@ class Connection:
         room, device = self.room, self.device
         if room is None or room.endpoints.get(device) is not self:
             return
+        if self.hub.cluster is not None and not await self.hub.cluster.holds(room.call_id,
+                                                                            device):
+            # a new connection of the device on another node took over (and recorded it)
+            if room.endpoints.get(device) is self:
+                del room.endpoints[device]
+            return
         # Record first: once the leave is in the state, offers to this device are refused.
         booth_before = dict(room.state.live)
         try:
