@@ -38,26 +38,49 @@ async def nodes(tmp_path: Path, store_url: str) -> AsyncIterator[Cluster]:
         yield c
 
 
-async def test_a_call_whose_principals_sit_on_different_nodes(nodes: Cluster) -> None:
+async def test_a_call_whose_principals_sit_on_different_nodes(nodes: Cluster,
+                                                            tmp_path: Path) -> None:
     one, two = nodes.nodes
     async with httpx.AsyncClient(base_url=nodes.url) as http:
         call = await provision(http)  # through the proxy: any node
+        # each straight to its node (no proxy to move it)
         sessions = [CallSession(node.ws, call.call, side.identity(), ice=loopback())
                     for node, side in ((one, call.a), (two, call.b))]
+        a, b = sessions
         tasks = [asyncio.create_task(s.run()) for s in sessions]
         try:
             await asyncio.wait_for(asyncio.gather(*(s.joined.wait() for s in sessions)),
                                    WAIT_S)
-            assert await nodes.node_of(call.call, sessions[0].device) is one
-            assert await nodes.node_of(call.call, sessions[1].device) is two
+            assert await nodes.node_of(call.call, a.device) is one
+            assert await nodes.node_of(call.call, b.device) is two
             await call.a.operator.control(call.call, "start")
             # the offer, answer and candidates went from one node to the other: media
             # flows both ways
             await until(sessions, lambda s: s.frames(MediaKind.VIDEO) > 10
                         and s.frames(MediaKind.AUDIO) > 10)
+
+            # node one dies and ``a``, pinned to it, does not come back: once node one's
+            # key expires, node two records ``a`` as gone and tells ``b``
+            one.proc.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(one.proc.wait, WAIT_S)
+            await asyncio.wait_for(b.wait_for(lambda: a.device not in b.rules.present),
+                                   WAIT_S)
+            count = b.frames(MediaKind.VIDEO)
+            await until([b], lambda s: s.frames(MediaKind.VIDEO) > count + 15)  # media on
+
             await call.b.operator.control(call.call, "end")
-            await asyncio.wait_for(asyncio.gather(*tasks), WAIT_S)
-            assert all(s.alarms == [] for s in sessions)
+            await asyncio.wait_for(tasks[1], WAIT_S)
+            for side in (call.a, call.b):
+                await side.operator.sign_record(call.call, call.plan.hash)
+            raw = await call.b.operator.export_record(call.call)
+            (tmp_path / "record.json").write_bytes(raw)
+            code, out, err = await verify_cli(tmp_path / "record.json")
+            assert code == 0, out + err
+            kinds = [(e.kind, e.data.get("device"), e.data.get("reason"))
+                     for e in verify_export(raw).entries]
+            assert ("endpoint.left", a.device, "node-lost") in kinds
+            assert kinds[-1][0] == "call.ended"
+            assert b.alarms == []
         finally:
             for s in sessions:
                 await s.leave()
