@@ -160,10 +160,10 @@ class Cluster:
                 log.exception("cluster: %d messages not published", len(batch))
 
     # -- presence ------------------------------------------------------------------------
-    async def attach(self, room: CallRoom) -> list[str]:
+    async def attach(self, room: CallRoom) -> list[tuple[str, str]]:
         """Follow ``room``'s call: subscribe, then the devices connected on live nodes
         become remote endpoints. Returns the admitted devices with no live node (gone with
-        a node that died): the caller records them as left."""
+        a node that died), with that node: the caller records them as left."""
         call = room.call_id
         if _channel(call) not in self._subscribed:
             self._subscribed.add(_channel(call))
@@ -177,7 +177,7 @@ class Cluster:
         for device, e in room.endpoints.items():
             if isinstance(e, RemoteEndpoint):
                 e.node = presence.get(device, "")
-        return [d for d in sorted(room.state.admitted)
+        return [(d, presence.get(d, "")) for d in sorted(room.state.admitted)
                 if presence.get(d) not in alive or presence.get(d) == self.node]
 
     def sync(self, room: CallRoom) -> None:

@@ -79,9 +79,9 @@ class Hub:
                                                                      "seq": entry.seq})
             # Devices connected to other nodes are theirs; those of a node that died are
             # recorded as left (no reset: other nodes hold connections of this call).
-            for device in await cluster.attach(room):
+            for device, node in await cluster.attach(room):
                 await room.gone(device, "node-lost")
-                await cluster.gone(call_id, device, "")
+                await cluster.gone(call_id, device, node)
         elif room.state.admitted:
             # Endpoints were connected when this process (or an earlier one) stopped. Their
             # signaling is gone; their peer-to-peer media may well go on. They rejoin.
