@@ -25,6 +25,9 @@ from tests.client.test_server_restart import free_port
 HAPROXY_CFG = Path(__file__).parent.parent / "deploy" / "haproxy" / "haproxy.cfg"
 START_S = 90.0  # a node imports aiortc and opens the store on a busy 2-core machine (load 40)
 STOP_S = 15.0
+# HAProxy reaches the nodes from this address, the one they trust for X-Forwarded-For
+# (the clients, on 127.0.0.1, are not trusted)
+PROXY_SOURCE = "127.0.0.2"
 
 
 @dataclass
@@ -90,16 +93,19 @@ def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
 def start_node(port: int, data: Path, log: Path, store_url: str,
                redis_url: str) -> subprocess.Popen[bytes]:
     return spawn([sys.executable, "-m", "summitline", "serve", "--port", str(port), "--data",
-                  str(data), "--database-url", store_url, "--redis-url", redis_url], log)
+                  str(data), "--database-url", store_url, "--redis-url", redis_url,
+                  "--trusted-proxy", PROXY_SOURCE], log)
 
 
 def haproxy_config(proxy_port: int, node_ports: list[int]) -> str:
-    """deploy/haproxy/haproxy.cfg with this run's addresses: its bind and servers."""
+    """deploy/haproxy/haproxy.cfg with this run's addresses: its bind, the address it
+    reaches the nodes from, and the nodes."""
     text = HAPROXY_CFG.read_text()
     text = re.sub(r"bind 127\.0\.0\.1:\d+", f"bind 127.0.0.1:{proxy_port}", text)
     head, _, _ = text.partition("    server node1")
     servers = "".join(f"    server node{i + 1} 127.0.0.1:{p} check\n"
                       for i, p in enumerate(node_ports))
+    servers = f"    source {PROXY_SOURCE}\n{servers}"
     return head + servers
 
 

@@ -5,12 +5,14 @@ the other through the proxy while media goes on, and the record whole afterwards
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 
 from summitline.client.bilateral import provision
 from summitline.client.ice import loopback
@@ -19,7 +21,7 @@ from summitline.client.session import CallSession
 from summitline.core.record import verify_export
 from summitline.core.roles import MediaKind
 from tests.client.test_session import WAIT_S, until
-from tests.cluster import Cluster, cluster
+from tests.cluster import PROXY_SOURCE, Cluster, cluster
 from tests.server.test_attack_review2 import verify_cli
 
 
@@ -88,8 +90,38 @@ async def test_a_call_whose_principals_sit_on_different_nodes(nodes: Cluster,
                 task.cancel()
 
 
+async def malformed_hello(url: str, headers: dict[str, str] | None = None) -> None:
+    async with websockets.connect(url, additional_headers=headers, open_timeout=WAIT_S) as ws:
+        await asyncio.wait_for(ws.recv(), WAIT_S)  # the challenge
+        await ws.send("not a hello")
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async with asyncio.timeout(WAIT_S):
+                async for _ in ws:
+                    pass
+
+
+async def the_client_behind_the_proxy_counts_not_the_proxy(nodes: Cluster) -> None:
+    """With --trusted-proxy, a node takes the client's address from the proxy's
+    X-Forwarded-For (for its per-address limits and incidents), and from nobody else."""
+    one = nodes.nodes[0]
+    await malformed_hello(nodes.ws)  # through the proxy, whichever node it picks
+    # straight to a node, with a header of one's own: not believed
+    await malformed_hello(one.ws, {"X-Forwarded-For": "198.51.100.7"})
+    token = (one.data / "operator.token").read_text().strip()
+    async with httpx.AsyncClient(base_url=one.url) as http:
+        rows = (await http.get("/api/incidents", headers={
+            "Authorization": f"Bearer {token}"})).json()["incidents"]
+    remotes = {r["remote"] for r in rows}
+    # the client as the proxy names it (no port: a forwarded address has none), never the
+    # proxy's own address, never the header a client wrote itself
+    assert "127.0.0.1:0" in remotes, remotes
+    assert not any(r.startswith((PROXY_SOURCE, "198.51.100.7")) for r in remotes), remotes
+
+
 async def test_a_node_killed_mid_call_its_endpoints_move_and_the_record_is_whole(
         nodes: Cluster, tmp_path: Path) -> None:
+    # (here, to spare the suite another start of the cluster)
+    await the_client_behind_the_proxy_counts_not_the_proxy(nodes)
     async with httpx.AsyncClient(base_url=nodes.url) as http:
         call = await provision(http)
         sessions = [CallSession(nodes.ws, call.call, side.identity(), ice=loopback())

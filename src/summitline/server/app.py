@@ -61,6 +61,9 @@ class Settings:
     # Redis for presence and relay between several nodes (server/cluster.py); None: this
     # process is the only node.
     redis_url: str | None = None
+    # Addresses of reverse proxies whose X-Forwarded-For names the client (deploy/haproxy):
+    # behind one, per-address limits count the client, not the proxy. Empty: none.
+    trusted_proxies: tuple[str, ...] = ()
     # Origins besides the server's own whose pages may open signaling and call the REST
     # API: the delegations' consoles. Empty: same origin only.
     allowed_origins: tuple[str, ...] = DEFAULT_CONSOLE_ORIGINS
