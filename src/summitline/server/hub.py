@@ -82,6 +82,7 @@ class Hub:
             for device, node in await cluster.attach(room):
                 await room.gone(device, "node-lost")
                 await cluster.gone(call_id, device, node)
+            cluster.sync(room)
         elif room.state.admitted:
             # Endpoints were connected when this process (or an earlier one) stopped. Their
             # signaling is gone; their peer-to-peer media may well go on. They rejoin.
