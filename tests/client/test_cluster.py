@@ -17,10 +17,11 @@ import websockets
 from summitline.client.bilateral import provision
 from summitline.client.ice import loopback
 from summitline.client.reads import signed_get
-from summitline.client.session import CallSession
+from summitline.client.session import CallSession, SessionRefused
 from summitline.core.record import verify_export
 from summitline.core.roles import MediaKind
-from tests.client.test_session import WAIT_S, until
+from tests.client.test_revocation import enrolled_plan, in_call
+from tests.client.test_session import WAIT_S, leave_all, until
 from tests.cluster import PROXY_SOURCE, Cluster, cluster
 from tests.server.test_attack_review2 import verify_cli
 
@@ -177,3 +178,24 @@ async def test_a_node_killed_mid_call_its_endpoints_move_and_the_record_is_whole
                 await s.leave()
             for task in tasks:
                 task.cancel()
+
+
+async def test_a_revocation_taken_by_one_node_drops_the_device_on_the_other(
+        nodes: Cluster) -> None:
+    one, two = nodes.nodes
+    async with httpx.AsyncClient(base_url=one.url) as http:  # the REST API: node one
+        call = await provision(http)
+        plan, key = await enrolled_plan(call, http, "call-revoke")
+        a, b, tasks = await in_call(two.ws, call, plan, key)  # the endpoints: node two
+        try:
+            answer = await call.b.operator.revoke(key.fingerprint)
+            assert answer["dropped"] == 0 and answer["told"] == 0  # none of them here
+            # node two was told: it tells ``a`` and drops the revoked device
+            await asyncio.wait_for(a.wait_for(lambda: key.fingerprint in a.revoked
+                                              and key.fingerprint not in a.links), WAIT_S)
+            with pytest.raises(SessionRefused) as refused:
+                await asyncio.wait_for(tasks[1], WAIT_S)
+            assert refused.value.code == "device-revoked"
+            assert a.alarms == []
+        finally:
+            await leave_all([a, b], tasks)
