@@ -1,6 +1,7 @@
 """Two server nodes behind HAProxy, sharing a store and Redis (tests/cluster.py): a call
-whose principals sit on different nodes; a node killed mid-call, its endpoints moving to
-the other through the proxy while media goes on, and the record whole afterwards."""
+whose principals sit on different nodes (and the node of one killed for good); a node
+killed mid-call, its endpoints moving to the other through the proxy while media goes
+on, and the record whole afterwards; a revocation taken by one node reaching the other."""
 
 from __future__ import annotations
 
