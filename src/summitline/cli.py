@@ -95,6 +95,8 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"summitline serve: --public-origin: {exc}", file=sys.stderr)
         return 2
     settings = Settings(data_dir=args.data, database_url=args.database_url,
+                        redis_url=args.redis_url,
+                        trusted_proxies=tuple(args.trusted_proxy),
                         public_origins=public,
                         allowed_origins=tuple(args.allow_origin or DEFAULT_CONSOLE_ORIGINS),
                         turn=turn, serve_client=args.serve_client,
@@ -295,6 +297,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--database-url", default=None,
                    help="the store instead of SQLite in --data, for several nodes: "
                    "postgresql+asyncpg://USER@/DB?host=/var/run/postgresql")
+    s.add_argument("--redis-url", default=None, metavar="URL",
+                   help="Redis for several nodes behind a proxy (presence and signaling "
+                   "between them), e.g. redis://127.0.0.1:6379/0; default: one node, "
+                   "nothing shared (docs/operations.md)")
+    s.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDR",
+                   help="the address of a reverse proxy in front (repeatable): its "
+                   "X-Forwarded-For names the client, whose address the per-address "
+                   "limits then count (deploy/haproxy/haproxy.cfg); default: none")
     s.add_argument("--cert", type=Path, default=None, help="TLS certificate (PEM)")
     s.add_argument("--key", type=Path, default=None, help="TLS private key (PEM)")
     s.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",

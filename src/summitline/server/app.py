@@ -60,6 +60,12 @@ def wall_clock_ms() -> int:
 class Settings:
     data_dir: Path
     database_url: str | None = None  # default: SQLite in data_dir
+    # Redis for presence and relay between several nodes (server/cluster.py); None: this
+    # process is the only node.
+    redis_url: str | None = None
+    # Addresses of reverse proxies whose X-Forwarded-For names the client (deploy/haproxy):
+    # behind one, per-address limits count the client, not the proxy. Empty: none.
+    trusted_proxies: tuple[str, ...] = ()
     # Origins besides the server's own whose pages may open signaling and call the REST
     # API: the delegations' consoles. Empty: same origin only.
     allowed_origins: tuple[str, ...] = DEFAULT_CONSOLE_ORIGINS
@@ -113,7 +119,9 @@ def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
         store = await open_store(settings.url)
         press = PressGateway(IceSettings(host_addresses=settings.press_hosts), clock,
                              settings.max_press_viewers, workdir=settings.data_dir)
-        app.state.hub = Hub(store, clock, settings.turn, press, app.state.events)
+        app.state.hub = Hub(store, clock, settings.turn, press, app.state.events,
+                            redis_url=settings.redis_url)
+        await app.state.hub.start()
         app.state.limits = ConnectionLimits(settings.max_connections_per_address,
                                             settings.max_connections_per_call)
         log.info("summitline %s: data in %s", __version__, settings.data_dir)

@@ -4,6 +4,7 @@ MESSAGE_TOO_BIG = 1009
 POLICY = 1008  # rate limit, too many errors
 OVERLOADED = 1013  # a reader too slow for its queue
 INTERNAL = 1011
+NODE_LOST = 1012  # this node was taken for gone by the others (server/cluster.py)
 
 BAD_HANDSHAKE = 4000  # the first message was not a valid hello
 UNSUPPORTED_VERSION = 4001

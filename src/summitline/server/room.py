@@ -9,7 +9,9 @@ runs ahead of the record, and after a crash the record replays to the same state
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -24,12 +26,13 @@ from summitline.store import RecordMoved, Store, StoreError
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], int]  # milliseconds since the epoch
+# Appends lost to other nodes in a row before one gives up (server/cluster.py), and the
+# most a node waits before its next try (random, growing with the tries: two nodes busy
+# with one call take turns instead of one losing every time).
+APPEND_TRIES = 40
+APPEND_BACKOFF_S = 0.005
 
-# How often an append may come second to another server process's before the record is
-# called stuck: each time the room takes the other's entries and tries again, so only
-# many processes appending to one call at once, without pause, come near it.
-MAX_CATCH_UPS = 20
+Clock = Callable[[], int]  # milliseconds since the epoch
 
 
 class Endpoint(Protocol):
@@ -78,6 +81,10 @@ class CallRoom:
         self.on_doors_shut: Callable[[], Awaitable[None]] | None = None
         # Called after each entry of the shared record (the consoles' live updates).
         self.on_entry: Callable[[], None] | None = None
+        # Called after each entry this process appended (other nodes then read it).
+        self.on_append: Callable[[Entry], None] | None = None
+        # Called after entries appended elsewhere were read (server/cluster.py).
+        self.on_caught_up: Callable[[], None] | None = None
 
     @property
     def call_id(self) -> str:
@@ -105,36 +112,55 @@ class CallRoom:
 
     async def _record_locked(self, kind: str, data: dict[str, Any], event: c.Event | None,
                              at_ms: int | None) -> Entry:
-        for _ in range(MAX_CATCH_UPS):
+        for tries in range(APPEND_TRIES):
             new_state, entry = advance(self.state, self.head,
                                        self.clock() if at_ms is None else at_ms, kind, data,
                                        event)
             try:
                 await self.store.append(self.call_id, entry)
-                break
             except RecordMoved:
-                # another server process appended first: take its entries, then decide
-                # again on the state they lead to (the event may be illegal there now)
-                await self._catch_up()
-        else:
-            raise StoreError(f"the record of {self.call_id!r} kept moving: "
-                             f"{MAX_CATCH_UPS} appends in a row came second")
-        self.state, self.head = new_state, entry
-        if self.on_entry is not None:
-            self.on_entry()
-        return entry
+                # Another node appended first (the store refuses an entry that does not
+                # follow the head it holds): read what it wrote, and try on top of it (the
+                # event may no longer be legal: IllegalEvent, nothing recorded).
+                await asyncio.sleep(random.uniform(0, APPEND_BACKOFF_S * min(tries + 1, 8)))
+                if not await self._catch_up_locked():
+                    raise
+                continue
+            self.state, self.head = new_state, entry
+            if self.on_entry is not None:
+                self.on_entry()
+            if self.on_append is not None:
+                self.on_append(entry)
+            return entry
+        raise StoreError(f"record of {self.call_id!r}: {APPEND_TRIES} appends lost in a row")
 
-    async def _catch_up(self) -> None:
-        """Apply the entries stored past this room's head (appended by another process)."""
-        for e in await self.store.entries(self.call_id,
-                                          after=-1 if self.head is None else self.head.seq):
-            event = to_event(e)
+    async def catch_up(self) -> None:
+        """Read the entries other nodes appended since this room's head."""
+        async with self._lock:
+            await self._catch_up_locked()
+
+    async def _catch_up_locked(self) -> bool:
+        """Take the stored entries past the head into the state; whether there were any."""
+        seq = -1 if self.head is None else self.head.seq
+        newer = await self.store.entries(self.call_id, after=seq)
+        phase = self.state.phase
+        for entry in newer:
+            if entry.prev != (self.head.hash if self.head else entry.prev):
+                raise StoreError(f"record of {self.call_id!r} forks at {entry.seq}")
+            event = to_event(entry)
             if event is not None:
                 self.state = self.state.apply(event)
-            if e.kind == "call.started":
-                self.start_proof = _proof(e.data)
-            self._note_booth(e)
-            self.head = e
+            self.head = entry
+            if entry.kind == "call.started":
+                self.start_proof = _proof(entry.data)
+            self._note_booth(entry)
+            if self.on_entry is not None:
+                self.on_entry()
+        if self.state.phase is not phase:
+            self.arm_press_timer()
+        if newer and self.on_caught_up is not None:
+            self.on_caught_up()
+        return bool(newer)
 
     def _note_booth(self, e: Entry) -> None:
         if e.kind in BOOTH_KINDS and "signature" in e.data:
@@ -146,7 +172,7 @@ class CallRoom:
             if delegation not in self.private_heads:
                 entries = await self.store.private_entries(self.call_id, delegation)
                 self.private_heads[delegation] = entries[-1] if entries else None
-            for _ in range(MAX_CATCH_UPS):
+            for _ in range(APPEND_TRIES):
                 entry = Entry.make(self.private_heads[delegation], self.clock(), kind, data)
                 try:
                     await self.store.append_private(self.call_id, delegation, entry)
@@ -193,8 +219,9 @@ class CallRoom:
     async def _close_at(self, deadline_ms: int) -> None:
         await asyncio.sleep(max(0.0, (deadline_ms - self.clock()) / 1000))
         if self.state.phase is Phase.OPEN:
-            await self.change_phase("doors.closed", {"reason": "press window ended"},
-                                    c.CloseDoors)
+            with contextlib.suppress(c.IllegalEvent):  # another node shut them first
+                await self.change_phase("doors.closed", {"reason": "press window ended"},
+                                        c.CloseDoors)
 
     def stop(self) -> None:
         if self._press_timer is not None:
@@ -206,6 +233,20 @@ class CallRoom:
         plan = self.signed.plan
         return [d for d in policy.peers_of(plan, Phase.CLOSED, device)
                 if d in self.state.admitted]
+
+    async def gone(self, device: str, reason: str) -> bool:
+        """Record that ``device`` left without its connection saying so (its node was
+        lost); tell its peers. Whether it was recorded (another node may have been first)."""
+        booth_before = dict(self.state.live)
+        try:
+            await self.record("endpoint.left", {"device": device, "reason": reason},
+                              c.Leave(device))
+        except c.IllegalEvent:
+            return False
+        self.tell_peers(device, {"type": "peer-left", "device": device})
+        if self.state.live != booth_before:
+            self.broadcast(self.booth_state())
+        return True
 
     def booth_state(self) -> dict[str, Any]:
         return {"type": "booth", "live": dict(self.state.live),

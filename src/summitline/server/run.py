@@ -150,9 +150,11 @@ def config(settings: Settings, host: str, port: int, log_level: str = "info",
                           ssl_certfile=str(cert) if cert else None,
                           ssl_keyfile=str(key) if key else None,
                           server_header=False,
-                          # no X-Forwarded-For from anyone: the address a refusal counts
-                          # against is the peer's own (a proxy in front is not built in)
-                          proxy_headers=False,
+                          # X-Forwarded-For only from the proxies named (--trusted-proxy):
+                          # the address a refusal counts against is the peer's own, or
+                          # the client's as such a proxy says
+                          proxy_headers=bool(settings.trusted_proxies),
+                          forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
                           # longer than clients keep idle connections (httpx: 5 s), so a
                           # client never sends on a connection the server just closed
                           timeout_keep_alive=KEEP_ALIVE_S,

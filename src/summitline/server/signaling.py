@@ -31,6 +31,7 @@ from summitline.crypto import statements
 from summitline.crypto.keys import SignatureError
 from summitline.server import closecodes as cc
 from summitline.server import limits
+from summitline.server.cluster import RemoteEndpoint
 from summitline.server.hub import Hub
 from summitline.server.press.gateway import PressRefused
 from summitline.server.room import CallRoom, booth_action
@@ -229,7 +230,22 @@ class Connection:
         assert p is not None
         old = room.endpoints.get(device)
         channels_held = [ch for ch, d in room.state.live.items() if d == device]
-        if old is not None:
+        cluster = self.hub.cluster
+        if cluster is not None:
+            # The device is here before its join is recorded (server/cluster.py).
+            await cluster.joining(room.call_id, device)
+            if old is None and device in room.state.admitted:
+                # admitted through a node this one has not heard of: it takes over as well
+                old = RemoteEndpoint(cluster, room.call_id, device, "")
+        if isinstance(old, RemoteEndpoint):
+            # The same device, on another node (or one that died): it takes over here.
+            with contextlib.suppress(c.IllegalEvent):
+                await room.record("endpoint.left", {"device": device, "reason": "replaced"},
+                                  c.Leave(device))
+            if room.endpoints.get(device) is old:
+                del room.endpoints[device]
+            old.replaced()
+        elif old is not None:
             # The same device, freshly authenticated, on a new connection: it lost the old
             # one before the server noticed. The new connection takes over.
             with contextlib.suppress(c.IllegalEvent):
@@ -244,10 +260,14 @@ class Connection:
                                                   "delegation": p.delegation, "name": p.name},
                               c.Join(device))
         except c.IllegalEvent as exc:
+            if cluster is not None:
+                await cluster.gone(room.call_id, device)
             raise Fatal(exc.code, str(exc), _JOIN_CLOSE.get(exc.code, cc.AUTH_FAILED),
                         room, device) from None
         self.room, self.device = room, device
         room.endpoints[device] = self
+        if cluster is not None:
+            cluster.joined(room.call_id, device)
         if old is not None and channels_held:
             # the same device, back on a new connection: it keeps the booth it held
             with contextlib.suppress(c.IllegalEvent):
@@ -281,6 +301,12 @@ class Connection:
         room, device = self.room, self.device
         if room is None or room.endpoints.get(device) is not self:
             return
+        if self.hub.cluster is not None and not await self.hub.cluster.holds(room.call_id,
+                                                                            device):
+            # a new connection of the device on another node took over (and recorded it)
+            if room.endpoints.get(device) is self:
+                del room.endpoints[device]
+            return
         # Record first: once the leave is in the state, offers to this device are refused.
         booth_before = dict(room.state.live)
         try:
@@ -290,6 +316,8 @@ class Connection:
         finally:
             if room.endpoints.get(device) is self:
                 del room.endpoints[device]
+        if self.hub.cluster is not None:
+            await self.hub.cluster.gone(room.call_id, device)
         room.tell_peers(device, m.PeerLeft(device=device).model_dump())
         if room.state.live != booth_before:  # a live interpreter left: its booth is quiet
             room.broadcast(room.booth_state())
