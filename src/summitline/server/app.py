@@ -30,6 +30,7 @@ from summitline.server.limits import (
 )
 from summitline.server.press import routes as press_routes
 from summitline.server.press.gateway import PressGateway
+from summitline.server.press.janus import JanusPress
 from summitline.server.room import Clock
 from summitline.server.security import (
     DEFAULT_CONSOLE_ORIGINS,
@@ -72,6 +73,12 @@ class Settings:
     # interface; tests and the local demo use loopback), and its viewer limit per call.
     press_hosts: tuple[str, ...] | None = None
     max_press_viewers: int = MAX_PRESS_VIEWERS
+    # Janus's HTTP API (``http://127.0.0.1:8088/janus``): the press watch through its
+    # Streaming plugin, and this server carries none of their media. None: the gateway
+    # serves them. The secrets: Janus's api_secret and the Streaming plugin's admin_key.
+    janus_url: str | None = None
+    janus_api_secret: str | None = None
+    janus_admin_key: str | None = None
     # REST POSTs per remote address: a token bucket (docs/protocol.md §7).
     post_rate_per_s: float = POST_RATE_PER_S
     post_burst: float = POST_BURST
@@ -109,8 +116,11 @@ def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         app.state.operator_token = operator_token(settings.data_dir)
         store = await open_store(settings.url)
+        janus = (JanusPress(settings.janus_url, settings.janus_api_secret,
+                            settings.janus_admin_key) if settings.janus_url else None)
         press = PressGateway(IceSettings(host_addresses=settings.press_hosts), clock,
-                             settings.max_press_viewers, workdir=settings.data_dir)
+                             settings.max_press_viewers, workdir=settings.data_dir,
+                             janus=janus)
         app.state.hub = Hub(store, clock, settings.turn, press, app.state.events)
         app.state.limits = ConnectionLimits(settings.max_connections_per_address,
                                             settings.max_connections_per_call)
