@@ -31,6 +31,7 @@ from summitline.server.limits import (
 from summitline.server.press import routes as press_routes
 from summitline.server.press.gateway import PressGateway
 from summitline.server.press.janus import JanusPress
+from summitline.server.press.static import StaticHls
 from summitline.server.room import Clock
 from summitline.server.security import (
     DEFAULT_CONSOLE_ORIGINS,
@@ -79,6 +80,11 @@ class Settings:
     janus_url: str | None = None
     janus_api_secret: str | None = None
     janus_admin_key: str | None = None
+    # HLS for a static web server (server/press/static.py): the directory it serves, its
+    # URL, and the secret of its secure_link. None: HLS only through this server.
+    hls_dir: Path | None = None
+    hls_url: str | None = None
+    hls_secret: str | None = None
     # REST POSTs per remote address: a token bucket (docs/protocol.md §7).
     post_rate_per_s: float = POST_RATE_PER_S
     post_burst: float = POST_BURST
@@ -120,7 +126,9 @@ def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
                             settings.janus_admin_key) if settings.janus_url else None)
         press = PressGateway(IceSettings(host_addresses=settings.press_hosts), clock,
                              settings.max_press_viewers, workdir=settings.data_dir,
-                             janus=janus)
+                             janus=janus, hls_dir=settings.hls_dir,
+                             static_hls=StaticHls(settings.hls_url, settings.hls_secret)
+                             if settings.hls_url and settings.hls_secret else None)
         app.state.hub = Hub(store, clock, settings.turn, press, app.state.events)
         app.state.limits = ConnectionLimits(settings.max_connections_per_address,
                                             settings.max_connections_per_call)

@@ -42,6 +42,7 @@ from summitline.client.ice import IceSettings
 from summitline.server.limits import MAX_PRESS_VIEWERS as MAX_VIEWERS
 from summitline.server.press.janus import Forwarder, JanusError, JanusPress, JanusWindow
 from summitline.server.press.programme import Packet, Programme, Subscriber
+from summitline.server.press.static import StaticHls
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class Feed:
     programme: Programme
     deadline_ms: int
     workdir: Path
+    hls: Path  # the HLS programme's directory
     senders: dict[str, RTCPeerConnection] = field(default_factory=dict)
     viewers: dict[RTCPeerConnection, Subscriber] = field(default_factory=dict)
     closed: bool = False
@@ -95,9 +97,12 @@ class Feed:
 class PressGateway:
     def __init__(self, ice: IceSettings, clock: Callable[[], int],
                  max_viewers: int = MAX_VIEWERS, workdir: Path | None = None,
-                 janus: JanusPress | None = None) -> None:
+                 janus: JanusPress | None = None, hls_dir: Path | None = None,
+                 static_hls: StaticHls | None = None) -> None:
         self.ice = ice
+        self.static_hls = static_hls
         self.janus = janus
+        self.hls_dir = hls_dir  # a static web server's: DIR/{call}/ (server/press/static.py)
         self.clock = clock
         self.max_viewers = max_viewers
         self._root = Path(tempfile.mkdtemp(prefix="summitline-press-", dir=workdir))
@@ -117,8 +122,12 @@ class PressGateway:
         feed = self.feeds.get(call)
         if feed is None:
             workdir = self._root / f"call-{len(self.feeds)}"
-            feed = Feed(call, Programme(layout, hls_dir=workdir / "hls", channels=channels),
-                        deadline_ms, workdir)
+            hls = workdir / "hls"
+            if self.hls_dir is not None:  # call ids are path-safe (core/plan.py, ID)
+                hls = self.hls_dir / call
+                shutil.rmtree(hls, ignore_errors=True)  # nothing of an earlier process
+            feed = Feed(call, Programme(layout, hls_dir=hls, channels=channels),
+                        deadline_ms, workdir, hls)
             self.feeds[call] = feed
             feed.programme.start()
             if self.janus is not None:
@@ -294,7 +303,7 @@ class PressGateway:
         feed = self.feeds.get(call)
         if feed is None or not HLS_NAME.match(name):
             return None
-        path = feed.workdir / "hls" / name
+        path = feed.hls / name
         return path if path.is_file() else None
 
     # -- closing -------------------------------------------------------------------------
@@ -341,6 +350,7 @@ class PressGateway:
             if feed.timer is not None:
                 feed.timer.cancel()
             shutil.rmtree(feed.workdir, ignore_errors=True)
+            shutil.rmtree(feed.hls, ignore_errors=True)
 
     async def shutdown(self) -> None:
         for call in list(self.feeds):

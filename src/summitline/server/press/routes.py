@@ -61,9 +61,12 @@ def router() -> APIRouter:
         token = secrets.token_urlsafe(32)
         expires = now + body.ttl_s * 1000
         await h.store.add_press_token(_hash(token), call, d.id, expires)
+        static = h.press.static_hls
         return {"token": token, "expires_ms": expires,
                 "press_page": f"/press.html#/press/{call}/{token}",
-                "hls": f"/api/press/{call}/hls/index.m3u8"}
+                "hls": f"/api/press/{call}/hls/index.m3u8",
+                "hls_static": static.playlist(call) if static else None,
+                "hls_key": static.key(call, expires) if static else None}
 
     async def check(request: Request, call: str, authorization: str) -> None:
         scheme, _, token = authorization.partition(" ")
