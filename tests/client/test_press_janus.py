@@ -6,6 +6,7 @@ the window; the Python server carries no viewer media."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from summitline.core.roles import MediaKind, Phase
 from summitline.server.app import Settings
 from summitline.server.press.gateway import PressGateway
 from summitline.server.press.janus import JanusPress
-from summitline.server.run import OpenWebSockets, config, serving
+from summitline.server.run import OpenWebSockets, config, running, serving
 from tests.client.test_press import CUT_SLACK_MS, DARK, WAIT_S, luma
 from tests.client.test_session import leave_all
 from tests.janus import Janus, janus, viewer_ice
@@ -114,3 +115,30 @@ async def test_the_press_watch_through_janus_until_the_deadline_and_no_longer(
     assert a.alarms == b.alarms == []
     await leave_all((a, b), tasks, viewers)
 
+
+
+async def test_without_janus_the_press_get_503_and_the_call_goes_on(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port nobody listens on: Janus is down
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = Settings(data_dir=tmp_path / "server", press_hosts=LOOPBACK,
+                        janus_url=f"http://127.0.0.1:{port}/janus")
+    async with running(settings) as base, httpx.AsyncClient(base_url=base) as http:
+        ws = base.replace("http", "ws", 1) + "/ws"
+        call = await provision(http, press_window_s=60)
+        a, b = (CallSession(ws, call.call, side.identity(), ice=loopback())
+                for side in (call.a, call.b))
+        tasks = [asyncio.create_task(s.run()) for s in (a, b)]
+        await asyncio.wait_for(asyncio.gather(a.joined.wait(), b.joined.wait()), WAIT_S)
+        await call.a.operator.control(call.call, "start")
+        await asyncio.wait_for(asyncio.gather(a.press_answered.wait(), b.press_answered.wait()),
+                               WAIT_S)
+        token = (await call.a.operator.press_token(call.call))["token"]
+        with pytest.raises(PressRefused, match="relay is not available") as refused:
+            await PressViewer(http, call.call, token, loopback()).watch()
+        assert refused.value.status == 503
+        # the principals' call and their press feeds go on
+        n = a.frames(MediaKind.VIDEO)
+        await asyncio.wait_for(a.wait_for(lambda: a.frames(MediaKind.VIDEO) > n + 10), WAIT_S)
+        assert a.press is not None and a.alarms == b.alarms == []
+        await leave_all((a, b), tasks)
