@@ -78,6 +78,7 @@ class JanusWindow:
     viewers: dict[str, Viewer] = field(default_factory=dict)  # by the viewer's resource id
     poll: asyncio.Task[None] | None = None
     pending: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+    detaching: set[asyncio.Task[None]] = field(default_factory=set)
     closed: bool = False
 
 
@@ -174,11 +175,19 @@ class JanusPress:
         if waiter is not None and not waiter.done() and event.get("janus") != "ack":
             waiter.set_result(event)
             return
-        if event.get("janus") in ("hangup", "detached"):
+        if event.get("janus") in ("hangup", "detached"):  # a viewer left: let it go
             sender = event.get("sender")
             for key, viewer in list(window.viewers.items()):
                 if viewer.handle == sender:
                     window.viewers.pop(key, None)
+                    if event["janus"] == "hangup" and not window.closed:
+                        task = asyncio.create_task(self._detach(window, viewer.handle))
+                        window.detaching.add(task)
+                        task.add_done_callback(window.detaching.discard)
+
+    async def _detach(self, window: JanusWindow, handle: int) -> None:
+        with contextlib.suppress(JanusError):
+            await self._post(f"/{window.session}/{handle}", {"janus": "detach"})
 
     # -- windows -------------------------------------------------------------------------
     async def open(self, call: str, channels: tuple[str, ...]) -> JanusWindow:
@@ -269,8 +278,7 @@ class JanusPress:
     async def leave(self, window: JanusWindow, key: str) -> None:
         viewer = window.viewers.pop(key, None)
         if viewer is not None and not window.closed:
-            with contextlib.suppress(JanusError):
-                await self._post(f"/{window.session}/{viewer.handle}", {"janus": "detach"})
+            await self._detach(window, viewer.handle)
 
     # -- what Janus holds ----------------------------------------------------------------
     async def mountpoints(self) -> list[int]:
