@@ -42,9 +42,21 @@ noise over the moving pattern), so that the programme's encoder reaches its conf
 bitrate as with a camera, with as many packets to fan out; the plain pattern
 (``--detail 0``) compresses to about a quarter of it.
 
+``--via janus``: the whole press path through a real Janus (Debian's ``janus``, started
+by the server's process with deploy/janus's configuration, tests/janus.py): the server
+forwards the programme's RTP to a Streaming mountpoint and brokers each viewer to Janus.
+The press path's CPU is the server's process and Janus's (/proc/<pid>/stat of both), at
+0 viewers and then 50, 100, 200 (``--steps``); per viewer = (cpu(N) - cpu(0)) / N. The
+baseline is the same figure for the gateway's own viewers, measured first in the same
+run (``--baseline-steps``, 25 and 50: the machine is full beyond). Where the machine
+runs out (the viewers' own processes do not fit beside the rest), the figure at the
+largest count is extrapolated from the largest served, and the JSON says so. Janus
+gathers its ICE candidates on a veth address inside the namespace (tests/janus.py).
+
 Runs inside a fresh network namespace with only loopback (as root), within about four
 minutes on two cores (plus up to a minute waiting for other work on the machine).
 Usage: python bench/press_fanout.py [--steps 10,25,50,100] [--windows 3] [--window-s 5]
+       python bench/press_fanout.py --via janus [--steps 50,100,200] [--baseline-steps 25,50]
 """
 
 from __future__ import annotations
@@ -79,7 +91,7 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
 
 from summitline import netns
 from summitline.client.bilateral import provision
-from summitline.client.ice import LOOPBACK, loopback
+from summitline.client.ice import LOOPBACK, IceSettings, loopback
 from summitline.client.media import DEFAULT_FPS as SOURCE_FPS
 from summitline.client.media import MediaSource, PatternVideoTrack, ToneAudioTrack
 from summitline.client.press import PressViewer
@@ -88,6 +100,10 @@ from summitline.server import run
 from summitline.server.app import Settings
 from summitline.server.press.gateway import PressGateway
 from summitline.server.press.programme import HEIGHT, VIDEO_BITRATE, WIDTH
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/janus.py: Janus
+from tests.janus import janus as janus_process  # noqa: E402
+from tests.janus import viewer_ice  # noqa: E402
 
 SPAWN = multiprocessing.get_context("spawn")  # fresh interpreters: no event loop inherited
 START_S = 60.0  # bound on every start-up step
@@ -104,6 +120,7 @@ CONCURRENT_JOINS = 4  # per viewer process
 PRESS_WINDOW_S = 1800  # longer than the benchmark; the doors stay open
 DETAIL = 8  # amplitude of the per-frame detail on the principals' pictures
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+JANUS_MAX_VIEWERS = 1000  # --max-press-viewers of a server whose press watch through Janus
 
 
 # -- the principals' pictures ---------------------------------------------------------------
@@ -144,19 +161,31 @@ def commands(conn: Connection) -> asyncio.Queue[Any]:
 
 
 # -- the server process ---------------------------------------------------------------------
-def server_process(conn: Connection, data_dir: str, loop: str) -> None:
+def server_process(conn: Connection, data_dir: str, loop: str, via: str = "gateway") -> None:
     logging.basicConfig(level=logging.ERROR)
     factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     if loop == "uvloop":
         import uvloop
         factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(_serve(conn, Path(data_dir)))
+        runner.run(_serve_via(conn, Path(data_dir), via))
 
 
-async def _serve(conn: Connection, data_dir: Path) -> None:
-    cfg = run.config(Settings(data_dir=data_dir, press_hosts=LOOPBACK), "127.0.0.1", 0,
-                     log_level="error")
+async def _serve_via(conn: Connection, data_dir: Path, via: str) -> None:
+    """The server, and with ``via`` "janus" a real Janus beside it (tests/janus.py: the
+    deploy/janus configuration), whose pid goes to the orchestra with the base URL."""
+    if via != "janus":
+        await _serve(conn, Settings(data_dir=data_dir, press_hosts=LOOPBACK))
+        return
+    async with janus_process(data_dir / "janus") as j:
+        await _serve(conn, Settings(data_dir=data_dir, press_hosts=LOOPBACK,
+                                    janus_url=j.url, janus_api_secret=j.api_secret,
+                                    janus_admin_key=j.admin_key,
+                                    max_press_viewers=JANUS_MAX_VIEWERS), j.pid)
+
+
+async def _serve(conn: Connection, settings: Settings, janus_pid: int | None = None) -> None:
+    cfg = run.config(settings, "127.0.0.1", 0, log_level="error")
     server = uvicorn.Server(cfg)
     task = asyncio.create_task(server.serve())
     started = time.monotonic()
@@ -166,7 +195,7 @@ async def _serve(conn: Connection, data_dir: Path) -> None:
             return
         await asyncio.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
-    app: Any = cfg.app
+    app: Any = cfg.app.app if isinstance(cfg.app, run.OpenWebSockets) else cfg.app
     gateway: PressGateway = app.state.hub.press
     lag = [0.0]  # the event loop's largest lateness since the last "state", in seconds
 
@@ -177,7 +206,7 @@ async def _serve(conn: Connection, data_dir: Path) -> None:
             lag[0] = max(lag[0], time.monotonic() - t - LAG_PROBE_S)
 
     probing = asyncio.create_task(probe())
-    conn.send(f"http://127.0.0.1:{port}")
+    conn.send({"base": f"http://127.0.0.1:{port}", "janus_pid": janus_pid})
     inbox = commands(conn)
     while True:
         op = (await inbox.get())[0]
@@ -186,7 +215,9 @@ async def _serve(conn: Connection, data_dir: Path) -> None:
             feeds = list(gateway.feeds.values())
             feed = feeds[0] if feeds else None
             conn.send({} if feed is None else {
-                "viewers": len(feed.viewers), "subscribers": len(feed.programme.subscribers),
+                "viewers": gateway.viewers(feed.call),
+                "subscribers": len(feed.programme.subscribers),
+                "forwarded": sum(f.sent for f in feed.forwarders),
                 "encoded": feed.programme.encoded, "fps": feed.programme.fps,
                 "received": dict(feed.received),
                 "feeds": {d[:8]: pc.connectionState for d, pc in feed.senders.items()},
@@ -296,21 +327,23 @@ async def counting_receiver(self: Any, packet: Any, arrival_time_ms: int) -> Non
             tally.keyed.set()
 
 
-def viewers_process(conn: Connection, base: str, call: str, token: str) -> None:
+def viewers_process(conn: Connection, base: str, call: str, token: str,
+                    via: str = "gateway") -> None:
     logging.basicConfig(level=logging.ERROR)
     os.nice(VIEWER_NICE)
     setattr(RTCRtpReceiver, "_handle_rtp_packet", counting_receiver)  # noqa: B010
-    asyncio.run(_viewers(conn, base, call, token))
+    asyncio.run(_viewers(conn, base, call, token, viewer_ice() if via == "janus" else loopback()))
 
 
-async def _viewers(conn: Connection, base: str, call: str, token: str) -> None:
+async def _viewers(conn: Connection, base: str, call: str, token: str,
+                   ice: IceSettings) -> None:
     viewers: list[tuple[PressViewer, dict[str, Tally]]] = []
     gate = asyncio.Semaphore(CONCURRENT_JOINS)
     async with httpx.AsyncClient(base_url=base, timeout=60) as http:
 
         async def join() -> None:
             async with gate:
-                viewer = PressViewer(http, call, token, loopback())
+                viewer = PressViewer(http, call, token, ice)
                 await viewer.watch()
             assert viewer.pc is not None
             tallies = {r.track.kind: tally_of(r) for r in viewer.pc.getReceivers()}
@@ -424,6 +457,7 @@ class Window:
     lag_ms: float  # the server's event loop: largest lateness of a timer
     feeds: dict[str, str]  # the gateway's feed connections, by principal, at the end
     clean: bool  # the programme and the principals' feeds kept their frame rates
+    janus_cores: float = 0.0  # the Janus process (--via janus)
 
 
 @dataclass
@@ -458,8 +492,9 @@ class Group:
 
 class Bench:
     def __init__(self, server: Child, others: list[Child], viewer_procs: list[Child],
-                 window_s: float, settle_s: float) -> None:
+                 window_s: float, settle_s: float, janus_pid: int | None = None) -> None:
         self.server, self.viewer_procs = server, viewer_procs
+        self.janus_pid = janus_pid
         self.ours = [server, *others]
         self.window_s, self.settle_s = window_s, settle_s
         self.watching = 0
@@ -467,21 +502,24 @@ class Bench:
     def window(self, seconds: float) -> Window:
         s0 = self.server.ask("state")
         c0 = [cpu_seconds(c.pid) for c in self.ours]
+        j0 = cpu_seconds(self.janus_pid)[0] if self.janus_pid else 0.0
         m0, p0, w0 = machine_busy(), time.process_time(), time.monotonic()
         time.sleep(seconds)
         c1 = [cpu_seconds(c.pid) for c in self.ours]
+        j1 = cpu_seconds(self.janus_pid)[0] if self.janus_pid else 0.0
         m1, p1, wall = machine_busy(), time.process_time(), time.monotonic() - w0
         s1 = self.server.ask("state")
         fps = (s1["encoded"] - s0["encoded"]) / wall
         feeds = min((n - s0["received"].get(k, 0)) / wall for k, n in s1["received"].items())
         d = [[(b - a) / wall for a, b in zip(x, y, strict=True)]
              for x, y in zip(c0, c1, strict=True)]
-        ours = sum(x[0] for x in d) + (p1 - p0) / wall
+        janus = (j1 - j0) / wall
+        ours = sum(x[0] for x in d) + (p1 - p0) / wall + janus
         return Window(d[0][0], d[0][1], d[0][2], sum(x[0] for x in d[2:]), d[1][0],
                       (m1 - m0) / wall, (m1 - m0) / wall - ours, fps, feeds, s1["lag_ms"],
                       s1["feeds"],
                       abs(fps - s1["fps"]) <= RATE_SLACK * s1["fps"]
-                      and feeds >= (1 - RATE_SLACK) * SOURCE_FPS)
+                      and feeds >= (1 - RATE_SLACK) * SOURCE_FPS, janus)
 
     def hold(self, n: int) -> None:
         """Bring the viewers to ``n`` (more, or none), settled, every one watching."""
@@ -552,7 +590,8 @@ class Bench:
             f"{len(windows)} windows at rate, loop late <= "
             f"{max(w.lag_ms for w in windows):.0f} ms, feeds "
             f"{'/'.join(windows[-1].feeds.values())}; principals "
-            f"{group.median(lambda w: w.principals_cores):.2f}, viewers "
+            f"{group.median(lambda w: w.principals_cores):.2f}, janus "
+            f"{group.median(lambda w: w.janus_cores):.3f}, viewers "
             f"{group.median(lambda w: w.viewers_cores):.2f}, others {others:.2f} cores;"
             f" each viewer >= "
             f"{group.video_kbps[0]:.0f} kbps, {group.video_pps:.0f} video pkt/s, "
@@ -591,9 +630,10 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         try:
             server = Child(server_process, tmp, args.loop)
             children.append(server)
-            base = server.reply(START_S)
-            if base is None:
+            started = server.reply(START_S)
+            if started is None:
                 raise RuntimeError("the server did not start")
+            base = started["base"]
             principals = Child(principals_process, base, (w, h), args.detail)
             children.append(principals)
             joined = principals.reply(START_S)
@@ -648,6 +688,125 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             for child in reversed(children):
                 child.stop()
     return report(args, first, growth, after, dropped_s, ending, stopped)
+
+
+def press_path(args: argparse.Namespace, via: str, steps: list[int],
+               tmp: Path) -> tuple[Group, list[Group], str | None]:
+    """One press path (the gateway's own viewers, or Janus's) on a programme of its own:
+    no viewer, then ``steps`` viewers; what stopped the growth, if anything."""
+    w, h = (int(v) for v in args.source.split("x"))
+    children: list[Child] = []
+    try:
+        server = Child(server_process, str(tmp / via), args.loop, via)
+        children.append(server)
+        started = server.reply(START_S)
+        if started is None:
+            raise RuntimeError(f"the server ({via}) did not start")
+        base = started["base"]
+        principals = Child(principals_process, base, (w, h), args.detail)
+        children.append(principals)
+        joined = principals.reply(START_S)
+        wait_until("both principals' feeds reach the programme", lambda: (
+            (s := server.ask("state")) and len(s["received"]) == 2
+            and min(s["received"].values()) > 30 and s["encoded"] > 30), START_S)
+        log(f"{via}: server pid {server.pid}, janus pid {started['janus_pid']}; the "
+            f"programme of {joined['call']} is on air")
+        viewer_procs = [Child(viewers_process, base, joined["call"], joined["token"], via)
+                        for _ in range(args.viewer_processes)]
+        children.extend(viewer_procs)
+        bench = Bench(server, [principals, *viewer_procs], viewer_procs,
+                      args.window_s, args.settle_s, started["janus_pid"])
+        log("warm-up (not counted):")
+        bench.measure(0, 1)
+        zero = bench.measure(0, args.windows)
+        growth: list[Group] = []
+        stopped = None
+        for n in steps:
+            try:
+                growth.append(bench.measure(n, args.windows))
+            except (RuntimeError, TimeoutError) as exc:  # as far as the machine allows
+                stopped = f"at {n} viewers: {exc}"
+                log(f"  stopped {stopped}")
+                break
+        return zero, growth, stopped
+    finally:
+        for child in reversed(children):
+            child.stop()
+
+
+def run_janus(args: argparse.Namespace) -> dict[str, Any]:
+    """--via janus: CPU per viewer of the whole press path (the server and Janus), and
+    the same for the gateway's own viewers as the baseline, measured in this run."""
+    quiet()
+    with tempfile.TemporaryDirectory() as tmp:
+        base0, base_growth, base_stopped = press_path(args, "gateway", args.baseline_steps,
+                                                      Path(tmp))
+        zero, growth, stopped = press_path(args, "janus", args.steps, Path(tmp))
+
+    def press(g: Group) -> float:  # the server's process and Janus's
+        return g.median(lambda w: w.cores + w.janus_cores)
+
+    def janus(g: Group) -> float:
+        return g.median(lambda w: w.janus_cores)
+
+    def row(g: Group, g0: Group) -> dict[str, Any]:
+        return {"viewers": g.viewers, "served": g.clean,
+                "press_cores": round(press(g), 3),
+                "server_cores": round(g.cores, 3),
+                "janus_cores": round(g.median(lambda w: w.janus_cores), 3),
+                "per_viewer": round((press(g) - press(g0)) / g.viewers, 5),
+                # apart: the server's share moves with the programme's own rate on a
+                # busy machine; Janus's is all fan-out
+                "server_per_viewer": round((g.cores - g0.cores) / g.viewers, 5),
+                "janus_per_viewer": round((janus(g) - janus(g0)) / g.viewers, 5),
+                "programme_fps": round(g.median(lambda w: w.fps), 1),
+                "min_video_fps": round(g.video_fps, 1), "min_audio_fps": round(g.audio_fps, 1),
+                "min_video_kbps": round(g.video_kbps[0], 1), "lost": g.lost,
+                "not_connected": g.failed, "keyless": g.keyless,
+                "viewers_cores": round(g.median(lambda w: w.viewers_cores), 2),
+                "others_cores": round(g.median(lambda w: w.others_cores), 2)}
+
+    def pick(groups: list[Group]) -> Group | None:
+        """The largest number of viewers served at the programme's full rate, every one
+        connected; else (a machine busy with other work) the largest with every one
+        connected, flagged in the report as not at full rate."""
+        connected = [g for g in groups if not g.failed]
+        clean = [g for g in connected if g.clean]
+        return (clean or connected or [None])[-1]
+
+    top, base_top = pick(growth), pick(base_growth)
+    if top is None or base_top is None:
+        raise RuntimeError(f"could not measure: janus {stopped}, gateway {base_stopped}")
+    value = (press(top) - press(zero)) / top.viewers
+    baseline = (press(base_top) - press(base0)) / base_top.viewers
+    wanted = max(args.steps)
+    measured = top.viewers == wanted
+    return {
+        "bench": "press_fanout", "via": "janus", "unit": "cores per viewer",
+        "value": round(value, 5), "baseline": round(baseline, 5),
+        "ratio": round(value / baseline, 3) if baseline > 0 else None,
+        "aim": "200 viewers per core through Janus (0.005 cores per viewer)",
+        "viewers_per_core": round(1 / value) if value > 0 else None,
+        "baseline_viewers_per_core": round(1 / baseline) if baseline > 0 else None,
+        "runs": args.windows, "window_s": args.window_s, "machine": f"{os.cpu_count()} cores",
+        "janus_value": round((janus(top) - janus(zero)) / top.viewers, 5),
+        "server_value": round((top.cores - zero.cores) / top.viewers, 5),
+        "value_at": top.viewers, "baseline_at": base_top.viewers,
+        "value_at_full_rate": top.clean, "baseline_at_full_rate": base_top.clean,
+        "press_cores_at_0": round(press(zero), 3),
+        "gateway_cores_at_0": round(press(base0), 3),
+        f"press_cores_at_{wanted}": round(press(top) if measured
+                                          else press(zero) + wanted * value, 3),
+        f"press_cores_at_{wanted}_measured": measured,
+        "extrapolated": None if measured else (
+            f"{wanted} viewers did not fit on this machine beside their own receivers "
+            f"({stopped or 'not served at full rate'}); the figure at {wanted} is "
+            f"cpu(0) + {wanted} x the per-viewer cost measured at {top.viewers}"),
+        "series": [row(g, zero) for g in growth],
+        "baseline_series": [row(g, base0) for g in base_growth],
+        "stopped": stopped, "baseline_stopped": base_stopped,
+        "event_loop": args.loop, "sources": f"{args.source}, detail {args.detail}",
+    }
 
 
 def report(args: argparse.Namespace, first: list[Group], growth: list[Group],
@@ -752,12 +911,19 @@ def main() -> None:
     p.add_argument("--loop", choices=["auto", "uvloop", "asyncio"], default="auto",
                    help="the server's event loop; auto: uvloop if installed, as uvicorn "
                         "(summitline serve) chooses")
+    p.add_argument("--via", choices=["gateway", "janus"], default="gateway",
+                   help="janus: the whole press path through a real Janus (its process "
+                   "included), against the gateway's own viewers (the baseline)")
+    p.add_argument("--baseline-steps", type=lambda s: [int(v) for v in s.split(",")],
+                   default=[25, 50], help="--via janus: the gateway's viewers (25,50)")
     args = p.parse_args()
+    if args.via == "janus" and "--steps" not in sys.argv:
+        args.steps = [50, 100, 200]
     if args.loop == "auto":
         args.loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     logging.basicConfig(level=logging.ERROR)
     netns.isolate()
-    print(json.dumps(run_bench(args)))
+    print(json.dumps(run_janus(args) if args.via == "janus" else run_bench(args)))
 
 
 if __name__ == "__main__":

@@ -74,6 +74,39 @@ def _serve(args: argparse.Namespace) -> int:
         from summitline.server.turn import TurnSettings
 
         turn = TurnSettings(tuple(args.turn_url), secret)
+    janus_secrets: list[str | None] = [None, None]
+    if args.janus_secret_file is not None:
+        if args.janus_url is None:
+            print("summitline serve: --janus-secret-file needs --janus-url", file=sys.stderr)
+            return 2
+        try:
+            if args.janus_secret_file.stat().st_mode & 0o077:
+                print(f"summitline serve: {args.janus_secret_file} is readable by others; "
+                      f"run 'chmod 600 {args.janus_secret_file}'", file=sys.stderr)
+                return 2
+            lines = args.janus_secret_file.read_text().split("\n")
+        except OSError as exc:
+            print(f"summitline serve: cannot read {args.janus_secret_file}: {exc.strerror}",
+                  file=sys.stderr)
+            return 2
+        janus_secrets = [line.strip() or None for line in (lines + ["", ""])[:2]]
+    hls = (args.hls_dir, args.hls_url, args.hls_secret_file)
+    hls_secret = None
+    if any(v is not None for v in hls):
+        if any(v is None for v in hls):
+            print("summitline serve: --hls-dir, --hls-url and --hls-secret-file go together",
+                  file=sys.stderr)
+            return 2
+        try:
+            if args.hls_secret_file.stat().st_mode & 0o077:
+                print(f"summitline serve: {args.hls_secret_file} is readable by others; "
+                      f"run 'chmod 600 {args.hls_secret_file}'", file=sys.stderr)
+                return 2
+            hls_secret = args.hls_secret_file.read_text().strip()
+        except OSError as exc:
+            print(f"summitline serve: cannot read {args.hls_secret_file}: {exc.strerror}",
+                  file=sys.stderr)
+            return 2
     if args.max_press_viewers < 1:
         print("summitline serve: --max-press-viewers must be at least 1", file=sys.stderr)
         return 2
@@ -101,7 +134,10 @@ def _serve(args: argparse.Namespace) -> int:
                         allowed_origins=tuple(args.allow_origin or DEFAULT_CONSOLE_ORIGINS),
                         turn=turn, serve_client=args.serve_client,
                         press_hosts=tuple(args.press_host) if args.press_host else None,
-                        max_press_viewers=args.max_press_viewers)
+                        max_press_viewers=args.max_press_viewers,
+                        janus_url=args.janus_url, janus_api_secret=janus_secrets[0],
+                        janus_admin_key=janus_secrets[1], hls_dir=args.hls_dir,
+                        hls_url=args.hls_url, hls_secret=hls_secret)
     from summitline.server.run import Server
 
     def started(url: str) -> None:
@@ -335,6 +371,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--max-press-viewers", type=int, default=MAX_PRESS_VIEWERS, metavar="N",
                    help=f"WebRTC press viewers per call (default {MAX_PRESS_VIEWERS}); more "
                    "press go to the HLS programme or a Janus Streaming mountpoint")
+    s.add_argument("--janus-url", default=None, metavar="URL",
+                   help="Janus's HTTP API on this machine, e.g. http://127.0.0.1:8088/janus: "
+                   "the press watch through its Streaming plugin, and this server carries "
+                   "none of their media (see deploy/janus/); default: the server's own "
+                   "press gateway serves them")
+    s.add_argument("--janus-secret-file", type=Path, default=None, metavar="FILE",
+                   help="file holding Janus's api_secret on its first line and the "
+                   "Streaming plugin's admin_key on its second")
+    s.add_argument("--hls-dir", type=Path, default=None, metavar="DIR",
+                   help="write the press HLS programme to DIR/CALL/ as plain files, for a "
+                   "static web server to serve (deploy/nginx/summitline-hls.conf); needs "
+                   "--hls-url and --hls-secret-file")
+    s.add_argument("--hls-url", default=None, metavar="URL",
+                   help="where that web server serves DIR, e.g. https://press.example.org/hls")
+    s.add_argument("--hls-secret-file", type=Path, default=None, metavar="FILE",
+                   help="file holding the secret of the web server's secure_link_md5")
     s.set_defaults(func=_serve)
 
     c = sub.add_parser("console", help="serve the web client for a delegation, on its "

@@ -1,7 +1,8 @@
 """A press viewer in Python: watches the press programme of a call with a viewer token.
 
 What a broadcaster's ingest or a test uses in place of the press page: it POSTs a
-receive-only SDP offer to the call's WHEP-style route and counts what it decodes,
+receive-only SDP offer to the call's WHEP-style route (or, when the server's press go
+through Janus, answers the offer Janus makes) and counts what it decodes,
 with the wall-clock time of every frame (the benchmarks measure the cut with it).
 """
 
@@ -47,6 +48,7 @@ class PressViewer:
         self.channel = channel  # an interpretation channel to hear (None: the floor)
         self.changed = asyncio.Event()
         self._readers: list[asyncio.Task[None]] = []
+        self.resource: str | None = None  # through Janus: where the answer went
 
     async def watch(self) -> None:
         pc = self.pc = RTCPeerConnection(self.ice.configuration())
@@ -62,7 +64,23 @@ class PressViewer:
         if response.status_code != 201:
             await close_peer(pc)
             raise PressRefused(response.status_code, response.json().get("detail", ""))
-        await pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
+        if response.headers.get("Summitline-SDP-Type") != "offer":
+            await pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
+            return
+        # through Janus: the server gives Janus's offer; a new connection answers it
+        await close_peer(pc)
+        pc = self.pc = RTCPeerConnection(self.ice.configuration())
+        pc.on("track", self._on_track)
+        await pc.setRemoteDescription(RTCSessionDescription(response.text, "offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        self.resource = response.headers["Location"]
+        answered = await self.http.patch(
+            self.resource, content=pc.localDescription.sdp,
+            headers={"Authorization": f"Bearer {self.token}",
+                     "Content-Type": "application/sdp"})
+        if answered.status_code != 204:
+            await close_peer(pc)
+            raise PressRefused(answered.status_code, answered.json().get("detail", ""))
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         if self.pc is not None:

@@ -31,6 +31,8 @@ from summitline.server.limits import (
 from summitline.server.metrics import CONTENT_TYPE
 from summitline.server.press import routes as press_routes
 from summitline.server.press.gateway import PressGateway
+from summitline.server.press.janus import JanusPress
+from summitline.server.press.static import StaticHls
 from summitline.server.room import Clock
 from summitline.server.security import (
     DEFAULT_CONSOLE_ORIGINS,
@@ -80,6 +82,17 @@ class Settings:
     # interface; tests and the local demo use loopback), and its viewer limit per call.
     press_hosts: tuple[str, ...] | None = None
     max_press_viewers: int = MAX_PRESS_VIEWERS
+    # Janus's HTTP API (``http://127.0.0.1:8088/janus``): the press watch through its
+    # Streaming plugin, and this server carries none of their media. None: the gateway
+    # serves them. The secrets: Janus's api_secret and the Streaming plugin's admin_key.
+    janus_url: str | None = None
+    janus_api_secret: str | None = None
+    janus_admin_key: str | None = None
+    # HLS for a static web server (server/press/static.py): the directory it serves, its
+    # URL, and the secret of its secure_link. None: HLS only through this server.
+    hls_dir: Path | None = None
+    hls_url: str | None = None
+    hls_secret: str | None = None
     # REST POSTs per remote address: a token bucket (docs/protocol.md §7).
     post_rate_per_s: float = POST_RATE_PER_S
     post_burst: float = POST_BURST
@@ -117,8 +130,13 @@ def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         app.state.operator_token = operator_token(settings.data_dir)
         store = await open_store(settings.url)
+        janus = (JanusPress(settings.janus_url, settings.janus_api_secret,
+                            settings.janus_admin_key) if settings.janus_url else None)
         press = PressGateway(IceSettings(host_addresses=settings.press_hosts), clock,
-                             settings.max_press_viewers, workdir=settings.data_dir)
+                             settings.max_press_viewers, workdir=settings.data_dir,
+                             janus=janus, hls_dir=settings.hls_dir,
+                             static_hls=StaticHls(settings.hls_url, settings.hls_secret)
+                             if settings.hls_url and settings.hls_secret else None)
         app.state.hub = Hub(store, clock, settings.turn, press, app.state.events,
                             redis_url=settings.redis_url)
         await app.state.hub.start()

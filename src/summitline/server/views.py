@@ -219,6 +219,9 @@ class PressToken(View):
     expires_ms: Millis
     press_page: str
     hls: str
+    hls_static: str | None = Field(None, description="with --hls-dir: the playlist on the "
+                                   "static web server")
+    hls_key: str | None = Field(None, description="its Authorization: Bearer credential")
 
 
 class PressWindow(View):

@@ -13,10 +13,12 @@ doors shut early); but it is the server's, and the server is not trusted with th
 cut: each principal's client stops sending at the deadline of the signed plan,
 whatever the gateway does (client/session.py, web/session.js).
 
-``PressGateway`` is the embedded default. For large audiences the programme can be
-forwarded to a Janus Streaming mountpoint instead of served here: ``Programme``
-publishes encoded packets to ``Subscriber`` objects, and a forwarder subscribes like
-a viewer and sends RTP to the mountpoint's ports (docs/operations.md; not built).
+``PressGateway`` serves the viewers itself by default. With a ``JanusPress`` (``summitline
+serve --janus-url``) it serves none: at the opening of the window it creates Janus
+Streaming mountpoints, a ``Forwarder`` per mountpoint subscribes to the programme like a
+viewer and sends its RTP there, and viewers are brokered to Janus (``offer``,
+``answer``): Janus makes the offer, the viewer answers, Janus sends the media. The
+mountpoints go at the deadline, with the window (server/press/janus.py).
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ from aiortc.mediastreams import MediaStreamError
 from summitline.client.closing import close_peer, guard_decoders
 from summitline.client.ice import IceSettings
 from summitline.server.limits import MAX_PRESS_VIEWERS as MAX_VIEWERS
+from summitline.server.press.janus import Forwarder, JanusError, JanusPress, JanusWindow
 from summitline.server.press.programme import Packet, Programme, Subscriber
+from summitline.server.press.static import StaticHls
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +81,7 @@ class Feed:
     programme: Programme
     deadline_ms: int
     workdir: Path
+    hls: Path  # the HLS programme's directory
     senders: dict[str, RTCPeerConnection] = field(default_factory=dict)
     viewers: dict[RTCPeerConnection, Subscriber] = field(default_factory=dict)
     closed: bool = False
@@ -84,12 +89,20 @@ class Feed:
     readers: list[asyncio.Task[None]] = field(default_factory=list)
     received: dict[str, int] = field(default_factory=dict)  # frames per principal
     last_frame_ms: dict[str, int] = field(default_factory=dict)
+    # through Janus: the window's mountpoints (being made, then made), their forwarders
+    janus: asyncio.Task[JanusWindow] | None = None
+    forwarders: list[Forwarder] = field(default_factory=list)
 
 
 class PressGateway:
     def __init__(self, ice: IceSettings, clock: Callable[[], int],
-                 max_viewers: int = MAX_VIEWERS, workdir: Path | None = None) -> None:
+                 max_viewers: int = MAX_VIEWERS, workdir: Path | None = None,
+                 janus: JanusPress | None = None, hls_dir: Path | None = None,
+                 static_hls: StaticHls | None = None) -> None:
         self.ice = ice
+        self.static_hls = static_hls
+        self.janus = janus
+        self.hls_dir = hls_dir  # a static web server's: DIR/{call}/ (server/press/static.py)
         self.clock = clock
         self.max_viewers = max_viewers
         self._root = Path(tempfile.mkdtemp(prefix="summitline-press-", dir=workdir))
@@ -110,11 +123,17 @@ class PressGateway:
         feed = self.feeds.get(call)
         if feed is None:
             workdir = self._root / f"call-{len(self.feeds)}"
-            feed = Feed(call, Programme(layout, hls_dir=workdir / "hls", channels=channels),
-                        deadline_ms, workdir)
+            hls = workdir / "hls"
+            if self.hls_dir is not None:  # call ids are path-safe (core/plan.py, ID)
+                hls = self.hls_dir / call
+                shutil.rmtree(hls, ignore_errors=True)  # nothing of an earlier process
+            feed = Feed(call, Programme(layout, hls_dir=hls, channels=channels),
+                        deadline_ms, workdir, hls)
             self.feeds[call] = feed
             feed.programme.on_cpu = self.on_cpu
             feed.programme.start()
+            if self.janus is not None:
+                feed.janus = asyncio.create_task(self._open_janus(feed, self.janus))
             if self.enforce_deadline:
                 feed.timer = asyncio.create_task(self._close_at(feed))
         if feed.closed:
@@ -152,10 +171,71 @@ class PressGateway:
                 elif isinstance(frame, av.AudioFrame):
                     programme.feed_audio(device, frame)
 
+    async def _open_janus(self, feed: Feed, janus: JanusPress) -> JanusWindow:
+        window = await janus.open(feed.call, feed.programme.channels)
+        if feed.closed:  # the window shut while Janus was making it
+            await janus.close(window)
+            return window
+        for channel, mountpoint in window.mountpoints.items():
+            sub = feed.programme.subscribe(channel)
+            feed.forwarders.append(Forwarder(sub, janus.rtp_host, mountpoint))
+        log.info("press window of %s: forwarding to Janus mountpoints %s", feed.call,
+                 [m.id for m in window.mountpoints.values()])
+        return window
+
+    async def _janus_window(self, call: str) -> tuple[JanusPress, JanusWindow]:
+        feed = self.feeds.get(call)
+        if feed is None or feed.closed or feed.janus is None or self.janus is None:
+            raise PressRefused(409, "the press window is not open: the talks continue "
+                               "behind closed doors" if feed else
+                               "the press window has not opened yet")
+        try:
+            window = await asyncio.wait_for(asyncio.shield(feed.janus), 15.0)
+        except (JanusError, TimeoutError) as exc:
+            log.error("press window of %s: no Janus mountpoint: %s", call, exc)
+            raise PressRefused(503, "the press relay is not available") from None
+        if feed.closed or window.closed:
+            raise PressRefused(409, "the press window is not open: the talks continue "
+                               "behind closed doors")
+        return self.janus, window
+
+    async def offer(self, call: str, channel: str | None = None) -> tuple[str, str]:
+        """A press viewer through Janus: its resource id and Janus's offer."""
+        janus, window = await self._janus_window(call)
+        if len(window.viewers) >= self.max_viewers:
+            raise PressRefused(503, f"the viewer limit ({self.max_viewers}) is reached")
+        if channel not in window.mountpoints:
+            raise PressRefused(400, f"the press may not hear channel {channel!r}")
+        try:
+            return await janus.watch(window, channel)
+        except JanusError as exc:
+            log.error("press viewer of %s: %s", call, exc)
+            raise PressRefused(503, "the press relay is not available") from None
+
+    async def answer(self, call: str, viewer: str, answer_sdp: str) -> None:
+        """The viewer's answer to Janus's offer."""
+        janus, window = await self._janus_window(call)
+        if viewer not in window.viewers:
+            raise PressRefused(404, "no such press viewer waiting for its answer")
+        try:
+            await janus.answer(window, viewer, answer_sdp)
+        except JanusError as exc:
+            raise PressRefused(400, f"the answer is not usable: {exc}") from None
+
+    async def leave(self, call: str, viewer: str) -> None:
+        """A viewer through Janus hangs up (WHEP's DELETE)."""
+        janus, window = await self._janus_window(call)
+        if viewer not in window.viewers:
+            raise PressRefused(404, "no such press viewer")
+        await janus.leave(window, viewer)
+
     # -- viewers -------------------------------------------------------------------------
     async def watch(self, call: str, offer_sdp: str,
                     channel: str | None = None) -> tuple[RTCPeerConnection, str]:
         """A press viewer: the picture, and the floor or ``channel`` to hear."""
+        if self.janus is not None:
+            raise PressRefused(409, "this server's press watch through Janus: answer "
+                               "the offer it gives")
         feed = self.feeds.get(call)
         if feed is None or feed.closed:
             raise PressRefused(409, "the press window is not open: the talks continue "
@@ -207,7 +287,13 @@ class PressGateway:
 
     def viewers(self, call: str) -> int:
         feed = self.feeds.get(call)
-        return len(feed.viewers) if feed else 0
+        if feed is None:
+            return 0
+        janus = feed.janus
+        if janus is not None and janus.done() and not janus.cancelled() \
+                and janus.exception() is None:
+            return len(janus.result().viewers)
+        return len(feed.viewers)
 
     def snapshot(self, call: str) -> bytes | None:
         feed = self.feeds.get(call)
@@ -219,7 +305,7 @@ class PressGateway:
         feed = self.feeds.get(call)
         if feed is None or not HLS_NAME.match(name):
             return None
-        path = feed.workdir / "hls" / name
+        path = feed.hls / name
         return path if path.is_file() else None
 
     # -- closing -------------------------------------------------------------------------
@@ -234,6 +320,7 @@ class PressGateway:
             return
         feed.closed = True
         await feed.programme.stop()  # ends every viewer's tracks and the HLS playlist
+        await self._close_janus(feed)
         senders, feed.senders = list(feed.senders.values()), {}
         viewers = list(feed.viewers)
         for pc in senders + viewers:
@@ -243,6 +330,20 @@ class PressGateway:
             task.cancel()
         log.info("press window of %s closed", call)
 
+    async def _close_janus(self, feed: Feed) -> None:
+        """Stop forwarding; destroy the mountpoints (Janus hangs up their viewers)."""
+        for forwarder in feed.forwarders:
+            await forwarder.stop()
+        feed.forwarders.clear()
+        if feed.janus is None or self.janus is None:
+            return
+        try:
+            window = await asyncio.wait_for(asyncio.shield(feed.janus), 15.0)
+        except (JanusError, TimeoutError):
+            feed.janus.cancel()
+            return
+        await self.janus.close(window)
+
     async def forget(self, call: str) -> None:
         """The call has ended: close and delete what the window left (HLS segments)."""
         await self.close(call)
@@ -251,10 +352,13 @@ class PressGateway:
             if feed.timer is not None:
                 feed.timer.cancel()
             shutil.rmtree(feed.workdir, ignore_errors=True)
+            shutil.rmtree(feed.hls, ignore_errors=True)
 
     async def shutdown(self) -> None:
         for call in list(self.feeds):
             await self.forget(call)
+        if self.janus is not None:
+            await self.janus.aclose()
         shutil.rmtree(self._root, ignore_errors=True)
 
 

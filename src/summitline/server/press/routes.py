@@ -1,6 +1,6 @@
 """The press's routes: viewer tokens (issued by an operator), watching over WebRTC in the
-manner of WHEP (POST an SDP offer, get the answer), HLS for broadcasters, and the
-window's public state for the press page.
+manner of WHEP (POST an SDP offer, get the answer; through Janus, get Janus's offer and
+PATCH the answer), HLS for broadcasters, and the window's public state for the press page.
 
 The press hold no keys: a token is a bearer secret the server checks, valid for a short
 time and for one call; with it a viewer receives the programme while the window is open
@@ -20,7 +20,7 @@ import re
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import Field
 
@@ -31,6 +31,8 @@ from summitline.server.press.gateway import PressRefused
 
 TOKEN_TTL_MS = 15 * 60 * 1000
 TOKEN = r"^[A-Za-z0-9_-]{43}$"
+VIEWER = r"^[A-Za-z0-9_-]{22}$"
+SDP_TYPE = "Summitline-SDP-Type"  # "answer" (the gateway) or "offer" (Janus)
 
 
 class TokenRequest(_Body):
@@ -59,9 +61,12 @@ def router() -> APIRouter:
         token = secrets.token_urlsafe(32)
         expires = now + body.ttl_s * 1000
         await h.store.add_press_token(_hash(token), call, d.id, expires)
+        static = h.press.static_hls
         return {"token": token, "expires_ms": expires,
                 "press_page": f"/press.html#/press/{call}/{token}",
-                "hls": f"/api/press/{call}/hls/index.m3u8"}
+                "hls": f"/api/press/{call}/hls/index.m3u8",
+                "hls_static": static.playlist(call) if static else None,
+                "hls_key": static.key(call, expires) if static else None}
 
     async def check(request: Request, call: str, authorization: str) -> None:
         scheme, _, token = authorization.partition(" ")
@@ -108,11 +113,48 @@ def router() -> APIRouter:
         offer = (await request.body()).decode("utf-8", "replace")
         if len(offer) > 64 * 1024 or not offer.startswith("v=0"):
             raise bad(400, "the body is not an SDP offer")
+        press = hub(request).press
         try:
-            _pc, answer = await hub(request).press.watch(call, offer, channel)
+            if press.janus is not None:
+                # through Janus: its Streaming plugin offers, the viewer answers (PATCH)
+                viewer, janus_offer = await press.offer(call, channel)
+                return Response(janus_offer, status_code=201, media_type="application/sdp",
+                                headers={"Location": f"/api/press/{call}/whep/{viewer}",
+                                         SDP_TYPE: "offer"})
+            _pc, answer = await press.watch(call, offer, channel)
         except PressRefused as exc:
             raise bad(exc.status, str(exc)) from None
-        return Response(answer, status_code=201, media_type="application/sdp")
+        return Response(answer, status_code=201, media_type="application/sdp",
+                        headers={SDP_TYPE: "answer"})
+
+    @r.patch("/press/{call}/whep/{viewer}", status_code=204)
+    async def answer(call: str, viewer: Annotated[str, Path(pattern=VIEWER)],
+                     request: Request,
+                     authorization: Annotated[str, Header()] = "") -> Response:
+        """Through Janus: the viewer's answer (application/sdp) to the offer it got."""
+        await check(request, call, authorization)
+        if request.headers.get("content-type", "").split(";")[0] != "application/sdp":
+            raise bad(415, "send the answer as application/sdp")
+        sdp = (await request.body()).decode("utf-8", "replace")
+        if len(sdp) > 64 * 1024 or not sdp.startswith("v=0"):
+            raise bad(400, "the body is not an SDP answer")
+        try:
+            await hub(request).press.answer(call, viewer, sdp)
+        except PressRefused as exc:
+            raise bad(exc.status, str(exc)) from None
+        return Response(status_code=204)
+
+    @r.delete("/press/{call}/whep/{viewer}", status_code=204)
+    async def hang_up(call: str, viewer: Annotated[str, Path(pattern=VIEWER)],
+                      request: Request,
+                      authorization: Annotated[str, Header()] = "") -> Response:
+        """Through Janus: the viewer leaves."""
+        await check(request, call, authorization)
+        try:
+            await hub(request).press.leave(call, viewer)
+        except PressRefused as exc:
+            raise bad(exc.status, str(exc)) from None
+        return Response(status_code=204)
 
     @r.get("/press/{call}/hls/{name}")
     async def hls(call: str, name: str, request: Request,

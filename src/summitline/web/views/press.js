@@ -21,7 +21,8 @@ function gathered(pc) {
   });
 }
 
-// Receive-only WebRTC in the manner of WHEP: POST the offer, get the answer.
+// Receive-only WebRTC in the manner of WHEP: POST the offer, get the answer (or, when the
+// server's press go through Janus, Janus's offer, answered with a PATCH).
 async function watch(call, token, video, channel) {
   const pc = new RTCPeerConnection({ iceServers: [] });
   const vt = pc.addTransceiver("video", { direction: "recvonly" });
@@ -45,8 +46,27 @@ async function watch(call, token, video, channel) {
     const body = await res.json().catch(() => ({}));
     throw new Error(body.detail || res.statusText);
   }
-  await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
-  return pc;
+  if (res.headers.get("summitline-sdp-type") !== "offer") {
+    await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+    return pc;
+  }
+  // Through Janus: the server gives Janus's offer; a new connection answers it (PATCH).
+  pc.close();
+  const janus = new RTCPeerConnection({ iceServers: [] });
+  janus.ontrack = pc.ontrack;
+  await janus.setRemoteDescription({ type: "offer", sdp: await res.text() });
+  await janus.setLocalDescription(await janus.createAnswer());
+  await gathered(janus);
+  const answered = await fetch(serverUrl(res.headers.get("location")), {
+    method: "PATCH", body: janus.localDescription.sdp,
+    headers: { "content-type": "application/sdp", authorization: `Bearer ${token}` },
+  });
+  if (answered.status !== 204) {
+    janus.close();
+    const body = await answered.json().catch(() => ({}));
+    throw new Error(body.detail || answered.statusText);
+  }
+  return janus;
 }
 
 export async function pressView(root, call, token, language) {
