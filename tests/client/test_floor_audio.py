@@ -66,7 +66,7 @@ async def test_an_interpreter_hears_the_floor_level_from_125_hz_to_15_khz(
         lambda: heard.samples >= (HEARD_S + SETTLE_S) * soundcheck.RATE), WAIT_S)
     levels = soundcheck.levels_db(heard.pcm())
     assert soundcheck.worst_deviation_db(levels) <= 3.0, levels
-    assert levels[0] > -30  # the 1 kHz tone arrived at about its level (-24.4 dBFS sent)
+    assert levels[0] == pytest.approx(soundcheck.TONE_DBFS, abs=1.0)  # at the level sent
 
     link = principal.link(key.fingerprint)
     assert link is not None

@@ -28,6 +28,7 @@ REFERENCE_HZ = 1_000
 # One tone per CELT band (no two in one), none closer than 5 Hz to another's harmonics.
 TONES_HZ = (125, 250, 500, 1_000, 2_000, 4_000, 6_000, 9_000, 11_000, 15_000)
 AMPLITUDE = 0.06  # of full scale, each: ten together peak below 0.6 with these phases
+TONE_DBFS = 20 * math.log10(AMPLITUDE)  # -24.4: each tone's level as sent
 # Fixed phases (not all zero), so that the tones never all peak at once.
 _PHASES = np.random.default_rng(20109).uniform(0, 2 * math.pi, len(TONES_HZ))
 # A tone's level is the highest spectrum bin this close to it (Hann window's main lobe).
