@@ -65,6 +65,10 @@ SENT_AUDIO = """() => {
 }"""
 
 
+PLAYOUT = """() => [...window.summitlineSession.links.values()].flatMap((l) =>
+  l.pc.getReceivers().filter((r) => r.track.kind === "audio").map((r) => r.jitterBufferTarget))"""
+
+
 async def test_a_browser_principal_in_studio_sound_reaches_the_interpreter_level(
         browser: Browser, server: str, ws_url: str, http: httpx.AsyncClient) -> None:
     us, ru, link = await linked_operators(http)
@@ -105,6 +109,8 @@ async def test_a_browser_principal_in_studio_sound_reaches_the_interpreter_level
     (sent,) = await us_p.page.evaluate(SENT_AUDIO)
     assert "maxaveragebitrate=64000" in sent["fmtp"] and "stereo=0" in sent["fmtp"]
     assert sent["bytes"] * 8 / (sent["packets"] * 0.02) >= 0.8 * opus.BITRATE
+    # the interpreter's channel plays with the shortest wait (a Chromium with the control)
+    assert await us_p.page.evaluate(PLAYOUT) == [0]
 
     await us.control(plan.call, "end")
     await asyncio.wait_for(task, WAIT_S)
