@@ -13,11 +13,14 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+from summitline.client import soundcheck
 from summitline.client.ice import loopback
 from summitline.client.media import MediaSource, PatternVideoTrack
 from summitline.client.session import CallSession, Identity
 from summitline.core.roles import MediaKind
 from summitline.crypto.keys import PrivateKey, PublicKey
+
+FLOOR_HEARD_S = 1.0  # the floor's last second, for its frequency response
 
 
 def run(conn: Connection, spec: dict[str, Any]) -> None:
@@ -32,6 +35,8 @@ async def _serve(conn: Connection, spec: dict[str, Any]) -> None:
     burst = BurstTrack() if spec["voice"] == "bursts" else None
     source = {"bursts": lambda: MediaSource(burst, PatternVideoTrack()),
               "tone": MediaSource.synthetic,
+              "soundcheck": lambda: MediaSource(soundcheck.SoundCheckTrack(),
+                                                PatternVideoTrack()),
               "parrot": lambda: MediaSource.interpreter(parrot=True),
               "none": lambda: MediaSource.synthetic()}[spec["voice"]]()
     key = PrivateKey.from_pem(spec["key"].encode())
@@ -41,9 +46,16 @@ async def _serve(conn: Connection, spec: dict[str, Any]) -> None:
     task = asyncio.create_task(session.run())
     onsets: dict[str, Onsets] = {}
     mix = None
+    floor = soundcheck.Recorder(FLOOR_HEARD_S)  # what this endpoint last heard of the floor
 
     def listen(remote: str, frame: Any, arrived: float) -> None:
         onsets.setdefault(remote, Onsets()).feed(frame, arrived)
+
+    def hear_floor(remote: str, frame: Any, arrived: float) -> None:
+        if remote == spec.get("floor"):
+            floor.feed(frame)
+
+    session.audio_listeners.append(hear_floor)
 
     if spec.get("listen"):
         session.audio_listeners.append(listen)
@@ -81,7 +93,9 @@ async def _serve(conn: Connection, spec: dict[str, Any]) -> None:
         elif op == "report":
             conn.send({"sent": burst.sent if burst else [],
                        "onsets": {r: o.times for r, o in onsets.items()},
-                       "played": mix.played if mix else []})
+                       "played": mix.played if mix else [],
+                       "floor_levels": soundcheck.levels_db(floor.pcm()) if floor.full
+                       else None})
         elif op == "stop":
             await session.leave()
             task.cancel()

@@ -12,7 +12,7 @@ from playwright.async_api import Browser, Page
 
 from summitline.client.operator import Operator, participant
 from summitline.client.reads import signed_get
-from summitline.core.plan import CallPlan, Participant
+from summitline.core.plan import AUDIO_VOICE, CallPlan, Participant
 from summitline.core.roles import Role
 from summitline.crypto.keys import PrivateKey, PublicKey
 
@@ -73,10 +73,11 @@ async def enrol_browser(browser: Browser, base: str, op: Operator, name: str,
 
 
 async def cosigned_plan(us: Operator, ru: Operator, link: str,
-                        people: list[Participant], press_window_s: int = 0) -> CallPlan:
+                        people: list[Participant], press_window_s: int = 0,
+                        audio: str = AUDIO_VOICE) -> CallPlan:
     plan = CallPlan(call=f"call-{secrets.token_hex(4)}", link=link, title="Secure video call",
                     delegations=(us.delegation(), ru.delegation()),
-                    participants=tuple(people), press_window_s=press_window_s)
+                    participants=tuple(people), press_window_s=press_window_s, audio=audio)
     await us.submit_plan(plan)
     await ru.cosign_plan(plan)
     return plan

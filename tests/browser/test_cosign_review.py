@@ -120,7 +120,8 @@ async def test_the_console_reviews_every_field_and_refuses_planted_devices(
                                     "President of the United States", "en"),
                         participant(interp, us.key, Role.INTERPRETER, "US interpreter", "ru"),
                         us.participant(rows[ru_principal.fingerprint], "ru")),
-                    press_window_s=120, interpreter_video=True, press_channels=("ru",))
+                    press_window_s=120, interpreter_video=True, press_channels=("ru",),
+                    audio="studio")
     await us.submit_plan(plan)
     await page.reload()
     row = page.locator('.plan[data-call="call-review"]')
@@ -128,6 +129,8 @@ async def test_the_console_reviews_every_field_and_refuses_planted_devices(
     await expect(review.locator('dd[data-field="interpreter_video"]')).to_have_text("yes")
     await expect(review.locator('dd[data-field="press_channels"]')).to_have_text("ru")
     await expect(review.locator('dd[data-field="press_window_s"]')).to_have_text("120 s")
+    await expect(review.locator('dd[data-field="audio"]')).to_have_text(
+        "Studio: no echo cancellation, noise suppression or automatic gain")
     await expect(review.locator('dd[data-field="participant"]')).to_have_count(3)
     await expect(review.locator('dd[data-field="delegation"]')).to_have_count(2)
     fields = set(await review.locator("dt").evaluate_all(

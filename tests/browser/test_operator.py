@@ -96,6 +96,7 @@ async def test_operators_take_an_empty_server_to_a_running_call(
     # the US office drafts and signs the plan; the Russian office checks and co-signs
     await expect(us_op.locator("#draft-plan tbody tr")).to_have_count(2)
     await us_op.locator("#plan-title").fill("Secure video call, 7 December")
+    await us_op.locator("#plan-studio-audio").check()  # headsets: no voice processing
     await us_op.locator("#submit-plan").click()
     await expect(us_op.locator(".plan .badge")).to_have_text("awaiting signature")
     await expect(ru_op.locator(".plan .participants li")).to_have_count(2)
@@ -114,6 +115,10 @@ async def test_operators_take_an_empty_server_to_a_running_call(
     await us_op.locator("#confirm-ok").click()
     for dev in (us_dev, ru_dev):
         await wait_for_media(dev, frames=30, audio=30)
+        # the signed plan's studio sound: each microphone captured without processing
+        studio = await dev.evaluate("() => window.summitlineSession.studio")
+        assert (studio["echoCancellation"], studio["noiseSuppression"],
+                studio["autoGainControl"]) == (False, False, False)
     await expect(us_op.locator("#call-phase")).to_have_attribute("data-phase", "closed")
     await expect(us_op.locator("#call-phase")).to_have_text("in session, closed door")
     await expect(us_op.locator("#connected li")).to_have_count(2)

@@ -95,7 +95,7 @@ async def test_the_review_shows_every_signed_field(bilateral: Bilateral) -> None
     b = bilateral.b.operator
     interp = PrivateKey.generate()
     plan = replace(bilateral.plan, press_window_s=120, interpreter_video=True,
-                   press_channels=("ru",), participants=(
+                   press_channels=("ru",), audio="studio", participants=(
                        *bilateral.plan.participants,
                        participant(interp, b.key, Role.INTERPRETER, "Interpreter", "ru")))
     CallPlan.from_json(plan.to_json())  # well formed
@@ -105,6 +105,7 @@ async def test_the_review_shows_every_signed_field(bilateral: Bilateral) -> None
         "delegation", "participant"}
     shown = dict(review.lines)
     assert shown["interpreter_video"].startswith("yes") and shown["press_channels"] == "ru"
+    assert shown["audio"].startswith("studio: no echo cancellation")
     assert fields.count("participant") == len(plan.participants) == 3
     assert review.flags == []
     # a key that is not the pinned one is flagged

@@ -84,6 +84,14 @@ def refused(world: World, good: SignedPlan) -> list[dict[str, Any]]:
     def dots(plan: dict[str, Any]) -> None:
         plan["call"] = ".."  # a URL client folds it away: the call could never be read
     case("call id of dots", "the first a letter or digit", dots)
+
+    def loud(plan: dict[str, Any]) -> None:
+        plan["audio"] = "loud"  # neither processing on nor off: both refuse it
+    case("audio of no known kind", "'audio' must be", loud)
+
+    def voice(plan: dict[str, Any]) -> None:
+        plan["audio"] = "voice"  # the default is said by absence: one plan, one hash
+    case("audio voice said out", "'audio' must be", voice)
     return cases
 
 
@@ -176,9 +184,11 @@ def briefing(world: World) -> dict[str, Any]:
 
 def main() -> None:
     world = World()
-    # with press channels and a planned start, so that the browser's plan check reads them
+    # with press channels, a planned start and studio audio, so that the browser's plan
+    # check reads them
     good = world.signed(replace(world.plan(press_window_s=90), press_channels=("ru",),
-                                scheduled_ms=1_638_892_800_000))  # 2021-12-07 16:00 UTC
+                                scheduled_ms=1_638_892_800_000,  # 2021-12-07 16:00 UTC
+                                audio="studio"))
     doc = {
         "signed_plan": good.to_json(), "plan_hash": good.plan.hash,
         "pinned": {world.us.fingerprint: world.us.public.b64u},

@@ -13,7 +13,7 @@ import httpx
 
 from summitline.client.operator import Operator, participant
 from summitline.client.session import Identity
-from summitline.core.plan import CallPlan
+from summitline.core.plan import AUDIO_VOICE, CallPlan
 from summitline.core.roles import Role
 from summitline.crypto.keys import PrivateKey
 
@@ -46,7 +46,8 @@ async def provision(http: httpx.AsyncClient, *, names: tuple[str, str] = (
         "President of the United States", "President of the Russian Federation"),
         languages: tuple[str, str] = ("en", "ru"), press_window_s: int = 0,
         title: str = "Secure video call", extra: list[tuple[int, PrivateKey, Role, str]] | None
-        = None, cosign: bool = True, press_channels: tuple[str, ...] = ()) -> Bilateral:
+        = None, cosign: bool = True, press_channels: tuple[str, ...] = (),
+        audio: str = AUDIO_VOICE) -> Bilateral:
     """Register both delegations, link them, and (co-)sign a plan with two principals.
 
     ``extra`` adds participants: (side 0 or 1, device key, role, name).
@@ -70,7 +71,7 @@ async def provision(http: httpx.AsyncClient, *, names: tuple[str, str] = (
     plan = CallPlan(call=f"call-{secrets.token_hex(6)}", link=link_id, title=title,
                     delegations=(ops[0].delegation(), ops[1].delegation()),
                     participants=tuple(people), press_window_s=press_window_s,
-                    press_channels=press_channels)
+                    press_channels=press_channels, audio=audio)
     await ops[0].submit_plan(plan)
     if cosign:
         await ops[1].cosign_plan(plan)

@@ -27,7 +27,8 @@ The private parts of aiortc this touches, each read from 1.16.0 and named once h
 ``RTCRtpSender.__encoder`` (read for its REMB ``target_bitrate``), and
 ``RTCRtpTransceiver._codecs`` (read for the negotiated codec). A link that negotiated a
 codec other than VP8 or Opus (H.264 from a browser that preferred it), or an aiortc where
-these names are gone, gets frames as before and encodes for itself.
+these names are gone, gets frames as before and encodes for itself (its audio with
+aiortc's Opus settings: full band too, but stereo at 96 kb/s).
 
 Audio levels: aiortc writes the RTP audio-level header extension only for a frame it
 encodes; a shared Opus packet goes without it. Browsers read the level of what they
@@ -46,9 +47,10 @@ from typing import TYPE_CHECKING, Any
 
 import av
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender
-from aiortc.codecs.opus import OpusEncoder
 from aiortc.codecs.vpx import DEFAULT_BITRATE, Vp8Encoder
 from aiortc.mediastreams import VIDEO_TIME_BASE, MediaStreamError
+
+from summitline.client.opus import FloorOpusEncoder
 
 log = logging.getLogger(__name__)
 if TYPE_CHECKING:
@@ -91,7 +93,7 @@ class SharedEncoder:
         self._task: asyncio.Task[None] | None = None
         self._keyframe_wanted = False
         self._last_keyframe = 0.0
-        self._encoder: _WholeVp8 | OpusEncoder | None = None
+        self._encoder: _WholeVp8 | FloorOpusEncoder | None = None
         self.encoded = 0  # frames encoded, for measurements
         self.keyframes = 0  # of which keyframes
         self.requests = 0  # keyframe requests from the links' senders
@@ -127,8 +129,8 @@ class SharedEncoder:
             payloads, timestamp = self._encoder.encode(frame, keyframe)
             time_base = VIDEO_TIME_BASE
         else:
-            if not isinstance(self._encoder, OpusEncoder):
-                self._encoder = OpusEncoder()
+            if not isinstance(self._encoder, FloorOpusEncoder):
+                self._encoder = FloorOpusEncoder()  # full band, mono (client/opus.py)
             payloads, timestamp = self._encoder.encode(frame)
             time_base = OPUS_TIME_BASE
         packets = []

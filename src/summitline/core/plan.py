@@ -37,6 +37,12 @@ MAX_BRIEFING_PRINCIPALS = 8
 MAX_PARTICIPANTS = 64
 MAX_PRESS_WINDOW_S = 3600
 MAX_NAME = 120
+# How the devices of the call capture sound: "voice" lets the browser clean up a
+# microphone for a meeting room (echo cancellation, noise suppression, automatic gain);
+# "studio" turns all three off, for principals and interpreters with headsets and good
+# microphones: what the interpreter hears is then the floor as it was, tones and all.
+AUDIO_VOICE, AUDIO_STUDIO = "voice", "studio"
+AUDIO_MODES = (AUDIO_VOICE, AUDIO_STUDIO)
 # A planned start, in ms since the Unix epoch: at most the last millisecond of the year
 # 9999, the last one both Python's datetime and JavaScript's Date can show.
 MAX_SCHEDULED_MS = 253_402_300_799_999
@@ -235,6 +241,8 @@ class CallPlan:
     # host and that guest; both absent (None, ()) in a bilateral plan.
     host: str | None = None
     links: tuple[str, ...] = ()
+    # AUDIO_VOICE or AUDIO_STUDIO (above); absent from the JSON when "voice" (hashes kept).
+    audio: str = AUDIO_VOICE
 
     @property
     def briefing(self) -> bool:
@@ -252,7 +260,7 @@ class CallPlan:
             raise PlanError("a plan is a JSON object")
         _fields(obj, "the plan", {"version", "call", "link", "title", "delegations",
                                   "participants", "press_window_s", "interpreter_video",
-                                  "press_channels", "scheduled_ms", "host", "links"})
+                                  "press_channels", "scheduled_ms", "host", "links", "audio"})
         if obj.get("version") == 1:
             raise PlanError("this is a version 1 plan, from before device certificates: it "
                             "does not say who vouches for its participants. Draft the plan "
@@ -276,6 +284,10 @@ class CallPlan:
         if "scheduled_ms" in obj and (type(scheduled) is not int or
                                       not 0 <= scheduled <= MAX_SCHEDULED_MS):
             raise PlanError("'scheduled_ms' must be an integer (ms since 1970, UTC), or absent")
+        audio = obj.get("audio", AUDIO_VOICE)
+        if audio not in AUDIO_MODES or "audio" in obj and audio == AUDIO_VOICE:
+            raise PlanError(f"'audio' must be {AUDIO_STUDIO!r}, or absent (voice processing "
+                            "on)")
         host: str | None = None
         links: tuple[str, ...] = ()
         link: str | None = None
@@ -292,12 +304,15 @@ class CallPlan:
         plan = cls(call=_ident(obj, "call"), link=link, title=_text(obj, "title"),
                    delegations=delegations, participants=participants,
                    press_window_s=window, interpreter_video=video,
-                   press_channels=tuple(press), scheduled_ms=scheduled, host=host, links=links)
+                   press_channels=tuple(press), scheduled_ms=scheduled, host=host, links=links,
+                   audio=audio)
         plan.check()
         return plan
 
     def check(self) -> None:
         """Raise PlanError if the plan is not a well-formed bilateral or briefing plan."""
+        if self.audio not in AUDIO_MODES:
+            raise PlanError(f"'audio' must be one of {', '.join(AUDIO_MODES)}")
         ids = {d.id for d in self.delegations}
         if self.host is None:
             if len(self.delegations) != DELEGATIONS_PER_CALL or self.links:
@@ -376,6 +391,7 @@ class CallPlan:
             "press_window_s": self.press_window_s, "interpreter_video": self.interpreter_video,
             **({"press_channels": list(self.press_channels)} if self.press_channels else {}),
             **({"scheduled_ms": self.scheduled_ms} if self.scheduled_ms is not None else {}),
+            **({"audio": self.audio} if self.audio != AUDIO_VOICE else {}),
         }
 
     @property
@@ -589,7 +605,9 @@ def review(plan: CallPlan, pinned: dict[str, PublicKey], names: dict[str, str],
     lines += [("press_window_s", f"{plan.press_window_s} s"),
               ("interpreter_video", "yes: principals send video to interpreters"
                if plan.interpreter_video else "no: interpreters receive audio only"),
-              ("press_channels", ", ".join(plan.press_channels) or "none (floor only)")]
+              ("press_channels", ", ".join(plan.press_channels) or "none (floor only)"),
+              ("audio", "studio: no echo cancellation, noise suppression or automatic gain"
+               if plan.audio == AUDIO_STUDIO else "voice: the browsers' voice processing on")]
     if plan.scheduled_ms is not None:
         at = datetime.fromtimestamp(plan.scheduled_ms / 1000, UTC)
         lines.append(("scheduled_ms", at.strftime("%Y-%m-%d %H:%M UTC")))

@@ -22,7 +22,10 @@ export const PLAN_VERSION = 2;
 const MAX_SCHEDULED_MS = 253402300799999;
 const PLAN_FIELDS = ["version", "call", "link", "title", "delegations", "participants",
                      "press_window_s", "interpreter_video", "press_channels", "scheduled_ms",
-                     "host", "links"];
+                     "host", "links", "audio"];
+// How devices capture sound (core/plan.py AUDIO_MODES): "studio" turns the browser's
+// echo cancellation, noise suppression and automatic gain off; absent is "voice".
+export const AUDIO_STUDIO = "studio";
 // A briefing: the host and up to seven guests, at most 8 principals (a mesh).
 export const MAX_BRIEFING_DELEGATIONS = 8;
 export const MAX_BRIEFING_PRINCIPALS = 8;
@@ -225,6 +228,14 @@ export async function checkPlan(plan) {
                                  plan.scheduled_ms < 0 || plan.scheduled_ms > MAX_SCHEDULED_MS)) {
     throw new PlanError("'scheduled_ms' must be an integer (ms since 1970, UTC), or absent");
   }
+  if ("audio" in plan && plan.audio !== AUDIO_STUDIO) {
+    throw new PlanError("'audio' must be 'studio', or absent (voice processing on)");
+  }
+}
+
+// Whether the plan asks for studio sound: no voice processing on any microphone.
+export function studioAudio(plan) {
+  return plan.audio === AUDIO_STUDIO;
 }
 
 // The channels the press may hear besides the floor (plan.press_channels).
@@ -373,7 +384,8 @@ export async function reviewPlan(plan, pins, names, revoked = [], languages = {}
   }
   lines.push(["press_window_s", `${plan.press_window_s} s`],
              ["interpreter_video", plan.interpreter_video ? "yes" : "no"],
-             ["press_channels", (plan.press_channels || []).join(", ") || "—"]);
+             ["press_channels", (plan.press_channels || []).join(", ") || "—"],
+             ["audio", studioAudio(plan) ? "studio" : "voice"]);
   if ("scheduled_ms" in plan) {
     lines.push(["scheduled_ms", `${new Date(plan.scheduled_ms).toISOString().slice(0, 16)
       .replace("T", " ")} UTC`]);

@@ -31,8 +31,9 @@
 import { groupCode, hex, sdpFingerprints, sas, sha256, sign, statements,
          verify } from "./crypto.js";
 import { BoothLedger } from "./booth.js";
+import { floorSdp, lowDelay, studioMicrophone } from "./floor.js";
 import { apply, endpoint, pressDeadline, START_SKEW_MS, startAhead, TICK_MS } from "./endpoint.js";
-import { followRotations, mayConnect, media, participant, pressChannels,
+import { followRotations, mayConnect, media, participant, pressChannels, studioAudio,
          verifySignedPlan, whoIs } from "./plan.js";
 
 const VERSION = 1;
@@ -191,6 +192,8 @@ export class CallSession extends EventTarget {
     this.alarms = [];
     this.ws = null;
     this.welcomed = false; // the current signaling connection has been welcomed
+    this.studio = null; // the microphone's settings once the plan turned its processing off
+    this.replacedAudio = []; // the microphone's tracks from before (web/floor.js)
     this.pings = 0;
     this.stopped = false;
     this.fatal = null;
@@ -382,7 +385,23 @@ export class CallSession extends EventTarget {
     this.tickTimer = setInterval(() => this.tick(), TICK_MS);
   }
 
+  // The plan says studio: the microphone again without voice processing, before any link
+  // sends (web/floor.js). The tracks it replaces stay on (and follow mute and go-live)
+  // for a page that meters them, until the session stops; "microphone" tells the page.
+  async studioSound() {
+    try {
+      const swapped = await studioMicrophone(this.localStream);
+      if (!swapped) return;
+      this.replacedAudio = swapped.replaced;
+      this.studio = swapped.track.getSettings();
+      this.emit("microphone", { track: swapped.track });
+    } catch (err) {
+      console.warn("studio sound: the microphone keeps its voice processing:", err.message);
+    }
+  }
+
   halt() {
+    for (const t of this.replacedAudio) t.stop();
     this.stopped = true;
     clearInterval(this.statsTimer);
     clearInterval(this.tickTimer);
@@ -464,6 +483,7 @@ export class CallSession extends EventTarget {
     this.serverIce = msg.ice_servers || []; // TURN credentials minted for this device
     this.welcomed = true;
     this.announced = null; // this connection has heard nothing of our media yet
+    if (studioAudio(plan) && !this.studio) await this.studioSound();
     this.emit("plan", { plan: this.signed.plan, hash });
     for (const revocation of msg.revocations || []) await this.takeRevocation(revocation);
     await this.on_booth(msg.booth || { live: {}, sources: {} });
@@ -782,6 +802,13 @@ export class CallSession extends EventTarget {
             media(plan, this.phase, remote, this.device)];
   }
 
+  // A link on the way of an interpretation: the floor to an interpreter, a channel to its
+  // listeners, a relay between booths. What the listener hears waits for both hops.
+  interpretationPath(remote) {
+    return [this.device, remote].some((d) => participant(this.signed.plan, d)?.role ===
+                                             "interpreter");
+  }
+
   newLink(remote, generation) {
     const [send, receive] = this.kinds(remote);
     const pc = new RTCPeerConnection({ iceServers: [...this.iceServers,
@@ -795,6 +822,7 @@ export class CallSession extends EventTarget {
                    { who: this.nameOf(remote) });
         return;
       }
+      if (ev.track.kind === "audio" && this.interpretationPath(remote)) lowDelay(ev.receiver);
       link.stream.addTrack(ev.track);
       this.emit("stream", { remote, generation, stream: link.stream });
       if (this.shown.get(remote) === generation) this.showTrack(link);
@@ -1023,7 +1051,7 @@ export class CallSession extends EventTarget {
     if (!msg || this.superseded(remote, generation)) return;
     const link = this.newLink(remote, generation);
     link.receivedSdp = msg.sdp;
-    await link.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+    await link.pc.setRemoteDescription({ type: "offer", sdp: floorSdp(msg.sdp) });
     for (const t of link.pc.getTransceivers()) {
       const kind = t.receiver.track.kind;
       const sends = link.send.includes(kind), receives = link.receive.includes(kind);
@@ -1152,7 +1180,7 @@ export class CallSession extends EventTarget {
       return;
     }
     link.receivedSdp = msg.sdp;
-    await link.pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+    await link.pc.setRemoteDescription({ type: "answer", sdp: floorSdp(msg.sdp) });
   }
 
   // Ignored: the only candidates taken are those inside the signed SDP (gathered before
@@ -1193,7 +1221,9 @@ export class CallSession extends EventTarget {
 
   applyMicrophone() {
     const on = !this.muted && !this.onHold;
-    for (const t of this.localStream?.getAudioTracks() || []) t.enabled = on;
+    for (const t of [...this.localStream?.getAudioTracks() || [], ...this.replacedAudio]) {
+      t.enabled = on;
+    }
     this.announce();
   }
 

@@ -18,8 +18,8 @@ import { h, mount } from "../dom.js";
 import { browserLanguage, strings } from "../i18n.js";
 import { chooseIdentity, listIdentities, saveIdentity } from "../keystore.js";
 import { follow } from "../live.js";
-import { checkPlan, followRotations, isBriefing, keysOf, MAX_BRIEFING_DELEGATIONS, PLAN_VERSION,
-         reviewPlan } from "../plan.js";
+import { AUDIO_STUDIO, checkPlan, followRotations, isBriefing, keysOf, MAX_BRIEFING_DELEGATIONS,
+         PLAN_VERSION, reviewPlan } from "../plan.js";
 import { mountRecord } from "./record.js";
 
 const ROLES = ["principal", "interpreter", "aide", "operator"];
@@ -788,7 +788,8 @@ class Console {
           field === "delegation" && introduced.has(value)
             ? h("dd", { "data-field": field, class: "introduced" }, introduced.get(value))
             : h("dd", { "data-field": field, class: "mono" },
-              field === "interpreter_video" ? t(`review_${value}`) : value)]))),
+              field === "interpreter_video" ? t(`review_${value}`)
+                : field === "audio" ? t(`floor_review_${value}`) : value)]))),
       review.flags.length ? h("ul", { class: "review-flags", role: "alert" },
         review.flags.map(([code, params]) => h("li", { class: "error" },
           t(`review_flag_${code}`, params)))) : "",
@@ -1170,6 +1171,7 @@ class DraftForm {
     this.pressChannels = h("input", { id: "plan-press-channels", placeholder: "ru",
                                       autocomplete: "off" });
     this.video = h("input", { type: "checkbox", id: "plan-interpreter-video" });
+    this.studio = h("input", { type: "checkbox", id: "plan-studio-audio" });
     const chosen = (ev) => { ev.target.dataset.touched = "1"; this.defaults(); };
     this.ours = owner.languageSelect({ id: "plan-our-language", onchange: chosen });
     this.theirs = owner.languageSelect({ id: "plan-their-language", onchange: chosen });
@@ -1207,6 +1209,7 @@ class DraftForm {
       h("label", {}, t("op_plan_press_window"), this.press),
       h("label", {}, t("op_plan_press_channels"), this.pressChannels),
       h("label", { class: "check" }, this.video, " ", t("op_plan_interpreter_video")),
+      h("label", { class: "check" }, this.studio, " ", t("floor_plan_studio")),
       h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, h("span", { class: "sr-only" },
         t("op_plan_take"))), h("th", {}, t("op_name")), h("th", {}, t("op_role")),
       h("th", {}, t("op_plan_delegation")), h("th", {}, t("op_language")),
@@ -1441,6 +1444,7 @@ class DraftForm {
       press_window_s: Number(this.press.value), interpreter_video: this.video.checked };
     const heard = [...new Set(this.pressChannels.value.split(/[\s,]+/).filter(Boolean))].sort();
     if (heard.length) plan.press_channels = heard;
+    if (this.studio.checked) plan.audio = AUDIO_STUDIO; // absent: voice (core/plan.py)
     // the field's local date and time, signed as the instant it names
     if (this.when.value) plan.scheduled_ms = new Date(this.when.value).getTime();
     await checkPlan(plan);
