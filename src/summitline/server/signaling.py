@@ -352,14 +352,13 @@ class Connection:
         target.send(m.relayed(msg, self.device))
 
     async def _frame_key(self, msg: m.FrameKey) -> None:
-        """A device's frame key for another (docs/protocol.md, "Frame keys"): relayed only
-        between two present devices that the plan lets connect. Its signature is for the
-        receiver to check: a key the server swapped or made up is refused there."""
+        """A device's frame key for another (docs/protocol.md 5.10): relayed only between
+        two present devices that the plan lets connect in some media phase (keys go
+        before the start). Its signature is for the receiver to check: a key the server
+        swapped or made up is refused there."""
         assert self.room is not None
-        state = self.room.state
         target = self.room.endpoints.get(msg.to)
-        if target is None or msg.to == self.device or \
-                not policy.may_connect(state.plan, state.phase, self.device, msg.to):
+        if target is None or msg.to not in self.room.presence_of(self.device):
             await self._refused("not-permitted", "no such peer to hand a frame key to",
                                 "frame-key", {"to": msg.to})
             return
