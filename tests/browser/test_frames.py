@@ -14,8 +14,11 @@ import pytest
 from playwright.async_api import Browser
 
 from summitline.client.ice import loopback
+from summitline.client.media import MediaSource
+from summitline.client.operator import participant
 from summitline.client.session import CallSession, Identity
-from summitline.core.roles import MediaKind
+from summitline.core.roles import MediaKind, Role
+from summitline.crypto.keys import PrivateKey
 from tests.browser.people import (
     cosigned_plan,
     end_with_python,
@@ -119,3 +122,44 @@ async def test_a_browser_and_a_python_principal_exchange_encrypted_frames(
         if not task.done():
             task.cancel()
         await py.leave()
+
+
+async def test_the_browser_hands_a_new_key_when_a_device_that_heard_it_leaves(
+        browser: Browser, server: str, ws_url: str, http: httpx.AsyncClient) -> None:
+    """An interpreter (it hears the principals' floor) leaves: the browser principal
+    makes key 1 and hands it to the Python principal, which goes on decoding under it."""
+    us, ru, link = await linked_operators(http)
+    web = await enrol_browser(browser, server, us, "President of the United States")
+    py_key, interpreter_key = PrivateKey.generate(), PrivateKey.generate()
+    plan = await cosigned_plan(us, ru, link, [
+        principal(us, web.key, "President of the United States", "en"),
+        principal(ru, py_key, "President of the Russian Federation", "ru"),
+        participant(interpreter_key, ru.key, Role.INTERPRETER, "RU interpreter", "ru")])
+    await us.control(plan.call, "start")
+    py, interpreter = (CallSession(ws_url, plan.call, Identity(k, dict(ru.pinned)),
+                                   ice=loopback(), frame_encryption=True, source=source)
+                       for k, source in ((py_key, None),
+                                         (interpreter_key, MediaSource.interpreter())))
+    tasks = [asyncio.create_task(s.run()) for s in (py, interpreter)]
+    try:
+        await asyncio.wait_for(asyncio.gather(py.joined.wait(), interpreter.joined.wait()),
+                               WAIT_S)
+        await web.page.goto(f"{server}/?frames=e2ee#/principal/{web.device}")
+        await web.page.locator(f'button[data-call="{plan.call}"]').click()
+        await until([py], lambda s: s.frames_from(web.device, MediaKind.VIDEO) > 10)
+        await until([interpreter], lambda s: s.frames_from(web.device, MediaKind.AUDIO) > 10)
+        assert py.crypt is not None and interpreter.crypt is not None
+        assert set(interpreter.crypt.openers[web.device].keys) == {0}
+        await interpreter.leave()
+        await until([py], lambda s: s.crypt is not None
+                    and 1 in s.crypt.openers[web.device].keys)
+        before = py.frames_from(web.device, MediaKind.VIDEO)
+        await until([py], lambda s: s.frames_from(web.device, MediaKind.VIDEO) > before + 20)
+        # the interpreter that left holds key 0 of the browser and nothing newer
+        assert set(interpreter.crypt.openers[web.device].keys) == {0}
+        assert await web.page.evaluate("() => window.summitlineSession.e2ee.own.keyId") == 1
+    finally:
+        for t in tasks:
+            t.cancel()
+        for s in (py, interpreter):
+            await s.leave()
