@@ -76,6 +76,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     # the example key (as the delegation's first) retires itself for the next one
     "rotation": {"delegation": FP, "previous": EXAMPLE_KEY.public.b64u,
                  "key": NEXT_KEY.public.b64u, "at_ms": AT},
+    "frame_key": {"call": CALL, "plan_hash": PLAN, "sender": FP, "receiver": OTHER,
+                  "ecdh": NEXT_KEY.public.b64u, "for_ecdh": EXAMPLE_KEY.public.b64u,
+                  "key_id": 1, "wrapped": "A" * 75},
 }
 # Helpers of statements.py that build no statement.
 NOT_STATEMENTS = {"text_hash", "origin"}

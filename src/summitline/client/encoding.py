@@ -30,6 +30,11 @@ codec other than VP8 or Opus (H.264 from a browser that preferred it), or an aio
 these names are gone, gets frames as before and encodes for itself (its audio with
 aiortc's Opus settings: full band too, but stereo at 96 kb/s).
 
+End-to-end frame encryption (client/framecrypt.py): with ``seal`` set, each encoded
+frame is sealed once, here, before any sender packs it, so that every link (or an SFU)
+carries the same ciphertext. A link whose codec is not the shared one then sends nothing
+rather than frames it would encode, and could not seal, itself.
+
 Audio levels: aiortc writes the RTP audio-level header extension only for a frame it
 encodes; a shared Opus packet goes without it. Browsers read the level of what they
 decode (``getStats`` ``audioLevel``), which is unchanged.
@@ -85,8 +90,10 @@ class SharedEncoder:
     once; hands each encoded frame to every copy."""
 
     def __init__(self, kind: str, open_source: Callable[[], MediaStreamTrack],
-                 keyframe_interval_s: float) -> None:
+                 keyframe_interval_s: float,
+                 seal: Callable[[str, bytes], bytes] | None = None) -> None:
         self.kind = kind
+        self.seal = seal  # (kind, encoded frame) -> the frame encrypted end to end
         self._open_source = open_source
         self._keyframe_interval_s = keyframe_interval_s
         self._copies: set[EncodedCopy] = set()
@@ -141,6 +148,12 @@ class SharedEncoder:
             packets.append(packet)
         return packets
 
+    def _sealed(self, packet: Packet) -> Packet:
+        assert self.seal is not None
+        sealed = av.Packet(self.seal(self.kind, bytes(packet)))
+        sealed.pts, sealed.time_base = packet.pts, packet.time_base
+        return sealed
+
     async def _run(self) -> None:
         source = self._open_source()
         loop = asyncio.get_running_loop()
@@ -161,6 +174,8 @@ class SharedEncoder:
                     if key and self.kind == "video":
                         self._last_keyframe = time.monotonic()
                         self.keyframes += 1
+                    if self.seal is not None:
+                        packet = self._sealed(packet)
                     for copy in list(self._copies):
                         copy.put(packet, key)
         except MediaStreamError:
@@ -215,6 +230,10 @@ class EncodedCopy(MediaStreamTrack):
                 and callable(getattr(sender, _KEYFRAME, None))):
             setattr(sender, _KEYFRAME, self._encoder.request_keyframe)
             self._encoder.subscribe(self)
+            return
+        if self._encoder.seal is not None:
+            log.warning("%s link sends %s: frames are encrypted end to end only in %s, so "
+                        "it sends nothing", self.kind, self._codec(), SHARED[self.kind])
             return
         log.info("%s link sends %s: encoding for itself", self.kind, self._codec())
         self._fallback = self._fallback_source()

@@ -13,6 +13,7 @@ import asyncio
 import fractions
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -237,6 +238,9 @@ class MediaSource:
         # as aiortc does by itself; bench/briefing.py measures both).
         self.share_encoding = share_encoding
         self.encoders: dict[MediaKind, SharedEncoder] = {}
+        # End-to-end frame encryption (client/framecrypt.py), set by the session before
+        # any link: every frame sent is sealed, so the encoding is always shared.
+        self.seal: Callable[[str, bytes], bytes] | None = None
 
     @classmethod
     def synthetic(cls, width: int = DEFAULT_WIDTH, height: int = DEFAULT_HEIGHT,
@@ -284,12 +288,12 @@ class MediaSource:
         ``share_encoding`` off, frames it encodes itself."""
         if self._tracks[kind] is None:
             return None
-        if not self.share_encoding:
+        if not self.share_encoding and self.seal is None:
             return self.track(kind)
         encoder = self.encoders.get(kind)
         if encoder is None:
             encoder = self.encoders[kind] = SharedEncoder(
-                str(kind), lambda: self._frames(kind), KEYFRAME_INTERVAL_S)
+                str(kind), lambda: self._frames(kind), KEYFRAME_INTERVAL_S, self.seal)
         return EncodedCopy(encoder, lambda: self.track(kind))
 
     def _frames(self, kind: MediaKind) -> MediaStreamTrack:

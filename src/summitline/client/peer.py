@@ -19,6 +19,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from summitline.client.closing import close_peer, guard_decoders
 from summitline.client.encoding import EncodedCopy
+from summitline.client.framecrypt import open_frames
 from summitline.client.healing import heal, request_keyframe
 from summitline.client.ice import IceSettings
 from summitline.client.media import MediaSource, loudness
@@ -37,6 +38,7 @@ class PeerLink:
                  on_frame: Callable[[], None] = lambda: None,
                  on_audio: Callable[[str, av.AudioFrame], None] = lambda remote, f: None,
                  on_decoded: Callable[[str, MediaKind, float], None] | None = None,
+                 opener: Callable[[bytes], bytes] | None = None,
                  ) -> None:
         self.remote = remote
         self.generation = generation
@@ -52,6 +54,9 @@ class PeerLink:
         self.frames: dict[MediaKind, int] = {MediaKind.AUDIO: 0, MediaKind.VIDEO: 0}
         self.tracks: list[str] = []  # the kind of every track the peer sent us
         self.loud = 0  # audio frames received above the silence threshold
+        # End to end encrypted frames: each opened before decoding (client/framecrypt.py)
+        self._opener = opener
+        self.refused = 0  # frames that did not open (no key, a wrong key, tampered)
         self.settled = asyncio.Event()  # connected, failed or closed
         self.sent_sdp = ""  # our offer or answer as signed and sent
         self.received_sdp = ""  # theirs, as received and verified
@@ -88,6 +93,10 @@ class PeerLink:
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         guard_decoders(self.pc)  # a BYE or a lost DTLS must not block the loop either
+        if self._opener is not None:
+            for receiver in self.pc.getReceivers():
+                if receiver.track is track:
+                    open_frames(self.pc, receiver, self._opener, self._refused)
         self.tracks.append(track.kind)
         kind = MediaKind(track.kind)
         if kind not in self.receive:
@@ -108,6 +117,9 @@ class PeerLink:
                         self.loud += 1
                     self._on_audio(self.remote, frame)
                 self._on_frame()
+
+    def _refused(self) -> None:
+        self.refused += 1
 
     def resumed(self) -> None:
         """Media came back on this link after a stall: ask for a keyframe at once."""

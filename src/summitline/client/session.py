@@ -32,6 +32,7 @@ import websockets
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from summitline.client.closing import close_peer, fixed_malloc_threshold
+from summitline.client.framecrypt import FrameCrypt, hears
 from summitline.client.ice import IceSettings
 from summitline.client.listening import ChannelMix
 from summitline.client.media import CutTrack, MediaSource
@@ -96,7 +97,8 @@ class Identity:
 class CallSession:
     def __init__(self, url: str, call: str, identity: Identity, *,
                  source: MediaSource | None = None, ice: IceSettings | None = None,
-                 reconnect: bool = True, ssl: ssl_module.SSLContext | None = None) -> None:
+                 reconnect: bool = True, ssl: ssl_module.SSLContext | None = None,
+                 frame_encryption: bool = False) -> None:
         fixed_malloc_threshold()  # a peer connection per repair must not grow the heap
         self.url = url
         self.call = call
@@ -172,6 +174,13 @@ class CallSession:
         # no link with them from then on, across reconnections.
         self.revoked: dict[str, dict[str, Any]] = {}
         self.notices: list[str] = []  # what the person at this end is told (not alarms)
+        # End-to-end frame encryption (docs/protocol.md 5.9): off by default, as a
+        # peer-to-peer link is end to end under DTLS-SRTP already; an SFU needs it.
+        self.crypt: FrameCrypt | None = None
+        if frame_encryption:
+            self.crypt = FrameCrypt(identity.key, call)
+            self.source.seal = self.crypt.seal
+        self._present: set[str] = set()  # plan devices the server says are connected
 
     # -- what tests and the demo read ----------------------------------------------------
     @property
@@ -383,6 +392,7 @@ class CallSession:
         (self.rejoined if self.joined.is_set() else self.joined).set()
         now = _now_ms()
         peers = [p for p in msg["peers"] if not self._stranger(str(p["device"]))]
+        self._present = {str(p["device"]) for p in peers}
         self.feed(ep.Welcome(now, tuple(p["device"] for p in peers),
                              tuple((p["device"], p["generation"]) for p in peers)))
         self._grant(now)
@@ -396,6 +406,8 @@ class CallSession:
             task.add_done_callback(self._tasks.discard)
         if self.muted:
             await self._send({"type": "media", "off": sorted(self.muted)})
+        for device in sorted(self._present):
+            await self._hand_frame_key(device)
         await self._press_window()
 
     def _reject_plan(self, why: str) -> None:
@@ -549,13 +561,52 @@ class CallSession:
         if self.signed is not None and self._stranger(str(msg["device"])):
             return
         self.feed(ep.PeerJoined(_now_ms(), msg["device"]))
+        self._present.add(str(msg["device"]))
         if self.muted:
             await self._send({"type": "media", "off": sorted(self.muted)})
+        await self._hand_frame_key(str(msg["device"]))
 
     async def _on_peer_left(self, msg: dict[str, Any]) -> None:
         # Its signaling is gone; its media may not be. The peer connection stays until
         # it stalls or the peer says bye.
         self.feed(ep.PeerLeft(_now_ms(), msg["device"]))
+        device = str(msg["device"])
+        self._present.discard(device)
+        if self.crypt is not None and self.signed is not None and \
+                hears(self.signed.plan, self.device, device):
+            # It held our key: the others get a new one, which it never sees.
+            self.crypt.rotate()
+            for other in sorted(self._present):
+                await self._hand_frame_key(other)
+
+    # -- frame keys (docs/protocol.md 5.10) ----------------------------------------------
+    async def _hand_frame_key(self, device: str) -> None:
+        if self.crypt is None or self.signed is None or device == self.device or \
+                self.signed.plan.participant(device) is None:
+            return
+        await self._send(self.crypt.message(self.signed.plan, device))
+
+    async def _on_frame_key(self, msg: dict[str, Any]) -> None:
+        if self.crypt is None or self.signed is None:
+            return  # this call does not encrypt frames: nothing to take
+        sender = str(msg.get("from"))
+        p = self.signed.plan.participant(sender)
+        if p is None:
+            self.alarm(f"a frame key from a device outside the plan ({sender[:12]}); "
+                       "refused")
+            return
+        try:
+            new, keyed = self.crypt.take(self.signed.plan, msg, p.key)
+        except SignatureError as exc:
+            self.alarm(f"a frame key said to be from {self.signed.plan.label(sender)} "
+                       f"does not verify ({exc}); refused")
+            return
+        if new:  # it may not have ours yet (or not for this ECDH key of its)
+            await self._hand_frame_key(sender)
+        if keyed:
+            for link in self.links.values():
+                if link.remote == sender:
+                    link.resumed()  # a key frame to start from under the new key
 
     async def _on_error(self, msg: dict[str, Any]) -> None:
         self.errors.append(msg)
@@ -868,9 +919,11 @@ class CallSession:
 
     def _new_link(self, remote: str, generation: int) -> PeerLink:
         send, receive = self._kinds(remote)
+        crypt = self.crypt
         link = PeerLink(remote, generation, self._ice, send=send, receive=receive,
                         source=self.source, alarm=self.alarm, on_frame=self._changed.set,
-                        on_audio=self._hear, on_decoded=self._decoded)
+                        on_audio=self._hear, on_decoded=self._decoded,
+                        opener=(lambda frame: crypt.open(remote, frame)) if crypt else None)
         link.pc.on("connectionstatechange", lambda: self.feed(ep.State(
             _now_ms(), remote, generation, link.pc.connectionState)))
         return link
@@ -1138,6 +1191,7 @@ class CallSession:
         "candidate": _on_candidate, "bye": _on_bye, "booth": _on_booth,
         "press-answer": _on_press_answer, "paged": _on_paged, "acked": _on_acked,
         "held": _on_held, "link": _on_link, "media": _on_media, "revoked": _on_revoked,
+        "frame-key": _on_frame_key,
     }
 
 

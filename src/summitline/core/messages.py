@@ -183,6 +183,25 @@ class Ack(_Message):
     signature: Signature
 
 
+# A raw uncompressed P-256 point in base64url: 65 bytes, 87 characters.
+EcdhPublic = Annotated[str, Field(min_length=87, max_length=87)]
+# A wrapped frame key: 12-byte nonce, 32-byte key and 12-byte salt at most, 16-byte tag.
+MAX_WRAPPED_CHARS = 100
+
+
+class FrameKey(_Message):
+    """A device's ECDH key for the call, and its media key wrapped to ``to``'s ECDH key
+    ``for`` (docs/protocol.md, "Frame keys"). Relayed to ``to``, which checks it."""
+
+    type: Literal["frame-key"]
+    to: Fingerprint
+    ecdh: EcdhPublic
+    for_: EcdhPublic | None = Field(default=None, alias="for")
+    key_id: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
+    wrapped: Annotated[str, Field(min_length=16, max_length=MAX_WRAPPED_CHARS)] | None = None
+    signature: Signature
+
+
 class Hold(_Message):
     """A principal holds its floor audio (an aside with an aide) or releases it."""
 
@@ -191,10 +210,12 @@ class Hold(_Message):
 
 
 AnyClientMessage = (Hello | Offer | Answer | Candidate | Bye | Stats | End | BoothAction
-                    | Source | Ping | PressOffer | Page | Ack | Hold | LinkReport | MediaOff)
+                    | Source | Ping | PressOffer | Page | Ack | Hold | LinkReport | MediaOff
+                    | FrameKey)
 ClientMessage = Annotated[AnyClientMessage, Field(discriminator="type")]
 CLIENT_TYPES = ("hello", "offer", "answer", "candidate", "bye", "stats", "end", "booth",
-                "source", "ping", "press-offer", "page", "ack", "hold", "link", "media")
+                "source", "ping", "press-offer", "page", "ack", "hold", "link", "media",
+                "frame-key")
 _client: TypeAdapter[AnyClientMessage] = TypeAdapter(ClientMessage)
 
 
@@ -345,10 +366,10 @@ class RelayedMedia(_Message):
     from_: Fingerprint = Field(alias="from")
 
 
-def relayed(msg: Offer | Answer | Candidate | Bye | LinkReport, sender: str
+def relayed(msg: Offer | Answer | Candidate | Bye | LinkReport | FrameKey, sender: str
             ) -> dict[str, Any]:
     """A signaling message as the receiver gets it: ``to`` replaced by ``from``."""
-    out = msg.model_dump()
+    out = msg.model_dump(by_alias=True)
     del out["to"]
     out["from"] = sender
     return out
@@ -373,5 +394,5 @@ def json_schema() -> dict[str, Any]:
         "client_to_server": _client.json_schema(),
         "server_to_client": TypeAdapter(ServerMessage).json_schema(mode="serialization"),
         "relayed_to_client": {m.__name__: _relayed_schema(m)
-                              for m in (Offer, Answer, Candidate, Bye, LinkReport)},
+                              for m in (Offer, Answer, Candidate, Bye, LinkReport, FrameKey)},
     }

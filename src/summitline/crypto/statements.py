@@ -170,3 +170,14 @@ def rotation(delegation: str, previous: str, key: str, at_ms: int) -> Statement:
     ``key``. The delegation's id stays the fingerprint of its first key."""
     return {"purpose": "summitline/rotation", "delegation": delegation, "previous": previous,
             "key": key, "at": at_ms}
+
+
+def frame_key(*, call: str, plan_hash: str, sender: str, receiver: str, ecdh: Any,
+              for_ecdh: Any, key_id: Any, wrapped: Any) -> Statement:
+    """A device announces its call-long ECDH key ``ecdh`` to ``receiver`` and, once it
+    knows the receiver's (``for_ecdh``), hands it its media key ``key_id`` wrapped to it
+    (docs/protocol.md, "Frame keys"). The values are taken as received (``Any``): a
+    receiver rebuilds the statement from the message before it trusts any field."""
+    return {"purpose": "summitline/frame-key", "call": call, "plan": plan_hash,
+            "from": sender, "to": receiver, "ecdh": ecdh, "for": for_ecdh,
+            "key_id": key_id, "wrapped": wrapped}

@@ -387,6 +387,19 @@ class Connection:
             return
         target.send(m.relayed(msg, self.device))
 
+    async def _frame_key(self, msg: m.FrameKey) -> None:
+        """A device's frame key for another (docs/protocol.md 5.10): relayed only between
+        two present devices that the plan lets connect in some media phase (keys go
+        before the start). Its signature is for the receiver to check: a key the server
+        swapped or made up is refused there."""
+        assert self.room is not None
+        target = self.room.endpoints.get(msg.to)
+        if target is None or msg.to not in self.room.presence_of(self.device):
+            await self._refused("not-permitted", "no such peer to hand a frame key to",
+                                "frame-key", {"to": msg.to})
+            return
+        target.send(m.relayed(msg, self.device))
+
     async def _stats(self, msg: m.Stats) -> None:
         assert self.room is not None
         self.room.health[self.device] = {"at": self.hub.clock(),
@@ -615,5 +628,5 @@ class Connection:
         "hello": _hello, "offer": _signal, "answer": _signal, "candidate": _candidate,
         "bye": _bye, "stats": _stats, "end": _end, "booth": _booth, "source": _source,
         "ping": _ping, "press-offer": _press_offer, "page": _page, "ack": _ack,
-        "hold": _hold, "link": _link, "media": _media,
+        "hold": _hold, "link": _link, "media": _media, "frame-key": _frame_key,
     }

@@ -28,8 +28,9 @@
 //   revoked {device, delegation, name}  a verified revocation: the device's delegation
 //                       revoked it; its links are closed and it is refused from now on
 
-import { groupCode, hex, sdpFingerprints, sas, sha256, sign, statements,
+import { b64u, groupCode, hex, sdpFingerprints, sas, sha256, sign, statements, unb64u,
          verify } from "./crypto.js";
+import { FrameError, generateEcdh, randomFrameKey, unwrapKey, wrapKey } from "./frames.js";
 import { BoothLedger } from "./booth.js";
 import { floorSdp, lowDelay, studioMicrophone } from "./floor.js";
 import { apply, endpoint, pressDeadline, START_SKEW_MS, startAhead, TICK_MS } from "./endpoint.js";
@@ -165,9 +166,31 @@ function gathered(pc) {
 }
 
 export class CallSession extends EventTarget {
-  constructor({ url, call, identity, pinned, localStream, iceServers = [] }) {
+  constructor({ url, call, identity, pinned, localStream, iceServers = [],
+                frameEncryption = false }) {
     super();
     Object.assign(this, { url, call, identity, pinned, localStream, iceServers });
+    // End-to-end frame encryption (docs/protocol.md 5.9): off by default, as a
+    // peer-to-peer link is end to end under DTLS-SRTP already; an SFU needs it.
+    this.e2ee = frameEncryption ? {
+      worker: new Worker(new URL("./e2ee-worker.js", import.meta.url), { type: "module" }),
+      ecdh: generateEcdh(), // a promise: {privateKey, publicRaw}
+      own: randomFrameKey(0),
+      peerEcdh: new Map(), // device -> b64u of its ECDH key for the call
+      present: new Set(),
+    } : null;
+    if (this.e2ee) {
+      const worker = this.e2ee.worker;
+      this.e2ee.ready = new Promise((resolve) => {
+        const ready = ({ data }) => {
+          if (data.type !== "ready") return;
+          worker.removeEventListener("message", ready);
+          resolve();
+        };
+        worker.addEventListener("message", ready);
+      });
+      worker.postMessage({ type: "own", key: this.e2ee.own });
+    }
     this.device = identity.fingerprint;
     this.signed = null;
     this.planHash = null;
@@ -493,6 +516,10 @@ export class CallSession extends EventTarget {
     const peers = msg.peers.filter((p) => !this.stranger(p.device));
     this.feed({ type: "welcome", now_ms: now, peers: peers.map((p) => p.device),
                 generations: peers.map((p) => [p.device, p.generation]) });
+    if (this.e2ee) {
+      this.e2ee.present = new Set(peers.map((p) => p.device));
+      for (const p of peers) await this.handFrameKey(p.device);
+    }
     this.grant(now);
     const reports = this.reports; // what happened while signaling was down, for the record
     this.reports = [];
@@ -780,10 +807,105 @@ export class CallSession extends EventTarget {
     if (this.signed && this.stranger(msg.device)) return;
     this.feed({ type: "peer-joined", now_ms: clock(), remote: msg.device });
     this.announce(true);
+    if (this.e2ee) {
+      this.e2ee.present.add(msg.device);
+      await this.handFrameKey(msg.device);
+    }
   }
 
   // Its signaling is gone; its media may not be: the link stays until it stalls.
-  async on_peer_left(msg) { this.feed({ type: "peer-left", now_ms: clock(), remote: msg.device }); }
+  async on_peer_left(msg) {
+    this.feed({ type: "peer-left", now_ms: clock(), remote: msg.device });
+    if (!this.e2ee || !this.signed) return;
+    this.e2ee.present.delete(msg.device);
+    if (!this.hears(this.device, msg.device)) return;
+    // It held our key: the others get a new one, which it never sees.
+    this.e2ee.own = randomFrameKey(this.e2ee.own.keyId + 1);
+    this.e2ee.worker.postMessage({ type: "own", key: this.e2ee.own });
+    for (const other of this.e2ee.present) await this.handFrameKey(other);
+  }
+
+  // -- frame keys (docs/protocol.md 5.10) ---------------------------------------------
+  hears(sender, receiver) {
+    const plan = this.signed.plan;
+    return media(plan, "open", sender, receiver).length > 0 ||
+      media(plan, "closed", sender, receiver).length > 0;
+  }
+
+  async handFrameKey(device) {
+    if (!this.e2ee || !this.signed || device === this.device ||
+        !participant(this.signed.plan, device)) return;
+    const ecdh = await this.e2ee.ecdh, peer = this.e2ee.peerEcdh.get(device) || null;
+    const key = peer && this.hears(this.device, device) ? this.e2ee.own : null;
+    const wrapped = key ? b64u(await wrapKey(ecdh.privateKey, unb64u(peer), key,
+      { call: this.call, sender: this.device, receiver: device })) : null;
+    const body = { ecdh: b64u(ecdh.publicRaw), for: key ? peer : null,
+                   key_id: key ? key.keyId : null, wrapped };
+    const signature = await sign(this.identity.privateKey, statements.frameKey({
+      call: this.call, planHash: this.planHash, sender: this.device, receiver: device,
+      ecdh: body.ecdh, forEcdh: body.for, keyId: body.key_id, wrapped }));
+    this.send({ type: "frame-key", to: device, ...body, signature });
+  }
+
+  async on_frame_key(msg) {
+    if (!this.e2ee || !this.signed) return; // this call does not encrypt frames
+    const sender = participant(this.signed.plan, msg.from);
+    const refuse = (why) => this.alarm(
+      `a frame key said to be from ${String(msg.from).slice(0, 12)} is refused: ${why}`,
+      "frames_alarm_key_refused", { who: this.nameOf(msg.from) });
+    if (!sender) return refuse("not a device of the plan");
+    const ok = await verify(sender.key, statements.frameKey({
+      call: this.call, planHash: this.planHash, sender: msg.from, receiver: this.device,
+      ecdh: msg.ecdh, forEcdh: msg.for, keyId: msg.key_id, wrapped: msg.wrapped }),
+      msg.signature);
+    if (!ok) return refuse("its signature does not verify");
+    const ecdh = await this.e2ee.ecdh;
+    const isNew = this.e2ee.peerEcdh.get(msg.from) !== msg.ecdh;
+    this.e2ee.peerEcdh.set(msg.from, msg.ecdh);
+    if (msg.wrapped !== null && msg.for === b64u(ecdh.publicRaw)) {
+      try {
+        const key = await unwrapKey(ecdh.privateKey, unb64u(msg.ecdh), msg.key_id,
+          unb64u(msg.wrapped), { call: this.call, sender: msg.from, receiver: this.device });
+        this.e2ee.worker.postMessage({ type: "peer", remote: msg.from, key });
+      } catch (err) {
+        if (!(err instanceof FrameError)) throw err;
+        return refuse(err.message);
+      }
+    }
+    if (isNew) await this.handFrameKey(msg.from); // it may not have ours for this key
+  }
+
+  // Every sender and receiver of a link through the frame worker (before media flows).
+  async protect(link) {
+    if (!this.e2ee) return;
+    await this.e2ee.ready;
+    for (const t of link.pc.getTransceivers()) {
+      const kind = t.receiver.track.kind;
+      if (!t.sender.transform) {
+        t.sender.transform = new RTCRtpScriptTransform(this.e2ee.worker,
+                                                       { operation: "encrypt", kind });
+      }
+      if (!t.receiver.transform) {
+        t.receiver.transform = new RTCRtpScriptTransform(this.e2ee.worker,
+          { operation: "decrypt", kind, remote: link.remote });
+      }
+    }
+  }
+
+  // Frames sealed, opened and refused by this page's frame worker (tests, diagnostics).
+  frameCounts() {
+    if (!this.e2ee) return Promise.resolve(null);
+    const id = Math.random();
+    return new Promise((resolve) => {
+      const got = ({ data }) => {
+        if (data.type !== "counts" || data.id !== id) return;
+        this.e2ee.worker.removeEventListener("message", got);
+        resolve(data.counts);
+      };
+      this.e2ee.worker.addEventListener("message", got);
+      this.e2ee.worker.postMessage({ type: "counts", id });
+    });
+  }
   async on_pong(msg) {
     if (!Number.isSafeInteger(msg.id)) return;
     this.unconfirmed = this.unconfirmed.filter((u) => msg.id < u.ping); // the rest arrived
@@ -811,8 +933,12 @@ export class CallSession extends EventTarget {
 
   newLink(remote, generation) {
     const [send, receive] = this.kinds(remote);
+    // With frames encrypted, Chromium must not "short-circuit" a sender or receiver that
+    // negotiation made before its transform was set (the answerer's: protect() runs after
+    // setRemoteDescription): such a one would send and take clear frames for good.
     const pc = new RTCPeerConnection({ iceServers: [...this.iceServers,
-                                                    ...(this.serverIce || [])] });
+                                                    ...(this.serverIce || [])],
+                                       ...(this.e2ee ? { encodedInsertableStreams: true } : {}) });
     const link = new Link(remote, generation, pc, send, receive);
     this.openStateChannel(link);
     pc.ontrack = (ev) => {
@@ -1022,6 +1148,7 @@ export class CallSession extends EventTarget {
       if (track) link.pc.addTrack(track, this.localStream);
       else if (link.receive.includes(kind)) link.pc.addTransceiver(kind, { direction: "recvonly" });
     }
+    await this.protect(link);
     await link.pc.setLocalDescription(await link.pc.createOffer());
     await gathered(link.pc);
     if (!this.stillTried(link)) return;
@@ -1060,6 +1187,7 @@ export class CallSession extends EventTarget {
         : "inactive";
       if (sends && this.localStream) t.sender.setStreams(this.localStream);
     }
+    await this.protect(link);
     await link.pc.setLocalDescription(await link.pc.createAnswer());
     await gathered(link.pc);
     if (this.superseded(remote, generation)) {

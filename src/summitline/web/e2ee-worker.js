@@ -1,0 +1,79 @@
+// The frame worker of a call whose frames are encrypted end to end (docs/protocol.md 5.9).
+// Each sender and receiver of the call's peer connections carries an RTCRtpScriptTransform
+// on this worker: { operation: "encrypt", kind } seals what the encoder made, before RTP
+// packetization; { operation: "decrypt", kind, remote } opens what the depacketizer made,
+// before decoding. web/session.js posts the keys: { type: "own", key } (this device's
+// media key: sealed with from now on, counter from 0) and { type: "peer", remote, key }.
+import { FrameError, importFrameKey, KEPT_KEYS, openFrame, parseFrame, seal } from "./frames.js";
+
+const CODEC = { video: "vp8", audio: "opus" };
+let own = null;
+let counter = 0n; // one counter per key, for every kind and every link
+const peers = new Map(); // remote -> Map(keyId -> imported key)
+const counts = { transforms: 0, sealed: 0, opened: 0, refused: 0 };
+
+self.onmessage = async ({ data }) => {
+  if (data.type === "own") {
+    const key = await importFrameKey(data.key);
+    own = key;
+    counter = 0n;
+  } else if (data.type === "peer") {
+    const keys = peers.get(data.remote) || new Map();
+    keys.set(data.key.keyId, await importFrameKey(data.key));
+    for (const old of [...keys.keys()].sort((a, b) => a - b).slice(0, -KEPT_KEYS)) keys.delete(old);
+    peers.set(data.remote, keys);
+  } else if (data.type === "counts") {
+    self.postMessage({ type: "counts", id: data.id, counts });
+  }
+};
+
+function sealing(kind) {
+  return async (frame, controller) => {
+    if (!own) return; // no key yet: nothing leaves in the clear
+    const key = own, n = counter;
+    counter += 1n;
+    frame.data = (await seal(key, n, CODEC[kind], new Uint8Array(frame.data))).buffer;
+    counts.sealed += 1;
+    controller.enqueue(frame);
+  };
+}
+
+function opening(kind, remote, transformer) {
+  let broken = kind === "video"; // a decoder starts at a key frame
+  return async (frame, controller) => {
+    let plain;
+    try {
+      const data = new Uint8Array(frame.data);
+      const key = peers.get(remote)?.get(parseFrame(data).keyId);
+      if (!key) throw new FrameError("no key for this frame");
+      plain = await openFrame(key, data);
+    } catch (err) {
+      if (!(err instanceof FrameError)) throw err;
+      counts.refused += 1;
+      broken = kind === "video";
+      return; // dropped: never decoded
+    }
+    if (broken) {
+      if (plain.length && (plain[0] & 1)) { // an inter frame: nothing to build on
+        try { await transformer.sendKeyFrameRequest(); } catch { /* one is on its way */ }
+        return;
+      }
+      broken = false;
+    }
+    frame.data = plain.buffer;
+    counts.opened += 1;
+    controller.enqueue(frame);
+  };
+}
+
+self.onrtctransform = ({ transformer }) => {
+  const { operation, kind, remote } = transformer.options;
+  counts.transforms += 1;
+  const transform = operation === "encrypt" ? sealing(kind) : opening(kind, remote, transformer);
+  transformer.readable.pipeThrough(new TransformStream({ transform }))
+    .pipeTo(transformer.writable).catch(() => {});
+};
+
+// The page attaches transforms only after this: an rtctransform event that came while
+// this module (and frames.js) still loaded would find no handler, and be lost.
+self.postMessage({ type: "ready" });
