@@ -192,7 +192,6 @@ class PythonPrincipals:
 # Its own waits (each step up to LINKS_WAIT_MS) report what every page holds when a step
 # fails; the suite's 180 s would end it first, with nothing said.
 @pytest.mark.timeout(480)
-@pytest.mark.heavy  # not in the default run: see pyproject.toml
 async def test_three_browsers_and_two_python_principals_hold_a_briefing(
         browser: Browser, server: str, ws_url: str, http: httpx.AsyncClient,
         tmp_path: Path) -> None:
