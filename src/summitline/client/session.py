@@ -819,7 +819,28 @@ class CallSession:
         await self._send(self._booth_action("live"))
 
     async def handover(self, partner: str) -> None:
+        """Hand over at once (the console asks instead: ``request_handover``)."""
         await self._send(self._booth_action("handover", partner))
+
+    async def request_handover(self, partner: str) -> None:
+        """Ask the booth partner to take over; this interpreter stays live until it
+        accepts (within core.call.HANDOVER_ANSWER_MS)."""
+        await self._send(self._booth_action("request", partner))
+
+    @property
+    def handover_asker(self) -> str | None:
+        """The booth partner asking this interpreter to take over, if it is the latest
+        action of its booth."""
+        if self.ledger is None or self.channel is None:
+            return None
+        return self.ledger.asker(self.channel, self.device)
+
+    async def answer_handover(self, accept: bool) -> None:
+        """Accept (live from then on) or decline the partner's open request."""
+        asker = self.handover_asker
+        if asker is None:
+            raise RuntimeError("no booth partner asks this interpreter to take over")
+        await self._send(self._booth_action("accept" if accept else "decline", asker))
 
     async def go_quiet(self) -> None:
         await self._send(self._booth_action("quiet"))
