@@ -54,6 +54,7 @@ export class BoothLedger {
     this.text = new Map(); // channel -> its statement's canonical text
     this.holder = new Map(); // channel -> who the actions put on air (null: nobody)
     this.since = new Map(); // channel -> the signed `at` of that action
+    this.last = new Map(); // channel -> that action
   }
 
   // Take the actions the server shows (channel -> action); the alarms for the bad
@@ -87,6 +88,7 @@ export class BoothLedger {
       this.text.set(channel, result.text);
       this.holder.set(channel, result.onAir);
       this.since.set(channel, action.at);
+      this.last.set(channel, action);
     }
     return alarms;
   }
@@ -105,6 +107,13 @@ export class BoothLedger {
       }
     }
     return { live: out, alarms };
+  }
+
+  // Who asks `device` to take over in `channel`: the latest action is a request naming
+  // it (whether it is still open, the server decides: a minute, core/call.py).
+  asker(channel, device) {
+    const last = this.last.get(channel);
+    return last && last.action === "request" && last.to === device ? last.from : null;
   }
 
   nextSeq(channel) {
