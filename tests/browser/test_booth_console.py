@@ -40,7 +40,6 @@ from tests.browser.people import (
     principal,
 )
 
-SHOTS = Path("/work/shots/booth")
 NOTE = "Numbers coming: 4,731 — watch the ruble figure"
 # A window of the partner's ear long enough to hold beeps of Chromium's fake microphone,
 # after what was on its way (network, jitter buffer) when the key went down or up.
@@ -110,7 +109,7 @@ async def booth_link_open(page: Page, remote: str) -> None:
 
 async def test_cough_key_handover_by_request_booth_mate_and_slow_down(
         browser: Browser, server: str, http: httpx.AsyncClient,
-        server_traffic: list[str]) -> None:
+        server_traffic: list[str], screenshots: Path) -> None:
     us, ru, link = await linked_operators(http)
     errors: list[str] = []
     ru_p = await enrol_browser(browser, server, ru, "President of the Russian Federation",
@@ -175,16 +174,15 @@ async def test_cough_key_handover_by_request_booth_mate_and_slow_down(
     await expect(ru_p.page.locator("#speaker-signal")).to_have_text(
         "Переводчик просит вас говорить медленнее")
     await expect(a.locator("#signal-status")).to_contain_text("President of the Russian")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    await ru_p.page.screenshot(path=str(SHOTS / "principal-slow-down-ru.png"))
+    await ru_p.page.screenshot(path=str(screenshots / "booth-principal-slow-down-ru.png"))
 
     # -- handover by request, accepted: the asker stays live until the partner takes over
     await a.locator("#handover").click()
     await expect(a.locator("#handover-waiting")).to_be_visible()
     await expect(b.locator("#handover-asked")).to_contain_text("Interpreter One")
     await expect(a.locator("#indicator")).to_have_text("ON AIR")
-    await a.screenshot(path=str(SHOTS / "console-en.png"), full_page=True)
-    await b.screenshot(path=str(SHOTS / "console-ru-asked.png"), full_page=True)
+    await a.screenshot(path=str(screenshots / "booth-console-en.png"), full_page=True)
+    await b.screenshot(path=str(screenshots / "booth-console-ru-asked.png"), full_page=True)
     await b.locator("#accept-handover").click()
     await expect(b.locator("#indicator")).to_have_text("В ЭФИРЕ")
     await expect(a.locator("#indicator")).to_have_text("OFF AIR")
@@ -198,7 +196,7 @@ async def test_cough_key_handover_by_request_booth_mate_and_slow_down(
     await expect(b.locator("#handover-waiting")).to_be_hidden()
     await expect(b.locator("#indicator")).to_have_text("В ЭФИРЕ")
     await expect(a.locator("#indicator")).to_have_text("OFF AIR")
-    await b.screenshot(path=str(SHOTS / "console-ru.png"), full_page=True)
+    await b.screenshot(path=str(screenshots / "booth-console-ru.png"), full_page=True)
 
     record = (await signed_get(http, us.key, f"/api/calls/{plan.call}/record")).json()
     booth = [(e["kind"], e["data"]["from"] if "from" in e["data"] else e["data"]["device"])
