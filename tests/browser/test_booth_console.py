@@ -198,6 +198,8 @@ async def test_cough_key_handover_by_request_booth_mate_and_slow_down(
     await expect(a.locator("#indicator")).to_have_text("OFF AIR")
     await b.screenshot(path=str(screenshots / "booth-console-ru.png"), full_page=True)
 
+    for page in (a, b, ru_p.page):  # every booth action verified (web/booth.js), no alarm
+        assert await page.evaluate("() => window.summitlineSession.alarms") == []
     record = (await signed_get(http, us.key, f"/api/calls/{plan.call}/record")).json()
     booth = [(e["kind"], e["data"]["from"] if "from" in e["data"] else e["data"]["device"])
              for e in record["entries"] if e["kind"].startswith("booth.")]
