@@ -366,7 +366,9 @@ export async function interpreterView(root, identity, call) {
     source.value = session.booth.sources[identity.fingerprint] || "floor";
     const holder = session.channel ? session.booth.live[session.channel] : null;
     if (holder !== lastHolder) {
-      if (lastHolder !== undefined) shiftSince = Date.now();
+      // on arrival, from the signed time of the action that put the holder there
+      const at = session.ledger?.since.get(session.channel);
+      shiftSince = lastHolder === undefined && at ? Math.min(Date.now(), at) : Date.now();
       lastHolder = holder;
     }
     const last = session.ledger?.last.get(session.channel);
