@@ -150,6 +150,7 @@ class CallSession:
         self.ledger: BoothLedger | None = None  # the booth actions seen, across rejoins
         self.ignored_candidates = 0  # candidate messages: only the signed SDP's count
         self._tail: asyncio.TimerHandle | None = None
+        self.coughing = False  # the cough key is held (``cough``)
         # Called with (remote device, audio frame, arrival time) for every frame heard:
         # where a listener's own mixing or a measurement plugs in.
         self.audio_listeners: list[Callable[[str, Any, float], None]] = []
@@ -792,12 +793,20 @@ class CallSession:
         partner_live = self.channel is not None and self.booth["live"].get(
             self.channel) not in (None, self.device)
         if self.live:
-            gate.open = True  # the voice is heard only while live in the booth
+            gate.open = not self.coughing  # heard only while live, and not coughing
         elif was_live and partner_live:  # handed over: speak on until the partner is heard
             self._tail = asyncio.get_running_loop().call_later(HANDOVER_TAIL_S,
                                                                self._close_gate)
         else:
             gate.open = False  # off air means off air, at once
+
+    def cough(self, on: bool) -> None:
+        """The cough key, held (True) or released: while held, the interpreter's voice is
+        silent, live or not (the console's push-to-mute)."""
+        self.coughing = on
+        gate = self.source.gate
+        if gate is not None:
+            gate.open = self.live and not on
 
     def _close_gate(self) -> None:
         gate = self.source.gate
