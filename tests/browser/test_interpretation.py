@@ -2,8 +2,8 @@
 each interpreting its principal into the other's language. Each principal hears the
 channel of its own language (the right interpreter's track, at full level, with the
 original ducked underneath). The Russian booth has a second partner (a Python parrot):
-the browser interpreter hands over to it while the principals speak, and the American
-principal's ear follows."""
+the browser interpreter asks it to take over while the principals speak, it accepts, and
+the American principal's ear follows."""
 
 from __future__ import annotations
 
@@ -114,8 +114,11 @@ async def test_each_principal_hears_its_language_and_a_handover_is_followed(
     await us_p.page.screenshot(path=str(screenshots / "principal-listening.png"))
 
     # handover in the English booth, while the principals speak (their fake microphones
-    # never stop): the browser interpreter hands over to its partner
+    # never stop): the browser interpreter asks its partner, who accepts
     await ru_i.page.locator("#handover").click()
+    await asyncio.wait_for(bot.wait_for(lambda: bot.handover_asker == ru_i.device), WAIT_S)
+    assert not bot.live  # asked, not yet handed over
+    await bot.answer_handover(True)
     await expect(ru_i.page.locator("#indicator")).to_have_text("OFF AIR")
     await expect(ru_i.page.locator("#partner")).to_contain_text("on air")
     await hears(us_p.page, partner.fingerprint)
@@ -128,5 +131,6 @@ async def test_each_principal_hears_its_language_and_a_handover_is_followed(
     await bot.leave()
     record = (await signed_get(http, us.key, f"/api/calls/{plan.call}/record")).json()["entries"]
     booth = [(e["kind"], e["data"]["channel"]) for e in record if e["kind"].startswith("booth")]
-    assert ("booth.handover", "en") in booth and booth.count(("booth.live", "en")) == 1
+    assert ("booth.request", "en") in booth and ("booth.accept", "en") in booth
+    assert booth.count(("booth.live", "en")) == 1
     assert errors == []

@@ -50,6 +50,15 @@ async def test_booth_partners_interpret_and_hand_over(ws_url: str,
     await until(b, lambda: booth1.loud > 25)  # interpreter 1 parrots the English floor
     assert booth2.loud == 0 and i1.live and not i2.live and mix.playing == k1.fingerprint
 
+    # the cough key: while held, the channel is silent; released, the voice is back
+    i1.cough(True)
+    muted_at, frames_at = booth1.loud, booth1.frames[MediaKind.AUDIO]
+    await until(b, lambda: booth1.frames[MediaKind.AUDIO] > frames_at + 100)  # 2 s of it
+    assert booth1.loud - muted_at < 10  # at most what was on its way
+    i1.cough(False)
+    spoke_at = booth1.loud
+    await until(b, lambda: booth1.loud > spoke_at + 25)
+
     await i1.handover(k2.fingerprint)
     await until(b, lambda: booth2.loud > 25 and mix.playing == k2.fingerprint)
     assert i2.live and not i1.live and b.booth["live"] == {"ru": k2.fingerprint}

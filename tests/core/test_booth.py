@@ -144,3 +144,48 @@ def test_a_booth_held_by_someone_gone_after_a_restart_is_free() -> None:
     state = in_call(I1, I2).apply(c.GoLive(I1)).apply(c.Reset()).apply(c.Join(I2))
     assert state.live == {"ru": I1} and I1 not in state.admitted
     assert state.apply(c.GoLive(I2)).live == {"ru": I2}  # not stuck until the end
+
+
+def test_a_handover_by_request_waits_for_the_partner() -> None:
+    state = in_call(A, B, I1, I2, IE).apply(c.GoLive(I1))
+    asked = state.apply(c.RequestHandover(I1, I2, 1000))
+    assert asked.live == {"ru": I1} and asked.requests == {"ru": (I1, I2, 1000)}  # still live
+    accepted = asked.apply(c.HandoverAnswer(I2, I1, True, 1000 + c.HANDOVER_ANSWER_MS))
+    assert accepted.live == {"ru": I2} and accepted.requests == {}
+    declined = asked.apply(c.HandoverAnswer(I2, I1, False, 2000))
+    assert declined.live == {"ru": I1} and declined.requests == {}
+    for event, code in [
+            (c.HandoverAnswer(I2, I1, True, 1001 + c.HANDOVER_ANSWER_MS), "request-expired"),
+            (c.HandoverAnswer(I1, I2, True, 2000), "no-request"),  # the asker cannot answer
+            (c.RequestHandover(I2, I1, 2000), "not-live"),
+            (c.RequestHandover(I1, IE, 2000), "not-partner")]:
+        with pytest.raises(c.IllegalEvent) as err:
+            asked.apply(event)
+        assert err.value.code == code, event
+    with pytest.raises(c.IllegalEvent) as err:  # answered once: nothing left to accept
+        declined.apply(c.HandoverAnswer(I2, I1, True, 3000))
+    assert err.value.code == "no-request"
+
+
+@pytest.mark.parametrize("withdraw", [c.GoQuiet(I1), c.Handover(I1, I2), c.Leave(I1),
+                                      c.Leave(I2), c.Reset()])
+def test_a_change_in_the_booth_withdraws_the_request(withdraw: c.Event) -> None:
+    asked = in_call(A, B, I1, I2).apply(c.GoLive(I1)).apply(c.RequestHandover(I1, I2, 0))
+    assert asked.apply(withdraw).requests == {}
+
+
+def test_request_accept_and_decline_are_recorded_and_replay() -> None:
+    signed = W.signed(PLAN)
+    state, head, entries = c.Call(PLAN), None, []
+    steps: list[tuple[int, c.Event]] = [(0, c.Start(0)), *((0, c.Join(d)) for d in (I1, I2)),
+                                        (0, c.GoLive(I1)), (10, c.RequestHandover(I1, I2, 10)),
+                                        (20, c.HandoverAnswer(I2, I1, False, 20)),
+                                        (30, c.RequestHandover(I1, I2, 30)),
+                                        (40, c.HandoverAnswer(I2, I1, True, 40))]
+    for at, event in steps:
+        kind, data = describe(event)
+        state, head = advance(state, head, at, kind, data, event)
+        entries.append(head)
+    assert [e.kind for e in entries[-4:]] == ["booth.request", "booth.decline", "booth.request",
+                                              "booth.accept"]
+    assert replay(signed, entries) == state and state.live == {"ru": I2}

@@ -67,3 +67,22 @@ def test_an_old_action_replayed_is_stale() -> None:
     # the same sequence number with another action (two partners raced): not taken
     alarms = ledger.take({"ru": act(RU_PARTNER, "live", 2)})
     assert "replayed" in alarms[0] and ledger.holder["ru"] is None
+
+
+def test_a_request_and_its_answer_say_who_stays_live() -> None:
+    ledger = BoothLedger(CALL, PLAN)
+    ledger.take({"ru": act(W.ru_interpreter, "live", 1)})
+    assert ledger.take({"ru": act(W.ru_interpreter, "request", 2, I2)}) == []
+    assert ledger.live({"ru": I1})[0] == {"ru": I1}  # asking is not handing over
+    assert ledger.take({"ru": act(RU_PARTNER, "decline", 3, I1)}) == []
+    assert ledger.live({"ru": I1})[0] == {"ru": I1}  # declined: the asker stays live
+    ledger.take({"ru": act(W.ru_interpreter, "request", 4, I2)})
+    assert ledger.asker("ru", I2) == I1 and ledger.asker("ru", I1) is None
+    assert ledger.take({"ru": act(RU_PARTNER, "accept", 5, I1)}) == []
+    assert ledger.live({"ru": I2})[0] == {"ru": I2} and ledger.live({"ru": I1})[0] == {}
+    assert ledger.asker("ru", I2) is None  # answered
+    # an answer or a request must name a partner of the booth, and only these name one
+    for bad in (act(RU_PARTNER, "accept", 6, W.us_principal.fingerprint),
+                act(RU_PARTNER, "request", 6, RU_PARTNER.fingerprint),
+                {**act(RU_PARTNER, "decline", 6, I1), "to": None}):
+        assert ledger.take({"ru": bad}), bad

@@ -152,6 +152,7 @@ class CallSession:
         self.ledger: BoothLedger | None = None  # the booth actions seen, across rejoins
         self.ignored_candidates = 0  # candidate messages: only the signed SDP's count
         self._tail: asyncio.TimerHandle | None = None
+        self.coughing = False  # the cough key is held (``cough``)
         # Called with (remote device, audio frame, arrival time) for every frame heard:
         # where a listener's own mixing or a measurement plugs in.
         self.audio_listeners: list[Callable[[str, Any, float], None]] = []
@@ -843,12 +844,20 @@ class CallSession:
         partner_live = self.channel is not None and self.booth["live"].get(
             self.channel) not in (None, self.device)
         if self.live:
-            gate.open = True  # the voice is heard only while live in the booth
+            gate.open = not self.coughing  # heard only while live, and not coughing
         elif was_live and partner_live:  # handed over: speak on until the partner is heard
             self._tail = asyncio.get_running_loop().call_later(HANDOVER_TAIL_S,
                                                                self._close_gate)
         else:
             gate.open = False  # off air means off air, at once
+
+    def cough(self, on: bool) -> None:
+        """The cough key, held (True) or released: while held, the interpreter's voice is
+        silent, live or not (the console's push-to-mute)."""
+        self.coughing = on
+        gate = self.source.gate
+        if gate is not None:
+            gate.open = self.live and not on
 
     def _close_gate(self) -> None:
         gate = self.source.gate
@@ -870,7 +879,28 @@ class CallSession:
         await self._send(self._booth_action("live"))
 
     async def handover(self, partner: str) -> None:
+        """Hand over at once (the console asks instead: ``request_handover``)."""
         await self._send(self._booth_action("handover", partner))
+
+    async def request_handover(self, partner: str) -> None:
+        """Ask the booth partner to take over; this interpreter stays live until it
+        accepts (within core.call.HANDOVER_ANSWER_MS)."""
+        await self._send(self._booth_action("request", partner))
+
+    @property
+    def handover_asker(self) -> str | None:
+        """The booth partner asking this interpreter to take over, if it is the latest
+        action of its booth."""
+        if self.ledger is None or self.channel is None:
+            return None
+        return self.ledger.asker(self.channel, self.device)
+
+    async def answer_handover(self, accept: bool) -> None:
+        """Accept (live from then on) or decline the partner's open request."""
+        asker = self.handover_asker
+        if asker is None:
+            raise RuntimeError("no booth partner asks this interpreter to take over")
+        await self._send(self._booth_action("accept" if accept else "decline", asker))
 
     async def go_quiet(self) -> None:
         await self._send(self._booth_action("quiet"))

@@ -3,7 +3,10 @@
 The server announces who is live in each booth; an endpoint believes it only where an
 interpreter of that booth signed it. Going live is signed by the interpreter going live,
 a handover by the live interpreter handing over, falling quiet by the one falling quiet
-(``statements.booth``). Each action carries a sequence number per call and channel,
+(``statements.booth``). A handover by request is three actions: ``request`` (the live one
+asks its partner, and stays live), then the partner's ``accept`` (it is live from then on)
+or ``decline`` (the asker stays live); the server holds the request open for a minute
+(core/call.py). Each action carries a sequence number per call and channel,
 strictly increasing, so that an old go-live replayed after a quiet or a handover is
 stale. The server may always take away (say a booth is quiet: an interpreter left); it
 can never put anyone on air that no valid action put there.
@@ -23,7 +26,10 @@ from summitline.crypto import statements
 from summitline.crypto.encoding import digest
 from summitline.crypto.keys import SignatureError
 
-ACTIONS = ("live", "handover", "quiet")
+ACTIONS = ("live", "handover", "quiet", "request", "accept", "decline")
+# The actions that name the other partner (``to``): whom one hands over to or asks, or the
+# asker one answers.
+NAMING = frozenset({"handover", "request", "accept", "decline"})
 
 
 class BoothActionError(ValueError):
@@ -38,8 +44,9 @@ def statement_of(call: str, plan: CallPlan, channel: str,
             isinstance(seq, bool) or isinstance(at, bool):
         raise BoothActionError("malformed booth action")
     to = action.get("to")
-    if (kind == "handover") != isinstance(to, str):
-        raise BoothActionError("a handover, and only a handover, names 'to'")
+    if (kind in NAMING) != isinstance(to, str):
+        raise BoothActionError("a handover, a request or its answer, and only these, "
+                               "name 'to'")
     return statements.booth(call, plan.hash, channel, kind, str(action.get("from")), seq,
                             at, to)
 
@@ -52,16 +59,18 @@ def verify(call: str, plan: CallPlan, channel: str, action: dict[str, Any]) -> s
     signer = booth.get(statement["from"])
     if signer is None or signer.role is not Role.INTERPRETER:
         raise BoothActionError("the signer is not an interpreter of that booth")
-    if statement["action"] == "handover" and (
+    if statement["action"] in NAMING and (
             statement["to"] not in booth or statement["to"] == statement["from"]):
         raise BoothActionError("a handover to someone outside the booth")
     try:
         signer.key.verify(statement, str(action.get("signature")))
     except (SignatureError, ValueError) as exc:  # ValueError: not canonicalisable
         raise BoothActionError(f"it does not verify ({exc})") from None
-    if statement["action"] == "live":
+    # Who is live after it: the one going live, asking or accepting; the one handed
+    # over to, or whose request was declined (it stays live).
+    if statement["action"] in ("live", "request", "accept"):
         return str(statement["from"])
-    if statement["action"] == "handover":
+    if statement["action"] in ("handover", "decline"):
         return str(statement["to"])
     return None
 
@@ -77,6 +86,7 @@ class BoothLedger:
     _digest: dict[str, str] = field(default_factory=dict)  # channel -> its statement's
     holder: dict[str, str | None] = field(default_factory=dict)  # as the actions say
     since: dict[str, int] = field(default_factory=dict)  # channel -> that action's signed at
+    last: dict[str, dict[str, Any]] = field(default_factory=dict)  # channel -> that action
 
     def take(self, actions: dict[str, Any]) -> list[str]:
         """Take the actions the server shows (channel -> action); alarms for the bad."""
@@ -102,6 +112,7 @@ class BoothLedger:
             self.seq[channel], self._digest[channel] = seq, key
             self.holder[channel] = on_air
             self.since[channel] = action["at"]
+            self.last[channel] = action
         return alarms
 
     def live(self, claimed: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
@@ -116,6 +127,14 @@ class BoothLedger:
                               f"the {channel} booth, but no interpreter of the booth signed "
                               "that; not believed")
         return out, alarms
+
+    def asker(self, channel: str, device: str) -> str | None:
+        """Who asks ``device`` to take over in ``channel``: the latest action is a request
+        naming it. (Whether it is still open, the server decides: a minute, core/call.py.)"""
+        last = self.last.get(channel)
+        if last is None or last.get("action") != "request" or last.get("to") != device:
+            return None
+        return str(last["from"])
 
     def next_seq(self, channel: str) -> int:
         return self.seq.get(channel, 0) + 1

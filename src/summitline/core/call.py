@@ -9,7 +9,10 @@ recorded events again, so the record and the state cannot disagree.
 
 Interpretation: the interpreters of one channel (language) share a booth; at most one
 of them is live at a time, and only the live one hands over (to a booth partner) or
-falls quiet. An interpreter's source is the floor or another channel (relay).
+falls quiet. A handover may also go by request: the live interpreter asks its partner
+(``RequestHandover``), who accepts within ``HANDOVER_ANSWER_MS`` (and is live from then on)
+or declines; until then, and after a decline or no answer, the asker stays live. An
+interpreter's source is the floor or another channel (relay).
 
 Phases move by one table, ``TRANSITIONS``. Admission: only devices in the plan, never
 after the end, and at most one principal per delegation at a time (a plan may list a
@@ -30,8 +33,8 @@ from summitline.core.plan import CallPlan
 from summitline.core.roles import Phase, Role
 
 __all__ = ["FLOOR", "TRANSITIONS", "Answer", "Call", "CloseDoors", "End", "Event", "GoLive",
-           "GoQuiet", "Handover", "IllegalEvent", "Join", "Leave", "Offer", "Phase", "Reset",
-           "SetSource", "Start", "pair"]
+           "GoQuiet", "HANDOVER_ANSWER_MS", "Handover", "HandoverAnswer", "IllegalEvent", "Join",
+           "Leave", "Offer", "Phase", "Reset", "RequestHandover", "SetSource", "Start", "pair"]
 
 
 class IllegalEvent(Exception):
@@ -108,6 +111,26 @@ class Handover:
     receiver: str  # its booth partner, live from now on
 
 
+# How long a booth partner has to answer a handover request (issue 16: ISO 24019 consoles
+# give the partner a minute); after it, an accept is refused and the asker stays live.
+HANDOVER_ANSWER_MS = 60_000
+
+
+@dataclass(frozen=True)
+class RequestHandover:
+    sender: str  # the live interpreter, live until its partner accepts
+    receiver: str  # its booth partner, asked to take over
+    at_ms: int  # the server's clock: the answer is due within HANDOVER_ANSWER_MS
+
+
+@dataclass(frozen=True)
+class HandoverAnswer:
+    sender: str  # the partner that was asked
+    receiver: str  # the live interpreter that asked
+    accept: bool  # True: the sender is live from now on; False: nothing changes
+    at_ms: int
+
+
 @dataclass(frozen=True)
 class GoQuiet:
     device: str
@@ -122,7 +145,7 @@ class SetSource:
 FLOOR = "floor"
 
 Event = (Start | CloseDoors | End | Join | Leave | Reset | Offer | Answer | GoLive | Handover
-         | GoQuiet | SetSource)
+         | RequestHandover | HandoverAnswer | GoQuiet | SetSource)
 
 
 def pair(a: str, b: str) -> tuple[str, str]:
@@ -141,6 +164,9 @@ class Call:
     pending: dict[tuple[str, str], str] = field(default_factory=dict)
     live: dict[str, str] = field(default_factory=dict)  # channel -> its live interpreter
     sources: dict[str, str] = field(default_factory=dict)  # interpreter -> FLOOR or channel
+    # channel -> the open handover request: (asker, asked, at_ms). Any change of who is
+    # live in the booth, or either of them leaving, withdraws it.
+    requests: dict[str, tuple[str, str, int]] = field(default_factory=dict)
 
     @property
     def press_deadline_ms(self) -> int | None:
@@ -176,7 +202,7 @@ def _close_doors(call: Call, e: CloseDoors) -> Call:
 
 def _end(call: Call, e: End) -> Call:
     return replace(call, phase=call._move("end"), ended_ms=e.at_ms, admitted=frozenset(),
-                   pending={}, live={})
+                   pending={}, live={}, requests={})
 
 
 def _join(call: Call, e: Join) -> Call:
@@ -201,11 +227,13 @@ def _leave(call: Call, e: Leave) -> Call:
         raise IllegalEvent("not-joined", "this device is not connected to the call")
     pending = {k: v for k, v in call.pending.items() if e.device not in k}
     live = {ch: d for ch, d in call.live.items() if d != e.device}  # its booth falls quiet
-    return replace(call, admitted=call.admitted - {e.device}, pending=pending, live=live)
+    requests = {ch: r for ch, r in call.requests.items() if e.device not in r[:2]}
+    return replace(call, admitted=call.admitted - {e.device}, pending=pending, live=live,
+                   requests=requests)
 
 
 def _reset(call: Call, e: Reset) -> Call:
-    return replace(call, admitted=frozenset(), pending={})
+    return replace(call, admitted=frozenset(), pending={}, requests={})
 
 
 def _check_pair(call: Call, sender: str, receiver: str) -> None:
@@ -261,27 +289,59 @@ def _go_live(call: Call, e: GoLive) -> Call:
     if holder is not None and holder in call.admitted:
         raise IllegalEvent("booth-busy", f"{call.plan.label(holder)} is live in the "
                            f"{channel} booth; it hands over")
-    return replace(call, live={**call.live, channel: e.device})
+    return _on_air(call, channel, e.device)
+
+
+def _on_air(call: Call, channel: str, device: str | None) -> Call:
+    """``device`` live in ``channel``'s booth (None: quiet); an open request is void."""
+    live = {c: d for c, d in call.live.items() if c != channel}
+    if device is not None:
+        live[channel] = device
+    return replace(call, live=live,
+                   requests={c: r for c, r in call.requests.items() if c != channel})
+
+
+def _partner_of(call: Call, sender: str, receiver: str) -> str:
+    """The channel of the live ``sender``, whose connected booth partner is ``receiver``."""
+    channel = _interpreter(call, sender)
+    if call.live.get(channel) != sender:
+        raise IllegalEvent("not-live", "only the live interpreter hands over")
+    partner = call.plan.participant(receiver)
+    if partner is None or partner.role is not Role.INTERPRETER or \
+            partner.language != channel or receiver == sender:
+        raise IllegalEvent("not-partner", f"hand over to a partner in the {channel} booth")
+    if receiver not in call.admitted:
+        raise IllegalEvent("peer-absent", "the booth partner is not connected")
+    return channel
 
 
 def _handover(call: Call, e: Handover) -> Call:
+    return _on_air(call, _partner_of(call, e.sender, e.receiver), e.receiver)
+
+
+def _request_handover(call: Call, e: RequestHandover) -> Call:
+    channel = _partner_of(call, e.sender, e.receiver)  # a new request replaces an open one
+    return replace(call, requests={**call.requests, channel: (e.sender, e.receiver, e.at_ms)})
+
+
+def _answer_handover(call: Call, e: HandoverAnswer) -> Call:
     channel = _interpreter(call, e.sender)
-    if call.live.get(channel) != e.sender:
-        raise IllegalEvent("not-live", "only the live interpreter hands over")
-    partner = call.plan.participant(e.receiver)
-    if partner is None or partner.role is not Role.INTERPRETER or \
-            partner.language != channel or e.receiver == e.sender:
-        raise IllegalEvent("not-partner", f"hand over to a partner in the {channel} booth")
-    if e.receiver not in call.admitted:
-        raise IllegalEvent("peer-absent", "the booth partner is not connected")
-    return replace(call, live={**call.live, channel: e.receiver})
+    request = call.requests.get(channel)
+    if request is None or request[:2] != (e.receiver, e.sender):
+        raise IllegalEvent("no-request", "no handover request from that partner is open")
+    if e.at_ms > request[2] + HANDOVER_ANSWER_MS:
+        raise IllegalEvent("request-expired", f"the handover request is older than "
+                           f"{HANDOVER_ANSWER_MS // 1000} s; the partner stays live")
+    if not e.accept:
+        return replace(call, requests={c: r for c, r in call.requests.items() if c != channel})
+    return _on_air(call, channel, e.sender)
 
 
 def _go_quiet(call: Call, e: GoQuiet) -> Call:
     channel = _interpreter(call, e.device)
     if call.live.get(channel) != e.device:
         raise IllegalEvent("not-live", "this interpreter is not live")
-    return replace(call, live={c: d for c, d in call.live.items() if c != channel})
+    return _on_air(call, channel, None)
 
 
 def _set_source(call: Call, e: SetSource) -> Call:
@@ -295,5 +355,6 @@ def _set_source(call: Call, e: SetSource) -> Call:
 _HANDLERS: dict[type, Callable[[Call, Any], Call]] = {
     Start: _start, CloseDoors: _close_doors, End: _end, Join: _join, Leave: _leave,
     Reset: _reset, Offer: _offer, Answer: _answer, GoLive: _go_live, Handover: _handover,
-    GoQuiet: _go_quiet, SetSource: _set_source,
+    RequestHandover: _request_handover, HandoverAnswer: _answer_handover, GoQuiet: _go_quiet,
+    SetSource: _set_source,
 }

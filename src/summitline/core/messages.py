@@ -131,12 +131,13 @@ class End(_Message):
 
 
 class BoothAction(_Message):
-    """An interpreter goes live, hands over to its booth partner, or falls quiet, signed
-    (statements.booth) with a sequence number per channel, for every endpoint to check."""
+    """An interpreter goes live, hands over to its booth partner (at once, or by a request
+    the partner accepts or declines), or falls quiet, signed (statements.booth) with a
+    sequence number per channel, for every endpoint to check."""
 
     type: Literal["booth"]
-    action: Literal["live", "handover", "quiet"]
-    to: Fingerprint | None = None  # the partner, for a handover
+    action: Literal["live", "handover", "quiet", "request", "accept", "decline"]
+    to: Fingerprint | None = None  # the partner, for all but live and quiet
     seq: Annotated[int, Field(ge=1, le=2**53)]
     at: Annotated[int, Field(ge=0, le=2**53)]
     signature: Signature

@@ -73,6 +73,10 @@ def to_event(entry: Entry) -> c.Event | None:
             return c.GoLive(d["device"])
         case "booth.handover":
             return c.Handover(d["from"], d["to"])
+        case "booth.request":
+            return c.RequestHandover(d["from"], d["to"], entry.at)
+        case "booth.accept" | "booth.decline":
+            return c.HandoverAnswer(d["from"], d["to"], entry.kind == "booth.accept", entry.at)
         case "booth.quiet":
             return c.GoQuiet(d["device"])
         case "interpreter.source":
@@ -102,6 +106,11 @@ def describe(event: c.Event) -> tuple[str, dict[str, Any]]:
             return "booth.live", {"device": device}
         case c.Handover(sender, receiver):
             return "booth.handover", {"from": sender, "to": receiver}
+        case c.RequestHandover(sender, receiver):
+            return "booth.request", {"from": sender, "to": receiver}
+        case c.HandoverAnswer(sender, receiver, accept):
+            return "booth.accept" if accept else "booth.decline", {"from": sender,
+                                                                   "to": receiver}
         case c.GoQuiet(device):
             return "booth.quiet", {"device": device}
         case c.SetSource(device, source):

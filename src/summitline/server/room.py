@@ -273,7 +273,8 @@ class CallRoom:
                 self.endpoints[peer].send(message)
 
 
-BOOTH_KINDS = ("booth.live", "booth.handover", "booth.quiet")
+BOOTH_KINDS = ("booth.live", "booth.handover", "booth.quiet", "booth.request", "booth.accept",
+               "booth.decline")
 BOOTH_ACTION_FIELDS = ("action", "from", "to", "seq", "at", "signature")
 
 

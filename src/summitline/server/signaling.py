@@ -425,8 +425,8 @@ class Connection:
         """A signed booth action. The endpoints check it themselves (core/booth.py); the
         server refuses what they would ignore, so that it never announces it."""
         assert self.room is not None
-        if msg.action == "handover" and msg.to is None:
-            await self._refused("invalid", "a handover names the partner ('to')", "booth")
+        if msg.action in booth.NAMING and msg.to is None:
+            await self._refused("invalid", f"a {msg.action} names the partner ('to')", "booth")
             return
         me, room = self._me(), self.room
         if me.role is not Role.INTERPRETER:
@@ -434,7 +434,7 @@ class Connection:
                                 "booth", "booth")
             return
         action = {"action": msg.action, "from": self.device,
-                  "to": msg.to if msg.action == "handover" else None, "seq": msg.seq,
+                  "to": msg.to if msg.action in booth.NAMING else None, "seq": msg.seq,
                   "at": msg.at, "signature": msg.signature}
         try:
             booth.verify(room.call_id, room.signed.plan, me.language, action)
@@ -451,21 +451,27 @@ class Connection:
                                 f"action may go at most {limits.BOOTH_SEQ_STEP} above it",
                                 "booth", {"seq": msg.seq})
             return
+        now, to = room.clock(), msg.to or ""
         event: c.Event
         if msg.action == "live":
             event = c.GoLive(self.device)
         elif msg.action == "quiet":
             event = c.GoQuiet(self.device)
+        elif msg.action == "handover":
+            event = c.Handover(self.device, to)
+        elif msg.action == "request":
+            event = c.RequestHandover(self.device, to, now)
         else:
-            event = c.Handover(self.device, msg.to or "")
+            event = c.HandoverAnswer(self.device, to, msg.action == "accept", now)
         signed = {k: v for k, v in action.items() if k not in ("action", "from", "to")}
-        await self._interpretation(event, "booth", signed)
+        await self._interpretation(event, "booth", signed, now)
 
     async def _source(self, msg: m.Source) -> None:
         await self._interpretation(c.SetSource(self.device, msg.source), "source")
 
     async def _interpretation(self, event: c.Event, ref: str,
-                              signed: dict[str, Any] | None = None) -> bool:
+                              signed: dict[str, Any] | None = None,
+                              at_ms: int | None = None) -> bool:
         """Apply, record and announce a change of the booths; whether it was taken.
         ``signed``: the action's seq, at and signature, kept in the record with it."""
         assert self.room is not None
@@ -473,10 +479,11 @@ class Connection:
         p = self.room.signed.plan.participant(self.device)
         if signed is not None:
             data = {**data, "from": self.device, **signed, "action": kind.split(".")[1]}
-            if isinstance(event, c.Handover):
+            if isinstance(event, c.Handover | c.RequestHandover | c.HandoverAnswer):
                 data["to"] = event.receiver
         try:
-            await self.room.record(kind, {**data, "channel": p.language if p else ""}, event)
+            await self.room.record(kind, {**data, "channel": p.language if p else ""}, event,
+                                   at_ms)
         except c.IllegalEvent as exc:
             await self._refused(exc.code, str(exc), ref)
             return False

@@ -5,7 +5,14 @@
 
 import { canonical, statements, verify } from "./crypto.js";
 
-const ACTIONS = new Set(["live", "handover", "quiet"]);
+const ACTIONS = new Set(["live", "handover", "quiet", "request", "accept", "decline"]);
+// The actions that name the other partner (`to`): whom one hands over to or asks, or the
+// asker one answers.
+const NAMING = new Set(["handover", "request", "accept", "decline"]);
+// Who is live after an action: the one going live, asking or accepting; the one handed
+// over to, or whose request was declined (it stays live); nobody after a quiet.
+const ON_AIR = { live: "from", request: "from", accept: "from", handover: "to",
+                 decline: "to", quiet: null };
 
 // The statement an action ({action, from, to, seq, at, signature}) claims to sign, or
 // null if it is malformed.
@@ -14,9 +21,9 @@ export function statementOf(call, planHash, channel, action) {
   if (!ACTIONS.has(action.action) || !Number.isSafeInteger(seq) || !Number.isSafeInteger(at)) {
     return null;
   }
-  if ((action.action === "handover") !== (typeof to === "string")) return null;
+  if (NAMING.has(action.action) !== (typeof to === "string")) return null;
   return statements.booth(call, planHash, channel, action.action, String(action.from), seq, at,
-                          action.action === "handover" ? to : null);
+                          NAMING.has(action.action) ? to : null);
 }
 
 // Who the action puts on air ({onAir}, null: quiet), or {error} if no interpreter of the
@@ -28,13 +35,14 @@ export async function verifyAction(call, plan, planHash, channel, action) {
     .filter((p) => p.role === "interpreter" && p.language === channel).map((p) => [p.device, p]));
   const signer = booth.get(statement.from);
   if (!signer) return { error: "the signer is not an interpreter of that booth" };
-  if (statement.action === "handover" && (!booth.has(statement.to) || statement.to === statement.from)) {
+  if (NAMING.has(statement.action) &&
+      (!booth.has(statement.to) || statement.to === statement.from)) {
     return { error: "a handover to someone outside the booth" };
   }
   if (!(await verify(signer.key, statement, action.signature))) {
     return { error: "it does not verify" };
   }
-  const onAir = { live: statement.from, handover: statement.to, quiet: null }[statement.action];
+  const onAir = ON_AIR[statement.action] ? statement[ON_AIR[statement.action]] : null;
   return { onAir, text: canonical(statement) };
 }
 
@@ -46,6 +54,7 @@ export class BoothLedger {
     this.text = new Map(); // channel -> its statement's canonical text
     this.holder = new Map(); // channel -> who the actions put on air (null: nobody)
     this.since = new Map(); // channel -> the signed `at` of that action
+    this.last = new Map(); // channel -> that action
   }
 
   // Take the actions the server shows (channel -> action); the alarms for the bad
@@ -79,6 +88,7 @@ export class BoothLedger {
       this.text.set(channel, result.text);
       this.holder.set(channel, result.onAir);
       this.since.set(channel, action.at);
+      this.last.set(channel, action);
     }
     return alarms;
   }
@@ -97,6 +107,13 @@ export class BoothLedger {
       }
     }
     return { live: out, alarms };
+  }
+
+  // Who asks `device` to take over in `channel`: the latest action is a request naming
+  // it (whether it is still open, the server decides: a minute, core/call.py).
+  asker(channel, device) {
+    const last = this.last.get(channel);
+    return last && last.action === "request" && last.to === device ? last.from : null;
   }
 
   nextSeq(channel) {

@@ -10,8 +10,11 @@ const SILENT = 0.01;
 const SWITCH_TIMEOUT_MS = 1500;
 
 export class Listening {
-  constructor(context) {
+  // `output`: where the mix goes (the interpreter's console puts its volume and tone
+  // there); the speakers by default.
+  constructor(context, output = context.destination) {
     this.ctx = context;
+    this.output = output;
     this.nodes = new Map(); // remote -> { gain, role, stream, source }
     this.members = new Set(); // the plan's interpreters of the chosen channel
     this.channel = null; // null: the original
@@ -28,7 +31,7 @@ export class Listening {
     if ((old && old.stream === stream) || stream.getAudioTracks().length === 0) return;
     if (old) old.source.disconnect();
     const gain = old ? old.gain : this.ctx.createGain();
-    if (!old) gain.connect(this.ctx.destination);
+    if (!old) gain.connect(this.output);
     const source = this.ctx.createMediaStreamSource(stream);
     source.connect(gain);
     this.nodes.set(remote, { gain, role, stream, source });

@@ -66,6 +66,13 @@ const PRESS_GRACE_MS = 2000;
 // negotiated in the signed SDP, so that only the peer's DTLS end can write into it.
 export const STATE_CHANNEL = { label: "summitline-state", id: 0 };
 const STATE_MAX_BYTES = 256; // a state message is a few dozen bytes; more is refused
+// The booth channel of every link (docs/protocol.md 5.11): booth partners' notes and
+// nudges, and an interpreter's signals to the principal speaking. Peer-to-peer inside
+// the link's DTLS, like the state channel: the server never sees it, nor any record.
+export const BOOTH_CHANNEL = { label: "summitline-booth", id: 1 };
+export const BOOTH_NOTE_MAX_CHARS = 500; // a line typed in a booth, not a document
+const BOOTH_MAX_BYTES = 2048; // the longest note, UTF-8 and JSON-escaped, fits
+export const SPEAKER_SIGNALS = ["slow-down", "cannot-hear"];
 // The browser sends what fits its uplink: one video encoding per peer (a mesh), so the
 // uplink is shared out. UPLINK_KBPS is what this end may send in all; each peer's audio
 // is set aside first (Opus speech and its packet overhead), and the rest is split evenly
@@ -100,7 +107,24 @@ class Link {
     this.counts = null; // previous decoded counts, for media health
     this.sas = null;
     this.state = null; // the data channel of peer state (STATE_CHANNEL)
+    this.boothChannel = null; // the booth channel (BOOTH_CHANNEL)
   }
+}
+
+// A booth message, checked: {kind: "note", text} | {kind: "nudge"} | {kind: "signal",
+// signal}, or null.
+export function boothMessage(text) {
+  if (typeof text !== "string" || text.length > BOOTH_MAX_BYTES) return null;
+  let msg;
+  try { msg = JSON.parse(text); } catch { return null; }
+  if (!msg || msg.v !== 1) return null;
+  if (msg.kind === "note" && typeof msg.text === "string" && msg.text.length > 0 &&
+      msg.text.length <= BOOTH_NOTE_MAX_CHARS) return { kind: "note", text: msg.text };
+  if (msg.kind === "nudge") return { kind: "nudge" };
+  if (msg.kind === "signal" && SPEAKER_SIGNALS.includes(msg.signal)) {
+    return { kind: "signal", signal: msg.signal };
+  }
+  return null;
 }
 
 // A peer's state message, checked: {v: 1, muted: bool, camera_off: bool}, or null.
@@ -237,6 +261,7 @@ export class CallSession extends EventTarget {
     this.acks = new Map(); // our pages -> the aides coming (principals)
     this.held = new Set(); // principals on hold
     this.onHold = false;
+    this.coughing = false; // the cough key is held
     this.muted = false;
     this.cameraOn = true;
     this.announced = null; // the kinds announced off on this signaling connection
@@ -286,6 +311,19 @@ export class CallSession extends EventTarget {
 
   async goLive() { this.send(await this.boothAction("live")); }
   async handover(partner) { this.send(await this.boothAction("handover", partner)); }
+  // Ask the partner to take over: this interpreter stays live until it accepts.
+  async requestHandover(partner) { this.send(await this.boothAction("request", partner)); }
+  // The partner asking this interpreter to take over (the booth's latest action is its
+  // request naming it), or null.
+  get handoverAsker() {
+    return this.ledger && this.channel !== null ? this.ledger.asker(this.channel, this.device)
+      : null;
+  }
+  async answerHandover(accept) {
+    const asker = this.handoverAsker;
+    if (!asker) throw new Error("no booth partner asks this interpreter to take over");
+    this.send(await this.boothAction(accept ? "accept" : "decline", asker));
+  }
   async goQuiet() { this.send(await this.boothAction("quiet")); }
 
   // A booth action signed by this interpreter, next in its booth's sequence.
@@ -941,6 +979,7 @@ export class CallSession extends EventTarget {
                                        ...(this.e2ee ? { encodedInsertableStreams: true } : {}) });
     const link = new Link(remote, generation, pc, send, receive);
     this.openStateChannel(link);
+    this.openBoothChannel(link);
     pc.ontrack = (ev) => {
       if (!receive.includes(ev.track.kind)) {
         this.alarm(`${remote.slice(0, 12)} sent ${ev.track.kind} that the plan does not allow`,
@@ -1129,9 +1168,52 @@ export class CallSession extends EventTarget {
     };
   }
 
+  // The booth channel (docs/protocol.md 5.11). Taken only from whom the plan allows: notes
+  // and nudges between partners of one booth, signals from an interpreter to a principal.
+  openBoothChannel(link) {
+    const channel = link.pc.createDataChannel(BOOTH_CHANNEL.label,
+                                              { negotiated: true, id: BOOTH_CHANNEL.id });
+    link.boothChannel = channel;
+    channel.onmessage = (ev) => {
+      const msg = boothMessage(ev.data);
+      const from = this.signed ? participant(this.signed.plan, link.remote) : null;
+      const me = this.me;
+      const allowed = msg && from && me && (msg.kind === "signal"
+        ? from.role === "interpreter" && me.role === "principal"
+        : this.isPartner(from));
+      if (!allowed) {
+        this.alarm(`a booth message from ${link.remote.slice(0, 12)} that the plan does not ` +
+                   "allow or that is malformed; ignored", "booth_alarm_message",
+                   { who: this.nameOf(link.remote) });
+        return;
+      }
+      this.emit(msg.kind === "signal" ? "speaker-signal" : "booth-mate",
+                { from: link.remote, name: from.name, ...msg });
+    };
+  }
+
+  isPartner(p) {
+    return p.role === "interpreter" && this.channel !== null && p.language === this.channel &&
+      p.device !== this.device;
+  }
+
+  // Send a booth message to `remote` over the newest open link with it; whether it went.
+  sendBooth(remote, msg) {
+    const links = [...this.peers.values()]
+      .filter((l) => l.remote === remote && l.boothChannel?.readyState === "open")
+      .sort((a, b) => b.generation - a.generation);
+    if (!links.length) return false;
+    links[0].boothChannel.send(JSON.stringify({ v: 1, ...msg }));
+    return true;
+  }
+
+  sendNote(remote, text) { return this.sendBooth(remote, { kind: "note", text }); }
+  nudge(remote) { return this.sendBooth(remote, { kind: "nudge" }); }
+  signalSpeaker(remote, signal) { return this.sendBooth(remote, { kind: "signal", signal }); }
+
   sendState(link) {
     if (link.state?.readyState !== "open") return;
-    const muted = this.muted && Boolean(this.localTrack("audio"));
+    const muted = (this.muted || this.coughing) && Boolean(this.localTrack("audio"));
     const cameraOff = !this.cameraOn && Boolean(this.localTrack("video"));
     link.state.send(JSON.stringify({ v: 1, muted, camera_off: cameraOff }));
   }
@@ -1347,8 +1429,15 @@ export class CallSession extends EventTarget {
     for (const link of this.peers.values()) this.sendState(link);
   }
 
+  // The cough key: while held, the microphone sends silence, live or not.
+  setCough(on) {
+    this.coughing = on;
+    this.applyMicrophone();
+    for (const link of this.peers.values()) this.sendState(link);
+  }
+
   applyMicrophone() {
-    const on = !this.muted && !this.onHold;
+    const on = !this.muted && !this.onHold && !this.coughing;
     for (const t of [...this.localStream?.getAudioTracks() || [], ...this.replacedAudio]) {
       t.enabled = on;
     }
@@ -1365,7 +1454,9 @@ export class CallSession extends EventTarget {
   // The kinds this end does not send now.
   mediaOff() {
     const off = [];
-    if (this.localTrack("audio") && (this.muted || this.onHold)) off.push("audio");
+    if (this.localTrack("audio") && (this.muted || this.onHold || this.coughing)) {
+      off.push("audio");
+    }
     if (this.localTrack("video") && !this.cameraOn) off.push("video");
     return off;
   }

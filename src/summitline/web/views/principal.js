@@ -15,6 +15,7 @@ import { interpreterView } from "./interpreter.js";
 
 const LEVELS_EVERY_MS = 200; // how often audio levels are read, to follow a handover
 const COUNT_EVERY_MS = 1000; // "Reconnecting… N s" counts in seconds
+const SIGNAL_SHOWN_MS = 10_000; // an interpreter's "slow down" stays this long
 
 // Every remote stream also plays, muted, in an element: Chromium feeds Web Audio from a
 // remote WebRTC stream only while some media element holds it, and plays out (decodes)
@@ -322,10 +323,14 @@ async function inCall(root, identity, call) {
   const onHold = h("div", { class: "on-hold", id: "on-hold", hidden: true });
   const remoteHold = h("div", { class: "remote-hold", id: "remote-hold", hidden: true });
   const alarm = h("div", { class: "alarm", id: "alarm", role: "alert", hidden: true });
+  // An interpreter's signal to the principal speaking (slow down, cannot hear): discreet,
+  // in the principal's language, gone after a while; it came over the interpreter's link.
+  const speakerSignal = h("div", { class: "speaker-signal", id: "speaker-signal",
+                                   role: "status", hidden: true });
   // A device of the call that its delegation revoked (a verified revocation): cut off.
   const revokedNotice = h("div", { class: "info", id: "revoked-notice", role: "status",
                                    hidden: true });
-  const panels = h("div", { class: "panels" }, listen, alarm, revokedNotice);
+  const panels = h("div", { class: "panels" }, listen, speakerSignal, alarm, revokedNotice);
   const stage = h("div", { class: "stage" }, remoteVideo, cameraOffNote, waiting, reconnecting,
                   remoteHold, tileName, selfTile,
                   // one column: the panels follow the status bar however it wraps
@@ -549,6 +554,14 @@ async function inCall(root, identity, call) {
   });
   session.addEventListener("held", render);
   session.addEventListener("remote-media", render);
+  let signalTimer = null;
+  session.addEventListener("speaker-signal", (ev) => {
+    speakerSignal.textContent = t(ev.detail.signal === "slow-down" ? "booth_signal_slow_down"
+      : "booth_signal_cannot_hear");
+    speakerSignal.hidden = false;
+    clearTimeout(signalTimer);
+    signalTimer = setTimeout(() => { speakerSignal.hidden = true; }, SIGNAL_SHOWN_MS);
+  });
   session.addEventListener("revoked", (ev) => {
     revokedNotice.hidden = false;
     revokedNotice.textContent = t("revoked_notice", { name: ev.detail.name, by: ev.detail.by });
