@@ -239,12 +239,16 @@ class Pair:
     sent: dict[int, float] = field(default_factory=dict)
     got: dict[int, float] = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)
+    expected: int = 0
+    complete: asyncio.Event = field(default_factory=asyncio.Event)
 
     def on_receiver(self, raw: str) -> None:
         now = time.perf_counter()
         msg = json.loads(raw)
         if msg.get("type") == "offer" and msg.get("from") == self.sender.fingerprint:
             self.got[msg["generation"]] = now
+            if len(self.got) >= self.expected:
+                self.complete.set()
 
     def on_sender(self, raw: str) -> None:
         msg = json.loads(raw)
@@ -269,6 +273,8 @@ async def relay_latency(pairs: list[Pair], offers: int) -> dict[str, Any]:
     for p in pairs:
         p.sent.clear()
         p.got.clear()
+        p.expected = offers
+        p.complete.clear()
 
     async def run(p: Pair) -> None:
         for _ in range(offers):
@@ -276,9 +282,8 @@ async def relay_latency(pairs: list[Pair], offers: int) -> dict[str, Any]:
             await asyncio.sleep(OFFER_EVERY_S)
 
     await asyncio.gather(*(run(p) for p in pairs))
-    deadline = time.monotonic() + LOST_S
-    while time.monotonic() < deadline and any(len(p.got) < len(p.sent) for p in pairs):
-        await asyncio.sleep(0.05)
+    with contextlib.suppress(TimeoutError):  # what has not come by then is lost
+        await asyncio.wait_for(asyncio.gather(*(p.complete.wait() for p in pairs)), LOST_S)
     ms = sorted((p.got[g] - t) * 1000 for p in pairs for g, t in p.sent.items() if g in p.got)
     sent = sum(len(p.sent) for p in pairs)
     if len(ms) < 2:
