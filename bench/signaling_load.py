@@ -356,7 +356,7 @@ async def measure(args: argparse.Namespace, pid: int, proc: subprocess.Popen[byt
         "connections_failed": len(load.failed), "failures": failures[:5],
         "handshakes_per_s": round(opened / elapsed, 1) if elapsed else None,
         "handshake_s": round(elapsed, 1), "parallel_handshakes": args.parallel,
-        "server_cpu_s_per_handshake_ms": round(handshake_cpu / max(opened, 1) * 1000, 2),
+        "server_cpu_ms_per_handshake": round(handshake_cpu / max(opened, 1) * 1000, 2),
         "relay_under_load": value, "relay_baseline": baseline,
         "relay_baseline_connections": held0,
         "server_rss_mb": {"pairs_only": round(rss0, 1), "loaded": round(rss1, 1),
