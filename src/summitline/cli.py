@@ -147,12 +147,27 @@ def _serve(args: argparse.Namespace) -> int:
               f"data in {args.data}; consoles admitted from "
               f"{', '.join(settings.allowed_origins)}{client}", file=sys.stderr, flush=True)
 
+    _raise_open_files()
     server = Server(config(settings, args.host, args.port, tls=tls), on_started=started)
     if not _run_until_signalled(server):
         return 1  # uvicorn said why (the port is taken, say)
     print("summitline: stopped; WebSockets closed (going away), store closed",
           file=sys.stderr, flush=True)
     return _exit_without_stuck_threads(0)
+
+
+def _raise_open_files() -> None:
+    """Each signaling connection holds a file descriptor; a soft limit of 1024, common,
+    would refuse connections past about a thousand. Take the hard limit (systemd's
+    LimitNOFILE, docs/operations.md); 10,000 connections need about 10,100."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):  # an unlimited hard limit is over the kernel's cap
+            pass
 
 
 def _run_until_signalled(server: Server) -> bool:

@@ -70,6 +70,10 @@ _JOIN_CLOSE = {"seat-taken": cc.SEAT_TAKEN, "already-joined": cc.SEAT_TAKEN,
                "call-ended": cc.CALL_ENDED}
 
 
+# What may go to a device before its welcome: the challenge, a refusal, the welcome.
+_BEFORE_WELCOME = frozenset({"challenge", "error", "welcome"})
+
+
 class Connection:
     def __init__(self, ws: WebSocket, hub: Hub, quota: ConnectionLimits | None = None) -> None:
         self.ws = ws
@@ -81,6 +85,10 @@ class Connection:
         self.room: CallRoom | None = None
         # Bounded by ``send`` (not by the queue) so that the closing marker always fits.
         self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        # What the room sends this device between its registration and its welcome (a
+        # peer joining meanwhile): held back, then sent after the welcome, which comes
+        # first (docs/protocol.md §5.1). None once welcomed.
+        self._early: list[dict[str, Any]] | None = []
         self._bucket = limits.TokenBucket()
         self._errors = 0
         self._closing: tuple[int, str] | None = None
@@ -90,11 +98,20 @@ class Connection:
     def send(self, message: dict[str, Any]) -> None:
         if self._closing is not None:
             return
+        if self._early is not None and message.get("type") not in _BEFORE_WELCOME:
+            self._early.append(message)
+            if len(self._early) > limits.SEND_QUEUE:
+                self.finish(cc.OVERLOADED, "too slow: send queue full")
+            return
         if self._queue.qsize() >= limits.SEND_QUEUE:
             log.warning("dropping %s: its send queue is full", self.remote)
             self.finish(cc.OVERLOADED, "too slow: send queue full")
             return
         self._queue.put_nowait(message)
+        if message.get("type") == "welcome" and self._early is not None:
+            early, self._early = self._early, None
+            for held in early:
+                self.send(held)
 
     def finish(self, code: int, reason: str) -> None:
         """Close once what is already queued has been sent; send nothing more."""
