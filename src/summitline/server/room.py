@@ -113,6 +113,7 @@ class CallRoom:
     async def _record_locked(self, kind: str, data: dict[str, Any], event: c.Event | None,
                              at_ms: int | None) -> Entry:
         for tries in range(APPEND_TRIES):
+            self._check_booth_seq(kind, data)  # again after each catch-up (attacker e1)
             new_state, entry = advance(self.state, self.head,
                                        self.clock() if at_ms is None else at_ms, kind, data,
                                        event)
@@ -127,6 +128,7 @@ class CallRoom:
                     raise
                 continue
             self.state, self.head = new_state, entry
+            self._note_booth(entry)
             if self.on_entry is not None:
                 self.on_entry()
             if self.on_append is not None:
@@ -161,6 +163,19 @@ class CallRoom:
         if newer and self.on_caught_up is not None:
             self.on_caught_up()
         return bool(newer)
+
+    def _check_booth_seq(self, kind: str, data: dict[str, Any]) -> None:
+        """A signed booth action must come after the booth's last, as the record holds it
+        now: signaling checks it against this room before recording, but another node may
+        have recorded a booth action meanwhile, which the catch-up of a lost append brings
+        in. Without this check, two nodes could each record the same sequence number (a
+        partner's accept racing the live interpreter's new request), and every endpoint
+        would refuse the second as a replay while the server announced it."""
+        if kind in BOOTH_KINDS and "signature" in data and isinstance(data.get("seq"), int):
+            last = self.booth_actions.get(data.get("channel", ""), {}).get("seq", 0)
+            if data["seq"] <= last:
+                raise c.IllegalEvent("stale-seq", f"the booth's sequence is at {last}; "
+                                     "sign the next one")
 
     def _note_booth(self, e: Entry) -> None:
         if e.kind in BOOTH_KINDS and "signature" in e.data:
