@@ -59,12 +59,17 @@ async def test_a_static_server_serves_the_press_hls_to_key_holders_only(
             # expired key, a forged one, a key in the URL; nothing else is served
             now_ms = int(time.time() * 1000)
             static, guessed = StaticHls(web.url, web.secret), StaticHls(web.url, "guess")
+            # one character of the MD5 changed: the first, whose six bits all count (the
+            # last base64 character of 16 bytes carries two bits and four of padding,
+            # which a decoder drops: changing it may change nothing, CI, this stop)
+            expires, _, digest = key.partition(".")
+            forged = f"{expires}.{'A' if digest[0] != 'A' else 'B'}{digest[1:]}"
             refused = [
                 {}, {"Authorization": f"Bearer {issued['token']}"},
                 {"Authorization": f"Bearer {static.key('another-call', now_ms + 60_000)}"},
                 {"Authorization": f"Bearer {static.key(call.call, now_ms - 1000)}"},
                 {"Authorization": f"Bearer {guessed.key(call.call, now_ms + 60_000)}"},
-                {"Authorization": "Bearer " + key[:-1] + ("A" if key[-1] != "A" else "B")}]
+                {"Authorization": f"Bearer {forged}"}]
             for headers in refused:
                 assert (await cdn.get(playlist, headers=headers)).status_code == 401, headers
             assert (await cdn.get(f"{playlist}?key={key}")).status_code == 401

@@ -26,7 +26,11 @@ def answers(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     out = {}
     for path, methods in doc["paths"].items():
         for method, op in methods.items():
-            ok = next(op["responses"][code] for code in ("200", "201") if code in op["responses"])
+            ok = next((op["responses"][code] for code in ("200", "201")
+                       if code in op["responses"]), None)
+            if ok is None:  # 204 only (a WHEP PATCH or DELETE): no body to type
+                assert "204" in op["responses"], (method, path)
+                continue
             out[(method, path)] = ok.get("content", {}).get("application/json", {}).get(
                 "schema", {})
     return out
