@@ -284,6 +284,12 @@ class Connection:
         self.room, self.device = room, device
         room.endpoints[device] = self
         if cluster is not None:
+            # Again, now that the join is recorded: another node joining the same device
+            # at the same moment may have written its own name over this one before its
+            # join was refused, and its "gone" then removes only an entry naming it
+            # (attacker round f1: the record admitted a device presence had lost, and
+            # the next node to load the call recorded it as node-lost).
+            await cluster.joining(room.call_id, device)
             cluster.joined(room.call_id, device)
         if old is not None and channels_held:
             # the same device, back on a new connection: it keeps the booth it held
