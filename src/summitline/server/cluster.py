@@ -48,6 +48,21 @@ PREFIX = "summitline"
 ALL = f"{PREFIX}:all"  # what every node acts on (revocations)
 
 # HDEL a presence entry only if it is still the given node's (a device may have moved).
+# HSET that answers the value it replaced (nil if none).
+_HSWAP = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return old
+"""
+# Undo one's own HSET: if the entry still names this node, put back what it replaced
+# (ARGV[3]; empty: delete it).
+_HUNDO = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  if ARGV[3] == '' then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+  return redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+end
+return 0
+"""
 _HDEL_IF = """
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
   return redis.call('HDEL', KEYS[1], ARGV[1])
@@ -115,6 +130,8 @@ class Cluster:
         self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._hdel_if = self.redis.register_script(_HDEL_IF)
+        self._hswap = self.redis.register_script(_HSWAP)
+        self._hundo = self.redis.register_script(_HUNDO)
         self._subscribed: set[str] = set()
 
     # -- life ----------------------------------------------------------------------------
@@ -192,9 +209,20 @@ class Cluster:
                 del room.endpoints[device]
                 e.left.set()
 
-    async def joining(self, call: str, device: str) -> None:
-        """Before the join is recorded: the device is here."""
-        await self.redis.hset(_presence_key(call), device, self.node)
+    async def joining(self, call: str, device: str) -> str | None:
+        """Before the join is recorded: the device is here. Answers the node the entry
+        named before (another node's join of the same device at the same moment), for
+        ``refused``."""
+        old = await self._hswap(keys=[_presence_key(call)], args=[device, self.node])
+        return old.decode() if isinstance(old, bytes) else old
+
+    async def refused(self, call: str, device: str, before: str | None) -> None:
+        """Its join was refused (another node's join of it was recorded first): the entry
+        this node wrote goes back to what it replaced, so presence keeps naming the node
+        that holds the device (attacker round f1)."""
+        with contextlib.suppress(Exception):
+            await self._hundo(keys=[_presence_key(call)], args=[device, self.node,
+                                                                before or ""])
 
     async def holds(self, call: str, device: str) -> bool:
         """Whether the device is still this node's (no other node has taken it over)."""

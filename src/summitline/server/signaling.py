@@ -250,7 +250,7 @@ class Connection:
         cluster = self.hub.cluster
         if cluster is not None:
             # The device is here before its join is recorded (server/cluster.py).
-            await cluster.joining(room.call_id, device)
+            before = await cluster.joining(room.call_id, device)
             if old is None and device in room.state.admitted:
                 # admitted through a node this one has not heard of: it takes over as well
                 old = RemoteEndpoint(cluster, room.call_id, device, "")
@@ -278,7 +278,7 @@ class Connection:
                               c.Join(device))
         except c.IllegalEvent as exc:
             if cluster is not None:
-                await cluster.gone(room.call_id, device)
+                await cluster.refused(room.call_id, device, before)
             raise Fatal(exc.code, str(exc), _JOIN_CLOSE.get(exc.code, cc.AUTH_FAILED),
                         room, device) from None
         self.room, self.device = room, device
