@@ -28,6 +28,7 @@ import httpx
 
 from summitline import netns
 from summitline.client.ice import IceSettings
+from tests.daemon import DaemonLog, stop
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "janus"
 START_TIMEOUT_S = 15.0
@@ -104,39 +105,14 @@ async def janus(workdir: Path) -> AsyncIterator[Janus]:
                                                 stderr=asyncio.subprocess.STDOUT)
     assert proc.stdout is not None
     url = f"http://127.0.0.1:{port}/janus"
-    ready = READY.format(port=port)
-    lines: list[str] = []
-
-    async def until_ready() -> None:
-        assert proc.stdout is not None
-        while line := (await proc.stdout.readline()).decode(errors="replace"):
-            lines.append(line)
-            if ready in line:
-                return
-        raise RuntimeError("janus exited:\n" + "".join(lines[-20:]))
-
-    async def keep_logging() -> None:
-        assert proc.stdout is not None
-        while line := await proc.stdout.readline():
-            lines.append(line.decode(errors="replace"))
-
-    drain: asyncio.Task[None] | None = None
+    out = DaemonLog(proc.stdout, "janus")
     try:
-        await asyncio.wait_for(until_ready(), START_TIMEOUT_S)
-        drain = asyncio.create_task(keep_logging())
+        await out.ready(READY.format(port=port), START_TIMEOUT_S)
         async with httpx.AsyncClient(timeout=START_TIMEOUT_S) as http:
             info = (await http.get(url + "/info")).json()
         assert info["janus"] == "server_info" and STREAMING in info["plugins"], info
         yield Janus(url, api_secret, admin_key, proc.pid, log)
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
-            except TimeoutError:
-                proc.kill()
-                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
+        await stop(proc, STOP_TIMEOUT_S)
         drop_media_interface()
-        if drain is not None:
-            await asyncio.wait_for(drain, STOP_TIMEOUT_S)
-        log.write_text("".join(lines))  # noqa: ASYNC240 - once, after Janus stopped
+        await out.finish(log, STOP_TIMEOUT_S)

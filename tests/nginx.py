@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.daemon import DaemonLog, stop
+
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "nginx" / "summitline-hls.conf"
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
@@ -76,34 +78,11 @@ async def nginx(workdir: Path, hls_dir: Path) -> AsyncIterator[Nginx]:
                                                 "-e", "stderr",
                                                 stdout=asyncio.subprocess.DEVNULL,
                                                 stderr=asyncio.subprocess.PIPE)
-    lines: list[str] = []
-
-    async def until_ready() -> None:
-        assert proc.stderr is not None
-        while line := (await proc.stderr.readline()).decode(errors="replace"):
-            lines.append(line)
-            if READY in line:
-                return
-        raise RuntimeError("nginx exited:\n" + "".join(lines[-20:]))
-
-    async def keep_logging() -> None:
-        assert proc.stderr is not None
-        while line := await proc.stderr.readline():
-            lines.append(line.decode(errors="replace"))
-
-    drain: asyncio.Task[None] | None = None
+    assert proc.stderr is not None
+    out = DaemonLog(proc.stderr, "nginx")
     try:
-        await asyncio.wait_for(until_ready(), START_TIMEOUT_S)
-        drain = asyncio.create_task(keep_logging())
+        await out.ready(READY, START_TIMEOUT_S)
         yield Nginx(f"http://127.0.0.1:{port}/hls", secret, hls_dir)
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
-            except TimeoutError:
-                proc.kill()
-                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
-        if drain is not None:
-            await asyncio.wait_for(drain, STOP_TIMEOUT_S)
-        (workdir / "nginx.log").write_text("".join(lines))  # noqa: ASYNC240 - once, after
+        await stop(proc, STOP_TIMEOUT_S)
+        await out.finish(workdir / "nginx.log", STOP_TIMEOUT_S)

@@ -13,8 +13,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.daemon import DaemonLog, stop
+
 READY = "UDP listener opened on: 127.0.0.1:{port}"
 START_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -56,29 +59,10 @@ async def coturn(workdir: Path) -> AsyncIterator[Coturn]:
                                                 stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.STDOUT)
     assert proc.stdout is not None
-    ready = READY.format(port=port)
-    lines: list[str] = []
-
-    async def until_ready() -> None:
-        assert proc.stdout is not None
-        while line := (await proc.stdout.readline()).decode(errors="replace"):
-            lines.append(line)
-            if ready in line:
-                return
-        raise RuntimeError("turnserver exited:\n" + "".join(lines[-20:]))
-
-    async def keep_logging() -> None:
-        assert proc.stdout is not None
-        while line := await proc.stdout.readline():
-            lines.append(line.decode(errors="replace"))
-
+    out = DaemonLog(proc.stdout, "turnserver")
     try:
-        await asyncio.wait_for(until_ready(), START_TIMEOUT_S)
-        drain = asyncio.create_task(keep_logging())
+        await out.ready(READY.format(port=port), START_TIMEOUT_S)
         yield Coturn(f"turn:127.0.0.1:{port}?transport=udp", secret, log)
     finally:
-        proc.terminate()
-        await proc.wait()
-        with contextlib.suppress(NameError):
-            await drain
-        log.write_text("".join(lines))  # noqa: ASYNC240 - once, after coturn stopped
+        await stop(proc, STOP_TIMEOUT_S)
+        await out.finish(log, STOP_TIMEOUT_S)
