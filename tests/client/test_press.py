@@ -47,14 +47,22 @@ class Window:
     deadline: int
 
 
-@pytest.fixture
-async def window(http: httpx.AsyncClient, ws_url: str) -> AsyncIterator[Window]:
-    call = await provision(http, press_window_s=WINDOW_S)
-    a, b = (CallSession(ws_url, call.call, side.identity(), ice=loopback())
+async def started_window(http: httpx.AsyncClient, ws: str, window_s: int
+                         ) -> tuple[Bilateral, CallSession, CallSession, list[asyncio.Task[None]]]:
+    """A call with a press window of ``window_s``: its two principals joined (their
+    sessions running in ``tasks``), and the call started by the first delegation."""
+    call = await provision(http, press_window_s=window_s)
+    a, b = (CallSession(ws, call.call, side.identity(), ice=loopback())
             for side in (call.a, call.b))
     tasks = [asyncio.create_task(s.run()) for s in (a, b)]
     await asyncio.wait_for(asyncio.gather(a.joined.wait(), b.joined.wait()), WAIT_S)
     await call.a.operator.control(call.call, "start")
+    return call, a, b, tasks
+
+
+@pytest.fixture
+async def window(http: httpx.AsyncClient, ws_url: str) -> AsyncIterator[Window]:
+    call, a, b, tasks = await started_window(http, ws_url, WINDOW_S)
     await asyncio.wait_for(asyncio.gather(a.press_answered.wait(), b.press_answered.wait()),
                            WAIT_S)
     token = (await call.b.operator.press_token(call.call))["token"]
@@ -131,12 +139,7 @@ async def test_principals_cut_the_press_even_when_the_server_keeps_the_window_op
     # a hostile server: no doors closed at the deadline, and a gateway that goes on
     monkeypatch.setattr(CallRoom, "arm_press_timer", lambda self: None)
     monkeypatch.setattr(PressGateway, "enforce_deadline", False)
-    call = await provision(http, press_window_s=WINDOW_S)
-    a, b = (CallSession(ws_url, call.call, side.identity(), ice=loopback())
-            for side in (call.a, call.b))
-    tasks = [asyncio.create_task(s.run()) for s in (a, b)]
-    await asyncio.wait_for(asyncio.gather(a.joined.wait(), b.joined.wait()), WAIT_S)
-    await call.a.operator.control(call.call, "start")
+    call, a, b, tasks = await started_window(http, ws_url, WINDOW_S)
     await asyncio.wait_for(asyncio.gather(a.press_answered.wait(), b.press_answered.wait()),
                            WAIT_S)
     token = (await call.a.operator.press_token(call.call))["token"]
@@ -264,12 +267,7 @@ async def test_the_press_token_never_reaches_the_access_log(tmp_path: Path) -> N
             # after the start: uvicorn's logging configuration replaces earlier handlers
             logging.getLogger("uvicorn.access").addHandler(access)
             ws = base.replace("http", "ws", 1) + "/ws"
-            call = await provision(http, press_window_s=60)
-            a, b = (CallSession(ws, call.call, side.identity(), ice=loopback())
-                    for side in (call.a, call.b))
-            tasks = [asyncio.create_task(s.run()) for s in (a, b)]
-            await asyncio.wait_for(asyncio.gather(a.joined.wait(), b.joined.wait()), WAIT_S)
-            await call.a.operator.control(call.call, "start")
+            call, a, b, tasks = await started_window(http, ws, 60)
             await asyncio.wait_for(a.press_answered.wait(), WAIT_S)
             issued = await call.a.operator.press_token(call.call)
             token = issued["token"]

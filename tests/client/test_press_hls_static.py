@@ -10,14 +10,12 @@ from pathlib import Path
 
 import httpx
 
-from summitline.client.bilateral import provision
-from summitline.client.ice import LOOPBACK, loopback
-from summitline.client.session import CallSession
+from summitline.client.ice import LOOPBACK
 from summitline.core.roles import MediaKind, Phase
 from summitline.server.app import Settings
 from summitline.server.press.static import StaticHls
 from summitline.server.run import running
-from tests.client.test_press import WAIT_S, WINDOW_S, ffprobe
+from tests.client.test_press import WAIT_S, WINDOW_S, ffprobe, started_window
 from tests.client.test_session import leave_all
 from tests.nginx import nginx
 
@@ -30,12 +28,7 @@ async def test_a_static_server_serves_the_press_hls_to_key_holders_only(
         async with running(settings) as base, httpx.AsyncClient(base_url=base) as http, \
                 httpx.AsyncClient() as cdn:
             ws = base.replace("http", "ws", 1) + "/ws"
-            call = await provision(http, press_window_s=WINDOW_S)
-            a, b = (CallSession(ws, call.call, side.identity(), ice=loopback())
-                    for side in (call.a, call.b))
-            tasks = [asyncio.create_task(s.run()) for s in (a, b)]
-            await asyncio.wait_for(asyncio.gather(a.joined.wait(), b.joined.wait()), WAIT_S)
-            await call.a.operator.control(call.call, "start")
+            call, a, b, tasks = await started_window(http, ws, WINDOW_S)
             await asyncio.wait_for(a.press_answered.wait(), WAIT_S)
             issued = await call.a.operator.press_token(call.call)
             playlist, key = issued["hls_static"], issued["hls_key"]

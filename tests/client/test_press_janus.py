@@ -24,7 +24,7 @@ from summitline.server.app import Settings
 from summitline.server.press.gateway import PressGateway
 from summitline.server.press.janus import JanusPress
 from summitline.server.run import OpenWebSockets, config, running, serving
-from tests.client.test_press import CUT_SLACK_MS, DARK, WAIT_S, luma
+from tests.client.test_press import CUT_SLACK_MS, DARK, WAIT_S, luma, started_window
 from tests.client.test_session import leave_all
 from tests.janus import Janus, janus, viewer_ice
 
@@ -132,12 +132,7 @@ async def test_without_janus_the_press_get_503_and_the_call_goes_on(tmp_path: Pa
                         janus_url=f"http://127.0.0.1:{port}/janus")
     async with running(settings) as base, httpx.AsyncClient(base_url=base) as http:
         ws = base.replace("http", "ws", 1) + "/ws"
-        call = await provision(http, press_window_s=60)
-        a, b = (CallSession(ws, call.call, side.identity(), ice=loopback())
-                for side in (call.a, call.b))
-        tasks = [asyncio.create_task(s.run()) for s in (a, b)]
-        await asyncio.wait_for(asyncio.gather(a.joined.wait(), b.joined.wait()), WAIT_S)
-        await call.a.operator.control(call.call, "start")
+        call, a, b, tasks = await started_window(http, ws, 60)
         await asyncio.wait_for(asyncio.gather(a.press_answered.wait(), b.press_answered.wait()),
                                WAIT_S)
         token = (await call.a.operator.press_token(call.call))["token"]
