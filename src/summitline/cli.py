@@ -44,6 +44,20 @@ def every_address(host: str) -> bool:
     return any(ipaddress.ip_address(i[4][0]).is_unspecified for i in info)
 
 
+def _read_secret(path: Path) -> str | None:
+    """A secret file's text, or None (said on stderr) when it is readable by others or
+    cannot be read: ``serve`` then exits 2."""
+    try:
+        if path.stat().st_mode & 0o077:
+            print(f"summitline serve: {path} is readable by others; "
+                  f"run 'chmod 600 {path}'", file=sys.stderr)
+            return None
+        return path.read_text()
+    except OSError as exc:
+        print(f"summitline serve: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return None
+
+
 def _serve(args: argparse.Namespace) -> int:
     from summitline.server.app import Settings
     from summitline.server.run import config
@@ -61,16 +75,10 @@ def _serve(args: argparse.Namespace) -> int:
         if args.turn_secret_file is None:
             print("summitline serve: --turn-url needs --turn-secret-file", file=sys.stderr)
             return 2
-        try:
-            if args.turn_secret_file.stat().st_mode & 0o077:
-                print(f"summitline serve: {args.turn_secret_file} is readable by others; "
-                      f"run 'chmod 600 {args.turn_secret_file}'", file=sys.stderr)
-                return 2
-            secret = args.turn_secret_file.read_text().strip()
-        except OSError as exc:
-            print(f"summitline serve: cannot read {args.turn_secret_file}: {exc.strerror}",
-                  file=sys.stderr)
+        text = _read_secret(args.turn_secret_file)
+        if text is None:
             return 2
+        secret = text.strip()
         from summitline.server.turn import TurnSettings
 
         turn = TurnSettings(tuple(args.turn_url), secret)
@@ -79,16 +87,10 @@ def _serve(args: argparse.Namespace) -> int:
         if args.janus_url is None:
             print("summitline serve: --janus-secret-file needs --janus-url", file=sys.stderr)
             return 2
-        try:
-            if args.janus_secret_file.stat().st_mode & 0o077:
-                print(f"summitline serve: {args.janus_secret_file} is readable by others; "
-                      f"run 'chmod 600 {args.janus_secret_file}'", file=sys.stderr)
-                return 2
-            lines = args.janus_secret_file.read_text().split("\n")
-        except OSError as exc:
-            print(f"summitline serve: cannot read {args.janus_secret_file}: {exc.strerror}",
-                  file=sys.stderr)
+        text = _read_secret(args.janus_secret_file)
+        if text is None:
             return 2
+        lines = text.split("\n")
         janus_secrets = [line.strip() or None for line in (lines + ["", ""])[:2]]
     hls = (args.hls_dir, args.hls_url, args.hls_secret_file)
     hls_secret = None
@@ -97,16 +99,10 @@ def _serve(args: argparse.Namespace) -> int:
             print("summitline serve: --hls-dir, --hls-url and --hls-secret-file go together",
                   file=sys.stderr)
             return 2
-        try:
-            if args.hls_secret_file.stat().st_mode & 0o077:
-                print(f"summitline serve: {args.hls_secret_file} is readable by others; "
-                      f"run 'chmod 600 {args.hls_secret_file}'", file=sys.stderr)
-                return 2
-            hls_secret = args.hls_secret_file.read_text().strip()
-        except OSError as exc:
-            print(f"summitline serve: cannot read {args.hls_secret_file}: {exc.strerror}",
-                  file=sys.stderr)
+        text = _read_secret(args.hls_secret_file)
+        if text is None:
             return 2
+        hls_secret = text.strip()
     if args.max_press_viewers < 1:
         print("summitline serve: --max-press-viewers must be at least 1", file=sys.stderr)
         return 2
