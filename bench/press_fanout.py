@@ -622,31 +622,54 @@ def quiet() -> None:
     log(f"other work on the machine: {others:.2f} cores")
 
 
-def run_bench(args: argparse.Namespace) -> dict[str, Any]:
+def on_air(args: argparse.Namespace, via: str, workdir: str,
+           children: list[Child]) -> tuple[Child, Child, Bench]:
+    """The server (``via`` "gateway", or "janus": a real Janus beside it) with the two
+    principals' programme on air, and ``args.viewer_processes`` viewer processes ready;
+    each process started is appended to ``children``, for the caller to stop."""
     w, h = (int(v) for v in args.source.split("x"))
+    server = Child(server_process, workdir, args.loop, via)
+    children.append(server)
+    started = server.reply(START_S)
+    if started is None:
+        raise RuntimeError(f"the server ({via}) did not start")
+    base = started["base"]
+    principals = Child(principals_process, base, (w, h), args.detail)
+    children.append(principals)
+    joined = principals.reply(START_S)
+    wait_until("both principals' feeds reach the programme", lambda: (
+        (s := server.ask("state")) and len(s["received"]) == 2
+        and min(s["received"].values()) > 30 and s["encoded"] > 30), START_S)
+    log(f"{via}: server pid {server.pid} ({args.loop}), janus pid {started['janus_pid']}: "
+        f"the programme of {joined['call']} is on air ({args.source} feeds, detail "
+        f"{args.detail})")
+    viewer_procs = [Child(viewers_process, base, joined["call"], joined["token"], via)
+                    for _ in range(args.viewer_processes)]
+    children.extend(viewer_procs)
+    return server, principals, Bench(server, [principals, *viewer_procs], viewer_procs,
+                                     args.window_s, args.settle_s, started["janus_pid"])
+
+
+def grow(bench: Bench, steps: list[int], windows: int) -> tuple[list[Group], str | None]:
+    """Measured at each number of viewers of ``steps``, as far as the machine allows;
+    what stopped the growth, if anything."""
+    growth: list[Group] = []
+    for n in steps:
+        try:
+            growth.append(bench.measure(n, windows))
+        except (RuntimeError, TimeoutError) as exc:
+            stopped = f"at {n} viewers: {exc}"
+            log(f"  stopped {stopped}")
+            return growth, stopped
+    return growth, None
+
+
+def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     quiet()
     children: list[Child] = []
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            server = Child(server_process, tmp, args.loop)
-            children.append(server)
-            started = server.reply(START_S)
-            if started is None:
-                raise RuntimeError("the server did not start")
-            base = started["base"]
-            principals = Child(principals_process, base, (w, h), args.detail)
-            children.append(principals)
-            joined = principals.reply(START_S)
-            wait_until("both principals' feeds reach the programme", lambda: (
-                (s := server.ask("state")) and len(s["received"]) == 2
-                and min(s["received"].values()) > 30 and s["encoded"] > 30), START_S)
-            log(f"server pid {server.pid} ({args.loop}): the programme of {joined['call']} is "
-                f"on air ({args.source} feeds, detail {args.detail})")
-            viewer_procs = [Child(viewers_process, base, joined["call"], joined["token"])
-                            for _ in range(args.viewer_processes)]
-            children.extend(viewer_procs)
-            bench = Bench(server, [principals, *viewer_procs], viewer_procs,
-                          args.window_s, args.settle_s)
+            server, principals, bench = on_air(args, "gateway", tmp, children)
             log("warm-up (not counted):")
             bench.measure(0, 1)
             log("the first viewer, joining and leaving:")
@@ -654,15 +677,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                      for _ in range(args.pairs) for n in (0, 1)]
             first.append(bench.measure(0, 1, args.pair_window_s))
             log("viewers growing:")
-            growth: list[Group] = []
-            stopped = None
-            for n in args.steps:
-                try:
-                    growth.append(bench.measure(n, args.windows))
-                except (RuntimeError, TimeoutError) as exc:  # as far as the machine allows
-                    stopped = f"at {n} viewers: {exc}"
-                    log(f"  stopped {stopped}")
-                    break
+            growth, stopped = grow(bench, args.steps, args.windows)
             log("every viewer leaves:")
             t = time.monotonic()
             bench.settle_s = 0
@@ -694,40 +709,13 @@ def press_path(args: argparse.Namespace, via: str, steps: list[int],
                tmp: Path) -> tuple[Group, list[Group], str | None]:
     """One press path (the gateway's own viewers, or Janus's) on a programme of its own:
     no viewer, then ``steps`` viewers; what stopped the growth, if anything."""
-    w, h = (int(v) for v in args.source.split("x"))
     children: list[Child] = []
     try:
-        server = Child(server_process, str(tmp / via), args.loop, via)
-        children.append(server)
-        started = server.reply(START_S)
-        if started is None:
-            raise RuntimeError(f"the server ({via}) did not start")
-        base = started["base"]
-        principals = Child(principals_process, base, (w, h), args.detail)
-        children.append(principals)
-        joined = principals.reply(START_S)
-        wait_until("both principals' feeds reach the programme", lambda: (
-            (s := server.ask("state")) and len(s["received"]) == 2
-            and min(s["received"].values()) > 30 and s["encoded"] > 30), START_S)
-        log(f"{via}: server pid {server.pid}, janus pid {started['janus_pid']}; the "
-            f"programme of {joined['call']} is on air")
-        viewer_procs = [Child(viewers_process, base, joined["call"], joined["token"], via)
-                        for _ in range(args.viewer_processes)]
-        children.extend(viewer_procs)
-        bench = Bench(server, [principals, *viewer_procs], viewer_procs,
-                      args.window_s, args.settle_s, started["janus_pid"])
+        _, _, bench = on_air(args, via, str(tmp / via), children)
         log("warm-up (not counted):")
         bench.measure(0, 1)
         zero = bench.measure(0, args.windows)
-        growth: list[Group] = []
-        stopped = None
-        for n in steps:
-            try:
-                growth.append(bench.measure(n, args.windows))
-            except (RuntimeError, TimeoutError) as exc:  # as far as the machine allows
-                stopped = f"at {n} viewers: {exc}"
-                log(f"  stopped {stopped}")
-                break
+        growth, stopped = grow(bench, steps, args.windows)
         return zero, growth, stopped
     finally:
         for child in reversed(children):
