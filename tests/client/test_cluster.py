@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -24,25 +24,17 @@ from summitline.core.roles import MediaKind
 from tests.client.test_revocation import enrolled_plan, in_call
 from tests.client.test_session import WAIT_S, leave_all, until
 from tests.cluster import PROXY_SOURCE, Cluster, cluster
-from tests.postgres import Cluster as PgCluster
 from tests.server.test_attack_review2 import verify_cli
 
-
-@pytest.fixture
-def store_url(postgres: PgCluster) -> Iterator[str]:
-    """The one store every node uses: a fresh PostgreSQL database, as a deployment of
-    several nodes has (docs/operations.md); the database keeps each call's record in
-    order whichever node appends (protocol §8.1)."""
-    name, url = postgres.fresh()
-    try:
-        yield url
-    finally:
-        postgres.drop(name)
+# The one store every node uses: a fresh PostgreSQL database (the ``database`` fixture of
+# tests/conftest.py), as a deployment of several nodes has (docs/operations.md); the
+# database keeps each call's record in order whichever node appends (protocol §8.1).
+pytestmark = pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 
 
 @pytest.fixture
-async def nodes(tmp_path: Path, store_url: str) -> AsyncIterator[Cluster]:
-    async with cluster(tmp_path, store_url) as c:
+async def nodes(tmp_path: Path, database: str) -> AsyncIterator[Cluster]:
+    async with cluster(tmp_path, database) as c:
         yield c
 
 
