@@ -11,12 +11,9 @@ from pathlib import Path
 
 from playwright.async_api import Browser, expect
 
-from summitline.client.bilateral import provision
-from summitline.client.ice import loopback
-from summitline.client.session import CallSession
 from summitline.console import WEB
 from tests.browser.people import new_page
-from tests.client.test_press import CUT_SLACK_MS, WAIT_S
+from tests.client.test_press import CUT_SLACK_MS, WAIT_S, joined_window
 from tests.client.test_press_janus import Through, through  # noqa: F401 - the fixture
 from tests.client.test_session import leave_all
 
@@ -28,11 +25,7 @@ async def test_the_press_page_watches_through_janus_until_the_deadline(
         through: Through, browser: Browser, screenshots: Path) -> None:  # noqa: F811
     errors: list[str] = []
     http, ws = through.http, through.base.replace("http", "ws", 1) + "/ws"
-    call = await provision(http, press_window_s=WINDOW_S)
-    a, b = (CallSession(ws, call.call, side.identity(), ice=loopback())
-            for side in (call.a, call.b))
-    tasks = [asyncio.create_task(s.run()) for s in (a, b)]
-    await asyncio.wait_for(asyncio.gather(a.joined.wait(), b.joined.wait()), WAIT_S)
+    call, a, b, tasks = await joined_window(http, ws, WINDOW_S)
     issued = await call.a.operator.press_token(call.call)
     press = await new_page(browser, errors, locale="ru")  # a Russian journalist
     await press.goto(through.base + issued["press_page"])

@@ -47,15 +47,22 @@ class Window:
     deadline: int
 
 
-async def started_window(http: httpx.AsyncClient, ws: str, window_s: int
-                         ) -> tuple[Bilateral, CallSession, CallSession, list[asyncio.Task[None]]]:
-    """A call with a press window of ``window_s``: its two principals joined (their
-    sessions running in ``tasks``), and the call started by the first delegation."""
+async def joined_window(http: httpx.AsyncClient, ws: str, window_s: int
+                        ) -> tuple[Bilateral, CallSession, CallSession, list[asyncio.Task[None]]]:
+    """A call with a press window of ``window_s``, not started yet: its two principals
+    joined, their sessions running in ``tasks``."""
     call = await provision(http, press_window_s=window_s)
     a, b = (CallSession(ws, call.call, side.identity(), ice=loopback())
             for side in (call.a, call.b))
     tasks = [asyncio.create_task(s.run()) for s in (a, b)]
     await asyncio.wait_for(asyncio.gather(a.joined.wait(), b.joined.wait()), WAIT_S)
+    return call, a, b, tasks
+
+
+async def started_window(http: httpx.AsyncClient, ws: str, window_s: int
+                         ) -> tuple[Bilateral, CallSession, CallSession, list[asyncio.Task[None]]]:
+    """As ``joined_window``, and the call started by the first delegation."""
+    call, a, b, tasks = await joined_window(http, ws, window_s)
     await call.a.operator.control(call.call, "start")
     return call, a, b, tasks
 

@@ -15,16 +15,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from summitline.client.bilateral import provision
 from summitline.client.ice import LOOPBACK, loopback
 from summitline.client.press import PressRefused, PressViewer
-from summitline.client.session import CallSession
 from summitline.core.roles import MediaKind, Phase
 from summitline.server.app import Settings
 from summitline.server.press.gateway import PressGateway
 from summitline.server.press.janus import JanusPress
 from summitline.server.run import OpenWebSockets, config, running, serving
-from tests.client.test_press import CUT_SLACK_MS, DARK, WAIT_S, luma, started_window
+from tests.client.test_press import CUT_SLACK_MS, DARK, WAIT_S, joined_window, luma, started_window
 from tests.client.test_session import leave_all
 from tests.janus import Janus, janus, viewer_ice
 
@@ -58,11 +56,7 @@ async def through(tmp_path: Path) -> AsyncIterator[Through]:
 async def test_the_press_watch_through_janus_until_the_deadline_and_no_longer(
         through: Through) -> None:
     http, ws = through.http, through.base.replace("http", "ws", 1) + "/ws"
-    call = await provision(http, press_window_s=WINDOW_S)
-    a, b = (CallSession(ws, call.call, side.identity(), ice=loopback())
-            for side in (call.a, call.b))
-    tasks = [asyncio.create_task(s.run()) for s in (a, b)]
-    await asyncio.wait_for(asyncio.gather(a.joined.wait(), b.joined.wait()), WAIT_S)
+    call, a, b, tasks = await joined_window(http, ws, WINDOW_S)
     assert await through.api.mountpoints() == []
     await call.a.operator.control(call.call, "start")
     await asyncio.wait_for(asyncio.gather(a.press_answered.wait(), b.press_answered.wait()),
