@@ -34,7 +34,7 @@ from summitline.server import limits
 from summitline.server.cluster import RemoteEndpoint
 from summitline.server.hub import Hub
 from summitline.server.press.gateway import PressRefused
-from summitline.server.room import CallRoom, booth_action
+from summitline.server.room import CallRoom
 from summitline.server.security import ConnectionLimits
 
 log = logging.getLogger(__name__)
@@ -510,8 +510,7 @@ class Connection:
         except c.IllegalEvent as exc:
             await self._refused(exc.code, str(exc), ref)
             return False
-        if signed is not None:
-            self.room.booth_actions[p.language if p else ""] = booth_action(data)
+        # (the room keeps the signed action it recorded: CallRoom._note_booth)
         self.room.broadcast(self.room.booth_state())
         return True
 
