@@ -106,3 +106,27 @@ def test_the_group_code_changes_with_any_key_or_the_plan() -> None:
     swapped = replace(plan, delegations=(plan.delegations[0], plan.delegations[1],
                                          world.delegation(PrivateKey.generate(), "Germany")))
     assert plan_group_code(swapped) != code
+
+
+def test_the_sfu_threshold_is_the_plans_own_and_signed() -> None:
+    world = World()
+    plan, _ = briefing(world, 4)
+    assert plan.media_endpoints == 4 and not plan.wants_sfu  # 4 is not above 5
+    assert "sfu_above" not in plan.to_json()  # absent: older plans keep their hash
+    asks = replace(plan, sfu_above=0)
+    assert asks.wants_sfu and asks.hash != plan.hash
+    assert CallPlan.from_json(asks.to_json()) == asks
+    assert dict(review(asks, {}, {}).lines)["sfu_above"].startswith("media through the SFU")
+    assert not replace(plan, sfu_above=4).wants_sfu and replace(plan, sfu_above=3).wants_sfu
+    for bad in (True, -1, 65, 2.0, "0"):
+        with pytest.raises(PlanError, match="'sfu_above' must be an integer 0..64"):
+            CallPlan.from_json({**plan.to_json(), "sfu_above": bad})
+
+
+def test_a_bilateral_plan_has_no_sfu() -> None:
+    world = World()
+    plan, _ = briefing(world, 2)
+    bilateral = replace(plan, host=None, links=(), link="link-1", sfu_above=0)
+    with pytest.raises(PlanError, match="'sfu_above' is for briefings"):
+        bilateral.check()
+    assert not replace(bilateral, sfu_above=None).wants_sfu

@@ -43,6 +43,11 @@ MAX_NAME = 120
 # microphones: what the interpreter hears is then the floor as it was, tones and all.
 AUDIO_VOICE, AUDIO_STUDIO = "voice", "studio"
 AUDIO_MODES = (AUDIO_VOICE, AUDIO_STUDIO)
+# A briefing's media goes through an SFU (Janus VideoRoom, every frame encrypted end to
+# end) when its plan names more media endpoints (principals and interpreters) than
+# ``sfu_above``: absent, this many; 0, always (the plan asks for the SFU); a number at
+# or above every endpoint, never (a mesh).
+SFU_ABOVE = 5
 # A planned start, in ms since the Unix epoch: at most the last millisecond of the year
 # 9999, the last one both Python's datetime and JavaScript's Date can show.
 MAX_SCHEDULED_MS = 253_402_300_799_999
@@ -243,10 +248,29 @@ class CallPlan:
     links: tuple[str, ...] = ()
     # AUDIO_VOICE or AUDIO_STUDIO (above); absent from the JSON when "voice" (hashes kept).
     audio: str = AUDIO_VOICE
+    # Briefings only: the SFU threshold (SFU_ABOVE above); None: absent from the JSON
+    # (hashes kept), and then SFU_ABOVE applies.
+    sfu_above: int | None = None
 
     @property
     def briefing(self) -> bool:
         return self.host is not None
+
+    @property
+    def media_endpoints(self) -> int:
+        """The devices that send or receive the call's media: principals, interpreters."""
+        return sum(1 for p in self.participants
+                   if p.role in (Role.PRINCIPAL, Role.INTERPRETER))
+
+    @property
+    def wants_sfu(self) -> bool:
+        """Whether this plan routes its media through an SFU (when the server has one):
+        a briefing with more media endpoints than its threshold. Frames are then
+        encrypted end to end (docs/protocol.md 5.9, 5.12)."""
+        if self.host is None:
+            return False
+        above = SFU_ABOVE if self.sfu_above is None else self.sfu_above
+        return self.media_endpoints > above
 
     @property
     def filed_under(self) -> tuple[str, ...]:
@@ -260,7 +284,8 @@ class CallPlan:
             raise PlanError("a plan is a JSON object")
         _fields(obj, "the plan", {"version", "call", "link", "title", "delegations",
                                   "participants", "press_window_s", "interpreter_video",
-                                  "press_channels", "scheduled_ms", "host", "links", "audio"})
+                                  "press_channels", "scheduled_ms", "host", "links", "audio",
+                                  "sfu_above"})
         if obj.get("version") == 1:
             raise PlanError("this is a version 1 plan, from before device certificates: it "
                             "does not say who vouches for its participants. Draft the plan "
@@ -288,6 +313,11 @@ class CallPlan:
         if audio not in AUDIO_MODES or "audio" in obj and audio == AUDIO_VOICE:
             raise PlanError(f"'audio' must be {AUDIO_STUDIO!r}, or absent (voice processing "
                             "on)")
+        sfu_above = obj.get("sfu_above")
+        if "sfu_above" in obj and (type(sfu_above) is not int or
+                                   not 0 <= sfu_above <= MAX_PARTICIPANTS):
+            raise PlanError(f"'sfu_above' must be an integer 0..{MAX_PARTICIPANTS}, or absent "
+                            f"({SFU_ABOVE})")
         host: str | None = None
         links: tuple[str, ...] = ()
         link: str | None = None
@@ -305,7 +335,7 @@ class CallPlan:
                    delegations=delegations, participants=participants,
                    press_window_s=window, interpreter_video=video,
                    press_channels=tuple(press), scheduled_ms=scheduled, host=host, links=links,
-                   audio=audio)
+                   audio=audio, sfu_above=sfu_above)
         plan.check()
         return plan
 
@@ -320,6 +350,9 @@ class CallPlan:
                                 "delegations")
             if len(ids) != DELEGATIONS_PER_CALL:
                 raise PlanError("the two delegations must be different")
+            if self.sfu_above is not None:
+                raise PlanError("'sfu_above' is for briefings: a bilateral call is "
+                                "peer to peer")
         else:
             if not 2 <= len(self.delegations) <= MAX_BRIEFING_DELEGATIONS:
                 raise PlanError("a briefing plan names 2 to "
@@ -392,6 +425,7 @@ class CallPlan:
             **({"press_channels": list(self.press_channels)} if self.press_channels else {}),
             **({"scheduled_ms": self.scheduled_ms} if self.scheduled_ms is not None else {}),
             **({"audio": self.audio} if self.audio != AUDIO_VOICE else {}),
+            **({"sfu_above": self.sfu_above} if self.sfu_above is not None else {}),
         }
 
     @property
@@ -608,6 +642,9 @@ def review(plan: CallPlan, pinned: dict[str, PublicKey], names: dict[str, str],
               ("press_channels", ", ".join(plan.press_channels) or "none (floor only)"),
               ("audio", "studio: no echo cancellation, noise suppression or automatic gain"
                if plan.audio == AUDIO_STUDIO else "voice: the browsers' voice processing on")]
+    if plan.briefing:
+        lines.append(("sfu_above", "media through the SFU, every frame encrypted end to end"
+                      if plan.wants_sfu else "media peer to peer (a mesh)"))
     if plan.scheduled_ms is not None:
         at = datetime.fromtimestamp(plan.scheduled_ms / 1000, UTC)
         lines.append(("scheduled_ms", at.strftime("%Y-%m-%d %H:%M UTC")))

@@ -22,10 +22,15 @@ export const PLAN_VERSION = 2;
 const MAX_SCHEDULED_MS = 253402300799999;
 const PLAN_FIELDS = ["version", "call", "link", "title", "delegations", "participants",
                      "press_window_s", "interpreter_video", "press_channels", "scheduled_ms",
-                     "host", "links", "audio"];
+                     "host", "links", "audio", "sfu_above"];
 // How devices capture sound (core/plan.py AUDIO_MODES): "studio" turns the browser's
 // echo cancellation, noise suppression and automatic gain off; absent is "voice".
 export const AUDIO_STUDIO = "studio";
+// A briefing's media goes through an SFU, every frame encrypted end to end, when its plan
+// names more media endpoints (principals, interpreters) than `sfu_above` (absent: this
+// many; core/plan.py SFU_ABOVE).
+export const SFU_ABOVE = 5;
+const MAX_PARTICIPANTS = 64;
 // A briefing: the host and up to seven guests, at most 8 principals (a mesh).
 export const MAX_BRIEFING_DELEGATIONS = 8;
 export const MAX_BRIEFING_PRINCIPALS = 8;
@@ -231,6 +236,25 @@ export async function checkPlan(plan) {
   if ("audio" in plan && plan.audio !== AUDIO_STUDIO) {
     throw new PlanError("'audio' must be 'studio', or absent (voice processing on)");
   }
+  if ("sfu_above" in plan) {
+    const above = plan.sfu_above;
+    if (!Number.isSafeInteger(above) || above < 0 || above > MAX_PARTICIPANTS) {
+      throw new PlanError(`'sfu_above' must be an integer 0..${MAX_PARTICIPANTS}, or absent ` +
+                          `(${SFU_ABOVE})`);
+    }
+    if (!isBriefing(plan)) {
+      throw new PlanError("'sfu_above' is for briefings: a bilateral call is peer to peer");
+    }
+  }
+}
+
+// Whether the plan routes its media through an SFU (core/plan.py CallPlan.wants_sfu): a
+// briefing with more principals and interpreters than its threshold.
+export function wantsSfu(plan) {
+  if (!isBriefing(plan)) return false;
+  const endpoints = plan.participants.filter(
+    (p) => p.role === "principal" || p.role === "interpreter").length;
+  return endpoints > (plan.sfu_above ?? SFU_ABOVE);
 }
 
 // Whether the plan asks for studio sound: no voice processing on any microphone.
@@ -386,6 +410,7 @@ export async function reviewPlan(plan, pins, names, revoked = [], languages = {}
              ["interpreter_video", plan.interpreter_video ? "yes" : "no"],
              ["press_channels", (plan.press_channels || []).join(", ") || "—"],
              ["audio", studioAudio(plan) ? "studio" : "voice"]);
+  if (briefing) lines.push(["sfu_above", wantsSfu(plan) ? "sfu" : "mesh"]);
   if ("scheduled_ms" in plan) {
     lines.push(["scheduled_ms", `${new Date(plan.scheduled_ms).toISOString().slice(0, 16)
       .replace("T", " ")} UTC`]);

@@ -789,7 +789,8 @@ class Console {
             ? h("dd", { "data-field": field, class: "introduced" }, introduced.get(value))
             : h("dd", { "data-field": field, class: "mono" },
               field === "interpreter_video" ? t(`review_${value}`)
-                : field === "audio" ? t(`floor_review_${value}`) : value)]))),
+                : field === "audio" ? t(`floor_review_${value}`)
+                  : field === "sfu_above" ? t(`review_route_${value}`) : value)]))),
       review.flags.length ? h("ul", { class: "review-flags", role: "alert" },
         review.flags.map(([code, params]) => h("li", { class: "error" },
           t(`review_flag_${code}`, params)))) : "",
