@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +25,16 @@ from aiortc.rtp import RtpPacket
 from summitline.client.briefing import Briefing, provision_briefing
 from summitline.client.framecrypt import open_frames
 from summitline.client.ice import loopback
-from summitline.client.media import DEFAULT_HEIGHT, DEFAULT_WIDTH, TONE_HZ
-from summitline.client.session import CallSession
-from summitline.core.roles import MediaKind
+from summitline.client.media import DEFAULT_HEIGHT, DEFAULT_WIDTH, TONE_HZ, MediaSource
+from summitline.client.session import CallSession, Identity
+from summitline.client.sfu import RETRY_FIRST_S, RETRY_MAX_S, retry_delay
+from summitline.core.roles import MediaKind, Role
 from summitline.crypto.frames import FrameError, FrameOpener, key_id_of
+from summitline.crypto.keys import PrivateKey
 from summitline.server.app import Settings
 from summitline.server.hub import Hub
 from summitline.server.janusapi import JanusApi, JanusSession
-from summitline.server.run import OpenWebSockets, config, serving
+from summitline.server.run import OpenWebSockets, config, running, serving
 from summitline.server.sfu import VIDEOROOM, SfuBroker
 from tests.client.test_session import WAIT_S, leave_all, until
 from tests.janus import Janus, janus, viewer_ice
@@ -459,3 +463,144 @@ async def test_without_janus_the_welcome_says_no_sfu_and_the_briefing_is_a_mesh(
         await until([a], lambda s: any(e["code"] == "no-sfu" for e in s.errors))
     finally:
         await leave_all([a, c], tasks)
+
+
+async def janus_has_room(t: Through, room: int) -> bool:
+    """Whether Janus's VideoRoom holds ``room`` (its "exists" request)."""
+    api = JanusApi(t.janus.url, t.janus.api_secret)
+    own = JanusSession(session=await api._create_session())
+    api._start_poll(own)
+    try:
+        handle = await api._attach(own.session, VIDEOROOM)
+        reply = await api._message(own, handle, {"request": "exists", "room": room})
+        return bool(reply["plugindata"]["data"]["exists"])
+    finally:
+        await api._end_session(own)
+        await api.aclose()
+
+
+async def test_an_interpreter_gets_only_audio_through_janus_and_the_room_goes_at_the_end(
+        through: Through) -> None:
+    """The server subscribes each device to exactly the kinds the plan lets it receive:
+    an interpreter (interpreter_video false) gets the principals' audio and not their
+    video, Janus's offer to it has no video; it publishes audio only. At the end of the
+    call the room is destroyed in Janus."""
+    key = PrivateKey.generate()
+    b = await provision_briefing(through.http, 2, sfu_above=0,
+                                 extra=[(0, key, Role.INTERPRETER, "DE interpreter", "de")])
+    principals = [CallSession(through.ws, b.call, side.identity(), ice=viewer_ice())
+                  for side in b.sides]
+    booth = CallSession(through.ws, b.call, Identity(key, b.sides[0].identity().pinned),
+                        ice=viewer_ice(), source=MediaSource.interpreter())
+    sessions = [*principals, booth]
+    tasks = [asyncio.create_task(s.run()) for s in sessions]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(s.joined.wait() for s in sessions)), WAIT_S)
+        await b.host.operator.control(b.call, "start")
+        devices = [s.device for s in principals]
+        await until([booth], lambda s: all(s.frames_from(d, MediaKind.AUDIO) > FRAMES
+                                           for d in devices))
+        await until(principals, lambda s: s.frames_from(booth.device, MediaKind.AUDIO)
+                    > FRAMES and from_everyone(s, devices))
+        assert booth.sfu is not None
+        assert all(link.receive == {MediaKind.AUDIO} for link in booth.sfu.feeds.values())
+        assert all(s.frames_from(d, MediaKind.VIDEO) == 0 for s in [booth] for d in devices)
+        feeds = [m for m in booth.inbox if m["type"] == "sfu-feed"]
+        assert feeds and all(m["kinds"] == ["audio"] and "m=video" not in m["sdp"]
+                             for m in feeds)
+        room = through.sfu.rooms[b.call]
+        assert set(room.publishers[booth.device].mids) == {MediaKind.AUDIO}
+        assert all(s.alarms == [] for s in sessions)
+        assert await janus_has_room(through, room.room)
+        await b.host.operator.control(b.call, "end")
+        await asyncio.wait_for(asyncio.gather(*tasks), WAIT_S)
+        assert b.call not in through.sfu.rooms
+        assert not await janus_has_room(through, room.room)
+    finally:
+        await leave_all(sessions, tasks)
+
+
+async def test_a_second_publish_replaces_the_first_and_the_feeds_follow(
+        through: Through) -> None:
+    b, sessions, tasks = await briefing(through)
+    try:
+        await b.host.operator.control(b.call, "start")
+        devices = [side.principal.fingerprint for side in b.sides]
+        await everyone_hears_everyone(sessions, devices)
+        again = sessions[0]
+        room = through.sfu.rooms[b.call]
+        first = room.publishers[again.device].id
+        old = {s.device: {f for f, link in s.sfu.feeds.items()  # type: ignore[union-attr]
+                          if link.remote == again.device} for s in sessions[1:]}
+        assert again.sfu is not None
+        await again.sfu.publish()
+        await until(sessions[1:], lambda s: any(
+            m["type"] == "sfu-gone" and m["feed"] in old[s.device] for m in s.inbox))
+        await until([again], lambda s: s.sfu is not None and s.sfu.published.is_set())
+        assert room.publishers[again.device].id != first
+        before = {s.device: s.frames_from(again.device, MediaKind.VIDEO) for s in sessions}
+        await until(sessions[1:], lambda s: s.frames_from(again.device, MediaKind.VIDEO)
+                    > before[s.device] + FRAMES)
+        for s in sessions[1:]:
+            assert s.sfu is not None and not old[s.device] & set(s.sfu.feeds)
+        assert all(s.alarms == [] for s in sessions)
+    finally:
+        await leave_all(sessions, tasks)
+
+
+async def test_a_publish_janus_refuses_is_tried_again_later(tmp_path: Path) -> None:
+    """Janus down: the server has an SFU configured, so the route is the SFU's; each
+    publish gets sfu-failed, and the endpoint tries again after 2 s, then 4 .."""
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = Settings(data_dir=tmp_path / "server", janus_url=f"http://127.0.0.1:{port}/janus")
+    async with running(settings) as base, httpx.AsyncClient(base_url=base) as http:
+        b = await provision_briefing(http, 2, sfu_above=0)
+        ws = base.replace("http", "ws", 1) + "/ws"
+        sessions = [CallSession(ws, b.call, side.identity(), ice=loopback()) for side in b.sides]
+        tasks = [asyncio.create_task(s.run()) for s in sessions]
+        try:
+            await asyncio.wait_for(asyncio.gather(*(s.joined.wait() for s in sessions)),
+                                   WAIT_S)
+            await b.host.operator.control(b.call, "start")
+            s = sessions[0]
+
+            def refused(n: int) -> bool:
+                return sum(e["code"] == "sfu-failed" for e in s.errors) >= n
+            await until([s], lambda s: refused(1))
+            started = time.monotonic()
+            await until([s], lambda s: refused(2))
+            assert time.monotonic() - started >= RETRY_FIRST_S - 0.1
+            assert s.sfu is not None and s.sfu.publishes >= 2 and s.sfu.failures >= 2
+            assert retry_delay(s.sfu.failures) == min(RETRY_MAX_S, 2.0 * 2 ** (s.sfu.failures - 1))
+            assert [retry_delay(n) for n in range(1, 7)] == [2, 4, 8, 16, 30, 30]
+            assert s._peers == {}  # no fallback to a mesh the server did not announce
+        finally:
+            await leave_all(sessions, tasks)
+
+
+async def test_after_a_new_signaling_connection_a_device_publishes_and_receives_again(
+        through: Through) -> None:
+    """A device's signaling drops: the server lets its publisher and feeds go (as for a
+    leave); after its new welcome it publishes again and gets its feeds anew."""
+    b, sessions, tasks = await briefing(through)
+    try:
+        await b.host.operator.control(b.call, "start")
+        devices = [side.principal.fingerprint for side in b.sides]
+        await everyone_hears_everyone(sessions, devices)
+        back = sessions[2]
+        assert back._ws is not None and back.sfu is not None
+        publishes = back.sfu.publishes
+        await back._ws.close()
+        await asyncio.wait_for(back.rejoined.wait(), WAIT_S)
+        await until([back], lambda s: s.sfu is not None and s.sfu.publishes > publishes
+                    and s.sfu.published.is_set())
+        before = {s.device: {d: s.frames_from(d, MediaKind.VIDEO) for d in devices}
+                  for s in sessions}
+        await until(sessions, lambda s: all(
+            s.frames_from(d, MediaKind.VIDEO) > before[s.device][d] + FRAMES
+            for d in devices if d != s.device))
+        assert back._peers == {}
+    finally:
+        await leave_all(sessions, tasks)
