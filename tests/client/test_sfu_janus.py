@@ -433,15 +433,33 @@ async def test_the_sfu_refuses_what_the_route_and_phase_do_not_allow(
         await leave_all([a, b], tasks)
 
     # on the SFU route: before the start, a publish is refused (no media yet), and an
-    # answer to a feed that is not this device's is invalid
-    sfu_b, sessions, tasks = await briefing(through, 2)
+    # answer to a feed that is not this device's is invalid; after it, an aide (who
+    # sends and receives no media) may not publish, and is offered no feed
+    key = PrivateKey.generate()
+    sfu_b = await provision_briefing(through.http, 2, sfu_above=0,
+                                     extra=[(0, key, Role.AIDE, "Aide", "en")])
+    sessions = [CallSession(through.ws, sfu_b.call, side.identity(), ice=viewer_ice())
+                for side in sfu_b.sides]
+    aide = CallSession(through.ws, sfu_b.call, Identity(key, sfu_b.sides[0].identity().pinned),
+                       ice=viewer_ice())
+    sessions.append(aide)
+    tasks = [asyncio.create_task(s.run()) for s in sessions]
     try:
+        await asyncio.wait_for(asyncio.gather(*(s.joined.wait() for s in sessions)), WAIT_S)
         s = sessions[0]
         assert s.sfu is not None and s.sfu.publisher is None
         await s._send({"type": "sfu-publish", "sdp": "v=0"})
         await s._send({"type": "sfu-watch", "feed": "not-a-feed-of-mine", "sdp": "v=0"})
         await until([s], lambda s: {e["code"] for e in s.errors} >= {"phase", "invalid"})
         assert sfu_b.call not in through.sfu.rooms  # no room before a publish is taken
+        await sfu_b.host.operator.control(sfu_b.call, "start")
+        devices = [side.principal.fingerprint for side in sfu_b.sides]
+        await until(sessions[:2], lambda s: from_everyone(s, devices))
+        await aide._send({"type": "sfu-publish", "sdp": "v=0"})
+        await until([aide], lambda s: any(e["code"] == "not-permitted" for e in s.errors))
+        assert aide.sfu is not None and aide.sfu.publisher is None
+        assert not [m for m in aide.inbox if m["type"] == "sfu-feed"]
+        assert aide.device not in through.sfu.rooms[sfu_b.call].publishers
     finally:
         await leave_all(sessions, tasks)
 
@@ -604,3 +622,29 @@ async def test_after_a_new_signaling_connection_a_device_publishes_and_receives_
         assert back._peers == {}
     finally:
         await leave_all(sessions, tasks)
+
+
+async def test_the_server_destroys_its_janus_rooms_when_it_stops(tmp_path: Path) -> None:
+    async with janus(tmp_path / "janus") as j:
+        settings = Settings(data_dir=tmp_path / "server", janus_url=j.url,
+                            janus_api_secret=j.api_secret, janus_admin_key=j.admin_key)
+        cfg = config(settings, "127.0.0.1", 0, "warning")
+        assert isinstance(cfg.app, OpenWebSockets)
+        app = cfg.app.app
+        sessions: list[CallSession] = []
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            async with serving(cfg) as base, httpx.AsyncClient(base_url=base) as http:
+                t = Through(j, base, base.replace("http", "ws", 1) + "/ws", http,
+                            app.state.hub)  # type: ignore[attr-defined]
+                b, sessions, tasks = await briefing(t, 2)
+                await b.host.operator.control(b.call, "start")
+                devices = [side.principal.fingerprint for side in b.sides]
+                await everyone_hears_everyone(sessions, devices)
+                room = t.sfu.rooms[b.call].room
+                assert await janus_has_room(t, room)
+                for s in sessions:  # they would rejoin a server that comes back
+                    s.reconnect = False
+            assert not await janus_has_room(t, room)
+        finally:
+            await leave_all(sessions, tasks)
