@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,12 +78,17 @@ class SfuRoom(JanusSession):
 
 
 def mids(sdp: str) -> dict[MediaKind, str]:
-    """The first audio and video media sections' mids of an SDP offer."""
+    """The first audio and video media sections' mids of Janus's answer to a publisher:
+    what Janus itself took (a section it refused has port 0). Read from Janus's answer,
+    not the publisher's offer, and split as Janus splits (CRLF or LF only): an offer is
+    the publisher's words, and a line break Python reads but Janus does not (a form feed,
+    U+2028) would file its video's mid under audio (attacker finding F4)."""
     out: dict[MediaKind, str] = {}
     kind: str | None = None
-    for line in sdp.splitlines():
+    for line in re.split(r"\r?\n", sdp):
         if line.startswith("m="):
-            kind = line[2:].split(" ", 1)[0]
+            words = line[2:].split(" ")
+            kind = words[0] if len(words) > 1 and words[1] != "0" else None
         elif line.startswith("a=mid:") and kind in ("audio", "video"):
             out.setdefault(MediaKind(kind), line[6:].strip())
     return out
@@ -180,7 +186,7 @@ class SfuBroker(JanusApi):
                     raise JanusError("Janus gave no answer to the publisher's offer")
                 data = reply["plugindata"]["data"]
                 room.publishers[device] = Publisher(device, handle, int(data["id"]),
-                                                    mids(offer))
+                                                    mids(str(answer["sdp"])))
             except (JanusError, KeyError, ValueError) as exc:
                 self._detach_later(room, handle)
                 raise JanusError(str(exc)) from None
