@@ -18,6 +18,7 @@ from summitline.client.media import MediaSource
 from summitline.client.operator import participant
 from summitline.client.session import CallSession, Identity
 from summitline.core.roles import MediaKind, Role
+from summitline.crypto import frames
 from summitline.crypto.keys import PrivateKey
 from tests.browser.people import (
     cosigned_plan,
@@ -163,3 +164,25 @@ async def test_the_browser_hands_a_new_key_when_a_device_that_heard_it_leaves(
             t.cancel()
         for s in (py, interpreter):
             await s.leave()
+
+
+async def test_the_browser_keeps_the_same_replay_window_as_python(browser: Browser,
+                                                                   server: str) -> None:
+    """The same counters, in the same order (repeats, frames out of order, a jump far
+    ahead and frames left behind it), are let through or refused alike by
+    web/frames.js and crypto/frames.py: a forwarder's replay is dropped in both."""
+    w = frames.REPLAY_WINDOW
+    counters = [0, 2, 1, 2, 0, 5, 4, 5, w + 3, 3, 4, 6, w + 2, w + 3, 3 * w, 2 * w,
+                2 * w + 1, 3 * w - 1, 3 * w, *range(3 * w + 1, 6 * w, 7), 5 * w, 4 * w]
+    window = frames.ReplayWindow()
+    expected = [window.accept(c) for c in counters]
+    assert True in expected and False in expected
+    page = await new_page(browser)
+    await page.goto(server + "/")
+    got = await page.evaluate("""async (cs) => {
+      const f = await import("/frames.js");
+      const w = new f.ReplayWindow();
+      return cs.map((c) => w.accept(BigInt(c)));
+    }""", counters)
+    assert got == expected
+    await page.context.close()

@@ -75,6 +75,44 @@ def test_a_receiver_keeps_a_few_old_keys_for_frames_in_flight() -> None:
     assert sorted(opener.keys) == [k.key_id for k in keys[-frames.KEPT_KEYS:]]
 
 
+def test_a_receiver_opens_each_frame_once_and_none_too_old() -> None:
+    key = frames.FrameKey.generate(3)
+    sealer, opener = frames.FrameSealer(key), frames.FrameOpener()
+    opener.add(key)
+    sealed = [sealer.seal("opus", bytes([1, n % 256])) for n in range(frames.REPLAY_WINDOW + 5)]
+    assert opener.open(sealed[1]) == b"\x01\x01"
+    assert opener.open(sealed[0]) == b"\x01\x00"  # out of order within the window: fine
+    with pytest.raises(frames.FrameError, match="a replay"):
+        opener.open(sealed[1])  # a forwarder sends it again
+    opener.add(key)  # the same key handed again (a new frame-key): the window stays
+    with pytest.raises(frames.FrameError, match="a replay"):
+        opener.open(sealed[0])
+    opener.open(sealed[-1])  # far ahead: frames more than the window behind are refused
+    with pytest.raises(frames.FrameError, match="too old"):
+        opener.open(sealed[3])
+    assert opener.open(sealed[-2]) == sealed[-2][:1] + bytes([(len(sealed) - 2) % 256])
+    tampered = bytearray(sealed[-3])
+    tampered[2] ^= 1
+    with pytest.raises(frames.FrameError, match="authenticate"):
+        opener.open(bytes(tampered))
+    assert opener.open(sealed[-3]) == sealed[-3][:1] + bytes([(len(sealed) - 3) % 256])
+    # the sender's next session reuses key id 3 with a new key: its counters start over
+    again = frames.FrameKey.generate(3)
+    opener.add(again)
+    assert opener.open(frames.FrameSealer(again).seal("opus", b"\x01z")) == b"\x01z"
+
+
+def test_the_replay_window_forgets_what_falls_behind_it() -> None:
+    window = frames.ReplayWindow()
+    for c in range(5 * frames.REPLAY_WINDOW):
+        assert window.accept(c)
+    assert len(window.seen) <= 2 * frames.REPLAY_WINDOW + 1
+    assert not window.accept(5 * frames.REPLAY_WINDOW - 1)
+    assert not window.accept(4 * frames.REPLAY_WINDOW - 1)  # below the window
+    assert not window.accept(4 * frames.REPLAY_WINDOW + 1)  # within the window, and seen
+    assert window.accept(5 * frames.REPLAY_WINDOW + 7)
+
+
 def vector_ecdh(jwk: dict[str, str]) -> EcdhKey:
     return EcdhKey.from_secret(unb64u(jwk["d"]))
 

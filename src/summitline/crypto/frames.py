@@ -16,6 +16,8 @@ trailer is at the end so that those bytes stay where the forwarder looks for the
 The nonce is the key's 12-byte salt XOR the counter (big-endian, in the last 8 bytes).
 The AAD is the clear header followed by the trailer: nothing of the frame goes unsigned.
 A counter is used once per key; the sender's ``FrameSealer`` counts for all its kinds.
+A receiver opens each counter of a key at most once (``ReplayWindow``): a forwarder that
+sends a frame again, or an old one, gets it dropped, not played twice.
 """
 
 from __future__ import annotations
@@ -145,21 +147,62 @@ class FrameSealer:
 
 # Old keys a receiver keeps for frames still in flight after a rotation.
 KEPT_KEYS = 4
+# How far behind the highest counter opened under a key a frame may still come (frames
+# of one sender's kinds share the counter and arrive on separate RTP streams, so not in
+# order): 1024 frames is some 15 s of audio and video together.
+REPLAY_WINDOW = 1024
+
+
+@dataclass
+class ReplayWindow:
+    """The counters opened under one key: each once, none more than REPLAY_WINDOW below
+    the highest."""
+
+    top: int = -1
+    seen: set[int] = field(default_factory=set)
+
+    def fresh(self, counter: int) -> bool:
+        return counter > self.top - REPLAY_WINDOW and counter not in self.seen
+
+    def accept(self, counter: int) -> bool:
+        """Mark ``counter`` opened; False if it was, or is too old."""
+        if not self.fresh(counter):
+            return False
+        self.seen.add(counter)
+        if counter > self.top:
+            self.top = counter
+            if len(self.seen) > 2 * REPLAY_WINDOW:
+                self.seen = {c for c in self.seen if c > self.top - REPLAY_WINDOW}
+        return True
 
 
 @dataclass
 class FrameOpener:
-    """A receiver's keys of one sender, by key id."""
+    """A receiver's keys of one sender, by key id, each with its replay window."""
 
     keys: dict[int, FrameKey] = field(default_factory=dict)
+    windows: dict[int, ReplayWindow] = field(default_factory=dict)
 
     def add(self, key: FrameKey) -> None:
+        known = self.keys.get(key.key_id)
+        if known is None or (known.key, known.salt) != (key.key, key.salt):
+            # a new key (or the sender's new session reusing an id): counters start over
+            self.windows[key.key_id] = ReplayWindow()
         self.keys[key.key_id] = key
         for old in sorted(self.keys)[:-KEPT_KEYS]:
             del self.keys[old]
+            del self.windows[old]
 
     def open(self, data: bytes) -> bytes:
-        key = self.keys.get(key_id_of(data))
+        key_id, counter, _h = _parse(data)
+        key = self.keys.get(key_id)
         if key is None:
-            raise FrameError(f"no key {key_id_of(data)} from this sender")
-        return open_frame(key, data)
+            raise FrameError(f"no key {key_id} from this sender")
+        window = self.windows[key_id]
+        if not window.fresh(counter):
+            raise FrameError(f"frame {counter} under key {key_id} was opened already, or is "
+                             "too old: a replay")
+        plain = open_frame(key, data)  # authenticated before the window moves
+        if not window.accept(counter):
+            raise FrameError(f"frame {counter} under key {key_id} was opened already")
+        return plain

@@ -4,12 +4,13 @@
 // packetization; { operation: "decrypt", kind, remote } opens what the depacketizer made,
 // before decoding. web/session.js posts the keys: { type: "own", key } (this device's
 // media key: sealed with from now on, counter from 0) and { type: "peer", remote, key }.
-import { FrameError, importFrameKey, KEPT_KEYS, openFrame, parseFrame, seal } from "./frames.js";
+import { FrameError, importFrameKey, KEPT_KEYS, openFrame, parseFrame, ReplayWindow, seal }
+  from "./frames.js";
 
 const CODEC = { video: "vp8", audio: "opus" };
 let own = null;
 let counter = 0n; // one counter per key, for every kind and every link
-const peers = new Map(); // remote -> Map(keyId -> imported key)
+const peers = new Map(); // remote -> Map(keyId -> { key: imported key, raw, window })
 const counts = { transforms: 0, sealed: 0, opened: 0, refused: 0 };
 
 self.onmessage = async ({ data }) => {
@@ -19,7 +20,13 @@ self.onmessage = async ({ data }) => {
     counter = 0n;
   } else if (data.type === "peer") {
     const keys = peers.get(data.remote) || new Map();
-    keys.set(data.key.keyId, await importFrameKey(data.key));
+    const raw = b64(data.key.key) + b64(data.key.salt);
+    const known = keys.get(data.key.keyId);
+    const imported = await importFrameKey(data.key);
+    // the same key handed again keeps its replay window; a new one (or the sender's next
+    // session reusing an id) starts over
+    keys.set(data.key.keyId, known?.raw === raw ? { ...known, key: imported }
+      : { key: imported, raw, window: new ReplayWindow() });
     for (const old of [...keys.keys()].sort((a, b) => a - b).slice(0, -KEPT_KEYS)) keys.delete(old);
     peers.set(data.remote, keys);
   } else if (data.type === "counts") {
@@ -44,9 +51,12 @@ function opening(kind, remote, transformer) {
     let plain;
     try {
       const data = new Uint8Array(frame.data);
-      const key = peers.get(remote)?.get(parseFrame(data).keyId);
-      if (!key) throw new FrameError("no key for this frame");
-      plain = await openFrame(key, data);
+      const { keyId, counter } = parseFrame(data);
+      const held = peers.get(remote)?.get(keyId);
+      if (!held) throw new FrameError("no key for this frame");
+      if (!held.window.fresh(counter)) throw new FrameError("a replay, or too old");
+      plain = await openFrame(held.key, data); // authenticated before the window moves
+      if (!held.window.accept(counter)) throw new FrameError("a replay");
     } catch (err) {
       if (!(err instanceof FrameError)) throw err;
       counts.refused += 1;
@@ -64,6 +74,11 @@ function opening(kind, remote, transformer) {
     counts.opened += 1;
     controller.enqueue(frame);
   };
+}
+
+// Key bytes as a string, to tell a key handed again from a new one under the same id.
+function b64(bytes) {
+  return btoa(String.fromCharCode(...new Uint8Array(bytes)));
 }
 
 self.onrtctransform = ({ transformer }) => {

@@ -14,6 +14,9 @@ export const OVERHEAD = TAG_BYTES + TRAILER_BYTES;
 export const SALT_BYTES = 12;
 export const KEY_BYTES = 16; // AES-128-GCM, as the Python endpoint sends
 export const KEPT_KEYS = 4; // old keys of a sender kept for frames in flight
+// How far behind the highest counter opened under a key a frame may still come
+// (crypto/frames.py REPLAY_WINDOW): the kinds share the counter, on separate streams.
+export const REPLAY_WINDOW = 1024n;
 const MAX_KEY_ID = 2 ** 32 - 1;
 
 export class FrameError extends Error {}
@@ -85,6 +88,32 @@ export function parseFrame(data) {
   if (v.getUint8(13) !== VERSION) throw new FrameError("unknown frame format version");
   if (h > data.length - OVERHEAD) throw new FrameError("clear header longer than the frame");
   return { keyId, counter, h };
+}
+
+// The counters opened under one key (crypto/frames.py ReplayWindow): each once, none
+// more than REPLAY_WINDOW below the highest. Counters are BigInt.
+export class ReplayWindow {
+  constructor() {
+    this.top = -1n;
+    this.seen = new Set();
+  }
+
+  fresh(counter) {
+    return counter > this.top - REPLAY_WINDOW && !this.seen.has(counter);
+  }
+
+  // Mark `counter` opened; false if it was, or is too old.
+  accept(counter) {
+    if (!this.fresh(counter)) return false;
+    this.seen.add(counter);
+    if (counter > this.top) {
+      this.top = counter;
+      if (this.seen.size > 2 * Number(REPLAY_WINDOW)) {
+        for (const c of this.seen) if (c <= this.top - REPLAY_WINDOW) this.seen.delete(c);
+      }
+    }
+    return true;
+  }
 }
 
 export async function openFrame(fk, data) {
