@@ -582,3 +582,46 @@ async def test_f4_an_interpreter_cannot_send_video_as_its_audio(through: Through
         if ws is not None:
             await ws.close()
         await leave_all(principals, tasks)
+
+
+# -- F5 -------------------------------------------------------------------------------------
+async def test_f5_a_device_that_comes_back_cannot_open_what_was_sent_while_it_was_away(
+        through: Through) -> None:
+    """F5 (medium): keys rotate when a device leaves, but not when one joins. A device
+    that left and joins again is handed the senders' CURRENT key, the one they sealed
+    with while it was away; whoever kept the ciphertext of that time (Janus, the server:
+    the host's) gives it the frames, and it opens what was said after it left, when the
+    others believed it gone. Claim broken: "a device that left cannot decode what is sent
+    after it left". Fix: a sender rotates on ``peer-joined`` too (or whenever it hands
+    its key to a device that did not hold the current one), and hands the newcomer only
+    a key it makes then."""
+    b = await provision_briefing(through.http, 3, sfu_above=0)
+    sessions = [CallSession(through.ws, b.call, side.identity(), ice=viewer_ice())
+                for side in b.sides]
+    tasks = [asyncio.create_task(s.run()) for s in sessions]
+    back: CallSession | None = None
+    try:
+        await asyncio.wait_for(asyncio.gather(*(s.joined.wait() for s in sessions)), WAIT_S)
+        await b.host.operator.control(b.call, "start")
+        devices = [s.device for s in sessions]
+        await everyone_hears_everyone(sessions, devices)
+        first, second, leaver = sessions
+        await leaver.leave()
+        await until([first, second], lambda s: s.crypt is not None and s.crypt.key_id == 1)
+        # while it is away, Janus's operator keeps what the first principal sends
+        async with tapped(through, b.call, first.device) as tap:
+            await collect(tap, [first, second], devices[:2], first.device)
+        away = from_key(tap.video) + tap.audio
+        assert {key_id_of(f) for f in away} == {1}
+        # it comes back (the same device, a new session)
+        back = CallSession(through.ws, b.call, b.sides[2].identity(), ice=viewer_ice())
+        tasks.append(asyncio.create_task(back.run()))
+        await asyncio.wait_for(back.joined.wait(), WAIT_S)
+        await asyncio.wait_for(back.wait_for(lambda: back.frames_from(
+            first.device, MediaKind.VIDEO) > FRAMES), WAIT_S)
+        # SECURE: nothing sealed while it was away opens with what it holds now
+        got = opened_by(back, first.device, away)
+        assert got == [], (f"the device that came back opened {len(got)} of {len(away)} "
+                           f"frames sent while it was away; {pictures(got)[0]} pictures")
+    finally:
+        await leave_all(sessions + ([back] if back else []), tasks)
