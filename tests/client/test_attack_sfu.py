@@ -16,12 +16,14 @@ import asyncio
 import secrets
 from typing import Any
 
+import httpx
 import pytest
 from aiortc import RTCSessionDescription
 
 from summitline.client.briefing import Briefing, provision_briefing
+from summitline.client.ice import loopback
 from summitline.client.media import MediaSource
-from summitline.client.session import CallSession
+from summitline.client.session import CallSession, PlanRejected
 from summitline.core.roles import MediaKind, Role
 from summitline.crypto.frames import FrameError, FrameKey, FrameSealer, key_id_of
 from summitline.crypto.keys import PrivateKey
@@ -41,6 +43,7 @@ from tests.client.test_sfu_janus import (
     pictures,
     tapped,
 )
+from tests.hostile import Wire, hostile
 from tests.janus import viewer_ice
 
 through = test_sfu_janus.through  # the fixture: a real Janus, and the server using it
@@ -625,3 +628,49 @@ async def test_f5_a_device_that_comes_back_cannot_open_what_was_sent_while_it_wa
                            f"frames sent while it was away; {pictures(got)[0]} pictures")
     finally:
         await leave_all(sessions + ([back] if back else []), tasks)
+
+
+# -- the route is the plan's and the server's together ---------------------------------------
+async def test_a_hostile_server_cannot_put_a_mesh_briefing_on_its_sfu(
+        ws_url: str, http: httpx.AsyncClient) -> None:
+    """A hostile server says ``sfu: true`` in the welcome of a briefing whose plan does
+    not want the SFU (two endpoints, threshold absent: 5), and to a second pair changes
+    the plan's ``sfu_above`` to 0 to make it want it: the first pair stays on the mesh
+    (no publish, frames not forced through a key exchange, peer to peer), the second
+    refuses the plan (its hash no longer matches the signatures)."""
+    def say_sfu(_: Wire, msg: dict[str, Any]) -> dict[str, Any] | None:
+        if msg.get("type") == "welcome":
+            msg = {**msg, "sfu": True}
+        return msg
+
+    mesh = await provision_briefing(http, 2)
+    async with hostile(ws_url, down=say_sfu) as proxy:
+        a, c = (CallSession(proxy.url, mesh.call, side.identity(), ice=loopback())
+                for side in mesh.sides)
+        tasks = [asyncio.create_task(s.run()) for s in (a, c)]
+        try:
+            await asyncio.wait_for(asyncio.gather(a.joined.wait(), c.joined.wait()), WAIT_S)
+            await mesh.host.operator.control(mesh.call, "start")
+            await until([a, c], lambda s: all(s.frames_from(t.device, k) > FRAMES
+                                              for t in (a, c) if t is not s
+                                              for k in MediaKind))
+            assert a.sfu is None and c.sfu is None
+            assert a.link(c.device) is not None
+            assert not [m for w in proxy.wires for m in w.seen_up
+                        if str(m.get("type", "")).startswith("sfu-")]
+        finally:
+            await leave_all([a, c], tasks)
+
+    def want_sfu(_: Wire, msg: dict[str, Any]) -> dict[str, Any] | None:
+        if msg.get("type") == "welcome":
+            plan = {**msg["signed_plan"]["plan"], "sfu_above": 0}
+            msg = {**msg, "sfu": True, "signed_plan": {**msg["signed_plan"], "plan": plan}}
+        return msg
+
+    other = await provision_briefing(http, 2)
+    async with hostile(ws_url, down=want_sfu) as proxy:
+        s = CallSession(proxy.url, other.call, other.sides[0].identity(), ice=loopback(),
+                        reconnect=False)
+        with pytest.raises(PlanRejected):
+            await asyncio.wait_for(s.run(), WAIT_S)
+        assert s.sfu is None
