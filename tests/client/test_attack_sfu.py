@@ -674,3 +674,41 @@ async def test_a_hostile_server_cannot_put_a_mesh_briefing_on_its_sfu(
         with pytest.raises(PlanRejected):
             await asyncio.wait_for(s.run(), WAIT_S)
         assert s.sfu is None
+
+
+async def test_a_forged_frame_key_for_another_sender_is_refused(through: Through) -> None:
+    """An interpreter (a device of the plan) signs a ``frame-key`` with a media key of
+    its own choosing; the hostile server relays it to the guest principal as ``from``
+    the host principal. The guest refuses it (alarm): the signature is not the host's
+    device key, and its keys of the host stay what the host sent; the host's media
+    decodes on, and a frame sealed under the forged key opens nowhere."""
+    from summitline.crypto import framekeys
+    from summitline.crypto.framekeys import EcdhKey
+
+    iside, ikey, irole, iname, ilang = interpreter()
+    b, principals, (interp,), tasks = await briefing_with(
+        through, 2, [(iside, ikey, irole, iname, ilang)])
+    try:
+        await b.host.operator.control(b.call, "start")
+        host, guest = principals
+        await everyone_hears_everyone(principals, [p.device for p in principals])
+        assert guest.crypt is not None
+        keys_before = dict(guest.crypt.openers[host.device].keys)
+        alarms = len(guest.alarms)
+        forged_key = FrameKey.generate(7)
+        msg = framekeys.message(ikey, EcdhKey(), call=b.call, plan_hash=b.plan.hash,
+                                receiver=guest.device, peer_ecdh=guest.crypt.ecdh.public,
+                                key=forged_key)
+        relayed = {k: v for k, v in msg.items() if k != "to"} | {"from": host.device}
+        room = through.sfu.rooms[b.call]
+        assert room.owner is not None
+        room.owner.endpoints[guest.device].send(relayed)
+        await asyncio.wait_for(guest.wait_for(lambda: len(guest.alarms) > alarms), WAIT_S)
+        assert guest.crypt.openers[host.device].keys == keys_before
+        with pytest.raises(FrameError):
+            guest.crypt.open(host.device, FrameSealer(forged_key).seal("opus", b"\xfcforged"))
+        before = guest.frames_from(host.device, MediaKind.VIDEO)
+        await asyncio.wait_for(guest.wait_for(lambda: guest.frames_from(
+            host.device, MediaKind.VIDEO) > before + FRAMES), WAIT_S)
+    finally:
+        await leave_all(principals + [interp], tasks)
