@@ -411,10 +411,10 @@ async def test_odd_sdp_crashes_nothing_and_shows_no_room_secret(through: Through
 async def test_a_device_that_left_opens_nothing_of_a_replayed_old_key(
         through: Through) -> None:
     """After a device leaves, a hostile server replays to a remaining receiver the
-    sender's old ``frame-key`` (key 0) and to the leaver, when it comes back, the same:
-    the sender seals under key 1 which only present devices hold; what the leaver
-    kept (key 0) opens nothing sealed since, and a replayed old key message gives
-    nobody the new key."""
+    sender's old ``frame-key`` messages (key 0): the sender seals under key 1, which
+    only the present devices hold; what the leaver kept (key 0) opens nothing sealed
+    since, and the replayed old key changes nothing for the receiver. (A leaver that
+    COMES BACK is F5.)"""
     b = await provision_briefing(through.http, 3, sfu_above=0)
     sessions = [CallSession(through.ws, b.call, side.identity(), ice=viewer_ice())
                 for side in b.sides]
