@@ -71,6 +71,14 @@ class FrameCrypt:
         """A new media key (a device that heard us left): sealed with from now on."""
         self.sealer.rekey(FrameKey.generate(self.key_id + 1, KEY_BYTES))
 
+    def hands_anew(self, plan: CallPlan, to: str) -> bool:
+        """Whether a ``frame-key`` for ``to`` now would hand it a key it was not handed
+        (a device that joins, or comes back after it left), one we have sealed frames
+        under: then we make a new key first, so that it opens nothing sent before it came
+        (docs/protocol.md 5.10)."""
+        return to in self.peer_ecdh and hears(plan, self._device.fingerprint, to) and \
+            self.handed.get(to) != self.key_id and self.sealer.counter > 0
+
     def message(self, plan: CallPlan, to: str) -> dict[str, Any]:
         """The ``frame-key`` for ``to``: our ECDH key, and our media key if ``to`` hears
         us and we know its ECDH key."""

@@ -637,7 +637,14 @@ class CallSession:
         if self.crypt is None or self.signed is None or device == self.device or \
                 self.signed.plan.participant(device) is None:
             return
-        await self._send(self.crypt.message(self.signed.plan, device))
+        plan = self.signed.plan
+        if self.crypt.hands_anew(plan, device):
+            # It did not hold our key (it joins, or comes back): a new one for all, so
+            # that whoever kept our frames of before cannot have it open them.
+            self.crypt.rotate()
+            for other in sorted(self._present - {device}):
+                await self._send(self.crypt.message(plan, other))
+        await self._send(self.crypt.message(plan, device))
 
     async def _on_frame_key(self, msg: dict[str, Any]) -> None:
         if self.crypt is None or self.signed is None:
