@@ -1,0 +1,209 @@
+"""A briefing through the SFU in the browser (issue 14, docs/protocol.md 5.12): three
+Chromium and two Python principals through a real Janus VideoRoom (Debian's ``janus``,
+configured by deploy/janus/, tests/janus.py), each receiving every other's video and
+audio. The plan asks for the SFU (its own ``sfu_above``), the server has one: every page
+publishes one copy of its media to Janus and takes each other principal's from a feed of
+it, with no link between the delegations; every frame is sealed by its sender and opened
+with the sender's key (the pages' frame workers open frames: none came in the clear), and
+each tile plays once its feed decodes. (The co-sign review names the route:
+tests/browser/test_console_briefing.py.)
+
+Networking: the test's namespace only (tests/conftest.py). Janus gathers its candidates on
+tests/janus.py's veth (198.18.0.1); Chromium gathers on every interface, that one too, with
+raw addresses, not mDNS names (tests/browser/conftest.py: WebRtcHideLocalIpsWithMdns off);
+the Python principals are given that address for their host candidates (viewer_ice)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from summitline.client.briefing import provision_briefing
+from summitline.client.operator import participant
+from summitline.core.plan import CallPlan
+from summitline.core.roles import Role
+from summitline.core.sas import plan_group_code
+from tests.browser.people import TIMEOUT_MS, BrowserDevice, enrol_browser, join_in_browser
+from tests.browser.test_briefing_grid import (
+    CONSOLE,
+    PAGES,
+    SMALL_CAMERA,
+    PythonPrincipals,
+    server_process,
+    tiles_play,
+)
+from tests.janus import janus
+
+SHOTS = Path("/work/shots/sfu-web")
+SHOTS.mkdir(parents=True, exist_ok=True)
+# Five endpoints on 2 cores, each Chromium decoding four feeds and Janus forwarding twenty:
+# a step waits twice as long as any other browser step (as the mesh's test_briefing_grid).
+MEDIA_WAIT_MS = 2 * TIMEOUT_MS
+
+# What each feed of a page decoded, per remote: video frames, audio samples played out
+# that were not concealed, and the audio's energy (getStats inbound-rtp); the page's route,
+# its links between endpoints (none on this route) and what its frame worker opened.
+FEEDS = """async () => {
+  const s = window.summitlineSession;
+  if (!s) return null;
+  const out = { route: s.route, links: s.peers.size, feeds: {}, frames: await s.frameCounts() };
+  for (const [remote, feed] of s.sfu.links) {
+    const f = { video: 0, samples: 0, energy: 0, state: feed.pc.connectionState };
+    (await feed.pc.getStats()).forEach((x) => {
+      if (x.type !== "inbound-rtp") return;
+      if (x.kind === "video") f.video += x.framesDecoded || 0;
+      else {
+        f.samples += (x.totalSamplesReceived || 0) - (x.concealedSamples || 0);
+        f.energy += x.totalAudioEnergy || 0;
+      }
+    });
+    out.feeds[remote] = f;
+  }
+  return out;
+}"""
+
+# Whether every remote's feed decoded more than `n` video frames and audio with energy.
+DECODES = """async ([remotes, n]) => {
+  const s = window.summitlineSession;
+  if (!s || s.route !== "sfu") return false;
+  const seen = await (""" + FEEDS + """)();
+  window.__feeds = seen;
+  return remotes.every((r) => { const f = seen.feeds[r];
+    return f && f.video > n && f.samples > 48000 * n / 10 && f.energy > 0; });
+}"""
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[str]:
+    """Janus, and the server in a process of its own given Janus's API (its secret and
+    admin key in a file, as an operator would: docs/operations.md)."""
+    async with janus(tmp_path / "janus") as j:
+        secrets = tmp_path / "janus.secret"
+        secrets.write_text(f"{j.api_secret}\n{j.admin_key}\n")
+        secrets.chmod(0o600)
+        async with server_process(tmp_path, "--janus-url", j.url, "--janus-secret-file",
+                                  str(secrets)) as base:
+            yield base
+
+
+async def feeds_decode(page: Page, remotes: list[str], n: int = 10) -> dict[str, Any]:
+    """Wait until `page` decodes video and audio of every one of `remotes` from its feeds;
+    what it decoded. On a timeout, what every page held, for the post-mortem."""
+    try:
+        await page.wait_for_function(DECODES, arg=[remotes, n], polling=500,
+                                     timeout=MEDIA_WAIT_MS)
+    except Exception:
+        print("\n".join(CONSOLE[-150:]))
+        for other in PAGES:
+            print("FEEDS", other.url, await other.evaluate("window.__feeds ?? null"))
+        raise
+    seen: dict[str, Any] = await page.evaluate(FEEDS)
+    return seen
+
+
+# Its own waits report what every page holds when a step fails; the suite's 180 s would
+# end it first, with nothing said.
+@pytest.mark.timeout(480)
+async def test_three_browsers_and_two_python_principals_brief_through_janus(
+        browser: Browser, server: str, ws_url: str, http: httpx.AsyncClient,
+        tmp_path: Path) -> None:
+    began = time.monotonic()
+    b = await provision_briefing(http, 5)
+    ops = [side.operator for side in b.sides]
+    errors: list[str] = []
+    pages: list[BrowserDevice] = []
+    PAGES.clear()
+    CONSOLE.clear()
+    for side, lang in zip(b.sides[:3], ("en", "en", "ru"), strict=True):
+        device = await enrol_browser(browser, server, side.operator, side.principal_name,
+                                     errors=errors)
+        await device.page.context.add_init_script(SMALL_CAMERA)
+        await device.page.evaluate(SMALL_CAMERA)
+        pages.append(device)
+        PAGES.append(device.page)
+        name = side.operator.name
+        device.page.on("console", lambda m, name=name: CONSOLE.append(f"{name}: {m.type} {m.text}"))
+        side.language = lang
+    people = [participant(d.key, side.operator.key, Role.PRINCIPAL, side.principal_name,
+                          side.language) for d, side in zip(pages, b.sides, strict=False)]
+    people += [participant(side.principal, side.operator.key, Role.PRINCIPAL,
+                           side.principal_name, side.language) for side in b.sides[3:]]
+    host = ops[0]
+    # five media endpoints, more than the plan's threshold of four: the SFU
+    plan = CallPlan(call=f"{b.call}-sfu", link=None, title="Briefing of allies", host=host.id,
+                    links=tuple(b.links), delegations=tuple(host.delegation(op.id) for op in ops),
+                    participants=tuple(people), sfu_above=4)
+    assert plan.wants_sfu
+    await host.submit_plan(plan)
+    for guest in ops[1:]:
+        await guest.cosign_plan(plan)
+    await host.control(plan.call, "start")
+    devices = [d.device for d in pages] + [side.principal.fingerprint for side in b.sides[3:]]
+    others = {d: [x for x in devices if x != d] for d in devices}
+    children: list[PythonPrincipals] = []
+
+    async def python(command: str = "status") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for answer in await asyncio.gather(*(c.status(command) for c in children)):
+            out.update(answer)
+        return out
+    try:
+        for i, side in enumerate(b.sides[3:]):
+            children.append(await PythonPrincipals.start(
+                ws_url, plan.call, [side], devices, tmp_path / f"python-{i}.log", ice="janus"))
+        await asyncio.wait_for(python("media 10 " + " ".join(devices[3:])), MEDIA_WAIT_MS / 1000)
+        # the browsers join one after another, each once it decodes everyone before it
+        joined = devices[3:]
+        for d in pages:
+            await join_in_browser(d, server, plan.call)
+            await feeds_decode(d.page, joined)
+            joined = [*joined, d.device]
+        seen = {d.device: await feeds_decode(d.page, others[d.device]) for d in pages}
+        await asyncio.gather(*(tiles_play(d.page, others[d.device]) for d in pages))
+        setup_s = time.monotonic() - began
+        for d in pages:
+            s = seen[d.device]
+            # the SFU route: no link between the delegations, every frame through the worker
+            assert s["route"] == "sfu" and s["links"] == 0, s
+            assert s["frames"]["opened"] > 0 and s["frames"]["sealed"] > 0, s
+            assert sorted(s["feeds"]) == sorted(others[d.device]), s
+            tiles = d.page.locator("#grid .tile[data-remote]")
+            await expect(tiles).to_have_count(4)
+            await expect(d.page.locator('#grid .tile[data-state="ok"]')).to_have_count(4)
+            await expect(d.page.locator("#group-box")).to_have_attribute("data-route", "sfu")
+            await expect(d.page.locator("#route-note")).to_be_visible()
+            await expect(d.page.locator("#pair-codes")).to_be_hidden()
+        # the Python principals decode video and audio from every other principal
+        py = await asyncio.wait_for(python("media 10"), MEDIA_WAIT_MS / 1000)
+        for device, status in py.items():
+            assert all(status["frames"][r] > 10 and status["audio"][r] > 10
+                       for r in others[device]), (device, status)
+        expected = plan_group_code(plan)
+        assert {x["group"] for x in py.values()} == {expected}
+        us, _, de = pages
+        for d in pages:
+            await expect(d.page.locator("#group-code")).to_have_text(expected)
+        await expect(us.page.locator("#route-title")).to_have_text("Media through the SFU")
+        await expect(de.page.locator("#route-title")).to_have_text("Медиа через SFU")
+
+        for d, name in ((us, "sfu-briefing-en"), (de, "sfu-briefing-ru")):
+            for width, height in ((1920, 1080), (1366, 800)):
+                await d.page.set_viewport_size({"width": width, "height": height})
+                await d.page.screenshot(path=str(SHOTS / f"{name}-{width}x{height}.png"))
+        print(f"sfu briefing: set up in {setup_s:.1f} s, test {time.monotonic() - began:.1f} s")
+        assert errors == []
+        assert all(x["alarms"] == [] for x in (await python()).values())
+        for d in pages:
+            alarms = await d.page.evaluate("window.summitlineSession.alarms")
+            assert alarms == [], alarms
+    finally:
+        for child in children:
+            await child.leave()
+
