@@ -36,13 +36,14 @@ STOP_TIMEOUT_S = 10.0
 MEDIA_IFACE, MEDIA_PEER, MEDIA_ADDRESS = "janus0", "janus1", "198.18.0.1"
 READY = "HTTP webserver started (port {port}, /janus path listener)"
 STREAMING = "janus.plugin.streaming"
+VIDEOROOM = "janus.plugin.videoroom"
 
 
 @dataclass(frozen=True)
 class Janus:
     url: str  # the HTTP API, e.g. http://127.0.0.1:PORT/janus
     api_secret: str
-    admin_key: str
+    admin_key: str  # the Streaming and VideoRoom plugins' (one for both, in tests)
     pid: int
     log: Path
 
@@ -61,6 +62,7 @@ def write_config(workdir: Path, port: int, api_secret: str, admin_key: str) -> P
         text = source.read_text()
         text = text.replace("CHANGE-ME-api-secret", api_secret)
         text = text.replace("CHANGE-ME-streaming-admin-key", admin_key)
+        text = text.replace("CHANGE-ME-videoroom-admin-key", admin_key)
         text = text.replace("CHANGE-ME-unused-admin-api", secrets.token_hex(16))
         text = re.sub(r"(?m)^(\s*port = )8088", rf"\g<1>{port}", text)
         (conf / source.name).write_text(text)
@@ -110,7 +112,8 @@ async def janus(workdir: Path) -> AsyncIterator[Janus]:
         await out.ready(READY.format(port=port), START_TIMEOUT_S)
         async with httpx.AsyncClient(timeout=START_TIMEOUT_S) as http:
             info = (await http.get(url + "/info")).json()
-        assert info["janus"] == "server_info" and STREAMING in info["plugins"], info
+        assert info["janus"] == "server_info" and STREAMING in info["plugins"] and \
+            VIDEOROOM in info["plugins"], info
         yield Janus(url, api_secret, admin_key, proc.pid, log)
     finally:
         await stop(proc, STOP_TIMEOUT_S)

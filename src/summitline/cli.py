@@ -82,7 +82,7 @@ def _serve(args: argparse.Namespace) -> int:
         from summitline.server.turn import TurnSettings
 
         turn = TurnSettings(tuple(args.turn_url), secret)
-    janus_secrets: list[str | None] = [None, None]
+    janus_secrets: list[str | None] = [None, None, None]
     if args.janus_secret_file is not None:
         if args.janus_url is None:
             print("summitline serve: --janus-secret-file needs --janus-url", file=sys.stderr)
@@ -91,7 +91,7 @@ def _serve(args: argparse.Namespace) -> int:
         if text is None:
             return 2
         lines = text.split("\n")
-        janus_secrets = [line.strip() or None for line in (lines + ["", ""])[:2]]
+        janus_secrets = [line.strip() or None for line in (lines + ["", "", ""])[:3]]
     hls = (args.hls_dir, args.hls_url, args.hls_secret_file)
     hls_secret = None
     if any(v is not None for v in hls):
@@ -132,7 +132,8 @@ def _serve(args: argparse.Namespace) -> int:
                         press_hosts=tuple(args.press_host) if args.press_host else None,
                         max_press_viewers=args.max_press_viewers,
                         janus_url=args.janus_url, janus_api_secret=janus_secrets[0],
-                        janus_admin_key=janus_secrets[1], hls_dir=args.hls_dir,
+                        janus_admin_key=janus_secrets[1],
+                        janus_videoroom_key=janus_secrets[2], hls_dir=args.hls_dir,
                         hls_url=args.hls_url, hls_secret=hls_secret)
     from summitline.server.run import Server
 
@@ -385,11 +386,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--janus-url", default=None, metavar="URL",
                    help="Janus's HTTP API on this machine, e.g. http://127.0.0.1:8088/janus: "
                    "the press watch through its Streaming plugin, and this server carries "
-                   "none of their media (see deploy/janus/); default: the server's own "
-                   "press gateway serves them")
+                   "none of their media, and briefings whose plan wants the SFU go "
+                   "through its VideoRoom plugin (see deploy/janus/); default: the "
+                   "server's own press gateway serves the press, and briefings are a mesh")
     s.add_argument("--janus-secret-file", type=Path, default=None, metavar="FILE",
                    help="file holding Janus's api_secret on its first line and the "
-                   "Streaming plugin's admin_key on its second")
+                   "Streaming plugin's admin_key on its second, and the VideoRoom plugin's "
+                   "on its third (absent: the Streaming plugin's)")
     s.add_argument("--hls-dir", type=Path, default=None, metavar="DIR",
                    help="write the press HLS programme to DIR/CALL/ as plain files, for a "
                    "static web server to serve (deploy/nginx/summitline-hls.conf); needs "

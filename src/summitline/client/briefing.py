@@ -53,10 +53,11 @@ class Briefing:
 async def provision_briefing(http: httpx.AsyncClient, size: int = 5, *,
                              press_window_s: int = 0, title: str = "Briefing of allies",
                              extra: list[tuple[int, PrivateKey, Role, str, str]] | None = None,
-                             cosign: bool = True) -> Briefing:
+                             cosign: bool = True, sfu_above: int | None = None) -> Briefing:
     """Register ``size`` delegations (2..8, the first hosts), link the host with each
     guest, and have every delegation sign a plan with one principal each. ``extra`` adds
-    participants: (side index, device key, role, name, language)."""
+    participants: (side index, device key, role, name, language). ``sfu_above``: the
+    plan's SFU threshold (0: through the SFU whatever the size; None: absent)."""
     if not 2 <= size <= MAX_BRIEFING_DELEGATIONS:
         raise ValueError(f"a briefing has 2 to {MAX_BRIEFING_DELEGATIONS} delegations")
     ops = [Operator(http, name, PrivateKey.generate()) for name, _, _ in DELEGATIONS[:size]]
@@ -80,7 +81,8 @@ async def provision_briefing(http: httpx.AsyncClient, size: int = 5, *,
     plan = CallPlan(call=f"briefing-{secrets.token_hex(6)}", link=None, title=title,
                     host=host.id, links=tuple(links),
                     delegations=tuple(host.delegation(op.id) for op in ops),
-                    participants=tuple(people), press_window_s=press_window_s)
+                    participants=tuple(people), press_window_s=press_window_s,
+                    sfu_above=sfu_above)
     await host.submit_plan(plan)
     if cosign:
         for guest in guests:

@@ -37,6 +37,7 @@ from summitline.client.ice import IceSettings
 from summitline.client.listening import ChannelMix
 from summitline.client.media import CutTrack, MediaSource
 from summitline.client.peer import PeerLink
+from summitline.client.sfu import SfuEndpoint
 from summitline.core import endpoint as ep
 from summitline.core import messages as m
 from summitline.core import policy
@@ -182,6 +183,9 @@ class CallSession:
             self.crypt = FrameCrypt(identity.key, call)
             self.source.seal = self.crypt.seal
         self._present: set[str] = set()  # plan devices the server says are connected
+        # The SFU route of a briefing (docs/protocol.md 5.12): set on a welcome whose
+        # ``sfu`` is true for a plan that wants the SFU; None: the mesh.
+        self.sfu: SfuEndpoint | None = None
 
     # -- what tests and the demo read ----------------------------------------------------
     @property
@@ -201,12 +205,14 @@ class CallSession:
 
     def frames(self, kind: MediaKind) -> int:
         """Frames of ``kind`` decoded so far, over all peer connections, closed ones too."""
-        return self._retired[kind] + sum(link.frames[kind] for link in self._peers.values())
+        return self._retired[kind] + sum(link.frames[kind] for link in self._peers.values()) \
+            + (self.sfu.frames(kind) if self.sfu is not None else 0)
 
     def frames_from(self, remote: str, kind: MediaKind) -> int:
         """Frames of ``kind`` decoded from ``remote`` so far, over all its links."""
         return self._retired_from.get((remote, kind), 0) + sum(
-            link.frames[kind] for (r, _), link in self._peers.items() if r == remote)
+            link.frames[kind] for (r, _), link in self._peers.items() if r == remote) + (
+            self.sfu.frames_from(remote, kind) if self.sfu is not None else 0)
 
     def group_code(self) -> str | None:
         """The code of the whole call (docs/protocol.md §9.1), from the verified plan:
@@ -323,6 +329,8 @@ class CallSession:
 
     async def close_links(self) -> None:
         await self.cut_press("the call's media stopped")
+        if self.sfu is not None:
+            await self.sfu.close()
         self.rules = ep.Endpoint(self.device, generations=self.rules.generations)
         for link in list(self._peers.values()):
             await self._retire(link)
@@ -384,6 +392,7 @@ class CallSession:
         if self.signed is not None and signed.plan.hash != self.signed.plan.hash:
             self._reject_plan("the server now serves a different plan for this call")
         self.signed = signed
+        await self._route(msg.get("sfu") is True)
         for revocation in msg.get("revocations", []):
             self._take_revocation(revocation)
         self.held = set(msg.get("held", []))
@@ -410,6 +419,33 @@ class CallSession:
         for device in sorted(self._present):
             await self._hand_frame_key(device)
         await self._press_window()
+        await self._publish(again=True)
+
+    async def _route(self, server_sfu: bool) -> None:
+        """The SFU route iff the verified plan wants it and the server has an SFU for
+        the call; its frames are then encrypted, whatever the session's option."""
+        assert self.signed is not None
+        if server_sfu and self.signed.plan.wants_sfu:
+            if self.crypt is None:
+                self.crypt = FrameCrypt(self.identity.key, self.call)
+                self.source.seal = self.crypt.seal
+            if self.sfu is None or self.sfu.closed:
+                self.sfu = SfuEndpoint(self)
+            else:  # a new signaling connection: the server let the old feeds go
+                await self.sfu.reset_feeds()
+        elif self.sfu is not None:
+            await self.sfu.close()
+            self.sfu = None
+
+    async def _publish(self, again: bool) -> None:
+        """On the SFU route in a media phase: publish (``again``: even if published,
+        as after a new signaling connection, which ended the old publisher)."""
+        sfu = self.sfu
+        if sfu is None or sfu.closed or self.phase not in policy.MEDIA_PHASES or \
+                self.device in self.revoked:
+            return
+        if again or sfu.publisher is None:
+            await sfu.publish()
 
     def _reject_plan(self, why: str) -> None:
         self.alarm(f"plan refused: {why}")
@@ -486,12 +522,16 @@ class CallSession:
             return
         self._grant(_now_ms())
         await self._press_window()
+        await self._publish(again=False)
 
     def _grant(self, now: int) -> None:
         """Tell the rules which links the plan allows in this phase, and what should
         arrive on each."""
         assert self.signed is not None
         plan = self.signed.plan
+        if self.sfu is not None:  # the SFU route: no links between endpoints
+            self.feed(ep.Grants(now, ()))
+            return
         peers = [] if self.device in self.revoked else [
             remote for remote in policy.peers_of(plan, self.phase, self.device)
             if remote not in self.revoked]
@@ -604,6 +644,8 @@ class CallSession:
             return
         if new:  # it may not have ours yet (or not for this ECDH key of its)
             await self._hand_frame_key(sender)
+        if keyed and self.sfu is not None:
+            self.sfu.keyed(sender)
         if keyed:
             for link in self.links.values():
                 if link.remote == sender:
@@ -611,6 +653,9 @@ class CallSession:
 
     async def _on_error(self, msg: dict[str, Any]) -> None:
         self.errors.append(msg)
+        if msg.get("ref") == "sfu-publish" and msg.get("code") == "sfu-failed" and \
+                self.sfu is not None:
+            self.sfu.failed(msg)
         log.warning("%s: server error %s: %s", self.device[:12], msg["code"], msg["message"])
         if msg.get("fatal") and msg.get("code") == "call-ended" and self.signed is not None:
             # the call ended while this end was reconnecting (its `phase` was lost with
@@ -1160,6 +1205,9 @@ class CallSession:
 
     async def _on_offer(self, msg: dict[str, Any]) -> None:
         remote, generation = msg["from"], msg["generation"]
+        if self.sfu is not None:
+            log.info("%s: an offer on the SFU route; ignored", self.device[:12])
+            return
         if self._refused("offer", remote):
             return
         if not isinstance(generation, int) or not self._check_signed("offer", msg):
@@ -1214,6 +1262,22 @@ class CallSession:
         off = frozenset(str(k) for k in msg["off"]) & {"audio", "video"}
         self.feed(ep.Muted(_now_ms(), msg["from"], off))
 
+    # -- the SFU route (client/sfu.py) ---------------------------------------------------
+    async def _on_sfu_published(self, msg: dict[str, Any]) -> None:
+        if self.sfu is not None:
+            await self.sfu.on_published(msg)
+
+    async def _on_sfu_feed(self, msg: dict[str, Any]) -> None:
+        if self.sfu is None:
+            self.alarm("an SFU feed offered on a call that does not go through an SFU; "
+                       "ignored")
+            return
+        await self.sfu.on_feed(msg)
+
+    async def _on_sfu_gone(self, msg: dict[str, Any]) -> None:
+        if self.sfu is not None:
+            await self.sfu.on_gone(msg)
+
     _HANDLERS: dict[str, Callable[[CallSession, dict[str, Any]], Awaitable[None]]] = {
         "challenge": _on_challenge, "welcome": _on_welcome, "phase": _on_phase,
         "peer-joined": _on_peer_joined, "peer-left": _on_peer_left, "error": _on_error,
@@ -1221,7 +1285,8 @@ class CallSession:
         "candidate": _on_candidate, "bye": _on_bye, "booth": _on_booth,
         "press-answer": _on_press_answer, "paged": _on_paged, "acked": _on_acked,
         "held": _on_held, "link": _on_link, "media": _on_media, "revoked": _on_revoked,
-        "frame-key": _on_frame_key,
+        "frame-key": _on_frame_key, "sfu-published": _on_sfu_published,
+        "sfu-feed": _on_sfu_feed, "sfu-gone": _on_sfu_gone,
     }
 
 

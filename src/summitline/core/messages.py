@@ -203,6 +203,31 @@ class FrameKey(_Message):
     signature: Signature
 
 
+FeedId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+
+
+class SfuPublish(_Message):
+    """An endpoint's send-only offer to the SFU (docs/protocol.md 5.12)."""
+
+    type: Literal["sfu-publish"]
+    sdp: Annotated[str, Field(max_length=MAX_SDP_CHARS)]
+
+
+class SfuWatch(_Message):
+    """A receiver's answer to the offer of one of its feeds."""
+
+    type: Literal["sfu-watch"]
+    feed: FeedId
+    sdp: Annotated[str, Field(max_length=MAX_SDP_CHARS)]
+
+
+class SfuRefeed(_Message):
+    """A receiver's feed of ``from`` failed: the server ends it and offers a new one."""
+
+    type: Literal["sfu-refeed"]
+    from_: Fingerprint = Field(alias="from")
+
+
 class Hold(_Message):
     """A principal holds its floor audio (an aside with an aide) or releases it."""
 
@@ -212,11 +237,11 @@ class Hold(_Message):
 
 AnyClientMessage = (Hello | Offer | Answer | Candidate | Bye | Stats | End | BoothAction
                     | Source | Ping | PressOffer | Page | Ack | Hold | LinkReport | MediaOff
-                    | FrameKey)
+                    | FrameKey | SfuPublish | SfuWatch | SfuRefeed)
 ClientMessage = Annotated[AnyClientMessage, Field(discriminator="type")]
 CLIENT_TYPES = ("hello", "offer", "answer", "candidate", "bye", "stats", "end", "booth",
                 "source", "ping", "press-offer", "page", "ack", "hold", "link", "media",
-                "frame-key")
+                "frame-key", "sfu-publish", "sfu-watch", "sfu-refeed")
 _client: TypeAdapter[AnyClientMessage] = TypeAdapter(ClientMessage)
 
 
@@ -268,6 +293,8 @@ class Welcome(_Message):
     # The signed revocations of devices of this plan that the server knows of (as in
     # Revoked, without ``type``): endpoints check each and refuse those devices.
     revocations: list[dict[str, Any]] = []
+    # Whether this call's media goes through this server's SFU (docs/protocol.md 5.12).
+    sfu: bool = False
 
 
 class BoothState(_Message):
@@ -367,6 +394,30 @@ class RelayedMedia(_Message):
     from_: Fingerprint = Field(alias="from")
 
 
+class SfuPublished(_Message):
+    """Janus's answer to the endpoint's publisher offer (not signed: no peer's DTLS)."""
+
+    type: Literal["sfu-published"] = "sfu-published"
+    sdp: str
+
+
+class SfuFeed(_Message):
+    """A subscription of the receiver to ``from``'s streams of ``kinds``: Janus's offer."""
+
+    type: Literal["sfu-feed"] = "sfu-feed"
+    feed: str
+    from_: Fingerprint = Field(alias="from")
+    kinds: list[Literal["audio", "video"]]
+    sdp: str
+
+
+class SfuGone(_Message):
+    """The feed is over: the receiver closes its peer connection."""
+
+    type: Literal["sfu-gone"] = "sfu-gone"
+    feed: str
+
+
 def relayed(msg: Offer | Answer | Candidate | Bye | LinkReport | FrameKey, sender: str
             ) -> dict[str, Any]:
     """A signaling message as the receiver gets it: ``to`` replaced by ``from``."""
@@ -378,7 +429,8 @@ def relayed(msg: Offer | Answer | Candidate | Bye | LinkReport | FrameKey, sende
 
 ServerMessage = Annotated[Challenge | Welcome | PeerJoined | PeerLeft | PhaseChanged
                           | BoothState | ErrorMessage | Pong | PressAnswer | Paged | Acked
-                          | Held | RelayedMedia | Revoked, Field(discriminator="type")]
+                          | Held | RelayedMedia | Revoked | SfuPublished | SfuFeed
+                          | SfuGone, Field(discriminator="type")]
 
 
 def _relayed_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from summitline.server.security import (
     operator_token,
     origin_allowed,
 )
+from summitline.server.sfu import SfuBroker
 from summitline.server.signaling import Connection
 from summitline.server.turn import TurnSettings
 from summitline.store import open_store
@@ -88,6 +89,10 @@ class Settings:
     janus_url: str | None = None
     janus_api_secret: str | None = None
     janus_admin_key: str | None = None
+    # The VideoRoom plugin's admin_key, for briefings through the SFU (server/sfu.py);
+    # None: the same as the Streaming plugin's. With ``janus_url``, a briefing whose plan
+    # wants the SFU goes through Janus.
+    janus_videoroom_key: str | None = None
     # HLS for a static web server (server/press/static.py): the directory it serves, its
     # URL, and the secret of its secure_link. None: HLS only through this server.
     hls_dir: Path | None = None
@@ -137,8 +142,11 @@ def create_app(settings: Settings, clock: Clock = wall_clock_ms) -> FastAPI:
                              janus=janus, hls_dir=settings.hls_dir,
                              static_hls=StaticHls(settings.hls_url, settings.hls_secret)
                              if settings.hls_url and settings.hls_secret else None)
+        sfu = (SfuBroker(settings.janus_url, settings.janus_api_secret,
+                         settings.janus_videoroom_key or settings.janus_admin_key)
+               if settings.janus_url else None)
         app.state.hub = Hub(store, clock, settings.turn, press, app.state.events,
-                            redis_url=settings.redis_url)
+                            redis_url=settings.redis_url, sfu=sfu)
         await app.state.hub.start()
         app.state.limits = ConnectionLimits(settings.max_connections_per_address,
                                             settings.max_connections_per_call)

@@ -16,6 +16,7 @@ from summitline.server.events import EventStreams
 from summitline.server.metrics import Metrics
 from summitline.server.press.gateway import PressGateway
 from summitline.server.room import CallRoom, Clock
+from summitline.server.sfu import SfuBroker
 from summitline.server.turn import TurnSettings, credentials
 from summitline.store import Store
 
@@ -27,13 +28,17 @@ DROP_WAIT_S = 5.0
 class Hub:
     def __init__(self, store: Store, clock: Clock, turn: TurnSettings | None = None,
                  press: PressGateway | None = None,
-                 events: EventStreams | None = None, redis_url: str | None = None) -> None:
+                 events: EventStreams | None = None, redis_url: str | None = None,
+                 sfu: SfuBroker | None = None) -> None:
         self.store = store
         # the delegations' consoles are told of every change of a call (server/events.py)
         self.events = events if events is not None else EventStreams()
         self.clock = clock
         self.turn = turn
         self.press = press or PressGateway(IceSettings(), clock)
+        # Janus's VideoRoom for briefings whose plan wants the SFU (server/sfu.py); None:
+        # every briefing is a mesh.
+        self.sfu = sfu
         # Rooms of complete plans stay loaded (their calls can run). A room of a plan
         # not yet signed by both delegations is kept only while something uses it: such
         # plans cost a stranger nothing to submit, so they must not pile up in memory.
@@ -78,6 +83,7 @@ class Hub:
             return None
         room = CallRoom(self.store, self.clock, signed, await self.store.entries(call_id))
         room.on_doors_shut = lambda: self._doors_shut(room)
+        room.on_phase = lambda: self._phase(room)
         delegations = [d.id for d in signed.plan.delegations]
         room.on_entry = lambda: self.events.publish(delegations, "call", id=call_id,
                                                     phase=str(room.state.phase))
@@ -105,6 +111,19 @@ class Hub:
         else:
             await self.press.close(room.call_id)
 
+    def sfu_route(self, room: CallRoom) -> bool:
+        """Whether the call's media goes through this server's SFU (welcome ``sfu``)."""
+        return self.sfu is not None and room.signed.plan.wants_sfu
+
+    async def _phase(self, room: CallRoom) -> None:
+        """The feeds of the SFU follow the phase; the call's end destroys its room."""
+        if self.sfu is None:
+            return
+        if room.state.phase is Phase.ENDED:
+            await self.sfu.end(room.call_id)
+        else:
+            await self.sfu.settle(room)
+
     async def phase_of(self, call_id: str) -> str:
         room = await self.room(call_id)
         return str(room.state.phase) if room else "planned"
@@ -122,6 +141,8 @@ class Hub:
         if self.cluster is not None:
             await self.cluster.close()
         await self.press.shutdown()
+        if self.sfu is not None:
+            await self.sfu.shutdown()
 
     async def _from_all(self, op: dict[str, Any]) -> None:
         """What another node asks of every node (or this node's heartbeat, ``lost``)."""

@@ -79,6 +79,8 @@ class CallRoom:
         self.link_budget: dict[str, TokenBucket] = {}
         # Called when the doors shut or the call ends (the press gateway closes its feed).
         self.on_doors_shut: Callable[[], Awaitable[None]] | None = None
+        # Called after every change of phase (the SFU's feeds follow it: server/sfu.py).
+        self.on_phase: Callable[[], Awaitable[None]] | None = None
         # Called after each entry of the shared record (the consoles' live updates).
         self.on_entry: Callable[[], None] | None = None
         # Called after each entry this process appended (other nodes then read it).
@@ -219,6 +221,8 @@ class CallRoom:
         self.arm_press_timer()
         if self.state.phase is not Phase.OPEN and self.on_doors_shut is not None:
             await self.on_doors_shut()
+        if self.on_phase is not None:
+            await self.on_phase()
         if self.state.phase is Phase.ENDED:
             for endpoint in list(self.endpoints.values()):
                 endpoint.finish(CALL_ENDED, "the call has ended")

@@ -33,9 +33,11 @@ from summitline.server import closecodes as cc
 from summitline.server import limits
 from summitline.server.cluster import RemoteEndpoint
 from summitline.server.hub import Hub
+from summitline.server.janusapi import JanusError
 from summitline.server.press.gateway import PressRefused
 from summitline.server.room import CallRoom
 from summitline.server.security import ConnectionLimits
+from summitline.server.sfu import SfuBroker, SfuInvalid
 
 log = logging.getLogger(__name__)
 
@@ -312,13 +314,15 @@ class Connection:
                                 [q.device for q in room.signed.plan.participants],
                                 [(q.device, q.delegation)
                                  for q in room.signed.plan.participants]),
-                            ).model_dump())
+                            sfu=self.hub.sfu_route(room)).model_dump())
         room.tell_peers(device, m.PeerJoined(device=device).model_dump())
         if p.role is Role.AIDE:  # pages of its principal that no aide has answered yet
             for page in room.pages.values():
                 if page["delegation"] == p.delegation:
                     self.send(page["message"])
         log.info("%s joined %s", room.signed.plan.label(device), room.call_id)
+        if self.hub.sfu is not None and self.hub.sfu_route(room):
+            await self.hub.sfu.settle(room)  # the feeds it may receive from publishers
 
     async def _leave(self) -> None:
         room, device = self.room, self.device
@@ -341,6 +345,8 @@ class Connection:
                 del room.endpoints[device]
         if self.hub.cluster is not None:
             await self.hub.cluster.gone(room.call_id, device)
+        if self.hub.sfu is not None:
+            await self.hub.sfu.left(room, device)
         room.tell_peers(device, m.PeerLeft(device=device).model_dump())
         if room.state.live != booth_before:  # a live interpreter left: its booth is quiet
             room.broadcast(room.booth_state())
@@ -545,6 +551,71 @@ class Connection:
         await room.note("press.feed", {"device": self.device})
         self.send(m.PressAnswer(sdp=answer).model_dump())
 
+    # -- briefings through the SFU (docs/protocol.md 5.12; nothing of it is recorded) ----
+    def _sfu_refused(self, code: str, message: str, ref: str) -> None:
+        """A refusal of an SFU request: told, not recorded. A Janus failure is the
+        server's, not the device's: only the others count toward MAX_ERRORS."""
+        self.error(code, message, ref=ref)
+        if code != "sfu-failed":
+            self._errors += 1
+            if self._errors > limits.MAX_ERRORS:
+                raise Fatal("too-many-errors", "too many protocol errors", cc.POLICY)
+
+    def _sfu(self, ref: str) -> SfuBroker | None:
+        assert self.room is not None
+        if self.hub.sfu is None or not self.hub.sfu_route(self.room):
+            self._sfu_refused("no-sfu", "this call's media does not go through an SFU (the "
+                              "plan does not want it, or this server has none)", ref)
+            return None
+        return self.hub.sfu
+
+    async def _sfu_publish(self, msg: m.SfuPublish) -> None:
+        assert self.room is not None
+        room = self.room
+        sfu = self._sfu("sfu-publish")
+        if sfu is None:
+            return
+        if room.state.phase not in policy.MEDIA_PHASES:
+            self._sfu_refused("phase", "media goes through the SFU only while the call is "
+                              "open or its doors closed", "sfu-publish")
+            return
+        plan = room.signed.plan
+        if not any(policy.media(plan, phase, self.device, q.device)
+                   for phase in policy.MEDIA_PHASES for q in plan.participants):
+            self._sfu_refused("not-permitted", "the plan lets this device send media to "
+                              "nobody", "sfu-publish")
+            return
+        try:
+            answer = await sfu.publish(room, self.device, msg.sdp)
+        except JanusError as exc:
+            self._sfu_refused("sfu-failed", f"the SFU did not take the offer: {exc}",
+                              "sfu-publish")
+            return
+        self.send(m.SfuPublished(sdp=answer).model_dump())
+
+    async def _sfu_watch(self, msg: m.SfuWatch) -> None:
+        assert self.room is not None
+        sfu = self._sfu("sfu-watch")
+        if sfu is None:
+            return
+        try:
+            await sfu.watch(self.room, self.device, msg.feed, msg.sdp)
+        except SfuInvalid as exc:
+            self._sfu_refused("invalid", str(exc), "sfu-watch")
+        except JanusError as exc:
+            self._sfu_refused("sfu-failed", f"the SFU did not take the answer: {exc}",
+                              "sfu-watch")
+
+    async def _sfu_refeed(self, msg: m.SfuRefeed) -> None:
+        assert self.room is not None
+        sfu = self._sfu("sfu-refeed")
+        if sfu is None:
+            return
+        try:
+            await sfu.refeed(self.room, self.device, msg.from_)
+        except SfuInvalid as exc:
+            self._sfu_refused("invalid", str(exc), "sfu-refeed")
+
     # -- the aide button (nothing of it reaches the other delegation) --------------------
     def _me(self) -> Participant:
         assert self.room is not None
@@ -658,4 +729,5 @@ class Connection:
         "bye": _bye, "stats": _stats, "end": _end, "booth": _booth, "source": _source,
         "ping": _ping, "press-offer": _press_offer, "page": _page, "ack": _ack,
         "hold": _hold, "link": _link, "media": _media, "frame-key": _frame_key,
+        "sfu-publish": _sfu_publish, "sfu-watch": _sfu_watch, "sfu-refeed": _sfu_refeed,
     }

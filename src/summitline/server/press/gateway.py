@@ -39,8 +39,9 @@ from aiortc.mediastreams import MediaStreamError
 
 from summitline.client.closing import close_peer, guard_decoders
 from summitline.client.ice import IceSettings
+from summitline.server.janusapi import JanusError
 from summitline.server.limits import MAX_PRESS_VIEWERS as MAX_VIEWERS
-from summitline.server.press.janus import Forwarder, JanusError, JanusPress, JanusWindow
+from summitline.server.press.janus import Forwarder, JanusPress, JanusWindow
 from summitline.server.press.programme import Packet, Programme, Subscriber
 from summitline.server.press.static import StaticHls
 

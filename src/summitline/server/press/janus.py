@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import secrets
 import socket
@@ -31,24 +30,18 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 from aiortc.codecs.opus import OpusEncoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtp import RtpPacket
 
+from summitline.server.janusapi import JanusApi, JanusError, JanusSession
 from summitline.server.press.programme import Subscriber
 
 log = logging.getLogger(__name__)
 
 VIDEO_PT, AUDIO_PT = 96, 111  # the mountpoint's payload types (Janus offers these)
-REQUEST_TIMEOUT_S = 10.0  # one request to Janus, or the event that answers it
-POLL_S = 30  # Janus answers a long poll with a keepalive after 30 s
 ANSWER_WAIT_S = 30.0  # a viewer that got an offer and does not answer is let go
 STREAMING = "janus.plugin.streaming"
-
-
-class JanusError(Exception):
-    """Janus refused a request, or did not answer in time."""
 
 
 @dataclass(frozen=True)
@@ -66,134 +59,46 @@ class Viewer:
     answered: bool = False
 
 
-@dataclass
-class JanusWindow:
+@dataclass(kw_only=True)
+class JanusWindow(JanusSession):
     """A press window in Janus: a session (kept alive by its long poll), a control
     handle, the mountpoints, and the viewers brokered so far."""
 
     call: str
-    session: int
     control: int
     mountpoints: dict[str | None, Mountpoint] = field(default_factory=dict)
     viewers: dict[str, Viewer] = field(default_factory=dict)  # by the viewer's resource id
-    poll: asyncio.Task[None] | None = None
-    pending: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
-    detaching: set[asyncio.Task[None]] = field(default_factory=set)
-    closed: bool = False
 
 
-class JanusPress:
+class JanusPress(JanusApi):
     def __init__(self, url: str, api_secret: str | None = None,
                  admin_key: str | None = None) -> None:
-        self.url = url.rstrip("/")
-        self.api_secret = api_secret
+        super().__init__(url, api_secret)
         self.admin_key = admin_key
         self.rtp_host = urlsplit(self.url).hostname or "127.0.0.1"  # Janus's RTP input
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(REQUEST_TIMEOUT_S,
-                                                             read=POLL_S + 10))
-        self._tx = itertools.count()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    # -- the API -------------------------------------------------------------------------
-    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        body = {**body, "transaction": f"t{next(self._tx)}"}
-        if self.api_secret:
-            body["apisecret"] = self.api_secret
-        try:
-            response = await self._http.post(self.url + path, json=body,
-                                             timeout=REQUEST_TIMEOUT_S)
-            reply: dict[str, Any] = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise JanusError(f"Janus did not answer: {exc!r}") from None
-        if reply.get("janus") == "error":
-            raise JanusError(f"Janus: {reply.get('error', {}).get('reason')}")
-        return reply
-
-    async def _message(self, window: JanusWindow, handle: int, body: dict[str, Any],
-                       jsep: dict[str, str] | None = None) -> dict[str, Any]:
-        """A request to the Streaming plugin; its reply, whether Janus gives it at once
-        ("success") or later as an event on the session's long poll ("ack")."""
-        request: dict[str, Any] = {"janus": "message", "body": body}
-        if jsep is not None:
-            request["jsep"] = jsep
-        tx = f"t{next(self._tx)}"
-        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        window.pending[tx] = waiter
-        try:
-            request["transaction"] = tx
-            if self.api_secret:
-                request["apisecret"] = self.api_secret
-            try:
-                response = await self._http.post(
-                    f"{self.url}/{window.session}/{handle}", json=request,
-                    timeout=REQUEST_TIMEOUT_S)
-                reply: dict[str, Any] = response.json()
-            except (httpx.HTTPError, ValueError) as exc:
-                raise JanusError(f"Janus did not answer: {exc!r}") from None
-            if reply.get("janus") == "ack":
-                try:
-                    reply = await asyncio.wait_for(waiter, REQUEST_TIMEOUT_S)
-                except TimeoutError:
-                    raise JanusError("Janus did not answer in time") from None
-        finally:
-            window.pending.pop(tx, None)
-        if reply.get("janus") == "error":
-            raise JanusError(f"Janus: {reply.get('error', {}).get('reason')}")
-        data: dict[str, Any] = reply.get("plugindata", {}).get("data", {})
-        if "error" in data:
-            raise JanusError(f"Janus streaming: {data['error']}")
-        return reply
 
     async def _session(self) -> tuple[int, int]:
-        session = int((await self._post("", {"janus": "create"}))["data"]["id"])
-        handle = await self._attach(session)
-        return session, handle
+        session = await self._create_session()
+        return session, await self._attach(session, STREAMING)
 
-    async def _attach(self, session: int) -> int:
-        reply = await self._post(f"/{session}", {"janus": "attach", "plugin": STREAMING})
-        return int(reply["data"]["id"])
+    def _window(self, call: str, session: int, control: int) -> JanusWindow:
+        window = JanusWindow(call=call, session=session, control=control)
+        window.on_event = lambda event: self._viewer_event(window, event)
+        return window
 
-    async def _poll(self, window: JanusWindow) -> None:
-        """The session's long poll: answers to pending requests, and viewers that leave.
-        It also keeps the session alive (Janus drops one nobody asks after for 60 s)."""
-        params = {"maxev": "10", **({"apisecret": self.api_secret} if self.api_secret else {})}
-        while not window.closed:
-            try:
-                response = await self._http.get(f"{self.url}/{window.session}", params=params)
-                events = response.json()
-            except (httpx.HTTPError, ValueError) as exc:
-                log.warning("Janus long poll of %s: %r", window.call, exc)
-                await asyncio.sleep(1.0)
-                continue
-            for event in events if isinstance(events, list) else [events]:
-                self._dispatch(window, event)
-
-    def _dispatch(self, window: JanusWindow, event: dict[str, Any]) -> None:
-        waiter = window.pending.get(str(event.get("transaction", "")))
-        if waiter is not None and not waiter.done() and event.get("janus") != "ack":
-            waiter.set_result(event)
-            return
+    def _viewer_event(self, window: JanusWindow, event: dict[str, Any]) -> None:
         if event.get("janus") in ("hangup", "detached"):  # a viewer left: let it go
             sender = event.get("sender")
             for key, viewer in list(window.viewers.items()):
                 if viewer.handle == sender:
                     window.viewers.pop(key, None)
                     if event["janus"] == "hangup" and not window.closed:
-                        task = asyncio.create_task(self._detach(window, viewer.handle))
-                        window.detaching.add(task)
-                        task.add_done_callback(window.detaching.discard)
+                        self._detach_later(window, viewer.handle)
 
-    async def _detach(self, window: JanusWindow, handle: int) -> None:
-        with contextlib.suppress(JanusError):
-            await self._post(f"/{window.session}/{handle}", {"janus": "detach"})
-
-    # -- windows -------------------------------------------------------------------------
     async def open(self, call: str, channels: tuple[str, ...]) -> JanusWindow:
         session, control = await self._session()
-        window = JanusWindow(call, session, control)
-        window.poll = asyncio.create_task(self._poll(window))
+        window = self._window(call, session, control)
+        self._start_poll(window)
         try:
             for channel in (None, *channels):
                 window.mountpoints[channel] = await self._create(window, call, channel)
@@ -233,19 +138,13 @@ class JanusPress:
                 await self._message(window, window.control, body)
             except JanusError as exc:
                 log.warning("could not destroy mountpoint %s: %s", mountpoint.id, exc)
-        window.closed = True
-        with contextlib.suppress(JanusError):
-            await self._post(f"/{window.session}", {"janus": "destroy"})
-        if window.poll is not None:
-            window.poll.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await window.poll
+        await self._end_session(window)
         window.viewers.clear()
 
     # -- viewers -------------------------------------------------------------------------
     async def watch(self, window: JanusWindow, channel: str | None) -> tuple[str, str]:
         """A new viewer of the floor or ``channel``: its resource id and Janus's offer."""
-        handle = await self._attach(window.session)
+        handle = await self._attach(window.session, STREAMING)
         key = secrets.token_urlsafe(16)
         window.viewers[key] = Viewer(handle)
         try:
@@ -284,7 +183,7 @@ class JanusPress:
     async def mountpoints(self) -> list[int]:
         """The ids of the mountpoints Janus holds now (its Streaming plugin's "list")."""
         session, handle = await self._session()
-        window = JanusWindow("list", session, handle)
+        window = self._window("list", session, handle)
         try:
             body: dict[str, Any] = {"request": "list"}
             if self.admin_key:
