@@ -47,36 +47,60 @@ SHOTS.mkdir(parents=True, exist_ok=True)
 # a step waits twice as long as any other browser step (as the mesh's test_briefing_grid).
 MEDIA_WAIT_MS = 2 * TIMEOUT_MS
 
-# What each feed of a page decoded, per remote: video frames, audio samples played out
-# that were not concealed, and the audio's energy (getStats inbound-rtp); the page's route,
+# What each feed of a page decoded, per remote: video frames and audio samples played out
+# that were not concealed (getStats inbound-rtp), and the energy of the sound decoded from
+# it (mean square per block, summed by a Web Audio node on the feed's stream: headless
+# Chromium reports no inbound-rtp energy, for lack of a playout device); the page's route,
 # its links between endpoints (none on this route) and what its frame worker opened.
 FEEDS = """async () => {
   const s = window.summitlineSession;
   if (!s) return null;
+  window.__ctx ??= new AudioContext();
+  window.__meters ??= new Map();
   const out = { route: s.route, links: s.peers.size, feeds: {}, frames: await s.frameCounts() };
   for (const [remote, feed] of s.sfu.links) {
-    const f = { video: 0, samples: 0, energy: 0, state: feed.pc.connectionState };
+    let meter = window.__meters.get(remote);
+    if (feed.stream.getAudioTracks().length && meter?.stream !== feed.stream) {
+      const ctx = window.__ctx;
+      const node = ctx.createScriptProcessor(2048, 1, 1);
+      meter = { stream: feed.stream, energy: meter?.energy ?? 0, node,
+                source: ctx.createMediaStreamSource(feed.stream) };
+      node.onaudioprocess = (ev) => {
+        const x = ev.inputBuffer.getChannelData(0);
+        let sum = 0;
+        for (const v of x) sum += v * v;
+        meter.energy += sum / x.length;
+      };
+      meter.source.connect(node);
+      node.connect(ctx.destination);
+      window.__meters.set(remote, meter);
+    }
+    const f = { video: 0, samples: 0, energy: meter?.energy ?? 0,
+                state: feed.pc.connectionState };
     (await feed.pc.getStats()).forEach((x) => {
       if (x.type !== "inbound-rtp") return;
       if (x.kind === "video") f.video += x.framesDecoded || 0;
-      else {
-        f.samples += (x.totalSamplesReceived || 0) - (x.concealedSamples || 0);
-        f.energy += x.totalAudioEnergy || 0;
-      }
+      else f.samples += (x.totalSamplesReceived || 0) - (x.concealedSamples || 0);
     });
     out.feeds[remote] = f;
   }
   return out;
 }"""
 
-# Whether every remote's feed decoded more than `n` video frames and audio with energy.
-DECODES = """async ([remotes, n]) => {
+# Whether every remote's feed decoded more than `n` video frames and `n` tenths of a
+# second of sound with energy in it, as far as the last reading went (a predicate of
+# wait_for_function is not awaited: it starts the next reading and looks at the last).
+DECODES = """([remotes, n]) => {
   const s = window.summitlineSession;
   if (!s || s.route !== "sfu") return false;
-  const seen = await (""" + FEEDS + """)();
-  window.__feeds = seen;
-  return remotes.every((r) => { const f = seen.feeds[r];
-    return f && f.video > n && f.samples > 48000 * n / 10 && f.energy > 0; });
+  if (!window.__reading) {
+    window.__reading = true;
+    (""" + FEEDS + """)().then((x) => { window.__feeds = x; })
+      .finally(() => { window.__reading = false; });
+  }
+  const seen = window.__feeds;
+  return !!seen && remotes.every((r) => { const f = seen.feeds[r];
+    return f && f.video > n && f.samples > 4800 * n && f.energy > 0.01; });
 }"""
 
 
