@@ -104,6 +104,9 @@ DECODES = """([remotes, n]) => {
 }"""
 
 
+FEED_ID = "(r) => window.summitlineSession.sfu.links.get(r)?.id ?? null"
+
+
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[str]:
     """Janus, and the server in a process of its own given Janus's API (its secret and
@@ -212,16 +215,55 @@ async def test_three_browsers_and_two_python_principals_brief_through_janus(
         expected = plan_group_code(plan)
         assert {x["group"] for x in py.values()} == {expected}
         us, _, de = pages
+        retries = await us.page.evaluate(
+            "import('/sfu.js').then((m) => [0, 1, 2, 3, 4, 5].map(m.retryDelay))")
+        assert retries == [2000, 4000, 8000, 16000, 30000, 30000]  # sfu-failed: tried again
         for d in pages:
             await expect(d.page.locator("#group-code")).to_have_text(expected)
-        await expect(us.page.locator("#route-title")).to_have_text("Media through the SFU")
-        await expect(de.page.locator("#route-title")).to_have_text("Медиа через SFU")
+        await expect(us.page.locator("#route-title")).to_have_text(
+            "Media through the relay (SFU)")
+        await expect(de.page.locator("#route-title")).to_have_text(
+            "Медиа через ретранслятор (SFU)")
 
         for d, name in ((us, "sfu-briefing-en"), (de, "sfu-briefing-ru")):
             for width, height in ((1920, 1080), (1366, 800)):
                 await d.page.set_viewport_size({"width": width, "height": height})
                 await d.page.screenshot(path=str(SHOTS / f"{name}-{width}x{height}.png"))
-        print(f"sfu briefing: set up in {setup_s:.1f} s, test {time.monotonic() - began:.1f} s")
+
+        # a feed that failed is asked for again (sfu-refeed): the server ends it, offers a
+        # new one, and the tile plays from that one once it decodes
+        old = await us.page.evaluate(FEED_ID, de.device)
+        await us.page.evaluate("""(r) => { const s = window.summitlineSession;
+                                          s.sfu.refeed(s.sfu.links.get(r)); }""", de.device)
+        await us.page.wait_for_function(
+            "([r, old]) => (window.summitlineSession.sfu.playing.get(r)?.id ?? old) !== old",
+            arg=[de.device, old], polling=250, timeout=MEDIA_WAIT_MS)
+        await feeds_decode(us.page, [de.device])
+
+        # France leaves, and rejoins: it gets everyone back, and everyone gets it back
+        fr = pages[1]
+        await fr.page.locator("#end").click()
+        await fr.page.locator("#leave-yes").click()
+        await expect(fr.page.locator("#stop h1")).to_have_text("You left the briefing")
+        for d in (us, de):  # its feeds are gone (and each page made a new key, 5.10)
+            await d.page.wait_for_function(
+                "(r) => !window.summitlineSession.sfu.links.has(r)", arg=fr.device,
+                polling=250)
+            await d.page.evaluate("window.__feeds = null")
+        python_before = max(x["frames"][fr.device] for x in (await python()).values())
+        left = time.monotonic()
+        await fr.page.locator("#rejoin").click()
+        await feeds_decode(fr.page, others[fr.device])
+        for d in (us, de):
+            await feeds_decode(d.page, [fr.device])
+            await tiles_play(d.page, [fr.device])
+        await asyncio.wait_for(python(f"wait {python_before + 10} {fr.device}"),
+                               MEDIA_WAIT_MS / 1000)
+        rejoin_s = time.monotonic() - left
+        keys = [await d.page.evaluate("window.summitlineSession.e2ee.own.keyId") for d in (us, de)]
+        assert all(k >= 1 for k in keys), keys  # rotated when France left
+        print(f"sfu briefing: set up in {setup_s:.1f} s, rejoined in {rejoin_s:.1f} s, "
+              f"test {time.monotonic() - began:.1f} s")
         assert errors == []
         assert all(x["alarms"] == [] for x in (await python()).values())
         for d in pages:
