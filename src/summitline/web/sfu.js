@@ -12,11 +12,12 @@
 //
 // - One publisher: a send-only peer connection to the SFU with the tracks this device may
 //   send anyone (VP8 and Opus only), all candidates gathered, then `sfu-publish`; Janus's
-//   answer comes in `sfu-published`. A publisher whose connection failed is published
-//   again; a refused one (`sfu-failed`) is tried again after 2, 4, 8, 16, then every 30 s.
+//   answer comes in `sfu-published`. A publisher whose connection failed after working
+//   is published again at once; a refused one (`sfu-failed`), one unanswered for 15 s and
+//   one that never connected are tried again after 2, 4, 8, 16, then every 30 s.
 // - One receive-only peer connection per `sfu-feed` (Janus's offer), answered with all
-//   candidates in `sfu-watch`; `sfu-gone` closes it; a feed whose connection failed is
-//   asked for again (`sfu-refeed`).
+//   candidates in `sfu-watch`; `sfu-gone` closes it; a feed whose connection failed, or
+//   is not up 20 s after the answer, is asked for again (`sfu-refeed`).
 // - The status of a peer is whether its feed decodes: "connecting" until the first feed
 //   carries, "ok" while the feed that plays brings a decoded frame of every kind it
 //   should (less the kinds the peer said are off) at least every FEED_STALL_MS,
@@ -33,8 +34,11 @@ import { media, participant, wantsSfu } from "./plan.js";
 export const SFU_RETRY_FIRST_MS = 2000;
 export const SFU_RETRY_MAX_MS = 30000;
 export const FEED_STALL_MS = 1000; // as a mesh link (docs/protocol.md 5.6)
-// A publisher that never got connected is published again no sooner than the retry
-// delay; one that worked and then failed, at once.
+// Every wait is bounded, as the Python endpoint's (client/sfu.py): a publish that got no
+// `sfu-published` in this time is tried again (after the retry delay), and a feed whose
+// connection is not up this long after its answer is asked for again.
+export const PUBLISH_WAIT_MS = 15000;
+export const FEED_WAIT_MS = 20000;
 const KINDS = ["audio", "video"];
 const CODECS = { video: /^video\/vp8$/i, audio: /^audio\/opus$/i };
 
@@ -76,10 +80,12 @@ export class Feed {
     this.carried = false; // it brought every kind it should at least once
     this.closed = false;
     this.answered = false;
+    this.timer = null; // the wait for its connection
   }
 
   close() {
     this.closed = true;
+    clearTimeout(this.timer);
     this.pc.close();
   }
 }
@@ -129,7 +135,9 @@ export class SfuRoute {
   dropPublisher() {
     const pub = this.publisher;
     this.publisher = null;
-    if (pub) pub.pc.close();
+    if (!pub) return;
+    clearTimeout(pub.timer);
+    pub.pc.close();
   }
 
   // Publish if this device may send media now and does not yet; close everything outside
@@ -140,7 +148,17 @@ export class SfuRoute {
       if (this.publisher || this.feeds.size) this.reset();
       return;
     }
-    if (!this.publisher && this.retryTimer === null) this.publish();
+    if (!this.publisher && this.retryTimer === null) this.startPublishing();
+  }
+
+  // Publish, not awaited (gathering must not hold up the messages behind it); a publisher
+  // that could not be made is tried again later, never the end of the session.
+  startPublishing() {
+    this.publish().catch((err) => {
+      console.warn("summitline: publishing to the SFU failed", String(err));
+      this.dropPublisher();
+      this.retry();
+    });
   }
 
   async publish() {
@@ -150,7 +168,7 @@ export class SfuRoute {
     if (kinds.length === 0) return; // the plan lets it send nothing (or nothing to send)
     const epoch = this.epoch;
     const pc = new RTCPeerConnection(this.config());
-    const pub = { pc, connected: false };
+    const pub = { pc, connected: false, timer: null };
     this.publisher = pub;
     for (const kind of kinds) {
       const t = pc.addTransceiver(host.localTrack(kind), { direction: "sendonly",
@@ -166,7 +184,7 @@ export class SfuRoute {
       } else if (pc.connectionState === "failed") {
         console.warn("summitline: the SFU publisher failed; publishing again");
         this.dropPublisher();
-        if (pub.connected) this.publish();
+        if (pub.connected) this.startPublishing();
         else this.retry();
       }
     };
@@ -175,6 +193,12 @@ export class SfuRoute {
     await this.gathered(pc);
     if (this.publisher !== pub || this.epoch !== epoch) return;
     host.send({ type: "sfu-publish", sdp: pc.localDescription.sdp });
+    pub.timer = setTimeout(() => { // no answer from the SFU: (a publish lost on the way)
+      if (this.publisher !== pub || pc.signalingState !== "have-local-offer") return;
+      console.warn(`summitline: no sfu-published within ${PUBLISH_WAIT_MS} ms`);
+      this.dropPublisher();
+      this.retry();
+    }, PUBLISH_WAIT_MS);
   }
 
   // One copy goes up, whatever the number of peers: the most one picture needs.
@@ -211,7 +235,14 @@ export class SfuRoute {
       return;
     }
     // the floor's Opus parameters (web/floor.js): what this end sends, as on the mesh
-    await pub.pc.setRemoteDescription({ type: "answer", sdp: floorSdp(msg.sdp) });
+    try {
+      await pub.pc.setRemoteDescription({ type: "answer", sdp: floorSdp(msg.sdp) });
+    } catch (err) { // an answer this browser cannot take: publish again, later
+      if (this.publisher !== pub) return;
+      console.warn("summitline: the SFU's answer was refused", String(err));
+      this.dropPublisher();
+      this.retry();
+    }
   }
 
   // A refusal of the server (an `error` whose `ref` is one of ours).
@@ -279,6 +310,12 @@ export class SfuRoute {
     if (feed.closed || this.epoch !== epoch) return;
     feed.answered = true;
     host.send({ type: "sfu-watch", feed: feed.id, sdp: pc.localDescription.sdp });
+    feed.timer = setTimeout(() => { // its connection never came up: ask again
+      if (feed.closed || pc.connectionState === "connected") return;
+      console.warn(`summitline: the SFU feed of ${from.slice(0, 12)} not connected within ` +
+                   `${FEED_WAIT_MS} ms`);
+      this.refeed(feed);
+    }, FEED_WAIT_MS);
     host.emit("peers");
   }
 

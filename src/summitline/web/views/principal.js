@@ -223,6 +223,9 @@ export function elapsed(ms) {
 // one with `main` (the other principal) first and large (#sas), the others listed.
 export function showCodes(box, session, t, main) {
   const plan = session.signed?.plan;
+  // on the SFU route there are no links between endpoints, so no codes (the grid names
+  // the route instead)
+  box.hidden = session.route === "sfu";
   const [title, code, help, others] = box.children;
   const mainCode = main ? session.codes.get(main) : undefined;
   const label = (device) => {
