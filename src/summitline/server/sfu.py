@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from summitline.core import policy
-from summitline.core.roles import MediaKind, Phase
+from summitline.core.roles import MediaKind
 from summitline.server.janusapi import JanusApi, JanusError, JanusSession
 from summitline.server.room import CallRoom
 
@@ -301,14 +301,3 @@ class SfuBroker(JanusApi):
                 room.feeds.pop(feed.id, None)
                 self._detach_later(room, feed.handle)
             await self._unpublish(call, room, device)
-
-    def holds(self, call: str) -> bool:
-        return call in self.rooms
-
-    def route(self, call: CallRoom) -> bool:
-        """Whether this call's media goes through the SFU (welcome ``sfu``)."""
-        return call.signed.plan.wants_sfu
-
-    @staticmethod
-    def media_phase(call: CallRoom) -> bool:
-        return call.state.phase in (Phase.OPEN, Phase.CLOSED)

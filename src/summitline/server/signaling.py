@@ -302,6 +302,10 @@ class Connection:
                                                  "channel": channels_held[0]},
                                   c.GoLive(device))
                 room.broadcast(room.booth_state())
+        if self.hub.sfu is not None and old is not None:
+            # its earlier connection's publisher and feeds end with it: it publishes
+            # again after this welcome, and its feeds are offered to this connection
+            await self.hub.sfu.left(room, device)
         peers = [m.PeerInfo(device=d, generation=room.state.generation(device, d))
                  for d in room.presence_of(device)]
         self.send(m.Welcome(you=device, signed_plan=room.signed.to_json(),
