@@ -16,20 +16,27 @@ the Python principals are given that address for their host candidates (viewer_i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import av
 import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
 from summitline.client.briefing import provision_briefing
+from summitline.client.media import MediaSource
 from summitline.client.operator import participant
+from summitline.client.session import CallSession
 from summitline.core.plan import CallPlan
-from summitline.core.roles import Role
+from summitline.core.roles import MediaKind, Role
 from summitline.core.sas import plan_group_code
+from summitline.crypto.frames import FrameError, FrameKey, FrameOpener
+from summitline.server.app import Settings
+from summitline.server.run import OpenWebSockets, config, serving
 from tests.browser.people import TIMEOUT_MS, BrowserDevice, enrol_browser, join_in_browser
 from tests.browser.test_briefing_grid import (
     CONSOLE,
@@ -39,7 +46,9 @@ from tests.browser.test_briefing_grid import (
     server_process,
     tiles_play,
 )
-from tests.janus import janus
+from tests.client.test_session import leave_all
+from tests.client.test_sfu_janus import Through, collect, from_key, tapped
+from tests.janus import janus, viewer_ice
 
 SHOTS = Path("/work/shots/sfu-web")
 SHOTS.mkdir(parents=True, exist_ok=True)
@@ -273,3 +282,121 @@ async def test_three_browsers_and_two_python_principals_brief_through_janus(
         for child in children:
             await child.leave()
 
+
+
+# -- what a tap on Janus gets of a Chromium principal ---------------------------------------
+@pytest.fixture
+async def through_web(tmp_path: Path) -> AsyncIterator[Through]:
+    """Janus and the server in this event loop (its SFU broker at hand, for the tap), the
+    web client served too."""
+    async with janus(tmp_path / "janus") as j:
+        settings = Settings(data_dir=tmp_path / "server", janus_url=j.url,
+                            janus_api_secret=j.api_secret, janus_admin_key=j.admin_key,
+                            serve_client=True)
+        cfg = config(settings, "127.0.0.1", 0, "warning")
+        assert isinstance(cfg.app, OpenWebSockets)
+        app = cfg.app.app
+        async with serving(cfg) as base, httpx.AsyncClient(base_url=base) as http:
+            yield Through(j, base, base.replace("http", "ws", 1) + "/ws", http,
+                          app.state.hub)  # type: ignore[attr-defined]
+
+
+def green(picture: av.VideoFrame) -> bool:
+    """Whether a decoded picture is Chromium's fake camera's: a green field (with a clock
+    and a turning sector in brighter green)."""
+    rgb = picture.to_ndarray(format="rgb24").reshape(-1, 3).mean(axis=0)
+    return bool(rgb[1] > 60 and rgb[1] > 1.5 * rgb[0] and rgb[1] > 1.5 * rgb[2])
+
+
+def green_pictures(frames: list[bytes]) -> int:
+    """How many of the VP8 frames decode to the fake camera's picture, with one decoder for
+    the whole stream, as a receiver has."""
+    codec = av.CodecContext.create("vp8", "r")
+    good = 0
+    for data in frames:
+        with contextlib.suppress(av.error.FFmpegError):
+            good += sum(green(p) for p in codec.decode(av.Packet(data))
+                        if isinstance(p, av.VideoFrame))
+    return good
+
+
+def opened_with(key: FrameKey, frames: list[bytes]) -> list[bytes]:
+    opener = FrameOpener()
+    opener.add(key)
+    out = []
+    for data in frames:
+        with contextlib.suppress(FrameError):
+            out.append(opener.open(data))
+    return out
+
+
+async def test_a_tap_on_janus_gets_nothing_of_a_chromium_principal_in_the_clear(
+        through_web: Through, browser: Browser) -> None:
+    """Janus's own RTP forwarder of a Chromium principal's publisher (what Janus's operator,
+    or whoever took it over, can turn on): every frame it copies is sealed under the page's
+    media key (it opens with that key, and only with it), the pictures do not decode
+    without it, and with it they are the page's camera; the Python receivers decode the
+    page all along (tests/client/test_sfu_janus.py does the same for a Python sender)."""
+    t = through_web
+    errors: list[str] = []
+    b = await provision_briefing(t.http, 3)
+    ops = [side.operator for side in b.sides]
+    page = await enrol_browser(browser, t.base, ops[0], b.sides[0].principal_name,
+                               errors=errors)
+    await page.page.context.add_init_script(SMALL_CAMERA)
+    people = [participant(page.key, ops[0].key, Role.PRINCIPAL, b.sides[0].principal_name,
+                          "en")]
+    people += [participant(side.principal, side.operator.key, Role.PRINCIPAL,
+                           side.principal_name, "en") for side in b.sides[1:]]
+    plan = CallPlan(call=f"{b.call}-tap", link=None, title="Briefing of allies",
+                    host=ops[0].id, links=tuple(b.links),
+                    delegations=tuple(ops[0].delegation(op.id) for op in ops),
+                    participants=tuple(people), sfu_above=0)
+    await ops[0].submit_plan(plan)
+    for guest in ops[1:]:
+        await guest.cosign_plan(plan)
+    sessions = [CallSession(t.ws, plan.call, side.identity(), ice=viewer_ice(),
+                            source=MediaSource.synthetic(160, 120, 10)) for side in b.sides[1:]]
+    tasks = [asyncio.create_task(s.run()) for s in sessions]
+    try:
+        await ops[0].control(plan.call, "start")
+        await join_in_browser(page, t.base, plan.call)
+        devices = [page.device, *(s.device for s in sessions)]
+        await feeds_decode(page.page, devices[1:])
+        async with tapped(t, plan.call, page.device) as tap:
+            # Chromium sends a key frame only when asked, or when its picture changes size:
+            # half the size, so that the tap holds a stream from a key frame on
+            await page.page.evaluate("""async () => {
+                const pc = window.summitlineSession.sfu.publisher.pc;
+                const sender = pc.getSenders().find((x) => x.track?.kind === "video");
+                const params = sender.getParameters();
+                params.encodings[0].scaleResolutionDownBy = 2;
+                await sender.setParameters(params); }""")
+            try:
+                await collect(tap, sessions, devices, page.device)
+            except TimeoutError:
+                pytest.fail(f"tapped {len(tap.audio)} audio, {len(tap.video)} video frames "
+                            f"({len(from_key(tap.video))} from a key frame); Python decoded "
+                            + str([{k: s.frames_from(page.device, k) for k in MediaKind}
+                                   for s in sessions]))
+        own = await page.page.evaluate("""() => { const k = window.summitlineSession.e2ee.own;
+            return [k.keyId, Array.from(k.key), Array.from(k.salt)]; }""")
+        key = FrameKey(own[0], bytes(own[1]), bytes(own[2]))
+        video, audio = from_key(tap.video), list(tap.audio)
+        assert len(video) >= 30 and len(audio) >= 100
+        # every frame Janus forwards is sealed under the page's key: AES-GCM authenticates it
+        # (the clear header aside, ciphertext), and it is 30 bytes longer than the frame
+        for frames in (video, audio):
+            plain = opened_with(key, frames)
+            assert len(plain) == len(frames)
+            assert all(len(s) == len(p) + 30 for s, p in zip(frames, plain, strict=True))
+        # and only under it: another key of the same id opens none
+        other = FrameKey(key.key_id, bytes(16), bytes(12))
+        assert opened_with(other, video) == [] and opened_with(other, audio) == []
+        # what Janus holds does not decode to the page's picture; opened, it does
+        assert green_pictures(video) == 0
+        assert green_pictures(opened_with(key, video)) >= len(video) - 2
+        assert all(s.alarms == [] for s in sessions)
+        assert errors == []
+    finally:
+        await leave_all(sessions, tasks)
