@@ -375,11 +375,13 @@ export class SfuRoute {
   }
 
   // Whether `feed` carries now: every kind it should bring, less those its sender said
-  // are off, decoded within FEED_STALL_MS; with all of them off, a connected feed does.
+  // are off, decoded within FEED_STALL_MS; with all of them off (an interpreter off air),
+  // a connected feed does, as a mesh link (web/endpoint.js `carries`): its sound then
+  // plays from the moment the interpreter goes on air.
   carries(feed, now) {
     const off = this.host.offKinds.get(feed.remote) || [];
     const expect = feed.kinds.filter((k) => !off.includes(k));
-    if (expect.length === 0) return feed.carried && feed.pc.connectionState === "connected";
+    if (expect.length === 0) return feed.pc.connectionState === "connected";
     return expect.every((k) => feed.frameAt[k] !== undefined && now - feed.frameAt[k] <= FEED_STALL_MS);
   }
 
