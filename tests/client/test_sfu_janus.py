@@ -111,6 +111,9 @@ async def test_three_principals_hear_and_see_each_other_through_janus_only(
             assert not [m for m in s.inbox if m["type"] in ("offer", "answer", "candidate")]
             assert {link.remote for link in s.sfu.feeds.values()} == set(devices) - {s.device}
             assert s.alarms == []
+        # what each shows of the others: their feeds decode
+        await until(sessions, lambda s: all(s.status.get(d, ("", 0))[0] == "ok"
+                                            for d in devices if d != s.device))
         room = through.sfu.rooms[b.call]
         assert set(room.publishers) == set(devices)
         assert len(room.feeds) == len(devices) * (len(devices) - 1)

@@ -1039,6 +1039,8 @@ class CallSession:
             for key in set(seen) - set(self._peers):
                 del seen[key]
             self.feed(ep.Tick(now))
+            if self.sfu is not None:
+                self.sfu.tick(now)
 
     async def _do_offer(self, action: ep.Offer) -> None:
         assert self.signed is not None
@@ -1261,6 +1263,8 @@ class CallSession:
     async def _on_media(self, msg: dict[str, Any]) -> None:
         off = frozenset(str(k) for k in msg["off"]) & {"audio", "video"}
         self.feed(ep.Muted(_now_ms(), msg["from"], off))
+        if self.sfu is not None:
+            self.sfu.muted[str(msg["from"])] = off
 
     # -- the SFU route (client/sfu.py) ---------------------------------------------------
     async def _on_sfu_published(self, msg: dict[str, Any]) -> None:

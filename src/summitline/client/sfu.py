@@ -26,6 +26,7 @@ from summitline.client.closing import close_peer
 from summitline.client.encoding import EncodedCopy
 from summitline.client.healing import heal, request_keyframe
 from summitline.client.peer import PeerLink
+from summitline.core import endpoint as ep
 from summitline.core import policy
 from summitline.core.roles import MediaKind
 
@@ -59,6 +60,11 @@ class SfuEndpoint:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = False
+        # What the session shows of each peer on this route: whether its feed decodes
+        # ("ok"), or stalled ("reconnecting": no frame for ep.STALL_MS of a kind it
+        # does not announce off).
+        self.muted: dict[str, frozenset[str]] = {}  # peer -> kinds it announces off
+        self._seen: dict[tuple[str, MediaKind], tuple[int, int]] = {}  # -> (frames, at ms)
 
     # -- what tests and the session read -------------------------------------------------
     def frames_from(self, remote: str, kind: MediaKind) -> int:
@@ -73,6 +79,28 @@ class SfuEndpoint:
     def refused(self) -> int:
         """Frames of the feeds that did not open (no key, or not the sender's)."""
         return sum(link.refused for link in self.feeds.values())
+
+    def tick(self, now_ms: int) -> None:
+        """The session's media-health tick: each peer's status from its feeds' frames."""
+        s = self.s
+        for remote in {link.remote for link in self.feeds.values()}:
+            kinds = frozenset().union(*(link.receive for link in self.links_from(remote)))
+            stalled = False
+            for kind in kinds:
+                n = self.frames_from(remote, kind)
+                frames, at = self._seen.get((remote, kind), (-1, now_ms))
+                if n != frames:
+                    self._seen[(remote, kind)] = (n, now_ms)
+                elif now_ms - at > ep.STALL_MS and str(kind) not in self.muted.get(remote,
+                                                                                  ()):
+                    stalled = True
+            decoding = all(self._seen.get((remote, k), (0, 0))[0] > 0 for k in kinds)
+            state = "reconnecting" if stalled else "ok" if decoding else None
+            if state is None or s.status.get(remote, ("", 0))[0] == state:
+                continue
+            s.status[remote] = (state, now_ms)
+            for listener in s.status_listeners:
+                listener(remote, state, now_ms)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
