@@ -96,10 +96,11 @@ FEEDS = """async () => {
   return out;
 }"""
 
-# Whether every remote's feed decoded more than `n` video frames and `n` tenths of a
-# second of sound with energy in it, as far as the last reading went (a predicate of
+# Whether every remote's feed decoded more than `n` video frames (with `video`; else none
+# at all: a video the plan does not grant is not forwarded) and `n` tenths of a second of
+# sound with energy in it, as far as the last reading went (a predicate of
 # wait_for_function is not awaited: it starts the next reading and looks at the last).
-DECODES = """([remotes, n]) => {
+DECODES = """([remotes, n, video]) => {
   const s = window.summitlineSession;
   if (!s || s.route !== "sfu") return false;
   if (!window.__reading) {
@@ -109,7 +110,8 @@ DECODES = """([remotes, n]) => {
   }
   const seen = window.__feeds;
   return !!seen && remotes.every((r) => { const f = seen.feeds[r];
-    return f && f.video > n && f.samples > 4800 * n && f.energy > 0.01; });
+    return f && (video ? f.video > n : f.video === 0) && f.samples > 4800 * n &&
+      f.energy > 0.01; });
 }"""
 
 
@@ -129,11 +131,13 @@ async def server(tmp_path: Path) -> AsyncIterator[str]:
             yield base
 
 
-async def feeds_decode(page: Page, remotes: list[str], n: int = 10) -> dict[str, Any]:
-    """Wait until `page` decodes video and audio of every one of `remotes` from its feeds;
-    what it decoded. On a timeout, what every page held, for the post-mortem."""
+async def feeds_decode(page: Page, remotes: list[str], n: int = 10,
+                       video: bool = True) -> dict[str, Any]:
+    """Wait until `page` decodes video (or, without `video`, no video) and audio of every
+    one of `remotes` from its feeds; what it decoded. On a timeout, what every page held,
+    for the post-mortem."""
     try:
-        await page.wait_for_function(DECODES, arg=[remotes, n], polling=500,
+        await page.wait_for_function(DECODES, arg=[remotes, n, video], polling=500,
                                      timeout=MEDIA_WAIT_MS)
     except Exception:
         print("\n".join(CONSOLE[-150:]))
@@ -283,6 +287,74 @@ async def test_three_browsers_and_two_python_principals_brief_through_janus(
             await child.leave()
 
 
+
+
+@pytest.mark.timeout(300)
+async def test_an_interpreter_works_through_the_sfu(
+        browser: Browser, server: str, ws_url: str, http: httpx.AsyncClient,
+        tmp_path: Path) -> None:
+    """A German interpreter's console (into English) and the American principal in
+    Chromium, the French and German principals in Python, through Janus: the console
+    hears every principal's floor and sees no picture (the plan grants interpreters none,
+    so the SFU forwards none); once on air, the American principal hears it, at full
+    level over its ducked original, as on the mesh."""
+    b = await provision_briefing(http, 3)
+    ops = [side.operator for side in b.sides]
+    errors: list[str] = []
+    PAGES.clear()
+    CONSOLE.clear()
+    us = await enrol_browser(browser, server, ops[0], b.sides[0].principal_name, errors=errors)
+    booth = await enrol_browser(browser, server, ops[2], "German interpreter",
+                                Role.INTERPRETER, errors=errors)
+    for d, name in ((us, "United States"), (booth, "German interpreter")):
+        await d.page.context.add_init_script(SMALL_CAMERA)
+        PAGES.append(d.page)
+        d.page.on("console", lambda m, name=name: CONSOLE.append(f"{name}: {m.type} {m.text}"))
+    people = [participant(us.key, ops[0].key, Role.PRINCIPAL, b.sides[0].principal_name, "en"),
+              *(participant(side.principal, side.operator.key, Role.PRINCIPAL,
+                            side.principal_name, lang)
+                for side, lang in zip(b.sides[1:], ("fr", "de"), strict=True)),
+              participant(booth.key, ops[2].key, Role.INTERPRETER, "German interpreter", "en")]
+    plan = CallPlan(call=f"{b.call}-booth", link=None, title="Briefing of allies",
+                    host=ops[0].id, links=tuple(b.links),
+                    delegations=tuple(ops[0].delegation(op.id) for op in ops),
+                    participants=tuple(people), sfu_above=0)
+    await ops[0].submit_plan(plan)
+    for guest in ops[1:]:
+        await guest.cosign_plan(plan)
+    await ops[0].control(plan.call, "start")
+    principals = [us.device, *(side.principal.fingerprint for side in b.sides[1:])]
+    python = await PythonPrincipals.start(ws_url, plan.call, b.sides[1:], principals,
+                                          tmp_path / "python.log", ice="janus")
+    try:
+        for d in (us, booth):
+            await join_in_browser(d, server, plan.call)
+        await feeds_decode(us.page, principals[1:])
+        # the console hears the floor of every principal, and gets no picture
+        await feeds_decode(booth.page, principals, video=False)
+        await expect(booth.page.locator("#no-video")).to_be_visible()
+
+        onair = booth.page.locator("#onair")
+        await expect(onair).to_have_text("Go on air")
+        await onair.click()
+        await expect(booth.page.locator("#indicator")).to_have_text("ON AIR")
+        await expect(us.page.locator("#channel")).to_have_value("en")
+        await us.page.wait_for_function(
+            "(i) => window.summitlineListening?.playing === i && "
+            "window.summitlineListening.gainOf(i) === 1", arg=booth.device, polling=100)
+        await us.page.evaluate("window.__feeds = null")
+        await feeds_decode(us.page, [booth.device], video=False)
+        ducked = await us.page.evaluate("(f) => window.summitlineListening.gainOf(f)",
+                                        principals[2])
+        assert ducked == pytest.approx(0.3)  # the German original, under its interpretation
+        await booth.page.screenshot(path=str(SHOTS / "sfu-interpreter-en.png"))
+        status = await asyncio.wait_for(python.status("media 10"), MEDIA_WAIT_MS / 1000)
+        assert all(x["alarms"] == [] for x in status.values())
+        for d in (us, booth):
+            assert await d.page.evaluate("window.summitlineSession.alarms") == []
+        assert errors == []
+    finally:
+        await python.leave()
 
 # -- what a tap on Janus gets of a Chromium principal ---------------------------------------
 @pytest.fixture
