@@ -101,6 +101,7 @@ export class SfuRoute {
     this.feeds = new Map(); // feed id -> Feed
     this.playing = new Map(); // remote -> the Feed whose stream plays
     this.epoch = 0; // bumped by reset(): the work of an earlier welcome is dropped
+    this.unusable = new Map(); // remote -> offers of its feeds refused in a row
     this.ticking = false;
   }
 
@@ -302,10 +303,18 @@ export class SfuRoute {
       if (pc.connectionState === "failed" && !feed.closed) this.refeed(feed);
       host.emit("peers");
     };
-    await pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
-    for (const t of pc.getTransceivers()) t.direction = "recvonly";
-    await host.protect({ pc, remote: from }, { send: false });
-    await pc.setLocalDescription(await pc.createAnswer());
+    try {
+      await pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+      for (const t of pc.getTransceivers()) t.direction = "recvonly";
+      await host.protect({ pc, remote: from }, { send: false });
+      await pc.setLocalDescription(await pc.createAnswer());
+    } catch (err) { // an offer this browser cannot take: ask for another, after a while
+      if (feed.closed || this.epoch !== epoch) return;
+      console.warn(`summitline: the SFU's feed of ${from.slice(0, 12)} is not usable`,
+                   String(err));
+      this.refeed(feed, true);
+      return;
+    }
     await this.gathered(pc);
     if (feed.closed || this.epoch !== epoch) return;
     feed.answered = true;
@@ -334,15 +343,26 @@ export class SfuRoute {
     this.host.emit("peers");
   }
 
-  // The feed's connection failed: the server ends it and offers a new one.
-  refeed(feed) {
+  // The feed's connection failed: the server ends it and offers a new one. `later`: an
+  // offer this browser could not take, asked for again after the retry delay (2, 4 .. 30 s
+  // while they keep failing), not in a loop as fast as the server answers.
+  refeed(feed, later = false) {
     console.warn(`summitline: the SFU feed of ${feed.remote.slice(0, 12)} failed; asking again`);
     this.feeds.delete(feed.id);
     feed.close();
     if (this.playing.get(feed.remote) === feed) this.playing.delete(feed.remote);
     this.host.setStatus(feed.remote, "reconnecting",
                         Math.max(0, ...Object.values(feed.frameAt)) || this.clock());
-    this.host.send({ type: "sfu-refeed", from: feed.remote });
+    const ask = () => this.host.send({ type: "sfu-refeed", from: feed.remote });
+    if (later) {
+      const n = this.unusable.get(feed.remote) ?? 0;
+      this.unusable.set(feed.remote, n + 1);
+      const epoch = this.epoch;
+      setTimeout(() => { if (this.epoch === epoch && !this.host.stopped) ask(); },
+                 retryDelay(n));
+    } else {
+      ask();
+    }
     this.host.emit("peers");
   }
 
@@ -397,6 +417,7 @@ export class SfuRoute {
         playing.close();
       }
       this.playing.set(remote, feed);
+      this.unusable.delete(remote);
       host.showFeed(feed);
       host.setStatus(remote, "ok", now);
       host.emit("peers");
