@@ -356,6 +356,75 @@ async def test_an_interpreter_works_through_the_sfu(
     finally:
         await python.leave()
 
+
+# Frames the page's worker refused and opened, as of the last reading (see DECODES).
+REFUSED = """(n) => {
+  const s = window.summitlineSession;
+  if (!s) return false;
+  s.frameCounts().then((c) => { window.__counts = c; });
+  return !!window.__counts && window.__counts.refused > n;
+}"""
+
+
+@pytest.mark.timeout(300)
+async def test_a_server_that_misnames_the_feeds_gets_nothing_decoded(
+        browser: Browser, server: str, ws_url: str, http: httpx.AsyncClient,
+        tmp_path: Path) -> None:
+    """The server (between the page and the real one) swaps the senders of the page's two
+    feeds: each frame then opens under nobody's key but its true sender's, so the page
+    decodes nothing of either and shows no picture under a wrong name, while the Python
+    principals, told the truth, decode each other and the page."""
+    from tests.browser.test_hostile_server import Route
+    b = await provision_briefing(http, 3)
+    ops = [side.operator for side in b.sides]
+    errors: list[str] = []
+    PAGES.clear()
+    CONSOLE.clear()
+    us = await enrol_browser(browser, server, ops[0], b.sides[0].principal_name, errors=errors)
+    await us.page.context.add_init_script(SMALL_CAMERA)
+    PAGES.append(us.page)
+    us.page.on("console", lambda m: CONSOLE.append(f"us: {m.type} {m.text}"))
+    people = [participant(us.key, ops[0].key, Role.PRINCIPAL, b.sides[0].principal_name, "en"),
+              *(participant(side.principal, side.operator.key, Role.PRINCIPAL,
+                            side.principal_name, lang)
+                for side, lang in zip(b.sides[1:], ("fr", "de"), strict=True))]
+    plan = CallPlan(call=f"{b.call}-misnamed", link=None, title="Briefing of allies",
+                    host=ops[0].id, links=tuple(b.links),
+                    delegations=tuple(ops[0].delegation(op.id) for op in ops),
+                    participants=tuple(people), sfu_above=0)
+    await ops[0].submit_plan(plan)
+    for guest in ops[1:]:
+        await guest.cosign_plan(plan)
+    await ops[0].control(plan.call, "start")
+    fr, de = (side.principal.fingerprint for side in b.sides[1:])
+    swapped: list[str] = []
+
+    def misname(msg: dict[str, Any]) -> dict[str, Any]:
+        if msg.get("type") == "sfu-feed" and msg.get("from") in (fr, de):
+            msg["from"] = de if msg["from"] == fr else fr
+            swapped.append(msg["feed"])
+        return msg
+    await us.page.route_web_socket("**/ws", Route(misname))
+    python = await PythonPrincipals.start(ws_url, plan.call, b.sides[1:], [us.device, fr, de],
+                                          tmp_path / "python.log", ice="janus")
+    try:
+        await join_in_browser(us, server, plan.call)
+        status = await asyncio.wait_for(python.status("media 10"), MEDIA_WAIT_MS / 1000)
+        assert all(x["alarms"] == [] for x in status.values())
+        # seconds of both feeds' frames, every one refused: nothing opens
+        await us.page.wait_for_function(REFUSED, arg=500, polling=250, timeout=MEDIA_WAIT_MS)
+        assert len(swapped) >= 2
+        seen: dict[str, Any] = await us.page.evaluate(FEEDS)
+        assert seen["frames"]["opened"] == 0, seen
+        assert all(f["video"] == 0 and f["samples"] == 0 for f in seen["feeds"].values()), seen
+        for remote in (fr, de):
+            tile = us.page.locator(f'#grid .tile[data-remote="{remote}"]')
+            await expect(tile).to_have_attribute("data-state", "connecting")
+            assert await tile.locator("video").evaluate("(v) => v.srcObject") is None
+        assert errors == []
+    finally:
+        await python.leave()
+
 # -- what a tap on Janus gets of a Chromium principal ---------------------------------------
 @pytest.fixture
 async def through_web(tmp_path: Path) -> AsyncIterator[Through]:
