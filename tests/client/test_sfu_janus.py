@@ -120,6 +120,10 @@ async def test_three_principals_hear_and_see_each_other_through_janus_only(
         await b.host.operator.control(b.call, "end")
         await asyncio.wait_for(asyncio.gather(*tasks), WAIT_S)
         assert b.call not in through.sfu.rooms  # destroyed at the end
+        # nothing of the SFU in the record: who was connected, as for every call
+        entries = await through.hub.store.entries(b.call)
+        assert not [e for e in entries if "sfu" in e.kind or "sfu" in str(e.data)]
+        assert {e.kind for e in entries} >= {"endpoint.joined", "call.started", "call.ended"}
     finally:
         await leave_all(sessions, tasks)
 
