@@ -225,7 +225,8 @@ async def test_the_console_cosigns_a_briefing_as_a_guest_and_refuses_a_stranger(
     fields = set(await review.locator("dt").evaluate_all(
         "(xs) => xs.map((x) => x.dataset.field)"))
     assert fields == set(plan.to_json()) - {"delegations", "participants"} | {
-        "delegation", "participant", "press_channels", "audio"}  # (shown when absent too)
+        "delegation", "participant", "press_channels", "audio",
+        "sfu_above"}  # (shown when absent too: a briefing's media route, protocol 3.1)
     await expect(row.locator(".review-flags")).to_have_count(0)
     await page.screenshot(path=str(screenshots / "console-briefing-review-en.png"), full_page=True)
     await row.locator(".cosign").click()
