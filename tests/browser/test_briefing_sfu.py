@@ -30,7 +30,7 @@ from playwright.async_api import Browser, Page, expect
 from summitline.client.briefing import provision_briefing
 from summitline.client.media import MediaSource
 from summitline.client.operator import participant
-from summitline.client.session import CallSession
+from summitline.client.session import CallSession, Identity
 from summitline.core.plan import CallPlan
 from summitline.core.roles import MediaKind, Role
 from summitline.core.sas import plan_group_code
@@ -424,6 +424,74 @@ async def test_a_server_that_misnames_the_feeds_gets_nothing_decoded(
         assert errors == []
     finally:
         await python.leave()
+
+
+@pytest.mark.timeout(300)
+async def test_the_browser_cuts_off_a_revoked_device_on_the_sfu_route(
+        browser: Browser, server: str, http: httpx.AsyncClient, ws_url: str) -> None:
+    """France revokes its principal's device during a briefing through the SFU. The server
+    between the page and the real one keeps quiet about the feed's end (it drops every
+    `sfu-gone`): the page closes the revoked device's feed itself within the bounded time,
+    says so on screen, and keeps the German principal's."""
+    from tests.browser.test_hostile_server import Route
+    from tests.client.test_certificates import enrol_and_certify
+    from tests.client.test_revocation import REVOKED_WITHIN_S, Stubborn
+    b = await provision_briefing(http, 3)
+    ops = [side.operator for side in b.sides]
+    errors: list[str] = []
+    PAGES.clear()
+    CONSOLE.clear()
+    web = await enrol_browser(browser, server, ops[0], b.sides[0].principal_name, errors=errors)
+    await web.page.context.add_init_script(SMALL_CAMERA)
+    PAGES.append(web.page)
+    web.page.on("console", lambda m: CONSOLE.append(f"us: {m.type} {m.text}"))
+    fr_key = await enrol_and_certify(ops[1], http, "President of the French Republic",
+                                     Role.PRINCIPAL)
+    rows = {d["device"]: d for d in await ops[1].devices(ops[1].id)}
+    people = [participant(web.key, ops[0].key, Role.PRINCIPAL, b.sides[0].principal_name, "en"),
+              ops[1].participant(rows[fr_key.fingerprint], "fr"),
+              participant(b.sides[2].principal, ops[2].key, Role.PRINCIPAL,
+                          b.sides[2].principal_name, "de")]
+    plan = CallPlan(call=f"{b.call}-revoked", link=None, title="Briefing of allies",
+                    host=ops[0].id, links=tuple(b.links),
+                    delegations=tuple(ops[0].delegation(op.id) for op in ops),
+                    participants=tuple(people), sfu_above=0)
+    await ops[0].submit_plan(plan)
+    for guest in ops[1:]:
+        await guest.cosign_plan(plan)
+    await ops[0].control(plan.call, "start")
+    fr, de = fr_key.fingerprint, b.sides[2].principal.fingerprint
+    await web.page.route_web_socket("**/ws", Route(
+        lambda msg: None if msg.get("type") == "sfu-gone" else msg))
+    sessions = [Stubborn(ws_url, plan.call, Identity(fr_key, dict(ops[1].pinned)),
+                         ice=viewer_ice(), reconnect=False,
+                         source=MediaSource.synthetic(160, 120, 10)),
+                CallSession(ws_url, plan.call, b.sides[2].identity(), ice=viewer_ice(),
+                            source=MediaSource.synthetic(160, 120, 10))]
+    tasks = [asyncio.create_task(s.run()) for s in sessions]
+    try:
+        await join_in_browser(web, server, plan.call)
+        await feeds_decode(web.page, [fr, de])
+        revoked_at = time.monotonic()
+        assert (await ops[1].revoke(fr))["told"] >= 1
+        await web.page.wait_for_function(
+            "(r) => !window.summitlineSession.sfu.links.has(r)", arg=fr,
+            timeout=REVOKED_WITHIN_S * 1000, polling=50)
+        assert time.monotonic() - revoked_at < REVOKED_WITHIN_S
+        await expect(web.page.locator("#revoked-notice")).to_contain_text(
+            "revoked President of the French Republic")
+        # the briefing goes on with Germany: its feed decodes on
+        before = (await web.page.evaluate(FEEDS))["feeds"][de]["video"]
+        await web.page.wait_for_function(
+            """([r, n]) => { const s = window.summitlineSession;
+                             s.sfu.links.get(r)?.pc.getStats().then((st) => st.forEach((x) => {
+                               if (x.type === "inbound-rtp" && x.kind === "video") {
+                                 window.__video = x.framesDecoded; } }));
+                             return window.__video > n; }""",
+            arg=[de, before + 20], polling=250, timeout=MEDIA_WAIT_MS)
+        assert errors == []
+    finally:
+        await leave_all(sessions, tasks)
 
 # -- what a tap on Janus gets of a Chromium principal ---------------------------------------
 @pytest.fixture
