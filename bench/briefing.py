@@ -16,8 +16,14 @@ together, so that every link of the mesh is set up at the same time, the hardest
 alternate round by round after a warm-up round, so that machine noise falls on all
 alike. Synthetic 320x240 VP8 at 15 fps and Opus, loopback host candidates.
 
+With --sfu, one JSON line for the 8-endpoint briefing through Janus VideoRoom (issue
+14, docs/protocol.md 5.12; a real Janus beside the server, tests/janus.py) against the
+mesh of 8 measured in the same run: the setup time (as above: last join to video from
+every other), and the uplink per endpoint (bytes its peer connections sent, over
+--cpu-seconds once set up: seven copies in the mesh, one to the SFU).
+
 Runs inside a fresh network namespace with only loopback.
-Usage: python bench/briefing.py [--runs N] [--cpu-seconds S] [--process-per-endpoint]
+Usage: python bench/briefing.py [--runs N] [--cpu-seconds S] [--process-per-endpoint] [--sfu]
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ import httpx
 from summitline import netns
 from summitline.client.bilateral import Side, provision
 from summitline.client.briefing import provision_briefing
-from summitline.client.ice import loopback
+from summitline.client.ice import IceSettings, loopback
 from summitline.client.media import MediaSource
 from summitline.client.operator import Operator
 from summitline.client.session import CallSession, Identity
@@ -49,6 +55,10 @@ from summitline.core.roles import MediaKind
 from summitline.crypto.keys import PrivateKey, PublicKey
 from summitline.server.app import Settings
 from summitline.server.run import running
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/janus.py: Janus
+from tests.janus import MEDIA_ADDRESS  # noqa: E402
+from tests.janus import janus as janus_process  # noqa: E402
 
 SIZES = (3, 5, 8)
 BILATERAL = 2
@@ -70,12 +80,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
-async def provisioned(http: httpx.AsyncClient, size: int) -> tuple[Operator, str, list[Side]]:
+async def provisioned(http: httpx.AsyncClient, size: int, sfu_above: int | None = None
+                      ) -> tuple[Operator, str, list[Side]]:
     """The host's operator, the call and its sides: a bilateral plan for 2."""
     if size == BILATERAL:
         call = await provision(http)
         return call.a.operator, call.call, [call.a, call.b]
-    b = await provision_briefing(http, size)
+    b = await provision_briefing(http, size, sfu_above=sfu_above)
     return b.host.operator, b.call, b.sides
 
 
@@ -93,8 +104,10 @@ async def _endpoints(conn: Connection, specs: list[dict[str, Any]]) -> None:
         source.share_encoding = spec["encoding"] == "shared"
         key = PrivateKey.from_pem(spec["key"].encode())
         pins = {k: PublicKey.from_b64u(v) for k, v in spec["pins"].items()}
+        ice = IceSettings(host_addresses=tuple(spec["hosts"])) if spec.get("hosts") \
+            else loopback()
         sessions.append(CallSession(spec["ws"], spec["call"], Identity(key, pins),
-                                    ice=loopback(), source=source))
+                                    ice=ice, source=source))
     devices = specs[0]["devices"]  # every endpoint of the call, in this process or not
     joined: dict[int, float] = {}
     mesh: dict[int, float] = {}
@@ -130,6 +143,8 @@ async def _endpoints(conn: Connection, specs: list[dict[str, Any]]) -> None:
                                       for s in sessions]})
         elif op == "frames":  # video frames decoded so far, per endpoint
             conn.send([s.frames(MediaKind.VIDEO) for s in sessions])
+        elif op == "sent":  # bytes sent so far, per endpoint, over all its connections
+            conn.send([await bytes_sent(s) for s in sessions])
         elif op == "stop":
             for s in sessions:
                 await s.leave()
@@ -137,6 +152,20 @@ async def _endpoints(conn: Connection, specs: list[dict[str, Any]]) -> None:
                 task.cancel()
             conn.send(True)
             return
+
+
+async def bytes_sent(s: CallSession) -> int:
+    """What ``s``'s open peer connections sent (RTP payload and headers, outbound-rtp
+    ``bytesSent``): its mesh links, or its publisher to the SFU."""
+    pcs = [link.pc for link in s._peers.values()]
+    if s.sfu is not None and s.sfu.publisher is not None:
+        pcs.append(s.sfu.publisher)
+    total = 0
+    for pc in pcs:
+        for stats in (await pc.getStats()).values():
+            if getattr(stats, "type", "") == "outbound-rtp":
+                total += int(getattr(stats, "bytesSent", 0))
+    return total
 
 
 class Endpoints:
@@ -167,15 +196,19 @@ class Endpoints:
 
 async def one_mesh(http: httpx.AsyncClient, ws: str, size: int, *,
                    cpu_window_s: float = 0.0, encoding: str = "shared",
-                   per_process: bool = False) -> dict[str, Any]:
+                   per_process: bool = False, sfu: bool | None = None) -> dict[str, Any]:
     """Set up one call of ``size`` principals; its setup time in ms, and with
     ``cpu_window_s`` the CPU per endpoint over that window once the mesh is up. All
-    endpoints in one process, or with ``per_process`` each in its own."""
-    host, call, sides = await provisioned(http, size)
+    endpoints in one process, or with ``per_process`` each in its own. ``sfu``: the
+    plan asks for the SFU (True) or never wants it (False: a mesh even with a Janus);
+    None: the plan's default threshold."""
+    host, call, sides = await provisioned(http, size, {None: None, True: 0, False: 64}[sfu])
     await host.control(call, "start")
     specs = [{"key": side.principal.to_pem().decode(),
               "pins": {d: k.b64u for d, k in side.operator.pinned.items()},
               "ws": ws, "call": call, "encoding": encoding,
+              # through Janus: candidates on its veth address (tests/janus.py)
+              "hosts": [MEDIA_ADDRESS] if sfu else None,
               "devices": [s.principal.fingerprint for s in sides]} for side in sides]
     groups = [Endpoints([spec]) for spec in specs] if per_process else [Endpoints(specs)]
     out: dict[str, Any] = {}
@@ -199,9 +232,11 @@ async def one_mesh(http: httpx.AsyncClient, ws: str, size: int, *,
             pids = [g.proc.pid or 0 for g in groups]
             cpu0, t0 = [cpu_seconds(p) for p in pids], time.monotonic()
             frames0 = [n for g in groups for n in await g.ask("frames")]
+            sent0 = [n for g in groups for n in await g.ask("sent")]
             await asyncio.sleep(cpu_window_s)
             cpu1 = [cpu_seconds(p) for p in pids]
             frames1 = [n for g in groups for n in await g.ask("frames")]
+            sent1 = [n for g in groups for n in await g.ask("sent")]
             wall = time.monotonic() - t0
             per_endpoint = [(b - a) / wall / len(g.specs)
                             for a, b, g in zip(cpu0, cpu1, groups, strict=True)]
@@ -209,6 +244,8 @@ async def one_mesh(http: httpx.AsyncClient, ws: str, size: int, *,
             # decoded video frames a second, per remote (each remote sends 15)
             out["video_fps"] = [(b - a) / wall / (size - 1)
                                 for a, b in zip(frames0, frames1, strict=True)]
+            out["uplink_kbps"] = [8 * (b - a) / wall / 1000
+                                  for a, b in zip(sent0, sent1, strict=True)]
     finally:
         await host.control(call, "end")
         for g in groups:
@@ -276,6 +313,51 @@ async def measure(runs: int, cpu_window_s: float, per_process: bool) -> dict[str
                 min(cpu["per_link"]["video_fps"]), 1)}
 
 
+async def measure_sfu(runs: int, window_s: float, per_process: bool) -> dict[str, Any]:
+    """The briefing of 8 through Janus against the mesh of 8, alternating, ``runs``
+    rounds after a warm-up; uplink and CPU from the last round of each."""
+    size = SIZES[-1]
+    setup: dict[str, list[float]] = {"mesh": [], "sfu": []}
+    last: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        async with janus_process(Path(tmp) / "janus") as j, \
+                running(Settings(data_dir=Path(tmp) / "server", janus_url=j.url,
+                                 janus_api_secret=j.api_secret,
+                                 janus_admin_key=j.admin_key)) as base, \
+                httpx.AsyncClient(base_url=base, timeout=30) as http:
+            ws = base.replace("http", "ws", 1) + "/ws"
+            for i in range(WARMUP + runs):
+                for route in ("mesh", "sfu"):
+                    got = await one_mesh(http, ws, size, per_process=per_process,
+                                         sfu=route == "sfu",
+                                         cpu_window_s=window_s if i == WARMUP + runs - 1
+                                         else 0.0)
+                    if got.get("failed"):
+                        log(f"run {i}: {route} of {size}: not set up")
+                        continue
+                    log(f"run {i}: {route} of {size}: {got['setup_ms']:.0f} ms")
+                    if i >= WARMUP:
+                        setup[route].append(got["setup_ms"])
+                    if "uplink_kbps" in got:
+                        last[route] = got
+    if not setup["sfu"] or not setup["mesh"] or set(last) != {"mesh", "sfu"}:
+        raise RuntimeError("the briefing of 8 was not set up both ways: nothing to compare")
+    sfu_up = statistics.median(last["sfu"]["uplink_kbps"])
+    mesh_up = statistics.median(last["mesh"]["uplink_kbps"])
+    return {"bench": "briefing-sfu", "unit": "kbit/s", "endpoints": size,
+            "value": round(sfu_up, 1), "baseline": round(mesh_up, 1),
+            "ratio": round(sfu_up / mesh_up, 3), "aim": "uplink per endpoint 1/7 of the mesh's",
+            "runs": runs, "window_s": window_s,
+            "setup_ms": {r: round(statistics.median(v), 1) for r, v in setup.items()},
+            "setup_max_ms": {r: round(max(v), 1) for r, v in setup.items()},
+            "cpu_per_endpoint": {r: round(g["cores"], 3) for r, g in last.items()},
+            "video_fps_min": {r: round(min(g["video_fps"]), 1) for r, g in last.items()},
+            "machine": f"{os.cpu_count()} cores; "
+                       + ("a process per endpoint" if per_process else
+                          "the endpoints in one process") + ", the server in another, "
+                       "Janus in a third"}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--runs", type=int, default=5, help="measured rounds (default 5)")
@@ -283,9 +365,16 @@ def main() -> None:
                    help="each endpoint in a process of its own (default: all in one)")
     p.add_argument("--cpu-seconds", type=float, default=10.0,
                    help="the CPU window at 5 endpoints (default 10)")
+    p.add_argument("--sfu", action="store_true",
+                   help="the briefing of 8 through Janus VideoRoom against the mesh of 8 "
+                   "(setup time, uplink per endpoint)")
     args = p.parse_args()
     logging.basicConfig(level=logging.ERROR)
     netns.isolate()
+    if args.sfu:
+        print(json.dumps(asyncio.run(measure_sfu(args.runs, args.cpu_seconds,
+                                                 args.process_per_endpoint))))
+        return
     print(json.dumps(asyncio.run(measure(args.runs, args.cpu_seconds,
                                           args.process_per_endpoint))))
 

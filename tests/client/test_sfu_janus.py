@@ -225,6 +225,12 @@ class Tap(asyncio.DatagramProtocol):
                 del self._parts[packet.timestamp]
         self.changed.set()
 
+    async def enough(self) -> None:
+        """Until it holds 100 Opus packets and 30 VP8 frames from a key frame on."""
+        while len(self.audio) < 100 or len(from_key(self.video)) < 30:
+            self.changed.clear()
+            await self.changed.wait()
+
 
 AUDIO_PT, VIDEO_PT = 111, 96  # what the test's forwarder asks Janus to send
 
@@ -267,11 +273,7 @@ async def collect(tap: Tap, sessions: list[CallSession], devices: list[str],
         return all(s.frames_from(sender, k) > before[s.device][k] + FRAMES
                    for s in sessions if s.device != sender for k in MediaKind)
 
-    async def tapped_enough() -> None:
-        while len(tap.audio) < 100 or len(from_key(tap.video)) < 30:
-            tap.changed.clear()
-            await tap.changed.wait()
-    await asyncio.wait_for(asyncio.gather(tapped_enough(), *(
+    await asyncio.wait_for(asyncio.gather(tap.enough(), *(
         s.wait_for(receivers_decode) for s in sessions)), WAIT_S)
 
 
@@ -655,3 +657,44 @@ async def test_the_server_destroys_its_janus_rooms_when_it_stops(tmp_path: Path)
             assert not await janus_has_room(t, room)
         finally:
             await leave_all(sessions, tasks)
+
+
+async def test_a_server_that_announces_the_mesh_then_the_sfu_gets_no_clear_frame_to_janus(
+        through: Through) -> None:
+    """The server first welcomes the devices without an SFU (a mesh: frames not sealed,
+    the encoders made so), then, after their signaling drops, with one. Their encoders
+    seal from then on: what Janus forwards still decodes to nothing."""
+    sfu, through.hub.sfu = through.hub.sfu, None  # the server "has no Janus" at first
+    b = await provision_briefing(through.http, 2, sfu_above=0)
+    sessions = [CallSession(through.ws, b.call, side.identity(), ice=viewer_ice())
+                for side in b.sides]
+    tasks = [asyncio.create_task(s.run()) for s in sessions]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(s.joined.wait() for s in sessions)), WAIT_S)
+        await b.host.operator.control(b.call, "start")
+        devices = [s.device for s in sessions]
+        await until(sessions, lambda s: from_everyone(s, devices))
+        assert all(s.sfu is None and s.crypt is None for s in sessions)  # a clear mesh
+        through.hub.sfu = sfu  # now it "has" one
+        for s in sessions:
+            assert s._ws is not None
+            await s._ws.close()
+        await asyncio.wait_for(asyncio.gather(*(s.rejoined.wait() for s in sessions)),
+                               WAIT_S)
+        assert all(s.sfu is not None for s in sessions)
+        await until(sessions, lambda s: s.sfu is not None and s.sfu.published.is_set())
+        assert b.call in through.sfu.rooms
+        sender = sessions[0]
+        await until([sender], lambda s: s.sfu is not None and s.sfu.publisher is not None
+                    and s.sfu.publisher.connectionState == "connected")
+        async with tapped(through, b.call, sender.device) as tap:
+            await asyncio.wait_for(tap.enough(), WAIT_S)
+        video, audio = from_key(tap.video), list(tap.audio)
+        assert pictures(video)[0] == 0 and tones(audio)[0] == 0
+        assert pictures(opened(video, sender))[0] >= len(video) - 2
+        # and the receiver decodes the sender's feed
+        await until(sessions[1:], lambda s: s.sfu is not None
+                    and s.sfu.frames_from(sender.device, MediaKind.VIDEO) > FRAMES)
+    finally:
+        through.hub.sfu = sfu
+        await leave_all(sessions, tasks)

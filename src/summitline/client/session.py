@@ -179,6 +179,7 @@ class CallSession:
         # End-to-end frame encryption (docs/protocol.md 5.9): off by default, as a
         # peer-to-peer link is end to end under DTLS-SRTP already; an SFU needs it.
         self.crypt: FrameCrypt | None = None
+        self.frame_encryption = frame_encryption  # the session's own option
         if frame_encryption:
             self.crypt = FrameCrypt(identity.key, call)
             self.source.seal = self.crypt.seal
@@ -428,7 +429,7 @@ class CallSession:
         if server_sfu and self.signed.plan.wants_sfu:
             if self.crypt is None:
                 self.crypt = FrameCrypt(self.identity.key, self.call)
-                self.source.seal = self.crypt.seal
+            self._seal(self.crypt.seal)
             if self.sfu is None or self.sfu.closed:
                 self.sfu = SfuEndpoint(self)
             else:  # a new signaling connection: the server let the old feeds go
@@ -436,6 +437,17 @@ class CallSession:
         elif self.sfu is not None:
             await self.sfu.close()
             self.sfu = None
+            if not self.frame_encryption:  # back to the mesh as this session has it
+                self.crypt = None
+                self._seal(None)
+
+    def _seal(self, seal: Callable[[str, bytes], bytes] | None) -> None:
+        """Seal every frame encoded from now on with ``seal`` (None: none), in the
+        encoders made already too: a server that announced the mesh first (encoders
+        made without sealing) and the SFU after must not get clear frames to the SFU."""
+        self.source.seal = seal
+        for encoder in self.source.encoders.values():
+            encoder.seal = seal
 
     async def _publish(self, again: bool) -> None:
         """On the SFU route in a media phase: publish (``again``: even if published,
