@@ -4,11 +4,14 @@ endpoints in the same process starve its signaling (a briefing of five on 2 core
 dropped the browsers' keepalives).
 
 Run as ``python -m tests.browser.python_principals`` (from the repository root) with
-one JSON line on stdin: {"url", "call", "principals": [{"pem", "pinned": {id: b64u}}]}.
+one JSON line on stdin: {"url", "call", "principals": [{"pem", "pinned": {id: b64u}}]}
+(and "ice": "janus" for a call whose media goes through the test's Janus, whose
+candidates are on tests/janus.py's veth: then the principals' are there too).
 Then, per line on stdin: "status" answers one JSON line, per device: joined, the group
-code, the pair code and the video frames decoded from each remote; "wait N [REMOTE]"
-answers it once every principal here decoded more than N video frames from REMOTE (from
-each of the others without one); "leave" leaves and exits. The test bounds every wait.
+code, the pair code and the video and audio frames decoded from each remote; "wait N
+[REMOTE]" answers it once every principal here decoded more than N video frames from
+REMOTE (from each of the others without one); "media N [REMOTE]" the same with more than
+N of both video and audio frames; "leave" leaves and exits. The test bounds every wait.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from summitline.client.media import MediaSource
 from summitline.client.session import CallSession, Identity
 from summitline.core.roles import MediaKind
 from summitline.crypto.keys import PrivateKey, PublicKey
+from tests.janus import viewer_ice
 
 
 def status(sessions: list[CallSession], remotes: list[str]) -> dict[str, Any]:
@@ -31,6 +35,7 @@ def status(sessions: list[CallSession], remotes: list[str]) -> dict[str, Any]:
         "joined": s.joined.is_set(), "group": s.group_code(),
         "sas": {r: s.short_authentication_string(r) for r in remotes if r != s.device},
         "frames": {r: s.frames_from(r, MediaKind.VIDEO) for r in remotes if r != s.device},
+        "audio": {r: s.frames_from(r, MediaKind.AUDIO) for r in remotes if r != s.device},
         "alarms": s.alarms} for s in sessions}
 
 
@@ -41,7 +46,8 @@ async def main() -> None:
     spec = json.loads(await reader.readline())
     sessions = [CallSession(spec["url"], spec["call"], Identity(
         PrivateKey.from_pem(p["pem"].encode()),
-        {d: PublicKey.from_b64u(k) for d, k in p["pinned"].items()}), ice=loopback(),
+        {d: PublicKey.from_b64u(k) for d, k in p["pinned"].items()}),
+        ice=viewer_ice() if spec.get("ice") == "janus" else loopback(),
         source=MediaSource.synthetic(160, 120, 10))  # small: 2 cores hold the whole test
         for p in spec["principals"]]
     tasks = [asyncio.create_task(s.run()) for s in sessions]
@@ -49,11 +55,13 @@ async def main() -> None:
         while line := (await reader.readline()).decode().strip():
             if line == "leave":
                 break
-            if line.startswith("wait "):
-                n, *remote = line.split()[1:]
+            if line.startswith(("wait ", "media ")):
+                command, n, *remote = line.split()
+                kinds = [MediaKind.VIDEO] if command == "wait" else list(MediaKind)
 
-                def enough(s: CallSession, n: int = int(n), remote: list[str] = remote) -> bool:
-                    return all(s.frames_from(r, MediaKind.VIDEO) > n
+                def enough(s: CallSession, n: int = int(n), remote: list[str] = remote,
+                           kinds: list[MediaKind] = kinds) -> bool:
+                    return all(s.frames_from(r, kind) > n for kind in kinds
                                for r in remote or spec["remotes"] if r != s.device)
                 await asyncio.gather(*(s.wait_for(lambda s=s: enough(s)) for s in sessions))
             print(json.dumps(status(sessions, spec["remotes"])), flush=True)

@@ -62,12 +62,9 @@ TILES_PLAY = """([remotes, frames]) => remotes.map((r) => {
 PAGES: list[Page] = []
 
 
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[str]:
-    """The server in a process of its own, as in a real deployment, not in this test's
-    event loop: there Playwright's traffic with three pages shared its loop, and when the
-    loop fell behind, every browser dropped its signaling at once ("nothing from the
-    server") and its links could not be repaired until it was back."""
+@contextlib.asynccontextmanager
+async def server_process(tmp_path: Path, *options: str) -> AsyncIterator[str]:
+    """``summitline serve`` in a process of its own (with ``options``); its base URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -75,7 +72,8 @@ async def server(tmp_path: Path) -> AsyncIterator[str]:
     with (tmp_path / "server.log").open("wb") as log:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "summitline", "serve", "--port", str(port),
-            "--data", str(tmp_path / "server"), "--serve-client", stdout=log, stderr=log)
+            "--data", str(tmp_path / "server"), "--serve-client", *options, stdout=log,
+            stderr=log)
     try:
         async with httpx.AsyncClient(base_url=base) as http, asyncio.timeout(30):
             while True:
@@ -93,6 +91,16 @@ async def server(tmp_path: Path) -> AsyncIterator[str]:
         except TimeoutError:
             proc.kill()
             await proc.wait()
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[str]:
+    """The server in a process of its own, as in a real deployment, not in this test's
+    event loop: there Playwright's traffic with three pages shared its loop, and when the
+    loop fell behind, every browser dropped its signaling at once ("nothing from the
+    server") and its links could not be repaired until it was back."""
+    async with server_process(tmp_path) as base:
+        yield base
 
 
 # Links of a mesh forming at once: on the 2 shared cores of CI, under a load average of 25
@@ -158,7 +166,7 @@ class PythonPrincipals:
 
     @classmethod
     async def start(cls, url: str, call: str, sides: list[Side], remotes: list[str],
-                    log: Path) -> PythonPrincipals:
+                    log: Path, ice: str | None = None) -> PythonPrincipals:
         with log.open("wb") as err:  # the child's log, for a failure's post-mortem
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "tests.browser.python_principals", cwd=ROOT,
@@ -166,6 +174,8 @@ class PythonPrincipals:
         spec = {"url": url, "call": call, "remotes": remotes, "principals": [
             {"pem": side.principal.to_pem().decode(),
              "pinned": {d: k.b64u for d, k in side.operator.pinned.items()}} for side in sides]}
+        if ice is not None:
+            spec["ice"] = ice  # "janus": tests/browser/python_principals.py
         assert proc.stdin is not None
         proc.stdin.write(json.dumps(spec).encode() + b"\n")
         return cls(proc)

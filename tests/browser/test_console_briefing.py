@@ -178,9 +178,11 @@ async def test_the_console_drafts_a_briefing_its_guests_cosign_and_runs_it(
 
 
 async def guest_console(browser: Browser, server: str, http: httpx.AsyncClient,
-                        locale: str) -> tuple[Page, list[str], Operator, Operator, str, CallPlan]:
+                        locale: str, sfu_above: int | None = None
+                        ) -> tuple[Page, list[str], Operator, Operator, str, CallPlan]:
     """The Russian office in the console, linked with the US (Python), which hosts a
-    briefing for it and France (linked with the US only); France has co-signed."""
+    briefing for it and France (linked with the US only); France has co-signed. The plan
+    has the SFU threshold ``sfu_above`` (absent: the default, a mesh for these three)."""
     errors: list[str] = []
     page = await new_page(browser, errors, locale, SHOT["width"])
     us, fr = await registered(http, "United States"), await registered(http, "France")
@@ -200,7 +202,7 @@ async def guest_console(browser: Browser, server: str, http: httpx.AsyncClient,
                         us.participant(rows[ru_principal.fingerprint], "ru"),
                         participant(PrivateKey.generate(), fr.key, Role.PRINCIPAL,
                                     "President of the French Republic", "fr")),
-                    press_window_s=60)
+                    press_window_s=60, sfu_above=sfu_above)
     await us.submit_plan(plan)
     await fr.cosign_plan(plan)
     await page.reload()
@@ -223,7 +225,8 @@ async def test_the_console_cosigns_a_briefing_as_a_guest_and_refuses_a_stranger(
     fields = set(await review.locator("dt").evaluate_all(
         "(xs) => xs.map((x) => x.dataset.field)"))
     assert fields == set(plan.to_json()) - {"delegations", "participants"} | {
-        "delegation", "participant", "press_channels", "audio"}  # (shown when absent too)
+        "delegation", "participant", "press_channels", "audio",
+        "sfu_above"}  # (shown when absent too: a briefing's media route, protocol 3.1)
     await expect(row.locator(".review-flags")).to_have_count(0)
     await page.screenshot(path=str(screenshots / "console-briefing-review-en.png"), full_page=True)
     await row.locator(".cosign").click()
@@ -300,3 +303,33 @@ async def test_axe_finds_no_serious_violation_in_the_briefing_form(
     await page.locator(f'#plan-guests li[data-delegation="{fr.id}"] .guest').check()
     await expect(page.locator("#plan-guests .guest:checked")).to_have_count(1)
     await check(page, "console-briefing-form", lang)
+
+
+# The review of a briefing through the SFU, in English and Russian (issue 14): shown to
+# whoever looks at the web client's SFU route.
+SFU_SHOTS = Path("/work/shots/sfu-web")
+REVIEW_ROUTE = {"en": ("Media route", "through the SFU, every frame encrypted end to end",
+                       "planned"),
+                "ru": ("Маршрут медиа", "через SFU, каждый кадр зашифрован из конца в конец",
+                       "запланированы")}
+
+
+@pytest.mark.parametrize("lang", ["en", "ru"])
+async def test_the_cosign_review_names_the_media_route(
+        lang: str, browser: Browser, server: str, http: httpx.AsyncClient) -> None:
+    """A guest's console reviewing a briefing whose plan asks for the SFU (sfu_above 0):
+    the route is a line of what it signs, in its officer's language."""
+    page, errors, _, _, _, plan = await guest_console(browser, server, http,
+                                                      f"{lang}-{lang.upper()}", sfu_above=0)
+    assert plan.wants_sfu
+    SFU_SHOTS.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - before the screenshot
+    row = page.locator('.plan[data-call="briefing-review"]')
+    review = row.locator(".review")  # open: this delegation has not signed yet
+    title, route, planned = REVIEW_ROUTE[lang]
+    await expect(review.locator('dt[data-field="sfu_above"]')).to_have_text(title)
+    await expect(review.locator('dd[data-field="sfu_above"]')).to_have_text(route)
+    await review.locator('dd[data-field="sfu_above"]').scroll_into_view_if_needed()
+    await page.screenshot(path=str(SFU_SHOTS / f"cosign-review-sfu-{lang}.png"), full_page=True)
+    await row.locator(".cosign").click()
+    await expect(row.locator(".badge")).to_have_text(planned)  # signed: complete
+    assert errors == []

@@ -27,6 +27,11 @@
 //   held {device, on}   a principal's floor audio is on hold, or back
 //   revoked {device, delegation, name}  a verified revocation: the device's delegation
 //                       revoked it; its links are closed and it is refused from now on
+//   route {route}       "mesh" or "sfu": how this briefing's media goes (docs/protocol.md
+//                       5.12), decided on each welcome before `plan` is emitted
+//
+// On the SFU route (web/sfu.js) there are no links between endpoints: the same events
+// (stream, track, status, peers) come from the feeds of the SFU, every frame encrypted.
 
 import { b64u, groupCode, hex, sdpFingerprints, sas, sha256, sign, statements, unb64u,
          verify } from "./crypto.js";
@@ -34,6 +39,7 @@ import { FrameError, generateEcdh, randomFrameKey, unwrapKey, wrapKey } from "./
 import { BoothLedger } from "./booth.js";
 import { floorSdp, lowDelay, studioMicrophone } from "./floor.js";
 import { apply, endpoint, pressDeadline, START_SKEW_MS, startAhead, TICK_MS } from "./endpoint.js";
+import { SfuRoute, sfuRoute } from "./sfu.js";
 import { followRotations, mayConnect, media, participant, pressChannels, studioAudio,
          verifySignedPlan, whoIs } from "./plan.js";
 
@@ -195,26 +201,14 @@ export class CallSession extends EventTarget {
     super();
     Object.assign(this, { url, call, identity, pinned, localStream, iceServers });
     // End-to-end frame encryption (docs/protocol.md 5.9): off by default, as a
-    // peer-to-peer link is end to end under DTLS-SRTP already; an SFU needs it.
-    this.e2ee = frameEncryption ? {
-      worker: new Worker(new URL("./e2ee-worker.js", import.meta.url), { type: "module" }),
-      ecdh: generateEcdh(), // a promise: {privateKey, publicRaw}
-      own: randomFrameKey(0),
-      peerEcdh: new Map(), // device -> b64u of its ECDH key for the call
-      present: new Set(),
-    } : null;
-    if (this.e2ee) {
-      const worker = this.e2ee.worker;
-      this.e2ee.ready = new Promise((resolve) => {
-        const ready = ({ data }) => {
-          if (data.type !== "ready") return;
-          worker.removeEventListener("message", ready);
-          resolve();
-        };
-        worker.addEventListener("message", ready);
-      });
-      worker.postMessage({ type: "own", key: this.e2ee.own });
-    }
+    // peer-to-peer link is end to end under DTLS-SRTP already; an SFU needs it, and the
+    // SFU route turns it on whatever this option (`startFrames`).
+    this.frameOption = frameEncryption; // the mesh's links encrypt frames too
+    this.e2ee = null;
+    if (frameEncryption) this.startFrames();
+    this.route = null; // "mesh" or "sfu", from the verified plan and the welcome
+    this.sfu = new SfuRoute(this, { decoded, progressed, gathered, clock });
+    this.offKinds = new Map(); // remote -> the kinds it said it sends none of (`media`)
     this.device = identity.fingerprint;
     this.signed = null;
     this.planHash = null;
@@ -275,8 +269,41 @@ export class CallSession extends EventTarget {
     this.uplinkQueue = Promise.resolve(); // setParameters calls, one round at a time
   }
 
-  // Per remote device, the link that plays (or, before any did, the one tried).
+  // The frame worker and this call's keys (docs/protocol.md 5.9, 5.10), once.
+  startFrames() {
+    if (this.e2ee) return;
+    this.e2ee = {
+      worker: new Worker(new URL("./e2ee-worker.js", import.meta.url), { type: "module" }),
+      ecdh: generateEcdh(), // a promise: {privateKey, publicRaw}
+      own: randomFrameKey(0),
+      peerEcdh: new Map(), // device -> b64u of its ECDH key for the call
+      present: new Set(),
+    };
+    const worker = this.e2ee.worker;
+    this.e2ee.ready = new Promise((resolve) => {
+      const ready = ({ data }) => {
+        if (data.type !== "ready") return;
+        worker.removeEventListener("message", ready);
+        resolve();
+      };
+      worker.addEventListener("message", ready);
+    });
+    worker.postMessage({ type: "own", key: this.e2ee.own });
+  }
+
+  // Whether the mesh's links encrypt their frames (the session's option).
+  get meshFrames() {
+    return this.frameOption && this.e2ee !== null;
+  }
+
+  rtcIceServers() {
+    return [...this.iceServers, ...(this.serverIce || [])];
+  }
+
+  // Per remote device, the link that plays (or, before any did, the one tried); on the
+  // SFU route, its feed.
   get links() {
+    if (this.route === "sfu") return this.sfu.links;
     const out = new Map();
     for (const [remote, rules] of this.rules.links) {
       for (const t of [rules.playing, rules.trying]) {
@@ -481,6 +508,7 @@ export class CallSession extends EventTarget {
 
   closeLinks() {
     this.cutPress("the call's media stopped");
+    this.sfu.reset();
     this.rules = Object.freeze({ ...endpoint(this.device), generations: this.rules.generations });
     for (const link of this.peers.values()) link.pc.close();
     this.peers.clear();
@@ -539,6 +567,7 @@ export class CallSession extends EventTarget {
     this.signed = msg.signed_plan;
     this.planHash = hash;
     const plan = this.signed.plan;
+    this.takeRoute(sfuRoute(plan, msg.sfu) ? "sfu" : "mesh");
     this.groupCode = await groupCode(plan.call, hash,
                                      Object.fromEntries(plan.delegations.map((d) => [d.id, d.key])));
     this.serverIce = msg.ice_servers || []; // TURN credentials minted for this device
@@ -558,7 +587,13 @@ export class CallSession extends EventTarget {
       this.e2ee.present = new Set(peers.map((p) => p.device));
       for (const p of peers) await this.handFrameKey(p.device);
     }
-    this.grant(now);
+    if (this.route === "sfu") {
+      // the server detached this device's publisher and feeds when its signaling went
+      this.sfu.reset();
+      this.sfuUpdate();
+    } else {
+      this.grant(now);
+    }
     const reports = this.reports; // what happened while signaling was down, for the record
     this.reports = [];
     for (const report of reports) this.sendReport(report);
@@ -566,9 +601,56 @@ export class CallSession extends EventTarget {
     await this.pressWindow();
   }
 
+  // The route of this welcome (docs/protocol.md 5.12). The SFU route encrypts every frame
+  // whatever the session's option. A route that changes between welcomes (the server
+  // found or lost its SFU) closes what the other one held.
+  takeRoute(route) {
+    if (route === this.route) return;
+    if (this.route === "sfu") this.sfu.reset();
+    if (this.route === "mesh" && this.peers.size) {
+      this.rules = Object.freeze({ ...endpoint(this.device), generations: this.rules.generations });
+      for (const link of this.peers.values()) link.pc.close();
+      this.peers.clear();
+      this.offers.clear();
+      this.shown.clear();
+    }
+    this.route = route;
+    this.status.clear();
+    if (route === "sfu") this.startFrames();
+    console.info(`summitline: media ${route === "sfu" ? "through the SFU" : "peer to peer"}`);
+    this.emit("route", { route });
+  }
+
+  // Publish to the SFU in the media phases; close everything outside them. Not awaited:
+  // gathering must not hold up the messages behind it.
+  sfuUpdate() {
+    try {
+      this.sfu.update();
+    } catch (err) {
+      console.error("the SFU route failed", err);
+    }
+  }
+
+  setStatus(remote, state, since) {
+    this.status.set(remote, { state, since });
+    this.emit("status", { remote, state, since });
+  }
+
+  // The stream of a feed that now carries plays for its sender (as `showTrack`).
+  showFeed(feed) {
+    this.emit("track", { remote: feed.remote, stream: feed.stream,
+                         role: participant(this.signed.plan, feed.remote)?.role });
+  }
+
+  // What one copy of this device's video may use on the SFU route.
+  sfuVideoKbps() {
+    return VIDEO_MAX_KBPS;
+  }
+
   // Tell the rules which links the plan allows in this phase, and what should arrive
   // on each.
   grant(now) {
+    if (this.route === "sfu") return; // no links between endpoints on the SFU route
     const plan = this.signed.plan;
     const expect = plan.participants
       .filter((p) => !this.revoked.has(this.device) && !this.revoked.has(p.device) &&
@@ -618,7 +700,9 @@ export class CallSession extends EventTarget {
   }
 
   async on_revoked(msg) {
-    if (this.signed && await this.takeRevocation(msg)) this.grant(clock()); // closes its links
+    if (!this.signed || !await this.takeRevocation(msg)) return;
+    if (this.route === "sfu") this.sfu.drop(msg.device); // its feeds, or all if ours
+    else this.grant(clock()); // closes its links
   }
 
   // Take the phase the server announces, but a start only as a delegation of the plan
@@ -681,7 +765,8 @@ export class CallSession extends EventTarget {
       this.emit("ended");
       return;
     }
-    this.grant(clock());
+    if (this.route === "sfu") this.sfuUpdate();
+    else this.grant(clock());
     await this.pressWindow();
   }
 
@@ -913,17 +998,18 @@ export class CallSession extends EventTarget {
     if (isNew) await this.handFrameKey(msg.from); // it may not have ours for this key
   }
 
-  // Every sender and receiver of a link through the frame worker (before media flows).
-  async protect(link) {
-    if (!this.e2ee) return;
+  // Every sender and receiver of a link through the frame worker (before media flows);
+  // on the SFU route, the publisher's senders and a feed's receivers.
+  async protect(link, { send = true, receive = true } = {}) {
+    if (!this.e2ee || (this.route !== "sfu" && !this.meshFrames)) return;
     await this.e2ee.ready;
     for (const t of link.pc.getTransceivers()) {
       const kind = t.receiver.track.kind;
-      if (!t.sender.transform) {
+      if (send && !t.sender.transform) {
         t.sender.transform = new RTCRtpScriptTransform(this.e2ee.worker,
                                                        { operation: "encrypt", kind });
       }
-      if (!t.receiver.transform) {
+      if (receive && !t.receiver.transform) {
         t.receiver.transform = new RTCRtpScriptTransform(this.e2ee.worker,
           { operation: "decrypt", kind, remote: link.remote });
       }
@@ -953,6 +1039,24 @@ export class CallSession extends EventTarget {
     console.warn("summitline server error", msg.code, msg.message);
     this.emit("server-error", msg);
     if (msg.fatal) this.stop(msg.code, msg.message);
+    else if (typeof msg.ref === "string" && msg.ref.startsWith("sfu-")) this.sfu.refused(msg);
+  }
+
+  // -- the SFU route (web/sfu.js, docs/protocol.md 5.12) --------------------------------
+  async on_sfu_published(msg) {
+    if (this.route === "sfu") await this.sfu.published(msg);
+  }
+
+  // Not awaited: a feed's answer gathers its candidates while the next messages go on.
+  async on_sfu_feed(msg) {
+    if (this.route !== "sfu" || !this.signed) return;
+    this.sfu.feed(msg).catch((err) => {
+      if (!this.sfu.feeds.get(msg.feed)?.closed) console.error("an SFU feed failed", err);
+    });
+  }
+
+  async on_sfu_gone(msg) {
+    if (this.route === "sfu") this.sfu.gone(msg);
   }
 
   // -- negotiation --------------------------------------------------------------------
@@ -974,9 +1078,9 @@ export class CallSession extends EventTarget {
     // With frames encrypted, Chromium must not "short-circuit" a sender or receiver that
     // negotiation made before its transform was set (the answerer's: protect() runs after
     // setRemoteDescription): such a one would send and take clear frames for good.
-    const pc = new RTCPeerConnection({ iceServers: [...this.iceServers,
-                                                    ...(this.serverIce || [])],
-                                       ...(this.e2ee ? { encodedInsertableStreams: true } : {}) });
+    const pc = new RTCPeerConnection({ iceServers: this.rtcIceServers(),
+                                       ...(this.meshFrames ? { encodedInsertableStreams: true }
+                                         : {}) });
     const link = new Link(remote, generation, pc, send, receive);
     this.openStateChannel(link);
     this.openBoothChannel(link);
@@ -1107,6 +1211,10 @@ export class CallSession extends EventTarget {
   // Media health: which kinds brought frames on each link since the last tick, then time.
   async tick() {
     if (this.ticking || this.stopped || this.pending > MAX_PENDING_INPUTS) return;
+    if (this.route === "sfu") {
+      await this.sfu.tick();
+      return;
+    }
     this.ticking = true;
     try {
       const links = [...this.peers.values()];
@@ -1351,6 +1459,11 @@ export class CallSession extends EventTarget {
   // A verified offer goes to the rules, which answer it or not (an old generation: a
   // replay).
   async on_offer(msg) {
+    if (this.route === "sfu") { // no links between endpoints on this route
+      console.warn(`summitline: an offer from ${String(msg.from).slice(0, 12)} on the SFU ` +
+                   "route; ignored");
+      return;
+    }
     if (this.refused("offer", msg.from)) return;
     if (!this.signed || !Number.isSafeInteger(msg.generation) ||
         !(await this.checkSigned("offer", msg))) return;
@@ -1419,6 +1532,7 @@ export class CallSession extends EventTarget {
   // silence is no stall.
   async on_media(msg) {
     const off = (Array.isArray(msg.off) ? msg.off : []).filter((k) => k === "audio" || k === "video");
+    this.offKinds.set(msg.from, [...new Set(off)]);
     this.feed({ type: "muted", now_ms: clock(), remote: msg.from, kinds: [...new Set(off)].sort() });
   }
 

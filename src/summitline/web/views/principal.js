@@ -223,6 +223,9 @@ export function elapsed(ms) {
 // one with `main` (the other principal) first and large (#sas), the others listed.
 export function showCodes(box, session, t, main) {
   const plan = session.signed?.plan;
+  // on the SFU route there are no links between endpoints, so no codes (the grid names
+  // the route instead)
+  box.hidden = session.route === "sfu";
   const [title, code, help, others] = box.children;
   const mainCode = main ? session.codes.get(main) : undefined;
   const label = (device) => {
@@ -347,8 +350,13 @@ async function inCall(root, identity, call) {
   const groupHelp = h("div", { class: "group-help", id: "group-help" });
   const pairsTitle = h("div", { class: "pairs-title", id: "pairs-title" });
   const pairs = h("ul", { class: "pairs", id: "pair-codes" });
+  // On the SFU route (docs/protocol.md 5.12) there are no links between the delegations,
+  // so no code per pair: the route is named instead, and the group code is the check.
+  const routeTitle = h("div", { class: "pairs-title", id: "route-title", hidden: true });
+  const routeNote = h("p", { class: "route-note", id: "route-note", hidden: true });
   const groupBox = h("aside", { class: "group", id: "group-box" },
-    h("div", { "aria-live": "polite" }, groupTitle, groupCodeEl, groupHelp), pairsTitle, pairs);
+    h("div", { "aria-live": "polite" }, groupTitle, groupCodeEl, groupHelp), pairsTitle, pairs,
+    routeTitle, routeNote);
   let tiles = null; // remote principal -> its tile, in a briefing
   const speaker = new ActiveSpeaker();
   let speaking = null;
@@ -475,6 +483,8 @@ async function inCall(root, identity, call) {
       tile.el.dataset.speaking = String(on);
       tile.speaking.hidden = !on;
       put(tile.speaking, t("pvg_speaking"));
+      // whether its media arrives: its link carries, or on the SFU route its feed decodes
+      tile.el.dataset.state = session.status.get(tile.device)?.state ?? "connecting";
     }
     // the group code: the host's principal reads it aloud, everyone else compares
     const hosting = mine.delegation === plan.host;
@@ -483,6 +493,15 @@ async function inCall(root, identity, call) {
     put(groupHelp, hosting ? t("pvg_group_read")
       : t("pvg_group_compare", { host: nameOfDelegation(plan.host) }));
     groupBox.dataset.hosting = String(hosting);
+    const viaSfu = session.route === "sfu";
+    groupBox.dataset.route = session.route ?? "";
+    pairsTitle.hidden = pairs.hidden = viaSfu;
+    routeTitle.hidden = routeNote.hidden = !viaSfu;
+    if (viaSfu) {
+      put(routeTitle, t("pvg_sfu_title"));
+      put(routeNote, t("pvg_sfu_note"));
+      return;
+    }
     put(pairsTitle, t("pvg_pairs_title"));
     // a code per pair: the principals by delegation, tile order; then anyone else linked
     const label = (device) => {
@@ -642,6 +661,7 @@ async function inCall(root, identity, call) {
   });
   session.addEventListener("phase", render);
   session.addEventListener("status", render);
+  session.addEventListener("route", render);
   // every second: the call timer, and "Reconnecting… N s"
   const countTimer = setInterval(render, COUNT_EVERY_MS);
   session.addEventListener("stream", (ev) => holdStream(stage, ev.detail.stream));
