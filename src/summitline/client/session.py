@@ -630,7 +630,7 @@ class CallSession:
             # It held our key: the others get a new one, which it never sees.
             self.crypt.rotate()
             for other in sorted(self._present):
-                await self._hand_frame_key(other)
+                await self._send(self.crypt.message(self.signed.plan, other))
 
     # -- frame keys (docs/protocol.md 5.10) ----------------------------------------------
     async def _hand_frame_key(self, device: str) -> None:

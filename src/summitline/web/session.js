@@ -277,9 +277,15 @@ export class CallSession extends EventTarget {
       ecdh: generateEcdh(), // a promise: {privateKey, publicRaw}
       own: randomFrameKey(0),
       peerEcdh: new Map(), // device -> b64u of its ECDH key for the call
+      handed: new Map(), // device -> the id of our key last wrapped to it
       present: new Set(),
     };
     const worker = this.e2ee.worker;
+    // the last of our keys the worker sealed a frame under (it says so at the first)
+    this.e2ee.sealed = null;
+    worker.addEventListener("message", ({ data }) => {
+      if (data.type === "sealed") this.e2ee.sealed = data.keyId;
+    });
     this.e2ee.ready = new Promise((resolve) => {
       const ready = ({ data }) => {
         if (data.type !== "ready") return;
@@ -943,9 +949,14 @@ export class CallSession extends EventTarget {
     this.e2ee.present.delete(msg.device);
     if (!this.hears(this.device, msg.device)) return;
     // It held our key: the others get a new one, which it never sees.
+    this.newFrameKey();
+    for (const other of this.e2ee.present) await this.sendFrameKey(other);
+  }
+
+  // A new media key: sealed with from now on (counter 0).
+  newFrameKey() {
     this.e2ee.own = randomFrameKey(this.e2ee.own.keyId + 1);
     this.e2ee.worker.postMessage({ type: "own", key: this.e2ee.own });
-    for (const other of this.e2ee.present) await this.handFrameKey(other);
   }
 
   // -- frame keys (docs/protocol.md 5.10) ---------------------------------------------
@@ -958,8 +969,26 @@ export class CallSession extends EventTarget {
   async handFrameKey(device) {
     if (!this.e2ee || !this.signed || device === this.device ||
         !participant(this.signed.plan, device)) return;
+    const peer = this.e2ee.peerEcdh.get(device) || null;
+    if (peer && this.hears(this.device, device) && this.e2ee.sealed === this.e2ee.own.keyId &&
+        this.e2ee.handed.get(device) !== this.e2ee.own.keyId) {
+      // It did not hold our key (it joins, or comes back): a new one for all first, so
+      // that whoever kept our frames of before cannot have it open them (protocol 5.10).
+      this.newFrameKey();
+      this.e2ee.handed.set(device, this.e2ee.own.keyId);
+      for (const other of this.e2ee.present) {
+        if (other !== device) await this.sendFrameKey(other);
+      }
+    }
+    await this.sendFrameKey(device);
+  }
+
+  // Our `frame-key` for `device`: our ECDH key, and our media key if it hears us and we
+  // know its ECDH key.
+  async sendFrameKey(device) {
     const ecdh = await this.e2ee.ecdh, peer = this.e2ee.peerEcdh.get(device) || null;
     const key = peer && this.hears(this.device, device) ? this.e2ee.own : null;
+    if (key) this.e2ee.handed.set(device, key.keyId);
     const wrapped = key ? b64u(await wrapKey(ecdh.privateKey, unb64u(peer), key,
       { call: this.call, sender: this.device, receiver: device })) : null;
     const body = { ecdh: b64u(ecdh.publicRaw), for: key ? peer : null,
@@ -985,6 +1014,7 @@ export class CallSession extends EventTarget {
     const ecdh = await this.e2ee.ecdh;
     const isNew = this.e2ee.peerEcdh.get(msg.from) !== msg.ecdh;
     this.e2ee.peerEcdh.set(msg.from, msg.ecdh);
+    if (isNew) this.e2ee.handed.delete(msg.from); // a new session of it: it holds nothing
     if (msg.wrapped !== null && msg.for === b64u(ecdh.publicRaw)) {
       try {
         const key = await unwrapKey(ecdh.privateKey, unb64u(msg.ecdh), msg.key_id,
