@@ -166,6 +166,46 @@ async def test_the_browser_hands_a_new_key_when_a_device_that_heard_it_leaves(
             await s.leave()
 
 
+async def test_the_browser_hands_a_newcomer_a_new_key_not_the_one_it_sealed_under(
+        browser: Browser, server: str, ws_url: str, http: httpx.AsyncClient) -> None:
+    """An interpreter joins once the browser principal has sealed frames: the browser
+    makes a new key first and hands that, so the newcomer holds no key that opens what
+    was sent before it came (protocol 5.10, attacker finding F5)."""
+    us, ru, link = await linked_operators(http)
+    web = await enrol_browser(browser, server, us, "President of the United States")
+    py_key, interpreter_key = PrivateKey.generate(), PrivateKey.generate()
+    plan = await cosigned_plan(us, ru, link, [
+        principal(us, web.key, "President of the United States", "en"),
+        principal(ru, py_key, "President of the Russian Federation", "ru"),
+        participant(interpreter_key, ru.key, Role.INTERPRETER, "RU interpreter", "ru")])
+    await us.control(plan.call, "start")
+    py = CallSession(ws_url, plan.call, Identity(py_key, dict(ru.pinned)), ice=loopback(),
+                     frame_encryption=True)
+    interpreter = CallSession(ws_url, plan.call, Identity(interpreter_key, dict(ru.pinned)),
+                              ice=loopback(), frame_encryption=True,
+                              source=MediaSource.interpreter())
+    tasks = [asyncio.create_task(py.run())]
+    try:
+        await asyncio.wait_for(py.joined.wait(), WAIT_S)
+        await web.page.goto(f"{server}/?frames=e2ee#/principal/{web.device}")
+        await web.page.locator(f'button[data-call="{plan.call}"]').click()
+        await until([py], lambda s: s.frames_from(web.device, MediaKind.VIDEO) > 10)
+        key_id = "() => window.summitlineSession.e2ee.own.keyId"
+        before = await web.page.evaluate(key_id)
+        tasks.append(asyncio.create_task(interpreter.run()))
+        await until([interpreter], lambda s: s.frames_from(web.device, MediaKind.AUDIO) > 10)
+        after = await web.page.evaluate(key_id)
+        assert after > before
+        assert interpreter.crypt is not None and py.crypt is not None
+        assert before not in interpreter.crypt.openers[web.device].keys
+        assert after in py.crypt.openers[web.device].keys  # the principal goes on with it
+    finally:
+        for t in tasks:
+            t.cancel()
+        for s in (py, interpreter):
+            await s.leave()
+
+
 async def test_the_browser_keeps_the_same_replay_window_as_python(browser: Browser,
                                                                    server: str) -> None:
     """The same counters, in the same order (repeats, frames out of order, a jump far
