@@ -273,7 +273,8 @@ async def test_three_browsers_and_two_python_principals_brief_through_janus(
         await asyncio.wait_for(python(f"wait {python_before + 10} {fr.device}"),
                                MEDIA_WAIT_MS / 1000)
         rejoin_s = time.monotonic() - left
-        keys = [await d.page.evaluate("window.summitlineSession.e2ee.own.keyId") for d in (us, de)]
+        keys = [k for d in (us, de) for k in await d.page.evaluate(
+            "Object.values(window.summitlineSession.e2ee.own).map((k) => k.keyId)")]
         assert all(k >= 1 for k in keys), keys  # rotated when France left
         print(f"sfu briefing: set up in {setup_s:.1f} s, rejoined in {rejoin_s:.1f} s, "
               f"test {time.monotonic() - began:.1f} s")
@@ -588,23 +589,26 @@ async def test_a_tap_on_janus_gets_nothing_of_a_chromium_principal_in_the_clear(
                             f"({len(from_key(tap.video))} from a key frame); Python decoded "
                             + str([{k: s.frames_from(page.device, k) for k in MediaKind}
                                    for s in sessions]))
-        own = await page.page.evaluate("""() => { const k = window.summitlineSession.e2ee.own;
-            return [k.keyId, Array.from(k.key), Array.from(k.salt)]; }""")
-        key = FrameKey(own[0], bytes(own[1]), bytes(own[2]))
+        own = await page.page.evaluate("""() => Object.fromEntries(
+            Object.entries(window.summitlineSession.e2ee.own).map(([kind, k]) =>
+              [kind, [k.keyId, Array.from(k.key), Array.from(k.salt)]]))""")
+        keys = {kind: FrameKey(k[0], bytes(k[1]), bytes(k[2])) for kind, k in own.items()}
         video, audio = from_key(tap.video), list(tap.audio)
         assert len(video) >= 30 and len(audio) >= 100
-        # every frame Janus forwards is sealed under the page's key: AES-GCM authenticates it
-        # (the clear header aside, ciphertext), and it is 30 bytes longer than the frame
-        for frames in (video, audio):
-            plain = opened_with(key, frames)
+        # every frame Janus forwards is sealed under the page's key of its kind: AES-GCM
+        # authenticates it (the clear header aside, ciphertext), and it is 30 bytes longer
+        # than the frame
+        for kind, frames in (("video", video), ("audio", audio)):
+            plain = opened_with(keys[kind], frames)
             assert len(plain) == len(frames)
             assert all(len(s) == len(p) + 30 for s, p in zip(frames, plain, strict=True))
-        # and only under it: another key of the same id opens none
-        other = FrameKey(key.key_id, bytes(16), bytes(12))
-        assert opened_with(other, video) == [] and opened_with(other, audio) == []
+            # and only under it: another key of the same id, or the other kind's, opens none
+            other = FrameKey(keys[kind].key_id, bytes(16), bytes(12))
+            assert opened_with(other, frames) == []
+            assert opened_with(keys["audio" if kind == "video" else "video"], frames) == []
         # what Janus holds does not decode to the page's picture; opened, it does
         assert green_pictures(video) == 0
-        assert green_pictures(opened_with(key, video)) >= len(video) - 2
+        assert green_pictures(opened_with(keys["video"], video)) >= len(video) - 2
         assert all(s.alarms == [] for s in sessions)
         assert errors == []
     finally:

@@ -19,6 +19,7 @@ from summitline.client.operator import participant
 from summitline.client.session import CallSession, Identity
 from summitline.core.roles import MediaKind, Role
 from summitline.crypto import frames
+from summitline.crypto.framekeys import KINDS
 from summitline.crypto.keys import PrivateKey
 from tests.browser.people import (
     cosigned_plan,
@@ -55,20 +56,29 @@ CHECK = """async (v) => {
   const fk = v.frame_key, m = fk.message;
   const ecdh = async (jwk) => crypto.subtle.importKey("jwk", jwk,
     { name: "ECDH", namedCurve: "P-256" }, false, ["deriveBits"]);
-  const who = { call: fk.call, sender: fk.sender, receiver: fk.receiver };
-  const key = await f.unwrapKey(await ecdh(fk.receiver_ecdh), c.unb64u(m.ecdh), m.key_id,
-                                c.unb64u(m.wrapped), who);
-  out.unwrapped = [key.keyId, hex(key.key), hex(key.salt)];
+  const who = (kind) => ({ call: fk.call, sender: fk.sender, receiver: fk.receiver, kind });
   const raw = c.unb64u(m.for);
-  out.wrapped = c.b64u(await f.wrapKey(await ecdh(fk.sender_ecdh), raw,
-    { keyId: fk.key_id, key: bytes(fk.key), salt: bytes(fk.salt) }, who, bytes(fk.nonce)));
+  out.unwrapped = {}; out.wrapped = {}; out.otherReceiver = {}; out.otherKind = {};
+  for (const { kind, key_id: keyId, wrapped } of m.keys) {
+    const key = await f.unwrapKey(await ecdh(fk.receiver_ecdh), c.unb64u(m.ecdh), keyId,
+                                  c.unb64u(wrapped), who(kind));
+    out.unwrapped[kind] = [key.keyId, hex(key.key), hex(key.salt)];
+    const x = fk.keys[kind];
+    out.wrapped[kind] = c.b64u(await f.wrapKey(await ecdh(fk.sender_ecdh), raw,
+      { keyId: x.key_id, key: bytes(x.key), salt: bytes(x.salt) }, who(kind), bytes(x.nonce)));
+    out.otherReceiver[kind] = await f.unwrapKey(await ecdh(fk.sender_ecdh), c.unb64u(m.ecdh),
+      keyId, c.unb64u(wrapped), who(kind)).then(() => "opened", () => "refused");
+    const other = kind === "audio" ? "video" : "audio";
+    out.otherKind[kind] = await f.unwrapKey(await ecdh(fk.receiver_ecdh), c.unb64u(m.ecdh),
+      keyId, c.unb64u(wrapped), who(other)).then(() => "opened", () => "refused");
+  }
   const st = (msg) => c.statements.frameKey({ call: fk.call, planHash: fk.plan_hash,
     sender: fk.sender, receiver: fk.receiver, ecdh: msg.ecdh, forEcdh: msg.for,
-    keyId: msg.key_id, wrapped: msg.wrapped });
+    keys: msg.keys });
   out.signed = await c.verify(fk.sender_key, st(m), m.signature);
-  out.forged = await c.verify(fk.sender_key, st({ ...m, key_id: m.key_id + 1 }), m.signature);
-  out.otherReceiver = await f.unwrapKey(await ecdh(fk.sender_ecdh), c.unb64u(m.ecdh),
-    m.key_id, c.unb64u(m.wrapped), who).then(() => "opened", () => "refused");
+  out.forged = await c.verify(fk.sender_key, st({ ...m, keys: [m.keys[0]] }), m.signature) ||
+    await c.verify(fk.sender_key, st({ ...m, keys: [{ ...m.keys[0], kind: "video" }] }),
+                   m.signature);
   return out;
 }"""
 
@@ -81,10 +91,12 @@ async def test_the_frame_vectors_hold_in_the_browser(browser: Browser, server: s
     assert out["opened"] == [v["frame"] for v in VECTORS["frames"]]
     assert out["tampered"] == ["refused"] * len(VECTORS["tampered"])
     fk = VECTORS["frame_key"]
-    assert out["unwrapped"] == [fk["key_id"], fk["key"], fk["salt"]]
-    assert out["wrapped"] == fk["message"]["wrapped"]
+    assert out["unwrapped"] == {kind: [k["key_id"], k["key"], k["salt"]]
+                                for kind, k in fk["keys"].items()}
+    assert out["wrapped"] == {e["kind"]: e["wrapped"] for e in fk["message"]["keys"]}
+    assert set(out["wrapped"]) == {"audio", "video"}
     assert out["signed"] is True and out["forged"] is False
-    assert out["otherReceiver"] == "refused"
+    assert out["otherReceiver"] == out["otherKind"] == {"audio": "refused", "video": "refused"}
     await page.context.close()
 
 
@@ -115,7 +127,8 @@ async def test_a_browser_and_a_python_principal_exchange_encrypted_frames(
                     and s.frames(MediaKind.AUDIO) > 10)
         counts = await web.page.evaluate("() => window.summitlineSession.frameCounts()")
         assert counts["sealed"] > 20 and counts["opened"] > 20
-        assert py.crypt is not None and set(py.crypt.openers[web.device].keys) == {0}
+        assert py.crypt is not None
+        assert all(set(py.crypt.openers[web.device, k].keys) == {0} for k in KINDS)
         alarms = await web.page.evaluate("() => window.summitlineSession.alarms")
         assert alarms == [] and py.alarms == []
         await end_with_python(ru, plan.call, task, py)
@@ -150,15 +163,18 @@ async def test_the_browser_hands_a_new_key_when_a_device_that_heard_it_leaves(
         await until([py], lambda s: s.frames_from(web.device, MediaKind.VIDEO) > 10)
         await until([interpreter], lambda s: s.frames_from(web.device, MediaKind.AUDIO) > 10)
         assert py.crypt is not None and interpreter.crypt is not None
-        assert set(interpreter.crypt.openers[web.device].keys) == {0}
+        # the interpreter hears the browser and may not see it: its audio key only
+        assert set(interpreter.crypt.openers[web.device, "audio"].keys) == {0}
+        assert (web.device, "video") not in interpreter.crypt.openers
         await interpreter.leave()
         await until([py], lambda s: s.crypt is not None
-                    and 1 in s.crypt.openers[web.device].keys)
+                    and all(1 in s.crypt.openers[web.device, k].keys for k in KINDS))
         before = py.frames_from(web.device, MediaKind.VIDEO)
         await until([py], lambda s: s.frames_from(web.device, MediaKind.VIDEO) > before + 20)
         # the interpreter that left holds key 0 of the browser and nothing newer
-        assert set(interpreter.crypt.openers[web.device].keys) == {0}
-        assert await web.page.evaluate("() => window.summitlineSession.e2ee.own.keyId") == 1
+        assert set(interpreter.crypt.openers[web.device, "audio"].keys) == {0}
+        assert await web.page.evaluate(
+            "() => Object.values(window.summitlineSession.e2ee.own).map((k) => k.keyId)") == [1, 1]
     finally:
         for t in tasks:
             t.cancel()
@@ -190,15 +206,17 @@ async def test_the_browser_hands_a_newcomer_a_new_key_not_the_one_it_sealed_unde
         await web.page.goto(f"{server}/?frames=e2ee#/principal/{web.device}")
         await web.page.locator(f'button[data-call="{plan.call}"]').click()
         await until([py], lambda s: s.frames_from(web.device, MediaKind.VIDEO) > 10)
-        key_id = "() => window.summitlineSession.e2ee.own.keyId"
+        key_id = "() => window.summitlineSession.e2ee.own.audio.keyId"
         before = await web.page.evaluate(key_id)
         tasks.append(asyncio.create_task(interpreter.run()))
         await until([interpreter], lambda s: s.frames_from(web.device, MediaKind.AUDIO) > 10)
         after = await web.page.evaluate(key_id)
         assert after > before
         assert interpreter.crypt is not None and py.crypt is not None
-        assert before not in interpreter.crypt.openers[web.device].keys
-        assert after in py.crypt.openers[web.device].keys  # the principal goes on with it
+        assert before not in interpreter.crypt.openers[web.device, "audio"].keys
+        assert (web.device, "video") not in interpreter.crypt.openers  # F1: hears, not sees
+        # the principal goes on with it
+        assert after in py.crypt.openers[web.device, "audio"].keys
     finally:
         for t in tasks:
             t.cancel()

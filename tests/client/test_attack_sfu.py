@@ -31,6 +31,7 @@ from summitline.client.ice import loopback
 from summitline.client.media import MediaSource
 from summitline.client.session import CallSession, PlanRejected
 from summitline.core.roles import MediaKind, Role
+from summitline.crypto.framekeys import KINDS
 from summitline.crypto.frames import FrameError, FrameKey, FrameOpener, FrameSealer, key_id_of
 from summitline.crypto.keys import PrivateKey
 from summitline.server.janusapi import JanusApi, JanusSession
@@ -112,12 +113,10 @@ async def video_of(t: Through, call: str, sender: str, intruder: Intruder) -> Ja
 
 
 # -- F1 -------------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="open defect F1 (docs/security.md 4): one media key "
-                   "per sender for all kinds; the SFU's kind filter is the only barrier")
 async def test_f1_an_interpreter_holds_no_key_that_opens_video_the_plan_denies_it(
         through: Through) -> None:
-    """F1 (medium): ONE media key per sender serves audio AND video (5.9 "One key serves
-    all the kinds the device sends"). An interpreter of a plan without
+    """F1 (medium, fixed): ONE media key per sender served audio AND video (5.9 "One key
+    serves all the kinds the device sends", before the fix). An interpreter of a plan without
     ``interpreter_video`` is handed each principal's key, because it hears their audio;
     that key opens the principal's VIDEO too. The server's kind filter (an interpreter's
     feeds carry audio only) is then the only barrier: whoever runs or takes over Janus
@@ -126,7 +125,8 @@ async def test_f1_an_interpreter_holds_no_key_that_opens_video_the_plan_denies_i
     Claim broken: "a receiver gets only the kinds of media the plan permits".
     Fix: a key per (sender, kind), or at least a separate video key wrapped only to the
     devices the plan lets see the sender's video (policy.media per kind in
-    FrameCrypt.message / web frames), and a key id space per kind."""
+    FrameCrypt.message / web frames), and a key id space per kind. As fixed: a sender has
+    an audio and a video key, and the interpreter is handed the audio key only."""
     b, principals, (interp,), tasks = await briefing_with(through, 2, [interpreter()])
     intruder = Intruder()
     api: JanusApi | None = None
@@ -139,17 +139,19 @@ async def test_f1_an_interpreter_holds_no_key_that_opens_video_the_plan_denies_i
         assert {f.kinds for f in room.feeds.values() if f.receiver == interp.device} == \
             {frozenset({MediaKind.AUDIO})}
         assert interp.frames_from(host.device, MediaKind.VIDEO) == 0
-        # the interpreter was handed the host principal's media key (for its audio)
-        assert interp.crypt is not None and host.device in interp.crypt.openers
+        # the interpreter was handed the host principal's audio key, not its video key
+        assert interp.crypt is not None and (host.device, "audio") in interp.crypt.openers
+        assert (host.device, "video") not in interp.crypt.openers
         # a compromised Janus hands the interpreter the principal's video
         api = await video_of(through, b.call, host.device, intruder)
         video = from_key(intruder.frames["video"])
         opens = []
         for data in video:
-            try:
-                opens.append(interp.crypt.open(host.device, data))
-            except FrameError:
-                pass
+            for kind in ("video", "audio"):  # on a video track, or passed off as audio
+                try:
+                    opens.append(interp.crypt.open(host.device, kind, data))
+                except FrameError:
+                    pass
         # SECURE: no key the interpreter holds opens the principal's video
         assert pictures(opens)[0] == 0 and opens == [], (
             f"the interpreter opened {len(opens)} of {len(video)} video frames of the "
@@ -193,12 +195,13 @@ async def test_f2_a_receiver_cannot_forge_frames_under_another_sender_s_key(
             await collect(tap, sessions, devices, victim.device)
         assert host.crypt is not None and third.crypt is not None
         # the host's principal holds the victim's key, as every receiver of it does
-        key: FrameKey = host.crypt.openers[victim.device].keys[key_id_of(tap.audio[-1])]
-        words = host.crypt.open(victim.device, tap.audio[0])  # any audio, re-timed
+        key: FrameKey = host.crypt.openers[victim.device, "audio"].keys[
+            key_id_of(tap.audio[-1])]
+        words = host.crypt.open(victim.device, "audio", tap.audio[0])  # any audio, re-timed
         forged = FrameSealer(key, counter=2**40).seal("opus", words)
         # SECURE: the third delegation does not take it as the victim's
         with pytest.raises(FrameError):
-            third.crypt.open(victim.device, forged)
+            third.crypt.open(victim.device, "audio", forged)
     finally:
         await leave_all(sessions, tasks)
 
@@ -231,7 +234,7 @@ async def test_f3_a_frame_replayed_by_janus_does_not_open_twice(through: Through
         replayed = 0
         for data in tap.audio[:-5]:
             try:
-                receiver.crypt.open(sender.device, data)
+                receiver.crypt.open(sender.device, "audio", data)
                 replayed += 1
             except FrameError:
                 pass
@@ -434,11 +437,13 @@ async def test_a_device_that_left_opens_nothing_of_a_replayed_old_key(
         await everyone_hears_everyone(sessions, devices)
         first, second, leaver = sessions
         old: list[dict[str, Any]] = [m for m in second.inbox if m["type"] == "frame-key"
-                                     and m["from"] == first.device and m["wrapped"]]
+                                     and m["from"] == first.device and m["keys"]]
         assert old
         await leaver.leave()
-        await until([first, second], lambda s: s.crypt is not None and s.crypt.key_id == 1)
-        await until([second], lambda s: 1 in s.crypt.openers[first.device].keys)  # type: ignore[union-attr]
+        await until([first, second], lambda s: s.crypt is not None
+                    and all(s.crypt.key_id(k) == 1 for k in KINDS))
+        await until([second], lambda s: all(1 in s.crypt.openers[first.device, k].keys  # type: ignore[union-attr]
+                                            for k in KINDS))
         # the hostile server replays first's old frame-key to second
         room = through.sfu.rooms[b.call]
         assert room.owner is not None
@@ -446,30 +451,33 @@ async def test_a_device_that_left_opens_nothing_of_a_replayed_old_key(
             room.owner.endpoints[second.device].send(msg)
         async with tapped(through, b.call, first.device) as tap:
             await collect(tap, [first, second], devices[:2], first.device)
-        frames = from_key(tap.video) + tap.audio
-        assert {key_id_of(f) for f in frames} == {1}
+        frames = {"video": from_key(tap.video), "audio": tap.audio}
+        assert {key_id_of(f) for k in KINDS for f in frames[k]} == {1}
         assert leaver.crypt is not None
         assert not opened_by(leaver, first.device, frames)
         assert second.crypt is not None
-        assert len(opened_by(second, first.device, frames)) == len(frames)
-        assert pictures(opened(from_key(tap.video), first))[0] > 0
+        assert len(opened_by(second, first.device, frames)) == \
+            len(frames["video"]) + len(frames["audio"])
+        assert pictures(opened(from_key(tap.video), first, "video"))[0] > 0
     finally:
         await leave_all(sessions, tasks)
 
 
-def opened_by(s: CallSession, sender: str, frames: list[bytes]) -> list[bytes]:
-    """The frames ``s``'s keys of ``sender`` open, in an opener of their own (``s``'s
-    own has opened the frames it decoded, and refuses them again as replays)."""
+def opened_by(s: CallSession, sender: str, frames: dict[str, list[bytes]]) -> list[bytes]:
+    """The frames (per kind) ``s``'s keys of ``sender`` of that kind open, in an opener of
+    their own (``s``'s own has opened the frames it decoded, and refuses them again as
+    replays)."""
     assert s.crypt is not None
-    opener = FrameOpener()
-    for key in getattr(s.crypt.openers.get(sender), "keys", {}).values():
-        opener.add(key)
     out = []
-    for data in frames:
-        try:
-            out.append(opener.open(data))
-        except FrameError:
-            pass
+    for kind, kind_frames in frames.items():
+        opener = FrameOpener()
+        for key in getattr(s.crypt.openers.get((sender, kind)), "keys", {}).values():
+            opener.add(key)
+        for data in kind_frames:
+            try:
+                out.append(opener.open(data))
+            except FrameError:
+                pass
     return out
 
 
@@ -627,12 +635,13 @@ async def test_f5_a_device_that_comes_back_cannot_open_what_was_sent_while_it_wa
         await everyone_hears_everyone(sessions, devices)
         first, second, leaver = sessions
         await leaver.leave()
-        await until([first, second], lambda s: s.crypt is not None and s.crypt.key_id == 1)
+        await until([first, second], lambda s: s.crypt is not None
+                    and all(s.crypt.key_id(k) == 1 for k in KINDS))
         # while it is away, Janus's operator keeps what the first principal sends
         async with tapped(through, b.call, first.device) as tap:
             await collect(tap, [first, second], devices[:2], first.device)
-        away = from_key(tap.video) + tap.audio
-        assert {key_id_of(f) for f in away} == {1}
+        away = {"video": from_key(tap.video), "audio": tap.audio}
+        assert {key_id_of(f) for k in KINDS for f in away[k]} == {1}
         # it comes back (the same device, a new session)
         back = CallSession(through.ws, b.call, b.sides[2].identity(), ice=viewer_ice())
         tasks.append(asyncio.create_task(back.run()))
@@ -641,7 +650,8 @@ async def test_f5_a_device_that_comes_back_cannot_open_what_was_sent_while_it_wa
             first.device, MediaKind.VIDEO) > FRAMES), WAIT_S)
         # SECURE: nothing sealed while it was away opens with what it holds now
         got = opened_by(back, first.device, away)
-        assert got == [], (f"the device that came back opened {len(got)} of {len(away)} "
+        assert got == [], (f"the device that came back opened {len(got)} of "
+                           f"{len(away['video']) + len(away['audio'])} "
                            f"frames sent while it was away; {pictures(got)[0]} pictures")
     finally:
         await leave_all(sessions + ([back] if back else []), tasks)
@@ -710,20 +720,21 @@ async def test_a_forged_frame_key_for_another_sender_is_refused(through: Through
         host, guest = principals
         await everyone_hears_everyone(principals, [p.device for p in principals])
         assert guest.crypt is not None
-        keys_before = dict(guest.crypt.openers[host.device].keys)
+        keys_before = {k: dict(guest.crypt.openers[host.device, k].keys) for k in KINDS}
         alarms = len(guest.alarms)
         forged_key = FrameKey.generate(7)
         msg = framekeys.message(ikey, EcdhKey(), call=b.call, plan_hash=b.plan.hash,
                                 receiver=guest.device, peer_ecdh=guest.crypt.ecdh.public,
-                                key=forged_key)
+                                keys={"audio": forged_key})
         relayed = {k: v for k, v in msg.items() if k != "to"} | {"from": host.device}
         room = through.sfu.rooms[b.call]
         assert room.owner is not None
         room.owner.endpoints[guest.device].send(relayed)
         await asyncio.wait_for(guest.wait_for(lambda: len(guest.alarms) > alarms), WAIT_S)
-        assert guest.crypt.openers[host.device].keys == keys_before
+        assert {k: guest.crypt.openers[host.device, k].keys for k in KINDS} == keys_before
         with pytest.raises(FrameError):
-            guest.crypt.open(host.device, FrameSealer(forged_key).seal("opus", b"\xfcforged"))
+            guest.crypt.open(host.device, "audio",
+                             FrameSealer(forged_key).seal("opus", b"\xfcforged"))
         before = guest.frames_from(host.device, MediaKind.VIDEO)
         await asyncio.wait_for(guest.wait_for(lambda: guest.frames_from(
             host.device, MediaKind.VIDEO) > before + FRAMES), WAIT_S)

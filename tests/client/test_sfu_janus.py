@@ -29,6 +29,7 @@ from summitline.client.media import DEFAULT_HEIGHT, DEFAULT_WIDTH, TONE_HZ, Medi
 from summitline.client.session import CallSession, Identity
 from summitline.client.sfu import RETRY_FIRST_S, RETRY_MAX_S, retry_delay
 from summitline.core.roles import MediaKind, Role
+from summitline.crypto.framekeys import KINDS
 from summitline.crypto.frames import FrameError, FrameOpener, key_id_of
 from summitline.crypto.keys import PrivateKey
 from summitline.server.app import Settings
@@ -183,11 +184,12 @@ def from_key(frames: list[bytes]) -> list[bytes]:
     return frames[keys[0]:] if keys else []
 
 
-def opened(frames: list[bytes], sender: CallSession) -> list[bytes]:
-    """The frames that open under ``sender``'s current media key (the tap's control)."""
+def opened(frames: list[bytes], sender: CallSession, kind: str) -> list[bytes]:
+    """The frames that open under ``sender``'s current media key of ``kind`` (the tap's
+    control)."""
     assert sender.crypt is not None
     opener = FrameOpener()
-    opener.add(sender.crypt.sealer.key)
+    opener.add(sender.crypt.sealers[kind].key)
     out = []
     for data in frames:
         with contextlib.suppress(FrameError):
@@ -296,9 +298,9 @@ async def test_a_tap_on_janus_gets_frames_that_do_not_decode(through: Through) -
         assert pictures(video)[0] == 0
         assert tones(audio)[0] == 0
         # the control: the same frames, opened with the sender's key, are its media
-        assert len(opened(video, sender)) == len(video)
-        assert pictures(opened(video, sender))[0] >= len(video) - 2
-        assert tones(opened(audio, sender))[0] >= len(audio) - 5
+        assert len(opened(video, sender, "video")) == len(video)
+        assert pictures(opened(video, sender, "video"))[0] >= len(video) - 2
+        assert tones(opened(audio, sender, "audio"))[0] >= len(audio) - 5
         assert all(s.alarms == [] for s in sessions)
     finally:
         await leave_all(sessions, tasks)
@@ -319,7 +321,7 @@ class Intruder:
     def _on_track(self, track: MediaStreamTrack) -> None:
         kept = self.frames[track.kind]
 
-        def keep(data: bytes) -> bytes:
+        def keep(_kind: str, data: bytes) -> bytes:
             kept.append(data)
             self.changed.set()
             raise FrameError("no key")
@@ -373,7 +375,7 @@ async def test_a_device_outside_the_plan_in_the_janus_room_decodes_nothing(
         assert pictures(video)[0] == 0
         assert tones(audio)[0] == 0
         # (they are the sender's media: its key opens them)
-        assert pictures(opened(video, sender))[0] >= len(video) - 2
+        assert pictures(opened(video, sender, "video"))[0] >= len(video) - 2
         # the receivers of the plan decode on; none was told of the intruder
         assert all(s.alarms == [] for s in sessions)
     finally:
@@ -396,30 +398,33 @@ async def test_senders_through_janus_seal_under_a_new_key_after_a_device_leaves(
         devices = [side.principal.fingerprint for side in b.sides]
         await everyone_hears_everyone(sessions, devices)
         first, second, leaver = sessions
-        assert all(s.crypt is not None and s.crypt.key_id == 0 for s in sessions)
+        assert all(s.crypt is not None and s.crypt.key_id(k) == 0 for s in sessions
+                   for k in KINDS)
         await leaver.leave()
-        await until([first, second], lambda s: s.crypt is not None and s.crypt.key_id == 1
-                    and all(1 in t.crypt.openers[s.device].keys  # type: ignore[union-attr]
-                            for t in (first, second) if t is not s))
+        await until([first, second], lambda s: s.crypt is not None
+                    and all(s.crypt.key_id(k) == 1 for k in KINDS)
+                    and all(1 in t.crypt.openers[s.device, k].keys  # type: ignore[union-attr]
+                            for t in (first, second) if t is not s for k in KINDS))
         room = through.sfu.rooms[b.call]
         assert leaver.device not in room.publishers
         assert all(leaver.device not in (f.sender, f.receiver) for f in room.feeds.values())
         async with tapped(through, b.call, first.device) as tap:
             await collect(tap, [first, second], devices[:2], first.device)
-        frames = from_key(tap.video) + tap.audio
-        assert {key_id_of(f) for f in frames} == {1}
-        assert leaver.crypt is not None and set(leaver.crypt.openers[first.device].keys) == {0}
-        for data in frames:
-            with pytest.raises(FrameError):
-                leaver.crypt.open(first.device, data)
+        frames = {"video": from_key(tap.video), "audio": tap.audio}
+        assert {key_id_of(f) for k in KINDS for f in frames[k]} == {1}
+        assert leaver.crypt is not None
         assert second.crypt is not None
-        # second's keys open them all (in an opener of their own: second's has opened
-        # these frames already, and would refuse them as replays)
-        keys = second.crypt.openers[first.device]
-        fresh = FrameOpener()
-        for key in keys.keys.values():
-            fresh.add(key)
-        assert all(fresh.open(data) for data in frames)
+        for kind in KINDS:
+            assert set(leaver.crypt.openers[first.device, kind].keys) == {0}
+            for data in frames[kind]:
+                with pytest.raises(FrameError):
+                    leaver.crypt.open(first.device, kind, data)
+            # second's keys open them all (in an opener of their own: second's has opened
+            # these frames already, and would refuse them as replays)
+            fresh = FrameOpener()
+            for key in second.crypt.openers[first.device, kind].keys.values():
+                fresh.add(key)
+            assert all(fresh.open(data) for data in frames[kind])
         assert first.alarms == second.alarms == []
     finally:
         await leave_all(sessions, tasks)
@@ -697,7 +702,7 @@ async def test_a_server_that_announces_the_mesh_then_the_sfu_gets_no_clear_frame
             await asyncio.wait_for(tap.enough(), WAIT_S)
         video, audio = from_key(tap.video), list(tap.audio)
         assert pictures(video)[0] == 0 and tones(audio)[0] == 0
-        assert pictures(opened(video, sender))[0] >= len(video) - 2
+        assert pictures(opened(video, sender, "video"))[0] >= len(video) - 2
         # and the receiver decodes the sender's feed
         await until(sessions[1:], lambda s: s.sfu is not None
                     and s.sfu.frames_from(sender.device, MediaKind.VIDEO) > FRAMES)

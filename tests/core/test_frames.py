@@ -121,12 +121,17 @@ def test_the_known_frame_key_message_opens_for_its_receiver_only() -> None:
     v = VECTORS["frame_key"]
     sender, receiver = vector_ecdh(v["sender_ecdh"]), vector_ecdh(v["receiver_ecdh"])
     msg = v["message"]
-    assert msg["wrapped"] == b64u(framekeys.wrap(
-        sender, receiver.public, key_of(v), call=v["call"], sender=v["sender"],
-        receiver=v["receiver"], nonce=bytes.fromhex(v["nonce"])))
+    keys = {kind: key_of(k) for kind, k in v["keys"].items()}
+    assert [e["kind"] for e in msg["keys"]] == ["audio", "video"]
+    for entry in msg["keys"]:
+        kind = entry["kind"]
+        assert entry["key_id"] == keys[kind].key_id
+        assert entry["wrapped"] == b64u(framekeys.wrap(
+            sender, receiver.public, kind, keys[kind], call=v["call"], sender=v["sender"],
+            receiver=v["receiver"], nonce=bytes.fromhex(v["keys"][kind]["nonce"])))
     got = framekeys.receive(msg, PublicKey.from_b64u(v["sender_key"]), receiver,
                             call=v["call"], plan_hash=v["plan_hash"], me=v["receiver"])
-    assert got.key == key_of(v) and got.ecdh == sender.public
+    assert got.keys == keys and got.ecdh == sender.public
     # someone else, holding the message: its signature is not for it
     with pytest.raises(SignatureError):
         framekeys.receive(msg, PublicKey.from_b64u(v["sender_key"]), EcdhKey(),
@@ -136,6 +141,22 @@ def test_the_known_frame_key_message_opens_for_its_receiver_only() -> None:
         framekeys.receive({**msg, "ecdh": b64u(EcdhKey().public)},
                           PublicKey.from_b64u(v["sender_key"]), receiver,
                           call=v["call"], plan_hash=v["plan_hash"], me=v["receiver"])
+    # nor relabelling the audio key as video, or dropping one: signed as a whole
+    audio, video = msg["keys"]
+    for keys_sent in ([{**audio, "kind": "video"}], [video], [video, audio]):
+        with pytest.raises(SignatureError):
+            framekeys.receive({**msg, "keys": keys_sent},
+                              PublicKey.from_b64u(v["sender_key"]), receiver,
+                              call=v["call"], plan_hash=v["plan_hash"], me=v["receiver"])
+
+
+def test_a_wrapped_key_opens_only_as_the_kind_it_was_wrapped_for() -> None:
+    a, b, key = EcdhKey(), EcdhKey(), frames.FrameKey.generate(4)
+    who = {"call": "c", "sender": "aa" * 32, "receiver": "bb" * 32}
+    blob = framekeys.wrap(a, b.public, "audio", key, **who)
+    assert framekeys.unwrap(b, a.public, "audio", 4, blob, **who) == key
+    with pytest.raises(SignatureError):
+        framekeys.unwrap(b, a.public, "video", 4, blob, **who)
 
 
 def test_a_key_not_signed_by_the_plan_device_is_refused() -> None:
@@ -143,13 +164,15 @@ def test_a_key_not_signed_by_the_plan_device_is_refused() -> None:
                                     EcdhKey(), EcdhKey())
     me = "ef" * 32
     forged = framekeys.message(stranger, ecdh, call="c", plan_hash="00" * 32, receiver=me,
-                               peer_ecdh=mine.public, key=frames.FrameKey.generate(1))
+                               peer_ecdh=mine.public,
+                               keys={"audio": frames.FrameKey.generate(1)})
     with pytest.raises(SignatureError):
         framekeys.receive(forged, device.public, mine, call="c", plan_hash="00" * 32, me=me)
     good = framekeys.message(device, ecdh, call="c", plan_hash="00" * 32, receiver=me,
-                             peer_ecdh=mine.public, key=frames.FrameKey.generate(1, 32))
-    assert framekeys.receive(good, device.public, mine, call="c", plan_hash="00" * 32,
-                             me=me).key is not None
+                             peer_ecdh=mine.public,
+                             keys={"video": frames.FrameKey.generate(1, 32)})
+    assert set(framekeys.receive(good, device.public, mine, call="c", plan_hash="00" * 32,
+                                 me=me).keys) == {"video"}
 
 
 def test_the_frame_key_message_is_validated_and_bounded() -> None:
@@ -160,6 +183,12 @@ def test_the_frame_key_message_is_validated_and_bounded() -> None:
     relayed = messages.relayed(parsed, v["sender"])
     assert relayed["for"] == v["message"]["for"] and relayed["from"] == v["sender"]
     with pytest.raises(messages.RemoteProtocolError):
-        messages.parse_client(json.dumps({**v["message"], "wrapped": "A" * 400}))
+        messages.parse_client(json.dumps({**v["message"], "keys": [
+            {"kind": "audio", "key_id": 1, "wrapped": "A" * 400}]}))
+    with pytest.raises(messages.RemoteProtocolError):
+        messages.parse_client(json.dumps({**v["message"], "keys": [
+            {"kind": "data", "key_id": 1, "wrapped": "A" * 75}]}))
+    with pytest.raises(messages.RemoteProtocolError):
+        messages.parse_client(json.dumps({**v["message"], "keys": v["message"]["keys"] * 2}))
     with pytest.raises(messages.RemoteProtocolError):
         messages.parse_client(json.dumps({**v["message"], "ecdh": "short"}))

@@ -85,16 +85,19 @@ def frame_key() -> dict[str, Any]:
     receiver = hashlib.sha256(b"receiver").hexdigest()
     s_secret, r_secret = fixed("sender-ecdh", 32), fixed("receiver-ecdh", 32)
     sender_ecdh, receiver_ecdh = EcdhKey.from_secret(s_secret), EcdhKey.from_secret(r_secret)
-    key = frames.FrameKey(3, fixed("media-key", 16), fixed("media-salt", 12))
-    nonce = fixed("wrap-nonce", 12)
+    keys = {"audio": frames.FrameKey(3, fixed("media-key", 16), fixed("media-salt", 12)),
+            "video": frames.FrameKey(5, fixed("video-key", 16), fixed("video-salt", 12))}
+    nonces = {kind: fixed(f"wrap-nonce/{kind}", 12) for kind in keys}
     msg = framekeys.message(device, sender_ecdh, call=call, plan_hash="ab" * 32,
-                            receiver=receiver, peer_ecdh=receiver_ecdh.public, key=key,
-                            nonce=nonce)
+                            receiver=receiver, peer_ecdh=receiver_ecdh.public, keys=keys,
+                            nonces=nonces)
     return {"call": call, "plan_hash": "ab" * 32, "sender": device.fingerprint,
             "sender_key": device.public.b64u, "receiver": receiver,
             "sender_ecdh": jwk(s_secret), "receiver_ecdh": jwk(r_secret),
-            "key_id": key.key_id, "key": key.key.hex(), "salt": key.salt.hex(),
-            "nonce": nonce.hex(), "message": msg}
+            "keys": {kind: {"key_id": key.key_id, "key": key.key.hex(),
+                            "salt": key.salt.hex(), "nonce": nonces[kind].hex()}
+                     for kind, key in keys.items()},
+            "message": msg}
 
 
 def main() -> None:

@@ -78,7 +78,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                  "key": NEXT_KEY.public.b64u, "at_ms": AT},
     "frame_key": {"call": CALL, "plan_hash": PLAN, "sender": FP, "receiver": OTHER,
                   "ecdh": NEXT_KEY.public.b64u, "for_ecdh": EXAMPLE_KEY.public.b64u,
-                  "key_id": 1, "wrapped": "A" * 75},
+                  "keys": [{"kind": "audio", "key_id": 1, "wrapped": "A" * 75},
+                           {"kind": "video", "key_id": 1, "wrapped": "B" * 75}]},
 }
 # Helpers of statements.py that build no statement.
 NOT_STATEMENTS = {"text_hash", "origin"}

@@ -1,7 +1,9 @@
 """The Python endpoint's end-to-end frame encryption (docs/protocol.md 5.9, 5.10).
 
-``FrameCrypt`` holds this device's media key and counter, its ECDH key for the call,
-and the media keys of the devices it hears. The sending half is ``FrameCrypt.seal``,
+``FrameCrypt`` holds this device's media key and counter per kind (audio, video), its
+ECDH key for the call, and the media keys of each kind it may receive from the devices it
+hears: an interpreter that hears a principal but may not see it holds its audio key only.
+The sending half is ``FrameCrypt.seal``,
 which the shared encoder (client/encoding.py) applies to each encoded frame before any
 sender packs it into RTP. The receiving half is ``open_frames(pc, receiver, opener)``:
 aiortc depacketizes RTP and reassembles a frame in its jitter buffer, then queues it for
@@ -25,9 +27,9 @@ from summitline.core import policy
 from summitline.core.plan import CallPlan
 from summitline.core.roles import Phase
 from summitline.crypto import framekeys
-from summitline.crypto.framekeys import EcdhKey
+from summitline.crypto.framekeys import KINDS, EcdhKey
 from summitline.crypto.frames import FrameError, FrameKey, FrameOpener, FrameSealer
-from summitline.crypto.keys import PrivateKey, PublicKey
+from summitline.crypto.keys import PrivateKey, PublicKey, SignatureError
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +38,19 @@ _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"  # aiortc 1.16.0, name-mangled
 KEY_BYTES = 16  # AES-128-GCM, as the browser's samples and SFrame's default suite
 
 
+def kinds_heard(plan: CallPlan, sender: str, receiver: str) -> frozenset[str]:
+    """The kinds of ``sender``'s media the plan lets ``receiver`` get in some media phase:
+    ``receiver`` is handed ``sender``'s key of those kinds only."""
+    out: set[str] = set()
+    for phase in (Phase.OPEN, Phase.CLOSED):
+        out |= {str(kind) for kind in policy.media(plan, phase, sender, receiver)}
+    return frozenset(out)
+
+
 def hears(plan: CallPlan, sender: str, receiver: str) -> bool:
     """Whether the plan lets ``receiver`` get any media of ``sender`` in a media phase:
-    only such a device is handed ``sender``'s key."""
-    return any(policy.media(plan, phase, sender, receiver)
-               for phase in (Phase.OPEN, Phase.CLOSED))
+    only such a device is handed any of ``sender``'s keys."""
+    return bool(kinds_heard(plan, sender, receiver))
 
 
 class FrameCrypt:
@@ -48,67 +58,82 @@ class FrameCrypt:
         self._device = device
         self._call = call
         self.ecdh = EcdhKey()
-        self.sealer = FrameSealer(FrameKey.generate(0, KEY_BYTES))
-        self.openers: dict[str, FrameOpener] = {}  # sender device -> its keys
+        self.sealers = {kind: FrameSealer(FrameKey.generate(0, KEY_BYTES)) for kind in KINDS}
+        # (sender device, kind) -> its keys of that kind
+        self.openers: dict[tuple[str, str], FrameOpener] = {}
         self.peer_ecdh: dict[str, bytes] = {}  # device -> its ECDH key for the call
-        self.handed: dict[str, int] = {}  # device -> the key id we last wrapped to it
+        # device -> kind -> the key id of that kind we last wrapped to it
+        self.handed: dict[str, dict[str, int]] = {}
         self.refused = 0  # frames dropped because they did not open
 
-    @property
-    def key_id(self) -> int:
-        return self.sealer.key.key_id
+    def key_id(self, kind: str) -> int:
+        return self.sealers[kind].key.key_id
 
     def seal(self, kind: str, frame: bytes) -> bytes:
-        return self.sealer.seal(CODEC[kind], frame)
+        return self.sealers[kind].seal(CODEC[kind], frame)
 
-    def open(self, sender: str, frame: bytes) -> bytes:
-        opener = self.openers.get(sender)
+    def open(self, sender: str, kind: str, frame: bytes) -> bytes:
+        """Open a frame that came from ``sender`` on a receiver of ``kind`` (known from
+        the track, never from the frame), with ``sender``'s key of that kind."""
+        opener = self.openers.get((sender, kind))
         if opener is None:
-            raise FrameError("no key from this sender yet")
+            raise FrameError(f"no {kind} key from this sender")
         return opener.open(frame)
 
     def rotate(self) -> None:
-        """A new media key (a device that heard us left): sealed with from now on."""
-        self.sealer.rekey(FrameKey.generate(self.key_id + 1, KEY_BYTES))
+        """A new media key of each kind (a device that heard us left): sealed with from
+        now on."""
+        for sealer in self.sealers.values():
+            sealer.rekey(FrameKey.generate(sealer.key.key_id + 1, KEY_BYTES))
 
     def hands_anew(self, plan: CallPlan, to: str) -> bool:
         """Whether a ``frame-key`` for ``to`` now would hand it a key it was not handed
         (a device that joins, or comes back after it left), one we have sealed frames
-        under: then we make a new key first, so that it opens nothing sent before it came
+        under: then we make new keys first, so that it opens nothing sent before it came
         (docs/protocol.md 5.10)."""
-        return to in self.peer_ecdh and hears(plan, self._device.fingerprint, to) and \
-            self.handed.get(to) != self.key_id and self.sealer.counter > 0
+        if to not in self.peer_ecdh:
+            return False
+        handed = self.handed.get(to, {})
+        return any(handed.get(kind) != self.key_id(kind) and self.sealers[kind].counter > 0
+                   for kind in kinds_heard(plan, self._device.fingerprint, to))
 
     def message(self, plan: CallPlan, to: str) -> dict[str, Any]:
-        """The ``frame-key`` for ``to``: our ECDH key, and our media key if ``to`` hears
-        us and we know its ECDH key."""
+        """The ``frame-key`` for ``to``: our ECDH key, and our media key of each kind
+        ``to`` may receive from us, if we know its ECDH key."""
         peer = self.peer_ecdh.get(to)
-        key = self.sealer.key if peer is not None and hears(plan, self._device.fingerprint,
-                                                            to) else None
-        if key is not None:
-            self.handed[to] = key.key_id
+        keys = {kind: self.sealers[kind].key
+                for kind in kinds_heard(plan, self._device.fingerprint, to)} \
+            if peer is not None else {}
+        if keys:
+            self.handed[to] = {kind: key.key_id for kind, key in keys.items()}
         return framekeys.message(self._device, self.ecdh, call=self._call,
-                                 plan_hash=plan.hash, receiver=to, peer_ecdh=peer, key=key)
+                                 plan_hash=plan.hash, receiver=to, peer_ecdh=peer, keys=keys)
 
     def take(self, plan: CallPlan, msg: dict[str, Any], sender: PublicKey) -> tuple[bool, bool]:
         """Take a relayed ``frame-key`` (SignatureError unless ``sender``, a device of the
-        plan, signed it for us). Returns (its ECDH key is new to us, it held a key)."""
+        plan, signed it for us). Returns (its ECDH key is new to us, it held a key).
+        A key of a kind the plan does not let us receive from ``sender`` is refused: a
+        sender does not hand one, so the message is not what the plan says."""
         got = framekeys.receive(msg, sender, self.ecdh, call=self._call,
                                 plan_hash=plan.hash, me=self._device.fingerprint)
         device = sender.fingerprint
+        extra = set(got.keys) - kinds_heard(plan, device, self._device.fingerprint)
+        if extra:
+            raise SignatureError(f"frame-key hands a {sorted(extra)[0]} key the plan does "
+                                 "not let us receive")
         new = self.peer_ecdh.get(device) != got.ecdh
         self.peer_ecdh[device] = got.ecdh
         if new:
             self.handed.pop(device, None)
-        if got.key is not None:
-            self.openers.setdefault(device, FrameOpener()).add(got.key)
-        return new, got.key is not None
+        for kind, key in got.keys.items():
+            self.openers.setdefault((device, kind), FrameOpener()).add(key)
+        return new, bool(got.keys)
 
 
 class _OpeningQueue(queue.Queue[Any]):
     """aiortc's decoder queue of one receiver, opening each frame as it is queued."""
 
-    def __init__(self, kind: str, opener: Callable[[bytes], bytes],
+    def __init__(self, kind: str, opener: Callable[[str, bytes], bytes],
                  on_refused: Callable[[], None], want_keyframe: Callable[[], None]) -> None:
         super().__init__()
         self._kind = kind
@@ -123,7 +148,7 @@ class _OpeningQueue(queue.Queue[Any]):
             return
         _codec, frame = item
         try:
-            frame.data = self._opener(bytes(frame.data))
+            frame.data = self._opener(self._kind, bytes(frame.data))
         except FrameError:
             self._on_refused()
             self._broken = self._kind == "video"
@@ -137,8 +162,9 @@ class _OpeningQueue(queue.Queue[Any]):
 
 
 def open_frames(pc: RTCPeerConnection, receiver: RTCRtpReceiver,
-                opener: Callable[[bytes], bytes], on_refused: Callable[[], None]) -> None:
-    """Make ``receiver`` open every frame with ``opener`` before its decoder sees it.
+                opener: Callable[[str, bytes], bytes], on_refused: Callable[[], None]) -> None:
+    """Make ``receiver`` open every frame with ``opener`` (given the receiver's kind and
+    the frame) before its decoder sees it.
     Call it before the receiver starts (on its track event); idempotent."""
     current = getattr(receiver, _DECODER_QUEUE, None)
     if isinstance(current, _OpeningQueue):

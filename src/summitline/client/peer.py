@@ -38,7 +38,7 @@ class PeerLink:
                  on_frame: Callable[[], None] = lambda: None,
                  on_audio: Callable[[str, av.AudioFrame], None] = lambda remote, f: None,
                  on_decoded: Callable[[str, MediaKind, float], None] | None = None,
-                 opener: Callable[[bytes], bytes] | None = None,
+                 opener: Callable[[str, bytes], bytes] | None = None,
                  ) -> None:
         self.remote = remote
         self.generation = generation

@@ -1017,7 +1017,8 @@ class CallSession:
         link = PeerLink(remote, generation, self._ice, send=send, receive=receive,
                         source=self.source, alarm=self.alarm, on_frame=self._changed.set,
                         on_audio=self._hear, on_decoded=self._decoded,
-                        opener=(lambda frame: crypt.open(remote, frame)) if crypt else None)
+                        opener=(lambda kind, frame: crypt.open(remote, kind, frame)) if crypt
+                        else None)
         link.pc.on("connectionstatechange", lambda: self.feed(ep.State(
             _now_ms(), remote, generation, link.pc.connectionState)))
         return link

@@ -216,7 +216,7 @@ class SfuEndpoint:
         link = PeerLink(sender, 0, s._ice, send=frozenset(), receive=kinds, source=s.source,
                         alarm=s.alarm, on_frame=s._changed.set, on_audio=s._hear,
                         on_decoded=s._decoded,
-                        opener=lambda frame: crypt.open(sender, frame))
+                        opener=lambda kind, frame: crypt.open(sender, kind, frame))
         link.received_sdp = sdp
         self.feeds[feed] = link
         link.pc.on("connectionstatechange", lambda: self._feed_state(feed, link))

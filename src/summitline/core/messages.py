@@ -190,16 +190,24 @@ EcdhPublic = Annotated[str, Field(min_length=87, max_length=87)]
 MAX_WRAPPED_CHARS = 100
 
 
+class WrappedKey(_Message):
+    """A sender's media key of one kind, wrapped to the receiver's ECDH key."""
+
+    kind: Literal["audio", "video"]
+    key_id: Annotated[int, Field(ge=0, le=2**32 - 1)]
+    wrapped: Annotated[str, Field(min_length=16, max_length=MAX_WRAPPED_CHARS)]
+
+
 class FrameKey(_Message):
-    """A device's ECDH key for the call, and its media key wrapped to ``to``'s ECDH key
-    ``for`` (docs/protocol.md, "Frame keys"). Relayed to ``to``, which checks it."""
+    """A device's ECDH key for the call, and its media key of each kind ``to`` may
+    receive, wrapped to ``to``'s ECDH key ``for`` (docs/protocol.md, "Frame keys").
+    Relayed to ``to``, which checks it."""
 
     type: Literal["frame-key"]
     to: Fingerprint
     ecdh: EcdhPublic
     for_: EcdhPublic | None = Field(default=None, alias="for")
-    key_id: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
-    wrapped: Annotated[str, Field(min_length=16, max_length=MAX_WRAPPED_CHARS)] | None = None
+    keys: Annotated[list[WrappedKey], Field(max_length=2)] = []
     signature: Signature
 
 

@@ -173,11 +173,11 @@ def rotation(delegation: str, previous: str, key: str, at_ms: int) -> Statement:
 
 
 def frame_key(*, call: str, plan_hash: str, sender: str, receiver: str, ecdh: Any,
-              for_ecdh: Any, key_id: Any, wrapped: Any) -> Statement:
+              for_ecdh: Any, keys: Any) -> Statement:
     """A device announces its call-long ECDH key ``ecdh`` to ``receiver`` and, once it
-    knows the receiver's (``for_ecdh``), hands it its media key ``key_id`` wrapped to it
+    knows the receiver's (``for_ecdh``), hands it its media key of each kind the plan lets
+    the receiver have, wrapped to it: ``keys``, a list of ``{kind, key_id, wrapped}``
     (docs/protocol.md, "Frame keys"). The values are taken as received (``Any``): a
     receiver rebuilds the statement from the message before it trusts any field."""
     return {"purpose": "summitline/frame-key", "call": call, "plan": plan_hash,
-            "from": sender, "to": receiver, "ecdh": ecdh, "for": for_ecdh,
-            "key_id": key_id, "wrapped": wrapped}
+            "from": sender, "to": receiver, "ecdh": ecdh, "for": for_ecdh, "keys": keys}

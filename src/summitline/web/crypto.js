@@ -159,10 +159,11 @@ export const statements = {
     purpose: "summitline/revocation", delegation, device, at }),
   rotation: (delegation, previous, key, at) => ({
     purpose: "summitline/rotation", delegation, previous, key, at }),
-  // A device's ECDH key for the call and its media key wrapped to `for` (null: absent).
-  frameKey: ({ call, planHash, sender, receiver, ecdh, forEcdh, keyId, wrapped }) => ({
+  // A device's ECDH key for the call and its media keys, [{kind, key_id, wrapped}] (audio
+  // first), wrapped to `for` (null: absent).
+  frameKey: ({ call, planHash, sender, receiver, ecdh, forEcdh, keys }) => ({
     purpose: "summitline/frame-key", call, plan: planHash, from: sender, to: receiver, ecdh,
-    for: forEcdh, key_id: keyId, wrapped }),
+    for: forEcdh, keys }),
 };
 
 // DTLS fingerprints of an SDP, normalised as in summitline/crypto/sdp.py.

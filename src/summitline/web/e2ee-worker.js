@@ -2,24 +2,26 @@
 // Each sender and receiver of the call's peer connections carries an RTCRtpScriptTransform
 // on this worker: { operation: "encrypt", kind } seals what the encoder made, before RTP
 // packetization; { operation: "decrypt", kind, remote } opens what the depacketizer made,
-// before decoding. web/session.js posts the keys: { type: "own", key } (this device's
-// media key: sealed with from now on, counter from 0) and { type: "peer", remote, key }.
+// before decoding. web/session.js posts the keys, one per kind (audio, video): { type:
+// "own", kind, key } (this device's media key of that kind: sealed with from now on,
+// counter from 0) and { type: "peer", remote, kind, key }. A receiver opens a frame with
+// the remote's key of the receiver's kind (from the track), never another.
 import { FrameError, importFrameKey, KEPT_KEYS, openFrame, parseFrame, ReplayWindow, seal }
   from "./frames.js";
 
 const CODEC = { video: "vp8", audio: "opus" };
-let own = null;
-let counter = 0n; // one counter per key, for every kind and every link
-const peers = new Map(); // remote -> Map(keyId -> { key: imported key, raw, window })
+const own = { audio: null, video: null }; // kind -> { key, counter } (one per key, all links)
+const peers = new Map(); // `${remote} ${kind}` -> Map(keyId -> { key: imported key, raw, window })
 const counts = { transforms: 0, sealed: 0, opened: 0, refused: 0 };
 
 self.onmessage = async ({ data }) => {
   if (data.type === "own") {
-    const key = await importFrameKey(data.key);
-    own = key;
-    counter = 0n;
+    if (!(data.kind in CODEC)) return;
+    own[data.kind] = { key: await importFrameKey(data.key), counter: 0n };
   } else if (data.type === "peer") {
-    const keys = peers.get(data.remote) || new Map();
+    if (!(data.kind in CODEC)) return;
+    const at = `${data.remote} ${data.kind}`;
+    const keys = peers.get(at) || new Map();
     const raw = b64(data.key.key) + b64(data.key.salt);
     const known = keys.get(data.key.keyId);
     const imported = await importFrameKey(data.key);
@@ -28,7 +30,7 @@ self.onmessage = async ({ data }) => {
     keys.set(data.key.keyId, known?.raw === raw ? { ...known, key: imported }
       : { key: imported, raw, window: new ReplayWindow() });
     for (const old of [...keys.keys()].sort((a, b) => a - b).slice(0, -KEPT_KEYS)) keys.delete(old);
-    peers.set(data.remote, keys);
+    peers.set(at, keys);
   } else if (data.type === "counts") {
     self.postMessage({ type: "counts", id: data.id, counts });
   }
@@ -36,13 +38,14 @@ self.onmessage = async ({ data }) => {
 
 function sealing(kind) {
   return async (frame, controller) => {
-    if (!own) return; // no key yet: nothing leaves in the clear
-    const key = own, n = counter;
-    counter += 1n;
+    const mine = own[kind];
+    if (!mine) return; // no key yet: nothing leaves in the clear
+    const key = mine.key, n = mine.counter;
+    mine.counter += 1n;
     frame.data = (await seal(key, n, CODEC[kind], new Uint8Array(frame.data))).buffer;
     counts.sealed += 1;
     // the page makes a new key before handing a sealed-under one to a newcomer (5.10)
-    if (n === 0n) self.postMessage({ type: "sealed", keyId: key.keyId });
+    if (n === 0n) self.postMessage({ type: "sealed", kind, keyId: key.keyId });
     controller.enqueue(frame);
   };
 }
@@ -54,7 +57,7 @@ function opening(kind, remote, transformer) {
     try {
       const data = new Uint8Array(frame.data);
       const { keyId, counter } = parseFrame(data);
-      const held = peers.get(remote)?.get(keyId);
+      const held = peers.get(`${remote} ${kind}`)?.get(keyId);
       if (!held) throw new FrameError("no key for this frame");
       if (!held.window.fresh(counter)) throw new FrameError("a replay, or too old");
       plain = await openFrame(held.key, data); // authenticated before the window moves

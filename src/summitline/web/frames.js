@@ -30,6 +30,9 @@ export function clearBytes(codec, frame) {
 }
 
 // { keyId, key: Uint8Array(16|32), salt: Uint8Array(12) } -> with an AES-GCM CryptoKey
+// A media key per kind a device sends (docs/protocol.md 5.9), audio first as in a message.
+export const KINDS = ["audio", "video"];
+
 export async function importFrameKey({ keyId, key, salt }) {
   if (![16, 32].includes(key.length) || salt.length !== SALT_BYTES ||
       !Number.isInteger(keyId) || keyId < 0 || keyId > MAX_KEY_ID) {
@@ -142,7 +145,8 @@ export async function generateEcdh() {
   return { privateKey: pair.privateKey, publicRaw };
 }
 
-async function wrappingKey(ecdhPrivate, peerRaw, { call, sender, receiver }, keyId, usage) {
+async function wrappingKey(ecdhPrivate, peerRaw, { call, sender, receiver, kind }, keyId,
+                           usage) {
   let peer;
   try {
     peer = await crypto.subtle.importKey("raw", peerRaw, ECDH, false, []);
@@ -153,21 +157,23 @@ async function wrappingKey(ecdhPrivate, peerRaw, { call, sender, receiver }, key
   const ikm = await crypto.subtle.importKey("raw", z, "HKDF", false, ["deriveKey"]);
   return crypto.subtle.deriveKey(
     { name: "HKDF", hash: "SHA-256", salt: new Uint8Array(0),
-      info: enc.encode(`summitline/frame-key|${call}|${sender}|${receiver}|${keyId}`) },
+      info: enc.encode(`summitline/frame-key|${call}|${sender}|${receiver}|${kind}|${keyId}`) },
     ikm, { name: "AES-GCM", length: 256 }, false, [usage]);
 }
 
-function keyIdBytes(keyId) {
+// The wrap's AAD: the kind (UTF-8), then the key id (4 bytes, big-endian).
+function wrapAad(kind, keyId) {
   const b = new Uint8Array(4);
   new DataView(b.buffer).setUint32(0, keyId);
-  return b;
+  return concat(enc.encode(kind), b);
 }
 
-// nonce (12) | AES-256-GCM(key | salt), the media key `fk` ({keyId, key, salt}) for `peerRaw`
+// nonce (12) | AES-256-GCM(key | salt), the media key `fk` ({keyId, key, salt}) of kind
+// `who.kind` for `peerRaw`; `who` is {call, sender, receiver, kind}
 export async function wrapKey(ecdhPrivate, peerRaw, fk, who, nonce = null) {
   const k = await wrappingKey(ecdhPrivate, peerRaw, who, fk.keyId, "encrypt");
   const iv = nonce || crypto.getRandomValues(new Uint8Array(12));
-  const ct = await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: keyIdBytes(fk.keyId) },
+  const ct = await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: wrapAad(who.kind, fk.keyId) },
                                          k, concat(fk.key, fk.salt));
   return concat(iv, new Uint8Array(ct));
 }
@@ -177,7 +183,7 @@ export async function unwrapKey(ecdhPrivate, peerRaw, keyId, wrapped, who) {
   let plain;
   try {
     plain = new Uint8Array(await crypto.subtle.decrypt(
-      { name: "AES-GCM", iv: wrapped.slice(0, 12), additionalData: keyIdBytes(keyId) },
+      { name: "AES-GCM", iv: wrapped.slice(0, 12), additionalData: wrapAad(who.kind, keyId) },
       k, wrapped.slice(12)));
   } catch {
     throw new FrameError("the wrapped frame key does not open");

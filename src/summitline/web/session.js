@@ -35,7 +35,7 @@
 
 import { b64u, groupCode, hex, sdpFingerprints, sas, sha256, sign, statements, unb64u,
          verify } from "./crypto.js";
-import { FrameError, generateEcdh, randomFrameKey, unwrapKey, wrapKey } from "./frames.js";
+import { FrameError, generateEcdh, KINDS, randomFrameKey, unwrapKey, wrapKey } from "./frames.js";
 import { BoothLedger } from "./booth.js";
 import { floorSdp, lowDelay, studioMicrophone } from "./floor.js";
 import { apply, endpoint, pressDeadline, START_SKEW_MS, startAhead, TICK_MS } from "./endpoint.js";
@@ -275,16 +275,19 @@ export class CallSession extends EventTarget {
     this.e2ee = {
       worker: new Worker(new URL("./e2ee-worker.js", import.meta.url), { type: "module" }),
       ecdh: generateEcdh(), // a promise: {privateKey, publicRaw}
-      own: randomFrameKey(0),
+      // a media key per kind: a device is handed only the kinds the plan lets it receive
+      own: { audio: randomFrameKey(0), video: randomFrameKey(0) },
       peerEcdh: new Map(), // device -> b64u of its ECDH key for the call
-      handed: new Map(), // device -> the id of our key last wrapped to it
+      handed: new Map(), // device -> { kind: the id of our key of that kind last wrapped to it }
       present: new Set(),
     };
     const worker = this.e2ee.worker;
-    // the last of our keys the worker sealed a frame under (it says so at the first)
-    this.e2ee.sealed = null;
+    // per kind, the last of our keys the worker sealed a frame under (it says so at the first)
+    this.e2ee.sealed = { audio: null, video: null };
     worker.addEventListener("message", ({ data }) => {
-      if (data.type === "sealed") this.e2ee.sealed = data.keyId;
+      if (data.type === "sealed" && data.kind in this.e2ee.sealed) {
+        this.e2ee.sealed[data.kind] = data.keyId;
+      }
     });
     this.e2ee.ready = new Promise((resolve) => {
       const ready = ({ data }) => {
@@ -294,7 +297,7 @@ export class CallSession extends EventTarget {
       };
       worker.addEventListener("message", ready);
     });
-    worker.postMessage({ type: "own", key: this.e2ee.own });
+    for (const kind of KINDS) worker.postMessage({ type: "own", kind, key: this.e2ee.own[kind] });
   }
 
   // Whether the mesh's links encrypt their frames (the session's option).
@@ -948,34 +951,46 @@ export class CallSession extends EventTarget {
     if (!this.e2ee || !this.signed) return;
     this.e2ee.present.delete(msg.device);
     if (!this.hears(this.device, msg.device)) return;
-    // It held our key: the others get a new one, which it never sees.
+    // It held our keys: the others get new ones, which it never sees.
     this.newFrameKey();
     for (const other of this.e2ee.present) await this.sendFrameKey(other);
   }
 
-  // A new media key: sealed with from now on (counter 0).
+  // A new media key of each kind: sealed with from now on (counter 0).
   newFrameKey() {
-    this.e2ee.own = randomFrameKey(this.e2ee.own.keyId + 1);
-    this.e2ee.worker.postMessage({ type: "own", key: this.e2ee.own });
+    for (const kind of KINDS) {
+      this.e2ee.own[kind] = randomFrameKey(this.e2ee.own[kind].keyId + 1);
+      this.e2ee.worker.postMessage({ type: "own", kind, key: this.e2ee.own[kind] });
+    }
   }
 
   // -- frame keys (docs/protocol.md 5.10) ---------------------------------------------
-  hears(sender, receiver) {
+  // The kinds of `sender`'s media the plan lets `receiver` get in some media phase (audio
+  // before video): `receiver` is handed `sender`'s keys of those kinds only.
+  kindsHeard(sender, receiver) {
     const plan = this.signed.plan;
-    return media(plan, "open", sender, receiver).length > 0 ||
-      media(plan, "closed", sender, receiver).length > 0;
+    const got = new Set([...media(plan, "open", sender, receiver),
+                         ...media(plan, "closed", sender, receiver)]);
+    return KINDS.filter((kind) => got.has(kind));
+  }
+
+  hears(sender, receiver) {
+    return this.kindsHeard(sender, receiver).length > 0;
   }
 
   async handFrameKey(device) {
     if (!this.e2ee || !this.signed || device === this.device ||
         !participant(this.signed.plan, device)) return;
     const peer = this.e2ee.peerEcdh.get(device) || null;
-    if (peer && this.hears(this.device, device) && this.e2ee.sealed === this.e2ee.own.keyId &&
-        this.e2ee.handed.get(device) !== this.e2ee.own.keyId) {
-      // It did not hold our key (it joins, or comes back): a new one for all first, so
+    const handed = this.e2ee.handed.get(device) || {};
+    if (peer && this.kindsHeard(this.device, device).some((kind) =>
+      this.e2ee.sealed[kind] === this.e2ee.own[kind].keyId &&
+        handed[kind] !== this.e2ee.own[kind].keyId)) {
+      // It did not hold our key (it joins, or comes back): new ones for all first, so
       // that whoever kept our frames of before cannot have it open them (protocol 5.10).
       this.newFrameKey();
-      this.e2ee.handed.set(device, this.e2ee.own.keyId);
+      this.e2ee.handed.set(device, Object.fromEntries(
+        this.kindsHeard(this.device, device).map((kind) => [kind, this.e2ee.own[kind].keyId])));
       for (const other of this.e2ee.present) {
         if (other !== device) await this.sendFrameKey(other);
       }
@@ -983,19 +998,26 @@ export class CallSession extends EventTarget {
     await this.sendFrameKey(device);
   }
 
-  // Our `frame-key` for `device`: our ECDH key, and our media key if it hears us and we
-  // know its ECDH key.
+  // Our `frame-key` for `device`: our ECDH key, and our media key of each kind it may
+  // receive from us, if we know its ECDH key.
   async sendFrameKey(device) {
     const ecdh = await this.e2ee.ecdh, peer = this.e2ee.peerEcdh.get(device) || null;
-    const key = peer && this.hears(this.device, device) ? this.e2ee.own : null;
-    if (key) this.e2ee.handed.set(device, key.keyId);
-    const wrapped = key ? b64u(await wrapKey(ecdh.privateKey, unb64u(peer), key,
-      { call: this.call, sender: this.device, receiver: device })) : null;
-    const body = { ecdh: b64u(ecdh.publicRaw), for: key ? peer : null,
-                   key_id: key ? key.keyId : null, wrapped };
+    const kinds = peer ? this.kindsHeard(this.device, device) : [];
+    const own = Object.fromEntries(kinds.map((kind) => [kind, this.e2ee.own[kind]]));
+    if (kinds.length) {
+      this.e2ee.handed.set(device, Object.fromEntries(
+        kinds.map((kind) => [kind, own[kind].keyId])));
+    }
+    const keys = [];
+    for (const kind of kinds) {
+      keys.push({ kind, key_id: own[kind].keyId, wrapped: b64u(await wrapKey(
+        ecdh.privateKey, unb64u(peer), own[kind],
+        { call: this.call, sender: this.device, receiver: device, kind })) });
+    }
+    const body = { ecdh: b64u(ecdh.publicRaw), for: keys.length ? peer : null, keys };
     const signature = await sign(this.identity.privateKey, statements.frameKey({
       call: this.call, planHash: this.planHash, sender: this.device, receiver: device,
-      ecdh: body.ecdh, forEcdh: body.for, keyId: body.key_id, wrapped }));
+      ecdh: body.ecdh, forEcdh: body.for, keys }));
     this.send({ type: "frame-key", to: device, ...body, signature });
   }
 
@@ -1008,21 +1030,42 @@ export class CallSession extends EventTarget {
     if (!sender) return refuse("not a device of the plan");
     const ok = await verify(sender.key, statements.frameKey({
       call: this.call, planHash: this.planHash, sender: msg.from, receiver: this.device,
-      ecdh: msg.ecdh, forEcdh: msg.for, keyId: msg.key_id, wrapped: msg.wrapped }),
+      ecdh: msg.ecdh, forEcdh: msg.for, keys: msg.keys }),
       msg.signature);
     if (!ok) return refuse("its signature does not verify");
+    if (!Array.isArray(msg.keys)) return refuse("its keys are not a list");
+    // a key of a kind the plan does not let us receive from it: not what the plan says
+    const allowed = this.kindsHeard(msg.from, this.device), seen = new Set();
+    for (const entry of msg.keys) {
+      if (!KINDS.includes(entry?.kind) || seen.has(entry.kind)) {
+        return refuse("a key of no kind, or a kind twice");
+      }
+      seen.add(entry.kind);
+      if (!allowed.includes(entry.kind)) {
+        this.alarm(`a frame key from ${String(msg.from).slice(0, 12)} hands ${entry.kind} ` +
+          "the plan does not let this device receive; refused",
+        "frames_alarm_key_kind", { who: this.nameOf(msg.from) });
+        return;
+      }
+    }
     const ecdh = await this.e2ee.ecdh;
     const isNew = this.e2ee.peerEcdh.get(msg.from) !== msg.ecdh;
     this.e2ee.peerEcdh.set(msg.from, msg.ecdh);
     if (isNew) this.e2ee.handed.delete(msg.from); // a new session of it: it holds nothing
-    if (msg.wrapped !== null && msg.for === b64u(ecdh.publicRaw)) {
+    if (msg.keys.length && msg.for === b64u(ecdh.publicRaw)) {
+      const got = [];
       try {
-        const key = await unwrapKey(ecdh.privateKey, unb64u(msg.ecdh), msg.key_id,
-          unb64u(msg.wrapped), { call: this.call, sender: msg.from, receiver: this.device });
-        this.e2ee.worker.postMessage({ type: "peer", remote: msg.from, key });
+        for (const { kind, key_id: keyId, wrapped } of msg.keys) {
+          got.push({ kind, key: await unwrapKey(ecdh.privateKey, unb64u(msg.ecdh), keyId,
+            unb64u(wrapped),
+            { call: this.call, sender: msg.from, receiver: this.device, kind }) });
+        }
       } catch (err) {
         if (!(err instanceof FrameError)) throw err;
         return refuse(err.message);
+      }
+      for (const { kind, key } of got) {
+        this.e2ee.worker.postMessage({ type: "peer", remote: msg.from, kind, key });
       }
     }
     if (isNew) await this.handFrameKey(msg.from); // it may not have ours for this key
