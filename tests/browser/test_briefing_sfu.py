@@ -151,6 +151,15 @@ async def feeds_decode(page: Page, remotes: list[str], n: int = 10,
 # Its own waits report what every page holds when a step fails; the suite's 180 s would
 # end it first, with nothing said.
 @pytest.mark.timeout(480)
+async def watched(device: Any, name: str) -> Any:
+    """``device``'s page with the small camera, its console kept under ``name`` and the
+    page among those dumped when a step fails; ``device`` back."""
+    await device.page.context.add_init_script(SMALL_CAMERA)
+    PAGES.append(device.page)
+    device.page.on("console", lambda m: CONSOLE.append(f"{name}: {m.type} {m.text}"))
+    return device
+
+
 async def test_three_browsers_and_two_python_principals_brief_through_janus(
         browser: Browser, server: str, ws_url: str, http: httpx.AsyncClient,
         tmp_path: Path) -> None:
@@ -308,9 +317,7 @@ async def test_an_interpreter_works_through_the_sfu(
     booth = await enrol_browser(browser, server, ops[2], "German interpreter",
                                 Role.INTERPRETER, errors=errors)
     for d, name in ((us, "United States"), (booth, "German interpreter")):
-        await d.page.context.add_init_script(SMALL_CAMERA)
-        PAGES.append(d.page)
-        d.page.on("console", lambda m, name=name: CONSOLE.append(f"{name}: {m.type} {m.text}"))
+        await watched(d, name)
     people = [participant(us.key, ops[0].key, Role.PRINCIPAL, b.sides[0].principal_name, "en"),
               *(participant(side.principal, side.operator.key, Role.PRINCIPAL,
                             side.principal_name, lang)
@@ -381,10 +388,8 @@ async def test_a_server_that_misnames_the_feeds_gets_nothing_decoded(
     errors: list[str] = []
     PAGES.clear()
     CONSOLE.clear()
-    us = await enrol_browser(browser, server, ops[0], b.sides[0].principal_name, errors=errors)
-    await us.page.context.add_init_script(SMALL_CAMERA)
-    PAGES.append(us.page)
-    us.page.on("console", lambda m: CONSOLE.append(f"us: {m.type} {m.text}"))
+    us = await watched(await enrol_browser(browser, server, ops[0], b.sides[0].principal_name,
+                                           errors=errors), "us")
     people = [participant(us.key, ops[0].key, Role.PRINCIPAL, b.sides[0].principal_name, "en"),
               *(participant(side.principal, side.operator.key, Role.PRINCIPAL,
                             side.principal_name, lang)
@@ -442,10 +447,8 @@ async def test_the_browser_cuts_off_a_revoked_device_on_the_sfu_route(
     errors: list[str] = []
     PAGES.clear()
     CONSOLE.clear()
-    web = await enrol_browser(browser, server, ops[0], b.sides[0].principal_name, errors=errors)
-    await web.page.context.add_init_script(SMALL_CAMERA)
-    PAGES.append(web.page)
-    web.page.on("console", lambda m: CONSOLE.append(f"us: {m.type} {m.text}"))
+    web = await watched(await enrol_browser(browser, server, ops[0], b.sides[0].principal_name,
+                                            errors=errors), "us")
     fr_key = await enrol_and_certify(ops[1], http, "President of the French Republic",
                                      Role.PRINCIPAL)
     rows = {d["device"]: d for d in await ops[1].devices(ops[1].id)}

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,41 +140,42 @@ def looks_like_the_pattern(picture: av.VideoFrame) -> bool:
     return bool(np.median(np.abs(row - gradient)) < 12)
 
 
-def pictures(frames: list[bytes]) -> tuple[int, int]:
-    """(frames that decode to the source's picture, decoder errors), with one VP8
-    decoder for the whole stream, as a receiver has."""
-    codec = av.CodecContext.create("vp8", "r")
+def decoded(codec_name: str, frames: list[bytes],
+            judge: Callable[[av.VideoFrame | av.AudioFrame], bool]) -> tuple[int, int]:
+    """(frames ``judge`` finds are the source's, decoder errors), with one decoder of
+    ``codec_name`` for the whole stream, as a receiver has."""
+    codec = av.CodecContext.create(codec_name, "r")
     good = errors = 0
     for data in frames:
         try:
-            decoded = codec.decode(av.Packet(data))
+            out = codec.decode(av.Packet(data))
         except av.error.FFmpegError:
             errors += 1
             continue
-        good += sum(looks_like_the_pattern(p) for p in decoded
-                    if isinstance(p, av.VideoFrame))
+        good += sum(judge(f) for f in out if isinstance(f, av.VideoFrame | av.AudioFrame))
     return good, errors
+
+
+def pictures(frames: list[bytes]) -> tuple[int, int]:
+    """(VP8 frames that decode to the source's picture, decoder errors)."""
+    return decoded("vp8", frames, lambda f: isinstance(f, av.VideoFrame)
+                   and looks_like_the_pattern(f))
+
+
+def sounds_like_the_tone(frame: av.VideoFrame | av.AudioFrame) -> bool:
+    """Most of the frame's power at the tone's frequency: the tone, not noise nor
+    silence."""
+    if not isinstance(frame, av.AudioFrame):
+        return False
+    pcm = frame.to_ndarray().astype(float).reshape(-1)[:frame.samples]
+    power = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm)))) ** 2
+    near = np.abs(np.fft.rfftfreq(len(pcm), 1 / frame.sample_rate) - TONE_HZ) < 60
+    return bool(power.sum() > 0 and power[near].sum() > 0.8 * power.sum())
 
 
 def tones(frames: list[bytes]) -> tuple[int, int]:
     """(Opus packets that decode to the source's 440 Hz tone, decoder errors)."""
-    codec = av.CodecContext.create("opus", "r")
-    good = errors = 0
-    for data in frames:
-        try:
-            decoded = codec.decode(av.Packet(data))
-        except av.error.FFmpegError:
-            errors += 1
-            continue
-        for frame in decoded:
-            if not isinstance(frame, av.AudioFrame):
-                continue
-            pcm = frame.to_ndarray().astype(float).reshape(-1)[:frame.samples]
-            power = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm)))) ** 2
-            near = np.abs(np.fft.rfftfreq(len(pcm), 1 / frame.sample_rate) - TONE_HZ) < 60
-            # most of the power at the tone's frequency: the tone, not noise nor silence
-            good += bool(power.sum() > 0 and power[near].sum() > 0.8 * power.sum())
-    return good, errors
+    return decoded("opus", frames, sounds_like_the_tone)
 
 
 def from_key(frames: list[bytes]) -> list[bytes]:
