@@ -43,6 +43,7 @@ from tests.client.test_sfu_janus import (
     FRAMES,
     Intruder,
     Through,
+    briefing,
     collect,
     everyone_hears_everyone,
     from_key,
@@ -181,12 +182,8 @@ async def test_f2_a_receiver_cannot_forge_frames_under_another_sender_s_key(
     Fix (as SFrame discussions): per-frame (or per-group-of-frames) signatures by the
     sender's device key, or per-receiver keys (a key per (sender, receiver): n-1
     encryptions), or at least document it as an open defect in security.md 4."""
-    b = await provision_briefing(through.http, 3, sfu_above=0)
-    sessions = [CallSession(through.ws, b.call, side.identity(), ice=viewer_ice())
-                for side in b.sides]
-    tasks = [asyncio.create_task(s.run()) for s in sessions]
+    b, sessions, tasks = await briefing(through)
     try:
-        await asyncio.wait_for(asyncio.gather(*(s.joined.wait() for s in sessions)), WAIT_S)
         await b.host.operator.control(b.call, "start")
         devices = [s.device for s in sessions]
         await everyone_hears_everyone(sessions, devices)
@@ -215,12 +212,8 @@ async def test_f3_a_frame_replayed_by_janus_does_not_open_twice(through: Through
     SRTP replay list), refusing counters already seen or below the window; separate
     windows per kind, or a counter space per kind, since audio and video share one
     counter."""
-    b = await provision_briefing(through.http, 2, sfu_above=0)
-    sessions = [CallSession(through.ws, b.call, side.identity(), ice=viewer_ice())
-                for side in b.sides]
-    tasks = [asyncio.create_task(s.run()) for s in sessions]
+    b, sessions, tasks = await briefing(through, 2)
     try:
-        await asyncio.wait_for(asyncio.gather(*(s.joined.wait() for s in sessions)), WAIT_S)
         await b.host.operator.control(b.call, "start")
         devices = [s.device for s in sessions]
         await everyone_hears_everyone(sessions, devices)
@@ -426,12 +419,8 @@ async def test_a_device_that_left_opens_nothing_of_a_replayed_old_key(
     only the present devices hold; what the leaver kept (key 0) opens nothing sealed
     since, and the replayed old key changes nothing for the receiver. (A leaver that
     COMES BACK is F5.)"""
-    b = await provision_briefing(through.http, 3, sfu_above=0)
-    sessions = [CallSession(through.ws, b.call, side.identity(), ice=viewer_ice())
-                for side in b.sides]
-    tasks = [asyncio.create_task(s.run()) for s in sessions]
+    b, sessions, tasks = await briefing(through)
     try:
-        await asyncio.wait_for(asyncio.gather(*(s.joined.wait() for s in sessions)), WAIT_S)
         await b.host.operator.control(b.call, "start")
         devices = [s.device for s in sessions]
         await everyone_hears_everyone(sessions, devices)

@@ -77,7 +77,11 @@ async def briefing(t: Through, size: int = 3) -> tuple[Briefing, list[CallSessio
     sessions = [CallSession(t.ws, b.call, side.identity(), ice=viewer_ice())
                 for side in b.sides]
     tasks = [asyncio.create_task(s.run()) for s in sessions]
-    await asyncio.wait_for(asyncio.gather(*(s.joined.wait() for s in sessions)), WAIT_S)
+    try:
+        await asyncio.wait_for(asyncio.gather(*(s.joined.wait() for s in sessions)), WAIT_S)
+    except BaseException:
+        await leave_all(sessions, tasks)
+        raise
     return b, sessions, tasks
 
 
