@@ -52,8 +52,11 @@ class JanusApi:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        body = {**body, "transaction": f"t{next(self._tx)}"}
+    async def _post(self, path: str, body: dict[str, Any],
+                    tx: str | None = None) -> dict[str, Any]:
+        """A request under transaction ``tx`` (a fresh one if None); Janus's reply, which
+        may be an "ack" whose answer comes on the long poll."""
+        body = {**body, "transaction": tx or f"t{next(self._tx)}"}
         if self.api_secret:
             body["apisecret"] = self.api_secret
         try:
@@ -77,16 +80,7 @@ class JanusApi:
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         window.pending[tx] = waiter
         try:
-            request["transaction"] = tx
-            if self.api_secret:
-                request["apisecret"] = self.api_secret
-            try:
-                response = await self._http.post(
-                    f"{self.url}/{window.session}/{handle}", json=request,
-                    timeout=REQUEST_TIMEOUT_S)
-                reply: dict[str, Any] = response.json()
-            except (httpx.HTTPError, ValueError) as exc:
-                raise JanusError(f"Janus did not answer: {exc!r}") from None
+            reply = await self._post(f"/{window.session}/{handle}", request, tx)
             if reply.get("janus") == "ack":
                 try:
                     reply = await asyncio.wait_for(waiter, REQUEST_TIMEOUT_S)
