@@ -25,7 +25,6 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver
 from summitline.client.healing import request_keyframe
 from summitline.core import policy
 from summitline.core.plan import CallPlan
-from summitline.core.roles import Phase
 from summitline.crypto import framekeys
 from summitline.crypto.framekeys import KINDS, EcdhKey
 from summitline.crypto.frames import FrameError, FrameKey, FrameOpener, FrameSealer
@@ -41,10 +40,7 @@ KEY_BYTES = 16  # AES-128-GCM, as the browser's samples and SFrame's default sui
 def kinds_heard(plan: CallPlan, sender: str, receiver: str) -> frozenset[str]:
     """The kinds of ``sender``'s media the plan lets ``receiver`` get in some media phase:
     ``receiver`` is handed ``sender``'s key of those kinds only."""
-    out: set[str] = set()
-    for phase in (Phase.OPEN, Phase.CLOSED):
-        out |= {str(kind) for kind in policy.media(plan, phase, sender, receiver)}
-    return frozenset(out)
+    return frozenset(str(kind) for kind in policy.media_in_call(plan, sender, receiver))
 
 
 def hears(plan: CallPlan, sender: str, receiver: str) -> bool:

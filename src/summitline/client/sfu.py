@@ -69,7 +69,7 @@ class SfuEndpoint:
     # -- what tests and the session read -------------------------------------------------
     def frames_from(self, remote: str, kind: MediaKind) -> int:
         return self._retired.get((remote, kind), 0) + sum(
-            link.frames[kind] for link in self.feeds.values() if link.remote == remote)
+            link.frames[kind] for link in self.links_from(remote))
 
     def frames(self, kind: MediaKind) -> int:
         return sum(n for (_, k), n in self._retired.items() if k == kind) + sum(
@@ -111,10 +111,7 @@ class SfuEndpoint:
     def sends(self) -> frozenset[MediaKind]:
         """The kinds this device sends anyone in a media phase (what it publishes)."""
         assert self.s.signed is not None
-        plan, me = self.s.signed.plan, self.s.device
-        return frozenset().union(*(policy.media(plan, phase, me, q.device)
-                                   for phase in policy.MEDIA_PHASES
-                                   for q in plan.participants))
+        return policy.sends_in_call(self.s.signed.plan, self.s.device)
 
     async def publish(self) -> None:
         """Publish to the SFU, replacing any publisher of ours."""
@@ -262,9 +259,8 @@ class SfuEndpoint:
 
     def keyed(self, sender: str) -> None:
         """A new key of ``sender`` arrived: a key frame to start from under it."""
-        for link in self.feeds.values():
-            if link.remote == sender:
-                request_keyframe(link.pc)
+        for link in self.links_from(sender):
+            request_keyframe(link.pc)
 
     def links_from(self, sender: str) -> list[PeerLink]:
         return [link for link in self.feeds.values() if link.remote == sender]
@@ -285,15 +281,10 @@ class SfuEndpoint:
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
         for task in list(self._tasks):
             task.cancel()
         await self._drop_publisher()
-        feeds, self.feeds = self.feeds, {}
-        for link in feeds.values():
-            await self._retire(link)
+        await self.reset_feeds()
         with contextlib.suppress(Exception):
             await asyncio.gather(*self._tasks, return_exceptions=True)
 

@@ -42,6 +42,19 @@ def media(plan: CallPlan, phase: Phase, sender: str, receiver: str) -> frozenset
     return kinds
 
 
+def media_in_call(plan: CallPlan, sender: str, receiver: str) -> frozenset[MediaKind]:
+    """What ``sender`` may send ``receiver`` in some media phase: the keys a sender hands
+    a receiver (docs/protocol.md 5.10) and what it publishes to an SFU (5.12)."""
+    return frozenset().union(*(media(plan, phase, sender, receiver)
+                               for phase in MEDIA_PHASES))
+
+
+def sends_in_call(plan: CallPlan, device: str) -> frozenset[MediaKind]:
+    """What ``device`` may send anyone of the plan in some media phase."""
+    return frozenset().union(*(media_in_call(plan, device, p.device)
+                               for p in plan.participants))
+
+
 def may_connect(plan: CallPlan, phase: Phase, a: str, b: str) -> bool:
     """Whether ``a`` and ``b`` may hold a peer connection at all."""
     return bool(media(plan, phase, a, b) or media(plan, phase, b, a))

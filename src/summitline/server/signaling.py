@@ -583,9 +583,7 @@ class Connection:
             self._sfu_refused("phase", "media goes through the SFU only while the call is "
                               "open or its doors closed", "sfu-publish")
             return
-        plan = room.signed.plan
-        if not any(policy.media(plan, phase, self.device, q.device)
-                   for phase in policy.MEDIA_PHASES for q in plan.participants):
+        if not policy.sends_in_call(room.signed.plan, self.device):
             self._sfu_refused("not-permitted", "the plan lets this device send media to "
                               "nobody", "sfu-publish")
             return
