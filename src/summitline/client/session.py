@@ -628,23 +628,26 @@ class CallSession:
         if self.crypt is not None and self.signed is not None and \
                 hears(self.signed.plan, self.device, device):
             # It held our key: the others get a new one, which it never sees.
-            self.crypt.rotate()
-            for other in sorted(self._present):
-                await self._send(self.crypt.message(self.signed.plan, other))
+            await self._new_frame_keys(self._present)
 
     # -- frame keys (docs/protocol.md 5.10) ----------------------------------------------
     async def _hand_frame_key(self, device: str) -> None:
         if self.crypt is None or self.signed is None or device == self.device or \
                 self.signed.plan.participant(device) is None:
             return
-        plan = self.signed.plan
-        if self.crypt.hands_anew(plan, device):
+        if self.crypt.hands_anew(self.signed.plan, device):
             # It did not hold our key (it joins, or comes back): a new one for all, so
             # that whoever kept our frames of before cannot have it open them.
-            self.crypt.rotate()
-            for other in sorted(self._present - {device}):
-                await self._send(self.crypt.message(plan, other))
-        await self._send(self.crypt.message(plan, device))
+            await self._new_frame_keys(self._present - {device})
+        await self._send(self.crypt.message(self.signed.plan, device))
+
+    async def _new_frame_keys(self, to: set[str]) -> None:
+        """New media keys (docs/protocol.md 5.10), sealed with from now on and handed to
+        the devices ``to``."""
+        assert self.crypt is not None and self.signed is not None
+        self.crypt.rotate()
+        for other in sorted(to):
+            await self._send(self.crypt.message(self.signed.plan, other))
 
     async def _on_frame_key(self, msg: dict[str, Any]) -> None:
         if self.crypt is None or self.signed is None:
