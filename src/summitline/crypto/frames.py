@@ -15,7 +15,7 @@ trailer is at the end so that those bytes stay where the forwarder looks for the
 
 The nonce is the key's 12-byte salt XOR the counter (big-endian, in the last 8 bytes).
 The AAD is the clear header followed by the trailer: nothing of the frame goes unsigned.
-A counter is used once per key; the sender's ``FrameSealer`` counts for all its kinds.
+A counter is used once per key; a sender has a ``FrameSealer`` (key and counter) per kind.
 A receiver opens each counter of a key at most once (``ReplayWindow``): a forwarder that
 sends a frame again, or an old one, gets it dropped, not played twice.
 """
@@ -147,9 +147,9 @@ class FrameSealer:
 
 # Old keys a receiver keeps for frames still in flight after a rotation.
 KEPT_KEYS = 4
-# How far behind the highest counter opened under a key a frame may still come (frames
-# of one sender's kinds share the counter and arrive on separate RTP streams, so not in
-# order): 1024 frames is some 15 s of audio and video together.
+# How far behind the highest counter opened under a key a frame may still come (the
+# jitter buffer and retransmissions deliver frames out of order): 1024 frames is some
+# 20 s of Opus, a minute of video.
 REPLAY_WINDOW = 1024
 
 
@@ -203,6 +203,5 @@ class FrameOpener:
             raise FrameError(f"frame {counter} under key {key_id} was opened already, or is "
                              "too old: a replay")
         plain = open_frame(key, data)  # authenticated before the window moves
-        if not window.accept(counter):
-            raise FrameError(f"frame {counter} under key {key_id} was opened already")
+        window.accept(counter)  # fresh, checked above: nothing ran in between
         return plain

@@ -15,7 +15,7 @@ export const SALT_BYTES = 12;
 export const KEY_BYTES = 16; // AES-128-GCM, as the Python endpoint sends
 export const KEPT_KEYS = 4; // old keys of a sender kept for frames in flight
 // How far behind the highest counter opened under a key a frame may still come
-// (crypto/frames.py REPLAY_WINDOW): the kinds share the counter, on separate streams.
+// (crypto/frames.py REPLAY_WINDOW): frames come out of order.
 export const REPLAY_WINDOW = 1024n;
 const MAX_KEY_ID = 2 ** 32 - 1;
 
