@@ -138,10 +138,12 @@ async def test_a_browser_and_a_python_principal_exchange_encrypted_frames(
         await py.leave()
 
 
-async def test_the_browser_hands_a_new_key_when_a_device_that_heard_it_leaves(
-        browser: Browser, server: str, ws_url: str, http: httpx.AsyncClient) -> None:
-    """An interpreter (it hears the principals' floor) leaves: the browser principal
-    makes key 1 and hands it to the Python principal, which goes on decoding under it."""
+async def with_an_interpreter(browser: Browser, server: str, ws_url: str,
+                              http: httpx.AsyncClient) -> tuple[Any, Any, CallSession,
+                                                                 CallSession]:
+    """A started call of a browser principal (US), a Python principal and a Python
+    interpreter (Russia), both encrypting frames: the page (not yet in the call), the
+    plan, and the two sessions (not yet running)."""
     us, ru, link = await linked_operators(http)
     web = await enrol_browser(browser, server, us, "President of the United States")
     py_key, interpreter_key = PrivateKey.generate(), PrivateKey.generate()
@@ -154,6 +156,14 @@ async def test_the_browser_hands_a_new_key_when_a_device_that_heard_it_leaves(
                                    ice=loopback(), frame_encryption=True, source=source)
                        for k, source in ((py_key, None),
                                          (interpreter_key, MediaSource.interpreter())))
+    return web, plan, py, interpreter
+
+
+async def test_the_browser_hands_a_new_key_when_a_device_that_heard_it_leaves(
+        browser: Browser, server: str, ws_url: str, http: httpx.AsyncClient) -> None:
+    """An interpreter (it hears the principals' floor) leaves: the browser principal
+    makes key 1 and hands it to the Python principal, which goes on decoding under it."""
+    web, plan, py, interpreter = await with_an_interpreter(browser, server, ws_url, http)
     tasks = [asyncio.create_task(s.run()) for s in (py, interpreter)]
     try:
         await asyncio.wait_for(asyncio.gather(py.joined.wait(), interpreter.joined.wait()),
@@ -187,19 +197,7 @@ async def test_the_browser_hands_a_newcomer_a_new_key_not_the_one_it_sealed_unde
     """An interpreter joins once the browser principal has sealed frames: the browser
     makes a new key first and hands that, so the newcomer holds no key that opens what
     was sent before it came (protocol 5.10, attacker finding F5)."""
-    us, ru, link = await linked_operators(http)
-    web = await enrol_browser(browser, server, us, "President of the United States")
-    py_key, interpreter_key = PrivateKey.generate(), PrivateKey.generate()
-    plan = await cosigned_plan(us, ru, link, [
-        principal(us, web.key, "President of the United States", "en"),
-        principal(ru, py_key, "President of the Russian Federation", "ru"),
-        participant(interpreter_key, ru.key, Role.INTERPRETER, "RU interpreter", "ru")])
-    await us.control(plan.call, "start")
-    py = CallSession(ws_url, plan.call, Identity(py_key, dict(ru.pinned)), ice=loopback(),
-                     frame_encryption=True)
-    interpreter = CallSession(ws_url, plan.call, Identity(interpreter_key, dict(ru.pinned)),
-                              ice=loopback(), frame_encryption=True,
-                              source=MediaSource.interpreter())
+    web, plan, py, interpreter = await with_an_interpreter(browser, server, ws_url, http)
     tasks = [asyncio.create_task(py.run())]
     try:
         await asyncio.wait_for(py.joined.wait(), WAIT_S)
